@@ -1,0 +1,3 @@
+from reservation.cli import main
+
+main()

@@ -1,0 +1,71 @@
+"""The `reservation` command line (also `python -m reservation`)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import click
+from redis.asyncio import Redis, RedisCluster
+
+from reservation import __version__
+from reservation.inventory import DEFAULT_POOL, Inventory
+from reservation.keys import KeySpace
+from reservation.scripts import RedisClient
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_from_env() -> RedisClient:
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    if os.environ.get("REDIS_CLUSTER") == "1":
+        return RedisCluster.from_url(url)
+    return Redis.from_url(url)
+
+
+@click.group()
+@click.version_option(__version__, prog_name="reservation")
+def main() -> None:
+    """Redis-first stock reservation service for Stripe Checkout."""
+
+
+@main.command("set-stock")
+@click.argument("sku")
+@click.argument("total", type=click.IntRange(min=0))
+@click.option("--pool", default=DEFAULT_POOL, show_default=True)
+@click.option("--max-per-customer", type=click.IntRange(min=0), default=None)
+def set_stock(sku: str, total: int, pool: str, max_per_customer: int | None) -> None:
+    """Set the stock on hand of SKU in Redis (REDIS_URL)."""
+
+    async def run() -> None:
+        client = redis_from_env()
+        try:
+            level = await Inventory(client).set_stock(
+                sku, total, pool=pool, max_per_customer=max_per_customer
+            )
+        finally:
+            await client.aclose()
+        click.echo(f"{level.sku}: total={level.total} reserved={level.reserved} "
+                   f"sold={level.sold} available={level.available}")
+
+    asyncio.run(run())
+
+
+@main.command()
+@click.option("--pool", default=DEFAULT_POOL, show_default=True)
+@click.option("--prefix", default=KeySpace().prefix, show_default=True)
+def stock(pool: str, prefix: str) -> None:
+    """Print the live counters of every SKU of a pool."""
+
+    async def run() -> None:
+        client = redis_from_env()
+        try:
+            levels = await Inventory(client, keys=KeySpace(prefix)).stock(pool=pool)
+        finally:
+            await client.aclose()
+        click.echo(f"{'sku':<24} {'total':>8} {'reserved':>8} {'sold':>8} {'available':>9}")
+        for level in levels:
+            click.echo(f"{level.sku:<24} {level.total:>8} {level.reserved:>8} "
+                       f"{level.sold:>8} {level.available:>9}")
+
+    asyncio.run(run())

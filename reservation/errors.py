@@ -1,0 +1,77 @@
+"""The project's one error tree; the HTTP layer maps it to status codes in one place.
+
+ReservationError
+ ├── InvalidRequest            bad input, nothing touched            (422 invalid_request)
+ │    └── MixedPools           a cart spanning pools                 (422 mixed_pools)
+ ├── NotFound                  no such reservation                   (404 not_found)
+ ├── UnknownSku                                                      (404 unknown_sku)
+ ├── InsufficientStock         details: sku, requested, available    (409)
+ ├── CustomerLimitExceeded     details: sku, limit                   (409)
+ ├── AlreadyCommitted          release of a paid reservation         (409)
+ ├── StockBelowCommitted       stock under reserved + sold           (409)
+ ├── PoolConflict              a SKU already stocked in another pool (409)
+ └── StorageUnavailable        Redis or MongoDB did not answer       (503)
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class ReservationError(Exception):
+    code: ClassVar[str] = "internal_error"
+    status_code: ClassVar[int] = 500
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class InvalidRequest(ReservationError):
+    code = "invalid_request"
+    status_code = 422
+
+
+class MixedPools(InvalidRequest):
+    code = "mixed_pools"
+
+
+class NotFound(ReservationError):
+    code = "not_found"
+    status_code = 404
+
+
+class UnknownSku(ReservationError):
+    code = "unknown_sku"
+    status_code = 404
+
+
+class InsufficientStock(ReservationError):
+    code = "insufficient_stock"
+    status_code = 409
+
+
+class CustomerLimitExceeded(ReservationError):
+    code = "customer_limit_exceeded"
+    status_code = 409
+
+
+class AlreadyCommitted(ReservationError):
+    code = "already_committed"
+    status_code = 409
+
+
+class StockBelowCommitted(ReservationError):
+    code = "stock_below_committed"
+    status_code = 409
+
+
+class PoolConflict(ReservationError):
+    code = "pool_conflict"
+    status_code = 409
+
+
+class StorageUnavailable(ReservationError):
+    code = "storage_unavailable"
+    status_code = 503

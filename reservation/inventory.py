@@ -1,0 +1,330 @@
+"""The Python face of the scripts: typed calls in, typed outcomes out."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from reservation import errors
+from reservation.cart import (
+    CartInput,
+    check_customer,
+    check_name,
+    check_stock,
+    decode_cart,
+    encode_cart,
+    normalize_cart,
+)
+from reservation.keys import KeySpace, PoolKeys
+from reservation.models import CartLine, Reservation, ReservationStatus, StockLevel, from_epoch_ms
+from reservation.outcomes import (
+    Committed,
+    CommitOutcome,
+    CommittedLate,
+    Extended,
+    ExtendOutcome,
+    Held,
+    NotExtended,
+    OutOfStock,
+    OverCustomerLimit,
+    Oversold,
+    Released,
+    ReleaseOutcome,
+    ReleaseRefused,
+    ReserveOutcome,
+)
+from reservation.scripts import RedisClient, Scripts
+
+DEFAULT_POOL = "default"
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def new_reservation_id(pool: str) -> str:
+    """A random, URL-safe id that names its pool: "<pool>.<token>"."""
+    return f"{pool}.{secrets.token_urlsafe(16)}"
+
+
+def pool_of_reservation(reservation_id: object) -> str:
+    if isinstance(reservation_id, str):
+        pool, dot, token = reservation_id.rpartition(".")
+        if dot and TOKEN_PATTERN.fullmatch(token):
+            return check_name(pool, "reservation_id")
+    raise errors.NotFound("no such reservation", reservation_id=repr(reservation_id)[:80])
+
+
+@asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    """Redis failures leave the core as StorageUnavailable."""
+    try:
+        yield
+    except RedisError as exc:
+        raise errors.StorageUnavailable("Redis did not answer", backend="redis") from exc
+
+
+class Inventory:
+    """Stock, holds and their lifecycle in Redis; every change is one atomic script call."""
+
+    def __init__(
+        self,
+        client: RedisClient,
+        *,
+        keys: KeySpace | None = None,
+        hold_seconds: float = 600,
+        retention_seconds: float = 3 * 24 * 3600,
+        reclaim_batch: int = 64,
+    ) -> None:
+        if hold_seconds <= 0 or retention_seconds < 0 or reclaim_batch < 1:
+            raise ValueError("hold_seconds > 0, retention_seconds >= 0, reclaim_batch >= 1")
+        self.client = client
+        self.keys = keys or KeySpace()
+        self.hold_ms = int(hold_seconds * 1000)
+        self.retention_ms = int(retention_seconds * 1000)
+        self.reclaim_batch = reclaim_batch
+        self.scripts = Scripts.register(client)
+        # sku -> pool. A SKU never changes pool (set_stock refuses), so entries stay true.
+        self._pools: dict[str, str] = {}
+
+    # -- stock -------------------------------------------------------------------------
+
+    async def set_stock(
+        self,
+        sku: str,
+        total: int,
+        *,
+        pool: str = DEFAULT_POOL,
+        max_per_customer: int | None = None,
+        keep_limit: bool = False,
+    ) -> StockLevel:
+        """Set stock on hand; refused below reserved + sold, or if the SKU is in another pool."""
+        check_name(sku, "sku")
+        check_name(pool, "pool")
+        check_stock(total)
+        if max_per_customer is not None:
+            check_stock(max_per_customer, "max_per_customer")
+        async with storage_errors():
+            await self.client.hsetnx(self.keys.sku_pools, sku, pool)  # type: ignore[misc]
+            current = await self.client.hget(self.keys.sku_pools, sku)  # type: ignore[misc]
+            if current is not None and _text(current) != pool:
+                raise errors.PoolConflict(
+                    f"{sku} is stocked in pool {_text(current)}", sku=sku, pool=_text(current)
+                )
+            limit: str | int = "" if keep_limit else (max_per_customer or 0)
+            reply = await self._run(pool, "set_stock", [sku, total, limit])
+            await self.client.sadd(self.keys.pools, pool)  # type: ignore[misc]
+        self._pools[sku] = pool
+        if _text(reply[0]) == "below_committed":
+            raise errors.StockBelowCommitted(
+                f"stock of {sku} cannot go below reserved + sold",
+                sku=sku,
+                reserved=int(reply[1]),
+                sold=int(reply[2]),
+            )
+        return _stock_level(sku, pool, reply[1:5])
+
+    async def stock(self, skus: Sequence[str] | None = None, *, pool: str | None = None) -> list[
+        StockLevel
+    ]:
+        """Counters of the given SKUs (any pools), or of every SKU of `pool`."""
+        if skus is None:
+            name = check_name(pool or DEFAULT_POOL, "pool")
+            async with storage_errors():
+                reply = await self._run(name, "snapshot", [])
+            return _stock_levels(name, reply)
+        by_pool: dict[str, list[str]] = {}
+        for sku in skus:
+            by_pool.setdefault(await self.pool_of(sku), []).append(sku)
+        levels: dict[str, StockLevel] = {}
+        for name, members in by_pool.items():
+            async with storage_errors():
+                reply = await self._run(name, "snapshot", members)
+            levels.update((level.sku, level) for level in _stock_levels(name, reply))
+        return [levels[sku] for sku in skus if sku in levels]
+
+    async def stock_level(self, sku: str) -> StockLevel:
+        levels = await self.stock([sku])
+        if not levels:
+            raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
+        return levels[0]
+
+    async def pool_of(self, sku: str) -> str:
+        """The pool a SKU is stocked in (UnknownSku if none)."""
+        check_name(sku, "sku")
+        pool = self._pools.get(sku)
+        if pool is None:
+            async with storage_errors():
+                found = await self.client.hget(self.keys.sku_pools, sku)  # type: ignore[misc]
+            if found is None:
+                raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
+            pool = self._pools[sku] = _text(found)
+        return pool
+
+    async def pools(self) -> list[str]:
+        async with storage_errors():
+            members = await self.client.smembers(self.keys.pools)  # type: ignore[misc]
+        return sorted(_text(member) for member in members)
+
+    # -- holds -------------------------------------------------------------------------
+
+    async def reserve(
+        self,
+        items: CartInput,
+        *,
+        customer_id: str | None = None,
+        reservation_id: str | None = None,
+        hold_seconds: float | None = None,
+    ) -> ReserveOutcome:
+        """Hold every line of the cart, or none. Idempotent by reservation id."""
+        lines = normalize_cart(items)
+        customer = check_customer(customer_id)
+        hold_ms = self.hold_ms if hold_seconds is None else int(hold_seconds * 1000)
+        if hold_ms < 1:
+            raise errors.InvalidRequest("hold_seconds must be positive", field="hold_seconds")
+        pool = await self._cart_pool(lines)
+        if reservation_id is None:
+            reservation_id = new_reservation_id(pool)
+        elif pool_of_reservation(reservation_id) != pool:
+            raise errors.MixedPools("the reservation id names another pool than the cart")
+        args = [reservation_id, hold_ms, self.retention_ms, customer or "", encode_cart(lines)]
+        async with storage_errors():
+            reply = await self._run(pool, "reserve", args, reservation_id)
+        outcome = _text(reply[0])
+        if outcome in ("held", "existing"):
+            return Held(_reservation(reservation_id, pool, reply), created=outcome == "held")
+        if outcome == "insufficient":
+            return OutOfStock(_text(reply[1]), int(reply[2]), int(reply[3]))
+        if outcome == "customer_limit":
+            return OverCustomerLimit(_text(reply[1]), int(reply[2]), int(reply[3]))
+        if outcome == "unknown_sku":
+            # The SKU left the pool we cached (Redis was rebuilt): forget and report it.
+            self._pools.clear()
+            raise errors.UnknownSku(f"unknown SKU {_text(reply[1])}", sku=_text(reply[1]))
+        raise errors.InvalidRequest(f"refused by the reserve script: {_text(reply[1])}")
+
+    async def release(self, reservation_id: str) -> ReleaseOutcome:
+        """Give a live hold back. Idempotent; refused once the reservation is committed."""
+        reply, pool = await self._one(reservation_id, "release", [])
+        outcome = _text(reply[0])
+        reservation = _reservation(reservation_id, pool, reply)
+        if outcome == "already_committed":
+            return ReleaseRefused(reservation)
+        return Released(reservation, changed=outcome == "released")
+
+    async def commit(
+        self,
+        reservation_id: str,
+        *,
+        items: CartInput | None = None,
+        customer_id: str | None = None,
+    ) -> CommitOutcome:
+        """Payment confirmed: sell the held units, or take the late-payment path.
+
+        `items` is the paid cart (from the Checkout Session's metadata), used only when Redis
+        no longer has the reservation at all.
+        """
+        fallback = "" if items is None else encode_cart(normalize_cart(items))
+        customer = check_customer(customer_id) or ""
+        args = [self.retention_ms, fallback, customer]
+        reply, pool = await self._one(reservation_id, "commit", args)
+        outcome = _text(reply[0])
+        if outcome == "oversold":
+            return Oversold(reservation_id, _text(reply[1]), int(reply[2]), int(reply[3]))
+        reservation = _reservation(reservation_id, pool, reply)
+        if outcome == "committed_late":
+            return CommittedLate(reservation)
+        if outcome == "already_committed" and reservation.committed_late:
+            return CommittedLate(reservation)
+        return Committed(reservation, repeated=outcome == "already_committed")
+
+    async def extend(self, reservation_id: str, *, hold_seconds: float) -> ExtendOutcome:
+        """Held -> awaiting_payment, the hold lasting at least `hold_seconds` from now."""
+        if not hold_seconds > 0:
+            raise errors.InvalidRequest("hold_seconds must be positive", field="hold_seconds")
+        args = [int(hold_seconds * 1000), self.retention_ms]
+        reply, pool = await self._one(reservation_id, "extend", args)
+        reservation = _reservation(reservation_id, pool, reply)
+        if _text(reply[0]) == "extended":
+            return Extended(reservation)
+        return NotExtended(reservation)
+
+    async def get(self, reservation_id: str) -> Reservation:
+        """The reservation as it stands now; a lapsed hold reads as expired."""
+        reply, pool = await self._one(reservation_id, "lookup", [])
+        return _reservation(reservation_id, pool, reply)
+
+    async def reclaim(self, pool: str, *, batches: int = 1000) -> int:
+        """Give back every lapsed hold of a pool (the sweeper's pass); returns how many."""
+        check_name(pool, "pool")
+        reclaimed = 0
+        async with storage_errors():
+            for _ in range(batches):
+                done, waiting = await self._run(pool, "reclaim", [])
+                reclaimed += int(done)
+                if int(waiting) == 0:
+                    break
+        return reclaimed
+
+    # -- plumbing ----------------------------------------------------------------------
+
+    async def _cart_pool(self, lines: Iterable[CartLine]) -> str:
+        pools = {line.sku: await self.pool_of(line.sku) for line in lines}
+        distinct = sorted(set(pools.values()))
+        if len(distinct) > 1:
+            raise errors.MixedPools(
+                "a cart can only hold SKUs of one pool", pools=distinct, skus=pools
+            )
+        return distinct[0]
+
+    async def _one(
+        self, reservation_id: str, script: str, args: list[str | int]
+    ) -> tuple[list[Any], str]:
+        pool = pool_of_reservation(reservation_id)
+        async with storage_errors():
+            reply = await self._run(pool, script, [reservation_id, *args], reservation_id)
+        if _text(reply[0]) == "not_found":
+            raise errors.NotFound("no such reservation", reservation_id=reservation_id)
+        return reply, pool
+
+    async def _run(
+        self, pool: str, script: str, args: list[str | int], reservation_id: str | None = None
+    ) -> Any:
+        keys: PoolKeys = self.keys.pool(pool)
+        key_list = keys.shared
+        if reservation_id is not None:
+            key_list = [*key_list, keys.record(reservation_id)]
+        return await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
+
+
+def _reservation(reservation_id: str, pool: str, reply: Sequence[Any]) -> Reservation:
+    _, status, items, customer, expires_at, created_at, late = reply
+    return Reservation(
+        id=reservation_id,
+        pool=pool,
+        status=ReservationStatus(_text(status)),
+        items=decode_cart(_text(items)),
+        customer_id=_text(customer) or None,
+        expires_at=from_epoch_ms(int(expires_at)),
+        created_at=from_epoch_ms(int(created_at)),
+        committed_late=_text(late) == "1",
+    )
+
+
+def _stock_level(sku: str, pool: str, counters: Sequence[Any]) -> StockLevel:
+    total, reserved, sold, limit = (int(value) for value in counters)
+    return StockLevel(sku, pool, total, reserved, sold, limit or None)
+
+
+def _stock_levels(pool: str, reply: Sequence[Any]) -> list[StockLevel]:
+    levels = []
+    for i in range(0, len(reply), 5):
+        if int(reply[i + 1]) >= 0:
+            levels.append(_stock_level(_text(reply[i]), pool, reply[i + 1 : i + 5]))
+    return levels

@@ -1,0 +1,57 @@
+"""Every Redis key name of the project, built here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_PREFIX = "rsv"
+
+
+@dataclass(frozen=True, slots=True)
+class PoolKeys:
+    """The keys of one pool; the braces make them share one Redis Cluster slot."""
+
+    stock: str
+    holds: str
+    holding: str
+    usage: str
+    record_prefix: str
+
+    @property
+    def shared(self) -> list[str]:
+        """KEYS[1..4] of every pool script, in the order the scripts expect."""
+        return [self.stock, self.holds, self.holding, self.usage]
+
+    def record(self, reservation_id: str) -> str:
+        return self.record_prefix + reservation_id
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Builds key names under one prefix (tests isolate themselves with their own)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def pool(self, pool: str) -> PoolKeys:
+        base = f"{self.prefix}:{{{pool}}}"
+        return PoolKeys(
+            stock=f"{base}:stock",
+            holds=f"{base}:holds",
+            holding=f"{base}:holding",
+            usage=f"{base}:usage",
+            record_prefix=f"{base}:res:",
+        )
+
+    @property
+    def sku_pools(self) -> str:
+        """Hash sku -> pool: which pool each SKU is stocked in."""
+        return f"{self.prefix}:sku-pools"
+
+    @property
+    def pools(self) -> str:
+        """Set of every pool that has stock (the sweeper walks it)."""
+        return f"{self.prefix}:pools"
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this key space."""
+        return f"{self.prefix}:*"

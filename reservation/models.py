@@ -1,0 +1,56 @@
+"""Values the core hands out: cart lines, reservations, stock levels."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+
+class ReservationStatus(StrEnum):
+    HELD = "held"
+    AWAITING_PAYMENT = "awaiting_payment"
+    COMMITTED = "committed"
+    RELEASED = "released"
+    EXPIRED = "expired"
+
+    @property
+    def is_live(self) -> bool:
+        """Units are still set aside for this reservation."""
+        return self in (ReservationStatus.HELD, ReservationStatus.AWAITING_PAYMENT)
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    sku: str
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    id: str
+    pool: str
+    status: ReservationStatus
+    items: tuple[CartLine, ...]
+    customer_id: str | None
+    expires_at: datetime
+    created_at: datetime
+    committed_late: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StockLevel:
+    sku: str
+    pool: str
+    total: int
+    reserved: int
+    sold: int
+    max_per_customer: int | None
+
+    @property
+    def available(self) -> int:
+        return max(self.total - self.reserved - self.sold, 0)
+
+
+def from_epoch_ms(value: int) -> datetime:
+    return datetime.fromtimestamp(value / 1000, tz=UTC)

@@ -1,0 +1,42 @@
+"""The Lua scripts: read from the package once, registered on a client, NOSCRIPT-proof."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib.resources import files
+from typing import Any
+
+from redis.asyncio import Redis, RedisCluster
+from redis.commands.core import AsyncScript
+
+RedisClient = Redis | RedisCluster
+SCRIPT_NAMES = ("reserve", "release", "commit", "extend", "set_stock", "snapshot", "reclaim", "lookup")
+POOL_PRELUDE = "_pool"
+
+
+@cache
+def source(name: str) -> str:
+    """A script's full text: the shared pool prelude, then the script's own file."""
+    lua = files("reservation").joinpath("lua")
+    prelude = lua.joinpath(f"{POOL_PRELUDE}.lua").read_text(encoding="utf-8")
+    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class Scripts:
+    """The scripts registered on one client.
+
+    redis-py's AsyncScript runs EVALSHA and, on NOSCRIPT (after SCRIPT FLUSH, a failover or
+    a new cluster node), loads the script again and retries once.
+    """
+
+    by_name: dict[str, AsyncScript]
+
+    @classmethod
+    def register(cls, client: RedisClient) -> Scripts:
+        return cls({name: client.register_script(source(name)) for name in SCRIPT_NAMES})
+
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+        return await self.by_name[name](keys=keys, args=args)
