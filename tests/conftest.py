@@ -1,0 +1,82 @@
+"""Backends for the core tests: real Redis, fakeredis, and a local Redis Cluster."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import fakeredis
+import pytest
+from redis.asyncio import Redis, RedisCluster
+from redis.asyncio.cluster import ClusterNode
+
+from reservation.inventory import Inventory
+from reservation.keys import KeySpace
+from reservation.scripts import RedisClient
+from tests import servers
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+BACKENDS = ["redis", "fakeredis", "cluster"]
+
+MakeInventory = Callable[..., Awaitable[Inventory]]
+
+
+@pytest.fixture(scope="session")
+def cluster_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
+    if servers.REDIS_SERVER is None:
+        pytest.skip("redis-server binary not found: the Redis Cluster tests need it")
+    with servers.redis_cluster(Path(tmp_path_factory.mktemp("cluster"))) as ports:
+        yield ports
+
+
+@pytest.fixture
+def keyspace() -> KeySpace:
+    """A prefix of this test's own, so tests never see each other's keys."""
+    return KeySpace(f"test-{uuid.uuid4().hex[:12]}")
+
+
+async def _drop_keys(client: RedisClient, keys: KeySpace) -> None:
+    if isinstance(client, RedisCluster):
+        for node in client.get_primaries():
+            async for key in client.scan_iter(match=keys.pattern(), target_nodes=node):
+                await client.delete(key)
+        return
+    async for key in client.scan_iter(match=keys.pattern(), count=1000):
+        await client.delete(key)
+
+
+@pytest.fixture(params=BACKENDS)
+async def client(request: pytest.FixtureRequest, keyspace: KeySpace) -> AsyncIterator[Any]:
+    """An async Redis client of each backend; the test's keys are deleted afterwards."""
+    backend: RedisClient
+    if request.param == "redis":
+        backend = Redis.from_url(REDIS_URL, max_connections=2000)
+    elif request.param == "fakeredis":
+        backend = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), max_connections=2000)
+    else:
+        ports: list[int] = request.getfixturevalue("cluster_ports")
+        backend = RedisCluster(
+            startup_nodes=[ClusterNode("127.0.0.1", port) for port in ports],
+            max_connections=2000,
+        )
+    try:
+        yield backend
+    finally:
+        await _drop_keys(backend, keyspace)
+        await backend.aclose()
+
+
+@pytest.fixture
+def make_inventory(client: RedisClient, keyspace: KeySpace) -> MakeInventory:
+    async def make(**options: Any) -> Inventory:
+        return Inventory(client, keys=keyspace, **options)
+
+    return make
+
+
+@pytest.fixture
+async def inventory(make_inventory: MakeInventory) -> Inventory:
+    return await make_inventory()

@@ -1,0 +1,350 @@
+"""The core on every backend: real Redis, fakeredis and a 3-master Redis Cluster."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from reservation import errors
+from reservation.inventory import Inventory
+from reservation.models import CartLine, ReservationStatus
+from reservation.outcomes import (
+    Committed,
+    CommittedLate,
+    Extended,
+    Held,
+    NotExtended,
+    OutOfStock,
+    OverCustomerLimit,
+    Oversold,
+    Released,
+    ReleaseRefused,
+)
+from tests.conftest import MakeInventory
+
+
+async def counters(inventory: Inventory, sku: str) -> tuple[int, int, int]:
+    level = await inventory.stock_level(sku)
+    return level.reserved, level.sold, level.available
+
+
+async def held(inventory: Inventory, *items: tuple[str, int], **options: Any) -> Held:
+    outcome = await inventory.reserve(list(items), **options)
+    assert isinstance(outcome, Held), outcome
+    return outcome
+
+
+async def age(inventory: Inventory, reservation_id: str) -> None:
+    """Make a hold lapse now, as if its time had passed (no sweeper involved)."""
+    pool = reservation_id.rpartition(".")[0]
+    await inventory.client.zadd(inventory.keys.pool(pool).holds, {reservation_id: 1}, xx=True)
+
+
+async def test_thousand_buyers_for_a_hundred_units(inventory: Inventory) -> None:
+    await inventory.set_stock("drop", 100)
+    outcomes = await asyncio.gather(
+        *(inventory.reserve([("drop", 1)], customer_id=f"c{i}") for i in range(1000))
+    )
+    kinds = Counter(type(outcome).__name__ for outcome in outcomes)
+    assert kinds == {"Held": 100, "OutOfStock": 900}
+    assert all(o.available == 0 for o in outcomes if isinstance(o, OutOfStock))
+    assert await counters(inventory, "drop") == (100, 0, 0)
+    ids = {o.reservation.id for o in outcomes if isinstance(o, Held)}
+    assert len(ids) == 100
+
+
+async def test_cart_is_all_or_nothing(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5)
+    await inventory.set_stock("b", 1)
+    outcome = await inventory.reserve([("a", 2), ("b", 2)])
+    assert outcome == OutOfStock("b", 2, 1)
+    assert await counters(inventory, "a") == (0, 0, 5)
+    assert await counters(inventory, "b") == (0, 0, 1)
+    ok = await held(inventory, ("a", 2), ("b", 1))
+    assert ok.reservation.items == (CartLine("a", 2), CartLine("b", 1))
+    assert await counters(inventory, "a") == (2, 0, 3)
+    assert await counters(inventory, "b") == (1, 0, 0)
+
+
+async def test_same_sku_twice_is_summed_before_checking(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 3)
+    assert await inventory.reserve([("a", 2), ("a", 2)]) == OutOfStock("a", 4, 3)
+    assert await counters(inventory, "a") == (0, 0, 3)
+    ok = await held(inventory, ("a", 1), ("a", 2))
+    assert ok.reservation.items == (CartLine("a", 3),)
+    assert await counters(inventory, "a") == (3, 0, 0)
+
+
+async def test_cart_spanning_two_pools_is_refused(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5, pool="sale-1")
+    await inventory.set_stock("b", 5, pool="sale-2")
+    with pytest.raises(errors.MixedPools):
+        await inventory.reserve([("a", 1), ("b", 1)])
+    assert await counters(inventory, "a") == (0, 0, 5)
+    assert await counters(inventory, "b") == (0, 0, 5)
+    ok = await held(inventory, ("b", 1))
+    assert ok.reservation.pool == "sale-2"
+    assert ok.reservation.id.startswith("sale-2.")
+
+
+async def test_unknown_sku_is_refused(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5)
+    with pytest.raises(errors.UnknownSku):
+        await inventory.reserve([("a", 1), ("nope", 1)])
+    assert await counters(inventory, "a") == (0, 0, 5)
+
+
+async def test_retried_reserve_never_holds_twice(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 10)
+    first = await held(inventory, ("a", 2))
+    rid = first.reservation.id
+    retries = await asyncio.gather(
+        *(inventory.reserve([("a", 2)], reservation_id=rid) for _ in range(20))
+    )
+    assert all(isinstance(r, Held) and not r.created for r in retries)
+    assert all(r.reservation.id == rid for r in retries if isinstance(r, Held))
+    assert await counters(inventory, "a") == (2, 0, 8)
+
+
+async def test_concurrent_first_reserves_with_one_id_hold_once(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 10)
+    rid = "default.abcdefghijklmnopqrstuv"
+    results = await asyncio.gather(
+        *(inventory.reserve([("a", 3)], reservation_id=rid) for _ in range(30))
+    )
+    assert sum(1 for r in results if isinstance(r, Held) and r.created) == 1
+    assert await counters(inventory, "a") == (3, 0, 7)
+
+
+async def test_release_is_idempotent(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 4)
+    rid = (await held(inventory, ("a", 3))).reservation.id
+    first = await inventory.release(rid)
+    second = await inventory.release(rid)
+    assert isinstance(first, Released) and first.changed
+    assert isinstance(second, Released) and not second.changed
+    assert second.reservation.status is ReservationStatus.RELEASED
+    assert await counters(inventory, "a") == (0, 0, 4)
+
+
+async def test_commit_is_idempotent(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 4)
+    rid = (await held(inventory, ("a", 3))).reservation.id
+    results = await asyncio.gather(*(inventory.commit(rid) for _ in range(10)))
+    assert sum(1 for r in results if isinstance(r, Committed) and not r.repeated) == 1
+    assert all(isinstance(r, Committed) for r in results)
+    assert await counters(inventory, "a") == (0, 3, 1)
+    assert (await inventory.get(rid)).status is ReservationStatus.COMMITTED
+
+
+async def test_release_after_commit_is_refused(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 4)
+    rid = (await held(inventory, ("a", 1))).reservation.id
+    await inventory.commit(rid)
+    refused = await inventory.release(rid)
+    assert isinstance(refused, ReleaseRefused)
+    assert isinstance(refused.error(), errors.AlreadyCommitted)
+    assert await counters(inventory, "a") == (0, 1, 3)
+
+
+async def test_unknown_reservation_is_not_found(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 1)
+    for call in (inventory.release, inventory.commit, inventory.get):
+        with pytest.raises(errors.NotFound):
+            await call("default.abcdefghijklmnopqrstuv")
+        with pytest.raises(errors.NotFound):
+            await call("garbage{}")
+
+
+async def test_one_second_hold_returns_on_next_read(make_inventory: MakeInventory) -> None:
+    inventory = await make_inventory(hold_seconds=1)
+    await inventory.set_stock("a", 2)
+    rid = (await held(inventory, ("a", 2))).reservation.id
+    assert await counters(inventory, "a") == (2, 0, 0)
+    await asyncio.sleep(1.2)
+    assert await counters(inventory, "a") == (0, 0, 2)
+    assert (await inventory.get(rid)).status is ReservationStatus.EXPIRED
+
+
+async def test_one_second_hold_returns_on_next_write(make_inventory: MakeInventory) -> None:
+    inventory = await make_inventory(hold_seconds=1)
+    await inventory.set_stock("a", 1)
+    await held(inventory, ("a", 1))
+    assert isinstance(await inventory.reserve([("a", 1)]), OutOfStock)
+    await asyncio.sleep(1.2)
+    # No read in between: the reserve itself reclaims the lapsed hold first.
+    await held(inventory, ("a", 1))
+    assert await counters(inventory, "a") == (1, 0, 0)
+
+
+async def test_late_payment_with_free_stock_commits_late(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 3)
+    rid = (await held(inventory, ("a", 2), customer_id="bob")).reservation.id
+    await age(inventory, rid)
+    outcome = await inventory.commit(rid)
+    assert isinstance(outcome, CommittedLate)
+    assert outcome.reservation.committed_late
+    assert await counters(inventory, "a") == (0, 2, 1)
+    again = await inventory.commit(rid)
+    assert isinstance(again, CommittedLate)
+    assert await counters(inventory, "a") == (0, 2, 1)
+
+
+async def test_late_payment_without_stock_is_oversold_and_changes_nothing(
+    inventory: Inventory,
+) -> None:
+    await inventory.set_stock("a", 2)
+    late = (await held(inventory, ("a", 2))).reservation.id
+    await age(inventory, late)
+    await held(inventory, ("a", 1))
+    before = await counters(inventory, "a")
+    assert before == (1, 0, 1)
+    outcome = await inventory.commit(late)
+    assert outcome == Oversold(late, "a", 2, 1)
+    assert await counters(inventory, "a") == before
+    assert (await inventory.get(late)).status is ReservationStatus.EXPIRED
+    assert await inventory.commit(late) == Oversold(late, "a", 2, 1)
+
+
+async def test_late_payment_after_release_commits_late(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 2)
+    rid = (await held(inventory, ("a", 1))).reservation.id
+    await inventory.release(rid)
+    assert isinstance(await inventory.commit(rid), CommittedLate)
+    assert await counters(inventory, "a") == (0, 1, 1)
+
+
+async def test_commit_when_redis_lost_the_reservation_uses_the_paid_cart(
+    inventory: Inventory,
+) -> None:
+    await inventory.set_stock("a", 5)
+    rid = (await held(inventory, ("a", 2))).reservation.id
+    await inventory.client.delete(inventory.keys.pool("default").record(rid))
+    with pytest.raises(errors.NotFound):
+        await inventory.commit(rid)
+    outcome = await inventory.commit(rid, items=[("a", 2)], customer_id="bob")
+    assert isinstance(outcome, CommittedLate)
+    repeat = await inventory.commit(rid, items=[("a", 2)], customer_id="bob")
+    assert isinstance(repeat, CommittedLate)
+    # The lost record's hold stays counted until it lapses; the payment was taken from free stock.
+    assert await counters(inventory, "a") == (2, 2, 1)
+
+
+async def test_customer_limit_across_reservations(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 100, max_per_customer=3)
+    first = (await held(inventory, ("a", 2), customer_id="bob")).reservation.id
+    over = await inventory.reserve([("a", 2)], customer_id="bob")
+    assert over == OverCustomerLimit("a", 3, 2)
+    assert isinstance(over.error(), errors.CustomerLimitExceeded)
+    second = (await held(inventory, ("a", 1), customer_id="bob")).reservation.id
+    await held(inventory, ("a", 3), customer_id="alice")
+    await held(inventory, ("a", 5))  # anonymous carts are not limited per customer
+    await inventory.commit(first)
+    await inventory.release(second)
+    # Bought units still count; released ones no longer do.
+    await held(inventory, ("a", 1), customer_id="bob")
+    assert isinstance(await inventory.reserve([("a", 1)], customer_id="bob"), OverCustomerLimit)
+    assert await counters(inventory, "a") == (9, 2, 89)
+
+
+async def test_customer_limit_comes_back_when_a_hold_lapses(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 10, max_per_customer=1)
+    rid = (await held(inventory, ("a", 1), customer_id="bob")).reservation.id
+    assert isinstance(await inventory.reserve([("a", 1)], customer_id="bob"), OverCustomerLimit)
+    await age(inventory, rid)
+    await held(inventory, ("a", 1), customer_id="bob")
+
+
+async def test_extend_moves_hold_to_awaiting_payment(make_inventory: MakeInventory) -> None:
+    inventory = await make_inventory(hold_seconds=60)
+    await inventory.set_stock("a", 2)
+    reservation = (await held(inventory, ("a", 1))).reservation
+    outcome = await inventory.extend(reservation.id, hold_seconds=3 * 24 * 3600)
+    assert isinstance(outcome, Extended)
+    assert outcome.reservation.status is ReservationStatus.AWAITING_PAYMENT
+    assert outcome.reservation.expires_at > reservation.expires_at
+    shorter = await inventory.extend(reservation.id, hold_seconds=1)
+    assert shorter.reservation.expires_at == outcome.reservation.expires_at
+    assert await counters(inventory, "a") == (1, 0, 1)
+    assert isinstance(await inventory.commit(reservation.id), Committed)
+    assert isinstance(await inventory.extend(reservation.id, hold_seconds=60), NotExtended)
+    assert await counters(inventory, "a") == (0, 1, 1)
+
+
+async def test_awaiting_payment_can_lapse_and_be_released(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 2)
+    one = (await held(inventory, ("a", 1))).reservation.id
+    two = (await held(inventory, ("a", 1))).reservation.id
+    await inventory.extend(one, hold_seconds=600)
+    await inventory.extend(two, hold_seconds=600)
+    await age(inventory, one)
+    assert (await inventory.get(one)).status is ReservationStatus.EXPIRED
+    assert isinstance(await inventory.extend(one, hold_seconds=600), NotExtended)
+    released = await inventory.release(two)
+    assert isinstance(released, Released) and released.changed
+    assert await counters(inventory, "a") == (0, 0, 2)
+
+
+async def test_set_stock_refuses_to_go_below_reserved_plus_sold(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 10)
+    rid = (await held(inventory, ("a", 3))).reservation.id
+    await inventory.commit(rid)
+    await held(inventory, ("a", 2))
+    with pytest.raises(errors.StockBelowCommitted) as refused:
+        await inventory.set_stock("a", 4)
+    assert refused.value.details == {"sku": "a", "reserved": 2, "sold": 3}
+    level = await inventory.set_stock("a", 5)
+    assert (level.total, level.reserved, level.sold, level.available) == (5, 2, 3, 0)
+    raised = await inventory.set_stock("a", 50, max_per_customer=4)
+    assert (raised.available, raised.max_per_customer) == (45, 4)
+    kept = await inventory.set_stock("a", 60, keep_limit=True)
+    assert kept.max_per_customer == 4
+
+
+async def test_a_sku_stays_in_its_pool(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 10, pool="sale")
+    with pytest.raises(errors.PoolConflict):
+        await inventory.set_stock("a", 10)
+    assert await inventory.pools() == ["sale"]
+    assert [level.sku for level in await inventory.stock(pool="sale")] == ["a"]
+
+
+async def test_reclaim_is_bounded_per_call_and_complete_per_sweep(
+    make_inventory: MakeInventory,
+) -> None:
+    inventory = await make_inventory(reclaim_batch=10)
+    await inventory.set_stock("a", 100)
+    ids = [(await held(inventory, ("a", 1))).reservation.id for _ in range(45)]
+    for rid in ids:
+        await age(inventory, rid)
+    # One read reclaims one batch.
+    assert await counters(inventory, "a") == (35, 0, 65)
+    # Touching a lapsed reservation settles it even when the batch has not reached it.
+    assert (await inventory.get(ids[-1])).status is ReservationStatus.EXPIRED
+    still_held = (await counters(inventory, "a"))[0]
+    assert still_held in (14, 15)  # two more batches, and maybe ids[-1] besides
+    assert await inventory.reclaim("default") == still_held
+    assert await counters(inventory, "a") == (0, 0, 100)
+
+
+async def test_scripts_survive_script_flush(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 3)
+    await inventory.client.script_flush()
+    await held(inventory, ("a", 1))
+    await inventory.client.script_flush()
+    assert await counters(inventory, "a") == (1, 0, 2)
+
+
+async def test_stock_of_several_skus_across_pools(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 3, pool="one")
+    await inventory.set_stock("b", 4, pool="two")
+    levels = await inventory.stock(["b", "a"])
+    assert [(level.sku, level.pool, level.total) for level in levels] == [
+        ("b", "two", 4),
+        ("a", "one", 3),
+    ]
+    with pytest.raises(errors.UnknownSku):
+        await inventory.stock_level("zzz")
