@@ -12,7 +12,7 @@ MAX_QUANTITY = 1_000_000
 MAX_CART_LINES = 100
 MAX_CUSTOMER_ID = 128
 NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-CUSTOMER_PATTERN = re.compile(r"[\x21-\x7e]{1,%d}" % MAX_CUSTOMER_ID)
+CUSTOMER_PATTERN = re.compile(rf"[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}")
 
 CartInput = Iterable[CartLine | tuple[str, int] | Mapping[str, object]]
 

@@ -45,8 +45,10 @@ def set_stock(sku: str, total: int, pool: str, max_per_customer: int | None) -> 
             )
         finally:
             await client.aclose()
-        click.echo(f"{level.sku}: total={level.total} reserved={level.reserved} "
-                   f"sold={level.sold} available={level.available}")
+        click.echo(
+            f"{level.sku}: total={level.total} reserved={level.reserved} "
+            f"sold={level.sold} available={level.available}"
+        )
 
     asyncio.run(run())
 
@@ -65,7 +67,9 @@ def stock(pool: str, prefix: str) -> None:
             await client.aclose()
         click.echo(f"{'sku':<24} {'total':>8} {'reserved':>8} {'sold':>8} {'available':>9}")
         for level in levels:
-            click.echo(f"{level.sku:<24} {level.total:>8} {level.reserved:>8} "
-                       f"{level.sold:>8} {level.available:>9}")
+            click.echo(
+                f"{level.sku:<24} {level.total:>8} {level.reserved:>8} "
+                f"{level.sold:>8} {level.available:>9}"
+            )
 
     asyncio.run(run())

@@ -23,8 +23,8 @@ from reservation.cart import (
 from reservation.keys import KeySpace, PoolKeys
 from reservation.models import CartLine, Reservation, ReservationStatus, StockLevel, from_epoch_ms
 from reservation.outcomes import (
-    Committed,
     CommitOutcome,
+    Committed,
     CommittedLate,
     Extended,
     ExtendOutcome,
@@ -111,15 +111,15 @@ class Inventory:
         if max_per_customer is not None:
             check_stock(max_per_customer, "max_per_customer")
         async with storage_errors():
-            await self.client.hsetnx(self.keys.sku_pools, sku, pool)  # type: ignore[misc]
-            current = await self.client.hget(self.keys.sku_pools, sku)  # type: ignore[misc]
+            await self.client.hsetnx(self.keys.sku_pools, sku, pool)
+            current = await self.client.hget(self.keys.sku_pools, sku)
             if current is not None and _text(current) != pool:
                 raise errors.PoolConflict(
                     f"{sku} is stocked in pool {_text(current)}", sku=sku, pool=_text(current)
                 )
             limit: str | int = "" if keep_limit else (max_per_customer or 0)
             reply = await self._run(pool, "set_stock", [sku, total, limit])
-            await self.client.sadd(self.keys.pools, pool)  # type: ignore[misc]
+            await self.client.sadd(self.keys.pools, pool)
         self._pools[sku] = pool
         if _text(reply[0]) == "below_committed":
             raise errors.StockBelowCommitted(
@@ -130,9 +130,9 @@ class Inventory:
             )
         return _stock_level(sku, pool, reply[1:5])
 
-    async def stock(self, skus: Sequence[str] | None = None, *, pool: str | None = None) -> list[
-        StockLevel
-    ]:
+    async def stock(
+        self, skus: Sequence[str] | None = None, *, pool: str | None = None
+    ) -> list[StockLevel]:
         """Counters of the given SKUs (any pools), or of every SKU of `pool`."""
         if skus is None:
             name = check_name(pool or DEFAULT_POOL, "pool")
@@ -161,7 +161,7 @@ class Inventory:
         pool = self._pools.get(sku)
         if pool is None:
             async with storage_errors():
-                found = await self.client.hget(self.keys.sku_pools, sku)  # type: ignore[misc]
+                found = await self.client.hget(self.keys.sku_pools, sku)
             if found is None:
                 raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
             pool = self._pools[sku] = _text(found)
@@ -169,7 +169,7 @@ class Inventory:
 
     async def pools(self) -> list[str]:
         async with storage_errors():
-            members = await self.client.smembers(self.keys.pools)  # type: ignore[misc]
+            members = await self.client.smembers(self.keys.pools)
         return sorted(_text(member) for member in members)
 
     # -- holds -------------------------------------------------------------------------
@@ -193,7 +193,13 @@ class Inventory:
             reservation_id = new_reservation_id(pool)
         elif pool_of_reservation(reservation_id) != pool:
             raise errors.MixedPools("the reservation id names another pool than the cart")
-        args = [reservation_id, hold_ms, self.retention_ms, customer or "", encode_cart(lines)]
+        args: list[str | int] = [
+            reservation_id,
+            hold_ms,
+            self.retention_ms,
+            customer or "",
+            encode_cart(lines),
+        ]
         async with storage_errors():
             reply = await self._run(pool, "reserve", args, reservation_id)
         outcome = _text(reply[0])
@@ -232,7 +238,7 @@ class Inventory:
         """
         fallback = "" if items is None else encode_cart(normalize_cart(items))
         customer = check_customer(customer_id) or ""
-        args = [self.retention_ms, fallback, customer]
+        args: list[str | int] = [self.retention_ms, fallback, customer]
         reply, pool = await self._one(reservation_id, "commit", args)
         outcome = _text(reply[0])
         if outcome == "oversold":
@@ -284,7 +290,7 @@ class Inventory:
         return distinct[0]
 
     async def _one(
-        self, reservation_id: str, script: str, args: list[str | int]
+        self, reservation_id: str, script: str, args: Sequence[str | int]
     ) -> tuple[list[Any], str]:
         pool = pool_of_reservation(reservation_id)
         async with storage_errors():
@@ -294,7 +300,7 @@ class Inventory:
         return reply, pool
 
     async def _run(
-        self, pool: str, script: str, args: list[str | int], reservation_id: str | None = None
+        self, pool: str, script: str, args: Sequence[str | int], reservation_id: str | None = None
     ) -> Any:
         keys: PoolKeys = self.keys.pool(pool)
         key_list = keys.shared

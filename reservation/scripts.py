@@ -12,7 +12,16 @@ from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 
 RedisClient = Redis | RedisCluster
-SCRIPT_NAMES = ("reserve", "release", "commit", "extend", "set_stock", "snapshot", "reclaim", "lookup")
+SCRIPT_NAMES = (
+    "reserve",
+    "release",
+    "commit",
+    "extend",
+    "set_stock",
+    "snapshot",
+    "reclaim",
+    "lookup",
+)
 POOL_PRELUDE = "_pool"
 
 

@@ -10,6 +10,7 @@ import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -43,13 +44,30 @@ def _wait(check: object, what: str, timeout: float = 15.0) -> None:
     raise RuntimeError(f"{what} did not come up: {last}")
 
 
+def _command(client: redis.Redis, *args: str | int) -> Any:
+    return client.execute_command(*args)  # type: ignore[no-untyped-call]
+
+
 def start_redis(workdir: Path, port: int, *extra: str) -> subprocess.Popen[bytes]:
     assert REDIS_SERVER, "redis-server is not installed"
     workdir.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [REDIS_SERVER, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(workdir), "--logfile", str(workdir / "redis.log"),
-         *extra],
+        [
+            REDIS_SERVER,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(workdir),
+            "--logfile",
+            str(workdir / "redis.log"),
+            *extra,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -80,22 +98,30 @@ def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[int]]:
     processes = []
     try:
         for port in ports:
-            processes.append(start_redis(
-                workdir / str(port), port, "--cluster-enabled", "yes",
-                "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "5000",
-            ))
+            processes.append(
+                start_redis(
+                    workdir / str(port),
+                    port,
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                )
+            )
         clients = [redis.Redis(host="127.0.0.1", port=port) for port in ports]
         step = 16384 // masters
         for i, client in enumerate(clients):
             last = 16383 if i == masters - 1 else (i + 1) * step - 1
-            client.execute_command("CLUSTER", "ADDSLOTSRANGE", i * step, last)
+            _command(client, "CLUSTER", "ADDSLOTSRANGE", i * step, last)
         for client in clients[1:]:
-            client.execute_command("CLUSTER", "MEET", "127.0.0.1", ports[0])
+            _command(client, "CLUSTER", "MEET", "127.0.0.1", ports[0])
 
         def ready() -> bool:
             return all(
-                c.execute_command("CLUSTER", "INFO").decode().find("cluster_state:ok") >= 0
-                and len(c.execute_command("CLUSTER", "NODES").decode().splitlines()) == masters
+                "cluster_state:ok" in _command(c, "CLUSTER", "INFO").decode()
+                and len(_command(c, "CLUSTER", "NODES").decode().splitlines()) == masters
                 for c in clients
             )
 

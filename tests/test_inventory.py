@@ -124,8 +124,10 @@ async def test_release_is_idempotent(inventory: Inventory) -> None:
     rid = (await held(inventory, ("a", 3))).reservation.id
     first = await inventory.release(rid)
     second = await inventory.release(rid)
-    assert isinstance(first, Released) and first.changed
-    assert isinstance(second, Released) and not second.changed
+    assert isinstance(first, Released)
+    assert first.changed
+    assert isinstance(second, Released)
+    assert not second.changed
     assert second.reservation.status is ReservationStatus.RELEASED
     assert await counters(inventory, "a") == (0, 0, 4)
 
@@ -284,7 +286,8 @@ async def test_awaiting_payment_can_lapse_and_be_released(inventory: Inventory) 
     assert (await inventory.get(one)).status is ReservationStatus.EXPIRED
     assert isinstance(await inventory.extend(one, hold_seconds=600), NotExtended)
     released = await inventory.release(two)
-    assert isinstance(released, Released) and released.changed
+    assert isinstance(released, Released)
+    assert released.changed
     assert await counters(inventory, "a") == (0, 0, 2)
 
 
