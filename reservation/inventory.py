@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from reservation import errors
 from reservation.cart import (
+    NAME_PATTERN,
     CartInput,
     check_customer,
     check_name,
@@ -56,8 +57,8 @@ def new_reservation_id(pool: str) -> str:
 def pool_of_reservation(reservation_id: object) -> str:
     if isinstance(reservation_id, str):
         pool, dot, token = reservation_id.rpartition(".")
-        if dot and TOKEN_PATTERN.fullmatch(token):
-            return check_name(pool, "reservation_id")
+        if dot and TOKEN_PATTERN.fullmatch(token) and NAME_PATTERN.fullmatch(pool):
+            return pool
     raise errors.NotFound("no such reservation", reservation_id=repr(reservation_id)[:80])
 
 

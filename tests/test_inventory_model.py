@@ -1,0 +1,228 @@
+"""Random operation sequences against a plain Python model of the stock counters."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import fakeredis
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+from redis.asyncio import Redis
+
+from reservation import errors
+from reservation.inventory import Inventory
+from reservation.keys import KeySpace
+from reservation.models import CartLine
+from reservation.outcomes import (
+    Committed,
+    CommittedLate,
+    Extended,
+    Held,
+    NotExtended,
+    OutOfStock,
+    OverCustomerLimit,
+    Oversold,
+    Released,
+    ReleaseRefused,
+)
+from tests.conftest import REDIS_URL
+
+T = TypeVar("T")
+SKUS = ("red", "green", "blue")
+LIMITS = {"red": 4, "green": 0, "blue": 0}
+LIVE = ("held", "awaiting_payment")
+
+
+@dataclass
+class ModelReservation:
+    items: dict[str, int]
+    customer: str | None
+    status: str = "held"
+
+
+@dataclass
+class Model:
+    total: dict[str, int] = field(default_factory=lambda: dict.fromkeys(SKUS, 0))
+    reservations: dict[str, ModelReservation] = field(default_factory=dict)
+
+    def count(self, sku: str, statuses: tuple[str, ...], customer: str | None = None) -> int:
+        return sum(
+            r.items.get(sku, 0)
+            for r in self.reservations.values()
+            if r.status in statuses and (customer is None or r.customer == customer)
+        )
+
+    def reserved(self, sku: str) -> int:
+        return self.count(sku, LIVE)
+
+    def sold(self, sku: str) -> int:
+        return self.count(sku, ("committed",))
+
+    def available(self, sku: str) -> int:
+        return self.total[sku] - self.reserved(sku) - self.sold(sku)
+
+
+carts = st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 4)), min_size=1, max_size=4)
+customers = st.sampled_from([None, "ann", "bob"])
+
+
+class InventoryMachine(RuleBasedStateMachine):
+    reservations = Bundle("reservations")
+
+    def make_client(self) -> Redis:
+        return Redis.from_url(REDIS_URL)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loop = asyncio.new_event_loop()
+        self.client = self.make_client()
+        self.keys = KeySpace(f"model-{uuid.uuid4().hex[:12]}")
+        self.inventory = Inventory(self.client, keys=self.keys, reclaim_batch=1000)
+        self.model = Model()
+        for sku in SKUS:
+            self.run(self.inventory.set_stock(sku, 6, max_per_customer=LIMITS[sku]))
+            self.model.total[sku] = 6
+
+    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return self.loop.run_until_complete(coroutine)
+
+    def teardown(self) -> None:
+        async def clean() -> None:
+            async for key in self.client.scan_iter(match=self.keys.pattern()):
+                await self.client.delete(key)
+            await self.client.aclose()
+
+        self.run(clean())
+        self.loop.close()
+
+    @rule(target=reservations, cart=carts, customer=customers)
+    def reserve(self, cart: list[tuple[str, int]], customer: str | None) -> str:
+        outcome = self.run(self.inventory.reserve(cart, customer_id=customer))
+        summed: dict[str, int] = {}
+        for sku, quantity in cart:
+            summed[sku] = summed.get(sku, 0) + quantity
+        expected: object = None
+        for sku, quantity in summed.items():
+            if quantity > self.model.available(sku):
+                expected = OutOfStock(sku, quantity, self.model.available(sku))
+                break
+            already = self.model.count(sku, (*LIVE, "committed"), customer) if customer else 0
+            if customer and LIMITS[sku] and already + quantity > LIMITS[sku]:
+                expected = OverCustomerLimit(sku, LIMITS[sku], already)
+                break
+        if expected is not None:
+            assert outcome == expected
+            return "default.none-none-none-none"
+        assert isinstance(outcome, Held), outcome
+        assert outcome.reservation.items == tuple(CartLine(s, q) for s, q in summed.items())
+        self.model.reservations[outcome.reservation.id] = ModelReservation(summed, customer)
+        return outcome.reservation.id
+
+    def known(self, reservation_id: str) -> ModelReservation | None:
+        return self.model.reservations.get(reservation_id)
+
+    @rule(reservation_id=reservations)
+    def release(self, reservation_id: str) -> None:
+        mine = self.known(reservation_id)
+        if mine is None:
+            try:
+                self.run(self.inventory.release(reservation_id))
+            except errors.NotFound:
+                return
+            raise AssertionError("released an unknown reservation")
+        outcome = self.run(self.inventory.release(reservation_id))
+        if mine.status == "committed":
+            assert isinstance(outcome, ReleaseRefused)
+        elif mine.status in LIVE:
+            assert isinstance(outcome, Released)
+            assert outcome.changed
+            mine.status = "released"
+        else:
+            assert outcome == Released(outcome.reservation, changed=False)
+        assert outcome.reservation.status == mine.status
+
+    @rule(reservation_id=reservations)
+    def commit(self, reservation_id: str) -> None:
+        mine = self.known(reservation_id)
+        if mine is None:
+            return
+        outcome = self.run(self.inventory.commit(reservation_id))
+        if mine.status in LIVE:
+            assert isinstance(outcome, Committed)
+            assert not outcome.repeated
+            mine.status = "committed"
+        elif mine.status == "committed":
+            assert isinstance(outcome, (Committed, CommittedLate))
+        else:
+            short = [s for s, q in mine.items.items() if q > self.model.available(s)]
+            if short:
+                assert isinstance(outcome, Oversold)
+                assert outcome.sku == short[0]
+            else:
+                assert isinstance(outcome, CommittedLate)
+                mine.status = "committed"
+
+    @rule(reservation_id=reservations)
+    def expire(self, reservation_id: str) -> None:
+        mine = self.known(reservation_id)
+        if mine is None or mine.status not in LIVE:
+            return
+        holds = self.keys.pool("default").holds
+        self.run(self.client.zadd(holds, {reservation_id: 1}, xx=True))
+        mine.status = "expired"
+
+    @rule(reservation_id=reservations)
+    def extend(self, reservation_id: str) -> None:
+        mine = self.known(reservation_id)
+        if mine is None:
+            return
+        outcome = self.run(self.inventory.extend(reservation_id, hold_seconds=3600))
+        if mine.status in LIVE:
+            assert isinstance(outcome, Extended)
+            mine.status = "awaiting_payment"
+        else:
+            assert isinstance(outcome, NotExtended)
+        assert outcome.reservation.status == mine.status
+
+    @rule(sku=st.sampled_from(SKUS), total=st.integers(0, 12))
+    def set_stock(self, sku: str, total: int) -> None:
+        floor = self.model.reserved(sku) + self.model.sold(sku)
+        if total < floor:
+            try:
+                self.run(self.inventory.set_stock(sku, total, keep_limit=True))
+            except errors.StockBelowCommitted:
+                return
+            raise AssertionError("stock went below reserved + sold")
+        level = self.run(self.inventory.set_stock(sku, total, keep_limit=True))
+        self.model.total[sku] = total
+        assert level.max_per_customer == (LIMITS[sku] or None)
+
+    @invariant()
+    def counters_match_the_model(self) -> None:
+        for level in self.run(self.inventory.stock(list(SKUS))):
+            assert level.reserved >= 0
+            assert level.sold >= 0
+            assert level.reserved + level.sold <= level.total
+            assert (level.total, level.reserved, level.sold) == (
+                self.model.total[level.sku],
+                self.model.reserved(level.sku),
+                self.model.sold(level.sku),
+            )
+
+
+class FakeRedisInventoryMachine(InventoryMachine):
+    def make_client(self) -> Redis:
+        client: Redis = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
+        return client
+
+
+machine_settings = settings(max_examples=60, stateful_step_count=40, deadline=None)
+TestInventoryModel = InventoryMachine.TestCase
+TestInventoryModel.settings = machine_settings
+TestInventoryModelOnFakeRedis = FakeRedisInventoryMachine.TestCase
+TestInventoryModelOnFakeRedis.settings = machine_settings
