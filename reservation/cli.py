@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import click
 from redis.asyncio import Redis, RedisCluster
 
 from reservation import __version__
+from reservation.errors import ReservationError
 from reservation.inventory import DEFAULT_POOL, Inventory
-from reservation.keys import KeySpace
+from reservation.keys import DEFAULT_PREFIX, KeySpace
 from reservation.scripts import RedisClient
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+T = TypeVar("T")
 
 
 def redis_from_env() -> RedisClient:
@@ -21,6 +25,23 @@ def redis_from_env() -> RedisClient:
     if os.environ.get("REDIS_CLUSTER") == "1":
         return RedisCluster.from_url(url)
     return Redis.from_url(url)
+
+
+def with_inventory(action: Callable[[Inventory], Awaitable[T]]) -> T:
+    """Run one action against the configured Redis; core errors become a clean CLI error."""
+
+    async def run() -> T:
+        client = redis_from_env()
+        keys = KeySpace(os.environ.get("RESERVATION_KEY_PREFIX", DEFAULT_PREFIX))
+        try:
+            return await action(Inventory(client, keys=keys))
+        finally:
+            await client.aclose()
+
+    try:
+        return asyncio.run(run())
+    except ReservationError as exc:
+        raise click.UsageError(f"{exc.code}: {exc.message}") from exc
 
 
 @click.group()
@@ -36,40 +57,25 @@ def main() -> None:
 @click.option("--max-per-customer", type=click.IntRange(min=0), default=None)
 def set_stock(sku: str, total: int, pool: str, max_per_customer: int | None) -> None:
     """Set the stock on hand of SKU in Redis (REDIS_URL)."""
-
-    async def run() -> None:
-        client = redis_from_env()
-        try:
-            level = await Inventory(client).set_stock(
-                sku, total, pool=pool, max_per_customer=max_per_customer
-            )
-        finally:
-            await client.aclose()
-        click.echo(
-            f"{level.sku}: total={level.total} reserved={level.reserved} "
-            f"sold={level.sold} available={level.available}"
+    level = with_inventory(
+        lambda inventory: inventory.set_stock(
+            sku, total, pool=pool, max_per_customer=max_per_customer
         )
-
-    asyncio.run(run())
+    )
+    click.echo(
+        f"{level.sku}: total={level.total} reserved={level.reserved} "
+        f"sold={level.sold} available={level.available}"
+    )
 
 
 @main.command()
 @click.option("--pool", default=DEFAULT_POOL, show_default=True)
-@click.option("--prefix", default=KeySpace().prefix, show_default=True)
-def stock(pool: str, prefix: str) -> None:
+def stock(pool: str) -> None:
     """Print the live counters of every SKU of a pool."""
-
-    async def run() -> None:
-        client = redis_from_env()
-        try:
-            levels = await Inventory(client, keys=KeySpace(prefix)).stock(pool=pool)
-        finally:
-            await client.aclose()
-        click.echo(f"{'sku':<24} {'total':>8} {'reserved':>8} {'sold':>8} {'available':>9}")
-        for level in levels:
-            click.echo(
-                f"{level.sku:<24} {level.total:>8} {level.reserved:>8} "
-                f"{level.sold:>8} {level.available:>9}"
-            )
-
-    asyncio.run(run())
+    levels = with_inventory(lambda inventory: inventory.stock(pool=pool))
+    click.echo(f"{'sku':<24} {'total':>8} {'reserved':>8} {'sold':>8} {'available':>9}")
+    for level in levels:
+        click.echo(
+            f"{level.sku:<24} {level.total:>8} {level.reserved:>8} "
+            f"{level.sold:>8} {level.available:>9}"
+        )

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import fakeredis
 from hypothesis import settings
@@ -88,8 +88,11 @@ class InventoryMachine(RuleBasedStateMachine):
             self.run(self.inventory.set_stock(sku, 6, max_per_customer=LIMITS[sku]))
             self.model.total[sku] = 6
 
-    def run(self, coroutine: Coroutine[Any, Any, T]) -> T:
-        return self.loop.run_until_complete(coroutine)
+    def run(self, awaitable: Awaitable[T]) -> T:
+        async def resolve() -> T:
+            return await awaitable
+
+        return self.loop.run_until_complete(resolve())
 
     def teardown(self) -> None:
         async def clean() -> None:
