@@ -1,0 +1,1 @@
+"""MongoDB: the durable catalog, orders and Stripe events."""
