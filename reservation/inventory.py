@@ -62,13 +62,17 @@ def pool_of_reservation(reservation_id: object) -> str:
     raise errors.NotFound("no such reservation", reservation_id=repr(reservation_id)[:80])
 
 
+def storage_unavailable(exc: RedisError) -> errors.StorageUnavailable:
+    return errors.StorageUnavailable(f"Redis did not answer: {type(exc).__name__}", backend="redis")
+
+
 @asynccontextmanager
 async def storage_errors() -> AsyncIterator[None]:
     """Redis failures leave the core as StorageUnavailable."""
     try:
         yield
     except RedisError as exc:
-        raise errors.StorageUnavailable("Redis did not answer", backend="redis") from exc
+        raise storage_unavailable(exc) from exc
 
 
 class Inventory:
@@ -93,6 +97,7 @@ class Inventory:
         self.scripts = Scripts.register(client)
         # sku -> pool. A SKU never changes pool (set_stock refuses), so entries stay true.
         self._pools: dict[str, str] = {}
+        self._pool_keys: dict[str, PoolKeys] = {}
 
     # -- stock -------------------------------------------------------------------------
 
@@ -137,16 +142,14 @@ class Inventory:
         """Counters of the given SKUs (any pools), or of every SKU of `pool`."""
         if skus is None:
             name = check_name(pool or DEFAULT_POOL, "pool")
-            async with storage_errors():
-                reply = await self._run(name, "snapshot", [])
+            reply = await self._run(name, "snapshot", [])
             return _stock_levels(name, reply)
         by_pool: dict[str, list[str]] = {}
         for sku in skus:
             by_pool.setdefault(await self.pool_of(sku), []).append(sku)
         levels: dict[str, StockLevel] = {}
         for name, members in by_pool.items():
-            async with storage_errors():
-                reply = await self._run(name, "snapshot", members)
+            reply = await self._run(name, "snapshot", members)
             levels.update((level.sku, level) for level in _stock_levels(name, reply))
         return [levels[sku] for sku in skus if sku in levels]
 
@@ -190,6 +193,7 @@ class Inventory:
         if hold_ms < 1:
             raise errors.InvalidRequest("hold_seconds must be positive", field="hold_seconds")
         pool = await self._cart_pool(lines)
+        fresh = reservation_id is None
         if reservation_id is None:
             reservation_id = new_reservation_id(pool)
         elif pool_of_reservation(reservation_id) != pool:
@@ -200,9 +204,9 @@ class Inventory:
             self.retention_ms,
             customer or "",
             encode_cart(lines),
+            "1" if fresh else "0",
         ]
-        async with storage_errors():
-            reply = await self._run(pool, "reserve", args, reservation_id)
+        reply = await self._run(pool, "reserve", args, reservation_id)
         outcome = _text(reply[0])
         if outcome in ("held", "existing"):
             return Held(_reservation(reservation_id, pool, reply), created=outcome == "held")
@@ -271,18 +275,18 @@ class Inventory:
         """Give back every lapsed hold of a pool (the sweeper's pass); returns how many."""
         check_name(pool, "pool")
         reclaimed = 0
-        async with storage_errors():
-            for _ in range(batches):
-                done, waiting = await self._run(pool, "reclaim", [])
-                reclaimed += int(done)
-                if int(waiting) == 0:
-                    break
+        for _ in range(batches):
+            done, waiting = await self._run(pool, "reclaim", [])
+            reclaimed += int(done)
+            if int(waiting) == 0:
+                break
         return reclaimed
 
     # -- plumbing ----------------------------------------------------------------------
 
     async def _cart_pool(self, lines: Iterable[CartLine]) -> str:
-        pools = {line.sku: await self.pool_of(line.sku) for line in lines}
+        cached = self._pools
+        pools = {line.sku: cached.get(line.sku) or await self.pool_of(line.sku) for line in lines}
         distinct = sorted(set(pools.values()))
         if len(distinct) > 1:
             raise errors.MixedPools(
@@ -294,8 +298,7 @@ class Inventory:
         self, reservation_id: str, script: str, args: Sequence[str | int]
     ) -> tuple[list[Any], str]:
         pool = pool_of_reservation(reservation_id)
-        async with storage_errors():
-            reply = await self._run(pool, script, [reservation_id, *args], reservation_id)
+        reply = await self._run(pool, script, [reservation_id, *args], reservation_id)
         if _text(reply[0]) == "not_found":
             raise errors.NotFound("no such reservation", reservation_id=reservation_id)
         return reply, pool
@@ -303,11 +306,16 @@ class Inventory:
     async def _run(
         self, pool: str, script: str, args: Sequence[str | int], reservation_id: str | None = None
     ) -> Any:
-        keys: PoolKeys = self.keys.pool(pool)
+        keys = self._pool_keys.get(pool)
+        if keys is None:
+            keys = self._pool_keys[pool] = self.keys.pool(pool)
         key_list = keys.shared
         if reservation_id is not None:
             key_list = [*key_list, keys.record(reservation_id)]
-        return await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
+        try:
+            return await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
+        except RedisError as exc:
+            raise storage_unavailable(exc) from exc
 
 
 def _reservation(reservation_id: str, pool: str, reply: Sequence[Any]) -> Reservation:

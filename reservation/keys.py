@@ -13,14 +13,13 @@ class PoolKeys:
 
     stock: str
     holds: str
-    holding: str
     usage: str
     record_prefix: str
 
     @property
     def shared(self) -> list[str]:
-        """KEYS[1..4] of every pool script, in the order the scripts expect."""
-        return [self.stock, self.holds, self.holding, self.usage]
+        """KEYS[1..3] of every pool script, in the order the scripts expect."""
+        return [self.stock, self.holds, self.usage]
 
     def record(self, reservation_id: str) -> str:
         return self.record_prefix + reservation_id
@@ -37,7 +36,6 @@ class KeySpace:
         return PoolKeys(
             stock=f"{base}:stock",
             holds=f"{base}:holds",
-            holding=f"{base}:holding",
             usage=f"{base}:usage",
             record_prefix=f"{base}:res:",
         )

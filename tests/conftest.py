@@ -80,3 +80,13 @@ def make_inventory(client: RedisClient, keyspace: KeySpace) -> MakeInventory:
 @pytest.fixture
 async def inventory(make_inventory: MakeInventory) -> Inventory:
     return await make_inventory()
+
+
+async def age_hold(client: RedisClient, keys: KeySpace, reservation_id: str) -> None:
+    """Make a live hold lapse now, as if its time had passed (no sweeper involved).
+
+    A hold's member in the pool's sorted set starts with "<reservation id>|" (see _pool.lua).
+    """
+    holds = keys.pool(reservation_id.rpartition(".")[0]).holds
+    async for member, _ in client.zscan_iter(holds, match=f"{reservation_id}|*"):
+        await client.zadd(holds, {member: 1}, xx=True)

@@ -23,7 +23,7 @@ from reservation.outcomes import (
     Released,
     ReleaseRefused,
 )
-from tests.conftest import MakeInventory
+from tests.conftest import MakeInventory, age_hold
 
 
 async def counters(inventory: Inventory, sku: str) -> tuple[int, int, int]:
@@ -39,8 +39,7 @@ async def held(inventory: Inventory, *items: tuple[str, int], **options: Any) ->
 
 async def age(inventory: Inventory, reservation_id: str) -> None:
     """Make a hold lapse now, as if its time had passed (no sweeper involved)."""
-    pool = reservation_id.rpartition(".")[0]
-    await inventory.client.zadd(inventory.keys.pool(pool).holds, {reservation_id: 1}, xx=True)
+    await age_hold(inventory.client, inventory.keys, reservation_id)
 
 
 async def test_thousand_buyers_for_a_hundred_units(inventory: Inventory) -> None:
@@ -351,3 +350,13 @@ async def test_stock_of_several_skus_across_pools(inventory: Inventory) -> None:
     ]
     with pytest.raises(errors.UnknownSku):
         await inventory.stock_level("zzz")
+
+
+async def test_retry_answers_the_existing_hold_even_when_sold_out(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 2)
+    rid = (await held(inventory, ("a", 2))).reservation.id
+    again = await inventory.reserve([("a", 2)], reservation_id=rid)
+    assert isinstance(again, Held)
+    assert not again.created
+    assert again.reservation.id == rid
+    assert await counters(inventory, "a") == (2, 0, 0)

@@ -30,7 +30,7 @@ from reservation.outcomes import (
     Released,
     ReleaseRefused,
 )
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, age_hold
 
 T = TypeVar("T")
 SKUS = ("red", "green", "blue")
@@ -175,8 +175,7 @@ class InventoryMachine(RuleBasedStateMachine):
         mine = self.known(reservation_id)
         if mine is None or mine.status not in LIVE:
             return
-        holds = self.keys.pool("default").holds
-        self.run(self.client.zadd(holds, {reservation_id: 1}, xx=True))
+        self.run(age_hold(self.client, self.keys, reservation_id))
         mine.status = "expired"
 
     @rule(reservation_id=reservations)

@@ -1,24 +1,30 @@
 -- Shared prelude of every pool script; reservation/scripts.py prepends it to each file.
 --
--- KEYS[1] stock     hash  "<sku>:total|reserved|sold|limit" -> integer
--- KEYS[2] holds     zset  reservation id, scored by hold expiry (ms, Redis TIME)
--- KEYS[3] holding   hash  reservation id -> "<customer>\n<sku>=<qty>,<sku>=<qty>"
--- KEYS[4] usage     hash  "<sku>|<customer>" -> units held + bought by that customer
--- KEYS[5] record    hash  one reservation (scripts about one reservation only)
--- ARGV[1] reclaim batch: at most this many expired holds are given back per call.
+-- KEYS[1] stock   hash    "<sku>:total" | ":reserved" | ":sold" | ":limit" -> integer
+-- KEYS[2] holds   zset    "<id>|<items>|<customer>", scored by hold expiry (ms, Redis TIME)
+-- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought
+-- KEYS[4] record  string  "<status>|<expires_at>|<created_at>|<late>|<items>|<customer>"
+--                         (scripts about one reservation only; it has a TTL)
+-- ARGV[1] reclaim batch: at most this many lapsed holds are given back per call.
+-- Items are "sku=qty,sku=qty"; SKUs never hold ',', '=', '|' or braces, ids never hold '|'.
 --
--- Every key of a pool shares the pool's hash tag, so one script stays in one cluster slot.
--- A reservation's liveness is its score in `holds`; its record keeps the last status written,
--- and `settle` turns a lapsed held/awaiting_payment record into `expired` when it is touched.
-local stock_key, holds_key, holding_key, usage_key = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- Every key of a pool shares the pool's hash tag, so a script stays in one cluster slot. A
+-- hold's member carries its cart, so a lapsed hold is given back from `holds` alone. A live
+-- reservation is one whose member is in `holds` with a future score; `settle` turns a lapsed
+-- held/awaiting_payment record into `expired` when it is touched.
+-- Each redis.call costs more than the work most of them do, so calls are batched: one HMGET
+-- for a cart's counters, one HSET to write them, one ZREM per reclaim batch.
+local call = redis.call
+local stock_key, holds_key, usage_key = KEYS[1], KEYS[2], KEYS[3]
 local reclaim_batch = tonumber(ARGV[1])
+local CHUNK = 1000  -- arguments per call, well under Lua's unpack limit
 
 local function now_ms()
-  local t = redis.call('TIME')
+  local t = call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- "sku=qty,sku=qty" -> {{sku, qty}, ...}, same SKU summed, first-seen order kept.
+-- "sku=qty,..." -> {{sku, qty}, ...}, same SKU summed, first-seen order kept; nil if malformed.
 local function parse_items(encoded)
   local items, index = {}, {}
   for sku, qty in string.gmatch(encoded, '([^,=]+)=([^,]+)') do
@@ -41,58 +47,145 @@ local function encode_items(items)
   return table.concat(parts, ',')
 end
 
-local function add_usage(customer, sku, delta)
-  if customer == nil or customer == '' then return end
-  local field = sku .. '|' .. customer
-  if redis.call('HINCRBY', usage_key, field, delta) <= 0 then
-    redis.call('HDEL', usage_key, field)
+local function call_chunked(command, key, args)
+  for first = 1, #args, CHUNK do
+    call(command, key, unpack(args, first, math.min(first + CHUNK - 1, #args)))
   end
 end
 
--- Drop a hold's bookkeeping; with give_back, its units return to available.
-local function drop_hold(id, give_back)
-  redis.call('ZREM', holds_key, id)
-  local data = redis.call('HGET', holding_key, id)
-  if not data then return end
-  redis.call('HDEL', holding_key, id)
-  if not give_back then return end
-  local customer, encoded = string.match(data, '^(.-)\n(.*)$')
-  for _, item in ipairs(parse_items(encoded) or {}) do
-    redis.call('HINCRBY', stock_key, item[1] .. ':reserved', -item[2])
-    add_usage(customer, item[1], -item[2])
+-- Add {field = delta} to a hash in one HINCRBY, or one HMGET and one HSET for many fields.
+-- With drop_empty, fields that reach zero are deleted (usage counts stay small).
+local function add_to_hash(key, deltas, drop_empty)
+  local fields = {}
+  for field in pairs(deltas) do fields[#fields + 1] = field end
+  if #fields == 1 then
+    local left = call('HINCRBY', key, fields[1], deltas[fields[1]])
+    if drop_empty and left <= 0 then call('HDEL', key, fields[1]) end
+    return
   end
-end
-
-local function reclaim(now)
-  local expired = redis.call('ZRANGE', holds_key, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_batch)
-  for _, id in ipairs(expired) do drop_hold(id, true) end
-  return #expired
-end
-
--- The record's status now: a held/awaiting_payment reservation whose hold lapsed is expired
--- (its units go back here if the batch reclaim has not reached it yet).
-local function settle(id, record_key, now)
-  local status = redis.call('HGET', record_key, 'status')
-  if status == 'held' or status == 'awaiting_payment' then
-    local expiry = redis.call('ZSCORE', holds_key, id)
-    if not expiry or tonumber(expiry) <= now then
-      drop_hold(id, true)
-      status = 'expired'
-      redis.call('HSET', record_key, 'status', status)
+  local set, gone = {}, {}
+  for first = 1, #fields, CHUNK do
+    local part = {unpack(fields, first, math.min(first + CHUNK - 1, #fields))}
+    local current = call('HMGET', key, unpack(part))
+    for i, field in ipairs(part) do
+      local value = (tonumber(current[i]) or 0) + deltas[field]
+      if drop_empty and value <= 0 then
+        gone[#gone + 1] = field
+      else
+        set[#set + 1] = field
+        set[#set + 1] = value
+      end
     end
   end
-  return status
+  call_chunked('HSET', key, set)
+  call_chunked('HDEL', key, gone)
+end
+
+-- Add a cart's quantities (times sign) to one counter of each SKU, and to the customer's usage.
+local function add_counts(deltas, usage, items, counter, customer, sign)
+  for _, item in ipairs(items) do
+    local field = item[1] .. ':' .. counter
+    deltas[field] = (deltas[field] or 0) + sign * item[2]
+    if customer ~= '' and usage then
+      local key = item[1] .. '|' .. customer
+      usage[key] = (usage[key] or 0) + sign * item[2]
+    end
+  end
+end
+
+local function hold_member(id, items, customer) return id .. '|' .. items .. '|' .. customer end
+
+local function reclaim(now)
+  local lapsed = call('ZRANGE', holds_key, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_batch)
+  if #lapsed == 0 then return 0 end
+  local deltas, usage = {}, {}
+  for _, member in ipairs(lapsed) do
+    local _, items, customer = string.match(member, '^([^|]*)|([^|]*)|(.*)$')
+    add_counts(deltas, usage, parse_items(items) or {}, 'reserved', customer, -1)
+  end
+  call_chunked('ZREM', holds_key, lapsed)
+  add_to_hash(stock_key, deltas, false)
+  add_to_hash(usage_key, usage, true)
+  return #lapsed
+end
+
+-- Per SKU of `skus`: {total, reserved, sold, limit}, or false when it is not in this pool.
+local function counters(skus)
+  local fields = {}
+  for _, sku in ipairs(skus) do
+    local n = #fields
+    fields[n + 1], fields[n + 2] = sku .. ':total', sku .. ':reserved'
+    fields[n + 3], fields[n + 4] = sku .. ':sold', sku .. ':limit'
+  end
+  local values = call('HMGET', stock_key, unpack(fields))
+  local found = {}
+  for i, sku in ipairs(skus) do
+    local at = (i - 1) * 4
+    if values[at + 1] then
+      found[sku] = {tonumber(values[at + 1]), tonumber(values[at + 2]) or 0,
+                    tonumber(values[at + 3]) or 0, tonumber(values[at + 4]) or 0}
+    else
+      found[sku] = false
+    end
+  end
+  return found
+end
+
+local function skus_of(items)
+  local skus = {}
+  for i, item in ipairs(items) do skus[i] = item[1] end
+  return skus
+end
+
+local function decode_record(raw)
+  if not raw then return nil end
+  local status, expires_at, created_at, late, items, customer =
+    string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return {status = status, expires_at = tonumber(expires_at), created_at = tonumber(created_at),
+          late = late, items = items, customer = customer}
+end
+
+local function encode_record(r)
+  return table.concat({r.status, r.expires_at, r.created_at, r.late, r.items, r.customer}, '|')
+end
+
+-- ttl_ms nil keeps the record's current TTL.
+local function write_record(key, r, ttl_ms)
+  if ttl_ms then
+    call('SET', key, encode_record(r), 'PX', ttl_ms)
+  else
+    call('SET', key, encode_record(r), 'KEEPTTL')
+  end
+end
+
+local function is_live(r) return r.status == 'held' or r.status == 'awaiting_payment' end
+
+-- Give a live reservation's hold up: its units go back unless they were sold.
+local function drop_hold(id, r, give_back)
+  call('ZREM', holds_key, hold_member(id, r.items, r.customer))
+  if give_back then
+    local deltas, usage = {}, {}
+    add_counts(deltas, usage, parse_items(r.items), 'reserved', r.customer, -1)
+    add_to_hash(stock_key, deltas, false)
+    add_to_hash(usage_key, usage, true)
+  end
+end
+
+-- The record as it stands now: a live status whose hold lapsed becomes expired (its units go
+-- back here if the batch reclaim has not reached it yet).
+local function settle(id, record_key, r, now)
+  if is_live(r) then
+    local expiry = call('ZSCORE', holds_key, hold_member(id, r.items, r.customer))
+    if not expiry or tonumber(expiry) <= now then
+      if expiry then drop_hold(id, r, true) end
+      r.status = 'expired'
+      write_record(record_key, r, nil)
+    end
+  end
+  return r
 end
 
 -- The reply shape of every script about one reservation.
-local function record_reply(outcome, record_key)
-  local r = redis.call('HMGET', record_key, 'status', 'items', 'customer', 'expires_at', 'created_at', 'late')
-  return {outcome, r[1], r[2], r[3] or '', tonumber(r[4]), tonumber(r[5]), r[6] or '0'}
-end
-
--- Per SKU: {total, reserved, sold, limit}; total is false when the SKU is not in this pool.
-local function counters(sku)
-  local c = redis.call('HMGET', stock_key, sku .. ':total', sku .. ':reserved', sku .. ':sold', sku .. ':limit')
-  if not c[1] then return false end
-  return {tonumber(c[1]), tonumber(c[2]) or 0, tonumber(c[3]) or 0, tonumber(c[4]) or 0}
+local function record_reply(outcome, r)
+  return {outcome, r.status, r.items, r.customer, r.expires_at, r.created_at, r.late}
 end

@@ -1,52 +1,82 @@
 -- reserve: hold every line of a cart, or nothing.
--- KEYS: pool keys 1-4 (see _pool.lua), KEYS[5] the new reservation's record.
+-- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] hold length (ms), ARGV[4] record retention after the hold (ms),
--- ARGV[5] customer id ('' for none), ARGV[6] cart "sku=qty,..." (a SKU twice is summed).
+-- ARGV[5] customer id ('' for none), ARGV[6] cart "sku=qty,..." (a SKU twice is summed),
+-- ARGV[7] '1' when the id is freshly made (it cannot exist yet: a refusal skips that lookup).
 -- Reply: {'held'|'existing', status, items, customer, expires_at_ms, created_at_ms, late}
 --      | {'unknown_sku', sku} | {'insufficient', sku, requested, available}
 --      | {'customer_limit', sku, limit, already} | {'bad_request', reason}
-local record_key = KEYS[5]
+-- A sold-out answer costs TIME, ZRANGE and one HMGET; a hold adds SET, HSET and ZADD.
+local record_key = KEYS[4]
 local id = ARGV[2]
 local hold_ms = tonumber(ARGV[3])
 local retention_ms = tonumber(ARGV[4])
 local customer = ARGV[5]
 local items = parse_items(ARGV[6])
+local fresh = ARGV[7] == '1'
 
-local now = now_ms()
-reclaim(now)
-
--- A retry of a reservation that exists answers what it is now, and holds nothing more.
-if redis.call('EXISTS', record_key) == 1 then
-  settle(id, record_key, now)
-  return record_reply('existing', record_key)
-end
 if not items then return {'bad_request', 'cart'} end
 if not hold_ms or hold_ms < 1 or not retention_ms or retention_ms < 0 then
   return {'bad_request', 'hold'}
 end
 
+local now = now_ms()
+reclaim(now)
+
 -- Check everything before writing anything.
-for _, item in ipairs(items) do
-  local sku, qty = item[1], item[2]
-  local c = counters(sku)
-  if not c then return {'unknown_sku', sku} end
-  local available = c[1] - c[2] - c[3]
-  if qty > available then return {'insufficient', sku, qty, math.max(available, 0)} end
-  if customer ~= '' and c[4] > 0 then
-    local already = tonumber(redis.call('HGET', usage_key, sku .. '|' .. customer)) or 0
-    if already + qty > c[4] then return {'customer_limit', sku, c[4], already} end
+local function refusal()
+  local skus = skus_of(items)
+  local c = counters(skus)
+  local used = {}
+  if customer ~= '' then
+    local limited = {}
+    for _, sku in ipairs(skus) do
+      if c[sku] and c[sku][4] > 0 then limited[#limited + 1] = sku .. '|' .. customer end
+    end
+    if #limited > 0 then
+      local values = call('HMGET', usage_key, unpack(limited))
+      for i, field in ipairs(limited) do used[field] = tonumber(values[i]) or 0 end
+    end
   end
+  for _, item in ipairs(items) do
+    local sku, qty = item[1], item[2]
+    local s = c[sku]
+    if not s then return {'unknown_sku', sku} end
+    local available = s[1] - s[2] - s[3]
+    if qty > available then return {'insufficient', sku, qty, math.max(available, 0)} end
+    local already = used[sku .. '|' .. customer]
+    if already and already + qty > s[4] then return {'customer_limit', sku, s[4], already} end
+  end
+  return nil
 end
 
-local expires_at = now + hold_ms
-local encoded = encode_items(items)
-for _, item in ipairs(items) do
-  redis.call('HINCRBY', stock_key, item[1] .. ':reserved', item[2])
-  add_usage(customer, item[1], item[2])
+local function existing(raw)
+  return record_reply('existing', settle(id, record_key, decode_record(raw), now))
 end
-redis.call('ZADD', holds_key, expires_at, id)
-redis.call('HSET', holding_key, id, customer .. '\n' .. encoded)
-redis.call('HSET', record_key, 'status', 'held', 'items', encoded, 'customer', customer,
-  'expires_at', expires_at, 'created_at', now)
-redis.call('PEXPIRE', record_key, hold_ms + retention_ms)
-return {'held', 'held', encoded, customer, expires_at, now, '0'}
+
+local refused = refusal()
+if refused then
+  -- A retry of a reservation that exists answers what it is now, whatever the stock says.
+  if not fresh then
+    local raw = call('GET', record_key)
+    if raw then return existing(raw) end
+  end
+  return refused
+end
+
+local record = {status = 'held', expires_at = now + hold_ms, created_at = now, late = '0',
+                items = encode_items(items), customer = customer}
+local previous = call('SET', record_key, encode_record(record),
+  'PX', hold_ms + retention_ms, 'NX', 'GET')
+if previous then return existing(previous) end
+
+local deltas = {}
+add_counts(deltas, nil, items, 'reserved', customer, 1)
+add_to_hash(stock_key, deltas, false)
+if customer ~= '' then
+  local usage = {}
+  add_counts({}, usage, items, 'reserved', customer, 1)
+  add_to_hash(usage_key, usage, true)
+end
+call('ZADD', holds_key, record.expires_at, hold_member(id, record.items, customer))
+return record_reply('held', record)

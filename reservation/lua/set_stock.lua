@@ -1,6 +1,6 @@
 -- set_stock: set a SKU's stock on hand (and its per-customer limit) in a pool.
 -- Refused when the new total is below what is held plus sold.
--- KEYS: pool keys 1-4 (see _pool.lua).
+-- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2] sku, ARGV[3] total, ARGV[4] per-customer limit (0: none; '': keep as is).
 -- Reply: {'ok', total, reserved, sold, limit} | {'below_committed', reserved, sold}
 local sku = ARGV[2]
@@ -8,9 +8,9 @@ local total = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 
 reclaim(now_ms())
-local c = counters(sku) or {0, 0, 0, 0}
+local c = counters({sku})[sku] or {0, 0, 0, 0}
 if total < c[2] + c[3] then return {'below_committed', c[2], c[3]} end
 if limit == nil then limit = c[4] end
-redis.call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', c[2],
+call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', c[2],
   sku .. ':sold', c[3], sku .. ':limit', limit)
 return {'ok', total, c[2], c[3], limit}

@@ -1,5 +1,5 @@
 -- snapshot: counters of some SKUs of a pool, or of all of them, after reclaiming lapsed holds.
--- KEYS: pool keys 1-4 (see _pool.lua).
+-- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2..] SKUs (none: every SKU of the pool).
 -- Reply: flat {sku, total, reserved, sold, limit, ...}; total is -1 for a SKU not in the pool.
 reclaim(now_ms())
@@ -7,17 +7,18 @@ local skus = {}
 if #ARGV > 1 then
   for i = 2, #ARGV do skus[#skus + 1] = ARGV[i] end
 else
-  local fields = redis.call('HKEYS', stock_key)
-  for _, field in ipairs(fields) do
+  for _, field in ipairs(call('HKEYS', stock_key)) do
     local sku = string.match(field, '^(.*):total$')
     if sku then skus[#skus + 1] = sku end
   end
   table.sort(skus)
 end
 local reply = {}
+if #skus == 0 then return reply end
+local c = counters(skus)
 for _, sku in ipairs(skus) do
-  local c = counters(sku) or {-1, 0, 0, 0}
+  local s = c[sku] or {-1, 0, 0, 0}
   reply[#reply + 1] = sku
-  for j = 1, 4 do reply[#reply + 1] = c[j] end
+  for j = 1, 4 do reply[#reply + 1] = s[j] end
 end
 return reply
