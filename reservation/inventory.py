@@ -136,6 +136,34 @@ class Inventory:
             )
         return _stock_level(sku, pool, reply[1:5])
 
+    async def restore(
+        self,
+        sku: str,
+        *,
+        total: int,
+        sold: int,
+        pool: str = DEFAULT_POOL,
+        max_per_customer: int | None = None,
+    ) -> tuple[StockLevel | None, StockLevel]:
+        """Rebuild a SKU's counters from the durable record (reconcile): before and after.
+
+        `total` and `sold` are taken as given; `reserved` is recounted from the live holds.
+        The durable catalog decides the SKU's pool.
+        """
+        check_name(sku, "sku")
+        check_name(pool, "pool")
+        check_stock(total)
+        check_stock(sold, "sold")
+        if max_per_customer is not None:
+            check_stock(max_per_customer, "max_per_customer")
+        async with storage_errors():
+            await self.client.hset(self.keys.sku_pools, sku, pool)
+            await self.client.sadd(self.keys.pools, pool)
+        self._pools[sku] = pool
+        reply = await self._run(pool, "restore", [sku, total, sold, max_per_customer or 0])
+        before = None if int(reply[0]) < 0 else _stock_level(sku, pool, reply[0:4])
+        return before, _stock_level(sku, pool, reply[4:8])
+
     async def stock(
         self, skus: Sequence[str] | None = None, *, pool: str | None = None
     ) -> list[StockLevel]:
@@ -170,6 +198,14 @@ class Inventory:
                 raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
             pool = self._pools[sku] = _text(found)
         return pool
+
+    async def expired_holds(self, pool: str) -> int:
+        """How many holds of a pool have lapsed so far (a counter kept by the scripts)."""
+        async with storage_errors():
+            value = await self.client.hget(
+                self.keys.pool(check_name(pool, "pool")).stock, ":expired"
+            )
+        return int(value or 0)
 
     async def pools(self) -> list[str]:
         async with storage_errors():

@@ -21,6 +21,7 @@ SCRIPT_NAMES = (
     "snapshot",
     "reclaim",
     "lookup",
+    "restore",
 )
 POOL_PRELUDE = "_pool"
 

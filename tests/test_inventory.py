@@ -168,6 +168,7 @@ async def test_one_second_hold_returns_on_next_read(make_inventory: MakeInventor
     await asyncio.sleep(1.2)
     assert await counters(inventory, "a") == (0, 0, 2)
     assert (await inventory.get(rid)).status is ReservationStatus.EXPIRED
+    assert await inventory.expired_holds("default") == 1
 
 
 async def test_one_second_hold_returns_on_next_write(make_inventory: MakeInventory) -> None:
@@ -329,6 +330,7 @@ async def test_reclaim_is_bounded_per_call_and_complete_per_sweep(
     still_held = (await counters(inventory, "a"))[0]
     assert still_held in (14, 15)  # two more batches, and maybe ids[-1] besides
     assert await inventory.reclaim("default") == still_held
+    assert await inventory.expired_holds("default") == 45
     assert await counters(inventory, "a") == (0, 0, 100)
 
 
@@ -360,3 +362,18 @@ async def test_retry_answers_the_existing_hold_even_when_sold_out(inventory: Inv
     assert not again.created
     assert again.reservation.id == rid
     assert await counters(inventory, "a") == (2, 0, 0)
+
+
+async def test_restore_rebuilds_counters_keeping_live_holds(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 10, pool="p")
+    await held(inventory, ("a", 2))
+    paid = (await held(inventory, ("a", 3))).reservation.id
+    await inventory.commit(paid)
+    before, after = await inventory.restore("a", total=12, sold=4, pool="p")
+    assert before is not None
+    assert (before.total, before.reserved, before.sold) == (10, 2, 3)
+    assert (after.total, after.reserved, after.sold, after.available) == (12, 2, 4, 6)
+    missing, created = await inventory.restore("b", total=5, sold=1, pool="p", max_per_customer=2)
+    assert missing is None
+    assert (created.total, created.reserved, created.sold, created.max_per_customer) == (5, 0, 1, 2)
+    assert await inventory.pool_of("b") == "p"

@@ -1,6 +1,7 @@
 -- Shared prelude of every pool script; reservation/scripts.py prepends it to each file.
 --
--- KEYS[1] stock   hash    "<sku>:total" | ":reserved" | ":sold" | ":limit" -> integer
+-- KEYS[1] stock   hash    "<sku>:total" | ":reserved" | ":sold" | ":limit" -> integer,
+--                         and ":expired" -> holds of the pool that lapsed, ever
 -- KEYS[2] holds   zset    "<id>|<items>|<customer>", scored by hold expiry (ms, Redis TIME)
 -- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought
 -- KEYS[4] record  string  "<status>|<expires_at>|<created_at>|<late>|<items>|<customer>"
@@ -18,6 +19,7 @@ local call = redis.call
 local stock_key, holds_key, usage_key = KEYS[1], KEYS[2], KEYS[3]
 local reclaim_batch = tonumber(ARGV[1])
 local CHUNK = 1000  -- arguments per call, well under Lua's unpack limit
+local EXPIRED = ':expired'  -- stock field counting the holds that lapsed (no SKU is empty)
 
 local function now_ms()
   local t = call('TIME')
@@ -104,6 +106,7 @@ local function reclaim(now)
     add_counts(deltas, usage, parse_items(items) or {}, 'reserved', customer, -1)
   end
   call_chunked('ZREM', holds_key, lapsed)
+  deltas[EXPIRED] = #lapsed
   add_to_hash(stock_key, deltas, false)
   add_to_hash(usage_key, usage, true)
   return #lapsed
@@ -177,7 +180,10 @@ local function settle(id, record_key, r, now)
   if is_live(r) then
     local expiry = call('ZSCORE', holds_key, hold_member(id, r.items, r.customer))
     if not expiry or tonumber(expiry) <= now then
-      if expiry then drop_hold(id, r, true) end
+      if expiry then
+        drop_hold(id, r, true)
+        call('HINCRBY', stock_key, EXPIRED, 1)
+      end
       r.status = 'expired'
       write_record(record_key, r, nil)
     end
