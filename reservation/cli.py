@@ -79,3 +79,37 @@ def stock(pool: str) -> None:
             f"{level.sku:<24} {level.total:>8} {level.reserved:>8} "
             f"{level.sold:>8} {level.available:>9}"
         )
+
+
+@main.command("reconcile")
+@click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
+def reconcile_command(dry_run: bool) -> None:
+    """Rebuild Redis counters from MongoDB (REDIS_URL, MONGODB_URI) and print the diff."""
+    # Imported here so the Redis-only commands never load the MongoDB driver.
+    from persistence.mongo import connect
+    from persistence.orders import OrderRepository
+    from persistence.products import ProductRepository
+    from reservation.reconcile import format_diff, reconcile
+    from reservation.settings import Settings, SettingsError
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if settings.redis_url is None:
+        raise click.UsageError("REDIS_URL is required: reconcile rebuilds that Redis")
+    mongodb_uri = settings.mongodb_uri
+    if mongodb_uri is None:
+        raise click.UsageError("MONGODB_URI is required: reconcile reads that MongoDB")
+
+    async def run(inventory: Inventory) -> str:
+        client, db = connect(mongodb_uri, settings.mongodb_database)
+        try:
+            diffs = await reconcile(
+                inventory, ProductRepository(db), OrderRepository(db), dry_run=dry_run
+            )
+        finally:
+            await client.close()
+        return format_diff(diffs)
+
+    click.echo(("dry run: nothing written\n" if dry_run else "") + with_inventory(run))

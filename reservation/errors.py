@@ -3,7 +3,9 @@
 ReservationError
  ├── InvalidRequest            bad input, nothing touched            (422 invalid_request)
  │    └── MixedPools           a cart spanning pools                 (422 mixed_pools)
- ├── NotFound                  no such reservation                   (404 not_found)
+ ├── Unauthorized              admin token missing or wrong          (401 unauthorized)
+ ├── PayloadTooLarge           body over 64 KiB                      (413 payload_too_large)
+ ├── NotFound                  no such reservation, order, route     (404 not_found)
  ├── UnknownSku                                                      (404 unknown_sku)
  ├── InsufficientStock         details: sku, requested, available    (409)
  ├── CustomerLimitExceeded     details: sku, limit                   (409)
@@ -35,6 +37,16 @@ class InvalidRequest(ReservationError):
 
 class MixedPools(InvalidRequest):
     code = "mixed_pools"
+
+
+class Unauthorized(ReservationError):
+    code = "unauthorized"
+    status_code = 401
+
+
+class PayloadTooLarge(ReservationError):
+    code = "payload_too_large"
+    status_code = 413
 
 
 class NotFound(ReservationError):

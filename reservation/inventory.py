@@ -167,10 +167,13 @@ class Inventory:
     async def stock(
         self, skus: Sequence[str] | None = None, *, pool: str | None = None
     ) -> list[StockLevel]:
-        """Counters of the given SKUs (any pools), or of every SKU of `pool`."""
-        if skus is None:
+        """Counters of the given SKUs (of `pool`, or looked up), or of every SKU of `pool`."""
+        if skus is not None and not skus:
+            return []
+        if skus is None or pool is not None:
             name = check_name(pool or DEFAULT_POOL, "pool")
-            reply = await self._run(name, "snapshot", [])
+            members = [] if skus is None else [check_name(sku, "sku") for sku in skus]
+            reply = await self._run(name, "snapshot", members)
             return _stock_levels(name, reply)
         by_pool: dict[str, list[str]] = {}
         for sku in skus:
@@ -228,7 +231,7 @@ class Inventory:
         hold_ms = self.hold_ms if hold_seconds is None else int(hold_seconds * 1000)
         if hold_ms < 1:
             raise errors.InvalidRequest("hold_seconds must be positive", field="hold_seconds")
-        pool = await self._cart_pool(lines)
+        pool = await self.cart_pool(lines)
         fresh = reservation_id is None
         if reservation_id is None:
             reservation_id = new_reservation_id(pool)
@@ -320,7 +323,8 @@ class Inventory:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    async def _cart_pool(self, lines: Iterable[CartLine]) -> str:
+    async def cart_pool(self, lines: Iterable[CartLine]) -> str:
+        """The one pool every line of a cart is stocked in (MixedPools otherwise)."""
         cached = self._pools
         pools = {line.sku: cached.get(line.sku) or await self.pool_of(line.sku) for line in lines}
         distinct = sorted(set(pools.values()))

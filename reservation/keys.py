@@ -50,6 +50,10 @@ class KeySpace:
         """Set of every pool that has stock (the sweeper walks it)."""
         return f"{self.prefix}:pools"
 
+    def idempotency(self, key_digest: str) -> str:
+        """String: the reservation id an Idempotency-Key produced (24 hours)."""
+        return f"{self.prefix}:idem:{key_digest}"
+
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this key space."""
         return f"{self.prefix}:*"

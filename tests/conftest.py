@@ -18,6 +18,9 @@ from reservation.keys import KeySpace
 from reservation.scripts import RedisClient
 from tests import servers
 
+# Fixture modules: MongoDB (nx-27017 or MONGODB_URI) and the in-process HTTP app.
+pytest_plugins = ["tests.mongo", "tests.api"]
+
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["redis", "fakeredis", "cluster"]
 

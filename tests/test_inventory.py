@@ -169,6 +169,10 @@ async def test_one_second_hold_returns_on_next_read(make_inventory: MakeInventor
     assert await counters(inventory, "a") == (0, 0, 2)
     assert (await inventory.get(rid)).status is ReservationStatus.EXPIRED
     assert await inventory.expired_holds("default") == 1
+    released = await inventory.release(rid)
+    assert released == Released(released.reservation, changed=False)
+    assert released.reservation.status is ReservationStatus.RELEASED
+    assert await counters(inventory, "a") == (0, 0, 2)
 
 
 async def test_one_second_hold_returns_on_next_write(make_inventory: MakeInventory) -> None:

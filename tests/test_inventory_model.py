@@ -147,6 +147,7 @@ class InventoryMachine(RuleBasedStateMachine):
             mine.status = "released"
         else:
             assert outcome == Released(outcome.reservation, changed=False)
+            mine.status = "released"
         assert outcome.reservation.status == mine.status
 
     @rule(reservation_id=reservations)

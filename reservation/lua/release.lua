@@ -1,4 +1,5 @@
--- release: give a live hold's units back. Released or expired already: no-op success.
+-- release: give a live hold's units back. Released or expired already: no-op success
+-- (an expired one reads as released from then on).
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id.
 -- Reply: {'released'|'unchanged'|'already_committed', <record fields as in reserve>}
@@ -13,7 +14,14 @@ if not r then return {'not_found'} end
 
 settle(id, record_key, r, now)
 if r.status == 'committed' then return record_reply('already_committed', r) end
-if not is_live(r) then return record_reply('unchanged', r) end
+if not is_live(r) then
+  -- An expired hold gave its units back already; releasing it only records the buyer's word.
+  if r.status == 'expired' then
+    r.status = 'released'
+    write_record(record_key, r, nil)
+  end
+  return record_reply('unchanged', r)
+end
 drop_hold(id, r, true)
 r.status, r.expires_at = 'released', now
 write_record(record_key, r, nil)

@@ -1,0 +1,106 @@
+"""The MongoDB connection, its indexes, and the one place driver errors are translated.
+
+Writes use whole-document inserts and replaces only: nx-27017 (the embedded server of the demo
+and the tests) stores a datetime given to `$set` on an existing document as a string, and an
+array grown by `$push` as JSON strings, so update operators are avoided. Concurrent writers
+are ordered by a `revision` token (compare-and-swap on replace) and the unique indexes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import PyMongoError
+
+from reservation.errors import StorageUnavailable
+
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]
+
+SERVER_SELECTION_TIMEOUT_MS = 3000
+CONNECT_TIMEOUT_MS = 3000
+SOCKET_TIMEOUT_MS = 10000
+
+INDEXES: dict[str, list[IndexModel]] = {
+    "products": [IndexModel([("sku", ASCENDING)], unique=True, name="sku_unique")],
+    "orders": [
+        IndexModel(
+            [("checkout_session_id", ASCENDING)], unique=True, name="checkout_session_id_unique"
+        ),
+        IndexModel([("reservation_id", ASCENDING)], unique=True, name="reservation_id_unique"),
+        IndexModel([("status", ASCENDING)], name="status"),
+    ],
+    "stripe_events": [IndexModel([("event_id", ASCENDING)], unique=True, name="event_id_unique")],
+}
+
+
+def connect(uri: str, database: str) -> tuple[AsyncMongoClient[Document], Database]:
+    """A client (close it with `await client.close()`) and the named database."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=SERVER_SELECTION_TIMEOUT_MS,
+        connectTimeoutMS=CONNECT_TIMEOUT_MS,
+        socketTimeoutMS=SOCKET_TIMEOUT_MS,
+        appname="stripe-reservation",
+    )
+    return client, client.get_database(database)
+
+
+@asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    """MongoDB failures leave the persistence layer as StorageUnavailable (503).
+
+    Repositories catch DuplicateKeyError inside this block where a duplicate means
+    "already have it".
+    """
+    try:
+        yield
+    except PyMongoError as exc:
+        raise StorageUnavailable("MongoDB did not answer", backend="mongodb") from exc
+
+
+async def ensure_indexes(db: Database) -> None:
+    """Create the unique indexes the repositories rely on (idempotent)."""
+    async with storage_errors():
+        for collection, indexes in INDEXES.items():
+            await db[collection].create_indexes(indexes)
+
+
+async def ping(db: Database) -> bool:
+    """True when MongoDB answers (readiness)."""
+    try:
+        reply = await db.command("ping")
+    except PyMongoError:
+        return False
+    return bool(reply.get("ok"))
+
+
+def utc_now() -> datetime:
+    """Now, as MongoDB will store it (see `stored_time`)."""
+    return stored_time(datetime.now(UTC))
+
+
+def stored_time(value: datetime) -> datetime:
+    """UTC cut to milliseconds, what MongoDB keeps, so a written value reads back equal.
+
+    A naive datetime is taken as UTC, as PyMongo does.
+    """
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime read from MongoDB, in datetime.UTC."""
+    return value.astimezone(UTC)
+
+
+def new_revision() -> str:
+    """A fresh token for a document's `revision` (compare-and-swap on replace)."""
+    return secrets.token_hex(8)

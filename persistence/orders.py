@@ -1,0 +1,218 @@
+"""Orders: one per Checkout Session, written by the webhook handlers, never deleted."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from pymongo.errors import DuplicateKeyError
+
+from persistence.mongo import (
+    Database,
+    Document,
+    as_utc,
+    new_revision,
+    storage_errors,
+    stored_time,
+    utc_now,
+)
+from reservation.errors import InvalidRequest, ReservationError, StorageUnavailable
+
+MAX_LIST_LIMIT = 1000
+MAX_WRITE_ATTEMPTS = 100
+
+
+class OrderStatus(StrEnum):
+    PAID = "paid"
+    AWAITING_PAYMENT = "awaiting_payment"
+    PAYMENT_FAILED = "payment_failed"
+    REFUNDED = "refunded"
+    REFUNDED_OVERSOLD = "refunded_oversold"
+
+
+class OrderConflict(ReservationError):
+    """Another Checkout Session already has an order for this reservation."""
+
+    code = "order_conflict"
+    status_code = 409
+
+
+@dataclass(frozen=True, slots=True)
+class OrderLine:
+    sku: str
+    quantity: int
+    unit_amount: int  # minor units, from the catalog at checkout
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """The order view of API.md, plus the statuses it went through.
+
+    On `OrderRepository.upsert`, created_at, updated_at and status_history are kept by the
+    repository: the values given here count only for a new order's created_at.
+    """
+
+    checkout_session_id: str
+    reservation_id: str
+    status: OrderStatus
+    items: tuple[OrderLine, ...]
+    amount_total: int
+    currency: str
+    customer_email: str | None = None
+    payment_intent: str | None = None
+    created_at: datetime = field(default_factory=utc_now)
+    updated_at: datetime = field(default_factory=utc_now)
+    status_history: tuple[tuple[str, datetime], ...] = ()
+
+
+def _document(order: Order) -> Document:
+    return {
+        "checkout_session_id": order.checkout_session_id,
+        "reservation_id": order.reservation_id,
+        "status": order.status.value,
+        "items": [
+            {"sku": line.sku, "quantity": line.quantity, "unit_amount": line.unit_amount}
+            for line in order.items
+        ],
+        "amount_total": order.amount_total,
+        "currency": order.currency,
+        "customer_email": order.customer_email,
+        "payment_intent": order.payment_intent,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+        "status_history": [
+            {"status": str(status), "at": at} for status, at in order.status_history
+        ],
+        "revision": new_revision(),
+    }
+
+
+def _order(document: Document) -> Order:
+    return Order(
+        checkout_session_id=document["checkout_session_id"],
+        reservation_id=document["reservation_id"],
+        status=OrderStatus(document["status"]),
+        items=tuple(
+            OrderLine(line["sku"], int(line["quantity"]), int(line["unit_amount"]))
+            for line in document["items"]
+        ),
+        amount_total=int(document["amount_total"]),
+        currency=document["currency"],
+        customer_email=document.get("customer_email"),
+        payment_intent=document.get("payment_intent"),
+        created_at=as_utc(document["created_at"]),
+        updated_at=as_utc(document["updated_at"]),
+        status_history=tuple(
+            (entry["status"], as_utc(entry["at"])) for entry in document.get("status_history", ())
+        ),
+    )
+
+
+def _merged(current: Order | None, incoming: Order, now: datetime) -> Order:
+    """What to store: the incoming order on top of the stored one, its history kept."""
+    if current is None:
+        return replace(
+            incoming,
+            created_at=min(stored_time(incoming.created_at), now),
+            updated_at=now,
+            status_history=((incoming.status.value, now),),
+        )
+    history = current.status_history
+    if incoming.status != current.status:
+        history = (*history, (incoming.status.value, now))
+    merged = replace(
+        incoming,
+        # A session's reservation never changes; a later event never erases what an earlier
+        # one recorded.
+        reservation_id=current.reservation_id,
+        customer_email=incoming.customer_email or current.customer_email,
+        payment_intent=incoming.payment_intent or current.payment_intent,
+        created_at=current.created_at,
+        updated_at=current.updated_at,
+        status_history=history,
+    )
+    return merged if merged == current else replace(merged, updated_at=now)
+
+
+def _normalized(order: Order) -> Order:
+    return replace(order, status=OrderStatus(order.status))
+
+
+class OrderRepository:
+    """The `orders` collection, keyed by Checkout Session id (and unique by reservation id)."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["orders"]
+
+    async def get(self, checkout_session_id: str) -> Order | None:
+        """The order of a Checkout Session, or None."""
+        async with storage_errors():
+            document = await self.collection.find_one({"checkout_session_id": checkout_session_id})
+        return None if document is None else _order(document)
+
+    async def list(
+        self, status: OrderStatus | None = None, limit: int = 100
+    ) -> builtins.list[Order]:
+        """Orders, newest first, optionally of one status."""
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_LIST_LIMIT
+        ):
+            raise InvalidRequest(f"limit must be from 1 to {MAX_LIST_LIMIT}", field="limit")
+        query = {} if status is None else {"status": OrderStatus(status).value}
+        async with storage_errors():
+            cursor = self.collection.find(query).sort([("created_at", -1), ("_id", -1)])
+            documents = await cursor.limit(limit).to_list()
+        return [_order(document) for document in documents]
+
+    async def upsert(self, order: Order) -> Order:
+        """Record an order by its session id; idempotent; a new status joins the history."""
+        key = {"checkout_session_id": order.checkout_session_id}
+        async with storage_errors():
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                document = await self.collection.find_one(key)
+                current = None if document is None else _order(document)
+                stored = _merged(current, _normalized(order), utc_now())
+                if document is None:
+                    try:
+                        await self.collection.insert_one(_document(stored))
+                    except DuplicateKeyError:
+                        if await self.collection.find_one(key) is None:
+                            raise OrderConflict(
+                                "the reservation already has an order of another session",
+                                reservation_id=order.reservation_id,
+                                checkout_session_id=order.checkout_session_id,
+                            ) from None
+                        continue  # the same session was recorded meanwhile: merge into it
+                    return stored
+                if stored == current:
+                    return stored
+                result = await self.collection.replace_one(
+                    {**key, "revision": document.get("revision")}, _document(stored)
+                )
+                if result.matched_count:
+                    return stored
+        raise StorageUnavailable(
+            "MongoDB write kept conflicting",
+            backend="mongodb",
+            checkout_session_id=order.checkout_session_id,
+        )
+
+    async def sold_by_sku(
+        self, statuses: Iterable[OrderStatus] = (OrderStatus.PAID,)
+    ) -> dict[str, int]:
+        """Units per SKU in orders of the given statuses (reconcile's `sold`)."""
+        wanted = sorted({OrderStatus(status).value for status in statuses})
+        pipeline: builtins.list[Document] = [
+            {"$match": {"status": {"$in": wanted}}},
+            {"$unwind": "$items"},
+            {"$group": {"_id": "$items.sku", "sold": {"$sum": "$items.quantity"}}},
+        ]
+        async with storage_errors():
+            cursor = await self.collection.aggregate(pipeline)
+            rows = await cursor.to_list()
+        return {row["_id"]: int(row["sold"]) for row in sorted(rows, key=lambda row: row["_id"])}

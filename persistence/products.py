@@ -1,0 +1,146 @@
+"""The durable product catalog: what is for sale, at what price, how many on hand."""
+
+from __future__ import annotations
+
+import builtins
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from pymongo.errors import DuplicateKeyError
+
+from persistence.mongo import Database, Document, as_utc, new_revision, storage_errors, utc_now
+from reservation.cart import check_name, check_stock
+from reservation.errors import InvalidRequest, StorageUnavailable
+from reservation.inventory import DEFAULT_POOL
+
+CURRENCY_PATTERN = re.compile(r"[a-z]{3}")
+MAX_NAME = 200
+MAX_WRITE_ATTEMPTS = 50
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    sku: str
+    name: str
+    price: int  # minor units of `currency`
+    currency: str  # ISO 4217, lowercase as Stripe writes it
+    stock: int
+    pool: str
+    max_per_customer: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+def _check_fields(
+    sku: object, name: object, price: object, currency: object, stock: object, pool: object
+) -> str:
+    check_name(sku, "sku")
+    check_name(pool, "pool")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
+        raise InvalidRequest(f"name must be 1 to {MAX_NAME} characters", field="name")
+    check_stock(price, "price")
+    check_stock(stock, "stock")
+    lowered = currency.lower() if isinstance(currency, str) else None
+    if lowered is None or not CURRENCY_PATTERN.fullmatch(lowered):
+        raise InvalidRequest("currency must be a 3-letter ISO 4217 code", field="currency")
+    return lowered
+
+
+def _document(product: Product) -> Document:
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "price": product.price,
+        "currency": product.currency,
+        "stock": product.stock,
+        "pool": product.pool,
+        "max_per_customer": product.max_per_customer,
+        "created_at": product.created_at,
+        "updated_at": product.updated_at,
+        "revision": new_revision(),
+    }
+
+
+def _product(document: Document) -> Product:
+    return Product(
+        sku=document["sku"],
+        name=document["name"],
+        price=int(document["price"]),
+        currency=document["currency"],
+        stock=int(document["stock"]),
+        pool=document["pool"],
+        max_per_customer=document.get("max_per_customer"),
+        created_at=as_utc(document["created_at"]),
+        updated_at=as_utc(document["updated_at"]),
+    )
+
+
+class ProductRepository:
+    """The `products` collection, one document per SKU."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["products"]
+
+    async def get(self, sku: str) -> Product | None:
+        """The catalog entry of a SKU, or None."""
+        async with storage_errors():
+            document = await self.collection.find_one({"sku": sku})
+        return None if document is None else _product(document)
+
+    async def list(self) -> builtins.list[Product]:
+        """Every product, sorted by SKU."""
+        async with storage_errors():
+            documents = await self.collection.find({}).sort("sku", 1).to_list()
+        return [_product(document) for document in documents]
+
+    async def upsert(
+        self,
+        sku: str,
+        *,
+        name: str,
+        price: int,
+        currency: str,
+        stock: int,
+        pool: str = DEFAULT_POOL,
+        max_per_customer: int | None = None,
+    ) -> tuple[Product, Product | None]:
+        """Create or replace a product: the stored product and the one it replaced (or None)."""
+        currency = _check_fields(sku, name, price, currency, stock, pool)
+        if max_per_customer is not None:
+            check_stock(max_per_customer, "max_per_customer")
+        async with storage_errors():
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                current = await self.collection.find_one({"sku": sku})
+                now = utc_now()
+                product = Product(
+                    sku=sku,
+                    name=name,
+                    price=price,
+                    currency=currency,
+                    stock=stock,
+                    pool=pool,
+                    max_per_customer=max_per_customer or None,
+                    created_at=now if current is None else as_utc(current["created_at"]),
+                    updated_at=now,
+                )
+                if current is None:
+                    try:
+                        await self.collection.insert_one(_document(product))
+                    except DuplicateKeyError:
+                        continue  # created meanwhile: read it and replace it instead
+                    return product, None
+                result = await self.collection.replace_one(
+                    {"sku": sku, "revision": current.get("revision")}, _document(product)
+                )
+                if result.matched_count:
+                    return product, _product(current)
+        raise StorageUnavailable("MongoDB write kept conflicting", backend="mongodb", sku=sku)
+
+    async def restore(self, sku: str, previous: Product | None) -> None:
+        """Undo an upsert: put `previous` back, or delete the product if there was none."""
+        async with storage_errors():
+            if previous is None:
+                await self.collection.delete_one({"sku": sku})
+            else:
+                await self.collection.replace_one({"sku": sku}, _document(previous), upsert=True)

@@ -1,0 +1,1 @@
+"""HTTP endpoints: thin handlers over the core, the catalog and the order store."""

@@ -1,0 +1,57 @@
+"""Reading request bodies (bounded, decoded and validated) and writing JSON answers."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reservation import errors
+from reservation.schemas import encoder
+
+MAX_BODY_BYTES = 64 * 1024
+T = TypeVar("T")
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The raw body, refused with 413 past `limit` bytes without reading the rest."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise errors.PayloadTooLarge(f"request bodies are limited to {limit} bytes", limit=limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise errors.PayloadTooLarge(
+                f"request bodies are limited to {limit} bytes", limit=limit
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def decode(raw: bytes, into: type[T]) -> T:
+    try:
+        return msgspec.json.decode(raw, type=into)
+    except msgspec.ValidationError as exc:
+        raise errors.InvalidRequest(f"invalid body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise errors.InvalidRequest(f"the body is not valid JSON: {exc}") from None
+
+
+async def read_json(request: Request, into: type[T]) -> T:
+    """Decode and validate a JSON body into a struct; any defect is a 4xx."""
+    return decode(await read_body(request), into)
+
+
+def json_response(
+    body: Any, status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    return Response(
+        encoder.encode(body),
+        status_code=status_code,
+        media_type="application/json",
+        headers=headers,
+    )

@@ -1,0 +1,51 @@
+"""The one place where errors become HTTP answers: {"error", "message", "details"}."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reservation.api.bodies import json_response
+from reservation.errors import ReservationError
+from reservation.schemas import ErrorBody
+
+logger = logging.getLogger("reservation")
+
+HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+
+
+def error_response(
+    status_code: int, code: str, message: str, details: dict[str, object] | None = None
+) -> Response:
+    headers = {"Retry-After": "1"} if status_code == 503 else None
+    return json_response(ErrorBody(code, message, details or {}), status_code, headers)
+
+
+async def on_reservation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ReservationError)
+    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+
+
+async def on_http_exception(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = HTTP_CODES.get(exc.status_code, "invalid_request")
+    response = error_response(exc.status_code, code, str(exc.detail))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    # The exception's text may carry connection strings or payloads: log the type only.
+    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    return error_response(500, "internal_error", "the server failed to answer this request")
+
+
+def add_exception_handlers(app: Starlette) -> None:
+    app.add_exception_handler(ReservationError, on_reservation_error)
+    app.add_exception_handler(HTTPException, on_http_exception)
+    app.add_exception_handler(Exception, on_unexpected)

@@ -1,0 +1,69 @@
+"""GET /healthz, /readyz, /metrics, /openapi.json."""
+
+from __future__ import annotations
+
+import asyncio
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from persistence.mongo import ping as ping_mongodb
+from reservation.api.bodies import json_response
+from reservation.api.failures import error_response
+from reservation.api.openapi import openapi_document
+from reservation.api.services import Services, services
+from reservation.errors import ReservationError
+from reservation.schemas import Health, Readiness
+
+PROBE_SECONDS = 2.0
+
+
+async def healthz(request: Request) -> Response:
+    return json_response(Health("ok"))
+
+
+async def _redis_answers(state: Services) -> bool:
+    try:
+        return bool(await asyncio.wait_for(state.redis.ping(), PROBE_SECONDS))
+    except Exception:  # any failure to answer means not ready
+        return False
+
+
+async def _mongodb_answers(state: Services) -> bool:
+    try:
+        return await asyncio.wait_for(ping_mongodb(state.db), PROBE_SECONDS)
+    except Exception:  # any failure to answer means not ready
+        return False
+
+
+async def readyz(request: Request) -> Response:
+    state = services(request)
+    redis_ok, mongodb_ok = await asyncio.gather(_redis_answers(state), _mongodb_answers(state))
+    readiness = Readiness(
+        status="ready" if redis_ok and mongodb_ok else "unavailable",
+        redis="ok" if redis_ok else "down",
+        mongodb="ok" if mongodb_ok else "down",
+    )
+    if redis_ok and mongodb_ok:
+        return json_response(readiness)
+    return error_response(
+        503,
+        "storage_unavailable",
+        "a backing store does not answer",
+        {"redis": readiness.redis, "mongodb": readiness.mongodb},
+    )
+
+
+async def metrics(request: Request) -> Response:
+    state = services(request)
+    try:
+        for pool in await state.inventory.pools():
+            state.metrics.expired.labels(pool).set(await state.inventory.expired_holds(pool))
+    except ReservationError:
+        pass  # Redis down: serve what this process knows; /readyz reports the outage
+    return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+
+async def openapi(request: Request) -> Response:
+    return json_response(openapi_document())

@@ -1,0 +1,29 @@
+"""PUT /v1/products/{sku} (admin), GET /v1/products/{sku}, GET /v1/products."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reservation.api.auth import require_admin
+from reservation.api.bodies import json_response, read_json
+from reservation.api.services import services
+from reservation.cart import check_name
+from reservation.schemas import ProductIn, ProductList
+
+
+async def put_product(request: Request) -> Response:
+    state = services(request)
+    require_admin(request, state.settings.admin_token)
+    sku = check_name(request.path_params["sku"], "sku")
+    body = await read_json(request, ProductIn)
+    return json_response(await state.catalog.put(sku, body))
+
+
+async def get_product(request: Request) -> Response:
+    sku = check_name(request.path_params["sku"], "sku")
+    return json_response(await services(request).catalog.get(sku))
+
+
+async def list_products(request: Request) -> Response:
+    return json_response(ProductList(await services(request).catalog.list()))

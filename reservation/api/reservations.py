@@ -1,0 +1,72 @@
+"""POST /v1/reservations, GET and DELETE /v1/reservations/{id}."""
+
+from __future__ import annotations
+
+import time
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reservation.api.bodies import json_response, read_json
+from reservation.api.services import services
+from reservation.cart import encode_cart, normalize_cart
+from reservation.idempotency import check_key, fingerprint
+from reservation.inventory import new_reservation_id
+from reservation.models import Reservation
+from reservation.outcomes import Held, OutOfStock, OverCustomerLimit, Released, ReleaseRefused
+from reservation.schemas import CartLineView, ReservationIn, ReservationView
+
+REFUSALS = {OutOfStock: "insufficient_stock", OverCustomerLimit: "customer_limit_exceeded"}
+
+
+def reservation_view(reservation: Reservation) -> ReservationView:
+    return ReservationView(
+        id=reservation.id,
+        status=reservation.status.value,
+        items=[CartLineView(line.sku, line.quantity) for line in reservation.items],
+        customer_id=reservation.customer_id,
+        expires_at=reservation.expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        checkout_session_id=None,
+    )
+
+
+async def create_reservation(request: Request) -> Response:
+    state = services(request)
+    body = await read_json(request, ReservationIn)
+    lines = normalize_cart([(line.sku, line.quantity) for line in body.items])
+    reservation_id = None
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        pool = await state.inventory.cart_pool(lines)
+        reservation_id = await state.idempotency.claim(
+            check_key(key),
+            fingerprint(encode_cart(lines), body.customer_id or ""),
+            new_reservation_id(pool),
+        )
+    started = time.perf_counter()
+    outcome = await state.inventory.reserve(
+        lines, customer_id=body.customer_id, reservation_id=reservation_id
+    )
+    state.metrics.reserve_seconds.observe(time.perf_counter() - started)
+    if isinstance(outcome, Held):
+        state.metrics.reservations.labels("held" if outcome.created else "repeated").inc()
+        # A retry with the same Idempotency-Key gets the answer the first request got.
+        return json_response(reservation_view(outcome.reservation), 201)
+    state.metrics.reservations.labels(REFUSALS[type(outcome)]).inc()
+    raise outcome.error()
+
+
+async def get_reservation(request: Request) -> Response:
+    reservation = await services(request).inventory.get(request.path_params["reservation_id"])
+    return json_response(reservation_view(reservation))
+
+
+async def delete_reservation(request: Request) -> Response:
+    state = services(request)
+    outcome = await state.inventory.release(request.path_params["reservation_id"])
+    if isinstance(outcome, ReleaseRefused):
+        state.metrics.releases.labels("refused").inc()
+        raise outcome.error()
+    assert isinstance(outcome, Released)
+    state.metrics.releases.labels("released" if outcome.changed else "unchanged").inc()
+    return json_response(reservation_view(outcome.reservation))

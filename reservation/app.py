@@ -1,0 +1,112 @@
+"""The app factory: routes, error handlers, and a lifespan that owns every client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
+
+from redis.asyncio import Redis, RedisCluster
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route
+
+from persistence.events import StripeEventRepository
+from persistence.mongo import connect, ensure_indexes
+from persistence.orders import OrderRepository
+from persistence.products import ProductRepository
+from reservation.api import ops, orders, products, reservations
+from reservation.api.failures import add_exception_handlers
+from reservation.api.services import Services
+from reservation.catalog import Catalog
+from reservation.embedded import EmbeddedMongo, embedded_redis
+from reservation.errors import ReservationError
+from reservation.idempotency import IdempotencyKeys
+from reservation.inventory import Inventory
+from reservation.keys import KeySpace
+from reservation.metrics import Metrics, RequestTimer
+from reservation.reconcile import reconcile
+from reservation.scripts import RedisClient
+from reservation.settings import Settings
+
+logger = logging.getLogger("reservation")
+
+ROUTES = [
+    Route("/v1/products", products.list_products, methods=["GET"]),
+    Route("/v1/products/{sku}", products.get_product, methods=["GET"]),
+    Route("/v1/products/{sku}", products.put_product, methods=["PUT"]),
+    Route("/v1/reservations", reservations.create_reservation, methods=["POST"]),
+    Route("/v1/reservations/{reservation_id}", reservations.get_reservation, methods=["GET"]),
+    Route("/v1/reservations/{reservation_id}", reservations.delete_reservation, methods=["DELETE"]),
+    Route("/v1/orders", orders.list_orders, methods=["GET"]),
+    Route("/v1/orders/{checkout_session_id}", orders.get_order, methods=["GET"]),
+    Route("/healthz", ops.healthz, methods=["GET"]),
+    Route("/readyz", ops.readyz, methods=["GET"]),
+    Route("/metrics", ops.metrics, methods=["GET"]),
+    Route("/openapi.json", ops.openapi, methods=["GET"]),
+]
+
+
+def redis_client(settings: Settings) -> RedisClient:
+    if settings.redis_url is None:
+        return embedded_redis()
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, max_connections=1024)
+    return Redis.from_url(settings.redis_url, max_connections=1024)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """A Starlette app for `settings` (default: from the environment)."""
+    settings = settings or Settings.from_env()
+    metrics = Metrics()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            mongodb_uri = settings.mongodb_uri
+            if mongodb_uri is None:
+                embedded = EmbeddedMongo(Path(settings.data_dir))
+                mongodb_uri = embedded.start()
+                stack.callback(embedded.stop)
+            redis = redis_client(settings)
+            stack.push_async_callback(redis.aclose)
+            mongo, db = connect(mongodb_uri, settings.mongodb_database)
+            stack.push_async_callback(mongo.close)
+            keys = KeySpace(settings.key_prefix)
+            inventory = Inventory(redis, keys=keys, hold_seconds=settings.hold_seconds)
+            product_repository = ProductRepository(db)
+            order_repository = OrderRepository(db)
+            app.state.services = Services(
+                settings=settings,
+                redis=redis,
+                inventory=inventory,
+                mongo=mongo,
+                db=db,
+                products=product_repository,
+                orders=order_repository,
+                events=StripeEventRepository(db),
+                catalog=Catalog(product_repository, inventory),
+                idempotency=IdempotencyKeys(redis, keys),
+                metrics=metrics,
+            )
+            try:
+                await ensure_indexes(db)
+                if settings.reconcile_on_start:
+                    restored = await reconcile(
+                        inventory, product_repository, order_repository, only_missing=True
+                    )
+                    if restored:
+                        logger.warning("restored %d SKUs missing from Redis", len(restored))
+            except ReservationError as exc:
+                # Start anyway: /readyz says what is down, and requests answer 503 meanwhile.
+                logger.error("start-up checks failed: %s", exc.message)
+            yield
+
+    app = Starlette(
+        routes=ROUTES,
+        middleware=[Middleware(RequestTimer, metrics=metrics)],
+        lifespan=lifespan,
+    )
+    add_exception_handlers(app)
+    return app

@@ -1,0 +1,53 @@
+"""Idempotency-Key: the same key returns the same reservation for 24 hours, never a second hold."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from redis.exceptions import RedisError
+
+from reservation import errors
+from reservation.inventory import storage_unavailable
+from reservation.keys import KeySpace
+from reservation.scripts import RedisClient
+
+KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
+KEEP_SECONDS = 24 * 3600
+
+
+def check_key(value: str) -> str:
+    if not KEY_PATTERN.fullmatch(value):
+        raise errors.InvalidRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters", field="Idempotency-Key"
+        )
+    return value
+
+
+def fingerprint(*parts: str) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:32]
+
+
+class IdempotencyKeys:
+    def __init__(self, client: RedisClient, keys: KeySpace) -> None:
+        self.client = client
+        self.keys = keys
+
+    async def claim(self, key: str, request_fingerprint: str, candidate_id: str) -> str:
+        """The reservation id this key stands for: `candidate_id` the first time, then the same."""
+        name = self.keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
+        value = f"{candidate_id}|{request_fingerprint}"
+        try:
+            stored = await self.client.set(name, value, nx=True, ex=KEEP_SECONDS, get=True)
+        except RedisError as exc:
+            raise storage_unavailable(exc) from exc
+        if stored is None:
+            return candidate_id
+        text = stored.decode() if isinstance(stored, bytes) else str(stored)
+        reservation_id, _, stored_fingerprint = text.partition("|")
+        if stored_fingerprint != request_fingerprint:
+            raise errors.InvalidRequest(
+                "this Idempotency-Key was used with a different request",
+                field="Idempotency-Key",
+            )
+        return reservation_id

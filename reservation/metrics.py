@@ -1,0 +1,74 @@
+"""Prometheus metrics of one process: reservations by outcome, lapsed holds, latencies."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class Metrics:
+    registry: CollectorRegistry = field(default_factory=CollectorRegistry)
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.reservations = Counter(
+            "reservation_reservations", "Reserve requests by outcome", ["outcome"], registry=r
+        )
+        self.releases = Counter(
+            "reservation_releases", "Release requests by outcome", ["outcome"], registry=r
+        )
+        self.expired = Gauge(
+            "reservation_expired_holds", "Holds that lapsed so far, per pool", ["pool"], registry=r
+        )
+        self.reserve_seconds = Histogram(
+            "reservation_reserve_seconds",
+            "Time of one reserve against Redis",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.request_seconds = Histogram(
+            "reservation_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class RequestTimer:
+    """ASGI middleware observing each request's latency under its route template."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def timed_send(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, timed_send)
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", "unmatched")
+            self.metrics.request_seconds.labels(scope["method"], path, str(status)).observe(
+                time.perf_counter() - started
+            )

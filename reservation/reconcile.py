@@ -1,0 +1,114 @@
+"""Rebuild Redis counters from MongoDB: `total` from the catalog, `sold` from paid orders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from persistence.orders import OrderRepository, OrderStatus
+from persistence.products import Product, ProductRepository
+from reservation.inventory import Inventory
+from reservation.models import StockLevel
+
+FIELDS = ("total", "reserved", "sold", "max_per_customer")
+
+
+@dataclass(frozen=True, slots=True)
+class StockDiff:
+    """One SKU's counters before (None: Redis did not have it) and after reconcile."""
+
+    sku: str
+    pool: str
+    before: StockLevel | None
+    after: StockLevel
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def changes(self) -> list[tuple[str, str, str]]:
+        """(field, before, after) for each counter that differs."""
+        rows = []
+        for name in FIELDS:
+            old = "-" if self.before is None else _shown(getattr(self.before, name))
+            new = _shown(getattr(self.after, name))
+            if old != new:
+                rows.append((name, old, new))
+        return rows
+
+
+async def reconcile(
+    inventory: Inventory,
+    products: ProductRepository,
+    orders: OrderRepository,
+    *,
+    dry_run: bool = False,
+    only_missing: bool = False,
+    sold_statuses: Iterable[OrderStatus] = (OrderStatus.PAID,),
+) -> list[StockDiff]:
+    """Set each catalog SKU's counters from MongoDB; holds stay as Redis has them.
+
+    `dry_run` predicts the result without writing; `only_missing` touches only SKUs Redis
+    does not have (the app's start-up check). `sold_statuses` may add `refunded` when refunds
+    do not put units back in stock.
+    """
+    catalog = await products.list()
+    sold = await orders.sold_by_sku(sold_statuses)
+    current = await _current_levels(inventory, catalog)
+    diffs = []
+    for product in catalog:
+        before = current.get(product.sku)
+        if only_missing and before is not None:
+            continue
+        units_sold = sold.get(product.sku, 0)
+        if dry_run:
+            after = StockLevel(
+                product.sku,
+                product.pool,
+                product.stock,
+                0 if before is None else before.reserved,
+                units_sold,
+                product.max_per_customer,
+            )
+        else:
+            before, after = await inventory.restore(
+                product.sku,
+                total=product.stock,
+                sold=units_sold,
+                pool=product.pool,
+                max_per_customer=product.max_per_customer,
+            )
+        diffs.append(StockDiff(product.sku, product.pool, before, after))
+    return diffs
+
+
+async def _current_levels(
+    inventory: Inventory, catalog: Sequence[Product]
+) -> dict[str, StockLevel]:
+    """The live counters of the catalog's SKUs, read pool by pool (a missing SKU is absent)."""
+    levels: dict[str, StockLevel] = {}
+    for pool in sorted({product.pool for product in catalog}):
+        levels.update((level.sku, level) for level in await inventory.stock(pool=pool))
+    return levels
+
+
+def format_diff(diffs: Sequence[StockDiff]) -> str:
+    """A small table of what changed: sku, pool, field: before -> after."""
+    rows = [
+        (diff.sku, diff.pool, f"{name}: {old} -> {new}")
+        for diff in diffs
+        for name, old, new in diff.changes()
+    ]
+    changed = sum(1 for diff in diffs if diff.changed)
+    summary = f"{changed} of {len(diffs)} SKUs changed"
+    if not rows:
+        return summary
+    sku_width = max(3, *(len(row[0]) for row in rows))
+    pool_width = max(4, *(len(row[1]) for row in rows))
+    lines = [f"{'sku':<{sku_width}}  {'pool':<{pool_width}}  change"]
+    lines += [f"{sku:<{sku_width}}  {pool:<{pool_width}}  {change}" for sku, pool, change in rows]
+    return "\n".join([*lines, summary])
+
+
+def _shown(value: int | None) -> str:
+    return "-" if value is None else str(value)

@@ -1,0 +1,63 @@
+"""Configuration: one frozen value, read from the environment variables of API.md."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from reservation.keys import DEFAULT_PREFIX
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
+    if not value > 0:
+        raise SettingsError(f"{name} must be positive")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything the service is configured with; secrets stay out of repr()."""
+
+    redis_url: str | None = None  # None: embedded (fakeredis, one process only)
+    redis_cluster: bool = False
+    mongodb_uri: str | None = field(default=None, repr=False)  # None: embedded nx-27017
+    mongodb_database: str = "reservation"
+    stripe_secret_key: str | None = field(default=None, repr=False)
+    stripe_webhook_secret: str | None = field(default=None, repr=False)
+    stripe_api_base: str | None = None
+    hold_seconds: float = 600.0
+    admin_token: str | None = field(default=None, repr=False)
+    public_url: str = "http://127.0.0.1:8000"
+    key_prefix: str = DEFAULT_PREFIX
+    data_dir: str = ".reservation"
+    reconcile_on_start: bool = True
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        return cls(
+            redis_url=env.get("REDIS_URL") or None,
+            redis_cluster=env.get("REDIS_CLUSTER", "") in ("1", "true", "yes"),
+            mongodb_uri=env.get("MONGODB_URI") or None,
+            mongodb_database=env.get("MONGODB_DATABASE") or "reservation",
+            stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
+            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
+            stripe_api_base=env.get("STRIPE_API_BASE") or None,
+            hold_seconds=_positive(env, "RESERVATION_HOLD_SECONDS", 600.0),
+            admin_token=env.get("RESERVATION_ADMIN_TOKEN") or None,
+            public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
+            key_prefix=env.get("RESERVATION_KEY_PREFIX") or DEFAULT_PREFIX,
+            data_dir=env.get("RESERVATION_DATA_DIR") or ".reservation",
+        )

@@ -1,0 +1,255 @@
+"""Every endpoint of API.md (but checkout and the webhook), in-process over real services."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from persistence.orders import Order, OrderLine, OrderStatus
+from reservation.outcomes import Committed
+from tests.api import ADMIN, Api, MakeApi
+
+
+def error_of(response: Any) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]
+
+
+async def test_put_and_get_products(api: Api) -> None:
+    put = await api.put_product(
+        "tee", 10, name="Tee", price=2500, currency="usd", max_per_customer=2
+    )
+    assert put.status_code == 200
+    view = {
+        "sku": "tee",
+        "name": "Tee",
+        "price": 2500,
+        "currency": "usd",
+        "pool": "default",
+        "stock": 10,
+        "reserved": 0,
+        "sold": 0,
+        "available": 10,
+        "max_per_customer": 2,
+    }
+    assert put.json() == view
+    assert (await api.http.get("/v1/products/tee")).json() == view
+    await api.put_product("cap", 5, pool="drop-1")
+    listed = (await api.http.get("/v1/products")).json()["data"]
+    assert [(p["sku"], p["pool"]) for p in listed] == [("cap", "drop-1"), ("tee", "default")]
+    await api.reserve(("tee", 2))
+    live = (await api.http.get("/v1/products/tee")).json()
+    assert (live["reserved"], live["available"]) == (2, 8)
+
+
+async def test_product_update_keeps_pool_and_live_counts(api: Api) -> None:
+    await api.put_product("cap", 5, pool="drop-1")
+    await api.reserve(("cap", 2))
+    updated = (await api.put_product("cap", 7, price=999)).json()
+    assert (updated["pool"], updated["price"], updated["reserved"], updated["available"]) == (
+        "drop-1",
+        999,
+        2,
+        5,
+    )
+
+
+async def test_product_admin_needs_the_token(api: Api, make_api: MakeApi) -> None:
+    body = {"name": "Tee", "price": 1, "currency": "eur", "stock": 1}
+    missing = await api.http.put("/v1/products/tee", json=body)
+    wrong = await api.http.put(
+        "/v1/products/tee", json=body, headers={"Authorization": "Bearer nope"}
+    )
+    basic = await api.http.put(
+        "/v1/products/tee", json=body, headers={"Authorization": "Basic dGVzdA=="}
+    )
+    for response in (missing, wrong, basic):
+        assert error_of(response) == (401, "unauthorized")
+    assert error_of(await api.http.get("/v1/products/tee")) == (404, "unknown_sku")
+    closed = await make_api(admin_token=None)
+    refused = await closed.http.put("/v1/products/tee", json=body, headers=ADMIN)
+    assert error_of(refused) == (401, "unauthorized")
+
+
+async def test_stock_below_committed_is_refused_and_catalog_kept(api: Api) -> None:
+    await api.put_product("tee", 5, price=100)
+    await api.reserve(("tee", 4))
+    refused = await api.put_product("tee", 3, price=200)
+    assert error_of(refused) == (409, "stock_below_committed")
+    product = await api.services.products.get("tee")
+    assert product is not None
+    assert (product.stock, product.price) == (5, 100)
+
+
+async def test_moving_a_sku_to_another_pool_is_refused(api: Api) -> None:
+    await api.put_product("tee", 5)
+    refused = await api.put_product("tee", 5, pool="other")
+    assert error_of(refused) == (409, "pool_conflict")
+    product = await api.services.products.get("tee")
+    assert product is not None
+    assert product.pool == "default"
+
+
+async def test_reserve_get_and_release(api: Api) -> None:
+    await api.put_product("tee", 5)
+    created = await api.reserve(("tee", 2), customer_id="cus_1")
+    assert created.status_code == 201
+    view = created.json()
+    assert (view["status"], view["items"], view["customer_id"]) == (
+        "held",
+        [{"sku": "tee", "quantity": 2}],
+        "cus_1",
+    )
+    assert view["checkout_session_id"] is None
+    assert view["expires_at"].endswith("Z")
+    fetched = await api.http.get(f"/v1/reservations/{view['id']}")
+    assert fetched.json() == view
+    for _ in range(2):
+        released = await api.http.delete(f"/v1/reservations/{view['id']}")
+        assert released.status_code == 200
+        assert released.json()["status"] == "released"
+    assert (await api.http.get("/v1/products/tee")).json()["available"] == 5
+
+
+async def test_release_after_commit_is_refused(api: Api) -> None:
+    await api.put_product("tee", 5)
+    rid = (await api.reserve(("tee", 1))).json()["id"]
+    assert isinstance(await api.services.inventory.commit(rid), Committed)
+    assert error_of(await api.http.delete(f"/v1/reservations/{rid}")) == (409, "already_committed")
+
+
+async def test_reserve_refusals(api: Api) -> None:
+    await api.put_product("tee", 3, max_per_customer=2)
+    await api.put_product("cap", 3, pool="drop-1")
+    short = await api.reserve(("tee", 4))
+    assert error_of(short) == (409, "insufficient_stock")
+    assert short.json()["details"] == {"sku": "tee", "requested": 4, "available": 3}
+    limited = await api.reserve(("tee", 3), customer_id="cus_1")
+    assert error_of(limited) == (409, "customer_limit_exceeded")
+    assert limited.json()["details"] == {"sku": "tee", "limit": 2}
+    assert error_of(await api.reserve(("tee", 1), ("cap", 1))) == (422, "mixed_pools")
+    assert error_of(await api.reserve(("nope", 1))) == (404, "unknown_sku")
+    missing = await api.http.get("/v1/reservations/default.abcdefghijklmnopqrstuv")
+    assert error_of(missing) == (404, "not_found")
+    assert error_of(await api.http.delete("/v1/reservations/nonsense")) == (404, "not_found")
+    assert (await api.http.get("/v1/products/tee")).json()["available"] == 3
+
+
+async def test_idempotency_key_returns_the_same_reservation(api: Api) -> None:
+    await api.put_product("tee", 10)
+    body = {"items": [{"sku": "tee", "quantity": 2}]}
+    headers = {"Idempotency-Key": "order-42"}
+    answers = await asyncio.gather(
+        *(api.http.post("/v1/reservations", json=body, headers=headers) for _ in range(20))
+    )
+    assert {a.status_code for a in answers} == {201}
+    assert len({a.json()["id"] for a in answers}) == 1
+    assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 2
+    other = await api.http.post(
+        "/v1/reservations", json={"items": [{"sku": "tee", "quantity": 3}]}, headers=headers
+    )
+    assert error_of(other) == (422, "invalid_request")
+    bad_key = await api.http.post(
+        "/v1/reservations", json=body, headers={"Idempotency-Key": "x" * 300}
+    )
+    assert error_of(bad_key) == (422, "invalid_request")
+    assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 2
+
+
+async def test_one_second_hold_shows_expired_and_units_available(make_api: MakeApi) -> None:
+    api = await make_api(hold_seconds=1)
+    await api.put_product("tee", 2)
+    rid = (await api.reserve(("tee", 2))).json()["id"]
+    assert (await api.http.get("/v1/products/tee")).json()["available"] == 0
+    await asyncio.sleep(1.2)
+    assert (await api.http.get(f"/v1/reservations/{rid}")).json()["status"] == "expired"
+    assert (await api.http.get("/v1/products/tee")).json()["available"] == 2
+
+
+async def test_orders_for_admins(api: Api) -> None:
+    orders = api.services.orders
+    for number, status in enumerate(
+        [OrderStatus.PAID, OrderStatus.PAID, OrderStatus.REFUNDED_OVERSOLD]
+    ):
+        await orders.upsert(
+            Order(
+                checkout_session_id=f"cs_test_{number}",
+                reservation_id=f"default.reservation{number:08d}xx",
+                status=status,
+                items=(OrderLine("tee", 2, 1500),),
+                amount_total=3000,
+                currency="eur",
+                customer_email="buyer@example.com",
+                payment_intent=f"pi_{number}",
+            )
+        )
+    one = await api.http.get("/v1/orders/cs_test_1", headers=ADMIN)
+    assert one.status_code == 200
+    body = one.json()
+    assert body["status"] == "paid"
+    assert body["items"] == [{"sku": "tee", "quantity": 2, "unit_amount": 1500}]
+    assert set(body) == {
+        "checkout_session_id",
+        "reservation_id",
+        "status",
+        "items",
+        "amount_total",
+        "currency",
+        "customer_email",
+        "payment_intent",
+        "created_at",
+        "updated_at",
+    }
+    paid = (await api.http.get("/v1/orders?status=paid", headers=ADMIN)).json()["data"]
+    assert sorted(o["checkout_session_id"] for o in paid) == ["cs_test_0", "cs_test_1"]
+    limited = (await api.http.get("/v1/orders?limit=1", headers=ADMIN)).json()["data"]
+    assert len(limited) == 1
+    assert error_of(await api.http.get("/v1/orders/cs_nope", headers=ADMIN)) == (404, "not_found")
+    assert error_of(await api.http.get("/v1/orders?status=lost", headers=ADMIN))[0] == 422
+    assert error_of(await api.http.get("/v1/orders?limit=0", headers=ADMIN))[0] == 422
+    assert error_of(await api.http.get("/v1/orders?limit=abc", headers=ADMIN))[0] == 422
+    assert error_of(await api.http.get("/v1/orders"))[0] == 401
+    assert error_of(await api.http.get("/v1/orders/cs_test_1"))[0] == 401
+
+
+async def test_health_readiness_metrics_openapi(api: Api, make_api: MakeApi) -> None:
+    assert (await api.http.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.http.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ready", "redis": "ok", "mongodb": "ok"}
+    await api.put_product("tee", 1)
+    await api.reserve(("tee", 1))
+    await api.reserve(("tee", 1))
+    metrics = (await api.http.get("/metrics")).text
+    assert 'reservation_reservations_total{outcome="held"} 1.0' in metrics
+    assert 'reservation_reservations_total{outcome="insufficient_stock"} 1.0' in metrics
+    assert "reservation_reserve_seconds_bucket" in metrics
+    assert 'route="/v1/reservations"' in metrics
+    assert 'reservation_expired_holds{pool="default"} 0.0' in metrics
+    document = (await api.http.get("/openapi.json")).json()
+    assert document["openapi"].startswith("3.")
+    assert set(document["paths"]) >= {
+        "/v1/products/{sku}",
+        "/v1/products",
+        "/v1/reservations",
+        "/v1/reservations/{reservation_id}",
+        "/v1/orders/{checkout_session_id}",
+        "/v1/orders",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+        "/openapi.json",
+    }
+    assert "ReservationIn" in document["components"]["schemas"]
+
+
+async def test_redis_down_is_503_and_not_ready(make_api: MakeApi) -> None:
+    from tests.servers import free_port
+
+    api = await make_api(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    ready = await api.http.get("/readyz")
+    assert error_of(ready) == (503, "storage_unavailable")
+    assert ready.json()["details"] == {"redis": "down", "mongodb": "ok"}
+    assert ready.headers["retry-after"]
+    refused = await api.reserve(("tee", 1))
+    assert error_of(refused) == (503, "storage_unavailable")
+    assert (await api.http.get("/healthz")).status_code == 200
