@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import click
+import uvicorn
 from redis.asyncio import Redis, RedisCluster
 
 from reservation import __version__
+from reservation.embedded import EmbeddedMongo
 from reservation.errors import ReservationError
 from reservation.inventory import DEFAULT_POOL, Inventory
 from reservation.keys import DEFAULT_PREFIX, KeySpace
 from reservation.scripts import RedisClient
+from reservation.settings import Settings, SettingsError
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 T = TypeVar("T")
@@ -90,7 +94,6 @@ def reconcile_command(dry_run: bool) -> None:
     from persistence.orders import OrderRepository
     from persistence.products import ProductRepository
     from reservation.reconcile import format_diff, reconcile
-    from reservation.settings import Settings, SettingsError
 
     try:
         settings = Settings.from_env()
@@ -113,3 +116,38 @@ def reconcile_command(dry_run: bool) -> None:
         return format_diff(diffs)
 
     click.echo(("dry run: nothing written\n" if dry_run else "") + with_inventory(run))
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+def serve(host: str, port: int, workers: int) -> None:
+    """Run the HTTP API under uvicorn against the configured Redis and MongoDB."""
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if settings.redis_url is None and workers > 1:
+        raise click.UsageError(
+            "set REDIS_URL to run more than one worker: the embedded Redis lives in one process"
+        )
+    embedded = None
+    if settings.mongodb_uri is None:
+        # Start it here, once, so every worker shares it.
+        embedded = EmbeddedMongo(Path(settings.data_dir))
+        os.environ["MONGODB_URI"] = embedded.start()
+        click.echo(f"embedded MongoDB (nx-27017) at {embedded.uri}, data in {settings.data_dir}")
+    try:
+        uvicorn.run(
+            "reservation.app:create_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            access_log=False,
+            log_level="warning",
+        )
+    finally:
+        if embedded is not None:
+            embedded.stop()

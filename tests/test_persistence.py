@@ -166,6 +166,15 @@ async def test_order_upsert_and_get(mongo_db: Database) -> None:
     assert await orders.get("cs_1") == stored
 
 
+async def test_order_times_read_back_as_written(mongo_db: Database) -> None:
+    orders = OrderRepository(mongo_db)
+    naive = datetime(2026, 1, 1, 12, 0, 0, 123456)
+    stored = await orders.upsert(order(created_at=naive, status="paid"))  # type: ignore[arg-type]
+    assert stored.created_at == datetime(2026, 1, 1, 12, 0, 0, 123000, tzinfo=UTC)
+    assert stored.status is OrderStatus.PAID
+    assert await orders.get("cs_1") == stored
+
+
 async def test_concurrent_upserts_of_one_session_make_one_order(mongo_db: Database) -> None:
     orders = OrderRepository(mongo_db)
     results = await asyncio.gather(*(orders.upsert(order()) for _ in range(30)))

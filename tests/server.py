@@ -1,0 +1,89 @@
+"""`reservation serve` as a real subprocess on a loopback port."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+import redis
+
+from tests.api import ADMIN_TOKEN
+from tests.conftest import REDIS_URL
+from tests.servers import free_port, stop
+
+
+@dataclass
+class Server:
+    url: str
+    prefix: str
+    database: str
+    process: subprocess.Popen[bytes]
+
+
+def start_server(workdir: Path, mongodb_uri: str, *args: str, **env: str) -> Server:
+    port = free_port()
+    prefix = f"srv-{uuid.uuid4().hex[:10]}"
+    database = f"srv_{uuid.uuid4().hex[:10]}"
+    environment = {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DATABASE": database,
+        "RESERVATION_ADMIN_TOKEN": ADMIN_TOKEN,
+        "RESERVATION_KEY_PREFIX": prefix,
+        "RESERVATION_DATA_DIR": str(workdir),
+        **env,
+    }
+    log = (workdir / f"server-{port}.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reservation", "serve", "--port", str(port), *args],
+        env=environment,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    log.close()
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(
+                f"reservation serve exited: {(workdir / f'server-{port}.log').read_text()}"
+            )
+        try:
+            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return Server(url, prefix, database, process)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    stop(process)
+    raise RuntimeError("reservation serve did not become ready")
+
+
+def stop_server(server: Server, mongodb_uri: str) -> None:
+    stop(server.process)
+    client = redis.Redis.from_url(REDIS_URL)
+    for key in client.scan_iter(match=f"{server.prefix}:*", count=1000):
+        client.delete(key)
+    client.close()
+    import pymongo
+
+    mongo: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongodb_uri)
+    mongo.drop_database(server.database)
+    mongo.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("serve"), mongodb_uri)
+    try:
+        yield running
+    finally:
+        stop_server(running, mongodb_uri)

@@ -1,0 +1,55 @@
+"""The API served by `reservation serve` in a subprocess, over real HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+
+import httpx
+
+from tests.api import ADMIN
+from tests.server import Server
+
+
+async def test_six_hundred_buyers_for_fifty_units(server: Server) -> None:
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
+        body = {"name": "Drop", "price": 4900, "currency": "eur", "stock": 50}
+        assert (await client.put("/v1/products/drop", json=body, headers=ADMIN)).status_code == 200
+        answers = await asyncio.gather(
+            *(
+                client.post(
+                    "/v1/reservations",
+                    json={"items": [{"sku": "drop", "quantity": 1}], "customer_id": f"c{i}"},
+                )
+                for i in range(600)
+            )
+        )
+        assert Counter(a.status_code for a in answers) == {201: 50, 409: 550}
+        assert {a.json()["error"] for a in answers if a.status_code == 409} == {
+            "insufficient_stock"
+        }
+        product = (await client.get("/v1/products/drop")).json()
+        assert (product["reserved"], product["sold"], product["available"]) == (50, 0, 0)
+
+
+async def test_endpoints_over_real_http(server: Server) -> None:
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        body = {"name": "Tee", "price": 2500, "currency": "eur", "stock": 3}
+        assert (await client.put("/v1/products/tee", json=body, headers=ADMIN)).status_code == 200
+        created = await client.post(
+            "/v1/reservations",
+            json={"items": [{"sku": "tee", "quantity": 2}]},
+            headers={"Idempotency-Key": "real-http-1"},
+        )
+        assert created.status_code == 201
+        rid = created.json()["id"]
+        assert (await client.get(f"/v1/reservations/{rid}")).json()["status"] == "held"
+        assert (await client.delete(f"/v1/reservations/{rid}")).json()["status"] == "released"
+        huge = await client.post("/v1/reservations", content=b"{" + b" " * (1 << 20) + b"}")
+        assert huge.status_code == 413
+        assert huge.json()["error"] == "payload_too_large"
+        assert (await client.get("/readyz")).json()["status"] == "ready"
+        assert "reservation_reservations_total" in (await client.get("/metrics")).text
+        assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.")
+        assert (await client.get("/v1/orders", headers=ADMIN)).json() == {"data": []}
