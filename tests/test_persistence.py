@@ -17,9 +17,7 @@ from persistence.mongo import Database, Document, ensure_indexes, ping, storage_
 from persistence.orders import Order, OrderConflict, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
 from reservation import errors
-from tests.mongo import MongoServer, mongo_db, mongodb_uri
-
-__all__ = ["mongo_db", "mongodb_uri"]  # fixtures, imported for pytest
+from tests.mongo import MongoServer
 
 
 def order(session: str = "cs_1", status: OrderStatus = OrderStatus.PAID, **fields: object) -> Order:

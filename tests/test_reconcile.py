@@ -20,9 +20,6 @@ from reservation.models import StockLevel
 from reservation.outcomes import Held
 from reservation.reconcile import StockDiff, format_diff, reconcile
 from tests import servers
-from tests.mongo import mongo_db, mongodb_uri
-
-__all__ = ["mongo_db", "mongodb_uri"]  # fixtures, imported for pytest
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

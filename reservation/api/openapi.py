@@ -45,8 +45,8 @@ def _path_param(name: str, pattern: str | None = None) -> dict[str, Any]:
     return {"name": name, "in": "path", "required": True, "schema": schema}
 
 
-SKU = _path_param("sku")
-RESERVATION = _path_param("reservation_id")
+SKU = _path_param("sku", r"^[A-Za-z0-9._-]{1,64}$")
+RESERVATION = _path_param("reservation_id", r"^[A-Za-z0-9._-]{1,64}\.[A-Za-z0-9_-]{16,64}$")
 SESSION = _path_param("checkout_session_id")
 ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 

@@ -1,0 +1,382 @@
+"""Bad input over HTTP: a clear 4xx with the right code, and Redis and MongoDB unchanged."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.api import ADMIN, Api
+
+PRODUCT = {"name": "Tee", "price": 2500, "currency": "eur", "stock": 5}
+JSON = {"Content-Type": "application/json"}
+
+
+def reserve_body(*lines: Any, **extra: Any) -> bytes:
+    return json.dumps({"items": list(lines), **extra}).encode()
+
+
+def line(sku: Any = "tee", quantity: Any = 1) -> dict[str, Any]:
+    return {"sku": sku, "quantity": quantity}
+
+
+# (case, method, path, raw body, headers, status, error code)
+CASES: list[tuple[str, str, str, bytes | None, dict[str, str], int, str]] = [
+    ("malformed json", "POST", "/v1/reservations", b'{"items": [', JSON, 422, "invalid_request"),
+    ("not an object", "POST", "/v1/reservations", b"[1, 2]", JSON, 422, "invalid_request"),
+    ("empty body", "POST", "/v1/reservations", b"", JSON, 422, "invalid_request"),
+    (
+        "items not a list",
+        "POST",
+        "/v1/reservations",
+        b'{"items": {"sku": "tee"}}',
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "unknown field",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(), coupon="FREE"),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "unknown line field",
+        "POST",
+        "/v1/reservations",
+        reserve_body({"sku": "tee", "quantity": 1, "price": 0}),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "float quantity",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(quantity=1.5)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "integral float quantity",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(quantity=1.0)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "string quantity",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(quantity="1")),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "bool quantity",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(quantity=True)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "zero quantity",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(quantity=0)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "negative quantity",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(quantity=-3)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "10^12 quantity",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(quantity=10**12)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "huge integer",
+        "POST",
+        "/v1/reservations",
+        b'{"items":[{"sku":"tee","quantity":' + b"9" * 40 + b"}]}",
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "empty sku",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(sku="")),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "oversized sku",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(sku="x" * 65)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "unicode sku",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(sku="tée")),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "brace sku",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(sku="{default}")),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "null sku",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(sku=None)),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    ("empty cart", "POST", "/v1/reservations", reserve_body(), JSON, 422, "invalid_request"),
+    (
+        "101-line cart",
+        "POST",
+        "/v1/reservations",
+        reserve_body(*(line(sku=f"s{i}") for i in range(101))),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "bad customer id",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line(), customer_id="a b"),
+        JSON,
+        422,
+        "invalid_request",
+    ),
+    (
+        "1 MB body",
+        "POST",
+        "/v1/reservations",
+        b'{"items": [' + b" " * (1 << 20) + b"]}",
+        JSON,
+        413,
+        "payload_too_large",
+    ),
+    (
+        "bad idempotency key",
+        "POST",
+        "/v1/reservations",
+        reserve_body(line()),
+        {**JSON, "Idempotency-Key": "k" * 256},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product without token",
+        "PUT",
+        "/v1/products/new",
+        json.dumps(PRODUCT).encode(),
+        JSON,
+        401,
+        "unauthorized",
+    ),
+    (
+        "product with wrong token",
+        "PUT",
+        "/v1/products/new",
+        json.dumps(PRODUCT).encode(),
+        {**JSON, "Authorization": "Bearer wrong"},
+        401,
+        "unauthorized",
+    ),
+    (
+        "product with empty bearer",
+        "PUT",
+        "/v1/products/new",
+        json.dumps(PRODUCT).encode(),
+        {**JSON, "Authorization": "Bearer "},
+        401,
+        "unauthorized",
+    ),
+    (
+        "product float price",
+        "PUT",
+        "/v1/products/new",
+        json.dumps({**PRODUCT, "price": 25.5}).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product string stock",
+        "PUT",
+        "/v1/products/new",
+        json.dumps({**PRODUCT, "stock": "5"}).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product negative stock",
+        "PUT",
+        "/v1/products/new",
+        json.dumps({**PRODUCT, "stock": -1}).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product bad currency",
+        "PUT",
+        "/v1/products/new",
+        json.dumps({**PRODUCT, "currency": "euro"}).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product brace pool",
+        "PUT",
+        "/v1/products/new",
+        json.dumps({**PRODUCT, "pool": "a}b"}).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product unknown field",
+        "PUT",
+        "/v1/products/new",
+        json.dumps({**PRODUCT, "color": "red"}).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product missing name",
+        "PUT",
+        "/v1/products/new",
+        json.dumps({k: v for k, v in PRODUCT.items() if k != "name"}).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product brace sku path",
+        "PUT",
+        "/v1/products/a%7Bb%7D",
+        json.dumps(PRODUCT).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product unicode sku path",
+        "PUT",
+        "/v1/products/t%C3%A9e",
+        json.dumps(PRODUCT).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product oversized sku path",
+        "PUT",
+        "/v1/products/" + "x" * 65,
+        json.dumps(PRODUCT).encode(),
+        {**JSON, **ADMIN},
+        422,
+        "invalid_request",
+    ),
+    (
+        "product 1 MB body",
+        "PUT",
+        "/v1/products/new",
+        b" " * (1 << 20),
+        {**JSON, **ADMIN},
+        413,
+        "payload_too_large",
+    ),
+    ("release of garbage id", "DELETE", "/v1/reservations/%7Bx%7D", None, {}, 404, "not_found"),
+    ("orders without token", "GET", "/v1/orders", None, {}, 401, "unauthorized"),
+    ("orders bad limit", "GET", "/v1/orders?limit=-1", None, ADMIN, 422, "invalid_request"),
+    ("orders unknown parameter", "GET", "/v1/orders?sort=x", None, ADMIN, 422, "invalid_request"),
+]
+
+
+async def snapshot(api: Api) -> tuple[dict[bytes, Any], dict[str, list[dict[str, Any]]]]:
+    """Every Redis key of the app's key space with its value, and every MongoDB document."""
+    redis = api.services.redis
+    keys = sorted(
+        [key async for key in redis.scan_iter(match=f"{api.services.settings.key_prefix}:*")]
+    )
+    values = {key: await redis.dump(key) for key in keys}
+    db = api.services.db
+    documents = {
+        name: [doc async for doc in db[name].find({}, {"_id": 0}).sort("_id")]
+        for name in ("products", "orders", "stripe_events")
+    }
+    return values, documents
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "path", "body", "headers", "status", "code"),
+    CASES,
+    ids=[case[0] for case in CASES],
+)
+async def test_bad_input_is_refused_and_changes_nothing(
+    api: Api,
+    case: str,
+    method: str,
+    path: str,
+    body: bytes | None,
+    headers: dict[str, str],
+    status: int,
+    code: str,
+) -> None:
+    assert (await api.put_product("tee", 5)).status_code == 200
+    assert (await api.reserve(("tee", 1), customer_id="cus_1")).status_code == 201
+    before = await snapshot(api)
+    response = await api.http.request(method, path, content=body, headers=headers)
+    assert response.status_code == status, response.text
+    answer = response.json()
+    assert answer["error"] == code
+    assert answer["message"]
+    assert isinstance(answer["details"], dict)
+    assert await snapshot(api) == before
