@@ -6,7 +6,6 @@ REDIS_URL and MONGODB_URI at the real services.
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import socket
 import subprocess
@@ -34,11 +33,21 @@ def _free_port() -> int:
         return port
 
 
-class EmbeddedMongo:
-    """An nx-27017 server (MongoDB wire protocol over SQLite) on a loopback port."""
+def nx_binary() -> str | None:
+    """The nx-27017 script of this virtualenv, else the one on PATH."""
+    beside = Path(sys.executable).parent / "nx-27017"
+    return str(beside) if beside.exists() else shutil.which("nx-27017")
 
-    def __init__(self, data_dir: Path, port: int | None = None) -> None:
-        self.data_dir = data_dir
+
+class EmbeddedMongo:
+    """An nx-27017 process on a loopback port, its files in `workdir`; stop and start again.
+
+    nx-27017 gets `--data-dir` rather than `--db`: with one database file every logical
+    database shares the same collections, while a data directory keeps one file per database.
+    """
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.workdir = workdir
         self.port = port or _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -47,52 +56,63 @@ class EmbeddedMongo:
         return f"mongodb://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> str:
-        binary = Path(sys.executable).parent / "nx-27017"
-        command = str(binary) if binary.exists() else shutil.which("nx-27017")
-        if command is None:
+        """Start the server (same port, same data), wait until it answers; its URI."""
+        binary = nx_binary()
+        if binary is None:
             raise RuntimeError("nx-27017 is not installed: set MONGODB_URI or pip install nx-27017")
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        data = self.workdir / "data"
+        data.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             [
-                command,
-                "--db",
-                str(self.data_dir / "mongo.db"),
-                "--host",
-                "127.0.0.1",
+                binary,
+                "--data-dir",
+                str(data),
                 "-p",
                 str(self.port),
+                "--host",
+                "127.0.0.1",
                 "--log-file",
-                str(self.data_dir / "mongo.log"),
+                str(self.workdir / "nx-27017.log"),
                 "--pid-file",
-                str(self.data_dir / f"mongo-{self.port}.pid"),
+                str(self.workdir / f"nx-27017-{self.port}.pid"),
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nx-27017 exited at start; see {self.data_dir / 'mongo.log'}")
-            with contextlib.suppress(PyMongoError):
-                client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-                    self.uri, serverSelectionTimeoutMS=300
-                )
-                try:
-                    client.admin.command("ping")
-                    return self.uri
-                finally:
-                    client.close()
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("nx-27017 did not answer in time")
+        try:
+            self._wait(timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self.uri
 
     def stop(self) -> None:
-        if self.process is None:
+        """Stop the server: terminate, then kill if it lingers."""
+        process, self.process = self.process, None
+        if process is None:
             return
-        self.process.terminate()
+        process.terminate()
         try:
-            self.process.wait(timeout=10)
+            process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.process = None
+            process.kill()
+            process.wait()
+
+    def _wait(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"nx-27017 exited with {self.process.returncode}")
+            client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+                self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
+            )
+            try:
+                client.admin.command("ping")
+                return
+            except PyMongoError as exc:
+                last = exc
+            finally:
+                client.close()
+            time.sleep(0.05)
+        raise RuntimeError(f"nx-27017 on port {self.port} did not come up: {last}")

@@ -1,107 +1,28 @@
 """MongoDB for the tests: MONGODB_URI when set, else an nx-27017 server started here.
 
-nx-27017 gets `--data-dir` rather than `--db`: with one database file every logical database
-shares the same collections (dropping one test's database drops every test's), while a data
-directory keeps one file per database, so a database name per test isolates it.
+Each test gets a database of its own; nx-27017 runs with a data directory (one file per
+database), so dropping one test's database leaves the others alone.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
-import pymongo
 import pytest
-from pymongo.errors import PyMongoError
 
 from persistence.mongo import Database, connect, ensure_indexes
-from tests.servers import free_port
+from reservation.embedded import EmbeddedMongo, nx_binary
 
 
-def nx_binary() -> str | None:
-    """The nx-27017 script of this virtualenv, else the one on PATH."""
-    beside = Path(sys.executable).parent / "nx-27017"
-    return str(beside) if beside.exists() else shutil.which("nx-27017")
+class MongoServer(EmbeddedMongo):
+    """The embedded server of the app, skipping the test when nx-27017 is missing."""
 
-
-class MongoServer:
-    """An nx-27017 process on a loopback port, its files in `workdir`; stop and start again."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def uri(self) -> str:
-        return f"mongodb://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 20.0) -> None:
-        """Start the server (same port, same data) and wait until it answers a ping."""
-        binary = nx_binary()
-        if binary is None:
+    def start(self, timeout: float = 20.0) -> str:
+        if nx_binary() is None:
             pytest.skip("nx-27017 is not installed and MONGODB_URI is not set")
-        data = self.workdir / "data"
-        data.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(
-            [
-                binary,
-                "--data-dir",
-                str(data),
-                "-p",
-                str(self.port),
-                "--host",
-                "127.0.0.1",
-                "--log-file",
-                str(self.workdir / "nx-27017.log"),
-                "--pid-file",
-                str(self.workdir / "nx-27017.pid"),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            self._wait(timeout)
-        except BaseException:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        """Stop the server: terminate, then kill if it lingers."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"nx-27017 exited with {self.process.returncode}")
-            client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-                self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
-            )
-            try:
-                client.admin.command("ping")
-                return
-            except PyMongoError as exc:
-                last = exc
-            finally:
-                client.close()
-            time.sleep(0.05)
-        raise RuntimeError(f"nx-27017 on port {self.port} did not come up: {last}")
+        return super().start(timeout)
 
 
 @pytest.fixture(scope="session")
