@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,8 +22,8 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not value > 0:
-        raise SettingsError(f"{name} must be positive")
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{name} must be a positive, finite number of seconds")
     return value
 
 

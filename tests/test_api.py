@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 from persistence.orders import Order, OrderLine, OrderStatus
 from reservation.outcomes import Committed
 from tests.api import ADMIN, Api, MakeApi
+from tests.mongo import MongoServer
 
 
 def error_of(response: Any) -> tuple[int, str]:
@@ -253,3 +255,36 @@ async def test_redis_down_is_503_and_not_ready(make_api: MakeApi) -> None:
     refused = await api.reserve(("tee", 1))
     assert error_of(refused) == (503, "storage_unavailable")
     assert (await api.http.get("/healthz")).status_code == 200
+
+
+async def test_start_restores_skus_missing_from_redis(api: Api, make_api: MakeApi) -> None:
+    await api.put_product("tee", 7, max_per_customer=3)
+    redis = api.services.redis
+    async for key in redis.scan_iter(match=f"{api.services.settings.key_prefix}:*"):
+        await redis.delete(key)
+    restarted = await make_api()
+    product = (await restarted.http.get("/v1/products/tee")).json()
+    assert (product["stock"], product["available"], product["max_per_customer"]) == (7, 7, 3)
+    assert (await restarted.reserve(("tee", 1))).status_code == 201
+
+
+async def test_mongodb_down_is_503(make_api: MakeApi, tmp_path: Path) -> None:
+    server = MongoServer(tmp_path)
+    uri = server.start()
+    try:
+        api = await make_api(mongodb_uri=uri)
+        assert (await api.put_product("tee", 3)).status_code == 200
+        server.stop()
+        for response in (
+            await api.put_product("tee", 4),
+            await api.http.get("/v1/products/tee"),
+            await api.http.get("/v1/orders", headers=ADMIN),
+        ):
+            assert error_of(response) == (503, "storage_unavailable")
+            assert response.headers["retry-after"]
+        ready = await api.http.get("/readyz")
+        assert ready.json()["details"] == {"redis": "ok", "mongodb": "down"}
+        server.start()
+        assert (await api.http.get("/v1/products/tee")).json()["stock"] == 3
+    finally:
+        server.stop()
