@@ -211,8 +211,21 @@ async def test_late_payment_without_stock_is_oversold_and_changes_nothing(
     outcome = await inventory.commit(late)
     assert outcome == Oversold(late, "a", 2, 1)
     assert await counters(inventory, "a") == before
-    assert (await inventory.get(late)).status is ReservationStatus.EXPIRED
+    assert (await inventory.get(late)).status is ReservationStatus.RELEASED
     assert await inventory.commit(late) == Oversold(late, "a", 2, 1)
+
+
+async def test_an_oversold_refusal_is_final(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 1)
+    late = (await held(inventory, ("a", 1))).reservation.id
+    await age(inventory, late)
+    other = (await held(inventory, ("a", 1))).reservation.id
+    assert isinstance(await inventory.commit(late), Oversold)
+    await inventory.release(other)
+    # Stock is free again, but the first payment is being refunded: it must not take it.
+    assert await inventory.commit(late) == Oversold(late, "a", 1, 1)
+    assert await counters(inventory, "a") == (0, 0, 1)
+    assert isinstance(await inventory.commit(late, items=[("a", 1)]), Oversold)
 
 
 async def test_late_payment_after_release_commits_late(inventory: Inventory) -> None:

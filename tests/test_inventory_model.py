@@ -43,6 +43,7 @@ class ModelReservation:
     items: dict[str, int]
     customer: str | None
     status: str = "held"
+    oversold: bool = False  # a late payment refused: final
 
 
 @dataclass
@@ -162,11 +163,14 @@ class InventoryMachine(RuleBasedStateMachine):
             mine.status = "committed"
         elif mine.status == "committed":
             assert isinstance(outcome, (Committed, CommittedLate))
+        elif mine.oversold:
+            assert isinstance(outcome, Oversold)
         else:
             short = [s for s, q in mine.items.items() if q > self.model.available(s)]
             if short:
                 assert isinstance(outcome, Oversold)
                 assert outcome.sku == short[0]
+                mine.status, mine.oversold = "released", True
             else:
                 assert isinstance(outcome, CommittedLate)
                 mine.status = "committed"

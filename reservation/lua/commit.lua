@@ -1,7 +1,8 @@
 -- commit: payment confirmed. A live hold's units move from reserved to sold. A hold that is
 -- gone (expired, released, or its record lost) takes the late-payment path: the units are
 -- taken from available if every line has them (committed late), otherwise nothing changes
--- and the reply says oversold so the caller refunds.
+-- and the reply says oversold so the caller refunds; the record remembers that (status
+-- released, late = OVERSOLD), and every later commit of it answers oversold again.
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms),
 -- ARGV[4] cart "sku=qty,..." to use when the record is gone ('' for none), ARGV[5] its customer.
@@ -10,6 +11,7 @@
 local record_key = KEYS[4]
 local id = ARGV[2]
 local retention_ms = tonumber(ARGV[3])
+local OVERSOLD = 'x'  -- record.late: the payment was refused as oversold
 
 local now = now_ms()
 reclaim(now)
@@ -35,13 +37,23 @@ else
        items = encode_items(parse_items(ARGV[4])), customer = ARGV[5]}
 end
 
--- Late payment: all lines or none.
+-- Late payment: all lines or none. Refusing is final: the caller refunds, so a later retry of
+-- the same payment must not take units that became free meanwhile.
 local items = parse_items(r.items)
 local c = counters(skus_of(items))
+local function available(sku)
+  local s = c[sku]
+  return s and math.max(s[1] - s[2] - s[3], 0) or 0
+end
+if r.late == OVERSOLD then
+  return {'oversold', items[1][1], items[1][2], available(items[1][1])}
+end
 for _, item in ipairs(items) do
-  local s = c[item[1]]
-  local available = s and (s[1] - s[2] - s[3]) or 0
-  if item[2] > available then return {'oversold', item[1], item[2], math.max(available, 0)} end
+  if item[2] > available(item[1]) then
+    r.status, r.late = 'released', OVERSOLD
+    write_record(record_key, r, retention_ms)
+    return {'oversold', item[1], item[2], available(item[1])}
+  end
 end
 local deltas, usage = {}, {}
 add_counts(deltas, usage, items, 'sold', r.customer, 1)
