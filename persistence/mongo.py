@@ -35,6 +35,12 @@ INDEXES: dict[str, list[IndexModel]] = {
         ),
         IndexModel([("reservation_id", ASCENDING)], unique=True, name="reservation_id_unique"),
         IndexModel([("status", ASCENDING)], name="status"),
+        IndexModel([("payment_intent", ASCENDING)], name="payment_intent"),
+    ],
+    "checkout_sessions": [
+        IndexModel([("reservation_id", ASCENDING)], unique=True, name="reservation_id_unique"),
+        IndexModel([("session_id", ASCENDING)], unique=True, name="session_id_unique"),
+        IndexModel([("status", ASCENDING)], name="status"),
     ],
     "stripe_events": [IndexModel([("event_id", ASCENDING)], unique=True, name="event_id_unique")],
 }

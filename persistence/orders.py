@@ -111,8 +111,21 @@ def _order(document: Document) -> Order:
     )
 
 
+# Webhooks arrive in any order: an order's status only moves up this ladder, so every delivery
+# order converges (a late `completed, unpaid` never undoes `paid`; nothing undoes a refund).
+STATUS_RANK = {
+    OrderStatus.AWAITING_PAYMENT: 0,
+    OrderStatus.PAYMENT_FAILED: 1,
+    OrderStatus.PAID: 2,
+    OrderStatus.REFUNDED_OVERSOLD: 3,
+    OrderStatus.REFUNDED: 4,
+}
+
+
 def _merged(current: Order | None, incoming: Order, now: datetime) -> Order:
     """What to store: the incoming order on top of the stored one, its history kept."""
+    if current is not None and STATUS_RANK[incoming.status] < STATUS_RANK[current.status]:
+        incoming = replace(incoming, status=current.status)
     if current is None:
         return replace(
             incoming,
@@ -151,6 +164,12 @@ class OrderRepository:
         """The order of a Checkout Session, or None."""
         async with storage_errors():
             document = await self.collection.find_one({"checkout_session_id": checkout_session_id})
+        return None if document is None else _order(document)
+
+    async def get_by_payment_intent(self, payment_intent: str) -> Order | None:
+        """The order paid by a PaymentIntent, or None."""
+        async with storage_errors():
+            document = await self.collection.find_one({"payment_intent": payment_intent})
         return None if document is None else _order(document)
 
     async def list(

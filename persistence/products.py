@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -87,6 +88,13 @@ class ProductRepository:
         async with storage_errors():
             document = await self.collection.find_one({"sku": sku})
         return None if document is None else _product(document)
+
+    async def get_many(self, skus: Iterable[str]) -> dict[str, Product]:
+        """The products of these SKUs that exist, by SKU."""
+        wanted = sorted(set(skus))
+        async with storage_errors():
+            documents = await self.collection.find({"sku": {"$in": wanted}}).to_list()
+        return {document["sku"]: _product(document) for document in documents}
 
     async def list(self) -> builtins.list[Product]:
         """Every product, sorted by SKU."""

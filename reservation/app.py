@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -12,23 +13,29 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
 
+from persistence.checkouts import CheckoutRepository
 from persistence.events import StripeEventRepository
 from persistence.mongo import connect, ensure_indexes
 from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
-from reservation.api import ops, orders, products, reservations
+from reservation.api import checkout, ops, orders, products, reservations
 from reservation.api.failures import add_exception_handlers
 from reservation.api.services import Services
 from reservation.catalog import Catalog
+from reservation.checkout import CheckoutService
 from reservation.embedded import EmbeddedMongo, embedded_redis
 from reservation.errors import ReservationError
 from reservation.idempotency import IdempotencyKeys
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.metrics import Metrics, RequestTimer
+from reservation.payments import StripeGate
+from reservation.payments import stripe_client as stripe_client_for
 from reservation.reconcile import reconcile
 from reservation.scripts import RedisClient
 from reservation.settings import Settings
+from reservation.sweeper import run_periodically
+from reservation.webhooks import WebhookHandlers
 
 logger = logging.getLogger("reservation")
 
@@ -39,6 +46,8 @@ ROUTES = [
     Route("/v1/reservations", reservations.create_reservation, methods=["POST"]),
     Route("/v1/reservations/{reservation_id}", reservations.get_reservation, methods=["GET"]),
     Route("/v1/reservations/{reservation_id}", reservations.delete_reservation, methods=["DELETE"]),
+    Route("/v1/checkout", checkout.create_checkout, methods=["POST"]),
+    Route("/v1/webhooks/stripe", checkout.stripe_webhook, methods=["POST"]),
     Route("/v1/orders", orders.list_orders, methods=["GET"]),
     Route("/v1/orders/{checkout_session_id}", orders.get_order, methods=["GET"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
@@ -77,7 +86,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             inventory = Inventory(redis, keys=keys, hold_seconds=settings.hold_seconds)
             product_repository = ProductRepository(db)
             order_repository = OrderRepository(db)
-            app.state.services = Services(
+            checkouts = CheckoutRepository(db)
+            events = StripeEventRepository(db)
+            stripe_client, stripe_http = stripe_client_for(settings)
+            stack.push_async_callback(stripe_http.close_async)
+            gate = StripeGate.from_settings(settings)
+            app.state.services = services = Services(
                 settings=settings,
                 redis=redis,
                 inventory=inventory,
@@ -85,10 +99,31 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 db=db,
                 products=product_repository,
                 orders=order_repository,
-                events=StripeEventRepository(db),
+                events=events,
                 catalog=Catalog(product_repository, inventory),
                 idempotency=IdempotencyKeys(redis, keys),
                 metrics=metrics,
+                checkouts=checkouts,
+                stripe=stripe_client,
+                gate=gate,
+                checkout=CheckoutService(
+                    settings=settings,
+                    inventory=inventory,
+                    products=product_repository,
+                    checkouts=checkouts,
+                    stripe_client=stripe_client,
+                    gate=gate,
+                ),
+                webhooks=WebhookHandlers(
+                    settings=settings,
+                    inventory=inventory,
+                    orders=order_repository,
+                    checkouts=checkouts,
+                    events=events,
+                    stripe=stripe_client,
+                    gate=gate,
+                    metrics=metrics,
+                ),
             )
             try:
                 await ensure_indexes(db)
@@ -101,6 +136,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             except ReservationError as exc:
                 # Start anyway: /readyz says what is down, and requests answer 503 meanwhile.
                 logger.error("start-up checks failed: %s", exc.message)
+            if settings.sweep_seconds > 0:
+                task = asyncio.create_task(run_periodically(services, settings.sweep_seconds))
+                stack.callback(task.cancel)
             yield
 
     app = Starlette(

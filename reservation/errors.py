@@ -12,7 +12,11 @@ ReservationError
  ├── AlreadyCommitted          release of a paid reservation         (409)
  ├── StockBelowCommitted       stock under reserved + sold           (409)
  ├── PoolConflict              a SKU already stocked in another pool (409)
- └── StorageUnavailable        Redis or MongoDB did not answer       (503)
+ ├── ReservationNotHeld        checkout of a lapsed or paid hold     (409 reservation_not_held)
+ ├── InvalidSignature          webhook signature missing or wrong    (400 invalid_signature)
+ ├── InvalidPayload            signed webhook body that is not an event (400 invalid_payload)
+ ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
+ └── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
 """
 
 from __future__ import annotations
@@ -87,3 +91,27 @@ class PoolConflict(ReservationError):
 class StorageUnavailable(ReservationError):
     code = "storage_unavailable"
     status_code = 503
+
+
+class ReservationNotHeld(ReservationError):
+    code = "reservation_not_held"
+    status_code = 409
+
+
+class InvalidSignature(ReservationError):
+    code = "invalid_signature"
+    status_code = 400
+
+
+class InvalidPayload(ReservationError):
+    code = "invalid_payload"
+    status_code = 400
+
+
+class PaymentProviderUnavailable(ReservationError):
+    code = "payment_provider_unavailable"
+    status_code = 503
+
+    def __init__(self, message: str, retry_after: int = 5, **details: object) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after

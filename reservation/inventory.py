@@ -305,6 +305,11 @@ class Inventory:
             return Extended(reservation)
         return NotExtended(reservation)
 
+    async def restock(self, reservation_id: str) -> Reservation:
+        """A refunded, committed reservation's units go back on sale (once)."""
+        reply, pool = await self._one(reservation_id, "restock", [self.retention_ms])
+        return _reservation(reservation_id, pool, reply)
+
     async def get(self, reservation_id: str) -> Reservation:
         """The reservation as it stands now; a lapsed hold reads as expired."""
         reply, pool = await self._one(reservation_id, "lookup", [])

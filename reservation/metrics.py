@@ -23,6 +23,15 @@ class Metrics:
         self.releases = Counter(
             "reservation_releases", "Release requests by outcome", ["outcome"], registry=r
         )
+        self.webhooks = Counter(
+            "reservation_webhook_events",
+            "Stripe events by type and outcome",
+            ["type", "outcome"],
+            registry=r,
+        )
+        self.checkouts = Counter(
+            "reservation_checkouts", "Checkout requests by outcome", ["outcome"], registry=r
+        )
         self.expired = Gauge(
             "reservation_expired_holds", "Holds that lapsed so far, per pool", ["pool"], registry=r
         )

@@ -66,6 +66,29 @@ class ReservationIn(Struct, forbid_unknown_fields=True):
     customer_id: CustomerId | None = None
 
 
+Email = Annotated[str, Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$", max_length=254)]
+
+
+class CheckoutIn(Struct, forbid_unknown_fields=True):
+    """Either `reservation_id` (a held reservation) or `items` (reserve, then check out)."""
+
+    reservation_id: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    items: Annotated[list[CartLineIn], Meta(min_length=1, max_length=MAX_CART_LINES)] | None = None
+    customer_id: CustomerId | None = None
+    customer_email: Email | None = None
+
+
+class CheckoutView(Struct):
+    reservation_id: str
+    checkout_session_id: str
+    url: str
+    expires_at: str
+
+
+class WebhookAnswer(Struct):
+    received: bool
+
+
 class CartLineView(Struct):
     sku: str
     quantity: int
@@ -125,6 +148,9 @@ BODY_TYPES: tuple[type[Struct], ...] = (
     ProductList,
     ReservationIn,
     ReservationView,
+    CheckoutIn,
+    CheckoutView,
+    WebhookAnswer,
     OrderView,
     OrderList,
     ErrorBody,

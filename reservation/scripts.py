@@ -22,6 +22,7 @@ SCRIPT_NAMES = (
     "reclaim",
     "lookup",
     "restore",
+    "restock",
 )
 POOL_PRELUDE = "_pool"
 

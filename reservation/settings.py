@@ -44,6 +44,17 @@ class Settings:
     key_prefix: str = DEFAULT_PREFIX
     data_dir: str = ".reservation"
     reconcile_on_start: bool = True
+    # Stripe gate: concurrent calls, calls per second, and the longest a buyer waits.
+    stripe_concurrency: int = 16
+    stripe_rate_per_second: float = 25.0
+    stripe_timeout_seconds: float = 10.0
+    stripe_max_attempts: int = 3
+    # How long a hold waits for a delayed payment method (completed, payment unpaid).
+    awaiting_payment_seconds: float = 3 * 24 * 3600
+    # Background sweeper interval; 0 (the default) keeps it off.
+    sweep_seconds: float = 0.0
+    # Put refunded units back on sale (charge.refunded); off: a refund keeps them sold.
+    restock_on_refund: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -61,4 +72,10 @@ class Settings:
             public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
             key_prefix=env.get("RESERVATION_KEY_PREFIX") or DEFAULT_PREFIX,
             data_dir=env.get("RESERVATION_DATA_DIR") or ".reservation",
+            stripe_rate_per_second=_positive(env, "STRIPE_RATE_PER_SECOND", 25.0),
+            stripe_timeout_seconds=_positive(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
+            sweep_seconds=_positive(env, "RESERVATION_SWEEP_SECONDS", 0.0)
+            if env.get("RESERVATION_SWEEP_SECONDS", "0") not in ("", "0")
+            else 0.0,
+            restock_on_refund=env.get("RESERVATION_RESTOCK_ON_REFUND", "") in ("1", "true", "yes"),
         )

@@ -394,3 +394,16 @@ async def test_restore_rebuilds_counters_keeping_live_holds(inventory: Inventory
     assert missing is None
     assert (created.total, created.reserved, created.sold, created.max_per_customer) == (5, 0, 1, 2)
     assert await inventory.pool_of("b") == "p"
+
+
+async def test_restock_puts_refunded_units_back_once(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5, max_per_customer=2)
+    rid = (await held(inventory, ("a", 2), customer_id="bob")).reservation.id
+    await inventory.commit(rid)
+    assert await counters(inventory, "a") == (0, 2, 3)
+    assert (await inventory.restock(rid)).status is ReservationStatus.RELEASED
+    assert (await inventory.restock(rid)).status is ReservationStatus.RELEASED
+    assert await counters(inventory, "a") == (0, 0, 5)
+    await held(inventory, ("a", 2), customer_id="bob")  # the limit counts the refund back too
+    held_only = (await held(inventory, ("a", 1))).reservation.id
+    assert (await inventory.restock(held_only)).status is ReservationStatus.HELD

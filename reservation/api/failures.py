@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reservation.api.bodies import json_response
-from reservation.errors import ReservationError
+from reservation.errors import PaymentProviderUnavailable, ReservationError
 from reservation.schemas import ErrorBody
 
 logger = logging.getLogger("reservation")
@@ -19,15 +19,20 @@ HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_lar
 
 
 def error_response(
-    status_code: int, code: str, message: str, details: dict[str, object] | None = None
+    status_code: int,
+    code: str,
+    message: str,
+    details: dict[str, object] | None = None,
+    retry_after: int = 1,
 ) -> Response:
-    headers = {"Retry-After": "1"} if status_code == 503 else None
+    headers = {"Retry-After": str(retry_after)} if status_code == 503 else None
     return json_response(ErrorBody(code, message, details or {}), status_code, headers)
 
 
 async def on_reservation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ReservationError)
-    return error_response(exc.status_code, exc.code, exc.message, exc.details)
+    retry_after = exc.retry_after if isinstance(exc, PaymentProviderUnavailable) else 1
+    return error_response(exc.status_code, exc.code, exc.message, exc.details, retry_after)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from reservation.api.bodies import json_response, read_json
-from reservation.api.services import services
+from reservation.api.services import Services, services
 from reservation.cart import encode_cart, normalize_cart
 from reservation.idempotency import check_key, fingerprint
 from reservation.inventory import new_reservation_id
@@ -19,15 +19,22 @@ from reservation.schemas import CartLineView, ReservationIn, ReservationView
 REFUSALS = {OutOfStock: "insufficient_stock", OverCustomerLimit: "customer_limit_exceeded"}
 
 
-def reservation_view(reservation: Reservation) -> ReservationView:
+def reservation_view(
+    reservation: Reservation, checkout_session_id: str | None = None
+) -> ReservationView:
     return ReservationView(
         id=reservation.id,
         status=reservation.status.value,
         items=[CartLineView(line.sku, line.quantity) for line in reservation.items],
         customer_id=reservation.customer_id,
         expires_at=reservation.expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-        checkout_session_id=None,
+        checkout_session_id=checkout_session_id,
     )
+
+
+async def _session_of(state: Services, reservation_id: str) -> str | None:
+    checkout = await state.checkouts.get_by_reservation(reservation_id)
+    return None if checkout is None else checkout.session_id
 
 
 async def create_reservation(request: Request) -> Response:
@@ -57,8 +64,9 @@ async def create_reservation(request: Request) -> Response:
 
 
 async def get_reservation(request: Request) -> Response:
-    reservation = await services(request).inventory.get(request.path_params["reservation_id"])
-    return json_response(reservation_view(reservation))
+    state = services(request)
+    reservation = await state.inventory.get(request.path_params["reservation_id"])
+    return json_response(reservation_view(reservation, await _session_of(state, reservation.id)))
 
 
 async def delete_reservation(request: Request) -> Response:
@@ -69,4 +77,5 @@ async def delete_reservation(request: Request) -> Response:
         raise outcome.error()
     assert isinstance(outcome, Released)
     state.metrics.releases.labels("released" if outcome.changed else "unchanged").inc()
-    return json_response(reservation_view(outcome.reservation))
+    session_id = await _session_of(state, outcome.reservation.id)
+    return json_response(reservation_view(outcome.reservation, session_id))

@@ -1,0 +1,117 @@
+"""Checkout Sessions made for reservations: one per reservation, and whether it is still open."""
+
+from __future__ import annotations
+
+import builtins
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from pymongo.errors import DuplicateKeyError
+
+from persistence.mongo import Database, Document, as_utc, new_revision, storage_errors, utc_now
+from reservation.errors import StorageUnavailable
+
+MAX_WRITE_ATTEMPTS = 50
+
+
+class CheckoutStatus(StrEnum):
+    OPEN = "open"
+    EXPIRING = "expiring"  # a sweeper claimed it and is asking Stripe to expire it
+    EXPIRED = "expired"
+    COMPLETE = "complete"
+
+
+@dataclass(frozen=True, slots=True)
+class Checkout:
+    reservation_id: str
+    session_id: str
+    url: str
+    expires_at: datetime
+    status: CheckoutStatus = CheckoutStatus.OPEN
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+def _document(checkout: Checkout) -> Document:
+    return {
+        "reservation_id": checkout.reservation_id,
+        "session_id": checkout.session_id,
+        "url": checkout.url,
+        "expires_at": checkout.expires_at,
+        "status": checkout.status.value,
+        "created_at": checkout.created_at,
+        "updated_at": checkout.updated_at,
+        "revision": new_revision(),
+    }
+
+
+def _checkout(document: Document) -> Checkout:
+    return Checkout(
+        reservation_id=document["reservation_id"],
+        session_id=document["session_id"],
+        url=document["url"],
+        expires_at=as_utc(document["expires_at"]),
+        status=CheckoutStatus(document["status"]),
+        created_at=as_utc(document["created_at"]),
+        updated_at=as_utc(document["updated_at"]),
+    )
+
+
+class CheckoutRepository:
+    """The `checkout_sessions` collection, unique by reservation id and by session id."""
+
+    def __init__(self, db: Database) -> None:
+        self.collection = db["checkout_sessions"]
+
+    async def get_by_reservation(self, reservation_id: str) -> Checkout | None:
+        async with storage_errors():
+            document = await self.collection.find_one({"reservation_id": reservation_id})
+        return None if document is None else _checkout(document)
+
+    async def get(self, session_id: str) -> Checkout | None:
+        async with storage_errors():
+            document = await self.collection.find_one({"session_id": session_id})
+        return None if document is None else _checkout(document)
+
+    async def add(self, checkout: Checkout) -> Checkout:
+        """Record a new session; if the reservation has one already, that one is returned."""
+        now = utc_now()
+        stored = replace(checkout, created_at=now, updated_at=now)
+        async with storage_errors():
+            try:
+                await self.collection.insert_one(_document(stored))
+            except DuplicateKeyError:
+                existing = await self.get_by_reservation(checkout.reservation_id)
+                if existing is None:
+                    raise StorageUnavailable(
+                        "checkout session recorded twice", backend="mongodb"
+                    ) from None
+                return existing
+        return stored
+
+    async def move(
+        self, session_id: str, to: CheckoutStatus, *, only_from: tuple[CheckoutStatus, ...]
+    ) -> bool:
+        """Set the status if it is one of `only_from` (compare-and-set); True if moved."""
+        async with storage_errors():
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                document = await self.collection.find_one({"session_id": session_id})
+                if document is None or CheckoutStatus(document["status"]) not in only_from:
+                    return False
+                moved = replace(_checkout(document), status=to, updated_at=utc_now())
+                result = await self.collection.replace_one(
+                    {"session_id": session_id, "revision": document.get("revision")},
+                    _document(moved),
+                )
+                if result.matched_count:
+                    return True
+        raise StorageUnavailable("MongoDB write kept conflicting", backend="mongodb")
+
+    async def list_open(self, limit: int = 1000) -> builtins.list[Checkout]:
+        """Sessions still open (or left expiring by an interrupted sweep), oldest first."""
+        statuses = [CheckoutStatus.OPEN.value, CheckoutStatus.EXPIRING.value]
+        async with storage_errors():
+            cursor = self.collection.find({"status": {"$in": statuses}}).sort("created_at", 1)
+            documents = await cursor.limit(limit).to_list()
+        return [_checkout(document) for document in documents]

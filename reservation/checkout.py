@@ -1,0 +1,158 @@
+"""Checkout: a held reservation becomes a Stripe Checkout Session, priced from the catalog."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import stripe
+from stripe.params.checkout import SessionCreateParams
+
+from persistence.checkouts import Checkout, CheckoutRepository
+from persistence.products import ProductRepository
+from reservation import errors, session_metadata
+from reservation.inventory import Inventory
+from reservation.models import Reservation, ReservationStatus
+from reservation.outcomes import Held
+from reservation.payments import StripeGate
+from reservation.schemas import CheckoutIn
+from reservation.session_metadata import PaidLine
+from reservation.settings import Settings
+
+# Stripe accepts expires_at from 30 minutes to 24 hours ahead; keep clear of both edges.
+MIN_SESSION = timedelta(minutes=30)
+MAX_SESSION = timedelta(hours=24)
+MARGIN = timedelta(minutes=2)
+
+
+def session_expiry(hold_expires_at: datetime, now: datetime) -> datetime:
+    """max(hold expiry, now + 30 min + margin), never past Stripe's 24 hours."""
+    wanted = max(hold_expires_at, now + MIN_SESSION + MARGIN)
+    return min(wanted, now + MAX_SESSION - MARGIN)
+
+
+def idempotency_key(reservation_id: str) -> str:
+    """One Checkout Session per reservation, however often checkout is retried."""
+    return f"checkout-session-{reservation_id}"
+
+
+class CheckoutService:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        inventory: Inventory,
+        products: ProductRepository,
+        checkouts: CheckoutRepository,
+        stripe_client: stripe.StripeClient,
+        gate: StripeGate,
+    ) -> None:
+        self.settings = settings
+        self.inventory = inventory
+        self.products = products
+        self.checkouts = checkouts
+        self.stripe = stripe_client
+        self.gate = gate
+
+    async def start(self, request: CheckoutIn) -> Checkout:
+        """The session for this reservation (made once), or for a cart reserved right now."""
+        if (request.reservation_id is None) == (request.items is None):
+            raise errors.InvalidRequest("give either reservation_id or items, not both")
+        if request.reservation_id is not None:
+            if request.customer_id is not None:
+                raise errors.InvalidRequest("customer_id belongs to the reservation already")
+            reservation = await self.inventory.get(request.reservation_id)
+            existing = await self.checkouts.get_by_reservation(reservation.id)
+            if existing is not None:
+                return existing
+            if reservation.status is not ReservationStatus.HELD:
+                raise errors.ReservationNotHeld(
+                    f"the reservation is {reservation.status.value}",
+                    reservation_id=reservation.id,
+                    status=reservation.status.value,
+                )
+        else:
+            assert request.items is not None
+            outcome = await self.inventory.reserve(
+                [(line.sku, line.quantity) for line in request.items],
+                customer_id=request.customer_id,
+            )
+            if not isinstance(outcome, Held):
+                raise outcome.error()
+            reservation = outcome.reservation
+        try:
+            checkout = await self._create_session(reservation, request.customer_email)
+        except Exception:
+            # No session, no hold: the units go back to the crowd.
+            await self.inventory.release(reservation.id)
+            raise
+        return await self.checkouts.add(checkout)
+
+    async def _create_session(self, reservation: Reservation, email: str | None) -> Checkout:
+        lines, currency = await self._priced(reservation)
+        now = datetime.now(UTC)
+        expires_at = session_expiry(reservation.expires_at, now)
+        params = self._params(reservation, lines, currency, expires_at, email)
+        session = await self.gate.call(
+            lambda: self.stripe.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": idempotency_key(reservation.id)}
+            )
+        )
+        if session.url is None:
+            raise self.gate.unavailable("the Checkout Session came back without a URL")
+        return Checkout(
+            reservation_id=reservation.id,
+            session_id=session.id,
+            url=session.url,
+            expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+        )
+
+    async def _priced(self, reservation: Reservation) -> tuple[list[tuple[PaidLine, str]], str]:
+        """Each line with its catalog price and name; the cart's one currency."""
+        catalog = await self.products.get_many(line.sku for line in reservation.items)
+        priced = []
+        for line in reservation.items:
+            product = catalog.get(line.sku)
+            if product is None:
+                raise errors.UnknownSku(f"{line.sku} is not in the catalog", sku=line.sku)
+            priced.append((PaidLine(line.sku, line.quantity, product.price), product.name))
+        currencies = {catalog[line.sku].currency for line in reservation.items}
+        if len(currencies) != 1:
+            raise errors.InvalidRequest(
+                "a cart can only be paid in one currency", currencies=sorted(currencies)
+            )
+        return priced, currencies.pop()
+
+    def _params(
+        self,
+        reservation: Reservation,
+        lines: list[tuple[PaidLine, str]],
+        currency: str,
+        expires_at: datetime,
+        email: str | None,
+    ) -> SessionCreateParams:
+        public = self.settings.public_url
+        params: SessionCreateParams = {
+            "mode": "payment",
+            "line_items": [
+                {
+                    "quantity": line.quantity,
+                    "price_data": {
+                        "currency": currency,
+                        "unit_amount": line.unit_amount,
+                        "product_data": {"name": name, "metadata": {"sku": line.sku}},
+                    },
+                }
+                for line, name in lines
+            ],
+            "client_reference_id": reservation.id,
+            "metadata": session_metadata.encode(
+                reservation.id, [line for line, _ in lines], reservation.customer_id
+            ),
+            "payment_intent_data": {"metadata": {"reservation_id": reservation.id}},
+            "expires_at": int(expires_at.timestamp()),
+            "success_url": f"{public}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
+            "cancel_url": f"{public}/checkout/cancel?reservation_id={reservation.id}",
+        }
+        if email is not None:
+            params["customer_email"] = email
+        return params

@@ -1,0 +1,27 @@
+-- restock: a paid reservation was refunded and its units go back on sale (sold -> available).
+-- Only a committed reservation restocks, once: it then reads as released.
+-- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
+-- ARGV[2] reservation id, ARGV[3] record retention (ms).
+-- Reply: {'restocked'|'unchanged', <record fields as in reserve>} | {'not_found'}
+local record_key = KEYS[4]
+local retention_ms = tonumber(ARGV[3])
+
+local now = now_ms()
+reclaim(now)
+local r = decode_record(call('GET', record_key))
+if not r then return {'not_found'} end
+if r.status ~= 'committed' then return record_reply('unchanged', r) end
+
+local items = parse_items(r.items)
+local c = counters(skus_of(items))
+local deltas, usage = {}, {}
+for _, item in ipairs(items) do
+  local sold = c[item[1]] and c[item[1]][3] or 0
+  deltas[item[1] .. ':sold'] = -math.min(item[2], sold)
+end
+add_counts({}, usage, items, 'sold', r.customer, -1)
+add_to_hash(stock_key, deltas, false)
+add_to_hash(usage_key, usage, true)
+r.status, r.expires_at = 'released', now
+write_record(record_key, r, retention_ms)
+return record_reply('restocked', r)

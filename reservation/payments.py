@@ -1,0 +1,110 @@
+"""Stripe: the client, and the one bounded gate every Stripe call goes through.
+
+The gate bounds concurrency (a semaphore) and rate (aiolimiter's leaky bucket), and the whole
+wait of a caller (asyncio.timeout over queueing, attempts and backoff). Network errors and 5xx
+are retried by the stripe library itself (max_network_retries, jittered exponential backoff);
+429 is not retried by the library, so the gate retries it, honouring Retry-After. When the
+bound is reached the caller gets PaymentProviderUnavailable (503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import stripe
+from aiolimiter import AsyncLimiter
+
+from reservation.errors import PaymentProviderUnavailable
+from reservation.settings import Settings
+
+T = TypeVar("T")
+BACKOFF_SECONDS = 0.25
+MAX_BACKOFF_SECONDS = 2.0
+
+
+def stripe_client(settings: Settings) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
+    """A StripeClient over httpx (async), pointed at STRIPE_API_BASE when set."""
+    attempts = max(settings.stripe_max_attempts, 1)
+    # Each attempt gets a share of the total bound, so a hanging Stripe is retried in time.
+    http_client = stripe.HTTPXClient(timeout=settings.stripe_timeout_seconds / attempts)
+    base = {"api": settings.stripe_api_base} if settings.stripe_api_base else None
+    client = stripe.StripeClient(
+        settings.stripe_secret_key or "sk_unset",
+        base_addresses=base,  # type: ignore[arg-type]
+        http_client=http_client,
+        max_network_retries=attempts - 1,
+    )
+    return client, http_client
+
+
+class StripeGate:
+    def __init__(
+        self,
+        *,
+        concurrency: int,
+        rate_per_second: float,
+        timeout_seconds: float,
+        max_attempts: int,
+        configured: bool = True,
+    ) -> None:
+        self.semaphore = asyncio.Semaphore(concurrency)
+        self.limiter = AsyncLimiter(rate_per_second, 1.0)
+        self.timeout_seconds = timeout_seconds
+        self.max_attempts = max(max_attempts, 1)
+        self.configured = configured
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StripeGate:
+        return cls(
+            concurrency=settings.stripe_concurrency,
+            rate_per_second=settings.stripe_rate_per_second,
+            timeout_seconds=settings.stripe_timeout_seconds,
+            max_attempts=settings.stripe_max_attempts,
+            configured=settings.stripe_secret_key is not None,
+        )
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, math.ceil(self.timeout_seconds))
+
+    def unavailable(self, why: str) -> PaymentProviderUnavailable:
+        return PaymentProviderUnavailable(
+            f"the payment provider is unavailable: {why}", retry_after=self.retry_after
+        )
+
+    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one Stripe call within the gate's bounds."""
+        if not self.configured:
+            raise self.unavailable("STRIPE_SECRET_KEY is not configured")
+        try:
+            async with asyncio.timeout(self.timeout_seconds):
+                return await self._attempts(operation)
+        except TimeoutError:
+            raise self.unavailable(f"no answer within {self.timeout_seconds:g} s") from None
+        except stripe.RateLimitError as exc:
+            raise self.unavailable("rate limited") from exc
+        except (stripe.APIConnectionError, stripe.APIError) as exc:
+            raise self.unavailable(type(exc).__name__) from exc
+
+    async def _attempts(self, operation: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(1, self.max_attempts + 1):
+            try:
+                async with self.semaphore, self.limiter:
+                    return await operation()
+            except stripe.RateLimitError as exc:
+                if attempt == self.max_attempts:
+                    raise
+                await asyncio.sleep(self._backoff(attempt, exc))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _backoff(attempt: int, exc: stripe.RateLimitError) -> float:
+        ceiling = min(BACKOFF_SECONDS * 2 ** (attempt - 1), MAX_BACKOFF_SECONDS)
+        advised = (exc.headers or {}).get("retry-after") or (exc.headers or {}).get("Retry-After")
+        if advised is not None and str(advised).isdigit():
+            ceiling = min(max(ceiling, float(advised)), MAX_BACKOFF_SECONDS)
+        return float(ceiling * (0.5 + random.random() / 2))

@@ -1,0 +1,200 @@
+"""Stripe webhooks: every event stored by its id, then dispatched through a handler registry.
+
+Every handler is idempotent by Checkout Session / reservation id and every step converges,
+so duplicates, retries and any delivery order end in the same state (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+import stripe
+
+from persistence.checkouts import CheckoutRepository, CheckoutStatus
+from persistence.events import StripeEventRepository
+from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
+from reservation import errors, session_metadata
+from reservation.inventory import Inventory
+from reservation.metrics import Metrics
+from reservation.outcomes import CommittedLate, Oversold
+from reservation.payments import StripeGate
+from reservation.session_metadata import SessionCart
+from reservation.settings import Settings
+
+Event = dict[str, Any]
+Handler = Callable[["WebhookHandlers", dict[str, Any]], Awaitable[str]]
+REGISTRY: dict[str, Handler] = {}
+LIVE_CHECKOUT = (CheckoutStatus.OPEN, CheckoutStatus.EXPIRING)
+
+
+def handles(*event_types: str) -> Callable[[Handler], Handler]:
+    def register(handler: Handler) -> Handler:
+        for event_type in event_types:
+            REGISTRY[event_type] = handler
+        return handler
+
+    return register
+
+
+def refund_key(session_id: str) -> str:
+    """One refund per session, however often the payment event is delivered."""
+    return f"refund-oversold-{session_id}"
+
+
+@dataclass
+class WebhookHandlers:
+    settings: Settings
+    inventory: Inventory
+    orders: OrderRepository
+    checkouts: CheckoutRepository
+    events: StripeEventRepository
+    stripe: stripe.StripeClient
+    gate: StripeGate
+    metrics: Metrics
+
+    async def dispatch(self, event: Event) -> str:
+        """Record the event, run its handler (again, if an earlier try did not finish)."""
+        event_id, event_type = event["id"], event["type"]
+        if not await self.events.record(event_id, event_type, event):
+            stored = await self.events.get(event_id)
+            if stored is not None and stored.get("processed_at") is not None:
+                self.metrics.webhooks.labels(event_type, "duplicate").inc()
+                return "duplicate"
+        handler = REGISTRY.get(event_type)
+        outcome = "ignored" if handler is None else await handler(self, event["data"]["object"])
+        await self.events.mark_processed(event_id, outcome)
+        self.metrics.webhooks.labels(event_type, outcome).inc()
+        return outcome
+
+    # -- shared steps ------------------------------------------------------------------
+
+    async def record_order(
+        self, session: dict[str, Any], cart: SessionCart, status: OrderStatus
+    ) -> Order:
+        details = session.get("customer_details") or {}
+        return await self.orders.upsert(
+            Order(
+                checkout_session_id=session["id"],
+                reservation_id=cart.reservation_id,
+                status=status,
+                items=tuple(OrderLine(x.sku, x.quantity, x.unit_amount) for x in cart.lines),
+                amount_total=int(session.get("amount_total") or 0),
+                currency=str(session.get("currency") or ""),
+                customer_email=details.get("email") or session.get("customer_email"),
+                payment_intent=_payment_intent(session),
+            )
+        )
+
+    async def settle_payment(self, session: dict[str, Any]) -> str:
+        """Paid: commit (or commit late); oversold: refund once and say so on the order."""
+        cart = session_metadata.decode(session.get("metadata") or {})
+        current = await self.orders.get(session["id"])
+        if current is not None and current.status in (
+            OrderStatus.REFUNDED_OVERSOLD,
+            OrderStatus.REFUNDED,
+        ):
+            return current.status.value
+        await self.record_order(session, cart, OrderStatus.PAID)
+        outcome = await self.inventory.commit(
+            cart.reservation_id,
+            items=[(line.sku, line.quantity) for line in cart.lines],
+            customer_id=cart.customer_id,
+        )
+        await self.checkouts.move(session["id"], CheckoutStatus.COMPLETE, only_from=LIVE_CHECKOUT)
+        if isinstance(outcome, Oversold):
+            await self.refund(session)
+            await self.record_order(session, cart, OrderStatus.REFUNDED_OVERSOLD)
+            return "refunded_oversold"
+        return "committed_late" if isinstance(outcome, CommittedLate) else "committed"
+
+    async def refund(self, session: dict[str, Any]) -> None:
+        payment_intent = _payment_intent(session)
+        if payment_intent is None:
+            return  # nothing was charged
+        await self.gate.call(
+            lambda: self.stripe.v1.refunds.create_async(
+                {
+                    "payment_intent": payment_intent,
+                    "reason": "requested_by_customer",
+                    "metadata": {"reason": "oversold", "checkout_session_id": session["id"]},
+                },
+                {"idempotency_key": refund_key(session["id"])},
+            )
+        )
+
+    async def release(self, reservation_id: str) -> None:
+        with contextlib.suppress(errors.NotFound):  # Redis no longer has it: nothing is held
+            await self.inventory.release(reservation_id)
+
+
+def _payment_intent(obj: dict[str, Any]) -> str | None:
+    value = obj.get("payment_intent")
+    if isinstance(value, dict):
+        value = value.get("id")
+    return value if isinstance(value, str) else None
+
+
+@handles("checkout.session.completed")
+async def session_completed(h: WebhookHandlers, session: dict[str, Any]) -> str:
+    if session.get("payment_status") in ("paid", "no_payment_required"):
+        return await h.settle_payment(session)
+    # A delayed payment method: keep the units until it succeeds or fails.
+    cart = session_metadata.decode(session.get("metadata") or {})
+    with contextlib.suppress(errors.NotFound):  # if the payment comes, it takes the late path
+        await h.inventory.extend(
+            cart.reservation_id, hold_seconds=h.settings.awaiting_payment_seconds
+        )
+    await h.record_order(session, cart, OrderStatus.AWAITING_PAYMENT)
+    await h.checkouts.move(session["id"], CheckoutStatus.COMPLETE, only_from=LIVE_CHECKOUT)
+    return "awaiting_payment"
+
+
+@handles("checkout.session.async_payment_succeeded")
+async def async_payment_succeeded(h: WebhookHandlers, session: dict[str, Any]) -> str:
+    return await h.settle_payment(session)
+
+
+@handles("checkout.session.async_payment_failed")
+async def async_payment_failed(h: WebhookHandlers, session: dict[str, Any]) -> str:
+    cart = session_metadata.decode(session.get("metadata") or {})
+    await h.release(cart.reservation_id)
+    await h.record_order(session, cart, OrderStatus.PAYMENT_FAILED)
+    await h.checkouts.move(session["id"], CheckoutStatus.COMPLETE, only_from=LIVE_CHECKOUT)
+    return "payment_failed"
+
+
+@handles("checkout.session.expired")
+async def session_expired(h: WebhookHandlers, session: dict[str, Any]) -> str:
+    cart = session_metadata.decode(session.get("metadata") or {})
+    await h.release(cart.reservation_id)  # a committed reservation refuses, and stays paid
+    await h.checkouts.move(session["id"], CheckoutStatus.EXPIRED, only_from=LIVE_CHECKOUT)
+    return "lapsed"
+
+
+@handles("payment_intent.payment_failed")
+async def payment_failed(h: WebhookHandlers, payment_intent: dict[str, Any]) -> str:
+    # The buyer may try another card inside the same session: the hold stays.
+    return "recorded"
+
+
+@handles("charge.refunded")
+async def charge_refunded(h: WebhookHandlers, charge: dict[str, Any]) -> str:
+    if not charge.get("refunded"):
+        return "partial_refund"
+    payment_intent = _payment_intent(charge)
+    order = None if payment_intent is None else await h.orders.get_by_payment_intent(payment_intent)
+    if order is None:
+        return "no_order"
+    if order.status is OrderStatus.REFUNDED_OVERSOLD:
+        return "refunded_oversold"  # our own refund of a unit we could not sell
+    await h.orders.upsert(_with_status(order, OrderStatus.REFUNDED))
+    if h.settings.restock_on_refund:
+        await h.inventory.restock(order.reservation_id)
+    return "refunded"
+
+
+def _with_status(order: Order, status: OrderStatus) -> Order:
+    return replace(order, status=status)
