@@ -151,3 +151,30 @@ def serve(host: str, port: int, workers: int) -> None:
     finally:
         if embedded is not None:
             embedded.stop()
+
+
+@main.command()
+def sweep() -> None:
+    """One sweeper pass: reclaim lapsed holds, expire the sessions of lapsed reservations."""
+    from reservation.app import create_app
+    from reservation.sweeper import sweep as sweep_once
+
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
+    if settings.redis_url is None or settings.mongodb_uri is None:
+        raise click.UsageError("REDIS_URL and MONGODB_URI are required: sweep works on those")
+    app = create_app(settings)
+
+    async def run() -> str:
+        async with app.router.lifespan_context(app):
+            report = await sweep_once(app.state.services)
+        return (
+            f"{report.reclaimed_holds} holds reclaimed, {report.expired_sessions} sessions expired"
+        )
+
+    try:
+        click.echo(asyncio.run(run()))
+    except ReservationError as exc:
+        raise click.UsageError(f"{exc.code}: {exc.message}") from exc
