@@ -28,6 +28,7 @@ Event = dict[str, Any]
 Handler = Callable[["WebhookHandlers", dict[str, Any]], Awaitable[str]]
 REGISTRY: dict[str, Handler] = {}
 LIVE_CHECKOUT = (CheckoutStatus.OPEN, CheckoutStatus.EXPIRING)
+NOT_OURS = "not_ours"
 
 
 def handles(*event_types: str) -> Callable[[Handler], Handler]:
@@ -90,7 +91,9 @@ class WebhookHandlers:
 
     async def settle_payment(self, session: dict[str, Any]) -> str:
         """Paid: commit (or commit late); oversold: refund once and say so on the order."""
-        cart = session_metadata.decode(session.get("metadata") or {})
+        cart = cart_of(session)
+        if cart is None:
+            return NOT_OURS
         current = await self.orders.get(session["id"])
         if current is not None and current.status in (
             OrderStatus.REFUNDED_OVERSOLD,
@@ -130,6 +133,15 @@ class WebhookHandlers:
             await self.inventory.release(reservation_id)
 
 
+def cart_of(session: dict[str, Any]) -> SessionCart | None:
+    """The reservation and cart a session carries; None for a session this service did not make
+    (e.g. `stripe trigger`): it is acknowledged, not retried forever."""
+    try:
+        return session_metadata.decode(session.get("metadata") or {})
+    except errors.InvalidPayload:
+        return None
+
+
 def _payment_intent(obj: dict[str, Any]) -> str | None:
     value = obj.get("payment_intent")
     if isinstance(value, dict):
@@ -142,7 +154,9 @@ async def session_completed(h: WebhookHandlers, session: dict[str, Any]) -> str:
     if session.get("payment_status") in ("paid", "no_payment_required"):
         return await h.settle_payment(session)
     # A delayed payment method: keep the units until it succeeds or fails.
-    cart = session_metadata.decode(session.get("metadata") or {})
+    cart = cart_of(session)
+    if cart is None:
+        return NOT_OURS
     with contextlib.suppress(errors.NotFound):  # if the payment comes, it takes the late path
         await h.inventory.extend(
             cart.reservation_id, hold_seconds=h.settings.awaiting_payment_seconds
@@ -159,7 +173,9 @@ async def async_payment_succeeded(h: WebhookHandlers, session: dict[str, Any]) -
 
 @handles("checkout.session.async_payment_failed")
 async def async_payment_failed(h: WebhookHandlers, session: dict[str, Any]) -> str:
-    cart = session_metadata.decode(session.get("metadata") or {})
+    cart = cart_of(session)
+    if cart is None:
+        return NOT_OURS
     await h.release(cart.reservation_id)
     await h.record_order(session, cart, OrderStatus.PAYMENT_FAILED)
     await h.checkouts.move(session["id"], CheckoutStatus.COMPLETE, only_from=LIVE_CHECKOUT)
@@ -168,7 +184,9 @@ async def async_payment_failed(h: WebhookHandlers, session: dict[str, Any]) -> s
 
 @handles("checkout.session.expired")
 async def session_expired(h: WebhookHandlers, session: dict[str, Any]) -> str:
-    cart = session_metadata.decode(session.get("metadata") or {})
+    cart = cart_of(session)
+    if cart is None:
+        return NOT_OURS
     await h.release(cart.reservation_id)  # a committed reservation refuses, and stays paid
     await h.checkouts.move(session["id"], CheckoutStatus.EXPIRED, only_from=LIVE_CHECKOUT)
     return "lapsed"
