@@ -1,0 +1,117 @@
+"""POST /v1/checkout against the Stripe simulator: parameters, one session, bounded failures."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+
+from tests.shop import MakeShop, Shop
+
+
+def error_of(response: object) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]  # type: ignore[attr-defined]
+
+
+async def test_session_is_priced_from_the_catalog(shop: Shop) -> None:
+    answer = await shop.checkout(("tee", 2), ("cap", 1), customer_email="buyer@example.com")
+    assert answer.status_code == 201, answer.text
+    view = answer.json()
+    rid, session_id = view["reservation_id"], view["checkout_session_id"]
+    assert view["url"].endswith(session_id)
+    (created,) = shop.sim.requests("POST", "/v1/checkout/sessions")
+    params = created["params"]
+    assert params["mode"] == "payment"
+    assert [
+        (
+            line["price_data"]["product_data"]["name"],
+            int(line["price_data"]["unit_amount"]),
+            int(line["quantity"]),
+            line["price_data"]["currency"],
+        )
+        for line in params["line_items"]
+    ] == [("Product tee", 2500, 2, "eur"), ("Product cap", 1200, 1, "eur")]
+    assert params["client_reference_id"] == rid
+    assert params["metadata"]["reservation_id"] == rid
+    assert params["metadata"]["cart_0"] == "tee=2@2500,cap=1@1200"
+    assert params["customer_email"] == "buyer@example.com"
+    assert "{CHECKOUT_SESSION_ID}" in params["success_url"]
+    assert created["idempotency_key"] == f"checkout-session-{rid}"
+    expires_at = datetime.fromtimestamp(int(params["expires_at"]), UTC)
+    now = datetime.now(UTC)
+    assert now + timedelta(minutes=30) < expires_at < now + timedelta(hours=24)
+    assert (await shop.reservation(rid))["checkout_session_id"] == session_id
+    assert (await shop.product("tee"))["reserved"] == 2
+
+
+async def test_checkout_of_a_reservation_twice_is_one_session(shop: Shop) -> None:
+    rid = (await shop.api.reserve(("tee", 1))).json()["id"]
+    first = await shop.checkout(reservation_id=rid)
+    second = await shop.checkout(reservation_id=rid)
+    assert first.status_code == second.status_code == 201
+    assert first.json() == second.json()
+    assert len(shop.sim.requests("POST", "/v1/checkout/sessions")) == 1
+    assert (await shop.product("tee"))["reserved"] == 1
+
+
+async def test_checkout_refusals(shop: Shop) -> None:
+    rid = (await shop.api.reserve(("tee", 1))).json()["id"]
+    await shop.http.delete(f"/v1/reservations/{rid}")
+    assert error_of(await shop.checkout(reservation_id=rid)) == (409, "reservation_not_held")
+    missing = await shop.checkout(reservation_id="default.abcdefghijklmnopqrstuv")
+    assert error_of(missing) == (404, "not_found")
+    both = await shop.checkout(("tee", 1), reservation_id=rid)
+    assert error_of(both) == (422, "invalid_request")
+    assert error_of(await shop.checkout()) == (422, "invalid_request")
+    assert error_of(await shop.checkout(("tee", 9))) == (409, "insufficient_stock")
+    bad_email = await shop.checkout(("tee", 1), customer_email="not-an-email")
+    assert error_of(bad_email) == (422, "invalid_request")
+    assert shop.sim.requests("POST", "/v1/checkout/sessions") == []
+    assert (await shop.product("tee"))["available"] == 5
+
+
+async def assert_provider_failure_releases_the_hold(shop: Shop, attempts: int) -> None:
+    started = time.monotonic()
+    answer = await shop.checkout(("tee", 2))
+    elapsed = time.monotonic() - started
+    assert error_of(answer) == (503, "payment_provider_unavailable")
+    assert int(answer.headers["retry-after"]) >= 1
+    assert elapsed < 4.0 + 3.0  # the gate's bound (stripe_timeout_seconds) and some slack
+    assert len(shop.sim.requests("POST", "/v1/checkout/sessions")) == attempts
+    product = await shop.product("tee")
+    assert (product["reserved"], product["available"]) == (0, 5)
+
+
+async def test_stripe_500s_are_retried_then_503_and_the_hold_released(shop: Shop) -> None:
+    shop.sim.fault("/v1/checkout/sessions", mode="500", count=None)
+    await assert_provider_failure_releases_the_hold(shop, attempts=3)
+
+
+async def test_stripe_429s_are_retried_then_503_and_the_hold_released(shop: Shop) -> None:
+    shop.sim.fault("/v1/checkout/sessions", mode="429", count=None)
+    await assert_provider_failure_releases_the_hold(shop, attempts=3)
+
+
+async def test_a_hanging_stripe_is_given_up_within_the_bound(shop: Shop) -> None:
+    shop.sim.fault("/v1/checkout/sessions", mode="hang", count=None)
+    started = time.monotonic()
+    answer = await shop.checkout(("tee", 2))
+    assert error_of(answer) == (503, "payment_provider_unavailable")
+    assert time.monotonic() - started < 4.0 + 3.0
+    assert 1 <= len(shop.sim.requests("POST", "/v1/checkout/sessions")) <= 3
+    assert (await shop.product("tee"))["available"] == 5
+
+
+async def test_one_failure_then_success_is_one_session(shop: Shop) -> None:
+    shop.sim.fault("/v1/checkout/sessions", mode="500", count=1)
+    answer = await shop.checkout(("tee", 1))
+    assert answer.status_code == 201
+    requests = shop.sim.requests("POST", "/v1/checkout/sessions")
+    assert len(requests) == 2
+    assert len({r["idempotency_key"] for r in requests}) == 1
+
+
+async def test_without_a_stripe_key_checkout_is_503(make_shop: MakeShop) -> None:
+    shop = await make_shop(stripe_secret_key=None)
+    await shop.api.put_product("tee", 5)
+    assert error_of(await shop.checkout(("tee", 1))) == (503, "payment_provider_unavailable")
+    assert (await shop.product("tee"))["available"] == 5

@@ -1,0 +1,263 @@
+"""POST /v1/webhooks/stripe: the event matrix of DESIGN.md §5, delivered twice and out of order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.api import ADMIN
+from tests.conftest import age_hold
+from tests.mongo import MongoServer
+from tests.shop import WEBHOOK_SECRET, MakeShop, Shop
+
+
+async def start(shop: Shop, *items: tuple[str, int], **fields: Any) -> tuple[str, str]:
+    """A checkout: (reservation id, session id)."""
+    answer = await shop.checkout(*items, **fields)
+    assert answer.status_code == 201, answer.text
+    view = answer.json()
+    return view["reservation_id"], view["checkout_session_id"]
+
+
+async def deliver_twice(shop: Shop, event: dict[str, Any]) -> None:
+    for _ in range(2):
+        answer = await shop.deliver(event)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == {"received": True}
+
+
+async def order(shop: Shop, session_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = (await shop.http.get(f"/v1/orders/{session_id}", headers=ADMIN)).json()
+    return found
+
+
+async def counts(shop: Shop, sku: str = "tee") -> tuple[int, int, int]:
+    product = await shop.product(sku)
+    return product["reserved"], product["sold"], product["available"]
+
+
+async def lapse(shop: Shop, reservation_id: str) -> None:
+    services = shop.api.services
+    await age_hold(services.redis, services.inventory.keys, reservation_id)
+
+
+async def test_paid_checkout_becomes_one_order(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 2), customer_email="buyer@example.com")
+    event = shop.sim.complete(session_id, "paid")
+    await deliver_twice(shop, event)
+    paid = await order(shop, session_id)
+    assert paid["status"] == "paid"
+    assert paid["reservation_id"] == rid
+    assert paid["items"] == [{"sku": "tee", "quantity": 2, "unit_amount": 2500}]
+    assert paid["amount_total"] == 5000
+    assert paid["payment_intent"].startswith("pi_")
+    assert await counts(shop) == (0, 2, 3)
+    assert (await shop.reservation(rid))["status"] == "committed"
+    assert shop.sim.requests("POST", "/v1/refunds") == []
+
+
+async def test_delayed_payment_then_success(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 1))
+    await deliver_twice(shop, shop.sim.complete(session_id, "unpaid"))
+    assert (await order(shop, session_id))["status"] == "awaiting_payment"
+    assert (await shop.reservation(rid))["status"] == "awaiting_payment"
+    assert await counts(shop) == (1, 0, 4)
+    await deliver_twice(shop, shop.sim.async_payment(session_id, succeeded=True))
+    assert (await order(shop, session_id))["status"] == "paid"
+    assert await counts(shop) == (0, 1, 4)
+
+
+async def test_delayed_payment_success_before_completed_converges(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 1))
+    completed = shop.sim.complete(session_id, "unpaid")
+    succeeded = shop.sim.async_payment(session_id, succeeded=True)
+    await deliver_twice(shop, succeeded)
+    await deliver_twice(shop, completed)
+    assert (await order(shop, session_id))["status"] == "paid"
+    assert (await shop.reservation(rid))["status"] == "committed"
+    assert await counts(shop) == (0, 1, 4)
+
+
+async def test_delayed_payment_failure_gives_the_units_back(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 2))
+    completed = shop.sim.complete(session_id, "unpaid")
+    failed = shop.sim.async_payment(session_id, succeeded=False)
+    await deliver_twice(shop, failed)
+    await deliver_twice(shop, completed)  # late and out of order: must not hold again
+    assert (await order(shop, session_id))["status"] == "payment_failed"
+    assert (await shop.reservation(rid))["status"] == "released"
+    assert await counts(shop) == (0, 0, 5)
+
+
+async def test_expired_session_releases_and_a_later_payment_commits_late(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 2))
+    expired = shop.sim.expire(session_id)
+    await deliver_twice(shop, expired)
+    assert (await shop.reservation(rid))["status"] == "released"
+    assert await counts(shop) == (0, 0, 5)
+    # Stripe can still deliver a completion that raced the expiry: stock is free, so it sells.
+    completed = dict(expired, id="evt_completed_after_expired", type="checkout.session.completed")
+    completed["data"] = {
+        "object": dict(
+            expired["data"]["object"],
+            status="complete",
+            payment_status="paid",
+            payment_intent="pi_late_1",
+        )
+    }
+    await deliver_twice(shop, completed)
+    assert (await order(shop, session_id))["status"] == "paid"
+    assert await counts(shop) == (0, 2, 3)
+
+
+async def test_payment_intent_failure_keeps_the_hold(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 1))
+    event = shop.sim.fail_session_payment(session_id)
+    assert event["type"] == "payment_intent.payment_failed"
+    await deliver_twice(shop, event)
+    assert (await shop.reservation(rid))["status"] == "held"
+    assert await counts(shop) == (1, 0, 4)
+
+
+@pytest.mark.parametrize("restock", [False, True])
+async def test_full_refund_marks_the_order_refunded(make_shop: MakeShop, restock: bool) -> None:
+    shop = await make_shop(restock_on_refund=restock)
+    await shop.api.put_product("tee", 5, price=2500)
+    _, session_id = await start(shop, ("tee", 2))
+    paid = shop.sim.complete(session_id, "paid")
+    await shop.deliver(paid)
+    refunded = shop.sim.refund_event(paid["data"]["object"]["payment_intent"])
+    await deliver_twice(shop, refunded)
+    assert (await order(shop, session_id))["status"] == "refunded"
+    assert await counts(shop) == ((0, 0, 5) if restock else (0, 2, 3))
+
+
+async def test_unknown_events_are_acknowledged_and_ignored(shop: Shop) -> None:
+    event = {
+        "id": "evt_other",
+        "object": "event",
+        "type": "customer.created",
+        "data": {"object": {"id": "cus_1", "object": "customer"}},
+    }
+    await deliver_twice(shop, event)
+    stored = await shop.api.services.events.get("evt_other")
+    assert stored is not None
+    assert stored["outcome"] == "ignored"
+
+
+async def test_thirty_concurrent_deliveries_make_one_order(shop: Shop) -> None:
+    _, session_id = await start(shop, ("tee", 2))
+    event = shop.sim.complete(session_id, "paid")
+    answers = await asyncio.gather(*(shop.deliver(event) for _ in range(30)))
+    assert {answer.status_code for answer in answers} == {200}
+    orders = await shop.api.services.db["orders"].count_documents({})
+    assert orders == 1
+    assert (await order(shop, session_id))["status"] == "paid"
+    assert await counts(shop) == (0, 2, 3)
+
+
+async def test_late_payment_with_free_stock_is_committed_late(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 2))
+    await lapse(shop, rid)
+    assert await counts(shop) == (0, 0, 5)
+    await deliver_twice(shop, shop.sim.complete(session_id, "paid"))
+    assert (await order(shop, session_id))["status"] == "paid"
+    assert (await shop.reservation(rid))["status"] == "committed"
+    assert await counts(shop) == (0, 2, 3)
+    assert shop.sim.requests("POST", "/v1/refunds") == []
+
+
+async def test_late_payment_without_stock_is_refunded_exactly_once(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 4))
+    await lapse(shop, rid)
+    await start(shop, ("tee", 3))  # the crowd takes the units meanwhile
+    event = shop.sim.complete(session_id, "paid")
+    for _ in range(3):
+        assert (await shop.deliver(event)).status_code == 200
+    await asyncio.gather(*(shop.deliver(event) for _ in range(5)))
+    refunds = shop.sim.requests("POST", "/v1/refunds")
+    assert len({r["idempotency_key"] for r in refunds}) == 1
+    assert len(shop.sim.state.refunds) == 1
+    assert (await order(shop, session_id))["status"] == "refunded_oversold"
+    assert await counts(shop) == (3, 0, 2)
+    # Units freed later do not go to the refunded buyer.
+    await deliver_twice(shop, dict(event, id="evt_redelivered_later"))
+    assert await counts(shop) == (3, 0, 2)
+
+
+async def test_order_recorded_when_redis_lost_the_reservation(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 1))
+    services = shop.api.services
+    await services.redis.delete(services.inventory.keys.pool("default").record(rid))
+    await deliver_twice(shop, shop.sim.complete(session_id, "paid"))
+    paid = await order(shop, session_id)
+    assert (paid["status"], paid["reservation_id"]) == ("paid", rid)
+    assert paid["items"] == [{"sku": "tee", "quantity": 1, "unit_amount": 2500}]
+
+
+@pytest.mark.parametrize(
+    "case", ["wrong secret", "old timestamp", "missing header", "not json", "not an event"]
+)
+async def test_bad_deliveries_are_400_and_store_nothing(shop: Shop, case: str) -> None:
+    _, session_id = await start(shop, ("tee", 1))
+    event = shop.sim.complete(session_id, "paid")
+    if case == "wrong secret":
+        answer = await shop.deliver(event, secret="whsec_wrong")
+        expected = "invalid_signature"
+    elif case == "old timestamp":
+        answer = await shop.deliver(event, timestamp=int(time.time()) - 301)
+        expected = "invalid_signature"
+    elif case == "missing header":
+        answer = await shop.http.post("/v1/webhooks/stripe", content=json.dumps(event))
+        expected = "invalid_signature"
+    else:
+        from reservation.stripesim import sign
+
+        body = b"{not json" if case == "not json" else b'{"id": "evt_1", "type": "x"}'
+        answer = await shop.http.post(
+            "/v1/webhooks/stripe",
+            content=body,
+            headers={"Stripe-Signature": sign(body, WEBHOOK_SECRET)},
+        )
+        expected = "invalid_payload"
+    assert answer.status_code == 400
+    assert answer.json()["error"] == expected
+    assert await shop.stored_events() == 0
+    assert await shop.api.services.db["orders"].count_documents({}) == 0
+    assert await counts(shop) == (1, 0, 4)
+
+
+async def test_no_webhook_secret_refuses_everything(make_shop: MakeShop) -> None:
+    shop = await make_shop(stripe_webhook_secret=None)
+    event = {"id": "evt_x", "type": "customer.created", "data": {"object": {}}}
+    answer = await shop.deliver(event)
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_signature")
+    assert await shop.stored_events() == 0
+
+
+async def test_mongodb_down_is_5xx_and_the_redelivery_makes_one_order(
+    make_shop: MakeShop, tmp_path: Path
+) -> None:
+    mongo = MongoServer(tmp_path)
+    uri = mongo.start()
+    try:
+        shop = await make_shop(mongodb_uri=uri)
+        await shop.api.put_product("tee", 5, price=2500)
+        _, session_id = await start(shop, ("tee", 2))
+        event = shop.sim.complete(session_id, "paid")
+        mongo.stop()
+        failed = await shop.deliver(event)
+        assert failed.status_code == 503
+        assert failed.json()["error"] == "storage_unavailable"
+        mongo.start()
+        await deliver_twice(shop, event)
+        assert await shop.api.services.db["orders"].count_documents({}) == 1
+        assert (await order(shop, session_id))["status"] == "paid"
+        assert await counts(shop) == (0, 2, 3)
+    finally:
+        mongo.stop()
