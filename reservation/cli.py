@@ -178,3 +178,30 @@ def sweep() -> None:
         click.echo(asyncio.run(run()))
     except ReservationError as exc:
         raise click.UsageError(f"{exc.code}: {exc.message}") from exc
+
+
+@main.command("stripe-sim")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=12111, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--webhook-url", default=None, help="Deliver signed events here.")
+@click.option("--webhook-secret", default=None, help="Sign them with this whsec_ secret.")
+def stripe_sim(host: str, port: int, webhook_url: str | None, webhook_secret: str | None) -> None:
+    """A local Stripe-compatible API for load tests (Stripe's own sandbox is rate limited)."""
+    from reservation.stripesim import SimSettings, create_sim_app
+
+    try:
+        settings = SimSettings(
+            webhook_url=webhook_url,
+            webhook_secret=webhook_secret,
+            public_url=f"http://{host}:{port}",
+        )
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
+    click.echo(f"Stripe simulator at http://{host}:{port} (STRIPE_API_BASE)")
+    uvicorn.run(
+        create_sim_app(settings),
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+    )

@@ -67,3 +67,36 @@ def test_cli_version_and_help() -> None:
     done = reservation_cli("--help", env_prefix="unused")
     assert done.returncode == 0
     assert "set-stock" in done.stdout
+
+
+def test_stripe_sim_command_serves_the_api() -> None:
+    import time
+
+    import httpx
+
+    from tests.servers import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "reservation", "stripe-sim", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.get(
+                    f"http://127.0.0.1:{port}/v1/checkout/sessions", auth=("sk_test_x", "")
+                )
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+        assert answer.status_code == 200
+        assert answer.json()["object"] == "list"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
