@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from pymongo.errors import DuplicateKeyError
@@ -103,6 +103,31 @@ class CheckoutRepository:
                 result = await self.collection.replace_one(
                     {"session_id": session_id, "revision": document.get("revision")},
                     _document(moved),
+                )
+                if result.matched_count:
+                    return True
+        raise StorageUnavailable("MongoDB write kept conflicting", backend="mongodb")
+
+    async def claim_for_expiry(self, session_id: str, lease: timedelta) -> bool:
+        """Mark an open session as being expired by this caller (compare-and-set); a claim
+        older than `lease` (its sweeper died) can be taken over. True if this caller has it."""
+        async with storage_errors():
+            for _ in range(MAX_WRITE_ATTEMPTS):
+                document = await self.collection.find_one({"session_id": session_id})
+                if document is None:
+                    return False
+                current = _checkout(document)
+                now = utc_now()
+                stale = current.updated_at is not None and current.updated_at < now - lease
+                if not (
+                    current.status is CheckoutStatus.OPEN
+                    or (current.status is CheckoutStatus.EXPIRING and stale)
+                ):
+                    return False
+                claimed = replace(current, status=CheckoutStatus.EXPIRING, updated_at=now)
+                result = await self.collection.replace_one(
+                    {"session_id": session_id, "revision": document.get("revision")},
+                    _document(claimed),
                 )
                 if result.matched_count:
                     return True

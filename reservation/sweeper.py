@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from datetime import timedelta
 
 import stripe
 
@@ -18,6 +19,8 @@ from reservation.models import ReservationStatus
 
 logger = logging.getLogger("reservation.sweeper")
 LAPSED = (ReservationStatus.EXPIRED, ReservationStatus.RELEASED)
+# A claim older than this belongs to a sweeper that died mid-way; another may take it over.
+CLAIM_LEASE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,33 +42,40 @@ async def sweep(services: Services) -> SweepReport:
 
 
 async def _expire_if_lapsed(services: Services, checkout: Checkout) -> bool:
-    if checkout.status is CheckoutStatus.OPEN:
-        try:
-            reservation = await services.inventory.get(checkout.reservation_id)
-            lapsed = reservation.status in LAPSED
-        except errors.NotFound:
-            lapsed = True  # Redis lost it: no hold stands behind this session
-        if not lapsed:
-            return False
-        # Claim it, so that of several sweepers only one asks Stripe.
-        claimed = await services.checkouts.move(
-            checkout.session_id, CheckoutStatus.EXPIRING, only_from=(CheckoutStatus.OPEN,)
-        )
-        if not claimed:
-            return False
+    """Expire the session if its reservation lapsed; True if this call expired it."""
+    if checkout.status is CheckoutStatus.OPEN and not await _lapsed(services, checkout):
+        return False
+    # Claim it, so that of several sweepers only one asks Stripe.
     session_id = checkout.session_id
+    if not await services.checkouts.claim_for_expiry(session_id, CLAIM_LEASE):
+        return False
     client = services.stripe.v1.checkout.sessions
     try:
         await services.gate.call(lambda: client.expire_async(session_id))
-        final = CheckoutStatus.EXPIRED
     except stripe.InvalidRequestError:
         # Completed or expired already (the buyer paid just now, or Stripe expired it): fine.
         session = await services.gate.call(lambda: client.retrieve_async(session_id))
         final = CheckoutStatus.COMPLETE if session.status == "complete" else CheckoutStatus.EXPIRED
+        await services.checkouts.move(session_id, final, only_from=(CheckoutStatus.EXPIRING,))
+        return False
     except errors.PaymentProviderUnavailable:
-        return False  # stays claimed as expiring: the next pass tries again
-    await services.checkouts.move(session_id, final, only_from=(CheckoutStatus.EXPIRING,))
-    return final is CheckoutStatus.EXPIRED
+        # Give the claim back: the next pass tries again.
+        await services.checkouts.move(
+            session_id, CheckoutStatus.OPEN, only_from=(CheckoutStatus.EXPIRING,)
+        )
+        return False
+    await services.checkouts.move(
+        session_id, CheckoutStatus.EXPIRED, only_from=(CheckoutStatus.EXPIRING,)
+    )
+    return True
+
+
+async def _lapsed(services: Services, checkout: Checkout) -> bool:
+    try:
+        reservation = await services.inventory.get(checkout.reservation_id)
+    except errors.NotFound:
+        return True  # Redis lost it: no hold stands behind this session
+    return reservation.status in LAPSED
 
 
 async def run_periodically(services: Services, interval_seconds: float) -> None:
