@@ -17,6 +17,7 @@ class Metrics:
 
     def __post_init__(self) -> None:
         r = self.registry
+        self._reservation_children: dict[str, Counter] = {}
         self.reservations = Counter(
             "reservation_reservations", "Reserve requests by outcome", ["outcome"], registry=r
         )
@@ -49,6 +50,13 @@ class Metrics:
             registry=r,
         )
 
+    def count_reservation(self, outcome: str) -> None:
+        """reservations{outcome} += 1, with the labelled child kept (the hot path)."""
+        child = self._reservation_children.get(outcome)
+        if child is None:
+            child = self._reservation_children[outcome] = self.reservations.labels(outcome)
+        child.inc()
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
@@ -59,6 +67,8 @@ class RequestTimer:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # labels() costs a lock and a dict walk per call: keep each child once found.
+        self.children: dict[tuple[str, str, int], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,7 +87,10 @@ class RequestTimer:
             await self.app(scope, receive, timed_send)
         finally:
             route = scope.get("route")
-            path = getattr(route, "path", "unmatched")
-            self.metrics.request_seconds.labels(scope["method"], path, str(status)).observe(
-                time.perf_counter() - started
-            )
+            key = (scope["method"], getattr(route, "path", "unmatched"), status)
+            child = self.children.get(key)
+            if child is None:
+                child = self.children[key] = self.metrics.request_seconds.labels(
+                    key[0], key[1], str(status)
+                )
+            child.observe(time.perf_counter() - started)

@@ -56,10 +56,10 @@ async def create_reservation(request: Request) -> Response:
     )
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if isinstance(outcome, Held):
-        state.metrics.reservations.labels("held" if outcome.created else "repeated").inc()
+        state.metrics.count_reservation("held" if outcome.created else "repeated")
         # A retry with the same Idempotency-Key gets the answer the first request got.
         return json_response(reservation_view(outcome.reservation), 201)
-    state.metrics.reservations.labels(REFUSALS[type(outcome)]).inc()
+    state.metrics.count_reservation(REFUSALS[type(outcome)])
     raise outcome.error()
 
 
