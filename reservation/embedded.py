@@ -33,6 +33,16 @@ def _free_port() -> int:
         return port
 
 
+def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 10) -> None:
+    """Terminate a child process, and kill it if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def nx_binary() -> str | None:
     """The nx-27017 script of this virtualenv, else the one on PATH."""
     beside = Path(sys.executable).parent / "nx-27017"
@@ -89,14 +99,8 @@ class EmbeddedMongo:
     def stop(self) -> None:
         """Stop the server: terminate, then kill if it lingers."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            stop_process(process)
 
     def _wait(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

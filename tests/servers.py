@@ -14,6 +14,8 @@ from typing import Any
 
 import redis
 
+from reservation.embedded import stop_process
+
 REDIS_SERVER = shutil.which("redis-server")
 
 
@@ -82,13 +84,7 @@ def start_redis(workdir: Path, port: int, *extra: str) -> subprocess.Popen[bytes
     return process
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+stop = stop_process
 
 
 @contextlib.contextmanager
