@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import builtins
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -94,40 +95,44 @@ class CheckoutRepository:
         self, session_id: str, to: CheckoutStatus, *, only_from: tuple[CheckoutStatus, ...]
     ) -> bool:
         """Set the status if it is one of `only_from` (compare-and-set); True if moved."""
-        async with storage_errors():
-            for _ in range(MAX_WRITE_ATTEMPTS):
-                document = await self.collection.find_one({"session_id": session_id})
-                if document is None or CheckoutStatus(document["status"]) not in only_from:
-                    return False
-                moved = replace(_checkout(document), status=to, updated_at=utc_now())
-                result = await self.collection.replace_one(
-                    {"session_id": session_id, "revision": document.get("revision")},
-                    _document(moved),
-                )
-                if result.matched_count:
-                    return True
-        raise StorageUnavailable("MongoDB write kept conflicting", backend="mongodb")
+
+        def change(current: Checkout, now: datetime) -> Checkout | None:
+            if current.status not in only_from:
+                return None
+            return replace(current, status=to, updated_at=now)
+
+        return await self._update(session_id, change)
 
     async def claim_for_expiry(self, session_id: str, lease: timedelta) -> bool:
         """Mark an open session as being expired by this caller (compare-and-set); a claim
         older than `lease` (its sweeper died) can be taken over. True if this caller has it."""
+
+        def change(current: Checkout, now: datetime) -> Checkout | None:
+            stale = current.updated_at is not None and current.updated_at < now - lease
+            if current.status is CheckoutStatus.OPEN or (
+                current.status is CheckoutStatus.EXPIRING and stale
+            ):
+                return replace(current, status=CheckoutStatus.EXPIRING, updated_at=now)
+            return None
+
+        return await self._update(session_id, change)
+
+    async def _update(
+        self, session_id: str, change: Callable[[Checkout, datetime], Checkout | None]
+    ) -> bool:
+        """Replace the document with `change(current)` unless another writer got there first
+        (then read again and retry); False when there is nothing to change."""
         async with storage_errors():
             for _ in range(MAX_WRITE_ATTEMPTS):
                 document = await self.collection.find_one({"session_id": session_id})
                 if document is None:
                     return False
-                current = _checkout(document)
-                now = utc_now()
-                stale = current.updated_at is not None and current.updated_at < now - lease
-                if not (
-                    current.status is CheckoutStatus.OPEN
-                    or (current.status is CheckoutStatus.EXPIRING and stale)
-                ):
+                changed = change(_checkout(document), utc_now())
+                if changed is None:
                     return False
-                claimed = replace(current, status=CheckoutStatus.EXPIRING, updated_at=now)
                 result = await self.collection.replace_one(
                     {"session_id": session_id, "revision": document.get("revision")},
-                    _document(claimed),
+                    _document(changed),
                 )
                 if result.matched_count:
                     return True
