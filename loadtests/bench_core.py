@@ -747,18 +747,12 @@ def cost_lines(costs: Sequence[ServerCost]) -> list[str]:
     return lines
 
 
-def markdown(
-    rows: Sequence[Row],
-    costs: Sequence[ServerCost],
-    info: dict[str, str],
-    command: str,
-    notes: Sequence[str],
-    pool_sizes: dict[int, int],
-) -> str:
-    lines = [
-        "# Core benchmark: one hot SKU",
+def report_header(title: str, module: str, command: str, info: dict[str, str]) -> list[str]:
+    """The top of a benchmark's Markdown: title, provenance, command, machine table."""
+    return [
+        f"# {title}",
         "",
-        "Written by `loadtests/bench_core.py`; rerun it rather than editing this file.",
+        f"Written by `{module}`; rerun it rather than editing this file.",
         "",
         f"Command: `{command}`",
         "",
@@ -768,6 +762,19 @@ def markdown(
         "| --- | --- |",
         *(f"| {key} | {value} |" for key, value in info.items()),
         "",
+    ]
+
+
+def markdown(
+    rows: Sequence[Row],
+    costs: Sequence[ServerCost],
+    info: dict[str, str],
+    command: str,
+    notes: Sequence[str],
+    pool_sizes: dict[int, int],
+) -> str:
+    lines = [
+        *report_header("Core benchmark: one hot SKU", "loadtests/bench_core.py", command, info),
         "## Holds of 1 unit, N concurrent buyers",
         "",
         *table_lines(rows),

@@ -1020,19 +1020,15 @@ def markdown(
     found: Sequence[Profile],
 ) -> str:
     args = run.args
+    from loadtests.bench_core import report_header
+
     lines = [
-        "# HTTP benchmark: the reservation API under wrk",
-        "",
-        "Written by `loadtests/bench_http.py`; rerun it rather than editing this file.",
-        "",
-        f"Command: `{command}`",
-        "",
-        "## Machine",
-        "",
-        "| | |",
-        "| --- | --- |",
-        *(f"| {key} | {value} |" for key, value in info.items()),
-        "",
+        *report_header(
+            "HTTP benchmark: the reservation API under wrk",
+            "loadtests/bench_http.py",
+            command,
+            info,
+        ),
         f"## Results ({args.connections} connections, {WRK_THREADS} wrk threads,"
         f" {args.seconds} s per case)",
         "",
