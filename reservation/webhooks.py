@@ -17,7 +17,7 @@ from persistence.checkouts import CheckoutRepository, CheckoutStatus
 from persistence.events import StripeEventRepository
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from reservation import errors, session_metadata
-from reservation.inventory import Inventory
+from reservation.inventory import Inventory, pool_of_reservation
 from reservation.metrics import Metrics
 from reservation.outcomes import CommittedLate, Oversold
 from reservation.payments import StripeGate
@@ -137,9 +137,11 @@ def cart_of(session: dict[str, Any]) -> SessionCart | None:
     """The reservation and cart a session carries; None for a session this service did not make
     (e.g. `stripe trigger`): it is acknowledged, not retried forever."""
     try:
-        return session_metadata.decode(session.get("metadata") or {})
-    except errors.InvalidPayload:
+        cart = session_metadata.decode(session.get("metadata") or {})
+        pool_of_reservation(cart.reservation_id)
+    except (errors.InvalidPayload, errors.NotFound):
         return None
+    return cart
 
 
 def _payment_intent(obj: dict[str, Any]) -> str | None:
@@ -210,7 +212,10 @@ async def charge_refunded(h: WebhookHandlers, charge: dict[str, Any]) -> str:
         return "refunded_oversold"  # our own refund of a unit we could not sell
     await h.orders.upsert(_with_status(order, OrderStatus.REFUNDED))
     if h.settings.restock_on_refund:
-        await h.inventory.restock(order.reservation_id)
+        # Redis may have forgotten the reservation (retention, a rebuild): nothing to restock
+        # then; `reconcile` counts from the orders, where the refund is recorded.
+        with contextlib.suppress(errors.NotFound):
+            await h.inventory.restock(order.reservation_id)
     return "refunded"
 
 

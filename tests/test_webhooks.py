@@ -261,3 +261,41 @@ async def test_mongodb_down_is_5xx_and_the_redelivery_makes_one_order(
         assert await counts(shop) == (0, 2, 3)
     finally:
         mongo.stop()
+
+
+def completed_event(event_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+    session = {
+        "id": f"cs_test_{event_id}",
+        "object": "checkout.session",
+        "payment_status": "paid",
+        "metadata": metadata,
+    }
+    return {
+        "id": event_id,
+        "object": "event",
+        "type": "checkout.session.completed",
+        "data": {"object": session},
+    }
+
+
+async def test_sessions_this_service_did_not_make_are_acknowledged(shop: Shop) -> None:
+    foreign = completed_event("evt_foreign", {})
+    bogus = completed_event("evt_bogus", {"reservation_id": "{x}", "cart_0": "tee=1@1"})
+    for event in (foreign, bogus):
+        await deliver_twice(shop, event)
+        stored = await shop.api.services.events.get(event["id"])
+        assert stored is not None
+        assert stored["outcome"] == "not_ours"
+    assert await shop.api.services.db["orders"].count_documents({}) == 0
+
+
+async def test_refund_of_an_order_redis_forgot_still_converges(make_shop: MakeShop) -> None:
+    shop = await make_shop(restock_on_refund=True)
+    await shop.api.put_product("tee", 5, price=2500)
+    rid, session_id = await start(shop, ("tee", 1))
+    paid = shop.sim.complete(session_id, "paid")
+    await shop.deliver(paid)
+    services = shop.api.services
+    await services.redis.delete(services.inventory.keys.pool("default").record(rid))
+    await deliver_twice(shop, shop.sim.refund_event(paid["data"]["object"]["payment_intent"]))
+    assert (await order(shop, session_id))["status"] == "refunded"

@@ -66,6 +66,7 @@ def _event(text: str) -> dict[str, object]:
         and isinstance(event.get("type"), str)
         and isinstance(event.get("data"), dict)
         and isinstance(event["data"].get("object"), dict)
+        and isinstance(event["data"]["object"].get("id"), str)
     ):
         raise errors.InvalidPayload("the body is not a Stripe event")
     return event
