@@ -85,7 +85,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             mongo, db = connect(mongodb_uri, settings.mongodb_database)
             stack.push_async_callback(mongo.close)
             keys = KeySpace(settings.key_prefix)
-            inventory = Inventory(redis, keys=keys, hold_seconds=settings.hold_seconds)
+            inventory = Inventory(
+                redis,
+                keys=keys,
+                hold_seconds=settings.hold_seconds,
+                sold_out_seconds=settings.sold_out_cache_seconds,
+            )
             product_repository = ProductRepository(db)
             order_repository = OrderRepository(db)
             checkouts = CheckoutRepository(db)

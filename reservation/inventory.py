@@ -40,6 +40,7 @@ from reservation.outcomes import (
     ReserveOutcome,
 )
 from reservation.scripts import RedisClient, Scripts
+from reservation.soldout import SoldOutMemory
 
 DEFAULT_POOL = "default"
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -86,6 +87,7 @@ class Inventory:
         hold_seconds: float = 600,
         retention_seconds: float = 3 * 24 * 3600,
         reclaim_batch: int = 64,
+        sold_out_seconds: float = 0.0,
     ) -> None:
         if hold_seconds <= 0 or retention_seconds < 0 or reclaim_batch < 1:
             raise ValueError("hold_seconds > 0, retention_seconds >= 0, reclaim_batch >= 1")
@@ -98,6 +100,7 @@ class Inventory:
         # sku -> pool. A SKU never changes pool (set_stock refuses), so entries stay true.
         self._pools: dict[str, str] = {}
         self._pool_keys: dict[str, PoolKeys] = {}
+        self.sold_out = SoldOutMemory(sold_out_seconds)
 
     # -- stock -------------------------------------------------------------------------
 
@@ -127,6 +130,7 @@ class Inventory:
             reply = await self._run(pool, "set_stock", [sku, total, limit])
             await self.client.sadd(self.keys.pools, pool)
         self._pools[sku] = pool
+        self.sold_out.forget([sku])
         if _text(reply[0]) == "below_committed":
             raise errors.StockBelowCommitted(
                 f"stock of {sku} cannot go below reserved + sold",
@@ -160,6 +164,7 @@ class Inventory:
             await self.client.hset(self.keys.sku_pools, sku, pool)
             await self.client.sadd(self.keys.pools, pool)
         self._pools[sku] = pool
+        self.sold_out.forget([sku])
         reply = await self._run(pool, "restore", [sku, total, sold, max_per_customer or 0])
         before = None if int(reply[0]) < 0 else _stock_level(sku, pool, reply[0:4])
         return before, _stock_level(sku, pool, reply[4:8])
@@ -234,6 +239,9 @@ class Inventory:
         pool = await self.cart_pool(lines)
         fresh = reservation_id is None
         if reservation_id is None:
+            remembered = self.sold_out.refusal(lines)
+            if remembered is not None:
+                return remembered
             reservation_id = new_reservation_id(pool)
         elif pool_of_reservation(reservation_id) != pool:
             raise errors.MixedPools("the reservation id names another pool than the cart")
@@ -250,7 +258,9 @@ class Inventory:
         if outcome in ("held", "existing"):
             return Held(_reservation(reservation_id, pool, reply), created=outcome == "held")
         if outcome == "insufficient":
-            return OutOfStock(_text(reply[1]), int(reply[2]), int(reply[3]))
+            refusal = OutOfStock(_text(reply[1]), int(reply[2]), int(reply[3]))
+            self.sold_out.remember(refusal)
+            return refusal
         if outcome == "customer_limit":
             return OverCustomerLimit(_text(reply[1]), int(reply[2]), int(reply[3]))
         if outcome == "unknown_sku":
@@ -264,6 +274,8 @@ class Inventory:
         reply, pool = await self._one(reservation_id, "release", [])
         outcome = _text(reply[0])
         reservation = _reservation(reservation_id, pool, reply)
+        if outcome == "released":
+            self.sold_out.forget(line.sku for line in reservation.items)
         if outcome == "already_committed":
             return ReleaseRefused(reservation)
         return Released(reservation, changed=outcome == "released")
@@ -308,7 +320,9 @@ class Inventory:
     async def restock(self, reservation_id: str) -> Reservation:
         """A refunded, committed reservation's units go back on sale (once)."""
         reply, pool = await self._one(reservation_id, "restock", [self.retention_ms])
-        return _reservation(reservation_id, pool, reply)
+        reservation = _reservation(reservation_id, pool, reply)
+        self.sold_out.forget(line.sku for line in reservation.items)
+        return reservation
 
     async def get(self, reservation_id: str) -> Reservation:
         """The reservation as it stands now; a lapsed hold reads as expired."""

@@ -27,6 +27,14 @@ def _positive(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
+    """A number of seconds where 0 means off."""
+    raw = env.get(name)
+    if raw is not None and raw.strip() in ("0", "0.0"):
+        return 0.0
+    return _positive(env, name, default)
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service is configured with; secrets stay out of repr()."""
@@ -53,6 +61,8 @@ class Settings:
     awaiting_payment_seconds: float = 3 * 24 * 3600
     # Background sweeper interval; 0 (the default) keeps it off.
     sweep_seconds: float = 0.0
+    # How long this process answers "sold out" for a SKU without asking Redis again.
+    sold_out_cache_seconds: float = 0.1
     # Put refunded units back on sale (charge.refunded); off: a refund keeps them sold.
     restock_on_refund: bool = False
 
@@ -74,8 +84,7 @@ class Settings:
             data_dir=env.get("RESERVATION_DATA_DIR") or ".reservation",
             stripe_rate_per_second=_positive(env, "STRIPE_RATE_PER_SECOND", 25.0),
             stripe_timeout_seconds=_positive(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
-            sweep_seconds=_positive(env, "RESERVATION_SWEEP_SECONDS", 0.0)
-            if env.get("RESERVATION_SWEEP_SECONDS", "0") not in ("", "0")
-            else 0.0,
+            sweep_seconds=_non_negative(env, "RESERVATION_SWEEP_SECONDS", 0.0),
+            sold_out_cache_seconds=_non_negative(env, "RESERVATION_SOLD_OUT_CACHE_SECONDS", 0.1),
             restock_on_refund=env.get("RESERVATION_RESTOCK_ON_REFUND", "") in ("1", "true", "yes"),
         )

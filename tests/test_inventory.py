@@ -407,3 +407,26 @@ async def test_restock_puts_refunded_units_back_once(inventory: Inventory) -> No
     await held(inventory, ("a", 2), customer_id="bob")  # the limit counts the refund back too
     held_only = (await held(inventory, ("a", 1))).reservation.id
     assert (await inventory.restock(held_only)).status is ReservationStatus.HELD
+
+
+async def test_sold_out_memory_answers_refusals_without_redis(
+    make_inventory: MakeInventory,
+) -> None:
+    inventory = await make_inventory(sold_out_seconds=0.5)
+    other_process = await make_inventory()
+    await inventory.set_stock("a", 1)
+    rid = (await held(inventory, ("a", 1))).reservation.id
+    assert await inventory.reserve([("a", 1)]) == OutOfStock("a", 1, 0)
+    # Another process gives the unit back: this one keeps refusing for a moment, no longer.
+    assert isinstance(await other_process.release(rid), Released)
+    assert await inventory.reserve([("a", 1), ("a", 2)]) == OutOfStock("a", 3, 0)
+    await asyncio.sleep(0.6)
+    second = (await held(inventory, ("a", 1))).reservation.id
+    # Units this process gives back are offered again at once.
+    assert await inventory.reserve([("a", 1)]) == OutOfStock("a", 1, 0)
+    await inventory.release(second)
+    await held(inventory, ("a", 1))
+    # A retry of a known reservation always asks Redis.
+    again = await inventory.reserve([("a", 1)], reservation_id=second)
+    assert isinstance(again, Held)
+    assert not again.created
