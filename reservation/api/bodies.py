@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -44,6 +45,11 @@ def decode(raw: bytes, into: type[T]) -> T:
 async def read_json(request: Request, into: type[T]) -> T:
     """Decode and validate a JSON body into a struct; any defect is a 4xx."""
     return decode(await read_body(request), into)
+
+
+def utc_text(value: datetime) -> str:
+    """API.md's time format: ISO 8601 in UTC, milliseconds, with a Z."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def json_response(

@@ -8,17 +8,12 @@ import stripe
 from starlette.requests import Request
 from starlette.responses import Response
 
-from persistence.checkouts import Checkout
 from reservation import errors
-from reservation.api.bodies import json_response, read_body, read_json
+from reservation.api.bodies import json_response, read_body, read_json, utc_text
 from reservation.api.services import services
 from reservation.schemas import CheckoutIn, CheckoutView, WebhookAnswer
 
 MAX_EVENT_BYTES = 1024 * 1024  # Stripe events stay far below this
-
-
-def iso(checkout: Checkout) -> str:
-    return checkout.expires_at.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 async def create_checkout(request: Request) -> Response:
@@ -30,7 +25,9 @@ async def create_checkout(request: Request) -> Response:
         state.metrics.checkouts.labels(exc.code).inc()
         raise
     state.metrics.checkouts.labels("session").inc()
-    view = CheckoutView(checkout.reservation_id, checkout.session_id, checkout.url, iso(checkout))
+    view = CheckoutView(
+        checkout.reservation_id, checkout.session_id, checkout.url, utc_text(checkout.expires_at)
+    )
     return json_response(view, 201)
 
 

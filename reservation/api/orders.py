@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from persistence.orders import Order, OrderStatus
 from reservation import errors
 from reservation.api.auth import require_admin
-from reservation.api.bodies import json_response
+from reservation.api.bodies import json_response, utc_text
 from reservation.api.services import services
 from reservation.schemas import OrderLineView, OrderList, OrderView
 
 MAX_LIMIT = 1000
-
-
-def iso(value: datetime) -> str:
-    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def order_view(order: Order) -> OrderView:
@@ -31,8 +25,8 @@ def order_view(order: Order) -> OrderView:
         currency=order.currency,
         customer_email=order.customer_email,
         payment_intent=order.payment_intent,
-        created_at=iso(order.created_at),
-        updated_at=iso(order.updated_at),
+        created_at=utc_text(order.created_at),
+        updated_at=utc_text(order.updated_at),
     )
 
 

@@ -7,7 +7,7 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reservation.api.bodies import json_response, read_json
+from reservation.api.bodies import json_response, read_json, utc_text
 from reservation.api.services import Services, services
 from reservation.cart import encode_cart, normalize_cart
 from reservation.idempotency import check_key, fingerprint
@@ -27,7 +27,7 @@ def reservation_view(
         status=reservation.status.value,
         items=[CartLineView(line.sku, line.quantity) for line in reservation.items],
         customer_id=reservation.customer_id,
-        expires_at=reservation.expires_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        expires_at=utc_text(reservation.expires_at),
         checkout_session_id=checkout_session_id,
     )
 
