@@ -82,10 +82,18 @@ class CheckoutService:
         try:
             checkout = await self._create_session(reservation, request.customer_email)
         except Exception:
-            # No session, no hold: the units go back to the crowd.
-            await self.inventory.release(reservation.id)
+            # No session, no hold: the units go back to the crowd (unless a concurrent
+            # checkout of the same reservation made its session meanwhile).
+            if await self._no_session_recorded(reservation.id):
+                await self.inventory.release(reservation.id)
             raise
         return await self.checkouts.add(checkout)
+
+    async def _no_session_recorded(self, reservation_id: str) -> bool:
+        try:
+            return await self.checkouts.get_by_reservation(reservation_id) is None
+        except errors.StorageUnavailable:
+            return True
 
     async def _create_session(self, reservation: Reservation, email: str | None) -> Checkout:
         lines, currency = await self._priced(reservation)
