@@ -19,7 +19,7 @@ from reservation.scripts import RedisClient
 from tests import servers
 
 # Fixture modules: MongoDB (nx-27017 or MONGODB_URI) and the in-process HTTP app.
-pytest_plugins = ["tests.mongo", "tests.api", "tests.server", "tests.stripe_fake", "tests.shop"]
+pytest_plugins = ["tests.mongo", "tests.stripe_fake", "tests.api", "tests.shop", "tests.server"]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["redis", "fakeredis", "cluster"]

@@ -18,6 +18,8 @@ import redis
 from tests.api import ADMIN_TOKEN
 from tests.conftest import REDIS_URL
 from tests.servers import free_port, stop
+from tests.shop import WEBHOOK_SECRET
+from tests.stripe_fake import API_KEY, StripeSim, simulators
 
 
 @dataclass
@@ -26,6 +28,7 @@ class Server:
     prefix: str
     database: str
     process: subprocess.Popen[bytes]
+    sim: StripeSim | None = None
 
 
 def start_server(workdir: Path, mongodb_uri: str, *args: str, **env: str) -> Server:
@@ -82,8 +85,18 @@ def stop_server(server: Server, mongodb_uri: str) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
-    running = start_server(tmp_path_factory.mktemp("serve"), mongodb_uri)
-    try:
-        yield running
-    finally:
-        stop_server(running, mongodb_uri)
+    """`reservation serve` paying through a Stripe simulator of its own."""
+    with simulators() as make_sim:
+        sim = make_sim()
+        running = start_server(
+            tmp_path_factory.mktemp("serve"),
+            mongodb_uri,
+            STRIPE_SECRET_KEY=API_KEY,
+            STRIPE_API_BASE=sim.url,
+            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        )
+        running.sim = sim
+        try:
+            yield running
+        finally:
+            stop_server(running, mongodb_uri)

@@ -9,6 +9,8 @@ import httpx
 
 from tests.api import ADMIN
 from tests.server import Server
+from tests.shop import WEBHOOK_SECRET
+from tests.stripe_fake import signed
 
 
 async def test_six_hundred_buyers_for_fifty_units(server: Server) -> None:
@@ -53,3 +55,24 @@ async def test_endpoints_over_real_http(server: Server) -> None:
         assert "reservation_reservations_total" in (await client.get("/metrics")).text
         assert (await client.get("/openapi.json")).json()["openapi"].startswith("3.")
         assert (await client.get("/v1/orders", headers=ADMIN)).json() == {"data": []}
+
+
+async def test_purchase_over_real_http(server: Server) -> None:
+    assert server.sim is not None
+    async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
+        body = {"name": "Mug", "price": 1800, "currency": "eur", "stock": 2}
+        assert (await client.put("/v1/products/mug", json=body, headers=ADMIN)).status_code == 200
+        checkout = await client.post(
+            "/v1/checkout", json={"items": [{"sku": "mug", "quantity": 2}]}
+        )
+        assert checkout.status_code == 201, checkout.text
+        session_id = checkout.json()["checkout_session_id"]
+        event = server.sim.complete(session_id, "paid")
+        payload, headers = signed(event, WEBHOOK_SECRET)
+        for _ in range(2):
+            delivered = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+            assert delivered.json() == {"received": True}
+        order = (await client.get(f"/v1/orders/{session_id}", headers=ADMIN)).json()
+        assert (order["status"], order["amount_total"]) == ("paid", 3600)
+        product = (await client.get("/v1/products/mug")).json()
+        assert (product["sold"], product["available"]) == (2, 0)

@@ -127,6 +127,38 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
             },
+            "/v1/checkout": {
+                "post": {
+                    "summary": "A Stripe Checkout Session for a held reservation, or for a cart",
+                    "requestBody": {"required": True, **_json("CheckoutIn")},
+                    "responses": {
+                        "201": _answer("the session to send the buyer to", "CheckoutView"),
+                        **_errors("404", "409", "413", "422", "503"),
+                    },
+                }
+            },
+            "/v1/webhooks/stripe": {
+                "post": {
+                    "summary": "Stripe events (signed; the raw body is verified)",
+                    "parameters": [
+                        {
+                            "name": "Stripe-Signature",
+                            "in": "header",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {
+                        "200": _answer("handled, or a known duplicate", "WebhookAnswer"),
+                        "400": _answer("bad signature or payload (invalid_signature, …)"),
+                        **_errors("413", "503"),
+                    },
+                }
+            },
             "/v1/orders/{checkout_session_id}": {
                 "get": {
                     "summary": "An order (admin)",
