@@ -37,6 +37,9 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("status", ASCENDING)], name="status"),
         IndexModel([("payment_intent", ASCENDING)], name="payment_intent"),
     ],
+    "pending_refunds": [
+        IndexModel([("payment_intent", ASCENDING)], unique=True, name="payment_intent_unique")
+    ],
     "checkout_sessions": [
         IndexModel([("reservation_id", ASCENDING)], unique=True, name="reservation_id_unique"),
         IndexModel([("session_id", ASCENDING)], unique=True, name="session_id_unique"),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -117,8 +117,9 @@ STATUS_RANK = {
     OrderStatus.AWAITING_PAYMENT: 0,
     OrderStatus.PAYMENT_FAILED: 1,
     OrderStatus.PAID: 2,
-    OrderStatus.REFUNDED_OVERSOLD: 3,
-    OrderStatus.REFUNDED: 4,
+    OrderStatus.REFUNDED: 3,
+    # Our own refund of a payment we could not serve: its charge.refunded must not relabel it.
+    OrderStatus.REFUNDED_OVERSOLD: 4,
 }
 
 
@@ -220,6 +221,16 @@ class OrderRepository:
             backend="mongodb",
             checkout_session_id=order.checkout_session_id,
         )
+
+    async def with_status(
+        self, statuses: Iterable[OrderStatus], batch: int = 500
+    ) -> AsyncIterator[Order]:
+        """Every order of the given statuses (reconcile walks the paid ones)."""
+        wanted = sorted({OrderStatus(status).value for status in statuses})
+        async with storage_errors():
+            cursor = self.collection.find({"status": {"$in": wanted}}).batch_size(batch)
+            async for document in cursor:
+                yield _order(document)
 
     async def sold_by_sku(
         self, statuses: Iterable[OrderStatus] = (OrderStatus.PAID,)

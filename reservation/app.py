@@ -19,6 +19,7 @@ from persistence.events import StripeEventRepository
 from persistence.mongo import connect, ensure_indexes
 from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
+from persistence.refunds import PendingRefunds
 from reservation.api import checkout, ops, orders, products, reservations
 from reservation.api.failures import add_exception_handlers
 from reservation.api.services import Services
@@ -32,7 +33,7 @@ from reservation.keys import KeySpace
 from reservation.metrics import Metrics, RequestTimer
 from reservation.payments import StripeGate
 from reservation.payments import stripe_client as stripe_client_for
-from reservation.reconcile import reconcile
+from reservation.reconcile import reconcile, sold_statuses
 from reservation.scripts import RedisClient
 from reservation.settings import Settings
 from reservation.sweeper import run_periodically
@@ -127,6 +128,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     orders=order_repository,
                     checkouts=checkouts,
                     events=events,
+                    pending_refunds=PendingRefunds(db),
                     stripe=stripe_client,
                     gate=gate,
                     metrics=metrics,
@@ -136,7 +138,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await ensure_indexes(db)
                 if settings.reconcile_on_start:
                     restored = await reconcile(
-                        inventory, product_repository, order_repository, only_missing=True
+                        inventory,
+                        product_repository,
+                        order_repository,
+                        only_missing=True,
+                        sold_statuses=sold_statuses(settings),
                     )
                     if restored:
                         logger.warning("restored %d SKUs missing from Redis", len(restored))

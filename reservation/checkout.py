@@ -24,10 +24,21 @@ MAX_SESSION = timedelta(hours=24)
 MARGIN = timedelta(minutes=2)
 
 
-def session_expiry(hold_expires_at: datetime, now: datetime) -> datetime:
-    """max(hold expiry, now + 30 min + margin), never past Stripe's 24 hours."""
-    wanted = max(hold_expires_at, now + MIN_SESSION + MARGIN)
-    return min(wanted, now + MAX_SESSION - MARGIN)
+def session_expiry(reservation: Reservation, now: datetime) -> datetime:
+    """30 min + margin past the end of the hold, so at least max(hold expiry, now + 30 min +
+    margin), and within Stripe's 24 hours.
+
+    It depends on the reservation only, not on the clock: a retried checkout sends the very
+    same parameters, and Stripe's idempotency hands back the same session (different parameters
+    under one key would be refused).
+    """
+    wanted = reservation.expires_at + MIN_SESSION + MARGIN
+    latest = reservation.created_at + MAX_SESSION - MARGIN
+    if wanted <= latest:
+        return wanted
+    if latest >= now + MIN_SESSION + MARGIN:
+        return latest
+    return now + MIN_SESSION + MARGIN  # a hold of nearly a day: no fixed choice fits
 
 
 def idempotency_key(reservation_id: str) -> str:
@@ -97,14 +108,19 @@ class CheckoutService:
 
     async def _create_session(self, reservation: Reservation, email: str | None) -> Checkout:
         lines, currency = await self._priced(reservation)
-        now = datetime.now(UTC)
-        expires_at = session_expiry(reservation.expires_at, now)
+        expires_at = session_expiry(reservation, datetime.now(UTC))
         params = self._params(reservation, lines, currency, expires_at, email)
-        session = await self.gate.call(
-            lambda: self.stripe.v1.checkout.sessions.create_async(
-                params, {"idempotency_key": idempotency_key(reservation.id)}
+        try:
+            session = await self.gate.call(
+                lambda: self.stripe.v1.checkout.sessions.create_async(
+                    params, {"idempotency_key": idempotency_key(reservation.id)}
+                )
             )
-        )
+        except stripe.StripeError as exc:
+            # Refused by Stripe (a key, a parameter, the account): no session for this buyer.
+            raise self.gate.unavailable(
+                f"Stripe refused the session: {type(exc).__name__}"
+            ) from exc
         if session.url is None:
             raise self.gate.unavailable("the Checkout Session came back without a URL")
         return Checkout(

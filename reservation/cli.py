@@ -93,7 +93,7 @@ def reconcile_command(dry_run: bool) -> None:
     from persistence.mongo import connect
     from persistence.orders import OrderRepository
     from persistence.products import ProductRepository
-    from reservation.reconcile import format_diff, reconcile
+    from reservation.reconcile import format_diff, reconcile, sold_statuses
 
     try:
         settings = Settings.from_env()
@@ -109,7 +109,11 @@ def reconcile_command(dry_run: bool) -> None:
         client, db = connect(mongodb_uri, settings.mongodb_database)
         try:
             diffs = await reconcile(
-                inventory, ProductRepository(db), OrderRepository(db), dry_run=dry_run
+                inventory,
+                ProductRepository(db),
+                OrderRepository(db),
+                dry_run=dry_run,
+                sold_statuses=sold_statuses(settings),
             )
         finally:
             await client.close()

@@ -169,6 +169,20 @@ class Inventory:
         before = None if int(reply[0]) < 0 else _stock_level(sku, pool, reply[0:4])
         return before, _stock_level(sku, pool, reply[4:8])
 
+    async def settle_paid(
+        self, reservation_id: str, *, items: CartInput, customer_id: str | None = None
+    ) -> bool:
+        """Reconcile: MongoDB has a paid order for this reservation; make its record committed
+        (counters untouched: `restore` sets them next). True if the record changed."""
+        cart = encode_cart(normalize_cart(items))
+        try:
+            reply, _ = await self._one(
+                reservation_id, "settle_paid", [self.retention_ms, cart, customer_id or ""]
+            )
+        except errors.NotFound:
+            return False  # not a reservation id of this service
+        return _text(reply[0]) == "settled"
+
     async def stock(
         self, skus: Sequence[str] | None = None, *, pool: str | None = None
     ) -> list[StockLevel]:
@@ -299,6 +313,12 @@ class Inventory:
         outcome = _text(reply[0])
         if outcome == "oversold":
             return Oversold(reservation_id, _text(reply[1]), int(reply[2]), int(reply[3]))
+        if outcome == "unknown_stock":
+            raise errors.StorageUnavailable(
+                f"Redis has no stock counters for {_text(reply[1])}: run `reservation reconcile`",
+                backend="redis",
+                sku=_text(reply[1]),
+            )
         reservation = _reservation(reservation_id, pool, reply)
         if outcome == "committed_late":
             return CommittedLate(reservation)
@@ -367,7 +387,11 @@ class Inventory:
     ) -> Any:
         keys = self._pool_keys.get(pool)
         if keys is None:
-            keys = self._pool_keys[pool] = self.keys.pool(pool)
+            keys = self.keys.pool(pool)
+            # Remember only pools that stock something: a reservation id from a client can
+            # name any pool, and this cache must not grow with them.
+            if pool in self._pools.values():
+                self._pool_keys[pool] = keys
         key_list = keys.shared
         if reservation_id is not None:
             key_list = [*key_list, keys.record(reservation_id)]

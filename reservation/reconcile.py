@@ -9,6 +9,7 @@ from persistence.orders import OrderRepository, OrderStatus
 from persistence.products import Product, ProductRepository
 from reservation.inventory import Inventory
 from reservation.models import StockLevel
+from reservation.settings import Settings
 
 FIELDS = ("total", "reserved", "sold", "max_per_customer")
 
@@ -37,6 +38,13 @@ class StockDiff:
         return rows
 
 
+def sold_statuses(settings: Settings) -> tuple[OrderStatus, ...]:
+    """Orders whose units count as sold: paid ones, and refunded ones unless a refund restocks."""
+    if settings.restock_on_refund:
+        return (OrderStatus.PAID,)
+    return (OrderStatus.PAID, OrderStatus.REFUNDED)
+
+
 async def reconcile(
     inventory: Inventory,
     products: ProductRepository,
@@ -53,8 +61,12 @@ async def reconcile(
     do not put units back in stock.
     """
     catalog = await products.list()
-    sold = await orders.sold_by_sku(sold_statuses)
+    statuses = tuple(sold_statuses)
     current = await _current_levels(inventory, catalog)
+    if not dry_run:
+        touched = {p.sku for p in catalog if not only_missing or p.sku not in current}
+        await _settle_paid_reservations(inventory, orders, touched)
+    sold = await orders.sold_by_sku(statuses)
     diffs = []
     for product in catalog:
         before = current.get(product.sku)
@@ -80,6 +92,18 @@ async def reconcile(
             )
         diffs.append(StockDiff(product.sku, product.pool, before, after))
     return diffs
+
+
+async def _settle_paid_reservations(
+    inventory: Inventory, orders: OrderRepository, skus: set[str]
+) -> None:
+    """Mark the reservation of every paid order committed, so that after the counters are set
+    from MongoDB a redelivered payment counts nothing twice."""
+    async for order in orders.with_status((OrderStatus.PAID,)):
+        if any(line.sku in skus for line in order.items):
+            await inventory.settle_paid(
+                order.reservation_id, items=[(line.sku, line.quantity) for line in order.items]
+            )
 
 
 async def _current_levels(

@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "lookup",
     "restore",
     "restock",
+    "settle_paid",
 )
 POOL_PRELUDE = "_pool"
 

@@ -87,6 +87,9 @@ async def run_periodically(services: Services, interval_seconds: float) -> None:
         except errors.ReservationError as exc:
             logger.warning("sweep failed: %s", exc.message)
             continue
+        except Exception as exc:  # the task must outlive any one failed pass
+            logger.error("sweep failed: %s", type(exc).__name__)
+            continue
         if report.reclaimed_holds or report.expired_sessions:
             logger.info(
                 "sweep: %d holds reclaimed, %d sessions expired",

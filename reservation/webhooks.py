@@ -16,6 +16,7 @@ import stripe
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
 from persistence.events import StripeEventRepository
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
+from persistence.refunds import PendingRefunds
 from reservation import errors, session_metadata
 from reservation.inventory import Inventory, pool_of_reservation
 from reservation.metrics import Metrics
@@ -52,6 +53,7 @@ class WebhookHandlers:
     orders: OrderRepository
     checkouts: CheckoutRepository
     events: StripeEventRepository
+    pending_refunds: PendingRefunds
     stripe: stripe.StripeClient
     gate: StripeGate
     metrics: Metrics
@@ -111,12 +113,34 @@ class WebhookHandlers:
             await self.refund(session)
             await self.record_order(session, cart, OrderStatus.REFUNDED_OVERSOLD)
             return "refunded_oversold"
+        payment_intent = _payment_intent(session)
+        if payment_intent is not None and await self.pending_refunds.exists(payment_intent):
+            # Its refund was delivered first: the order is born refunded.
+            await self.apply_refund(await self.record_order(session, cart, OrderStatus.REFUNDED))
+            return "refunded"
         return "committed_late" if isinstance(outcome, CommittedLate) else "committed"
+
+    async def apply_refund(self, order: Order) -> None:
+        """The order is refunded; its units go back on sale only if configured."""
+        await self.orders.upsert(replace(order, status=OrderStatus.REFUNDED))
+        if self.settings.restock_on_refund:
+            # Redis may have forgotten the reservation (retention, a rebuild): nothing to
+            # restock then; `reconcile` counts from the orders, where the refund is recorded.
+            with contextlib.suppress(errors.NotFound):
+                await self.inventory.restock(order.reservation_id)
 
     async def refund(self, session: dict[str, Any]) -> None:
         payment_intent = _payment_intent(session)
         if payment_intent is None:
             return  # nothing was charged
+        try:
+            await self._refund(session, payment_intent)
+        except stripe.InvalidRequestError as exc:
+            if exc.code != "charge_already_refunded":
+                raise
+            # Refunded already (by us on an earlier try, or from the Dashboard): done.
+
+    async def _refund(self, session: dict[str, Any], payment_intent: str) -> None:
         await self.gate.call(
             lambda: self.stripe.v1.refunds.create_async(
                 {
@@ -205,19 +229,14 @@ async def charge_refunded(h: WebhookHandlers, charge: dict[str, Any]) -> str:
     if not charge.get("refunded"):
         return "partial_refund"
     payment_intent = _payment_intent(charge)
-    order = None if payment_intent is None else await h.orders.get_by_payment_intent(payment_intent)
+    if payment_intent is None:
+        return "no_payment_intent"
+    order = await h.orders.get_by_payment_intent(payment_intent)
     if order is None:
-        return "no_order"
+        # Maybe its order is not recorded yet (events come in any order): keep the refund.
+        await h.pending_refunds.add(payment_intent)
+        return "refund_pending"
     if order.status is OrderStatus.REFUNDED_OVERSOLD:
         return "refunded_oversold"  # our own refund of a unit we could not sell
-    await h.orders.upsert(_with_status(order, OrderStatus.REFUNDED))
-    if h.settings.restock_on_refund:
-        # Redis may have forgotten the reservation (retention, a rebuild): nothing to restock
-        # then; `reconcile` counts from the orders, where the refund is recorded.
-        with contextlib.suppress(errors.NotFound):
-            await h.inventory.restock(order.reservation_id)
+    await h.apply_refund(order)
     return "refunded"
-
-
-def _with_status(order: Order, status: OrderStatus) -> Order:
-    return replace(order, status=status)

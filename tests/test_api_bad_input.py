@@ -409,6 +409,15 @@ CASES: list[tuple[str, str, str, bytes | None, dict[str, str], int, str]] = [
     ("release of garbage id", "DELETE", "/v1/reservations/%7Bx%7D", None, {}, 404, "not_found"),
     ("orders without token", "GET", "/v1/orders", None, {}, 401, "unauthorized"),
     ("orders bad limit", "GET", "/v1/orders?limit=-1", None, ADMIN, 422, "invalid_request"),
+    (
+        "orders superscript limit",
+        "GET",
+        "/v1/orders?limit=%C2%B2",
+        None,
+        ADMIN,
+        422,
+        "invalid_request",
+    ),
     ("orders unknown parameter", "GET", "/v1/orders?sort=x", None, ADMIN, 422, "invalid_request"),
 ]
 

@@ -115,3 +115,21 @@ async def test_without_a_stripe_key_checkout_is_503(make_shop: MakeShop) -> None
     await shop.api.put_product("tee", 5)
     assert error_of(await shop.checkout(("tee", 1))) == (503, "payment_provider_unavailable")
     assert (await shop.product("tee"))["available"] == 5
+
+
+async def test_a_retried_checkout_later_gets_the_same_session(shop: Shop) -> None:
+    import asyncio
+
+    rid = (await shop.api.reserve(("tee", 1))).json()["id"]
+    first = (await shop.checkout(reservation_id=rid)).json()
+    # The first answer was lost before it was recorded here; the client retries a moment later.
+    await shop.api.services.db["checkout_sessions"].delete_many({"reservation_id": rid})
+    await asyncio.sleep(1.1)
+    again = await shop.checkout(reservation_id=rid)
+    assert again.status_code == 201, again.text
+    assert again.json()["checkout_session_id"] == first["checkout_session_id"]
+    created = shop.sim.requests("POST", "/v1/checkout/sessions")
+    assert len(created) == 2
+    assert created[0]["params"] == created[1]["params"]
+    assert len(shop.sim.state.sessions) == 1
+    assert (await shop.product("tee"))["reserved"] == 1

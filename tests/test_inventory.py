@@ -430,3 +430,44 @@ async def test_sold_out_memory_answers_refusals_without_redis(
     again = await inventory.reserve([("a", 1)], reservation_id=second)
     assert isinstance(again, Held)
     assert not again.created
+
+
+async def test_commit_without_counters_decides_nothing(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5)
+    rid = (await held(inventory, ("a", 2))).reservation.id
+    # Redis restarted empty: no counters, no record.
+    for key in inventory.keys.pool("default").shared:
+        await inventory.client.delete(key)
+    await inventory.client.delete(inventory.keys.pool("default").record(rid))
+    with pytest.raises(errors.StorageUnavailable):
+        await inventory.commit(rid, items=[("a", 2)])
+    await inventory.restore("a", total=5, sold=0)
+    assert isinstance(await inventory.commit(rid, items=[("a", 2)]), CommittedLate)
+    assert await counters(inventory, "a") == (0, 2, 3)
+
+
+async def test_a_restocked_payment_is_never_sold_again(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5)
+    rid = (await held(inventory, ("a", 2))).reservation.id
+    await inventory.commit(rid)
+    await inventory.restock(rid)
+    assert isinstance(await inventory.commit(rid), Oversold)
+    assert isinstance(await inventory.commit(rid, items=[("a", 2)]), Oversold)
+    assert await counters(inventory, "a") == (0, 0, 5)
+
+
+async def test_settle_paid_makes_a_paid_reservation_committed_once(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5)
+    rid = (await held(inventory, ("a", 2))).reservation.id
+    # Reconcile: MongoDB says it is paid (sold = 2) while Redis still holds it.
+    assert await inventory.settle_paid(rid, items=[("a", 2)])
+    await inventory.restore("a", total=5, sold=2)
+    assert await counters(inventory, "a") == (0, 2, 3)
+    repeat = await inventory.commit(rid)
+    assert isinstance(repeat, Committed)
+    assert repeat.repeated
+    assert await counters(inventory, "a") == (0, 2, 3)
+    assert not await inventory.settle_paid(rid, items=[("a", 2)])
+    lost = "default.abcdefghijklmnopqrstuv"
+    assert await inventory.settle_paid(lost, items=[("a", 1)])
+    assert (await inventory.get(lost)).status is ReservationStatus.COMMITTED

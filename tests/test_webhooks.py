@@ -299,3 +299,44 @@ async def test_refund_of_an_order_redis_forgot_still_converges(make_shop: MakeSh
     await services.redis.delete(services.inventory.keys.pool("default").record(rid))
     await deliver_twice(shop, shop.sim.refund_event(paid["data"]["object"]["payment_intent"]))
     assert (await order(shop, session_id))["status"] == "refunded"
+
+
+async def test_a_refund_delivered_before_its_order_is_kept(shop: Shop) -> None:
+    _, session_id = await start(shop, ("tee", 2))
+    paid = shop.sim.complete(session_id, "paid")
+    refunded = shop.sim.refund_event(paid["data"]["object"]["payment_intent"])
+    await deliver_twice(shop, refunded)
+    await deliver_twice(shop, paid)
+    assert (await order(shop, session_id))["status"] == "refunded"
+    assert await counts(shop) == (0, 2, 3)  # a refund keeps the units sold unless configured
+
+
+async def test_our_oversold_refund_stays_refunded_oversold(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 4))
+    await lapse(shop, rid)
+    await start(shop, ("tee", 3))
+    paid = shop.sim.complete(session_id, "paid")
+    await shop.deliver(paid)
+    # Stripe then reports the refund we made: it must not relabel the order.
+    for event in shop.sim.events("charge.refunded"):
+        await deliver_twice(shop, event)
+    assert shop.sim.events("charge.refunded")
+    assert (await order(shop, session_id))["status"] == "refunded_oversold"
+
+
+async def test_payment_after_redis_lost_its_counters_waits_for_reconcile(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 2))
+    services = shop.api.services
+    pool = services.inventory.keys.pool("default")
+    for key in [*pool.shared, pool.record(rid)]:
+        await services.redis.delete(key)
+    paid = shop.sim.complete(session_id, "paid")
+    failed = await shop.deliver(paid)
+    assert (failed.status_code, failed.json()["error"]) == (503, "storage_unavailable")
+    assert shop.sim.requests("POST", "/v1/refunds") == []
+    from reservation.reconcile import reconcile
+
+    await reconcile(services.inventory, services.products, services.orders)
+    await deliver_twice(shop, paid)
+    assert (await order(shop, session_id))["status"] == "paid"
+    assert await counts(shop) == (0, 2, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -13,13 +14,14 @@ from reservation import errors
 from reservation.schemas import encoder
 
 MAX_BODY_BYTES = 64 * 1024
+DIGITS = re.compile(r"[0-9]{1,19}")
 T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The raw body, refused with 413 past `limit` bytes without reading the rest."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and DIGITS.fullmatch(declared) and int(declared) > limit:
         raise errors.PayloadTooLarge(f"request bodies are limited to {limit} bytes", limit=limit)
     chunks: list[bytes] = []
     size = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -13,6 +15,7 @@ from reservation.api.services import services
 from reservation.schemas import OrderLineView, OrderList, OrderView
 
 MAX_LIMIT = 1000
+DIGITS = re.compile(r"[0-9]{1,7}")  # str.isdigit() also takes "²", which int() refuses
 
 
 def order_view(order: Order) -> OrderView:
@@ -52,7 +55,7 @@ def _query(request: Request) -> tuple[OrderStatus | None, int]:
             f"status must be one of {[s.value for s in OrderStatus]}", field="status"
         ) from None
     raw_limit = request.query_params.get("limit", "100")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise errors.InvalidRequest(
             f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit"
         )

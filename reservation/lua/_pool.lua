@@ -20,6 +20,9 @@ local stock_key, holds_key, usage_key = KEYS[1], KEYS[2], KEYS[3]
 local reclaim_batch = tonumber(ARGV[1])
 local CHUNK = 1000  -- arguments per call, well under Lua's unpack limit
 local EXPIRED = ':expired'  -- stock field counting the holds that lapsed (no SKU is empty)
+-- record.late: '0' paid in time, '1' committed late, FINAL the payment was refused as oversold
+-- or refunded with its units restocked; every later commit of it answers oversold.
+local FINAL = 'x'
 
 local function now_ms()
   local t = call('TIME')

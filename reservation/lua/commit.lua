@@ -2,16 +2,15 @@
 -- gone (expired, released, or its record lost) takes the late-payment path: the units are
 -- taken from available if every line has them (committed late), otherwise nothing changes
 -- and the reply says oversold so the caller refunds; the record remembers that (status
--- released, late = OVERSOLD), and every later commit of it answers oversold again.
+-- released, late = FINAL), and every later commit of it answers oversold again.
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms),
 -- ARGV[4] cart "sku=qty,..." to use when the record is gone ('' for none), ARGV[5] its customer.
 -- Reply: {'committed'|'committed_late'|'already_committed', <record fields as in reserve>}
---      | {'oversold', sku, requested, available} | {'not_found'}
+--      | {'oversold', sku, requested, available} | {'unknown_stock', sku} | {'not_found'}
 local record_key = KEYS[4]
 local id = ARGV[2]
 local retention_ms = tonumber(ARGV[3])
-local OVERSOLD = 'x'  -- record.late: the payment was refused as oversold
 
 local now = now_ms()
 reclaim(now)
@@ -45,12 +44,17 @@ local function available(sku)
   local s = c[sku]
   return s and math.max(s[1] - s[2] - s[3], 0) or 0
 end
-if r.late == OVERSOLD then
+if r.late == FINAL then
   return {'oversold', items[1][1], items[1][2], available(items[1][1])}
+end
+-- A SKU with no counters at all means Redis lost the pool (a restart before `reconcile`):
+-- that says nothing about stock, so decide nothing; the caller retries after reconcile.
+for _, item in ipairs(items) do
+  if not c[item[1]] then return {'unknown_stock', item[1]} end
 end
 for _, item in ipairs(items) do
   if item[2] > available(item[1]) then
-    r.status, r.late = 'released', OVERSOLD
+    r.status, r.late = 'released', FINAL
     write_record(record_key, r, retention_ms)
     return {'oversold', item[1], item[2], available(item[1])}
   end

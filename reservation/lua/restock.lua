@@ -22,6 +22,8 @@ end
 add_counts({}, usage, items, 'sold', r.customer, -1)
 add_to_hash(stock_key, deltas, false)
 add_to_hash(usage_key, usage, true)
-r.status, r.expires_at = 'released', now
+-- Refunded is final: a late or repeated commit of this payment must never sell the units again.
+r.status, r.expires_at, r.late = 'released', now, FINAL
+
 write_record(record_key, r, retention_ms)
 return record_reply('restocked', r)

@@ -1,0 +1,26 @@
+-- settle_paid: reconcile's word that MongoDB holds a paid order for this reservation. The
+-- record becomes committed, so a redelivered payment finds it committed and counts nothing
+-- twice. Counters are not touched: `restore` sets them from MongoDB right after (a live hold
+-- leaves `holds` here, so the recount of `reserved` no longer includes it).
+-- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
+-- ARGV[2] reservation id, ARGV[3] record retention (ms), ARGV[4] the paid cart "sku=qty,...",
+-- ARGV[5] its customer.
+-- Reply: {'settled'|'unchanged'}
+local record_key = KEYS[4]
+local id = ARGV[2]
+local retention_ms = tonumber(ARGV[3])
+
+local now = now_ms()
+reclaim(now)
+local r = decode_record(call('GET', record_key))
+if r and (r.status == 'committed' or r.late == FINAL) then return {'unchanged'} end
+if r and is_live(r) then
+  call('ZREM', holds_key, hold_member(id, r.items, r.customer))
+elseif not r then
+  local items = parse_items(ARGV[4])
+  if not items then return {'unchanged'} end
+  r = {expires_at = now, created_at = now, items = encode_items(items), customer = ARGV[5]}
+end
+r.status, r.late = 'committed', r.late == '1' and '1' or '0'
+write_record(record_key, r, retention_ms)
+return {'settled'}
