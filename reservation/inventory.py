@@ -169,6 +169,22 @@ class Inventory:
         before = None if int(reply[0]) < 0 else _stock_level(sku, pool, reply[0:4])
         return before, _stock_level(sku, pool, reply[4:8])
 
+    @asynccontextmanager
+    async def fenced(self, pools: Iterable[str], seconds: float = 120) -> AsyncIterator[None]:
+        """While reconcile rebuilds these pools from MongoDB, nothing in them is sold (commit
+        and restock answer 503 and Stripe retries); the fence lapses by itself after `seconds`
+        should reconcile die."""
+        names = sorted({check_name(pool, "pool") for pool in pools})
+        async with storage_errors():
+            for pool in names:
+                await self.client.set(self.keys.pool(pool).fence, "1", px=int(seconds * 1000))
+        try:
+            yield
+        finally:
+            async with storage_errors():
+                for pool in names:
+                    await self.client.delete(self.keys.pool(pool).fence)
+
     async def settle_paid(
         self, reservation_id: str, *, items: CartInput, customer_id: str | None = None
     ) -> bool:
@@ -378,8 +394,13 @@ class Inventory:
     ) -> tuple[list[Any], str]:
         pool = pool_of_reservation(reservation_id)
         reply = await self._run(pool, script, [reservation_id, *args], reservation_id)
-        if _text(reply[0]) == "not_found":
+        outcome = _text(reply[0])
+        if outcome == "not_found":
             raise errors.NotFound("no such reservation", reservation_id=reservation_id)
+        if outcome == "fenced":
+            raise errors.StorageUnavailable(
+                "the pool is being reconciled: retry in a moment", backend="redis", pool=pool
+            )
         return reply, pool
 
     async def _run(
@@ -394,7 +415,7 @@ class Inventory:
                 self._pool_keys[pool] = keys
         key_list = keys.shared
         if reservation_id is not None:
-            key_list = [*key_list, keys.record(reservation_id)]
+            key_list = [*key_list, keys.record(reservation_id), keys.fence]
         try:
             return await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
         except RedisError as exc:

@@ -15,6 +15,7 @@ class PoolKeys:
     holds: str
     usage: str
     record_prefix: str
+    fence: str
 
     @property
     def shared(self) -> list[str]:
@@ -38,6 +39,7 @@ class KeySpace:
             holds=f"{base}:holds",
             usage=f"{base}:usage",
             record_prefix=f"{base}:res:",
+            fence=f"{base}:fence",
         )
 
     @property

@@ -62,6 +62,27 @@ async def reconcile(
     """
     catalog = await products.list()
     statuses = tuple(sold_statuses)
+    if dry_run:
+        return await _rebuild(inventory, orders, catalog, dry_run, only_missing, statuses)
+    pools = {product.pool for product in catalog}
+    if only_missing:
+        current = await _current_levels(inventory, catalog)
+        pools = {product.pool for product in catalog if product.sku not in current}
+        if not pools:
+            return []
+    # No payment may change `sold` between reading MongoDB and writing Redis.
+    async with inventory.fenced(pools):
+        return await _rebuild(inventory, orders, catalog, dry_run, only_missing, statuses)
+
+
+async def _rebuild(
+    inventory: Inventory,
+    orders: OrderRepository,
+    catalog: Sequence[Product],
+    dry_run: bool,
+    only_missing: bool,
+    statuses: tuple[OrderStatus, ...],
+) -> list[StockDiff]:
     current = await _current_levels(inventory, catalog)
     if not dry_run:
         touched = {p.sku for p in catalog if not only_missing or p.sku not in current}

@@ -471,3 +471,16 @@ async def test_settle_paid_makes_a_paid_reservation_committed_once(inventory: In
     lost = "default.abcdefghijklmnopqrstuv"
     assert await inventory.settle_paid(lost, items=[("a", 1)])
     assert (await inventory.get(lost)).status is ReservationStatus.COMMITTED
+
+
+async def test_nothing_is_sold_while_a_pool_is_fenced(inventory: Inventory) -> None:
+    await inventory.set_stock("a", 5)
+    rid = (await held(inventory, ("a", 2))).reservation.id
+    other = (await held(inventory, ("a", 1))).reservation.id
+    async with inventory.fenced(["default"]):
+        with pytest.raises(errors.StorageUnavailable):
+            await inventory.commit(rid)
+        assert isinstance(await inventory.release(other), Released)  # giving back is fine
+        await held(inventory, ("a", 1))  # and so is holding
+    assert isinstance(await inventory.commit(rid), Committed)
+    assert await counters(inventory, "a") == (1, 2, 2)

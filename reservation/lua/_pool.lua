@@ -6,6 +6,8 @@
 -- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought
 -- KEYS[4] record  string  "<status>|<expires_at>|<created_at>|<late>|<items>|<customer>"
 --                         (scripts about one reservation only; it has a TTL)
+-- KEYS[5] fence   string  present while `reconcile` rebuilds the pool: scripts that sell
+--                         (commit, restock) refuse to change `sold` meanwhile
 -- ARGV[1] reclaim batch: at most this many lapsed holds are given back per call.
 -- Items are "sku=qty,sku=qty"; SKUs never hold ',', '=', '|' or braces, ids never hold '|'.
 --
@@ -193,6 +195,9 @@ local function settle(id, record_key, r, now)
   end
   return r
 end
+
+-- True while reconcile rebuilds this pool from MongoDB (see KEYS[5]).
+local function fenced() return call('EXISTS', KEYS[5]) == 1 end
 
 -- The reply shape of every script about one reservation.
 local function record_reply(outcome, r)

@@ -3,17 +3,19 @@
 -- taken from available if every line has them (committed late), otherwise nothing changes
 -- and the reply says oversold so the caller refunds; the record remembers that (status
 -- released, late = FINAL), and every later commit of it answers oversold again.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
+-- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record, KEYS[5] the fence.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms),
 -- ARGV[4] cart "sku=qty,..." to use when the record is gone ('' for none), ARGV[5] its customer.
 -- Reply: {'committed'|'committed_late'|'already_committed', <record fields as in reserve>}
---      | {'oversold', sku, requested, available} | {'unknown_stock', sku} | {'not_found'}
+--      | {'oversold', sku, requested, available} | {'unknown_stock', sku} | {'fenced'}
+--      | {'not_found'}
 local record_key = KEYS[4]
 local id = ARGV[2]
 local retention_ms = tonumber(ARGV[3])
 
 local now = now_ms()
 reclaim(now)
+if fenced() then return {'fenced'} end
 
 local r = decode_record(call('GET', record_key))
 if r then

@@ -1,13 +1,14 @@
 -- restock: a paid reservation was refunded and its units go back on sale (sold -> available).
 -- Only a committed reservation restocks, once: it then reads as released.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
+-- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record, KEYS[5] the fence.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms).
--- Reply: {'restocked'|'unchanged', <record fields as in reserve>} | {'not_found'}
+-- Reply: {'restocked'|'unchanged', <record fields as in reserve>} | {'fenced'} | {'not_found'}
 local record_key = KEYS[4]
 local retention_ms = tonumber(ARGV[3])
 
 local now = now_ms()
 reclaim(now)
+if fenced() then return {'fenced'} end
 local r = decode_record(call('GET', record_key))
 if not r then return {'not_found'} end
 if r.status ~= 'committed' then return record_reply('unchanged', r) end
