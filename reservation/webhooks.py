@@ -96,13 +96,11 @@ class WebhookHandlers:
         cart = cart_of(session)
         if cart is None:
             return NOT_OURS
-        current = await self.orders.get(session["id"])
-        if current is not None and current.status in (
-            OrderStatus.REFUNDED_OVERSOLD,
-            OrderStatus.REFUNDED,
-        ):
-            return current.status.value
-        await self.record_order(session, cart, OrderStatus.PAID)
+        # The status ladder never moves a refunded order back to paid: what comes back says
+        # whether this payment was refunded already (then nothing may be committed again).
+        recorded = await self.record_order(session, cart, OrderStatus.PAID)
+        if recorded.status in (OrderStatus.REFUNDED_OVERSOLD, OrderStatus.REFUNDED):
+            return recorded.status.value
         outcome = await self.inventory.commit(
             cart.reservation_id,
             items=[(line.sku, line.quantity) for line in cart.lines],

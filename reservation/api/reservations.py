@@ -40,10 +40,12 @@ async def _session_of(state: Services, reservation_id: str) -> str | None:
 async def create_reservation(request: Request) -> Response:
     state = services(request)
     body = await read_json(request, ReservationIn)
-    lines = normalize_cart([(line.sku, line.quantity) for line in body.items])
+    items = [(line.sku, line.quantity) for line in body.items]
     reservation_id = None
     key = request.headers.get("idempotency-key")
     if key is not None:
+        # The key's fingerprint is of the summed cart; reserve() sums it again (cheap, rare).
+        lines = normalize_cart(items)
         pool = await state.inventory.cart_pool(lines)
         reservation_id = await state.idempotency.claim(
             check_key(key),
@@ -52,7 +54,7 @@ async def create_reservation(request: Request) -> Response:
         )
     started = time.perf_counter()
     outcome = await state.inventory.reserve(
-        lines, customer_id=body.customer_id, reservation_id=reservation_id
+        items, customer_id=body.customer_id, reservation_id=reservation_id
     )
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if isinstance(outcome, Held):
