@@ -20,13 +20,14 @@ from persistence.mongo import connect, ensure_indexes
 from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
-from reservation.api import checkout, ops, orders, products, reservations
+from reservation.api import checkout, ops, orders, products, reservations, webhook
 from reservation.api.failures import add_exception_handlers
 from reservation.api.services import Services
 from reservation.catalog import Catalog
 from reservation.checkout import CheckoutService
 from reservation.embedded import EmbeddedMongo, embedded_redis
 from reservation.errors import ReservationError
+from reservation.expiry import SessionExpiry
 from reservation.idempotency import IdempotencyKeys
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
@@ -50,7 +51,7 @@ ROUTES = [
     Route("/v1/reservations/{reservation_id}", reservations.get_reservation, methods=["GET"]),
     Route("/v1/reservations/{reservation_id}", reservations.delete_reservation, methods=["DELETE"]),
     Route("/v1/checkout", checkout.create_checkout, methods=["POST"]),
-    Route("/v1/webhooks/stripe", checkout.stripe_webhook, methods=["POST"]),
+    Route("/v1/webhooks/stripe", webhook.stripe_webhook, methods=["POST"]),
     Route("/v1/orders", orders.list_orders, methods=["GET"]),
     Route("/v1/orders/{checkout_session_id}", orders.get_order, methods=["GET"]),
     Route("/healthz", ops.healthz, methods=["GET"]),
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 keys=keys,
                 hold_seconds=settings.hold_seconds,
                 sold_out_seconds=settings.sold_out_cache_seconds,
+                require_customer=settings.require_customer,
             )
             product_repository = ProductRepository(db)
             order_repository = OrderRepository(db)
@@ -133,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     gate=gate,
                     metrics=metrics,
                 ),
+                expiry=SessionExpiry(checkouts, stripe_client, gate),
             )
             try:
                 await ensure_indexes(db)

@@ -6,6 +6,7 @@ from persistence.products import Product, ProductRepository
 from reservation import errors
 from reservation.inventory import DEFAULT_POOL, Inventory
 from reservation.models import StockLevel
+from reservation.money import check_price
 from reservation.schemas import ProductIn, ProductView
 
 
@@ -35,6 +36,7 @@ class Catalog:
 
     async def put(self, sku: str, body: ProductIn) -> ProductView:
         """Write MongoDB first (the durable truth), then Redis; undo MongoDB if Redis refuses."""
+        check_price(body.price, body.currency)
         current = await self.products.get(sku)
         pool = body.pool or (current.pool if current else DEFAULT_POOL)
         product, previous = await self.products.upsert(

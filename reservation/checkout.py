@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 
 import stripe
@@ -10,14 +12,18 @@ from stripe.params.checkout import SessionCreateParams
 from persistence.checkouts import Checkout, CheckoutRepository
 from persistence.products import ProductRepository
 from reservation import errors, session_metadata
+from reservation.cart import normalize_cart
 from reservation.inventory import Inventory
-from reservation.models import Reservation, ReservationStatus
+from reservation.models import CartLine, Reservation, ReservationStatus
+from reservation.money import check_total
 from reservation.outcomes import Held
 from reservation.payments import StripeGate
 from reservation.schemas import CheckoutIn
 from reservation.session_metadata import PaidLine
 from reservation.settings import Settings
 
+logger = logging.getLogger("reservation.checkout")
+Priced = tuple[list[tuple[PaidLine, str]], str]
 # Stripe accepts expires_at from 30 minutes to 24 hours ahead; keep clear of both edges.
 MIN_SESSION = timedelta(minutes=30)
 MAX_SESSION = timedelta(hours=24)
@@ -39,6 +45,19 @@ def session_expiry(reservation: Reservation, now: datetime) -> datetime:
     if latest >= now + MIN_SESSION + MARGIN:
         return latest
     return now + MIN_SESSION + MARGIN  # a hold of nearly a day: no fixed choice fits
+
+
+def refused(exc: stripe.StripeError) -> errors.PaymentProviderRefused:
+    """Stripe's own words about a permanent refusal, for the client (bounded when answered)."""
+    error = exc.error
+    return errors.PaymentProviderRefused(
+        f"Stripe refused the Checkout Session: {type(exc).__name__}",
+        stripe_status=exc.http_status,
+        stripe_type=getattr(error, "type", None),
+        stripe_code=exc.code,
+        stripe_message=getattr(error, "message", None) or exc.user_message,
+        stripe_param=getattr(error, "param", None),
+    )
 
 
 def idempotency_key(reservation_id: str) -> str:
@@ -81,17 +100,18 @@ class CheckoutService:
                     reservation_id=reservation.id,
                     status=reservation.status.value,
                 )
+            priced = await self._priced(reservation.items)
         else:
             assert request.items is not None
-            outcome = await self.inventory.reserve(
-                [(line.sku, line.quantity) for line in request.items],
-                customer_id=request.customer_id,
-            )
+            # Priced (and checked against what Stripe accepts) before anything is held.
+            lines = normalize_cart((line.sku, line.quantity) for line in request.items)
+            priced = await self._priced(lines)
+            outcome = await self.inventory.reserve(lines, customer_id=request.customer_id)
             if not isinstance(outcome, Held):
                 raise outcome.error()
             reservation = outcome.reservation
         try:
-            checkout = await self._create_session(reservation, request.customer_email)
+            checkout = await self._create_session(reservation, priced, request.customer_email)
         except Exception:
             # No session, no hold: the units go back to the crowd (unless a concurrent
             # checkout of the same reservation made its session meanwhile).
@@ -106,8 +126,10 @@ class CheckoutService:
         except errors.StorageUnavailable:
             return True
 
-    async def _create_session(self, reservation: Reservation, email: str | None) -> Checkout:
-        lines, currency = await self._priced(reservation)
+    async def _create_session(
+        self, reservation: Reservation, priced: Priced, email: str | None
+    ) -> Checkout:
+        lines, currency = priced
         expires_at = session_expiry(reservation, datetime.now(UTC))
         params = self._params(reservation, lines, currency, expires_at, email)
         try:
@@ -117,10 +139,16 @@ class CheckoutService:
                 )
             )
         except stripe.StripeError as exc:
-            # Refused by Stripe (a key, a parameter, the account): no session for this buyer.
-            raise self.gate.unavailable(
-                f"Stripe refused the session: {type(exc).__name__}"
-            ) from exc
+            # The gate let it through: not a network error, 5xx or 429 but a refusal (a
+            # parameter, the key, the account) that no retry can mend.
+            logger.error(
+                "Stripe refused the Checkout Session of %s: %s %s",
+                reservation.id,
+                type(exc).__name__,
+                exc.code,
+                extra={"reservation_id": reservation.id, "stripe_code": exc.code},
+            )
+            raise refused(exc) from exc
         if session.url is None:
             raise self.gate.unavailable("the Checkout Session came back without a URL")
         return Checkout(
@@ -130,21 +158,25 @@ class CheckoutService:
             expires_at=datetime.fromtimestamp(session.expires_at, UTC),
         )
 
-    async def _priced(self, reservation: Reservation) -> tuple[list[tuple[PaidLine, str]], str]:
-        """Each line with its catalog price and name; the cart's one currency."""
-        catalog = await self.products.get_many(line.sku for line in reservation.items)
+    async def _priced(self, items: Iterable[CartLine]) -> Priced:
+        """Each line with its catalog price and name; the cart's one currency; a total Stripe
+        accepts."""
+        cart = list(items)
+        catalog = await self.products.get_many(line.sku for line in cart)
         priced = []
-        for line in reservation.items:
+        for line in cart:
             product = catalog.get(line.sku)
             if product is None:
                 raise errors.UnknownSku(f"{line.sku} is not in the catalog", sku=line.sku)
             priced.append((PaidLine(line.sku, line.quantity, product.price), product.name))
-        currencies = {catalog[line.sku].currency for line in reservation.items}
+        currencies = {catalog[line.sku].currency for line in cart}
         if len(currencies) != 1:
             raise errors.InvalidRequest(
                 "a cart can only be paid in one currency", currencies=sorted(currencies)
             )
-        return priced, currencies.pop()
+        currency = currencies.pop()
+        check_total(sum(line.quantity * line.unit_amount for line, _ in priced), currency)
+        return priced, currency
 
     def _params(
         self,

@@ -9,6 +9,8 @@ ReservationError
  ├── UnknownSku                                                      (404 unknown_sku)
  ├── InsufficientStock         details: sku, requested, available    (409)
  ├── CustomerLimitExceeded     details: sku, limit                   (409)
+ ├── CustomerRequired          a limited SKU, no customer_id, and    (422 customer_required)
+ │                             RESERVATION_REQUIRE_CUSTOMER is on
  ├── AlreadyCommitted          release of a paid reservation         (409)
  ├── StockBelowCommitted       stock under reserved + sold           (409)
  ├── PoolConflict              a SKU already stocked in another pool (409)
@@ -16,7 +18,9 @@ ReservationError
  ├── InvalidSignature          webhook signature missing or wrong    (400 invalid_signature)
  ├── InvalidPayload            signed webhook body that is not an event (400 invalid_payload)
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
- └── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
+ ├── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
+ └── PaymentProviderRefused    Stripe refused for good; details:     (502, no Retry-After)
+                               stripe_code, stripe_message
 """
 
 from __future__ import annotations
@@ -73,6 +77,11 @@ class CustomerLimitExceeded(ReservationError):
     status_code = 409
 
 
+class CustomerRequired(ReservationError):
+    code = "customer_required"
+    status_code = 422
+
+
 class AlreadyCommitted(ReservationError):
     code = "already_committed"
     status_code = 409
@@ -115,3 +124,10 @@ class PaymentProviderUnavailable(ReservationError):
     def __init__(self, message: str, retry_after: int = 5, **details: object) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+
+
+class PaymentProviderRefused(ReservationError):
+    """Stripe answered that the request can never succeed (a 4xx other than 429)."""
+
+    code = "payment_provider_refused"
+    status_code = 502

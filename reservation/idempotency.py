@@ -33,9 +33,17 @@ class IdempotencyKeys:
         self.client = client
         self.keys = keys
 
-    async def claim(self, key: str, request_fingerprint: str, candidate_id: str) -> str:
-        """The reservation id this key stands for: `candidate_id` the first time, then the same."""
-        name = self.keys.idempotency(hashlib.sha256(key.encode()).hexdigest())
+    async def claim(
+        self, key: str, request_fingerprint: str, candidate_id: str, customer_id: str | None = None
+    ) -> str:
+        """The reservation id this key stands for: `candidate_id` the first time, then the same.
+
+        With a customer id the key is that customer's own: two customers who pick the same key
+        never see each other's reservation. Without one, keys are shared by every anonymous
+        client, which is why clients must make them random (a UUID).
+        """
+        scoped = key if customer_id is None else f"{customer_id}\x1f{key}"
+        name = self.keys.idempotency(hashlib.sha256(scoped.encode()).hexdigest())
         value = f"{candidate_id}|{request_fingerprint}"
         try:
             stored = await self.client.set(name, value, nx=True, ex=KEEP_SECONDS, get=True)

@@ -27,6 +27,7 @@ from reservation.outcomes import (
     CommitOutcome,
     Committed,
     CommittedLate,
+    CustomerRequired,
     Extended,
     ExtendOutcome,
     Held,
@@ -88,6 +89,7 @@ class Inventory:
         retention_seconds: float = 3 * 24 * 3600,
         reclaim_batch: int = 64,
         sold_out_seconds: float = 0.0,
+        require_customer: bool = False,
     ) -> None:
         if hold_seconds <= 0 or retention_seconds < 0 or reclaim_batch < 1:
             raise ValueError("hold_seconds > 0, retention_seconds >= 0, reclaim_batch >= 1")
@@ -101,6 +103,8 @@ class Inventory:
         self._pools: dict[str, str] = {}
         self._pool_keys: dict[str, PoolKeys] = {}
         self.sold_out = SoldOutMemory(sold_out_seconds)
+        # Refuse carts without a customer id that hold a SKU with a per-customer limit.
+        self.require_customer = require_customer
 
     # -- stock -------------------------------------------------------------------------
 
@@ -282,6 +286,7 @@ class Inventory:
             customer or "",
             encode_cart(lines),
             "1" if fresh else "0",
+            "1" if self.require_customer else "0",
         ]
         reply = await self._run(pool, "reserve", args, reservation_id)
         outcome = _text(reply[0])
@@ -293,6 +298,8 @@ class Inventory:
             return refusal
         if outcome == "customer_limit":
             return OverCustomerLimit(_text(reply[1]), int(reply[2]), int(reply[3]))
+        if outcome == "customer_required":
+            return CustomerRequired(_text(reply[1]))
         if outcome == "unknown_sku":
             # The SKU left the pool we cached (Redis was rebuilt): forget and report it.
             self._pools.clear()

@@ -50,7 +50,22 @@ class OverCustomerLimit:
         )
 
 
-ReserveOutcome = Held | OutOfStock | OverCustomerLimit
+@dataclass(frozen=True, slots=True)
+class CustomerRequired:
+    """A SKU with a per-customer limit, a cart without a customer id, and the service set to
+    refuse those (RESERVATION_REQUIRE_CUSTOMER)."""
+
+    sku: str
+
+    def error(self) -> errors.CustomerRequired:
+        return errors.CustomerRequired(
+            f"{self.sku} is limited per customer: reserve it with a customer_id",
+            sku=self.sku,
+            field="customer_id",
+        )
+
+
+ReserveOutcome = Held | OutOfStock | OverCustomerLimit | CustomerRequired
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,7 @@ import msgspec
 from msgspec import Meta, Struct
 
 from reservation.cart import MAX_CART_LINES, MAX_CUSTOMER_ID, MAX_QUANTITY
+from reservation.money import MAX_AMOUNT
 
 Name = Annotated[
     str,
@@ -22,7 +23,21 @@ CustomerId = Annotated[
     str, Meta(pattern=rf"^[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}$", min_length=1, max_length=128)
 ]
 Currency = Annotated[str, Meta(pattern=r"^[a-z]{3}$", description="ISO 4217, lowercase")]
-Money = Annotated[int, Meta(ge=0, le=10**12, description="minor units (cents)")]
+# A product name is shown to buyers (and on Stripe's page): printable text only, no control
+# characters (NUL, CR/LF…), line separators or bidirectional overrides that reorder what is shown.
+ProductName = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        pattern="^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]+$",
+        description="printable text: no control characters or bidirectional overrides",
+    ),
+]
+Money = Annotated[
+    int,
+    Meta(ge=0, le=MAX_AMOUNT, description="minor units (cents); at most what Stripe accepts"),
+]
 Stock = Annotated[int, Meta(ge=0, le=10**12)]
 Status = Literal["held", "awaiting_payment", "committed", "released", "expired"]
 OrderStatusName = Literal[
@@ -31,7 +46,7 @@ OrderStatusName = Literal[
 
 
 class ProductIn(Struct, forbid_unknown_fields=True):
-    name: Annotated[str, Meta(min_length=1, max_length=200)]
+    name: ProductName
     price: Money
     currency: Currency
     stock: Stock
@@ -66,7 +81,10 @@ class ReservationIn(Struct, forbid_unknown_fields=True):
     customer_id: CustomerId | None = None
 
 
-Email = Annotated[str, Meta(pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$", max_length=254)]
+Email = Annotated[
+    str,
+    Meta(pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}$", max_length=254),
+]
 
 
 class CheckoutIn(Struct, forbid_unknown_fields=True):

@@ -59,12 +59,15 @@ class Settings:
     stripe_max_attempts: int = 3
     # How long a hold waits for a delayed payment method (completed, payment unpaid).
     awaiting_payment_seconds: float = 3 * 24 * 3600
-    # Background sweeper interval; 0 (the default) keeps it off.
-    sweep_seconds: float = 0.0
+    # Background sweeper interval; 0 turns it off. It expires the Checkout Sessions of lapsed
+    # or released reservations, so a service that takes payments runs it by default.
+    sweep_seconds: float = 30.0
     # How long this process answers "sold out" for a SKU without asking Redis again.
     sold_out_cache_seconds: float = 0.1
     # Put refunded units back on sale (charge.refunded); off: a refund keeps them sold.
     restock_on_refund: bool = False
+    # Refuse reservations without a customer_id of SKUs that have a per-customer limit.
+    require_customer: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -84,7 +87,8 @@ class Settings:
             data_dir=env.get("RESERVATION_DATA_DIR") or ".reservation",
             stripe_rate_per_second=_positive(env, "STRIPE_RATE_PER_SECOND", 25.0),
             stripe_timeout_seconds=_positive(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
-            sweep_seconds=_non_negative(env, "RESERVATION_SWEEP_SECONDS", 0.0),
+            sweep_seconds=_non_negative(env, "RESERVATION_SWEEP_SECONDS", 30.0),
             sold_out_cache_seconds=_non_negative(env, "RESERVATION_SOLD_OUT_CACHE_SECONDS", 0.1),
             restock_on_refund=env.get("RESERVATION_RESTOCK_ON_REFUND", "") in ("1", "true", "yes"),
+            require_customer=env.get("RESERVATION_REQUIRE_CUSTOMER", "") in ("1", "true", "yes"),
         )

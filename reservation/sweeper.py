@@ -8,9 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
-
-import stripe
 
 from persistence.checkouts import Checkout, CheckoutStatus
 from reservation import errors
@@ -19,8 +16,6 @@ from reservation.models import ReservationStatus
 
 logger = logging.getLogger("reservation.sweeper")
 LAPSED = (ReservationStatus.EXPIRED, ReservationStatus.RELEASED)
-# A claim older than this belongs to a sweeper that died mid-way; another may take it over.
-CLAIM_LEASE = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,29 +40,7 @@ async def _expire_if_lapsed(services: Services, checkout: Checkout) -> bool:
     """Expire the session if its reservation lapsed; True if this call expired it."""
     if checkout.status is CheckoutStatus.OPEN and not await _lapsed(services, checkout):
         return False
-    # Claim it, so that of several sweepers only one asks Stripe.
-    session_id = checkout.session_id
-    if not await services.checkouts.claim_for_expiry(session_id, CLAIM_LEASE):
-        return False
-    client = services.stripe.v1.checkout.sessions
-    try:
-        await services.gate.call(lambda: client.expire_async(session_id))
-    except stripe.InvalidRequestError:
-        # Completed or expired already (the buyer paid just now, or Stripe expired it): fine.
-        session = await services.gate.call(lambda: client.retrieve_async(session_id))
-        final = CheckoutStatus.COMPLETE if session.status == "complete" else CheckoutStatus.EXPIRED
-        await services.checkouts.move(session_id, final, only_from=(CheckoutStatus.EXPIRING,))
-        return False
-    except errors.PaymentProviderUnavailable:
-        # Give the claim back: the next pass tries again.
-        await services.checkouts.move(
-            session_id, CheckoutStatus.OPEN, only_from=(CheckoutStatus.EXPIRING,)
-        )
-        return False
-    await services.checkouts.move(
-        session_id, CheckoutStatus.EXPIRED, only_from=(CheckoutStatus.EXPIRING,)
-    )
-    return True
+    return (await services.expiry.expire(checkout.session_id)).expired
 
 
 async def _lapsed(services: Services, checkout: Checkout) -> bool:

@@ -61,15 +61,17 @@ class WebhookHandlers:
     async def dispatch(self, event: Event) -> str:
         """Record the event, run its handler (again, if an earlier try did not finish)."""
         event_id, event_type = event["id"], event["type"]
+        # Only the types this service handles become metric labels: the type is the sender's.
+        label = event_type if event_type in REGISTRY else "other"
         if not await self.events.record(event_id, event_type, event):
             stored = await self.events.get(event_id)
             if stored is not None and stored.get("processed_at") is not None:
-                self.metrics.webhooks.labels(event_type, "duplicate").inc()
+                self.metrics.webhooks.labels(label, "duplicate").inc()
                 return "duplicate"
         handler = REGISTRY.get(event_type)
         outcome = "ignored" if handler is None else await handler(self, event["data"]["object"])
         await self.events.mark_processed(event_id, outcome)
-        self.metrics.webhooks.labels(event_type, outcome).inc()
+        self.metrics.webhooks.labels(label, outcome).inc()
         return outcome
 
     # -- shared steps ------------------------------------------------------------------

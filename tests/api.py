@@ -61,6 +61,7 @@ async def make_api(mongodb_uri: str, keyspace: KeySpace) -> AsyncIterator[MakeAp
         admin_token=ADMIN_TOKEN,
         key_prefix=keyspace.prefix,
         hold_seconds=600,
+        sweep_seconds=0,  # tests sweep when they choose (the service's default is every 30 s)
     )
     async with AsyncExitStack() as stack:
 

@@ -6,6 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from persistence.orders import Order, OrderLine, OrderStatus
 from reservation.outcomes import Committed
 from tests.api import ADMIN, Api, MakeApi
@@ -288,3 +290,71 @@ async def test_mongodb_down_is_503(make_api: MakeApi, tmp_path: Path) -> None:
         assert (await api.http.get("/v1/products/tee")).json()["stock"] == 3
     finally:
         server.stop()
+
+
+async def test_a_limited_sku_bounds_anonymous_reservations(make_api: MakeApi) -> None:
+    api = await make_api()
+    await api.put_product("lim", 5, max_per_customer=1)
+    refused = await api.reserve(("lim", 5))
+    assert error_of(refused) == (409, "customer_limit_exceeded")
+    assert refused.json()["details"] == {"sku": "lim", "limit": 1}
+    assert (await api.http.get("/v1/products/lim")).json()["available"] == 5
+    assert (await api.reserve(("lim", 1))).status_code == 201
+    strict = await make_api(require_customer=True)
+    anonymous = await strict.reserve(("lim", 1))
+    assert error_of(anonymous) == (422, "customer_required")
+    assert anonymous.json()["details"]["sku"] == "lim"
+    checkout = await strict.http.post(
+        "/v1/checkout", json={"items": [{"sku": "lim", "quantity": 1}]}
+    )
+    assert error_of(checkout) == (422, "customer_required")
+    assert (await strict.http.get("/v1/products/lim")).json()["available"] == 4
+    assert (await strict.reserve(("lim", 1), customer_id="cus_1")).status_code == 201
+    await strict.put_product("free", 5)
+    assert (await strict.reserve(("free", 2))).status_code == 201
+
+
+async def test_idempotency_keys_are_scoped_by_customer(api: Api) -> None:
+    await api.put_product("tee", 10)
+    body = {"items": [{"sku": "tee", "quantity": 1}]}
+    key = {"Idempotency-Key": "cart-7f3a"}
+
+    async def post(**fields: str) -> httpx.Response:
+        return await api.http.post("/v1/reservations", json={**body, **fields}, headers=key)
+
+    alice, bob = await post(customer_id="alice"), await post(customer_id="bob")
+    assert alice.status_code == bob.status_code == 201
+    assert alice.json()["id"] != bob.json()["id"]
+    assert (await post(customer_id="alice")).json()["id"] == alice.json()["id"]
+    anonymous = await post()
+    assert anonymous.status_code == 201
+    assert anonymous.json()["id"] not in (alice.json()["id"], bob.json()["id"])
+    assert (await post()).json()["id"] == anonymous.json()["id"]
+    assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 3
+
+
+async def test_error_answers_quote_input_boundedly(api: Api) -> None:
+    long_id = "cs_" + "x" * 60_000
+    missing = await api.http.get(f"/v1/orders/{long_id}", headers=ADMIN)
+    assert error_of(missing) == (404, "not_found")
+    assert len(missing.content) < 2_000
+    assert len(missing.json()["details"]["checkout_session_id"]) <= 200
+    field = "f" * 60_000
+    unknown = await api.http.post(
+        "/v1/reservations", content=b'{"items": [], "' + field.encode() + b'": 1}'
+    )
+    assert error_of(unknown) == (422, "invalid_request")
+    assert len(unknown.content) < 2_000
+    long_sku = "s" * 60_000
+    bad_sku = await api.http.get(f"/v1/products/{long_sku}")
+    assert error_of(bad_sku) == (422, "invalid_request")
+    assert len(bad_sku.content) < 2_000
+
+
+async def test_request_methods_are_bounded_metric_labels(api: Api) -> None:
+    odd = "X" * 5_000
+    answer = await api.http.request(odd, "/v1/products")
+    assert answer.status_code == 405
+    metrics = (await api.http.get("/metrics")).text
+    assert odd not in metrics
+    assert 'method="other",route="/v1/products",status="405"' in metrics

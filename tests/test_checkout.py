@@ -5,6 +5,9 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+import pytest
+import stripe
+
 from tests.shop import MakeShop, Shop
 
 
@@ -133,3 +136,86 @@ async def test_a_retried_checkout_later_gets_the_same_session(shop: Shop) -> Non
     assert created[0]["params"] == created[1]["params"]
     assert len(shop.sim.state.sessions) == 1
     assert (await shop.product("tee"))["reserved"] == 1
+
+
+async def assert_refused_for_good(shop: Shop, answer: object, code: str) -> None:
+    status, error = error_of(answer)
+    assert (status, error) == (502, "payment_provider_refused")
+    details = answer.json()["details"]  # type: ignore[attr-defined]
+    assert details["stripe_code"] == code
+    assert details["stripe_type"] == "invalid_request_error"
+    assert details["stripe_message"]
+    assert "retry-after" not in answer.headers  # type: ignore[attr-defined]
+    # A refusal is final: asked once, not retried, and the units are back on sale.
+    assert len(shop.sim.requests("POST", "/v1/checkout/sessions")) == 1
+    product = await shop.product("tee")
+    assert (product["reserved"], product["available"]) == (0, 5)
+
+
+async def test_a_permanent_stripe_refusal_is_502_and_releases_the_hold(shop: Shop) -> None:
+    shop.sim.fault(
+        "/v1/checkout/sessions",
+        mode="400",
+        code="currency_not_supported",
+        message="The currency provided (eur) is invalid for this account.",
+    )
+    answer = await shop.checkout(("tee", 2))
+    await assert_refused_for_good(shop, answer, "currency_not_supported")
+    assert "invalid for this account" in answer.json()["details"]["stripe_message"]
+
+
+async def test_a_refusal_for_a_held_reservation_releases_it_too(shop: Shop) -> None:
+    rid = (await shop.api.reserve(("tee", 2))).json()["id"]
+    shop.sim.fault("/v1/checkout/sessions", mode="400", code="parameter_invalid_integer")
+    answer = await shop.checkout(reservation_id=rid)
+    await assert_refused_for_good(shop, answer, "parameter_invalid_integer")
+    assert (await shop.reservation(rid))["status"] == "released"
+
+
+async def test_a_cart_over_what_stripe_accepts_is_422_without_a_call(shop: Shop) -> None:
+    await shop.api.put_product("gold", 5, price=99_999_999, currency="eur")
+    before = await shop.product("gold")
+    too_much = await shop.checkout(("gold", 2))
+    assert error_of(too_much) == (422, "invalid_request")
+    assert "999,999.99 EUR" in too_much.json()["message"]
+    assert too_much.json()["details"]["amount_total"] == 199_999_998
+    rid = (await shop.api.reserve(("gold", 2))).json()["id"]
+    held = await shop.checkout(reservation_id=rid)
+    assert error_of(held) == (422, "invalid_request")
+    assert shop.sim.requests("POST", "/v1/checkout/sessions") == []
+    # Bad input changes nothing: no hold for the cart, the held reservation stays held.
+    assert (await shop.reservation(rid))["status"] == "held"
+    assert (await shop.product("gold"))["reserved"] == before["reserved"] + 2
+    one = await shop.checkout(("gold", 1))
+    assert one.status_code == 201, one.text
+
+
+async def test_zero_decimal_currencies_are_bounded_in_whole_units(shop: Shop) -> None:
+    assert (await shop.api.put_product("yen", 5, price=50_000_000, currency="jpy")).is_success
+    too_much = await shop.checkout(("yen", 2))
+    assert error_of(too_much) == (422, "invalid_request")
+    assert "100,000,000 JPY" in too_much.json()["message"]
+    assert "99,999,999 JPY" in too_much.json()["message"]
+    assert (await shop.checkout(("yen", 1))).status_code == 201
+    assert (await shop.product("yen"))["reserved"] == 1
+
+
+async def test_the_simulator_refuses_amounts_stripe_refuses(shop: Shop) -> None:
+    client = shop.sim.client()
+    params = {
+        "mode": "payment",
+        "success_url": "https://shop.example/ok",
+        "line_items": [
+            {
+                "quantity": 2,
+                "price_data": {
+                    "currency": "usd",
+                    "unit_amount": 99_999_999,
+                    "product_data": {"name": "Gold"},
+                },
+            }
+        ],
+    }
+    with pytest.raises(stripe.InvalidRequestError) as refused:
+        client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
+    assert refused.value.code == "amount_too_large"

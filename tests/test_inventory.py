@@ -14,6 +14,7 @@ from reservation.models import CartLine, ReservationStatus
 from reservation.outcomes import (
     Committed,
     CommittedLate,
+    CustomerRequired,
     Extended,
     Held,
     NotExtended,
@@ -260,13 +261,44 @@ async def test_customer_limit_across_reservations(inventory: Inventory) -> None:
     assert isinstance(over.error(), errors.CustomerLimitExceeded)
     second = (await held(inventory, ("a", 1), customer_id="bob")).reservation.id
     await held(inventory, ("a", 3), customer_id="alice")
-    await held(inventory, ("a", 5))  # anonymous carts are not limited per customer
+    await held(inventory, ("a", 3))  # anonymous carts are limited one reservation at a time
     await inventory.commit(first)
     await inventory.release(second)
     # Bought units still count; released ones no longer do.
     await held(inventory, ("a", 1), customer_id="bob")
     assert isinstance(await inventory.reserve([("a", 1)], customer_id="bob"), OverCustomerLimit)
-    assert await counters(inventory, "a") == (9, 2, 89)
+    assert await counters(inventory, "a") == (7, 2, 91)
+
+
+async def test_customer_limit_bounds_a_reservation_without_a_customer(
+    inventory: Inventory,
+) -> None:
+    await inventory.set_stock("lim", 5, max_per_customer=1)
+    before = await counters(inventory, "lim")
+    over = await inventory.reserve([("lim", 5)])
+    assert over == OverCustomerLimit("lim", 1, 0)
+    # A SKU twice in one cart is summed before the limit is checked.
+    assert await inventory.reserve([("lim", 1), ("lim", 1)]) == OverCustomerLimit("lim", 1, 0)
+    assert await counters(inventory, "lim") == before
+    await held(inventory, ("lim", 1))
+    await held(inventory, ("lim", 1))  # another anonymous reservation: one at a time
+    await inventory.set_stock("free", 5)
+    await held(inventory, ("free", 5))  # no limit, no bound
+
+
+async def test_anonymous_carts_of_limited_skus_can_be_refused(
+    make_inventory: MakeInventory,
+) -> None:
+    inventory = await make_inventory(require_customer=True)
+    await inventory.set_stock("lim", 5, max_per_customer=2)
+    await inventory.set_stock("free", 5)
+    before = await counters(inventory, "lim"), await counters(inventory, "free")
+    refused = await inventory.reserve([("free", 1), ("lim", 1)])
+    assert refused == CustomerRequired("lim")
+    assert isinstance(refused.error(), errors.CustomerRequired)
+    assert (await counters(inventory, "lim"), await counters(inventory, "free")) == before
+    await held(inventory, ("free", 1))  # unlimited SKUs need no customer
+    await held(inventory, ("lim", 2), customer_id="bob")
 
 
 async def test_customer_limit_comes_back_when_a_hold_lapses(inventory: Inventory) -> None:

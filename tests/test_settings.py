@@ -30,11 +30,17 @@ def test_defaults_and_variables() -> None:
     assert settings.public_url == "https://shop.example"
     assert settings.stripe_api_base == "http://127.0.0.1:12111"
     assert settings.sold_out_cache_seconds == 0.1
-    assert settings.sweep_seconds == 0.0
+    assert settings.sweep_seconds == 30.0  # on by default: sessions of lapsed holds expire
+    assert not settings.require_customer
     switched = Settings.from_env(
-        {"RESERVATION_SOLD_OUT_CACHE_SECONDS": "0", "RESERVATION_SWEEP_SECONDS": "30"}
+        {
+            "RESERVATION_SOLD_OUT_CACHE_SECONDS": "0",
+            "RESERVATION_SWEEP_SECONDS": "0",
+            "RESERVATION_REQUIRE_CUSTOMER": "1",
+        }
     )
-    assert (switched.sold_out_cache_seconds, switched.sweep_seconds) == (0.0, 30.0)
+    assert (switched.sold_out_cache_seconds, switched.sweep_seconds) == (0.0, 0.0)
+    assert switched.require_customer
     shown = repr(settings)
     for secret in ("sk_test_123", "whsec_456", "admin-secret", "user:pw"):
         assert secret not in shown

@@ -14,6 +14,7 @@ from tests.api import ADMIN
 from tests.conftest import age_hold
 from tests.mongo import MongoServer
 from tests.shop import WEBHOOK_SECRET, MakeShop, Shop
+from tests.stripe_fake import signed
 
 
 async def start(shop: Shop, *items: tuple[str, int], **fields: Any) -> tuple[str, str]:
@@ -200,8 +201,34 @@ async def test_order_recorded_when_redis_lost_the_reservation(shop: Shop) -> Non
     assert paid["items"] == [{"sku": "tee", "quantity": 1, "unit_amount": 2500}]
 
 
+BAD_BODIES = {
+    "not json": b"{not json",
+    "not an event": b'{"id": "evt_1", "type": "x"}',
+    "deeply nested": b"[" * 50_000 + b"]" * 50_000,
+    "nested past the decoder's depth": (
+        b'{"id":"evt_1","type":"x","data":{"object":{"id":"x","deep":'
+        + b"[" * 200
+        + b"]" * 200
+        + b"}}}"
+    ),
+    "not utf-8": b'{"id": "evt_\xff", "type": "x", "data": {"object": {"id": "x"}}}',
+    "lone surrogate": b'{"id": "evt_\\ud800", "type": "x", "data": {"object": {"id": "x"}}}',
+    "event id too long": json.dumps(
+        {"id": "evt_" + "x" * 300, "type": "x", "data": {"object": {"id": "x"}}}
+    ).encode(),
+}
+
+
 @pytest.mark.parametrize(
-    "case", ["wrong secret", "old timestamp", "missing header", "not json", "not an event"]
+    "case",
+    [
+        "wrong secret",
+        "old timestamp",
+        "future timestamp",
+        "non-ascii header",
+        "missing header",
+        *BAD_BODIES,
+    ],
 )
 async def test_bad_deliveries_are_400_and_store_nothing(shop: Shop, case: str) -> None:
     _, session_id = await start(shop, ("tee", 1))
@@ -212,24 +239,60 @@ async def test_bad_deliveries_are_400_and_store_nothing(shop: Shop, case: str) -
     elif case == "old timestamp":
         answer = await shop.deliver(event, timestamp=int(time.time()) - 301)
         expected = "invalid_signature"
+    elif case == "future timestamp":
+        # Correctly signed, but an hour ahead: a captured delivery could be replayed till then.
+        answer = await shop.deliver(event, timestamp=int(time.time()) + 3600)
+        expected = "invalid_signature"
+    elif case == "non-ascii header":
+        body, _ = signed(event, WEBHOOK_SECRET)
+        answer = await shop.http.post(
+            "/v1/webhooks/stripe",
+            content=body,
+            headers={"Stripe-Signature": "t=1,v1=\xff\xfe".encode("latin-1")},
+        )
+        expected = "invalid_signature"
     elif case == "missing header":
         answer = await shop.http.post("/v1/webhooks/stripe", content=json.dumps(event))
         expected = "invalid_signature"
     else:
         from reservation.stripesim import sign
 
-        body = b"{not json" if case == "not json" else b'{"id": "evt_1", "type": "x"}'
+        body = BAD_BODIES[case]
         answer = await shop.http.post(
             "/v1/webhooks/stripe",
             content=body,
             headers={"Stripe-Signature": sign(body, WEBHOOK_SECRET)},
         )
         expected = "invalid_payload"
-    assert answer.status_code == 400
+    assert answer.status_code == 400, answer.text
     assert answer.json()["error"] == expected
     assert await shop.stored_events() == 0
     assert await shop.api.services.db["orders"].count_documents({}) == 0
     assert await counts(shop) == (1, 0, 4)
+
+
+async def test_a_timestamp_slightly_ahead_is_accepted(shop: Shop) -> None:
+    _, session_id = await start(shop, ("tee", 1))
+    # Clocks drift: within the tolerance either way is fine.
+    answer = await shop.deliver(
+        shop.sim.complete(session_id, "paid"), timestamp=int(time.time()) + 60
+    )
+    assert answer.status_code == 200, answer.text
+    assert (await order(shop, session_id))["status"] == "paid"
+
+
+async def test_event_types_become_metric_labels_only_when_handled(shop: Shop) -> None:
+    _, session_id = await start(shop, ("tee", 1))
+    await deliver_twice(shop, shop.sim.complete(session_id, "paid"))
+    odd_type = "x" * 100_000
+    odd = {"id": "evt_odd", "type": odd_type, "data": {"object": {"id": "obj_1"}}}
+    await deliver_twice(shop, odd)
+    metrics = (await shop.http.get("/metrics")).text
+    assert odd_type[:100] not in metrics
+    assert len(metrics) < 50_000
+    assert 'events_total{outcome="ignored",type="other"} 1.0' in metrics
+    assert 'events_total{outcome="duplicate",type="other"} 1.0' in metrics
+    assert 'events_total{outcome="committed",type="checkout.session.completed"} 1.0' in metrics
 
 
 async def test_no_webhook_secret_refuses_everything(make_shop: MakeShop) -> None:

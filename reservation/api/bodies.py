@@ -36,12 +36,18 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 
 def decode(raw: bytes, into: type[T]) -> T:
+    """Decode and validate; every way a body can be wrong is InvalidRequest (422)."""
     try:
         return msgspec.json.decode(raw, type=into)
     except msgspec.ValidationError as exc:
         raise errors.InvalidRequest(f"invalid body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise errors.InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        # msgspec checks UTF-8 inside strings itself, and lets Python's error through.
+        raise errors.InvalidRequest("the body is not valid UTF-8") from None
+    except RecursionError:
+        raise errors.InvalidRequest("the body is nested too deeply") from None
 
 
 async def read_json(request: Request, into: type[T]) -> T:

@@ -16,6 +16,25 @@ from reservation.schemas import ErrorBody
 logger = logging.getLogger("reservation")
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# Error answers may quote what a client sent: quote at most this much of any one value, so an
+# answer's size never grows with the input.
+MAX_ECHO = 200
+MAX_ECHOED_ITEMS = 20
+MAX_MESSAGE = 1000
+
+
+def bounded(value: object, limit: int = MAX_ECHO) -> object:
+    """`value` with every string cut to `limit` characters and every collection to a few items."""
+    if isinstance(value, str):
+        return value if len(value) <= limit else value[: limit - 1] + "…"
+    if isinstance(value, dict):
+        items = list(value.items())[:MAX_ECHOED_ITEMS]
+        return {bounded(str(key)): bounded(item) for key, item in items}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [bounded(item) for item in list(value)[:MAX_ECHOED_ITEMS]]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return bounded(str(value))
 
 
 def error_response(
@@ -26,7 +45,12 @@ def error_response(
     retry_after: int = 1,
 ) -> Response:
     headers = {"Retry-After": str(retry_after)} if status_code == 503 else None
-    return json_response(ErrorBody(code, message, details or {}), status_code, headers)
+    body = ErrorBody(
+        code,
+        str(bounded(message, MAX_MESSAGE)),
+        {str(bounded(key)): bounded(value) for key, value in (details or {}).items()},
+    )
+    return json_response(body, status_code, headers)
 
 
 async def on_reservation_error(request: Request, exc: Exception) -> Response:

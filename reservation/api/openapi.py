@@ -26,7 +26,11 @@ ERRORS = {
     "404": _answer("not found (not_found, unknown_sku)"),
     "409": _answer("conflict (insufficient_stock, customer_limit_exceeded, already_committed, …)"),
     "413": _answer("body over 64 KiB (payload_too_large)"),
-    "422": _answer("invalid input (invalid_request, mixed_pools)"),
+    "422": _answer("invalid input (invalid_request, mixed_pools, customer_required)"),
+    "502": _answer(
+        "Stripe refused the request for good (payment_provider_refused; details carry "
+        "stripe_code and stripe_message; retrying will not help)"
+    ),
     "503": {
         **_answer("Redis or MongoDB did not answer (storage_unavailable)"),
         "headers": {"Retry-After": {"schema": {"type": "integer"}}},
@@ -99,6 +103,11 @@ def openapi_document() -> dict[str, Any]:
                             "name": "Idempotency-Key",
                             "in": "header",
                             "required": False,
+                            "description": (
+                                "random per cart (a UUID): the same key returns the same "
+                                "reservation for 24 hours; scoped by customer_id when given, "
+                                "shared by all anonymous clients otherwise"
+                            ),
                             "schema": {"type": "string", "minLength": 1, "maxLength": 255},
                         }
                     ],
@@ -119,7 +128,8 @@ def openapi_document() -> dict[str, Any]:
                     },
                 },
                 "delete": {
-                    "summary": "Release a hold (idempotent)",
+                    "summary": "Release a hold (idempotent); its open Checkout Session is "
+                    "expired at Stripe first (409 already_committed if the buyer paid)",
                     "parameters": [RESERVATION],
                     "responses": {
                         "200": _answer("the released reservation", "ReservationView"),
@@ -133,7 +143,7 @@ def openapi_document() -> dict[str, Any]:
                     "requestBody": {"required": True, **_json("CheckoutIn")},
                     "responses": {
                         "201": _answer("the session to send the buyer to", "CheckoutView"),
-                        **_errors("404", "409", "413", "422", "503"),
+                        **_errors("404", "409", "413", "422", "502", "503"),
                     },
                 }
             },

@@ -13,10 +13,22 @@ from reservation.cart import encode_cart, normalize_cart
 from reservation.idempotency import check_key, fingerprint
 from reservation.inventory import new_reservation_id
 from reservation.models import Reservation
-from reservation.outcomes import Held, OutOfStock, OverCustomerLimit, Released, ReleaseRefused
+from reservation.outcomes import (
+    CustomerRequired,
+    Held,
+    OutOfStock,
+    OverCustomerLimit,
+    Released,
+    ReleaseRefused,
+)
+from reservation.releases import release
 from reservation.schemas import CartLineView, ReservationIn, ReservationView
 
-REFUSALS = {OutOfStock: "insufficient_stock", OverCustomerLimit: "customer_limit_exceeded"}
+REFUSALS = {
+    OutOfStock: "insufficient_stock",
+    OverCustomerLimit: "customer_limit_exceeded",
+    CustomerRequired: "customer_required",
+}
 
 
 def reservation_view(
@@ -51,6 +63,7 @@ async def create_reservation(request: Request) -> Response:
             check_key(key),
             fingerprint(encode_cart(lines), body.customer_id or ""),
             new_reservation_id(pool),
+            customer_id=body.customer_id,
         )
     started = time.perf_counter()
     outcome = await state.inventory.reserve(
@@ -73,11 +86,13 @@ async def get_reservation(request: Request) -> Response:
 
 async def delete_reservation(request: Request) -> Response:
     state = services(request)
-    outcome = await state.inventory.release(request.path_params["reservation_id"])
+    released = await release(
+        state.inventory, state.checkouts, state.expiry, request.path_params["reservation_id"]
+    )
+    outcome = released.outcome
     if isinstance(outcome, ReleaseRefused):
         state.metrics.releases.labels("refused").inc()
         raise outcome.error()
     assert isinstance(outcome, Released)
     state.metrics.releases.labels("released" if outcome.changed else "unchanged").inc()
-    session_id = await _session_of(state, outcome.reservation.id)
-    return json_response(reservation_view(outcome.reservation, session_id))
+    return json_response(reservation_view(outcome.reservation, released.checkout_session_id))

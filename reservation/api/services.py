@@ -15,6 +15,7 @@ from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
 from reservation.catalog import Catalog
 from reservation.checkout import CheckoutService
+from reservation.expiry import SessionExpiry
 from reservation.idempotency import IdempotencyKeys
 from reservation.inventory import Inventory
 from reservation.metrics import Metrics
@@ -42,6 +43,7 @@ class Services:
     gate: StripeGate
     checkout: CheckoutService
     webhooks: WebhookHandlers
+    expiry: SessionExpiry
 
 
 def services(request: Request) -> Services:

@@ -2,10 +2,14 @@
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] hold length (ms), ARGV[4] record retention after the hold (ms),
 -- ARGV[5] customer id ('' for none), ARGV[6] cart "sku=qty,..." (a SKU twice is summed),
--- ARGV[7] '1' when the id is freshly made (it cannot exist yet: a refusal skips that lookup).
+-- ARGV[7] '1' when the id is freshly made (it cannot exist yet: a refusal skips that lookup),
+-- ARGV[8] '1' to refuse a cart without a customer id that holds a SKU with a limit.
+-- A SKU's limit bounds every reservation; with a customer id, also what that customer holds or
+-- bought of it.
 -- Reply: {'held'|'existing', status, items, customer, expires_at_ms, created_at_ms, late}
 --      | {'unknown_sku', sku} | {'insufficient', sku, requested, available}
---      | {'customer_limit', sku, limit, already} | {'bad_request', reason}
+--      | {'customer_limit', sku, limit, already} | {'customer_required', sku}
+--      | {'bad_request', reason}
 -- A sold-out answer costs TIME, ZRANGE and one HMGET; a hold adds SET, HSET and ZADD.
 local record_key = KEYS[4]
 local id = ARGV[2]
@@ -14,6 +18,7 @@ local retention_ms = tonumber(ARGV[4])
 local customer = ARGV[5]
 local items = parse_items(ARGV[6])
 local fresh = ARGV[7] == '1'
+local require_customer = ARGV[8] == '1'
 
 if not items then return {'bad_request', 'cart'} end
 if not hold_ms or hold_ms < 1 or not retention_ms or retention_ms < 0 then
@@ -42,10 +47,12 @@ local function refusal()
     local sku, qty = item[1], item[2]
     local s = c[sku]
     if not s then return {'unknown_sku', sku} end
+    local limit = s[4]
+    if limit > 0 and customer == '' and require_customer then return {'customer_required', sku} end
     local available = s[1] - s[2] - s[3]
     if qty > available then return {'insufficient', sku, qty, math.max(available, 0)} end
-    local already = used[sku .. '|' .. customer]
-    if already and already + qty > s[4] then return {'customer_limit', sku, s[4], already} end
+    local already = used[sku .. '|' .. customer] or 0
+    if limit > 0 and already + qty > limit then return {'customer_limit', sku, limit, already} end
   end
   return nil
 end

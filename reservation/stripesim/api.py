@@ -164,7 +164,7 @@ def endpoint(handler: Handler, schema: type) -> Callable[[Request], Any]:
 
 async def strike(state: SimState, fault: Fault, headers: dict[str, str]) -> Response | None:
     """What a fault answers instead of the API, if anything (a delay only waits)."""
-    if fault.mode in ("500", "429"):
+    if fault.mode in ("500", "429", "400", "402"):
         return error_response(error_for(fault), headers)
     if fault.mode == "reset":
         return DroppedConnection()

@@ -15,6 +15,7 @@ UI_MODES = ("hosted", "embedded", "custom")
 MIN_EXPIRY_SECONDS = 30 * 60
 MAX_EXPIRY_SECONDS = 24 * 3600
 MAX_LINE_ITEMS = 100
+MAX_AMOUNT = 99_999_999  # eight digits in the currency's smallest unit
 EXPANDABLE = ("payment_intent", "customer", "invoice", "subscription", "setup_intent")
 _CURRENCY = re.compile(r"^[a-z]{3}$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -133,6 +134,13 @@ def create_session(store: Store, params: Params, now: float, public_url: str) ->
     expires_at = _expires_at(params, now)
     items = _line_items(params, mode, now)
     amount = sum(item["amount_total"] for item in items) if items else None
+    if amount is not None and amount > MAX_AMOUNT:
+        raise invalid(
+            f"The Checkout Session's total amount due must be no more than {MAX_AMOUNT} in the "
+            "currency's smallest unit.",
+            "line_items",
+            "amount_too_large",
+        )
     intent_data = params.child("payment_intent_data")
     session_id = new_id("cs_test", 58)
     session: JsonObject = {

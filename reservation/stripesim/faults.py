@@ -18,14 +18,15 @@ from starlette.types import Receive, Scope, Send
 
 from reservation.stripesim.errors import StripeError, invalid
 
-MODES = ("500", "429", "hang", "reset", "reset_after", "delay")
+MODES = ("500", "429", "400", "402", "hang", "reset", "reset_after", "delay")
 
 
 @dataclass
 class Fault:
     """`path` is exact or a glob (`/v1/checkout/sessions/*/expire`); `method` "*" is any.
     `count` None strikes until cleared. `should_retry` sets Stripe-Should-Retry on 500/429;
-    `seconds` is how long hang (default: the settings' hang_seconds) or delay lasts."""
+    `seconds` is how long hang (default: the settings' hang_seconds) or delay lasts. "400" and
+    "402" are permanent refusals (invalid_request_error, card_error) with `code` and `message`."""
 
     path: str
     method: str = "POST"
@@ -34,6 +35,8 @@ class Fault:
     should_retry: bool | None = None
     retry_after: int = 1
     seconds: float | None = None
+    code: str | None = None
+    message: str | None = None
 
     def __post_init__(self) -> None:
         numbers = isinstance(self.count, int | None) and isinstance(
@@ -41,6 +44,8 @@ class Fault:
         )
         if not numbers:
             raise invalid("count and seconds are numbers (or null)")
+        if not all(isinstance(text, str | None) for text in (self.code, self.message)):
+            raise invalid("code and message are strings (or null)")
         self.method = self.method.upper()
         if self.mode not in MODES:
             raise invalid(f"mode must be one of {', '.join(MODES)}", "mode")
@@ -102,10 +107,19 @@ class Faults:
 
 
 def error_for(fault: Fault) -> StripeError:
-    """The API error a 500 or 429 fault answers with."""
+    """The API error a 500, 429, 400 or 402 fault answers with."""
     headers = {}
     if fault.should_retry is not None:
         headers["Stripe-Should-Retry"] = "true" if fault.should_retry else "false"
+    if fault.mode in ("400", "402"):
+        kind = "invalid_request_error" if fault.mode == "400" else "card_error"
+        return StripeError(
+            int(fault.mode),
+            kind,
+            fault.message or "The request was refused (simulated fault).",
+            code=fault.code,
+            headers=headers,
+        )
     if fault.mode == "429":
         headers["Retry-After"] = str(fault.retry_after)
         return StripeError(

@@ -1,0 +1,109 @@
+"""POST /v1/webhooks/stripe: verify the signature on the raw body, then store and dispatch."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+import stripe
+from starlette.requests import Request
+from starlette.responses import Response
+
+from reservation import errors
+from reservation.api.bodies import json_response, read_body
+from reservation.api.services import services
+from reservation.schemas import WebhookAnswer
+
+MAX_EVENT_BYTES = 1024 * 1024  # Stripe events stay far below this
+# Stripe events nest a few levels (event.data.object.some_hash.field); a body nested far deeper
+# is not an event, and would exhaust the decoder's or the database driver's recursion.
+MAX_EVENT_DEPTH = 32
+MAX_ID_LENGTH = 255
+TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+
+
+async def stripe_webhook(request: Request) -> Response:
+    state = services(request)
+    secret = state.settings.stripe_webhook_secret
+    payload = await read_body(request, MAX_EVENT_BYTES)
+    if secret is None:
+        raise errors.InvalidSignature("webhooks are refused: STRIPE_WEBHOOK_SECRET is not set")
+    header = request.headers.get("stripe-signature")
+    if not header:
+        raise errors.InvalidSignature("the Stripe-Signature header is missing")
+    if not header.isascii():  # the library's constant-time comparison takes ASCII only
+        raise errors.InvalidSignature("the Stripe-Signature does not match the body")
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        raise errors.InvalidPayload("the body is not UTF-8") from None
+    verify(text, header, secret, time.time())
+    await state.webhooks.dispatch(parse_event(payload))
+    return json_response(WebhookAnswer(True))
+
+
+def verify(text: str, header: str, secret: str, now: float) -> None:
+    """The signature matches and its timestamp is within the tolerance, past or future.
+
+    stripe-python refuses old timestamps only; a timestamp ahead of the clock would let a
+    captured delivery be replayed until then.
+    """
+    try:
+        stripe.WebhookSignature.verify_header(text, header, secret, TOLERANCE_SECONDS)
+    except stripe.SignatureVerificationError:
+        raise errors.InvalidSignature("the Stripe-Signature does not match the body") from None
+    timestamp = _timestamp(header)
+    if timestamp is None or timestamp > now + TOLERANCE_SECONDS:
+        raise errors.InvalidSignature(
+            "the Stripe-Signature timestamp is ahead of this server's clock by more than "
+            f"{TOLERANCE_SECONDS} s"
+        )
+
+
+def _timestamp(header: str) -> int | None:
+    for item in header.split(","):
+        name, _, value = item.strip().partition("=")
+        if name == "t":
+            return int(value) if value.isascii() and value.isdigit() else None
+    return None
+
+
+def parse_event(payload: bytes) -> dict[str, Any]:
+    """The event in a verified body; InvalidPayload (400, nothing stored) when it is none."""
+    try:
+        event = msgspec.json.decode(payload)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        raise errors.InvalidPayload("the body is not JSON") from None
+    if _depth_exceeds(event, MAX_EVENT_DEPTH):
+        raise errors.InvalidPayload(f"the body nests deeper than {MAX_EVENT_DEPTH} levels")
+    if not (
+        isinstance(event, dict)
+        and _is_id(event.get("id"))
+        and isinstance(event.get("type"), str)
+        and isinstance(event.get("data"), dict)
+        and isinstance(event["data"].get("object"), dict)
+        and _is_id(event["data"]["object"].get("id"))
+    ):
+        raise errors.InvalidPayload("the body is not a Stripe event")
+    return event
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ID_LENGTH
+
+
+def _depth_exceeds(value: object, limit: int) -> bool:
+    """True if containers nest more than `limit` levels (walked without recursion)."""
+    level: list[object] = [value]
+    for _ in range(limit):
+        level = [
+            child
+            for item in level
+            if isinstance(item, dict | list)
+            for child in (item.values() if isinstance(item, dict) else item)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True

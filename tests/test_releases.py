@@ -1,0 +1,81 @@
+"""DELETE /v1/reservations/{id} with a Checkout Session: the session is expired at Stripe first,
+so the buyer can no longer pay for units that went back on sale."""
+
+from __future__ import annotations
+
+import pytest
+
+from persistence.checkouts import CheckoutStatus
+from reservation.sweeper import sweep
+from tests.shop import Shop
+from tests.stripe_fake import SimRefused
+
+
+async def checkout(shop: Shop, quantity: int = 2) -> tuple[str, str]:
+    answer = await shop.checkout(("tee", quantity))
+    assert answer.status_code == 201, answer.text
+    return answer.json()["reservation_id"], answer.json()["checkout_session_id"]
+
+
+async def session_status(shop: Shop, session_id: str) -> CheckoutStatus:
+    checkout = await shop.api.services.checkouts.get(session_id)
+    assert checkout is not None
+    return checkout.status
+
+
+async def test_release_expires_the_session_so_it_cannot_be_paid(shop: Shop) -> None:
+    rid, session_id = await checkout(shop)
+    released = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert released.status_code == 200, released.text
+    assert released.json()["status"] == "released"
+    assert released.json()["checkout_session_id"] == session_id
+    expires = shop.sim.requests("POST", f"/v1/checkout/sessions/{session_id}/expire")
+    assert len(expires) == 1
+    assert shop.sim.state.sessions[session_id]["status"] == "expired"
+    assert await session_status(shop, session_id) is CheckoutStatus.EXPIRED
+    assert (await shop.product("tee"))["available"] == 5
+    with pytest.raises(SimRefused) as refused:
+        shop.sim.complete(session_id, "paid")
+    assert refused.value.status == 400
+    # Releasing again changes nothing and asks Stripe nothing more.
+    again = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert again.status_code == 200
+    assert len(shop.sim.requests("POST", f"/v1/checkout/sessions/{session_id}/expire")) == 1
+
+
+async def test_stripe_unreachable_releases_and_the_sweeper_expires_later(shop: Shop) -> None:
+    rid, session_id = await checkout(shop)
+    shop.sim.fault(f"/v1/checkout/sessions/{session_id}/expire", mode="500", count=None)
+    released = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert released.status_code == 200, released.text
+    assert released.json()["status"] == "released"
+    assert (await shop.product("tee"))["available"] == 5
+    assert shop.sim.state.sessions[session_id]["status"] == "open"
+    assert await session_status(shop, session_id) is CheckoutStatus.OPEN  # claim given back
+    shop.sim.clear_faults()
+    assert (await sweep(shop.api.services)).expired_sessions == 1
+    assert shop.sim.state.sessions[session_id]["status"] == "expired"
+    assert await session_status(shop, session_id) is CheckoutStatus.EXPIRED
+
+
+async def test_a_paid_session_is_not_released(shop: Shop) -> None:
+    rid, session_id = await checkout(shop)
+    paid = shop.sim.complete(session_id, "paid")  # paid; the webhook is still on its way
+    refused = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"] == "already_committed"
+    assert refused.json()["details"]["checkout_session_id"] == session_id
+    assert (await shop.reservation(rid))["status"] == "held"
+    assert await session_status(shop, session_id) is CheckoutStatus.COMPLETE
+    assert (await shop.deliver(paid)).status_code == 200
+    product = await shop.product("tee")
+    assert (product["reserved"], product["sold"]) == (0, 2)
+    assert shop.sim.requests("POST", "/v1/refunds") == []
+
+
+async def test_release_without_a_session_asks_stripe_nothing(shop: Shop) -> None:
+    rid = (await shop.api.reserve(("tee", 1))).json()["id"]
+    released = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert released.status_code == 200
+    assert released.json()["checkout_session_id"] is None
+    assert shop.sim.requests("POST") == []
