@@ -79,16 +79,17 @@ class WebhookHandlers:
     async def record_order(
         self, session: dict[str, Any], cart: SessionCart, status: OrderStatus
     ) -> Order:
-        details = session.get("customer_details") or {}
+        details = session.get("customer_details")
+        email = details.get("email") if isinstance(details, dict) else None
         return await self.orders.upsert(
             Order(
                 checkout_session_id=session["id"],
                 reservation_id=cart.reservation_id,
                 status=status,
                 items=tuple(OrderLine(x.sku, x.quantity, x.unit_amount) for x in cart.lines),
-                amount_total=int(session.get("amount_total") or 0),
-                currency=str(session.get("currency") or ""),
-                customer_email=details.get("email") or session.get("customer_email"),
+                amount_total=_amount_total(session, cart),
+                currency=_text(session.get("currency")) or "",
+                customer_email=_text(email) or _text(session.get("customer_email")),
                 payment_intent=_payment_intent(session),
             )
         )
@@ -160,12 +161,29 @@ class WebhookHandlers:
 def cart_of(session: dict[str, Any]) -> SessionCart | None:
     """The reservation and cart a session carries; None for a session this service did not make
     (e.g. `stripe trigger`): it is acknowledged, not retried forever."""
+    metadata = session.get("metadata")
+    if not isinstance(metadata, dict):
+        return None
     try:
-        cart = session_metadata.decode(session.get("metadata") or {})
+        cart = session_metadata.decode(metadata)
         pool_of_reservation(cart.reservation_id)
     except (errors.InvalidPayload, errors.NotFound):
         return None
     return cart
+
+
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _amount_total(session: dict[str, Any], cart: SessionCart) -> int:
+    """What Stripe says was charged; the cart's sum when a (test) event leaves it out."""
+    amount = session.get("amount_total")
+    if amount is None:
+        return sum(line.quantity * line.unit_amount for line in cart.lines)
+    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+        raise errors.InvalidPayload("the Checkout Session's amount_total is not an amount")
+    return amount
 
 
 def _payment_intent(obj: dict[str, Any]) -> str | None:

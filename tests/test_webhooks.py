@@ -403,3 +403,20 @@ async def test_payment_after_redis_lost_its_counters_waits_for_reconcile(shop: S
     await deliver_twice(shop, paid)
     assert (await order(shop, session_id))["status"] == "paid"
     assert await counts(shop) == (0, 2, 3)
+
+
+async def test_signed_events_of_the_wrong_shape_are_answered_cleanly(shop: Shop) -> None:
+    listed = completed_event("evt_listed", {})
+    listed["data"]["object"]["metadata"] = ["not", "a", "hash"]
+    answer = await shop.deliver(listed)
+    assert answer.status_code == 200, answer.text
+    stored = await shop.api.services.events.get("evt_listed")
+    assert stored is not None
+    assert stored["outcome"] == "not_ours"
+    _, session_id = await start(shop, ("tee", 1))
+    event = shop.sim.complete(session_id, "paid")
+    event["data"]["object"]["amount_total"] = "a lot"
+    event["data"]["object"]["customer_details"] = "somebody"
+    odd = await shop.deliver(event)
+    assert (odd.status_code, odd.json()["error"]) == (400, "invalid_payload")
+    assert await shop.api.services.db["orders"].count_documents({}) == 0
