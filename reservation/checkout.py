@@ -12,7 +12,6 @@ from stripe.params.checkout import SessionCreateParams
 from persistence.checkouts import Checkout, CheckoutRepository
 from persistence.products import ProductRepository
 from reservation import errors, session_metadata
-from reservation.cart import normalize_cart
 from reservation.inventory import Inventory
 from reservation.models import CartLine, Reservation, ReservationStatus
 from reservation.money import check_total
@@ -87,6 +86,7 @@ class CheckoutService:
         """The session for this reservation (made once), or for a cart reserved right now."""
         if (request.reservation_id is None) == (request.items is None):
             raise errors.InvalidRequest("give either reservation_id or items, not both")
+        priced: Priced | None = None
         if request.reservation_id is not None:
             if request.customer_id is not None:
                 raise errors.InvalidRequest("customer_id belongs to the reservation already")
@@ -103,14 +103,17 @@ class CheckoutService:
             priced = await self._priced(reservation.items)
         else:
             assert request.items is not None
-            # Priced (and checked against what Stripe accepts) before anything is held.
-            lines = normalize_cart((line.sku, line.quantity) for line in request.items)
-            priced = await self._priced(lines)
-            outcome = await self.inventory.reserve(lines, customer_id=request.customer_id)
+            # Reserved first: a sold-out crowd is refused by Redis alone, before any catalog
+            # read. A cart that cannot be paid gives its hold straight back (below).
+            outcome = await self.inventory.reserve(
+                [(line.sku, line.quantity) for line in request.items],
+                customer_id=request.customer_id,
+            )
             if not isinstance(outcome, Held):
                 raise outcome.error()
             reservation = outcome.reservation
         try:
+            priced = priced or await self._priced(reservation.items)
             checkout = await self._create_session(reservation, priced, request.customer_email)
         except Exception:
             # No session, no hold: the units go back to the crowd (unless a concurrent
