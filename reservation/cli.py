@@ -3,42 +3,61 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
+import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TypeVar
+from types import FrameType
+from typing import TYPE_CHECKING, TypeVar
 
 import click
 import uvicorn
-from redis.asyncio import Redis, RedisCluster
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from reservation import __version__
 from reservation.embedded import EmbeddedMongo
 from reservation.errors import ReservationError
 from reservation.inventory import DEFAULT_POOL, Inventory
-from reservation.keys import DEFAULT_PREFIX, KeySpace
-from reservation.scripts import RedisClient
+from reservation.keys import KeySpace
 from reservation.settings import Settings, SettingsError
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+if TYPE_CHECKING:
+    from reservation.schemas import ProductView
+
 T = TypeVar("T")
 
+NO_REDIS_URL = (
+    "REDIS_URL is not set. Without it `reservation serve` uses an embedded Redis that lives "
+    "inside the serve process, which no other command can reach: use the HTTP API "
+    "(GET /v1/products, PUT /v1/products/{sku}) or set REDIS_URL to the Redis serve uses."
+)
+NO_MONGODB_URI = (
+    "MONGODB_URI is not set. set-stock writes through the catalog in MongoDB, and without it "
+    "`reservation serve` runs an embedded MongoDB of its own for as long as it runs: use the "
+    "HTTP API (PUT /v1/products/{sku}) or set MONGODB_URI to the MongoDB serve uses."
+)
 
-def redis_from_env() -> RedisClient:
-    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
-    if os.environ.get("REDIS_CLUSTER") == "1":
-        return RedisCluster.from_url(url)
-    return Redis.from_url(url)
+
+def load_settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:
+        raise click.UsageError(str(exc)) from exc
 
 
-def with_inventory(action: Callable[[Inventory], Awaitable[T]]) -> T:
+def with_inventory(settings: Settings, action: Callable[[Inventory], Awaitable[T]]) -> T:
     """Run one action against the configured Redis; core errors become a clean CLI error."""
+    # Imported here so `--help` and the refusals never load the app's dependencies.
+    from reservation.app import redis_client
 
     async def run() -> T:
-        client = redis_from_env()
-        keys = KeySpace(os.environ.get("RESERVATION_KEY_PREFIX", DEFAULT_PREFIX))
+        client = redis_client(settings)
+        keys = KeySpace(settings.key_prefix)
         try:
-            return await action(Inventory(client, keys=keys))
+            return await action(Inventory(client, keys=keys, hold_seconds=settings.hold_seconds))
         finally:
             await client.aclose()
 
@@ -57,26 +76,89 @@ def main() -> None:
 @main.command("set-stock")
 @click.argument("sku")
 @click.argument("total", type=click.IntRange(min=0))
-@click.option("--pool", default=DEFAULT_POOL, show_default=True)
-@click.option("--max-per-customer", type=click.IntRange(min=0), default=None)
-def set_stock(sku: str, total: int, pool: str, max_per_customer: int | None) -> None:
-    """Set the stock on hand of SKU in Redis (REDIS_URL)."""
-    level = with_inventory(
-        lambda inventory: inventory.set_stock(
-            sku, total, pool=pool, max_per_customer=max_per_customer
-        )
-    )
+@click.option(
+    "--pool",
+    default=None,
+    help="Refuse unless the product is in this pool (a SKU never changes pool).",
+)
+@click.option(
+    "--max-per-customer",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Units one customer may hold or buy; 0 removes the limit. Omitted: kept as it is.",
+)
+def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | None) -> None:
+    """Set the stock on hand of a catalog product: MongoDB, then Redis, as the HTTP PUT does.
+
+    The product must exist (create it with PUT /v1/products/{sku}); its name, price, currency
+    and pool are kept. Needs REDIS_URL and MONGODB_URI.
+    """
+    import msgspec
+
+    from persistence.mongo import connect
+    from persistence.products import ProductRepository
+    from reservation.cart import check_name
+    from reservation.catalog import Catalog
+    from reservation.errors import InvalidRequest
+    from reservation.schemas import ProductIn
+
+    settings = load_settings()
+    mongodb_uri = settings.mongodb_uri
+    if settings.redis_url is None or mongodb_uri is None:
+        hints = ((NO_REDIS_URL, settings.redis_url), (NO_MONGODB_URI, mongodb_uri))
+        raise click.UsageError("\n".join(hint for hint, value in hints if value is None))
+
+    async def run(inventory: Inventory) -> ProductView:
+        check_name(sku, "sku")
+        client, db = connect(mongodb_uri, settings.mongodb_database)
+        try:
+            products = ProductRepository(db)
+            product = await products.get(sku)
+            if product is None:
+                raise click.UsageError(
+                    f"unknown SKU {sku}: set-stock changes the stock of a catalog product; "
+                    f"create it first with PUT /v1/products/{sku}"
+                )
+            if pool is not None and pool != product.pool:
+                raise click.UsageError(
+                    f"{sku} is in pool {product.pool}, not {pool}: a SKU never changes pool"
+                )
+            if max_per_customer is None:
+                limit = product.max_per_customer
+            else:
+                limit = max_per_customer or None
+            fields = {
+                "name": product.name,
+                "price": product.price,
+                "currency": product.currency,
+                "stock": total,
+                "pool": product.pool,
+                "max_per_customer": limit,
+            }
+            try:
+                # The same checks as a PUT body, so the CLI cannot store what the API refuses.
+                body = msgspec.convert(fields, ProductIn)
+            except msgspec.ValidationError as exc:
+                raise InvalidRequest(f"invalid product: {exc}") from None
+            return await Catalog(products, inventory).put(sku, body)
+        finally:
+            await client.close()
+
+    view = with_inventory(settings, run)
     click.echo(
-        f"{level.sku}: total={level.total} reserved={level.reserved} "
-        f"sold={level.sold} available={level.available}"
+        f"{view.sku}: total={view.stock} reserved={view.reserved} "
+        f"sold={view.sold} available={view.available}"
     )
 
 
 @main.command()
 @click.option("--pool", default=DEFAULT_POOL, show_default=True)
 def stock(pool: str) -> None:
-    """Print the live counters of every SKU of a pool."""
-    levels = with_inventory(lambda inventory: inventory.stock(pool=pool))
+    """Print the live counters of every SKU of a pool (REDIS_URL)."""
+    settings = load_settings()
+    if settings.redis_url is None:
+        raise click.UsageError(NO_REDIS_URL)
+    levels = with_inventory(settings, lambda inventory: inventory.stock(pool=pool))
     click.echo(f"{'sku':<24} {'total':>8} {'reserved':>8} {'sold':>8} {'available':>9}")
     for level in levels:
         click.echo(
@@ -89,16 +171,13 @@ def stock(pool: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 def reconcile_command(dry_run: bool) -> None:
     """Rebuild Redis counters from MongoDB (REDIS_URL, MONGODB_URI) and print the diff."""
-    # Imported here so the Redis-only commands never load the MongoDB driver.
+    # Imported here so `--help` and the refusals never load the app's dependencies.
     from persistence.mongo import connect
     from persistence.orders import OrderRepository
     from persistence.products import ProductRepository
     from reservation.reconcile import format_diff, reconcile, sold_statuses
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from exc
+    settings = load_settings()
     if settings.redis_url is None:
         raise click.UsageError("REDIS_URL is required: reconcile rebuilds that Redis")
     mongodb_uri = settings.mongodb_uri
@@ -119,7 +198,69 @@ def reconcile_command(dry_run: bool) -> None:
             await client.close()
         return format_diff(diffs)
 
-    click.echo(("dry run: nothing written\n" if dry_run else "") + with_inventory(run))
+    click.echo(("dry run: nothing written\n" if dry_run else "") + with_inventory(settings, run))
+
+
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # uvicorn shuts down gracefully on SIGTERM and then raises it again; the default action
+    # would end this process before the `finally` that stops the embedded MongoDB.
+    raise SystemExit(0)
+
+
+class ReadyServer(uvicorn.Server):
+    """One uvicorn server that calls `ready` once it listens (after the app's lifespan)."""
+
+    def __init__(self, config: uvicorn.Config, ready: Callable[[], None]) -> None:
+        super().__init__(config)
+        self.ready = ready
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            self.ready()
+
+
+class ReadyMultiprocess(Multiprocess):
+    """uvicorn's worker supervisor, calling `ready` once every worker reports started."""
+
+    def __init__(
+        self, config: uvicorn.Config, sockets: list[socket.socket], ready: Callable[[], None]
+    ) -> None:
+        super().__init__(config, sockets)
+        self.ready: Callable[[], None] | None = ready
+
+    def keep_subprocess_alive(self) -> None:
+        super().keep_subprocess_alive()
+        if self.ready is None or self.should_exit.is_set():
+            return
+        # A worker answers the supervisor's health check with whether its server has started
+        # (lifespan done, accepting on the shared socket).
+        timeout = self.config.timeout_worker_healthcheck
+        if all(process.is_ready(timeout) for process in self.processes):
+            self.ready()
+            self.ready = None
+
+
+def run_uvicorn(host: str, port: int, workers: int, ready: Callable[[], None]) -> None:
+    """uvicorn.run, with a hook once the service accepts requests."""
+    config = uvicorn.Config(
+        "reservation.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        access_log=False,
+        log_level="warning",
+    )
+    if workers > 1:
+        ReadyMultiprocess(config, [config.bind_socket()], ready).run()
+        return
+    server = ReadyServer(config, ready)
+    # Ctrl+C: uvicorn shuts down gracefully, then raises SIGINT again.
+    with contextlib.suppress(KeyboardInterrupt):
+        server.run()
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)
 
 
 @main.command()
@@ -128,13 +269,16 @@ def reconcile_command(dry_run: bool) -> None:
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 def serve(host: str, port: int, workers: int) -> None:
     """Run the HTTP API under uvicorn against the configured Redis and MongoDB."""
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from exc
+    settings = load_settings()
     if settings.redis_url is None and workers > 1:
         raise click.UsageError(
             "set REDIS_URL to run more than one worker: the embedded Redis lives in one process"
+        )
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    if settings.redis_url is None:
+        click.echo(
+            "embedded Redis (fakeredis) inside this process: nothing is kept on disk, "
+            "and other commands cannot reach it"
         )
     embedded = None
     if settings.mongodb_uri is None:
@@ -142,16 +286,9 @@ def serve(host: str, port: int, workers: int) -> None:
         embedded = EmbeddedMongo(Path(settings.data_dir))
         os.environ["MONGODB_URI"] = embedded.start()
         click.echo(f"embedded MongoDB (nx-27017) at {embedded.uri}, data in {settings.data_dir}")
+    url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     try:
-        uvicorn.run(
-            "reservation.app:create_app",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            access_log=False,
-            log_level="warning",
-        )
+        run_uvicorn(host, port, workers, lambda: click.echo(f"reservation: ready at {url}"))
     finally:
         if embedded is not None:
             embedded.stop()
@@ -163,10 +300,7 @@ def sweep() -> None:
     from reservation.app import create_app
     from reservation.sweeper import sweep as sweep_once
 
-    try:
-        settings = Settings.from_env()
-    except SettingsError as exc:
-        raise click.UsageError(str(exc)) from exc
+    settings = load_settings()
     if settings.redis_url is None or settings.mongodb_uri is None:
         raise click.UsageError("REDIS_URL and MONGODB_URI are required: sweep works on those")
     app = create_app(settings)

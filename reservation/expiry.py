@@ -57,6 +57,10 @@ class SessionExpiry:
                     # Stripe does not know it (another account, a test clock): nobody can pay.
                     await self._settle(session_id, CheckoutStatus.EXPIRED)
                     return Expiry()
+                if session.status == "open":
+                    # Refused for another reason, yet still payable: the next sweep tries again.
+                    await self._settle(session_id, CheckoutStatus.OPEN)
+                    return Expiry()
                 complete = session.status == "complete"
                 final = CheckoutStatus.COMPLETE if complete else CheckoutStatus.EXPIRED
                 await self._settle(session_id, final)

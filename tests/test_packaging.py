@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 import zipfile
 from pathlib import Path
 
 import pytest
-from redis import Redis
 
-from reservation.keys import KeySpace
 from reservation.scripts import SCRIPT_NAMES
 from tests.conftest import REDIS_URL
 
@@ -41,26 +38,6 @@ def reservation_cli(*args: str, env_prefix: str) -> subprocess.CompletedProcess[
         env={"REDIS_URL": REDIS_URL, "RESERVATION_KEY_PREFIX": env_prefix, "PATH": ""},
         cwd=ROOT,
     )
-
-
-def test_cli_sets_and_shows_stock() -> None:
-    prefix = f"cli-{uuid.uuid4().hex[:8]}"
-    try:
-        done = reservation_cli("set-stock", "tee", "7", "--pool", "drop", env_prefix=prefix)
-        assert done.returncode == 0, done.stderr
-        assert "tee: total=7 reserved=0 sold=0 available=7" in done.stdout
-        shown = reservation_cli("stock", "--pool", "drop", env_prefix=prefix)
-        assert shown.returncode == 0, shown.stderr
-        assert shown.stdout.splitlines()[1].split() == ["tee", "7", "0", "0", "7"]
-        bad = reservation_cli("set-stock", "te{e}", "7", env_prefix=prefix)
-        assert bad.returncode == 2
-        assert "sku must be 1 to 64 characters" in bad.stderr
-        assert "Traceback" not in bad.stderr
-    finally:
-        client = Redis.from_url(REDIS_URL)
-        for key in client.scan_iter(match=KeySpace(prefix).pattern()):
-            client.delete(key)
-        client.close()
 
 
 def test_cli_version_and_help() -> None:

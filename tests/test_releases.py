@@ -79,3 +79,14 @@ async def test_release_without_a_session_asks_stripe_nothing(shop: Shop) -> None
     assert released.status_code == 200
     assert released.json()["checkout_session_id"] is None
     assert shop.sim.requests("POST") == []
+
+
+async def test_an_expiry_refused_while_the_session_stays_open_is_tried_again(shop: Shop) -> None:
+    rid, session_id = await checkout(shop)
+    shop.sim.fault(f"/v1/checkout/sessions/{session_id}/expire", mode="400", code="odd_refusal")
+    released = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert released.status_code == 200, released.text
+    assert shop.sim.state.sessions[session_id]["status"] == "open"
+    assert await session_status(shop, session_id) is CheckoutStatus.OPEN  # not marked expired
+    assert (await sweep(shop.api.services)).expired_sessions == 1
+    assert shop.sim.state.sessions[session_id]["status"] == "expired"

@@ -248,7 +248,7 @@ async def test_bad_deliveries_are_400_and_store_nothing(shop: Shop, case: str) -
         answer = await shop.http.post(
             "/v1/webhooks/stripe",
             content=body,
-            headers={"Stripe-Signature": "t=1,v1=\xff\xfe".encode("latin-1")},
+            headers={b"Stripe-Signature": "t=1,v1=\xff\xfe".encode("latin-1")},
         )
         expected = "invalid_signature"
     elif case == "missing header":
