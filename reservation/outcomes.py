@@ -44,7 +44,7 @@ class OverCustomerLimit:
 
     def error(self) -> errors.CustomerLimitExceeded:
         return errors.CustomerLimitExceeded(
-            f"at most {self.limit} of {self.sku} per customer",
+            f"at most {self.limit} of {self.sku} per reservation and per customer",
             sku=self.sku,
             limit=self.limit,
         )
