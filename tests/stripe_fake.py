@@ -176,8 +176,10 @@ class StripeSim:
         event: JsonObject = self._control("POST", f"/_sim/sessions/{session_id}/fail_payment")
         return event
 
-    def refund_event(self, payment_intent: str) -> JsonObject:
-        event: JsonObject = self._control("POST", f"/_sim/refund_event/{payment_intent}")
+    def refund_event(self, payment_intent: str, amount: int | None = None) -> JsonObject:
+        """The merchant refunds the payment: in full, or `amount` of it."""
+        body = None if amount is None else {"amount": amount}
+        event: JsonObject = self._control("POST", f"/_sim/refund_event/{payment_intent}", body)
         return event
 
     # Faults and logs.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -358,3 +359,23 @@ async def test_request_methods_are_bounded_metric_labels(api: Api) -> None:
     metrics = (await api.http.get("/metrics")).text
     assert odd not in metrics
     assert 'method="other",route="/v1/products",status="405"' in metrics
+
+
+async def test_a_body_of_exactly_64_kib_is_read_and_one_byte_more_is_413(api: Api) -> None:
+    await api.put_product("tee", 5)
+    body = b'{"items": [{"sku": "tee", "quantity": 1}]}'
+    exact = body + b" " * (64 * 1024 - len(body))
+    accepted = await api.http.post("/v1/reservations", content=exact)
+    assert accepted.status_code == 201, accepted.text
+    over = await api.http.post("/v1/reservations", content=exact + b" ")
+    assert error_of(over) == (413, "payload_too_large")
+    assert over.json()["details"] == {"limit": 64 * 1024}
+    # Streamed without a Content-Length, the body is cut off at the limit just the same.
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, len(exact) + 1, 4096):
+            yield (exact + b" ")[start : start + 4096]
+
+    streamed = await api.http.post("/v1/reservations", content=chunks())
+    assert error_of(streamed) == (413, "payload_too_large")
+    assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 1

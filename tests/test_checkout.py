@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import stripe
 
+from reservation.checkout import session_expiry
+from reservation.models import CartLine, Reservation, ReservationStatus
 from tests.shop import MakeShop, Shop
 
 
@@ -219,3 +221,42 @@ async def test_the_simulator_refuses_amounts_stripe_refuses(shop: Shop) -> None:
     with pytest.raises(stripe.InvalidRequestError) as refused:
         client.v1.checkout.sessions.create(params)  # type: ignore[arg-type]
     assert refused.value.code == "amount_too_large"
+
+
+def reservation_held_for(hours: float, created_at: datetime) -> Reservation:
+    return Reservation(
+        id="default.abcdefghijklmnopqrstuv",
+        pool="default",
+        status=ReservationStatus.HELD,
+        items=(CartLine("tee", 1),),
+        customer_id=None,
+        expires_at=created_at + timedelta(hours=hours),
+        created_at=created_at,
+    )
+
+
+@pytest.mark.parametrize(
+    ("hold_hours", "session_after"),
+    [
+        (10 / 60, timedelta(minutes=10 + 32)),  # the hold's end + 30 min + a margin
+        (23, timedelta(hours=23, minutes=32)),
+        (23.75, timedelta(hours=24, minutes=-2)),  # capped inside Stripe's 24 hours
+        (30, timedelta(hours=24, minutes=-2)),
+    ],
+)
+def test_session_expiry_follows_the_hold_within_stripes_24_hours(
+    hold_hours: float, session_after: timedelta
+) -> None:
+    created = datetime(2026, 11, 26, 12, tzinfo=UTC)
+    reservation = reservation_held_for(hold_hours, created)
+    assert session_expiry(reservation, created + timedelta(seconds=1)) == created + session_after
+
+
+async def test_a_hold_of_nearly_a_day_gets_a_session_stripe_accepts(make_shop: MakeShop) -> None:
+    shop = await make_shop(hold_seconds=23.75 * 3600)
+    await shop.api.put_product("tee", 5)
+    answer = await shop.checkout(("tee", 1))
+    assert answer.status_code == 201, answer.text
+    (created,) = shop.sim.requests("POST", "/v1/checkout/sessions")
+    expires_at = datetime.fromtimestamp(int(created["params"]["expires_at"]), UTC)
+    assert timedelta(hours=23, minutes=50) < expires_at - datetime.now(UTC) < timedelta(hours=24)

@@ -224,6 +224,58 @@ async def test_concurrent_status_changes_keep_a_consistent_history(mongo_db: Dat
     assert await mongo_db["orders"].count_documents({}) == 1
 
 
+# The order status ladder, written down once: (stored, incoming) -> what is stored after.
+# A status only moves up; a refund is never undone by a payment; our own oversold refund is
+# never relabelled by the charge.refunded that reports it.
+AWAITING, FAILED, PAID, REFUNDED, OVERSOLD = (
+    OrderStatus.AWAITING_PAYMENT,
+    OrderStatus.PAYMENT_FAILED,
+    OrderStatus.PAID,
+    OrderStatus.REFUNDED,
+    OrderStatus.REFUNDED_OVERSOLD,
+)
+INCOMING = (AWAITING, FAILED, PAID, REFUNDED, OVERSOLD)
+LADDER = {
+    # stored     then, for each incoming status in the order of INCOMING, what is stored
+    AWAITING: dict(zip(INCOMING, (AWAITING, FAILED, PAID, REFUNDED, OVERSOLD), strict=True)),
+    FAILED: dict(zip(INCOMING, (FAILED, FAILED, PAID, REFUNDED, OVERSOLD), strict=True)),
+    PAID: dict(zip(INCOMING, (PAID, PAID, PAID, REFUNDED, OVERSOLD), strict=True)),
+    REFUNDED: dict(zip(INCOMING, (REFUNDED, REFUNDED, REFUNDED, REFUNDED, OVERSOLD), strict=True)),
+    OVERSOLD: dict(zip(INCOMING, (OVERSOLD,) * 5, strict=True)),
+}
+
+
+@pytest.mark.parametrize(
+    ("stored", "incoming"),
+    [(stored, incoming) for stored in LADDER for incoming in LADDER[stored]],
+)
+async def test_the_status_ladder(
+    mongo_db: Database, stored: OrderStatus, incoming: OrderStatus
+) -> None:
+    orders = OrderRepository(mongo_db)
+    await orders.upsert(order(status=stored))
+    answer = await orders.upsert(order(status=incoming))
+    expected = LADDER[stored][incoming]
+    kept = await orders.get("cs_1")
+    assert kept is not None
+    assert answer.status is kept.status is expected
+    # The history records each change once, in order.
+    history = [status for status, _ in kept.status_history]
+    assert history == ([stored.value] if expected is stored else [stored.value, expected.value])
+
+
+async def test_concurrent_status_changes_end_at_the_top_of_the_ladder(mongo_db: Database) -> None:
+    orders = OrderRepository(mongo_db)
+    statuses = list(INCOMING) * 4
+    await asyncio.gather(*(orders.upsert(order(status=status)) for status in statuses))
+    stored = await orders.get("cs_1")
+    assert stored is not None
+    assert stored.status is OVERSOLD
+    history = [OrderStatus(status) for status, _ in stored.status_history]
+    assert history[-1] is OVERSOLD
+    assert [LADDER[a][b] for a, b in pairwise(history)] == history[1:]  # only ever up
+
+
 async def test_another_session_for_the_same_reservation_conflicts(mongo_db: Database) -> None:
     orders = OrderRepository(mongo_db)
     await orders.upsert(order("cs_1"))

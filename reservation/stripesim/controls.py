@@ -74,7 +74,13 @@ def fail_payment(state: SimState, path: Mapping[str, str], body: JsonObject) -> 
 
 
 def refund_event(state: SimState, path: Mapping[str, str], body: JsonObject) -> JsonObject:
-    return state.refund_event(path["intent"])
+    """A merchant's refund: in full, or `{"amount": N}` of it."""
+    amount = body.get("amount")
+    if amount is not None and (
+        not isinstance(amount, int) or isinstance(amount, bool) or amount < 1
+    ):
+        raise invalid("amount must be a positive integer", "amount")
+    return state.refund_event(path["intent"], amount)
 
 
 def add_fault(state: SimState, path: Mapping[str, str], body: JsonObject) -> JsonObject:

@@ -78,11 +78,15 @@ def fail_session_payment(store: Store, session_id: str, now: float) -> JsonObjec
     return store.emit("payment_intent.payment_failed", intent, now)
 
 
-def refund_in_full(store: Store, intent_id: str, now: float) -> JsonObject:
-    """The merchant refunded everything left (say, from the Dashboard)."""
+def merchant_refund(
+    store: Store, intent_id: str, now: float, amount: int | None = None
+) -> JsonObject:
+    """The merchant refunded `amount` (default: everything left), say from the Dashboard.
+    A partial refund leaves the charge `refunded: false` with its `amount_refunded`, as Stripe
+    does, and still sends `charge.refunded`."""
     intent = payments.payment_intent(store, intent_id)
     charge = payments.charge_of(store, intent, "intent")
-    payments.refund(store, charge, now, reason="requested_by_customer")
+    payments.refund(store, charge, now, amount, reason="requested_by_customer")
     return store.emit("charge.refunded", charge, now)
 
 

@@ -119,9 +119,9 @@ class SimState:
         with self.changing() as store:
             return driver.fail_session_payment(store, session_id, self.clock())
 
-    def refund_event(self, intent_id: str) -> JsonObject:
+    def refund_event(self, intent_id: str, amount: int | None = None) -> JsonObject:
         with self.changing() as store:
-            return driver.refund_in_full(store, intent_id, self.clock())
+            return driver.merchant_refund(store, intent_id, self.clock(), amount)
 
     def expire_due(self) -> list[JsonObject]:
         with self.changing() as store:
