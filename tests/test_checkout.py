@@ -140,13 +140,23 @@ async def test_a_retried_checkout_later_gets_the_same_session(shop: Shop) -> Non
     assert (await shop.product("tee"))["reserved"] == 1
 
 
-async def assert_refused_for_good(shop: Shop, answer: object, code: str) -> None:
+async def assert_refused_for_good(
+    shop: Shop,
+    answer: object,
+    code: str,
+    message: str = "The request was refused (simulated fault).",
+) -> None:
     status, error = error_of(answer)
     assert (status, error) == (502, "payment_provider_refused")
-    details = answer.json()["details"]  # type: ignore[attr-defined]
-    assert details["stripe_code"] == code
-    assert details["stripe_type"] == "invalid_request_error"
-    assert details["stripe_message"]
+    body = answer.json()  # type: ignore[attr-defined]
+    assert body["message"] == "Stripe refused the Checkout Session: InvalidRequestError"
+    assert body["details"] == {
+        "stripe_status": 400,
+        "stripe_type": "invalid_request_error",
+        "stripe_code": code,
+        "stripe_message": message,
+        "stripe_param": None,
+    }
     assert "retry-after" not in answer.headers  # type: ignore[attr-defined]
     # A refusal is final: asked once, not retried, and the units are back on sale.
     assert len(shop.sim.requests("POST", "/v1/checkout/sessions")) == 1
@@ -162,8 +172,12 @@ async def test_a_permanent_stripe_refusal_is_502_and_releases_the_hold(shop: Sho
         message="The currency provided (eur) is invalid for this account.",
     )
     answer = await shop.checkout(("tee", 2))
-    await assert_refused_for_good(shop, answer, "currency_not_supported")
-    assert "invalid for this account" in answer.json()["details"]["stripe_message"]
+    await assert_refused_for_good(
+        shop,
+        answer,
+        "currency_not_supported",
+        "The currency provided (eur) is invalid for this account.",
+    )
 
 
 async def test_a_refusal_for_a_held_reservation_releases_it_too(shop: Shop) -> None:
