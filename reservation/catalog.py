@@ -1,13 +1,69 @@
-"""Products: the durable catalog in MongoDB joined with the live counters in Redis."""
+"""Products: the durable catalog in MongoDB, served from Redis.
+
+Every PUT writes MongoDB (the truth), then Redis: the counters and, beside them, the product's
+catalog entry (name, price, currency). A product read is then one Redis call and no MongoDB
+call, and every worker of every process sees a PUT at once. When Redis has no entry (it was
+emptied and rebuilt, or filled by an older version) the read falls back to MongoDB and fills
+Redis with what it served.
+"""
 
 from __future__ import annotations
+
+import asyncio
+import builtins
+
+import msgspec
 
 from persistence.products import Product, ProductRepository
 from reservation import errors
 from reservation.inventory import DEFAULT_POOL, Inventory
-from reservation.models import StockLevel
+from reservation.models import Listed, StockLevel
 from reservation.money import check_price
 from reservation.schemas import ProductIn, ProductView
+
+# A PUT that adds a pool is seen by the list within this long (a new SKU of a known pool, and
+# any change to a known SKU, at once).
+POOL_LIST_SECONDS = 0.5
+
+
+class CatalogEntry(msgspec.Struct, array_like=True, frozen=True):
+    """What Redis keeps of a product beside its counters."""
+
+    name: str
+    price: int
+    currency: str
+
+
+_encode = msgspec.json.Encoder().encode
+_decode = msgspec.json.Decoder(CatalogEntry).decode
+
+
+def catalog_entry(product: Product) -> str:
+    return _encode(CatalogEntry(product.name, product.price, product.currency)).decode()
+
+
+def _entry(raw: str | None) -> CatalogEntry | None:
+    if raw is None:
+        return None
+    try:
+        return _decode(raw)
+    except msgspec.DecodeError:
+        return None  # unreadable: served from MongoDB instead, like a missing one
+
+
+def _view(sku: str, entry: CatalogEntry, level: StockLevel) -> ProductView:
+    return ProductView(
+        sku=sku,
+        name=entry.name,
+        price=entry.price,
+        currency=entry.currency,
+        pool=level.pool,
+        stock=level.total,
+        reserved=level.reserved,
+        sold=level.sold,
+        available=level.available,
+        max_per_customer=level.max_per_customer,
+    )
 
 
 def product_view(product: Product, level: StockLevel | None) -> ProductView:
@@ -50,7 +106,11 @@ class Catalog:
         )
         try:
             level = await self.inventory.set_stock(
-                sku, body.stock, pool=pool, max_per_customer=body.max_per_customer
+                sku,
+                body.stock,
+                pool=pool,
+                max_per_customer=body.max_per_customer,
+                entry=catalog_entry(product),
             )
         except errors.ReservationError:
             await self.products.restore(sku, previous)
@@ -58,15 +118,48 @@ class Catalog:
         return product_view(product, level)
 
     async def get(self, sku: str) -> ProductView:
-        product = await self.products.get(sku)
-        if product is None:
-            raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
-        levels = await self.inventory.stock([product.sku], pool=product.pool)
-        return product_view(product, levels[0] if levels else None)
+        try:
+            listed = await self.inventory.listing([sku])
+        except errors.UnknownSku:
+            listed = []  # Redis does not stock it (yet): MongoDB says whether it exists
+        if listed and (entry := _entry(listed[0].entry)) is not None:
+            return _view(sku, entry, listed[0].level)
+        return (await self._from_mongodb([sku], {item.level.sku: item for item in listed}))[0]
 
     async def list(self) -> list[ProductView]:
-        products = await self.products.list()
-        levels: dict[str, StockLevel] = {}
-        for pool in sorted({product.pool for product in products}):
-            levels.update((level.sku, level) for level in await self.inventory.stock(pool=pool))
-        return [product_view(product, levels.get(product.sku)) for product in products]
+        pools = await self.inventory.pools(max_age=POOL_LIST_SECONDS)
+        if not pools:  # Redis is empty: MongoDB still knows the catalog
+            return await self._from_mongodb(None, {})
+        per_pool = await asyncio.gather(*(self.inventory.listing(pool=pool) for pool in pools))
+        listed = {item.level.sku: item for items in per_pool for item in items}
+        views: dict[str, ProductView] = {}
+        missing = []
+        for sku, item in listed.items():
+            entry = _entry(item.entry)
+            if entry is None:
+                missing.append(sku)
+            else:
+                views[sku] = _view(sku, entry, item.level)
+        if missing:
+            views.update((view.sku, view) for view in await self._from_mongodb(missing, listed))
+        return [views[sku] for sku in sorted(views)]
+
+    async def _from_mongodb(
+        self, skus: builtins.list[str] | None, listed: dict[str, Listed]
+    ) -> builtins.list[ProductView]:
+        """Products Redis could not describe, from MongoDB; their entries are filled in Redis
+        for next time (UnknownSku for a single SKU the catalog does not have)."""
+        if skus is None:
+            products = await self.products.list()
+        else:
+            found = await self.products.get_many(skus)
+            if len(skus) == 1 and skus[0] not in found:
+                raise errors.UnknownSku(f"unknown SKU {skus[0]}", sku=skus[0])
+            products = [found[sku] for sku in skus if sku in found]
+        views = []
+        for product in products:
+            item = listed.get(product.sku)
+            if item is not None:
+                await self.inventory.keep_entry(product.sku, product.pool, catalog_entry(product))
+            views.append(product_view(product, None if item is None else item.level))
+        return views

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -22,7 +24,14 @@ from reservation.cart import (
     normalize_cart,
 )
 from reservation.keys import KeySpace, PoolKeys
-from reservation.models import CartLine, Reservation, ReservationStatus, StockLevel, from_epoch_ms
+from reservation.models import (
+    CartLine,
+    Listed,
+    Reservation,
+    ReservationStatus,
+    StockLevel,
+    from_epoch_ms,
+)
 from reservation.outcomes import (
     CommitOutcome,
     Committed,
@@ -103,6 +112,7 @@ class Inventory:
         self._pools: dict[str, str] = {}
         self._pool_keys: dict[str, PoolKeys] = {}
         self.sold_out = SoldOutMemory(sold_out_seconds)
+        self._pool_list: tuple[float, list[str]] = (-math.inf, [])
         # Refuse carts without a customer id that hold a SKU with a per-customer limit.
         self.require_customer = require_customer
 
@@ -116,8 +126,12 @@ class Inventory:
         pool: str = DEFAULT_POOL,
         max_per_customer: int | None = None,
         keep_limit: bool = False,
+        entry: str | None = None,
     ) -> StockLevel:
-        """Set stock on hand; refused below reserved + sold, or if the SKU is in another pool."""
+        """Set stock on hand; refused below reserved + sold, or if the SKU is in another pool.
+
+        `entry` is the SKU's catalog entry (opaque text) to keep beside its counters, so that
+        reads of the catalog need nothing else; None keeps the one there is."""
         check_name(sku, "sku")
         check_name(pool, "pool")
         check_stock(total)
@@ -131,9 +145,9 @@ class Inventory:
                     f"{sku} is stocked in pool {_text(current)}", sku=sku, pool=_text(current)
                 )
             limit: str | int = "" if keep_limit else (max_per_customer or 0)
-            reply = await self._run(pool, "set_stock", [sku, total, limit])
+            reply = await self._run(pool, "set_stock", [sku, total, limit, entry or ""])
             await self.client.sadd(self.keys.pools, pool)
-        self._pools[sku] = pool
+        self._stocks(sku, pool)
         self.sold_out.forget([sku])
         if _text(reply[0]) == "below_committed":
             raise errors.StockBelowCommitted(
@@ -152,11 +166,12 @@ class Inventory:
         sold: int,
         pool: str = DEFAULT_POOL,
         max_per_customer: int | None = None,
+        entry: str | None = None,
     ) -> tuple[StockLevel | None, StockLevel]:
         """Rebuild a SKU's counters from the durable record (reconcile): before and after.
 
         `total` and `sold` are taken as given; `reserved` is recounted from the live holds.
-        The durable catalog decides the SKU's pool.
+        The durable catalog decides the SKU's pool (and `entry`, as in `set_stock`).
         """
         check_name(sku, "sku")
         check_name(pool, "pool")
@@ -167,9 +182,10 @@ class Inventory:
         async with storage_errors():
             await self.client.hset(self.keys.sku_pools, sku, pool)
             await self.client.sadd(self.keys.pools, pool)
-        self._pools[sku] = pool
+        self._stocks(sku, pool)
         self.sold_out.forget([sku])
-        reply = await self._run(pool, "restore", [sku, total, sold, max_per_customer or 0])
+        args: list[str | int] = [sku, total, sold, max_per_customer or 0, entry or ""]
+        reply = await self._run(pool, "restore", args)
         before = None if int(reply[0]) < 0 else _stock_level(sku, pool, reply[0:4])
         return before, _stock_level(sku, pool, reply[4:8])
 
@@ -207,21 +223,37 @@ class Inventory:
         self, skus: Sequence[str] | None = None, *, pool: str | None = None
     ) -> list[StockLevel]:
         """Counters of the given SKUs (of `pool`, or looked up), or of every SKU of `pool`."""
+        return [listed.level for listed in await self.listing(skus, pool=pool)]
+
+    async def listing(
+        self, skus: Sequence[str] | None = None, *, pool: str | None = None
+    ) -> list[Listed]:
+        """Counters and catalog entry of the given SKUs (of `pool`, or looked up), or of every
+        SKU of `pool`: one script call per pool. SKUs Redis does not stock are left out."""
         if skus is not None and not skus:
             return []
         if skus is None or pool is not None:
             name = check_name(pool or DEFAULT_POOL, "pool")
             members = [] if skus is None else [check_name(sku, "sku") for sku in skus]
-            reply = await self._run(name, "snapshot", members)
-            return _stock_levels(name, reply)
+            return _listed(name, await self._run(name, "snapshot", members))
         by_pool: dict[str, list[str]] = {}
         for sku in skus:
             by_pool.setdefault(await self.pool_of(sku), []).append(sku)
-        levels: dict[str, StockLevel] = {}
+        found: dict[str, Listed] = {}
         for name, members in by_pool.items():
             reply = await self._run(name, "snapshot", members)
-            levels.update((level.sku, level) for level in _stock_levels(name, reply))
-        return [levels[sku] for sku in skus if sku in levels]
+            found.update((listed.level.sku, listed) for listed in _listed(name, reply))
+        return [found[sku] for sku in skus if sku in found]
+
+    async def keep_entry(self, sku: str, pool: str, entry: str) -> None:
+        """Store a SKU's catalog entry beside its counters unless one is there: a reader that
+        fell back to MongoDB fills it, and never overwrites a newer one written by a PUT."""
+        async with storage_errors():
+            await self.client.hsetnx(
+                self.keys.pool(check_name(pool, "pool")).stock,
+                f"{check_name(sku, 'sku')}:product",
+                entry,
+            )
 
     async def stock_level(self, sku: str) -> StockLevel:
         levels = await self.stock([sku])
@@ -249,10 +281,25 @@ class Inventory:
             )
         return int(value or 0)
 
-    async def pools(self) -> list[str]:
+    async def pools(self, max_age: float = 0.0) -> list[str]:
+        """Every pool that stocks something; with `max_age`, as read at most that long ago."""
+        now = time.monotonic()
+        read_at, names = self._pool_list
+        # An empty answer is not kept: it means Redis is empty or being rebuilt.
+        if max_age > 0 and names and now - read_at <= max_age:
+            return names
         async with storage_errors():
             members = await self.client.smembers(self.keys.pools)
-        return sorted(_text(member) for member in members)
+        names = sorted(_text(member) for member in members)
+        self._pool_list = (now, names)
+        return names
+
+    def _stocks(self, sku: str, pool: str) -> None:
+        """This process now knows the SKU's pool (and that the pool stocks something)."""
+        self._pools[sku] = pool
+        read_at, names = self._pool_list
+        if pool not in names:
+            self._pool_list = (read_at, sorted([*names, pool]))
 
     # -- holds -------------------------------------------------------------------------
 
@@ -448,9 +495,16 @@ def _stock_level(sku: str, pool: str, counters: Sequence[Any]) -> StockLevel:
     return StockLevel(sku, pool, total, reserved, sold, limit or None)
 
 
-def _stock_levels(pool: str, reply: Sequence[Any]) -> list[StockLevel]:
-    levels = []
-    for i in range(0, len(reply), 5):
+def _listed(pool: str, reply: Sequence[Any]) -> list[Listed]:
+    """The snapshot script's flat reply: sku, total, reserved, sold, limit, entry per SKU."""
+    found = []
+    for i in range(0, len(reply), 6):
         if int(reply[i + 1]) >= 0:
-            levels.append(_stock_level(_text(reply[i]), pool, reply[i + 1 : i + 5]))
-    return levels
+            entry = reply[i + 5]
+            found.append(
+                Listed(
+                    _stock_level(_text(reply[i]), pool, reply[i + 1 : i + 5]),
+                    None if entry is None else _text(entry),
+                )
+            )
+    return found

@@ -52,5 +52,13 @@ class StockLevel:
         return max(self.total - self.reserved - self.sold, 0)
 
 
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A SKU's live counters and the catalog entry kept beside them (None: not there)."""
+
+    level: StockLevel
+    entry: str | None
+
+
 def from_epoch_ms(value: int) -> datetime:
     return datetime.fromtimestamp(value / 1000, tz=UTC)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from persistence.orders import OrderRepository, OrderStatus
 from persistence.products import Product, ProductRepository
+from reservation.catalog import catalog_entry
 from reservation.inventory import Inventory
 from reservation.models import StockLevel
 from reservation.settings import Settings
@@ -110,6 +111,7 @@ async def _rebuild(
                 sold=units_sold,
                 pool=product.pool,
                 max_per_customer=product.max_per_customer,
+                entry=catalog_entry(product),
             )
         diffs.append(StockDiff(product.sku, product.pool, before, after))
     return diffs

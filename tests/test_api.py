@@ -280,11 +280,13 @@ async def test_mongodb_down_is_503(make_api: MakeApi, tmp_path: Path) -> None:
         server.stop()
         for response in (
             await api.put_product("tee", 4),
-            await api.http.get("/v1/products/tee"),
             await api.http.get("/v1/orders", headers=ADMIN),
         ):
             assert error_of(response) == (503, "storage_unavailable")
             assert response.headers["retry-after"]
+        # Product reads are served from Redis: the crowd does not notice.
+        assert (await api.http.get("/v1/products/tee")).json()["stock"] == 3
+        assert [p["sku"] for p in (await api.http.get("/v1/products")).json()["data"]] == ["tee"]
         ready = await api.http.get("/readyz")
         assert ready.json()["details"] == {"redis": "ok", "mongodb": "down"}
         server.start()
@@ -379,3 +381,81 @@ async def test_a_body_of_exactly_64_kib_is_read_and_one_byte_more_is_413(api: Ap
     streamed = await api.http.post("/v1/reservations", content=chunks())
     assert error_of(streamed) == (413, "payload_too_large")
     assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 1
+
+
+async def test_product_reads_make_no_mongodb_call(make_api: MakeApi, tmp_path: Path) -> None:
+    server = MongoServer(tmp_path)
+    uri = server.start()
+    try:
+        api = await make_api(mongodb_uri=uri)
+        for number in range(20):
+            await api.put_product(f"sku-{number:02d}", 5, price=100 + number, currency="usd")
+        assert (await api.reserve(("sku-03", 2))).status_code == 201
+        server.stop()  # any MongoDB call from here on would be a 503
+        one = await api.http.get("/v1/products/sku-03")
+        assert one.status_code == 200, one.text
+        assert one.json() == {
+            "sku": "sku-03",
+            "name": "Product sku-03",
+            "price": 103,
+            "currency": "usd",
+            "pool": "default",
+            "stock": 5,
+            "reserved": 2,
+            "sold": 0,
+            "available": 3,
+            "max_per_customer": None,
+        }
+        listed = (await api.http.get("/v1/products")).json()["data"]
+        assert [p["sku"] for p in listed] == [f"sku-{n:02d}" for n in range(20)]
+        assert listed[3] == one.json()
+        assert error_of(await api.http.get("/v1/products/nope")) == (503, "storage_unavailable")
+    finally:
+        server.stop()
+
+
+async def test_a_put_is_seen_by_every_process_at_once(make_api: MakeApi) -> None:
+    first, second = await make_api(), await make_api()
+    await first.put_product("tee", 5, price=1500)
+    assert (await second.http.get("/v1/products/tee")).json()["price"] == 1500
+    await second.http.get("/v1/products")  # both have read (and cached what they may) once
+    await first.put_product("tee", 7, price=1900, name="Tee, repriced")
+    seen = (await second.http.get("/v1/products/tee")).json()
+    assert (seen["price"], seen["stock"], seen["name"]) == (1900, 7, "Tee, repriced")
+    await first.put_product("cap", 3, pool="drop-2")  # a new pool: in the list within 1 s
+    await asyncio.sleep(0.6)
+    listed = (await second.http.get("/v1/products")).json()["data"]
+    assert [p["sku"] for p in listed] == ["cap", "tee"]
+
+
+async def test_a_process_starting_with_redis_empty_answers_from_mongodb_then_redis(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
+    server = MongoServer(tmp_path)
+    uri = server.start()
+    try:
+        api = await make_api(mongodb_uri=uri)
+        await api.put_product("tee", 5, price=1500)
+        await api.put_product("cap", 3, price=900)
+        services = api.services
+        async for key in services.redis.scan_iter(match=f"{services.settings.key_prefix}:*"):
+            await services.redis.delete(key)
+        fresh = await make_api(mongodb_uri=uri, reconcile_on_start=False)
+        # Nothing in Redis: MongoDB answers (nothing is available until counters are rebuilt).
+        listed = (await fresh.http.get("/v1/products")).json()["data"]
+        assert [(p["sku"], p["price"], p["available"]) for p in listed] == [
+            ("cap", 900, 0),
+            ("tee", 1500, 0),
+        ]
+        # Counters back (as reconcile does at start), but written without catalog entries, as
+        # an older version would have: the first read falls back to MongoDB and fills Redis.
+        for sku, stock in (("tee", 5), ("cap", 3)):
+            await fresh.services.inventory.set_stock(sku, stock)
+        assert (await fresh.http.get("/v1/products/tee")).json()["available"] == 5
+        assert len((await fresh.http.get("/v1/products")).json()["data"]) == 2
+        server.stop()
+        assert (await fresh.http.get("/v1/products/tee")).json()["price"] == 1500
+        served = (await fresh.http.get("/v1/products")).json()["data"]
+        assert [(p["sku"], p["price"]) for p in served] == [("cap", 900), ("tee", 1500)]
+    finally:
+        server.stop()

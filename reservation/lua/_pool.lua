@@ -1,7 +1,9 @@
 -- Shared prelude of every pool script; reservation/scripts.py prepends it to each file.
 --
 -- KEYS[1] stock   hash    "<sku>:total" | ":reserved" | ":sold" | ":limit" -> integer,
---                         and ":expired" -> holds of the pool that lapsed, ever
+--                         "<sku>:product" -> its catalog entry (JSON, written by set_stock and
+--                         restore, read by snapshot), and ":expired" -> holds of the pool that
+--                         lapsed, ever
 -- KEYS[2] holds   zset    "<id>|<items>|<customer>", scored by hold expiry (ms, Redis TIME)
 -- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought
 -- KEYS[4] record  string  "<status>|<expires_at>|<created_at>|<late>|<items>|<customer>"

@@ -1,7 +1,8 @@
 -- restore: rebuild one SKU's counters from the durable record (reconcile).
 -- `total` and `sold` come from MongoDB; `reserved` is recounted from the pool's live holds.
 -- KEYS: pool keys 1-3 (see _pool.lua).
--- ARGV[2] sku, ARGV[3] total, ARGV[4] sold, ARGV[5] per-customer limit (0: none).
+-- ARGV[2] sku, ARGV[3] total, ARGV[4] sold, ARGV[5] per-customer limit (0: none),
+-- ARGV[6] the catalog entry to keep beside the counters (JSON; '': keep as is).
 -- Reply: {total, reserved, sold, limit before (total -1 when the SKU was missing),
 --         total, reserved, sold, limit after}
 local sku = ARGV[2]
@@ -18,4 +19,5 @@ for _, member in ipairs(call('ZRANGE', holds_key, 0, -1)) do
 end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', reserved,
   sku .. ':sold', sold, sku .. ':limit', limit)
+if ARGV[6] and ARGV[6] ~= '' then call('HSET', stock_key, sku .. ':product', ARGV[6]) end
 return {before[1], before[2], before[3], before[4], total, reserved, sold, limit}

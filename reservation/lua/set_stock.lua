@@ -1,7 +1,8 @@
 -- set_stock: set a SKU's stock on hand (and its per-customer limit) in a pool.
 -- Refused when the new total is below what is held plus sold.
 -- KEYS: pool keys 1-3 (see _pool.lua).
--- ARGV[2] sku, ARGV[3] total, ARGV[4] per-customer limit (0: none; '': keep as is).
+-- ARGV[2] sku, ARGV[3] total, ARGV[4] per-customer limit (0: none; '': keep as is),
+-- ARGV[5] the catalog entry to keep beside the counters (JSON; '': keep as is).
 -- Reply: {'ok', total, reserved, sold, limit} | {'below_committed', reserved, sold}
 local sku = ARGV[2]
 local total = tonumber(ARGV[3])
@@ -13,4 +14,5 @@ if total < c[2] + c[3] then return {'below_committed', c[2], c[3]} end
 if limit == nil then limit = c[4] end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', c[2],
   sku .. ':sold', c[3], sku .. ':limit', limit)
+if ARGV[5] and ARGV[5] ~= '' then call('HSET', stock_key, sku .. ':product', ARGV[5]) end
 return {'ok', total, c[2], c[3], limit}

@@ -1,7 +1,9 @@
--- snapshot: counters of some SKUs of a pool, or of all of them, after reclaiming lapsed holds.
+-- snapshot: counters and catalog entry of some SKUs of a pool, or of all of them, after
+-- reclaiming lapsed holds.
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2..] SKUs (none: every SKU of the pool).
--- Reply: flat {sku, total, reserved, sold, limit, ...}; total is -1 for a SKU not in the pool.
+-- Reply: flat {sku, total, reserved, sold, limit, product, ...}; total is -1 for a SKU not in
+-- the pool; product is the catalog entry PUT stored beside the counters (JSON), or false.
 reclaim(now_ms())
 local skus = {}
 if #ARGV > 1 then
@@ -16,9 +18,13 @@ end
 local reply = {}
 if #skus == 0 then return reply end
 local c = counters(skus)
-for _, sku in ipairs(skus) do
+local fields = {}
+for i, sku in ipairs(skus) do fields[i] = sku .. ':product' end
+local products = call('HMGET', stock_key, unpack(fields))
+for i, sku in ipairs(skus) do
   local s = c[sku] or {-1, 0, 0, 0}
   reply[#reply + 1] = sku
   for j = 1, 4 do reply[#reply + 1] = s[j] end
+  reply[#reply + 1] = products[i]
 end
 return reply
