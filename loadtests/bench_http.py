@@ -12,7 +12,8 @@ Cases, each a warm-up of 2 s and then a window of --seconds (default 10) under
 
 - reserve: POST /v1/reservations of 1 unit of a SKU with 10^11 units (201);
 - reserve_sold_out: the same POST on a SKU with stock 0 (409 insufficient_stock, by design);
-- get_product: GET /v1/products/{sku} (MongoDB read + Redis counters);
+- get_product: GET /v1/products/{sku} (one Redis script call: counters and catalog entry);
+- list_products: GET /v1/products with 20 SKUs (one Redis script call for their pool);
 - floor: `floor_app` below, one route doing one Redis GET and answering a small JSON, served
   by `python -m uvicorn loadtests.bench_http:floor_app` exactly as `reservation serve` runs
   the API (uvloop + httptools, 1 worker, no access log);
@@ -93,7 +94,12 @@ FLOOR_PATH = "/floor"
 RESERVE_BODY = json.dumps({"items": [{"sku": SKU, "quantity": 1}]}, separators=(",", ":"))
 SOLD_OUT_BODY = RESERVE_BODY.replace(f'"{SKU}"', f'"{SOLD_OUT_SKU}"')
 UNCOUNTED = {"floor": "n/a (no /metrics)", "app2": "n/a (2 workers: per-process metrics)"}
-ROUTE_OF = {"reserve": "/v1/reservations", "get_product": "/v1/products/{sku}"}
+ROUTE_OF = {
+    "reserve": "/v1/reservations",
+    "get_product": "/v1/products/{sku}",
+    "list_products": "/v1/products",
+}
+LISTED_SKUS = 20  # the list case's catalog: SKU, SOLD_OUT_SKU and these others
 WRK_DONE = r"""
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -177,6 +183,8 @@ class Case:
         """The route template the server's /metrics counts this case's answers under."""
         if self.server != "app":
             return None
+        if self.name in ROUTE_OF:
+            return ROUTE_OF[self.name]
         return ROUTE_OF["get_product" if self.method == "GET" else "reserve"]
 
 
@@ -184,6 +192,7 @@ CASES = (
     Case("reserve", "app", "POST", "/v1/reservations", 201, RESERVE_BODY, SKU),
     Case("reserve_sold_out", "app", "POST", "/v1/reservations", 409, SOLD_OUT_BODY, SOLD_OUT_SKU),
     Case("get_product", "app", "GET", f"/v1/products/{SKU}", 200),
+    Case("list_products", "app", "GET", "/v1/products", 200),
     Case("floor", "floor", "GET", FLOOR_PATH, 200),
     Case("reserve_2_workers", "app2", "POST", "/v1/reservations", 201, RESERVE_BODY, SKU),
 )
@@ -673,7 +682,8 @@ async def serving(run: Run, kind: str) -> AsyncIterator[Server]:
 
 async def setup_products(server: Server, token: str) -> None:
     async with api_client(server.url, authorization=f"Bearer {token}") as http:
-        for sku, stock in ((SKU, STOCK), (SOLD_OUT_SKU, 0)):
+        others = [(f"shelf-{n:02d}", 100) for n in range(LISTED_SKUS - 2)]
+        for sku, stock in ((SKU, STOCK), (SOLD_OUT_SKU, 0), *others):
             body = {"name": sku, "price": 1000, "currency": "eur", "stock": stock}
             (await http.put(f"/v1/products/{sku}", json=body)).raise_for_status()
 
@@ -725,7 +735,7 @@ def speed(rows: Sequence[Row], case: str) -> Row | None:
 def targets(rows: Sequence[Row], connections: int) -> list[tuple[str, str, str, bool | None]]:
     """(check, target, measured, met); met None when a figure is missing."""
     reserve, sold_out = speed(rows, "reserve"), speed(rows, "reserve_sold_out")
-    two = speed(rows, "reserve_2_workers")
+    two, product = speed(rows, "reserve_2_workers"), speed(rows, "get_product")
 
     def ratio(row: Row | None, base: Row | None) -> float | None:
         if row is None or base is None or not base.requests_per_second:
@@ -735,6 +745,7 @@ def targets(rows: Sequence[Row], connections: int) -> list[tuple[str, str, str, 
     checks: list[tuple[str, str, float | None, float, bool]] = [
         ("reserve / floor", "≥ 0.75", reserve.ratio_to_floor if reserve else None, 0.75, True),
         ("sold-out / floor", "≥ 0.9", sold_out.ratio_to_floor if sold_out else None, 0.9, True),
+        ("get_product / floor", "≥ 0.9", product.ratio_to_floor if product else None, 0.9, True),
         (
             f"reserve p99 at {connections} connections",
             "≤ 20 ms",
@@ -1115,12 +1126,14 @@ def method_items(run: Run) -> list[str]:
         "Servers: `python -m reservation serve --port P --workers 1|2` (uvicorn, uvloop +"
         " httptools, no access log, log level warning) with REDIS_URL, MONGODB_URI, a"
         " MONGODB_DATABASE, RESERVATION_KEY_PREFIX of this run and a random admin token;"
-        f" products `{SKU}` (stock {STOCK:,}) and `{SOLD_OUT_SKU}` (stock 0) are created with"
-        " PUT /v1/products/{sku}.",
+        f" products `{SKU}` (stock {STOCK:,}), `{SOLD_OUT_SKU}` (stock 0) and {LISTED_SKUS - 2}"
+        " others (stock 100) are created with PUT /v1/products/{sku}.",
         f"reserve: POST /v1/reservations `{RESERVE_BODY}` (201; holds of 600 s, none lapse"
         " during the run). reserve_sold_out: the same on the SKU with stock 0, answered 409"
         " `insufficient_stock` by design, so its non-2xx count is expected. get_product: GET"
-        f" /v1/products/{SKU} (a MongoDB read, then the Redis counters).",
+        f" /v1/products/{SKU} (one snapshot script call: the counters and the catalog entry a"
+        f" PUT keeps beside them; no MongoDB call). list_products: GET /v1/products with"
+        f" {LISTED_SKUS} SKUs in one pool (one snapshot script call).",
         "floor: `loadtests.bench_http:floor_app`, a bare Starlette app with one route doing one"
         " Redis GET (redis.asyncio, a pool of up to 1024 connections like the service's) and"
         " answering a small JSONResponse; no middleware, no body, no validation; the same"
@@ -1131,7 +1144,7 @@ def method_items(run: Run) -> list[str]:
         " httptools). ratio_to_floor = requests/s of the case / requests/s of the floor.",
         "reserve_2_workers: the reserve case against `reservation serve --workers 2` (uvicorn's"
         " supervisor and 2 worker processes, one listening socket).",
-        f"MongoDB: {mongo} Only the get_product case and start-up read it.",
+        f"MongoDB: {mongo} Only start-up and the PUTs touch it; no case reads it.",
         "After the run every server is stopped (SIGTERM, then SIGKILL of anything left in its"
         " session), the Redis keys of the run prefix are deleted (SCAN + UNLINK) and the MongoDB"
         " database is dropped.",
