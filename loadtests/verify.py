@@ -1,0 +1,348 @@
+"""The invariant verifier: after a sale, is anything oversold, lost, doubled or left open?
+
+    python -m loadtests.verify [--redis-url URL] [--mongodb-uri URI] [--mongodb-database NAME]
+                               [--key-prefix PREFIX] [--stripe-api-base URL] [--restock-on-refund]
+
+Reads Redis, MongoDB and Stripe (the simulator, or Stripe's test mode) as the service sees them:
+every option defaults to the service's own environment variable (REDIS_URL, MONGODB_URI,
+MONGODB_DATABASE, RESERVATION_KEY_PREFIX, STRIPE_API_BASE, STRIPE_SECRET_KEY,
+RESERVATION_RESTOCK_ON_REFUND). It changes nothing, prints one line per broken invariant
+(per SKU where there is one) and exits 1 if there is any, 0 otherwise. Run it after the
+webhooks have drained and a final sweep (`reservation sweep`).
+
+The invariants:
+- counters: per SKU, reserved + sold <= total, none negative;
+- sold: per SKU, `sold` equals the units of the orders that count as sold (paid, and refunded
+  unless refunds restock);
+- held: every order's reservation was made by this service (its checkout was recorded, or Redis
+  still has the reservation);
+- paid: every session Stripe reports paid has exactly one order, and every `paid` order's
+  session is paid at Stripe;
+- refunds: every refund is one this service made for an oversold late payment (its order is
+  `refunded_oversold`), and a session has at most one refund;
+- lapsed: no hold is past its expiry, and no session of a lapsed or released reservation is
+  still open at Stripe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import stripe
+from redis.asyncio import Redis
+
+from persistence.mongo import Database, connect
+from persistence.orders import Order, OrderStatus
+from reservation import errors
+from reservation.inventory import Inventory
+from reservation.keys import KeySpace
+from reservation.models import ReservationStatus, StockLevel
+from reservation.reconcile import sold_statuses
+from reservation.settings import Settings
+
+LAPSED = (ReservationStatus.EXPIRED, ReservationStatus.RELEASED)
+PAID = ("paid", "no_payment_required")
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    invariant: str
+    subject: str  # a SKU, a session, a pool
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.invariant:<9} {self.subject}: {self.detail}"
+
+
+@dataclass
+class World:
+    """Everything the verifier reads, read once."""
+
+    levels: list[StockLevel]
+    lapsed_holds: dict[str, int]  # pool -> holds whose expiry has passed
+    orders: list[Order]
+    checkouts: dict[str, str]  # reservation id -> session id, as the service recorded them
+    sessions: list[dict[str, Any]]  # Stripe's Checkout Sessions
+    refunds: list[dict[str, Any]]  # Stripe's refunds
+    statuses: dict[str, ReservationStatus | None] = field(default_factory=dict)  # None: unknown
+
+
+@dataclass
+class Report:
+    violations: list[Violation]
+    checked: dict[str, int]
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations
+
+    def text(self) -> str:
+        counts = ", ".join(f"{n} {what}" for what, n in self.checked.items())
+        if self.passed:
+            return f"verifier: every invariant holds ({counts})"
+        lines = [f"verifier: {len(self.violations)} broken invariant(s) ({counts})"]
+        lines += [f"  {violation.line()}" for violation in self.violations]
+        return "\n".join(lines)
+
+
+def check(world: World, sold_as: Sequence[OrderStatus]) -> Report:
+    """Every invariant over what was read; pure, so each can be shown to fail."""
+    found: list[Violation] = []
+    found += _counters(world)
+    found += _sold(world, sold_as)
+    found += _held(world)
+    found += _paid(world)
+    found += _refunds(world)
+    found += _lapsed(world)
+    checked = {
+        "SKUs": len(world.levels),
+        "orders": len(world.orders),
+        "sessions": len(world.sessions),
+        "refunds": len(world.refunds),
+    }
+    return Report(found, checked)
+
+
+def _counters(world: World) -> list[Violation]:
+    found = []
+    for level in world.levels:
+        if min(level.total, level.reserved, level.sold) < 0:
+            found.append(Violation("counters", level.sku, f"negative counter: {level}"))
+        if level.reserved + level.sold > level.total:
+            found.append(
+                Violation(
+                    "counters",
+                    level.sku,
+                    f"oversold: reserved {level.reserved} + sold {level.sold} > total "
+                    f"{level.total}",
+                )
+            )
+    return found
+
+
+def _sold(world: World, sold_as: Sequence[OrderStatus]) -> list[Violation]:
+    units: Counter[str] = Counter()
+    for order in world.orders:
+        if order.status in sold_as:
+            for line in order.items:
+                units[line.sku] += line.quantity
+    found = []
+    for level in world.levels:
+        if level.sold != units[level.sku]:
+            found.append(
+                Violation(
+                    "sold",
+                    level.sku,
+                    f"Redis says {level.sold} sold, orders say {units[level.sku]} "
+                    f"({', '.join(status.value for status in sold_as)})",
+                )
+            )
+    stocked = {level.sku for level in world.levels}
+    for sku in sorted(set(units) - stocked):
+        found.append(Violation("sold", sku, f"{units[sku]} sold in orders, not stocked in Redis"))
+    return found
+
+
+def _held(world: World) -> list[Violation]:
+    return [
+        Violation(
+            "held",
+            order.checkout_session_id,
+            f"order for reservation {order.reservation_id}, which this service never held",
+        )
+        for order in world.orders
+        if order.reservation_id not in world.checkouts
+        and world.statuses.get(order.reservation_id) is None
+    ]
+
+
+def _paid(world: World) -> list[Violation]:
+    by_session = Counter(order.checkout_session_id for order in world.orders)
+    paid_sessions = {s["id"] for s in world.sessions if s.get("payment_status") in PAID}
+    found = [
+        Violation("paid", session_id, f"paid at Stripe, {by_session[session_id]} orders")
+        for session_id in sorted(paid_sessions)
+        if by_session[session_id] != 1
+    ]
+    found += [
+        Violation("paid", order.checkout_session_id, "order is paid, the session is not")
+        for order in world.orders
+        if order.status is OrderStatus.PAID and order.checkout_session_id not in paid_sessions
+    ]
+    return found
+
+
+def _refunds(world: World) -> list[Violation]:
+    orders = {order.checkout_session_id: order for order in world.orders}
+    session_of_intent = {
+        s["payment_intent"]: s["id"] for s in world.sessions if s.get("payment_intent")
+    }
+    per_session: Counter[str] = Counter()
+    found = []
+    for refund in world.refunds:
+        session_id = session_of_intent.get(refund.get("payment_intent") or "", "?")
+        per_session[session_id] += 1
+        order = orders.get(session_id)
+        ours = (refund.get("metadata") or {}).get("reason") == "oversold"
+        if not ours or order is None or order.status is not OrderStatus.REFUNDED_OVERSOLD:
+            status = "no order" if order is None else f"order {order.status.value}"
+            why = "made by this service" if ours else "not made by this service"
+            found.append(
+                Violation("refunds", session_id, f"refund {refund['id']} ({why}) with {status}")
+            )
+    found += [
+        Violation("refunds", session_id, f"{n} refunds")
+        for session_id, n in sorted(per_session.items())
+        if n > 1
+    ]
+    return found
+
+
+def _lapsed(world: World) -> list[Violation]:
+    found = [
+        Violation("lapsed", f"pool {pool}", f"{n} holds past their expiry (sweep first)")
+        for pool, n in sorted(world.lapsed_holds.items())
+        if n
+    ]
+    for session in world.sessions:
+        reservation_id = session.get("client_reference_id") or ""
+        if session.get("status") == "open" and world.statuses.get(reservation_id) in LAPSED:
+            status = world.statuses[reservation_id]
+            assert status is not None
+            found.append(
+                Violation(
+                    "lapsed",
+                    session["id"],
+                    f"still open at Stripe, its reservation is {status.value}",
+                )
+            )
+    return found
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+async def read_world(settings: Settings, stripe_client: stripe.StripeClient) -> World:
+    assert settings.redis_url is not None
+    assert settings.mongodb_uri is not None
+    redis = Redis.from_url(settings.redis_url)
+    mongo, db = connect(settings.mongodb_uri, settings.mongodb_database)
+    keys = KeySpace(settings.key_prefix)
+    try:
+        inventory = Inventory(redis, keys=keys)
+        # Holds past their expiry are counted before anything is read through the scripts
+        # (which give lapsed holds back as they go).
+        now_ms = await _redis_now_ms(redis)
+        pools = await inventory.pools()
+        lapsed = {
+            pool: int(await redis.zcount(keys.pool(pool).holds, "-inf", now_ms)) for pool in pools
+        }
+        levels = [level for pool in pools for level in await inventory.stock(pool=pool)]
+        orders = [order async for order in _all_orders(db)]
+        checkouts = await _checkouts(db)
+        sessions = await _list_all(stripe_client.v1.checkout.sessions.list_async)
+        refunds = await _list_all(stripe_client.v1.refunds.list_async)
+        world = World(levels, lapsed, orders, checkouts, sessions, refunds)
+        wanted = {order.reservation_id for order in orders}
+        wanted |= {s.get("client_reference_id") or "" for s in sessions} - {""}
+        for reservation_id in sorted(wanted):
+            world.statuses[reservation_id] = await _status(inventory, reservation_id)
+        return world
+    finally:
+        await redis.aclose()
+        await mongo.close()
+
+
+async def _redis_now_ms(redis: Redis) -> int:
+    seconds, micros = await redis.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def _all_orders(db: Database) -> Any:
+    from persistence.orders import OrderRepository
+
+    async for order in OrderRepository(db).with_status(tuple(OrderStatus)):
+        yield order
+
+
+async def _checkouts(db: Database) -> dict[str, str]:
+    from persistence.mongo import storage_errors
+
+    async with storage_errors():
+        cursor = db["checkout_sessions"].find({}, {"reservation_id": 1, "session_id": 1})
+        return {doc["reservation_id"]: doc["session_id"] async for doc in cursor}
+
+
+async def _status(inventory: Inventory, reservation_id: str) -> ReservationStatus | None:
+    try:
+        return (await inventory.get(reservation_id)).status
+    except errors.NotFound:
+        return None
+
+
+async def _list_all(list_page: Any) -> list[dict[str, Any]]:
+    """Every object of a Stripe list endpoint, page after page."""
+    first = await list_page({"limit": 100})
+    return [item.to_dict() async for item in first.auto_paging_iter()]
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None]:
+    base = Settings.from_env()
+    parser = argparse.ArgumentParser(prog="python -m loadtests.verify", description=__doc__)
+    parser.add_argument("--redis-url", default=base.redis_url)
+    parser.add_argument("--mongodb-uri", default=base.mongodb_uri)
+    parser.add_argument("--mongodb-database", default=base.mongodb_database)
+    parser.add_argument("--key-prefix", default=base.key_prefix)
+    parser.add_argument("--stripe-api-base", default=base.stripe_api_base)
+    parser.add_argument(
+        "--restock-on-refund",
+        action=argparse.BooleanOptionalAction,
+        default=base.restock_on_refund,
+        help="refunded orders count as sold unless refunds restock (as the service runs)",
+    )
+    args = parser.parse_args(argv)
+    if not args.redis_url or not args.mongodb_uri:
+        parser.error(
+            "Redis and MongoDB are needed: --redis-url/REDIS_URL, --mongodb-uri/MONGODB_URI"
+        )
+    settings = Settings(
+        redis_url=args.redis_url,
+        mongodb_uri=args.mongodb_uri,
+        mongodb_database=args.mongodb_database,
+        key_prefix=args.key_prefix,
+        stripe_api_base=args.stripe_api_base,
+        stripe_secret_key=base.stripe_secret_key,
+        restock_on_refund=args.restock_on_refund,
+    )
+    return settings, args.stripe_api_base
+
+
+async def verify(settings: Settings) -> Report:
+    from reservation.payments import stripe_client
+
+    client, http_client = stripe_client(settings)
+    try:
+        world = await read_world(settings, client)
+    finally:
+        await http_client.close_async()  # type: ignore[no-untyped-call]
+    return check(world, sold_statuses(settings))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    settings, _ = parse_args(argv)
+    report = asyncio.run(verify(settings))
+    print(report.text())
+    return 0 if report.passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
