@@ -323,7 +323,38 @@ def sweep() -> None:
 @click.option("--port", default=12111, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--webhook-url", default=None, help="Deliver signed events here.")
 @click.option("--webhook-secret", default=None, help="Sign them with this whsec_ secret.")
-def stripe_sim(host: str, port: int, webhook_url: str | None, webhook_secret: str | None) -> None:
+@click.option(
+    "--duplicate-share",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(0, 1),
+    help="Share of events delivered twice.",
+)
+@click.option(
+    "--delivery-delay",
+    default=0.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Each delivery waits up to this many seconds (at random): late and out of order.",
+)
+@click.option(
+    "--latency-ms",
+    default=(0, 0),
+    show_default=True,
+    type=(click.IntRange(min=0), click.IntRange(min=0)),
+    help="Every API answer waits between these many milliseconds, e.g. --latency-ms 200 600.",
+)
+@click.option("--seed", default=None, type=int, help="Seed of the chaos and latency draws.")
+def stripe_sim(
+    host: str,
+    port: int,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+    duplicate_share: float,
+    delivery_delay: float,
+    latency_ms: tuple[int, int],
+    seed: int | None,
+) -> None:
     """A local Stripe-compatible API for load tests (Stripe's own sandbox is rate limited)."""
     from reservation.stripesim import SimSettings, create_sim_app
 
@@ -332,6 +363,10 @@ def stripe_sim(host: str, port: int, webhook_url: str | None, webhook_secret: st
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
             public_url=f"http://{host}:{port}",
+            duplicate_share=duplicate_share,
+            delivery_delay_seconds=delivery_delay,
+            latency_seconds=(latency_ms[0] / 1000, latency_ms[1] / 1000),
+            chaos_seed=seed,
         )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc

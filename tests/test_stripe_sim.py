@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -690,6 +691,55 @@ def test_delivery_gives_up_after_its_attempts(make_stripe_sim: MakeStripeSim) ->
     deliveries = sim.wait_for_deliveries(lambda found: len(found) == 2)
     assert [(d["attempt"], d["ok"]) for d in deliveries] == [(1, False), (2, False)]
     assert all(d["error"] for d in deliveries)
+
+
+def test_delivery_chaos_duplicates_delays_and_reorders(make_stripe_sim: MakeStripeSim) -> None:
+    receiver = Receiver(failures=0)
+    with serve(receiver.app()) as receiver_url:
+        sim = make_stripe_sim(
+            webhook_url=f"{receiver_url}/hook",
+            webhook_secret=SECRET,
+            duplicate_share=0.5,
+            delivery_delay_seconds=0.5,
+            chaos_seed=7,
+        )
+        client = sim.client()
+        emitted = [
+            sim.expire(client.v1.checkout.sessions.create(session_params()).id)["id"]
+            for _ in range(30)
+        ]
+        deliveries = sim.wait_for_deliveries(
+            lambda found: {d["event_id"] for d in found if d["ok"]} == set(emitted)
+        )
+    received = [event.id for event in receiver.events]
+    copies = Counter(received)
+    assert set(copies) == set(emitted)
+    assert set(copies.values()) == {1, 2}  # some twice, the rest once
+    assert 5 <= sum(1 for n in copies.values() if n == 2) <= 25
+    firsts = list(dict.fromkeys(received))
+    assert firsts != emitted  # delays put them out of order
+    assert all(d["ok"] for d in deliveries)
+
+
+def test_api_latency_is_added_to_every_answer(make_stripe_sim: MakeStripeSim) -> None:
+    sim = make_stripe_sim(latency_seconds=(0.2, 0.3), chaos_seed=1)
+    client = sim.client()
+    started = time.monotonic()
+    client.v1.checkout.sessions.create(session_params())
+    assert time.monotonic() - started >= 0.2
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"duplicate_share": 1.5},
+        {"delivery_delay_seconds": -1},
+        {"latency_seconds": (0.5, 0.1)},
+    ],
+)
+def test_chaos_settings_are_checked(settings: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match=r"share|delays"):
+        SimSettings(**settings)
 
 
 def test_settings_need_a_secret_with_a_webhook_url() -> None:

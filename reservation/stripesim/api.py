@@ -184,6 +184,9 @@ async def answer(
     params: dict[str, Any],
     headers: dict[str, str],
 ) -> Response:
+    low, high = state.settings.latency_seconds
+    if high > 0:
+        await asyncio.sleep(state.random.uniform(low, high))
     fault = state.faults.take(request.method, request.url.path)
     if fault is not None and (struck := await strike(state, fault, headers)) is not None:
         return struck

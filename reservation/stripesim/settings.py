@@ -31,9 +31,24 @@ class SimSettings:
     expiry_sweep_seconds: float = 1.0
     # The request, event and delivery logs keep this many entries each (oldest dropped).
     log_limit: int = 100_000
+    # Delivery chaos, as Stripe's own delivery behaves at its worst: this share of events is
+    # delivered twice, and each delivery waits up to `delivery_delay_seconds` (drawn at random),
+    # so events arrive late and out of order.
+    duplicate_share: float = 0.0
+    delivery_delay_seconds: float = 0.0
+    # Every API answer waits this long (drawn at random between the two), like Stripe's own
+    # latency (a Checkout Session takes a few hundred milliseconds to create).
+    latency_seconds: tuple[float, float] = (0.0, 0.0)
+    # Seed of the random draws above (None: a new one each run).
+    chaos_seed: int | None = None
 
     def __post_init__(self) -> None:
         if self.webhook_url is not None and not self.webhook_secret:
             raise ValueError("a webhook URL needs a webhook secret to sign the events with")
         if self.webhook_attempts < 1:
             raise ValueError("webhook_attempts must be at least 1")
+        if not 0.0 <= self.duplicate_share <= 1.0:
+            raise ValueError("duplicate_share is a share: from 0 to 1")
+        low, high = self.latency_seconds
+        if self.delivery_delay_seconds < 0 or not 0 <= low <= high:
+            raise ValueError("delays are seconds: at least 0, and latency low <= high")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import threading
 import time
 from collections import deque
@@ -37,6 +38,8 @@ class SimState:
         self.deliveries: deque[JsonObject] = deque(maxlen=settings.log_limit)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._released: asyncio.Event | None = None
+        # The API's latency draws (the webhook sender keeps its own, for its chaos).
+        self.random = random.Random(settings.chaos_seed)
 
     @contextmanager
     def changing(self) -> Iterator[Store]:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import logging
+import random
 import time
 from collections.abc import Callable
 
@@ -46,14 +47,21 @@ class WebhookSender:
         self.record = record
         self.http = httpx.AsyncClient(timeout=settings.webhook_timeout_seconds)
         self.tasks: set[asyncio.Task[None]] = set()
+        self.random = random.Random(settings.chaos_seed)
 
     def submit(self, event: JsonObject) -> None:
-        """Start delivering `event` (call on the server's event loop)."""
-        task = asyncio.get_running_loop().create_task(self._deliver(event))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        """Start delivering `event` (call on the server's event loop): once, or twice for the
+        configured share of events, each after its own random delay when chaos is on."""
+        copies = 2 if self.random.random() < self.settings.duplicate_share else 1
+        for _ in range(copies):
+            delay = self.random.uniform(0, self.settings.delivery_delay_seconds)
+            task = asyncio.get_running_loop().create_task(self._deliver(event, delay))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
 
-    async def _deliver(self, event: JsonObject) -> None:
+    async def _deliver(self, event: JsonObject, delay: float = 0.0) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
         body = encode_event(event)
         for attempt in range(1, self.settings.webhook_attempts + 1):
             if await self._attempt(event, body, attempt):
