@@ -13,10 +13,10 @@ import pytest
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 
+from reservation import servers
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.scripts import RedisClient
-from tests import servers
 
 # Fixture modules: MongoDB (nx-27017 or MONGODB_URI) and the in-process HTTP app.
 pytest_plugins = ["tests.mongo", "tests.stripe_fake", "tests.api", "tests.shop", "tests.server"]

@@ -15,9 +15,9 @@ import httpx
 import pytest
 import redis
 
+from reservation.servers import free_port, stop
 from tests.api import ADMIN_TOKEN
 from tests.conftest import REDIS_URL
-from tests.servers import free_port, stop
 from tests.shop import WEBHOOK_SECRET
 from tests.stripe_fake import API_KEY, StripeSim, simulators
 

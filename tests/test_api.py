@@ -248,7 +248,7 @@ async def test_health_readiness_metrics_openapi(api: Api, make_api: MakeApi) -> 
 
 
 async def test_redis_down_is_503_and_not_ready(make_api: MakeApi) -> None:
-    from tests.servers import free_port
+    from reservation.servers import free_port
 
     api = await make_api(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     ready = await api.http.get("/readyz")

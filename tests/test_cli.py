@@ -32,8 +32,8 @@ from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.outcomes import Held, OverCustomerLimit
 from reservation.schemas import ProductIn
+from reservation.servers import free_port
 from tests.conftest import REDIS_URL
-from tests.servers import free_port
 
 # What Settings reads: the test machine's own configuration must not leak into the commands.
 CONFIGURATION = ("REDIS_", "MONGODB_", "RESERVATION_", "STRIPE_", "PUBLIC_URL", "WEB_CONCURRENCY")

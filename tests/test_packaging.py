@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
@@ -51,7 +52,7 @@ def test_stripe_sim_command_serves_the_api() -> None:
 
     import httpx
 
-    from tests.servers import free_port
+    from reservation.servers import free_port
 
     port = free_port()
     process = subprocess.Popen(
@@ -77,3 +78,67 @@ def test_stripe_sim_command_serves_the_api() -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_the_flash_sale_leaves_no_process_behind_when_interrupted(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    rehearsal = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "loadtests.run_flash_sale",
+            "--users",
+            "5",
+            "--seconds",
+            "60",
+            "--stock",
+            "5",
+            "--skus",
+            "1",
+            "--workers",
+            "1",
+            "--report-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert rehearsal.stdout is not None
+        for line in rehearsal.stdout:
+            if line.startswith("locust:"):
+                break
+        time.sleep(2)  # Locust, the service, the simulator and the stores all run now
+        children = _descendants(rehearsal.pid)
+        assert len(children) >= 4
+        rehearsal.send_signal(signal.SIGINT)
+        output, _ = rehearsal.communicate(timeout=60)
+        assert rehearsal.returncode == 130, output
+        assert "every process of the rehearsal was stopped" in output
+        assert not [pid for pid in children if _alive(pid)]
+    finally:
+        if rehearsal.poll() is None:
+            os.killpg(rehearsal.pid, signal.SIGKILL)
+            rehearsal.wait()
+
+
+def _descendants(pid: int) -> list[int]:
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = Path(f"/proc/{parent}/task/{parent}/children")
+        if children.exists():
+            kids = [int(child) for child in children.read_text().split()]
+            found += kids
+            frontier += kids
+    return found
+
+
+def _alive(pid: int) -> bool:
+    status = Path(f"/proc/{pid}/status")
+    return status.exists() and "State:\tZ" not in status.read_text()

@@ -14,12 +14,12 @@ from redis.asyncio import Redis
 from persistence.mongo import Database
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
+from reservation import servers
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.models import StockLevel
 from reservation.outcomes import Held
 from reservation.reconcile import StockDiff, format_diff, reconcile
-from tests import servers
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 

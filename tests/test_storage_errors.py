@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from reservation import errors
+from reservation import errors, servers
 from reservation.inventory import Inventory
-from tests import servers
 
 
 async def test_unreachable_redis_is_storage_unavailable() -> None:

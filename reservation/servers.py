@@ -1,4 +1,5 @@
-"""Redis servers the tests start themselves: loopback ports, temp dirs, stopped afterwards."""
+"""Redis servers started on demand (tests, the flash-sale rehearsal): loopback ports, their own
+directories, stopped afterwards."""
 
 from __future__ import annotations
 

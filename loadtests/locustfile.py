@@ -1,0 +1,351 @@
+"""A flash sale under Locust: a crowd, shoppers, buyers who pay, abandoners and browsers.
+
+    locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 --headless \\
+        --users 2000 --run-time 60s --tags crowd buyers \\
+        --sim-url http://127.0.0.1:12111 --admin-token TOKEN --stock 100
+
+Pick scenarios with Locust's tags (`--tags crowd shoppers buyers abandoners browsers`; none:
+all of them). Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from
+the options below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
+With `--admin-token` and `--stock`, the products are created at the start (a hot SKU and
+`--skus` others). Buyers pay through the Stripe simulator's programmatic endpoints
+(`--sim-url`), as a buyer on the pay page would: paid, declined, delayed then paid, delayed
+then failed, or cancelled, in the `--payment-mix` shares.
+
+Expected refusals are answers, not failures, reported under their own names: a sold-out
+reserve is `reserve: sold out` (409 insufficient_stock), a cart over the per-customer limit
+`reserve: over the limit` (409 customer_limit_exceeded).
+
+The load follows `SaleShape`: with `--spike-seconds R` the users arrive within R seconds, stay,
+and leave over the last R seconds of `--run-time`; without, Locust's usual ramp at
+`--spawn-rate`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from typing import Any
+
+from locust import FastHttpUser, LoadTestShape, between, events, tag, task
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import WorkerRunner
+
+HOT_SKU = "hot"
+PAYMENTS = ("paid", "declined", "delayed_paid", "delayed_failed", "cancelled")
+DEFAULT_MIX = "paid=70,declined=10,delayed_paid=10,delayed_failed=5,cancelled=5"
+FINAL_ORDER = {"paid", "payment_failed", "refunded", "refunded_oversold"}
+
+
+def add_options(parser: Any) -> None:
+    group = parser.add_argument_group("flash sale")
+    group.add_argument("--skus", type=int, default=20, help="SKUs besides the hot one")
+    group.add_argument(
+        "--stock", type=int, default=0, help="units of each SKU, created at start (0: none)"
+    )
+    group.add_argument("--hot-stock", type=int, default=0, help="units of the hot SKU (0: --stock)")
+    group.add_argument(
+        "--limit", type=int, default=2, help="max_per_customer of the other SKUs (0: none)"
+    )
+    group.add_argument(
+        "--hot-share", type=float, default=0.8, help="share of shoppers' lines on the hot SKU"
+    )
+    group.add_argument(
+        "--payment-mix",
+        default=DEFAULT_MIX,
+        help=f"buyers' outcomes as name=weight ({', '.join(PAYMENTS)})",
+    )
+    group.add_argument("--sim-url", default="http://127.0.0.1:12111", help="Stripe simulator")
+    group.add_argument("--admin-token", default="", help="creates products; buyers poll orders")
+    group.add_argument(
+        "--patience", type=float, default=60.0, help="how long a buyer keeps trying, seconds"
+    )
+    group.add_argument(
+        "--spike-seconds", type=float, default=0.0, help="arrive (and leave) within this long"
+    )
+    group.add_argument(
+        "--buyers", type=int, default=0, help="this many of the users are buyers (0: by weight)"
+    )
+
+
+def options(environment: Environment) -> Any:
+    return environment.parsed_options
+
+
+def payment_mix(text: str) -> tuple[list[str], list[float]]:
+    """`paid=70,declined=10,...` as outcomes and weights; unknown names are refused."""
+    names, weights = [], []
+    for part in filter(None, (piece.strip() for piece in text.split(","))):
+        name, _, weight = part.partition("=")
+        if name not in PAYMENTS:
+            raise ValueError(f"unknown payment outcome {name!r}: one of {', '.join(PAYMENTS)}")
+        names.append(name)
+        weights.append(float(weight or 1))
+    if not names or sum(weights) <= 0:
+        raise ValueError("the payment mix needs at least one outcome with a weight")
+    return names, weights
+
+
+def sku_names(count: int) -> list[str]:
+    return [f"sku-{number:03d}" for number in range(count)]
+
+
+def create_products(environment: Environment, **_: Any) -> None:
+    """PUT the sale's products once (not on distributed workers), when asked to."""
+    parsed = options(environment)
+    if isinstance(environment.runner, WorkerRunner) or not parsed.stock or not parsed.admin_token:
+        return
+    import httpx
+
+    headers = {"Authorization": f"Bearer {parsed.admin_token}"}
+    with httpx.Client(base_url=environment.host or "", headers=headers, timeout=30) as http:
+        hot = {"name": "The drop", "price": 4900, "currency": "eur"}
+        http.put(
+            f"/v1/products/{HOT_SKU}", json={**hot, "stock": parsed.hot_stock or parsed.stock}
+        ).raise_for_status()
+        for sku in sku_names(parsed.skus):
+            body: dict[str, Any] = {"name": sku, "price": 1500, "currency": "eur"}
+            body["stock"] = parsed.stock
+            if parsed.limit:
+                body["max_per_customer"] = parsed.limit
+            http.put(f"/v1/products/{sku}", json=body).raise_for_status()
+
+
+def choose_scenarios(environment: Environment, **_: Any) -> None:
+    """Only the scenarios `--tags` picked are spawned (Locust would spawn the others with no
+    task to run); `--buyers B` makes exactly B of the users buyers."""
+    environment._filter_tasks_by_tags()
+    environment.user_classes[:] = [cls for cls in environment.user_classes if cls.tasks]
+    if environment.parsed_options is not None and environment.parsed_options.buyers:
+        Buyers.fixed_count = environment.parsed_options.buyers
+
+
+# Locust's listener decorators are untyped; registering by call keeps these functions typed.
+events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(create_products)  # type: ignore[no-untyped-call]
+events.init.add_listener(choose_scenarios)  # type: ignore[no-untyped-call]
+
+
+class SaleUser(FastHttpUser):
+    abstract = True
+    wait_time = between(0.5, 2.0)
+
+    def on_start(self) -> None:
+        self.customer_id = f"cus_{uuid.uuid4().hex[:16]}"
+
+    @property
+    def parsed(self) -> Any:
+        return options(self.environment)
+
+    def reserve(self, lines: list[tuple[str, int]], customer_id: str | None = None) -> str | None:
+        """POST /v1/reservations; the reservation id, or None when refused as the contract
+        says (reported under the refusal's own name)."""
+        body: dict[str, Any] = {"items": [{"sku": s, "quantity": q} for s, q in lines]}
+        if customer_id:
+            body["customer_id"] = customer_id
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
+        with self.client.post(
+            "/v1/reservations", json=body, headers=headers, name="reserve", catch_response=True
+        ) as response:
+            if response.status_code == 201:
+                return str(response.json()["id"])
+            refusal = refusal_name(response)
+            if refusal is None:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+                return None
+            response.request_meta["name"] = refusal
+            response.success()
+            return None
+
+
+def refusal_name(response: Any) -> str | None:
+    """The request name of an expected refusal, or None for a failure."""
+    if response.status_code not in (409, 422):
+        return None
+    try:
+        code = response.json().get("error")
+    except ValueError:
+        return None
+    return {
+        "insufficient_stock": "reserve: sold out",
+        "customer_limit_exceeded": "reserve: over the limit",
+        "customer_required": "reserve: customer required",
+    }.get(code)
+
+
+class Crowd(SaleUser):
+    """Everybody wants the one hot SKU, now; a refusal is the common answer."""
+
+    weight = 1
+    wait_time = between(0.2, 1.0)
+
+    @tag("crowd")
+    @task
+    def grab(self) -> None:
+        self.reserve([(HOT_SKU, 1)], self.customer_id)
+
+
+class Shoppers(SaleUser):
+    """Carts of 1-3 lines across the SKUs, some over the per-customer limit."""
+
+    weight = 1
+
+    @tag("shoppers")
+    @task
+    def cart(self) -> None:
+        skus = sku_names(self.parsed.skus)
+        lines: dict[str, int] = {}
+        for _ in range(random.randint(1, 3)):
+            hot = not skus or random.random() < self.parsed.hot_share
+            sku = HOT_SKU if hot else random.choice(skus)
+            lines[sku] = lines.get(sku, 0) + random.choice((1, 1, 1, 2, 3))
+        # The hot SKU and the rest live in one pool; every cart is one pool's.
+        self.reserve(sorted(lines.items()), self.customer_id)
+
+
+class Abandoners(SaleUser):
+    """Hold, then walk away: the units come back when the hold lapses."""
+
+    weight = 1
+
+    @tag("abandoners")
+    @task
+    def hold_and_leave(self) -> None:
+        self.reserve([(HOT_SKU, 1)], self.customer_id)
+        raise StopUser()
+
+
+class Browsers(SaleUser):
+    """Refresh the product page and the catalog."""
+
+    weight = 2
+    wait_time = between(0.1, 0.5)
+
+    @tag("browsers")
+    @task(3)
+    def product(self) -> None:
+        self.client.get(f"/v1/products/{HOT_SKU}", name="product")
+
+    @tag("browsers")
+    @task
+    def catalog(self) -> None:
+        self.client.get("/v1/products", name="products")
+
+
+class Buyers(SaleUser):
+    """The whole purchase, once per buyer: reserve (retrying while sold out, within
+    `--patience`), check out, pay on the simulator as the mix says, wait for the final order."""
+
+    weight = 6
+    wait_time = between(0.5, 1.5)
+
+    def on_start(self) -> None:
+        super().on_start()
+        self.arrived = time.monotonic()
+        self.outcomes, self.weights = payment_mix(self.parsed.payment_mix)
+
+    @tag("buyers")
+    @task
+    def buy(self) -> None:
+        if time.monotonic() - self.arrived > self.parsed.patience:
+            raise StopUser()  # gave up: the drop sold out for good
+        reservation_id = self.reserve([(HOT_SKU, 1)], self.customer_id)
+        if reservation_id is None:
+            return  # sold out for now: units come back from declines, cancels and abandons
+        session = self.checkout(reservation_id)
+        if session is not None:
+            outcome = random.choices(self.outcomes, self.weights)[0]
+            self.pay(session, outcome)
+            self.await_final(reservation_id, session, outcome)
+        raise StopUser()  # one purchase per buyer
+
+    def checkout(self, reservation_id: str) -> str | None:
+        with self.client.post(
+            "/v1/checkout",
+            json={"reservation_id": reservation_id},
+            name="checkout",
+            catch_response=True,
+        ) as response:
+            if response.status_code == 201:
+                return str(response.json()["checkout_session_id"])
+            if response.status_code == 409:  # the hold lapsed meanwhile
+                response.request_meta["name"] = "checkout: hold lapsed"
+                response.success()
+                return None
+            response.failure(f"{response.status_code}: {response.text[:200]}")
+            return None
+
+    def sim(self, path: str, name: str, body: dict[str, Any] | None = None) -> None:
+        with self.client.post(
+            f"{self.parsed.sim_url}{path}", json=body or {}, name=name, catch_response=True
+        ) as response:
+            if response.status_code != 200:
+                response.failure(f"{response.status_code}: {response.text[:200]}")
+
+    def pay(self, session: str, outcome: str) -> None:
+        base = f"/_sim/sessions/{session}"
+        if outcome == "paid":
+            self.sim(f"{base}/complete", "pay: paid", {"payment_status": "paid"})
+        elif outcome == "declined":  # the card is declined, the buyer gives up
+            self.sim(f"{base}/fail_payment", "pay: declined")
+            self.sim(f"{base}/expire", "pay: gives up")
+        elif outcome == "cancelled":
+            self.sim(f"{base}/expire", "pay: cancelled")
+        else:
+            self.sim(f"{base}/complete", "pay: delayed", {"payment_status": "unpaid"})
+            succeeded = outcome == "delayed_paid"
+            self.sim(f"{base}/async_payment", f"pay: {outcome}", {"succeeded": succeeded})
+
+    def await_final(self, reservation_id: str, session: str, outcome: str) -> None:
+        """Poll until the webhooks have landed: the order is final (or, for a purchase that
+        never paid, the reservation gave its units back)."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if outcome in ("declined", "cancelled"):
+                done = self.poll(f"/v1/reservations/{reservation_id}", "poll reservation")
+                if done is not None and done.get("status") in ("released", "expired"):
+                    return
+            elif self.parsed.admin_token:
+                found = self.poll(f"/v1/orders/{session}", "poll order", admin=True)
+                if found is not None and found.get("status") in FINAL_ORDER:
+                    return
+            else:
+                return
+            time.sleep(0.5)
+
+    def poll(self, path: str, name: str, admin: bool = False) -> dict[str, Any] | None:
+        headers = {"Authorization": f"Bearer {self.parsed.admin_token}"} if admin else {}
+        with self.client.get(path, headers=headers, name=name, catch_response=True) as response:
+            if response.status_code == 200:
+                found: dict[str, Any] = response.json()
+                return found
+            if response.status_code == 404:  # the order is not recorded yet
+                response.success()
+                return None
+            response.failure(f"{response.status_code}: {response.text[:200]}")
+            return None
+
+
+class SaleShape(LoadTestShape):
+    """Users arrive within `--spike-seconds` (else at `--spawn-rate`), stay, and leave over
+    the last `--spike-seconds` of `--run-time`; the run ends at `--run-time`."""
+
+    use_common_options = True
+
+    def tick(self) -> tuple[int, float] | None:
+        assert self.runner is not None
+        parsed: Any = self.runner.environment.parsed_options
+        peak = int(parsed.num_users or 1)
+        ramp = float(parsed.spike_seconds or 0)
+        run_time = float(parsed.run_time or 0)
+        elapsed = time.perf_counter() - self.start_time
+        if run_time and elapsed >= run_time:
+            return None
+        if ramp <= 0:
+            return peak, float(parsed.spawn_rate or peak)
+        rate = peak / ramp
+        if run_time and elapsed >= run_time - ramp:
+            return 0, rate
+        return peak, rate

@@ -1,0 +1,516 @@
+"""A whole flash sale on one machine, verified: `python -m loadtests.run_flash_sale`.
+
+    python -m loadtests.run_flash_sale [--users N] [--seconds S] [--stock K] [--skus M]
+        [--workers W] [--hold-seconds H] [--buyers B] [--spike-seconds R] [--report-dir DIR]
+
+Starts the stack on free loopback ports: Redis (REDIS_URL, else a `redis-server` of its own),
+MongoDB (MONGODB_URI, else nx-27017), the Stripe simulator with delivery chaos on (a share of
+events delivered twice, late and out of order) and Stripe-like latency, and `reservation serve
+--workers W` with webhooks from the simulator and the sweeper on. It creates the products, runs
+Locust headless (loadtests/locustfile.py: buyers, a crowd, abandoners, browsers), waits for the
+webhooks to drain, sweeps, drains again and runs the verifier (loadtests.verify). It writes
+Locust's CSV and HTML, a PNG of requests/s and p50/p99 per request name over time, and
+flash-sale.md (the command, the machine, the sizes, a table per request name, paid orders
+against stock, refunds, the verifier's report) to --report-dir (docs/benchmarks by default).
+
+Exits 0 only when the verifier passes and no request failed unexpectedly; every process it
+started is stopped on the way out, Ctrl-C and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import os
+import platform
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from reservation.embedded import EmbeddedMongo, stop_process
+from reservation.servers import REDIS_SERVER, free_port, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs" / "benchmarks"
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
+STRIPE_KEY = "sk_test_flash_sale"
+
+
+@dataclass
+class Stack:
+    """What one rehearsal started, to be stopped whatever happens."""
+
+    workdir: Path
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    logs: dict[str, Path] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    service_url: str = ""
+    sim_url: str = ""
+    admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+
+    def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
+        log = self.workdir / f"{name}.log"
+        self.logs[name] = log
+        process = subprocess.Popen(
+            list(argv),
+            env=self.env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            start_new_session=True,  # its own process group: stopped with all its children
+        )
+        self.processes.append(process)
+        return process
+
+    def stop(self) -> None:
+        for process in reversed(self.processes):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def wait_until_answers(url: str, process: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode} before answering")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        time.sleep(0.2)
+    raise RuntimeError(f"{what} did not answer at {url}")
+
+
+@contextlib.contextmanager
+def stores(stack: Stack) -> Iterator[tuple[str, str]]:
+    """Redis and MongoDB URLs: the configured ones, else servers of this run's own."""
+    embedded: EmbeddedMongo | None = None
+    redis_process = None
+    try:
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            if REDIS_SERVER is None:
+                raise RuntimeError("set REDIS_URL or install redis-server")
+            port = free_port()
+            redis_process = start_redis(stack.workdir / "redis", port)
+            redis_url = f"redis://127.0.0.1:{port}/0"
+        mongodb_uri = os.environ.get("MONGODB_URI")
+        if not mongodb_uri:
+            embedded = EmbeddedMongo(stack.workdir / "mongo")
+            mongodb_uri = embedded.start()
+        yield redis_url, mongodb_uri
+    finally:
+        if embedded is not None:
+            embedded.stop()
+        if redis_process is not None:
+            stop_process(redis_process)
+
+
+def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_uri: str) -> None:
+    service_port, sim_port = free_port(), free_port()
+    stack.service_url = f"http://127.0.0.1:{service_port}"
+    stack.sim_url = f"http://127.0.0.1:{sim_port}"
+    secret = f"whsec_{secrets.token_hex(16)}"
+    run_id = secrets.token_hex(4)
+    stack.env = {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DATABASE": f"flash_sale_{run_id}",
+        "RESERVATION_KEY_PREFIX": f"flash-{run_id}",
+        "RESERVATION_ADMIN_TOKEN": stack.admin_token,
+        "RESERVATION_HOLD_SECONDS": str(args.hold_seconds),
+        "RESERVATION_SWEEP_SECONDS": str(args.sweep_seconds),
+        "STRIPE_SECRET_KEY": STRIPE_KEY,
+        "STRIPE_API_BASE": stack.sim_url,
+        "STRIPE_WEBHOOK_SECRET": secret,
+        "PUBLIC_URL": stack.service_url,
+    }
+    sim = stack.start(
+        "stripe-sim",
+        [
+            sys.executable,
+            "-m",
+            "reservation",
+            "stripe-sim",
+            "--port",
+            str(sim_port),
+            "--webhook-url",
+            f"{stack.service_url}/v1/webhooks/stripe",
+            "--webhook-secret",
+            secret,
+            "--duplicate-share",
+            str(args.duplicate_share),
+            "--delivery-delay",
+            str(args.delivery_delay),
+            "--latency-ms",
+            *(str(ms) for ms in args.latency_ms),
+        ],
+    )
+    wait_until_answers(f"{stack.sim_url}/_sim/faults", sim, "the Stripe simulator")
+    service = stack.start(
+        "service",
+        [
+            sys.executable,
+            "-m",
+            "reservation",
+            "serve",
+            "--port",
+            str(service_port),
+            "--workers",
+            str(args.workers),
+        ],
+    )
+    wait_until_answers(f"{stack.service_url}/readyz", service, "the service")
+
+
+def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "--host",
+        stack.service_url,
+        "--users",
+        str(args.users),
+        "--spawn-rate",
+        str(max(1, args.users // 5)),
+        "--run-time",
+        f"{args.seconds}s",
+        "--stop-timeout",
+        "30",
+        "--csv",
+        str(report_dir / "flash-sale"),
+        "--csv-full-history",
+        "--html",
+        str(report_dir / "flash-sale.html"),
+        "--only-summary",
+        "--sim-url",
+        stack.sim_url,
+        "--admin-token",
+        stack.admin_token,
+        "--stock",
+        str(args.stock),
+        "--hot-stock",
+        str(args.stock),
+        "--skus",
+        str(args.skus),
+        "--buyers",
+        str(args.buyers),
+        "--spike-seconds",
+        str(args.spike_seconds),
+        "--patience",
+        str(args.seconds),
+        "--tags",
+        *args.tags,
+    ]
+    shown = [stack.admin_token[:4] + "…" if part == stack.admin_token else part for part in argv]
+    print("locust:", shlex.join(shown[2:]), flush=True)
+    locust = stack.start("locust", argv)
+    return locust.wait()
+
+
+def drain(stack: Stack, quiet_seconds: float = 2.0, timeout: float = 120.0) -> int:
+    """Wait until every event the simulator made was delivered (or has stopped trying);
+    the number of events still undelivered."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=stack.sim_url, timeout=30) as http:
+        while True:
+            events = {event["id"] for event in http.get("/_sim/events").json()["data"]}
+            deliveries = http.get("/_sim/deliveries").json()["data"]
+            delivered = {d["event_id"] for d in deliveries if d["ok"]}
+            missing = events - delivered
+            if not missing or time.monotonic() > deadline:
+                return len(missing)
+            time.sleep(quiet_seconds)
+
+
+def sweep(stack: Stack) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "reservation", "sweep"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"reservation sweep failed: {done.stderr.strip()[-500:]}")
+    return done.stdout.strip()
+
+
+def verify(stack: Stack) -> tuple[bool, str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "loadtests.verify"],
+        env=stack.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    return done.returncode == 0, (done.stdout + done.stderr).strip()
+
+
+# -- the report --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NameRow:
+    name: str
+    method: str
+    requests: int
+    failures: int
+    per_second: float
+    p50: float
+    p99: float
+
+
+def locust_rows(report_dir: Path) -> list[NameRow]:
+    path = report_dir / "flash-sale_stats.csv"
+    if not path.exists():
+        return []
+    with path.open() as handle:
+        return [
+            NameRow(
+                row["Name"],
+                row["Type"],
+                int(row["Request Count"]),
+                int(row["Failure Count"]),
+                float(row["Requests/s"]),
+                float(row["50%"] or 0),
+                float(row["99%"] or 0),
+            )
+            for row in csv.DictReader(handle)
+        ]
+
+
+def sale_totals(stack: Stack) -> dict[str, int]:
+    """Orders by status and the refunds made, read from the service and the simulator."""
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    totals: dict[str, int] = {}
+    with httpx.Client(base_url=stack.service_url, headers=headers, timeout=30) as http:
+        for status in ("paid", "awaiting_payment", "payment_failed", "refunded_oversold"):
+            found = http.get("/v1/orders", params={"status": status, "limit": 1000}).json()
+            totals[f"orders {status}"] = len(found["data"])
+        products = http.get("/v1/products").json()["data"]
+    totals["units sold"] = sum(product["sold"] for product in products)
+    totals["units on sale"] = sum(product["stock"] for product in products)
+    with httpx.Client(base_url=stack.sim_url, timeout=30) as http:
+        refunds = [
+            r for r in http.get("/_sim/requests").json()["data"] if r["path"] == "/v1/refunds"
+        ]
+        totals["refund requests"] = len(refunds)
+        events = http.get("/_sim/events").json()["data"]
+        deliveries = http.get("/_sim/deliveries").json()["data"]
+    totals["events"] = len(events)
+    totals["deliveries"] = len(deliveries)
+    return totals
+
+
+def chart(report_dir: Path) -> Path | None:
+    """Requests/s and p50/p99 over time per request name, from Locust's history CSV."""
+    history = report_dir / "flash-sale_stats_history.csv"
+    if not history.exists():
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    series: dict[str, list[tuple[float, float, float, float]]] = {}
+    with history.open() as handle:
+        for row in csv.DictReader(handle):
+            if row["Name"] == "Aggregated" or row["50%"] in ("N/A", ""):
+                continue
+            series.setdefault(row["Name"], []).append(
+                (
+                    float(row["Timestamp"]),
+                    float(row["Requests/s"]),
+                    float(row["50%"]),
+                    float(row["99%"]),
+                )
+            )
+    if not series:
+        return None
+    busiest = sorted(series, key=lambda name: -sum(p[1] for p in series[name]))[:5]
+    start = min(points[0][0] for points in series.values())
+    figure, (rate, latency) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
+    for name, points in sorted(series.items()):
+        seconds = [p[0] - start for p in points]
+        rate.plot(seconds, [p[1] for p in points], label=name)
+        if name in busiest:  # latency of the five busiest names, to keep the chart readable
+            (line,) = latency.plot(seconds, [max(p[2], 0.5) for p in points], label=f"{name} p50")
+            latency.plot(
+                seconds,
+                [max(p[3], 0.5) for p in points],
+                linestyle="--",
+                color=line.get_color(),
+                label=f"{name} p99",
+            )
+    rate.set_ylabel("requests/s")
+    rate.legend(fontsize=7, ncol=2)
+    latency.set_ylabel("ms")
+    latency.set_yscale("log")
+    latency.set_xlabel("seconds into the sale")
+    latency.legend(fontsize=7, ncol=2)
+    figure.suptitle("Flash sale under Locust: rate and latency per request name")
+    figure.tight_layout()
+    path = report_dir / "flash-sale.png"
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+def write_markdown(
+    report_dir: Path,
+    command: str,
+    args: argparse.Namespace,
+    rows: list[NameRow],
+    totals: dict[str, int],
+    verifier: str,
+    undelivered: int,
+) -> Path:
+    lines = [
+        "# Flash sale rehearsal",
+        "",
+        f"`{command}`",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; Locust, the service ({args.workers} workers), Redis, "
+        "MongoDB and the simulator all share it.",
+        "",
+        f"Sizes: {args.users} users over {args.seconds} s (spike {args.spike_seconds} s), "
+        f"{args.stock} units of the hot SKU and of each of {args.skus} others, holds of "
+        f"{args.hold_seconds} s, delivery chaos: {args.duplicate_share:.0%} duplicated, delays up "
+        f"to {args.delivery_delay} s, Stripe latency {args.latency_ms[0]}-{args.latency_ms[1]} ms.",
+        "",
+        "| request | requests | failures | req/s | p50 ms | p99 ms |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {row.name} | {row.requests:,} | {row.failures} | {row.per_second:,.1f} | "
+        f"{row.p50:,.0f} | {row.p99:,.0f} |"
+        for row in rows
+    ]
+    lines += ["", "| the sale | count |", "|---|---:|"]
+    lines += [f"| {name} | {value:,} |" for name, value in totals.items()]
+    lines += [
+        "",
+        f"Events not delivered when the verifier ran: {undelivered}.",
+        "",
+        "```",
+        verifier,
+        "```",
+        "",
+        "![rate and latency](flash-sale.png)",
+        "",
+    ]
+    path = report_dir / "flash-sale.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+# -- the command -------------------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.run_flash_sale", description=__doc__)
+    parser.add_argument("--users", type=int, default=200, help="Locust users at the peak")
+    parser.add_argument("--seconds", type=int, default=60, help="how long the sale runs")
+    parser.add_argument("--stock", type=int, default=100, help="units of each SKU")
+    parser.add_argument("--skus", type=int, default=5, help="SKUs besides the hot one")
+    parser.add_argument("--workers", type=int, default=2, help="service worker processes")
+    parser.add_argument("--hold-seconds", type=float, default=30.0, help="how long a hold lives")
+    parser.add_argument("--sweep-seconds", type=float, default=5.0, help="the service's sweeper")
+    parser.add_argument(
+        "--buyers", type=int, default=0, help="buyers among the users (0: by class weight)"
+    )
+    parser.add_argument("--spike-seconds", type=float, default=3.0, help="the crowd arrives within")
+    parser.add_argument("--duplicate-share", type=float, default=0.1)
+    parser.add_argument("--delivery-delay", type=float, default=3.0)
+    parser.add_argument(
+        "--latency-ms", type=int, nargs=2, default=(200, 600), metavar=("MIN", "MAX")
+    )
+    parser.add_argument(
+        "--tags",
+        nargs="+",
+        default=["buyers", "abandoners", "browsers"],
+        help="Locust scenarios (crowd, shoppers, buyers, abandoners, browsers)",
+    )
+    parser.add_argument("--report-dir", type=Path, default=DOCS)
+    args = parser.parse_args(argv)
+    if args.users < 1 or args.seconds < 5 or args.stock < 1 or args.workers < 1:
+        parser.error("--users >= 1, --seconds >= 5, --stock >= 1, --workers >= 1")
+    return args
+
+
+def rehearse(args: argparse.Namespace, command: str) -> int:
+    report_dir: Path = args.report_dir
+    report_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="flash-sale-") as temp:
+        stack = Stack(Path(temp))
+        try:
+            with stores(stack) as (redis_url, mongodb_uri):
+                try:
+                    start_stack(stack, args, redis_url, mongodb_uri)
+                    locust_code = run_locust(stack, args, report_dir)
+                    drain(stack)
+                    print("sweep:", sweep(stack), flush=True)
+                    undelivered = drain(stack)
+                    passed, report = verify(stack)
+                    rows = locust_rows(report_dir)
+                    totals = sale_totals(stack)
+                finally:
+                    stack.stop()
+        except BaseException:
+            for name, log in stack.logs.items():
+                with contextlib.suppress(OSError):
+                    tail = log.read_text(errors="replace")[-2000:]
+                    print(f"--- {name} (last lines) ---\n{tail}", file=sys.stderr)
+            raise
+    failures = sum(row.failures for row in rows if row.name != "Aggregated")
+    chart(report_dir)
+    path = write_markdown(report_dir, command, args, rows, totals, report, undelivered)
+    print(report)
+    print(f"requests failed unexpectedly: {failures}; Locust exited {locust_code}; report {path}")
+    return 0 if passed and failures == 0 and undelivered == 0 and locust_code == 0 else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = "python -m loadtests.run_flash_sale " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv)
+    )
+
+    def interrupted(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # unwinds through every `finally`: nothing is left running
+
+    signal.signal(signal.SIGTERM, interrupted)
+    try:
+        return rehearse(args, command)
+    except KeyboardInterrupt:
+        print("interrupted: every process of the rehearsal was stopped", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
