@@ -57,6 +57,12 @@ def add_options(parser: Any) -> None:
         default=DEFAULT_MIX,
         help=f"buyers' outcomes as name=weight ({', '.join(PAYMENTS)})",
     )
+    group.add_argument(
+        "--pools",
+        default="",
+        help="comma-separated pools the other SKUs are spread over (none: all in the hot SKU's)",
+    )
+    group.add_argument("--hot-pool", default="", help="the hot SKU's pool (none: default)")
     group.add_argument("--sim-url", default="http://127.0.0.1:12111", help="Stripe simulator")
     group.add_argument("--admin-token", default="", help="creates products; buyers poll orders")
     group.add_argument(
@@ -92,6 +98,20 @@ def sku_names(count: int) -> list[str]:
     return [f"sku-{number:03d}" for number in range(count)]
 
 
+def pool_names(parsed: Any) -> list[str]:
+    return [pool for pool in parsed.pools.split(",") if pool]
+
+
+def shelves(parsed: Any) -> dict[str, list[str]]:
+    """Pool -> its SKUs: the hot SKU in --hot-pool, the others spread over --pools."""
+    hot_pool = parsed.hot_pool or "default"
+    pools = pool_names(parsed) or [hot_pool]
+    found: dict[str, list[str]] = {hot_pool: [HOT_SKU]}
+    for number, sku in enumerate(sku_names(parsed.skus)):
+        found.setdefault(pools[number % len(pools)], []).append(sku)
+    return found
+
+
 def create_products(environment: Environment, **_: Any) -> None:
     """PUT the sale's products once (not on distributed workers), when asked to."""
     parsed = options(environment)
@@ -101,16 +121,15 @@ def create_products(environment: Environment, **_: Any) -> None:
 
     headers = {"Authorization": f"Bearer {parsed.admin_token}"}
     with httpx.Client(base_url=environment.host or "", headers=headers, timeout=30) as http:
-        hot = {"name": "The drop", "price": 4900, "currency": "eur"}
-        http.put(
-            f"/v1/products/{HOT_SKU}", json={**hot, "stock": parsed.hot_stock or parsed.stock}
-        ).raise_for_status()
-        for sku in sku_names(parsed.skus):
-            body: dict[str, Any] = {"name": sku, "price": 1500, "currency": "eur"}
-            body["stock"] = parsed.stock
-            if parsed.limit:
-                body["max_per_customer"] = parsed.limit
-            http.put(f"/v1/products/{sku}", json=body).raise_for_status()
+        for pool, skus in shelves(parsed).items():
+            for sku in skus:
+                body: dict[str, Any] = {"name": sku, "price": 1500, "currency": "eur"}
+                body.update(stock=parsed.stock, pool=pool)
+                if sku == HOT_SKU:
+                    body.update(name="The drop", price=4900, stock=parsed.hot_stock or parsed.stock)
+                elif parsed.limit:
+                    body["max_per_customer"] = parsed.limit
+                http.put(f"/v1/products/{sku}", json=body).raise_for_status()
 
 
 def choose_scenarios(environment: Environment, **_: Any) -> None:
@@ -195,13 +214,16 @@ class Shoppers(SaleUser):
     @tag("shoppers")
     @task
     def cart(self) -> None:
-        skus = sku_names(self.parsed.skus)
+        # A cart holds SKUs of one pool (a cart spanning pools is refused by design).
+        pools = list(shelves(self.parsed).values())
+        hot = len(pools) == 1 or random.random() < self.parsed.hot_share
+        shelf = next(skus for skus in pools if HOT_SKU in skus) if hot else random.choice(pools)
+        others = [sku for sku in shelf if sku != HOT_SKU]
         lines: dict[str, int] = {}
         for _ in range(random.randint(1, 3)):
-            hot = not skus or random.random() < self.parsed.hot_share
-            sku = HOT_SKU if hot else random.choice(skus)
+            pick_hot = HOT_SKU in shelf and (not others or random.random() < self.parsed.hot_share)
+            sku = HOT_SKU if pick_hot else random.choice(others)
             lines[sku] = lines.get(sku, 0) + random.choice((1, 1, 1, 2, 3))
-        # The hot SKU and the rest live in one pool; every cart is one pool's.
         self.reserve(sorted(lines.items()), self.customer_id)
 
 

@@ -37,14 +37,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from redis.crc import key_slot
 
 from reservation.embedded import EmbeddedMongo, stop_process
-from reservation.servers import REDIS_SERVER, free_port, start_redis
+from reservation.servers import REDIS_SERVER, free_port, redis_cluster, start_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
 LOCUSTFILE = Path(__file__).resolve().parent / "locustfile.py"
 STRIPE_KEY = "sk_test_flash_sale"
+CLUSTER_MASTERS = 3
 
 
 @dataclass
@@ -98,13 +100,18 @@ def wait_until_answers(url: str, process: subprocess.Popen[bytes], what: str) ->
 
 
 @contextlib.contextmanager
-def stores(stack: Stack) -> Iterator[tuple[str, str]]:
-    """Redis and MongoDB URLs: the configured ones, else servers of this run's own."""
+def stores(stack: Stack, cluster: bool) -> Iterator[tuple[str, str]]:
+    """Redis and MongoDB URLs: the configured ones, else servers of this run's own (with
+    `cluster`, a local 3-master Redis Cluster)."""
     embedded: EmbeddedMongo | None = None
     redis_process = None
+    nodes = contextlib.ExitStack()
     try:
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
+        redis_url = None if cluster else os.environ.get("REDIS_URL")
+        if cluster:
+            ports = nodes.enter_context(redis_cluster(stack.workdir / "cluster", CLUSTER_MASTERS))
+            redis_url = f"redis://127.0.0.1:{ports[0]}"
+        elif not redis_url:
             if REDIS_SERVER is None:
                 raise RuntimeError("set REDIS_URL or install redis-server")
             port = free_port()
@@ -120,6 +127,21 @@ def stores(stack: Stack) -> Iterator[tuple[str, str]]:
             embedded.stop()
         if redis_process is not None:
             stop_process(redis_process)
+        nodes.close()
+
+
+def cluster_pools(masters: int = 3) -> list[str]:
+    """A pool name for each master of a cluster whose slots are split evenly (as
+    reservation.servers.redis_cluster splits them): the hot SKU's first, then the others'."""
+    step = 16384 // masters
+    found: dict[int, str] = {}
+    for number in range(10_000):
+        name = f"pool-{number}"
+        master = min(key_slot(f"{{{name}}}".encode()) // step, masters - 1)
+        found.setdefault(master, name)
+        if len(found) == masters:
+            break
+    return [found[master] for master in sorted(found)]
 
 
 def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_uri: str) -> None:
@@ -131,6 +153,7 @@ def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_
     stack.env = {
         **os.environ,
         "REDIS_URL": redis_url,
+        "REDIS_CLUSTER": "1" if args.redis_cluster else "0",
         "MONGODB_URI": mongodb_uri,
         "MONGODB_DATABASE": f"flash_sale_{run_id}",
         "RESERVATION_KEY_PREFIX": f"flash-{run_id}",
@@ -223,6 +246,9 @@ def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
         "--tags",
         *args.tags,
     ]
+    if args.redis_cluster:
+        hot_pool, *others = cluster_pools(CLUSTER_MASTERS)
+        argv += ["--hot-pool", hot_pool, "--pools", ",".join(others)]
     shown = [stack.admin_token[:4] + "…" if part == stack.admin_token else part for part in argv]
     print("locust:", shlex.join(shown[2:]), flush=True)
     locust = stack.start("locust", argv)
@@ -456,6 +482,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=["buyers", "abandoners", "browsers"],
         help="Locust scenarios (crowd, shoppers, buyers, abandoners, browsers)",
     )
+    parser.add_argument(
+        "--redis-cluster",
+        action="store_true",
+        help="a local 3-master Redis Cluster, the SKUs' pools on different masters",
+    )
     parser.add_argument("--report-dir", type=Path, default=DOCS)
     args = parser.parse_args(argv)
     if args.users < 1 or args.seconds < 5 or args.stock < 1 or args.workers < 1:
@@ -469,7 +500,7 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
     with tempfile.TemporaryDirectory(prefix="flash-sale-") as temp:
         stack = Stack(Path(temp))
         try:
-            with stores(stack) as (redis_url, mongodb_uri):
+            with stores(stack, args.redis_cluster) as (redis_url, mongodb_uri):
                 try:
                     start_stack(stack, args, redis_url, mongodb_uri)
                     locust_code = run_locust(stack, args, report_dir)

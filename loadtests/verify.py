@@ -35,15 +35,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import stripe
-from redis.asyncio import Redis
 
 from persistence.mongo import Database, connect
 from persistence.orders import Order, OrderStatus
 from reservation import errors
+from reservation.app import redis_client
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.models import ReservationStatus, StockLevel
 from reservation.reconcile import sold_statuses
+from reservation.scripts import RedisClient
 from reservation.settings import Settings
 
 LAPSED = (ReservationStatus.EXPIRED, ReservationStatus.RELEASED)
@@ -231,7 +232,7 @@ def _lapsed(world: World) -> list[Violation]:
 async def read_world(settings: Settings, stripe_client: stripe.StripeClient) -> World:
     assert settings.redis_url is not None
     assert settings.mongodb_uri is not None
-    redis = Redis.from_url(settings.redis_url)
+    redis = redis_client(settings)  # a Redis Cluster too, as the service connects
     mongo, db = connect(settings.mongodb_uri, settings.mongodb_database)
     keys = KeySpace(settings.key_prefix)
     try:
@@ -259,7 +260,7 @@ async def read_world(settings: Settings, stripe_client: stripe.StripeClient) -> 
         await mongo.close()
 
 
-async def _redis_now_ms(redis: Redis) -> int:
+async def _redis_now_ms(redis: RedisClient) -> int:
     seconds, micros = await redis.time()
     return int(seconds) * 1000 + int(micros) // 1000
 
@@ -302,6 +303,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None]
     parser.add_argument("--mongodb-uri", default=base.mongodb_uri)
     parser.add_argument("--mongodb-database", default=base.mongodb_database)
     parser.add_argument("--key-prefix", default=base.key_prefix)
+    parser.add_argument(
+        "--redis-cluster", action=argparse.BooleanOptionalAction, default=base.redis_cluster
+    )
     parser.add_argument("--stripe-api-base", default=base.stripe_api_base)
     parser.add_argument(
         "--restock-on-refund",
@@ -316,6 +320,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None]
         )
     settings = Settings(
         redis_url=args.redis_url,
+        redis_cluster=args.redis_cluster,
         mongodb_uri=args.mongodb_uri,
         mongodb_database=args.mongodb_database,
         key_prefix=args.key_prefix,
