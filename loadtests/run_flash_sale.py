@@ -352,6 +352,37 @@ def sale_totals(stack: Stack) -> dict[str, int]:
     return totals
 
 
+def webhook_rates(stack: Stack) -> dict[str, float]:
+    """Paid orders the webhooks wrote into MongoDB (peak per second, over their span), and the
+    floor: plain inserts into the same MongoDB from one process, one at a time, for 3 s."""
+    from datetime import datetime
+
+    import pymongo
+
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+    with httpx.Client(base_url=stack.service_url, headers=headers, timeout=30) as http:
+        paid = http.get("/v1/orders", params={"status": "paid", "limit": 1000}).json()["data"]
+    times = sorted(datetime.fromisoformat(order["created_at"]).timestamp() for order in paid)
+    peak = max((sum(1 for t in times if start <= t < start + 1) for start in times), default=0)
+    span = times[-1] - times[0] if len(times) > 1 else 0.0
+    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(stack.env["MONGODB_URI"])
+    try:
+        scratch = client[stack.env["MONGODB_DATABASE"] + "_floor"]["inserts"]
+        inserted, started = 0, time.perf_counter()
+        while time.perf_counter() - started < 3.0:
+            scratch.insert_one({"n": inserted, "payload": "x" * 200})
+            inserted += 1
+        floor = inserted / (time.perf_counter() - started)
+        client.drop_database(scratch.database.name)
+    finally:
+        client.close()
+    return {
+        "paid orders written, peak per second": float(peak),
+        "paid orders written, per second over their span": len(times) / span if span else 0.0,
+        "floor: plain inserts per second, one process": floor,
+    }
+
+
 def chart(report_dir: Path) -> Path | None:
     """Requests/s and p50/p99 over time per request name, from Locust's history CSV."""
     history = report_dir / "flash-sale_stats_history.csv"
@@ -412,6 +443,7 @@ def write_markdown(
     args: argparse.Namespace,
     rows: list[NameRow],
     totals: dict[str, int],
+    rates: dict[str, float],
     verifier: str,
     undelivered: int,
 ) -> Path:
@@ -439,6 +471,8 @@ def write_markdown(
     ]
     lines += ["", "| the sale | count |", "|---|---:|"]
     lines += [f"| {name} | {value:,} |" for name, value in totals.items()]
+    lines += ["", "| webhooks into MongoDB | per second |", "|---|---:|"]
+    lines += [f"| {name} | {value:,.1f} |" for name, value in rates.items()]
     lines += [
         "",
         f"Events not delivered when the verifier ran: {undelivered}.",
@@ -510,6 +544,7 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
                     passed, report = verify(stack)
                     rows = locust_rows(report_dir)
                     totals = sale_totals(stack)
+                    rates = webhook_rates(stack)
                 finally:
                     stack.stop()
         except BaseException:
@@ -520,7 +555,7 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
             raise
     failures = sum(row.failures for row in rows if row.name != "Aggregated")
     chart(report_dir)
-    path = write_markdown(report_dir, command, args, rows, totals, report, undelivered)
+    path = write_markdown(report_dir, command, args, rows, totals, rates, report, undelivered)
     print(report)
     print(f"requests failed unexpectedly: {failures}; Locust exited {locust_code}; report {path}")
     return 0 if passed and failures == 0 and undelivered == 0 and locust_code == 0 else 1
