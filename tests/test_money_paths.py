@@ -77,6 +77,9 @@ async def test_a_lost_refund_answer_is_retried_under_one_key(shop: Shop) -> None
     assert {r["idempotency_key"] for r in requests} == {f"refund-oversold-{session_id}"}
     assert refund_key(session_id) == refund_key(session_id) == f"refund-oversold-{session_id}"
     assert len(shop.sim.state.refunds) == 1
+    stored = await shop.api.services.events.get(paid["id"])
+    assert stored is not None
+    assert stored["outcome"] == "refunded_oversold"
     (refund,) = shop.sim.state.refunds.values()
     assert refund["amount"] == 4 * 2500
     assert refund["metadata"] == {"reason": "oversold", "checkout_session_id": session_id}
@@ -114,6 +117,9 @@ async def test_a_payment_after_a_customer_refund_changes_nothing(
     settled = await counts(shop)
     assert settled == ((0, 0, 5) if restock else (0, 2, 3))
     await delivered(shop, with_new_id(paid, "evt_later_payment", later))
+    stored = await shop.api.services.events.get("evt_later_payment")
+    assert stored is not None
+    assert stored["outcome"] == "refunded"
     # No second refund, no relabelling as our own oversold refund, nothing sold again.
     assert refund_requests(shop) == []
     assert len(shop.sim.state.refunds) == 1
@@ -186,3 +192,21 @@ async def test_reconcile_counts_refunded_orders_as_the_refund_setting_says(
         await services.redis.delete(key)
     fresh = await make_shop(sim=shop.sim, restock_on_refund=restock)
     assert await counts(fresh) == expected
+
+
+async def test_a_payment_redis_forgot_still_counts_against_the_customers_limit(
+    shop: Shop,
+) -> None:
+    await shop.api.put_product("lim", 5, price=900, max_per_customer=1)
+    answer = await shop.checkout(("lim", 1), customer_id="cus_limited")
+    assert answer.status_code == 201, answer.text
+    rid, session_id = answer.json()["reservation_id"], answer.json()["checkout_session_id"]
+    services = shop.api.services
+    # Redis forgets the reservation and its hold lapses: only the session's metadata is left.
+    await age_hold(services.redis, services.inventory.keys, rid)
+    await services.inventory.reclaim("default")
+    await services.redis.delete(services.inventory.keys.pool("default").record(rid))
+    await delivered(shop, shop.sim.complete(session_id, "paid"))
+    assert await counts(shop, "lim") == (0, 1, 4)
+    again = await shop.api.reserve(("lim", 1), customer_id="cus_limited")
+    assert (again.status_code, again.json()["error"]) == (409, "customer_limit_exceeded")

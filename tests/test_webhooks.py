@@ -56,10 +56,32 @@ async def test_paid_checkout_becomes_one_order(shop: Shop) -> None:
     assert paid["reservation_id"] == rid
     assert paid["items"] == [{"sku": "tee", "quantity": 2, "unit_amount": 2500}]
     assert paid["amount_total"] == 5000
+    assert (paid["currency"], paid["customer_email"]) == ("eur", "buyer@example.com")
     assert paid["payment_intent"].startswith("pi_")
     assert await counts(shop) == (0, 2, 3)
     assert (await shop.reservation(rid))["status"] == "committed"
     assert shop.sim.requests("POST", "/v1/refunds") == []
+    services = shop.api.services
+    checkout = await services.checkouts.get(session_id)
+    assert checkout is not None
+    assert checkout.status.value == "complete"
+    # The event is stored as it came, with what its handler did, once; the redelivery is noted.
+    stored = await services.events.get(event["id"])
+    assert stored is not None
+    assert (stored["type"], stored["payload"], stored["outcome"]) == (
+        "checkout.session.completed",
+        event,
+        "committed",
+    )
+    assert await services.webhooks.dispatch(event) == "duplicate"
+
+
+async def test_the_email_stripe_collected_wins_over_the_one_given_at_checkout(shop: Shop) -> None:
+    _, session_id = await start(shop, ("tee", 1))
+    event = shop.sim.complete(session_id, "paid")
+    event["data"]["object"]["customer_details"] = {"email": "collected@example.com"}
+    await deliver_twice(shop, event)
+    assert (await order(shop, session_id))["customer_email"] == "collected@example.com"
 
 
 async def test_delayed_payment_then_success(shop: Shop) -> None:
@@ -166,11 +188,15 @@ async def test_late_payment_with_free_stock_is_committed_late(shop: Shop) -> Non
     rid, session_id = await start(shop, ("tee", 2))
     await lapse(shop, rid)
     assert await counts(shop) == (0, 0, 5)
-    await deliver_twice(shop, shop.sim.complete(session_id, "paid"))
+    paid = shop.sim.complete(session_id, "paid")
+    await deliver_twice(shop, paid)
     assert (await order(shop, session_id))["status"] == "paid"
     assert (await shop.reservation(rid))["status"] == "committed"
     assert await counts(shop) == (0, 2, 3)
     assert shop.sim.requests("POST", "/v1/refunds") == []
+    stored = await shop.api.services.events.get(paid["id"])
+    assert stored is not None
+    assert stored["outcome"] == "committed_late"
 
 
 async def test_late_payment_without_stock_is_refunded_exactly_once(shop: Shop) -> None:
