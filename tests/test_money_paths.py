@@ -210,3 +210,15 @@ async def test_a_payment_redis_forgot_still_counts_against_the_customers_limit(
     assert await counts(shop, "lim") == (0, 1, 4)
     again = await shop.api.reserve(("lim", 1), customer_id="cus_limited")
     assert (again.status_code, again.json()["error"]) == (409, "customer_limit_exceeded")
+
+
+async def test_a_refund_touches_only_the_order_it_refunds(shop: Shop) -> None:
+    _, first = await checkout(shop, ("tee", 1))
+    _, second = await checkout(shop, ("tee", 2))
+    first_paid = shop.sim.complete(first, "paid")
+    second_paid = shop.sim.complete(second, "paid")
+    await delivered(shop, first_paid)
+    await delivered(shop, second_paid)
+    await delivered(shop, shop.sim.refund_event(second_paid["data"]["object"]["payment_intent"]))
+    assert await history(shop, first) == ["paid"]
+    assert await history(shop, second) == ["paid", "refunded"]

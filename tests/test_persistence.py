@@ -276,6 +276,27 @@ async def test_concurrent_status_changes_end_at_the_top_of_the_ladder(mongo_db: 
     assert [LADDER[a][b] for a, b in pairwise(history)] == history[1:]  # only ever up
 
 
+async def test_orders_are_found_by_status_and_by_payment_intent(mongo_db: Database) -> None:
+    orders = OrderRepository(mongo_db)
+    for number, status in enumerate(INCOMING):
+        await orders.upsert(
+            order(
+                f"cs_{number}",
+                status,
+                reservation_id=f"default.reservation{number:08d}xx",
+                payment_intent=f"pi_{number}",
+            )
+        )
+    paid = [found.checkout_session_id async for found in orders.with_status((PAID,))]
+    assert paid == ["cs_2"]
+    refunds = {found.status async for found in orders.with_status((REFUNDED, OVERSOLD))}
+    assert refunds == {REFUNDED, OVERSOLD}
+    by_intent = await orders.get_by_payment_intent("pi_3")
+    assert by_intent is not None
+    assert by_intent.checkout_session_id == "cs_3"
+    assert await orders.get_by_payment_intent("pi_none") is None
+
+
 async def test_another_session_for_the_same_reservation_conflicts(mongo_db: Database) -> None:
     orders = OrderRepository(mongo_db)
     await orders.upsert(order("cs_1"))
