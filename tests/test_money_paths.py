@@ -222,3 +222,49 @@ async def test_a_refund_touches_only_the_order_it_refunds(shop: Shop) -> None:
     await delivered(shop, shop.sim.refund_event(second_paid["data"]["object"]["payment_intent"]))
     assert await history(shop, first) == ["paid"]
     assert await history(shop, second) == ["paid", "refunded"]
+
+
+async def test_our_refund_of_a_charge_the_merchant_refunded_first_converges(shop: Shop) -> None:
+    session_id, paid = await oversold_payment(shop)
+    # The merchant refunds from the Dashboard before our webhook runs: Stripe then refuses
+    # our refund as charge_already_refunded, which is as good as done.
+    shop.sim.refund_event(paid["data"]["object"]["payment_intent"])
+    await delivered(shop, paid)
+    (ours,) = refund_requests(shop)
+    assert ours["idempotency_key"] == f"refund-oversold-{session_id}"
+    assert len(shop.sim.state.refunds) == 1  # the merchant's
+    assert await history(shop, session_id) == ["paid", "refunded_oversold"]
+
+
+async def test_lapsed_events_for_a_reservation_redis_forgot_converge(shop: Shop) -> None:
+    rid, session_id = await checkout(shop, ("tee", 2))
+    services = shop.api.services
+    await services.redis.delete(services.inventory.keys.pool("default").record(rid))
+    await delivered(shop, shop.sim.expire(session_id))  # nothing to release: acknowledged
+    checkout_row = await services.checkouts.get(session_id)
+    assert checkout_row is not None
+    assert checkout_row.status.value == "expired"
+
+
+async def test_an_order_takes_stripes_amount_or_the_carts_and_an_expanded_intent(
+    shop: Shop,
+) -> None:
+    _, session_id = await checkout(shop, ("tee", 2))
+    paid = shop.sim.complete(session_id, "paid")
+    session = paid["data"]["object"]
+    intent = session["payment_intent"]
+    del session["amount_total"]  # a test event may leave it out: the cart's sum is recorded
+    session["payment_intent"] = {"id": intent, "object": "payment_intent"}
+    await delivered(shop, paid)
+    order = await shop.api.services.orders.get(session_id)
+    assert order is not None
+    assert (order.amount_total, order.payment_intent) == (5000, intent)
+    _, free_session = await checkout(shop, ("cap", 1))
+    free = dict(paid, id="evt_free")
+    free["data"] = {"object": dict(session, amount_total=0, payment_intent=None)}
+    free["data"]["object"]["id"] = free_session
+    free["data"]["object"]["metadata"] = shop.sim.state.sessions[free_session]["metadata"]
+    await delivered(shop, free)
+    free_order = await shop.api.services.orders.get(free_session)
+    assert free_order is not None
+    assert free_order.amount_total == 0  # a free order is an amount too
