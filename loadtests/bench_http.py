@@ -89,7 +89,7 @@ SETTLE_SECONDS = 0.2  # poll period while waiting for the server to answer queue
 SETTLE_TRIES = 25
 PROFILE_SECONDS = 5
 PROFILE_RATE = 200  # samples per second
-PROFILED = ("reserve", "floor")
+PROFILED = ("reserve", "get_product", "floor")
 FLOOR_PATH = "/floor"
 RESERVE_BODY = json.dumps({"items": [{"sku": SKU, "quantity": 1}]}, separators=(",", ":"))
 SOLD_OUT_BODY = RESERVE_BODY.replace(f'"{SKU}"', f'"{SOLD_OUT_SKU}"')
@@ -900,7 +900,7 @@ async def profile(run: Run, case: Case) -> Profile | None:
 
 
 async def profiles(run: Run) -> list[Profile]:
-    """The reserve case, and the floor beside it for comparison."""
+    """The reserve and product cases, and the floor beside them for comparison."""
     found = [await profile(run, case) for case in CASES if case.name in PROFILED]
     return [one for one in found if one is not None]
 

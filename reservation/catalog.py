@@ -19,15 +19,16 @@ from reservation import errors
 from reservation.inventory import DEFAULT_POOL, Inventory
 from reservation.models import Listed, StockLevel
 from reservation.money import check_price
-from reservation.schemas import ProductIn, ProductView
+from reservation.schemas import ProductIn, ProductView, encoder
 
 # A PUT that adds a pool is seen by the list within this long (a new SKU of a known pool, and
 # any change to a known SKU, at once).
 POOL_LIST_SECONDS = 0.5
 
 
-class CatalogEntry(msgspec.Struct, array_like=True, frozen=True):
-    """What Redis keeps of a product beside its counters."""
+class CatalogEntry(msgspec.Struct, frozen=True):
+    """What Redis keeps of a product beside its counters: a JSON object, whose members the
+    product script splices into the product view it answers."""
 
     name: str
     price: int
@@ -116,6 +117,17 @@ class Catalog:
             await self.products.restore(sku, previous)
             raise
         return product_view(product, level)
+
+    async def get_json(self, sku: str) -> bytes:
+        """GET /v1/products/{sku}'s answer: Redis assembles it in one call; when Redis cannot
+        (no entry yet, or no counters), the view is built here, as `get` builds it."""
+        try:
+            found = await self.inventory.product_json(sku)
+        except errors.UnknownSku:
+            found = None
+        if found is not None:
+            return found
+        return encoder.encode(await self.get(sku))
 
     async def get(self, sku: str) -> ProductView:
         try:

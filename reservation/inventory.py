@@ -245,6 +245,13 @@ class Inventory:
             found.update((listed.level.sku, listed) for listed in _listed(name, reply))
         return [found[sku] for sku in skus if sku in found]
 
+    async def product_json(self, sku: str) -> bytes | None:
+        """The SKU's product view as JSON text, assembled by Redis from its counters and
+        catalog entry (one call); None when Redis lacks either (UnknownSku: no pool)."""
+        pool = await self.pool_of(sku)
+        reply = await self._run(pool, "product", [sku, pool])
+        return None if reply is None else bytes(reply)
+
     async def keep_entry(self, sku: str, pool: str, entry: str) -> None:
         """Store a SKU's catalog entry beside its counters unless one is there: a reader that
         fell back to MongoDB fills it, and never overwrites a newer one written by a PUT."""

@@ -19,6 +19,7 @@ SCRIPT_NAMES = (
     "extend",
     "set_stock",
     "snapshot",
+    "product",
     "reclaim",
     "lookup",
     "restore",

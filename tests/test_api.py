@@ -459,3 +459,21 @@ async def test_a_process_starting_with_redis_empty_answers_from_mongodb_then_red
         assert [(p["sku"], p["price"]) for p in served] == [("cap", 900), ("tee", 1500)]
     finally:
         server.stop()
+
+
+async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: Api) -> None:
+    import msgspec
+
+    from reservation.schemas import ProductView
+
+    await api.put_product("plain", 5)
+    await api.put_product("big", 10**12, price=99_999_999, max_per_customer=3)
+    await api.put_product("odd", 2, name='Tee "Ünïcødé" \\\\ — 日本 \\u00e9', currency="jpy")
+    assert (await api.reserve(("big", 2))).status_code == 201
+    catalog = api.services.catalog
+    for sku in ("plain", "big", "odd"):
+        raw = await api.services.inventory.product_json(sku)
+        assert raw is not None  # Redis had everything: no fallback
+        assembled = msgspec.json.decode(raw, type=ProductView, strict=True)
+        assert assembled == await catalog.get(sku)
+        assert (await api.http.get(f"/v1/products/{sku}")).json() == msgspec.to_builtins(assembled)

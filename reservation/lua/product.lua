@@ -1,0 +1,21 @@
+-- product: one SKU's product view, as the JSON text GET /v1/products/{sku} answers, assembled
+-- here from the counters and the catalog entry a PUT keeps beside them: a product read is one
+-- call, and the service passes the text on without parsing it.
+-- KEYS: pool keys 1-3 (see _pool.lua).
+-- ARGV[2] sku, ARGV[3] the pool's name.
+-- Reply: the JSON text, or false when the SKU has no counters or no catalog entry here.
+local sku, pool = ARGV[2], ARGV[3]
+reclaim(now_ms())
+local v = call('HMGET', stock_key, sku .. ':total', sku .. ':reserved', sku .. ':sold',
+  sku .. ':limit', sku .. ':product')
+if not v[1] or not v[5] then return false end
+local total, reserved = tonumber(v[1]), tonumber(v[2]) or 0
+local sold, limit = tonumber(v[3]) or 0, tonumber(v[4]) or 0
+-- %d: integers up to 10^12 print whole (tostring would print 1e+12).
+local function int(n) return string.format('%d', n) end
+-- The entry is a JSON object {"name", "price", "currency"}; its members are spliced in.
+return table.concat({
+  '{"sku":"', sku, '",', string.sub(v[5], 2, -2),
+  ',"pool":"', pool, '","stock":', int(total), ',"reserved":', int(reserved),
+  ',"sold":', int(sold), ',"available":', int(math.max(total - reserved - sold, 0)),
+  ',"max_per_customer":', limit > 0 and int(limit) or 'null', '}'})
