@@ -261,7 +261,7 @@ class Buyers(SaleUser):
     `--patience`), check out, pay on the simulator as the mix says, wait for the final order."""
 
     weight = 6
-    wait_time = between(0.5, 1.5)
+    wait_time = between(1.0, 3.0)  # a person refreshing a sold-out page
 
     def on_start(self) -> None:
         super().on_start()

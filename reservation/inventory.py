@@ -248,8 +248,9 @@ class Inventory:
     async def product_json(self, sku: str) -> bytes | None:
         """The SKU's product view as JSON text, assembled by Redis from its counters and
         catalog entry (one call); None when Redis lacks either (UnknownSku: no pool)."""
-        pool = await self.pool_of(sku)
-        reply = await self._run(pool, "product", [sku, pool])
+        # The hot read: a SKU this process has seen is not looked up (nor checked) again.
+        pool = self._pools.get(sku) or await self.pool_of(sku)
+        reply = await self._run(pool, "product", (sku, pool))
         return None if reply is None else bytes(reply)
 
     async def keep_entry(self, sku: str, pool: str, entry: str) -> None:
@@ -474,9 +475,9 @@ class Inventory:
             # name any pool, and this cache must not grow with them.
             if pool in self._pools.values():
                 self._pool_keys[pool] = keys
-        key_list = keys.shared
+        key_list: Sequence[str] = keys.shared
         if reservation_id is not None:
-            key_list = [*key_list, keys.record(reservation_id), keys.fence]
+            key_list = (*key_list, keys.record(reservation_id), keys.fence)
         try:
             return await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
         except RedisError as exc:

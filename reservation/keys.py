@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_PREFIX = "rsv"
 
@@ -16,11 +16,12 @@ class PoolKeys:
     usage: str
     record_prefix: str
     fence: str
+    # KEYS[1..3] of every pool script, in the order the scripts expect (built once: every
+    # script call passes them).
+    shared: tuple[str, str, str] = field(init=False)
 
-    @property
-    def shared(self) -> list[str]:
-        """KEYS[1..3] of every pool script, in the order the scripts expect."""
-        return [self.stock, self.holds, self.usage]
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shared", (self.stock, self.holds, self.usage))
 
     def record(self, reservation_id: str) -> str:
         return self.record_prefix + reservation_id
