@@ -341,10 +341,10 @@ def sale_totals(stack: Stack) -> dict[str, int]:
     totals["units sold"] = sum(product["sold"] for product in products)
     totals["units on sale"] = sum(product["stock"] for product in products)
     with httpx.Client(base_url=stack.sim_url, timeout=30) as http:
-        refunds = [
-            r for r in http.get("/_sim/requests").json()["data"] if r["path"] == "/v1/refunds"
-        ]
-        totals["refund requests"] = len(refunds)
+        made = {"method": "POST", "path": "/v1/refunds"}
+        totals["refund requests"] = len(http.get("/_sim/requests", params=made).json()["data"])
+        stripe_auth = {"Authorization": f"Bearer {STRIPE_KEY}"}
+        totals["refunds made"] = len(http.get("/v1/refunds", headers=stripe_auth).json()["data"])
         events = http.get("/_sim/events").json()["data"]
         deliveries = http.get("/_sim/deliveries").json()["data"]
     totals["events"] = len(events)
