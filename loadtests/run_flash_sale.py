@@ -61,6 +61,7 @@ class Stack:
     service_url: str = ""
     sim_url: str = ""
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    profile: list[tuple[str, float]] = field(default_factory=list)
 
     def start(self, name: str, argv: Sequence[str]) -> subprocess.Popen[bytes]:
         log = self.workdir / f"{name}.log"
@@ -204,6 +205,47 @@ def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_
     wait_until_answers(f"{stack.service_url}/readyz", service, "the service")
 
 
+def worker_pids(pid: int) -> list[int]:
+    """The processes below `pid` (uvicorn's workers under its supervisor)."""
+    found, frontier = [], [pid]
+    while frontier:
+        children = Path(f"/proc/{frontier[0]}/task/{frontier[0]}/children")
+        frontier = frontier[1:]
+        if children.exists():
+            kids = [int(kid) for kid in children.read_text().split()]
+            found += kids
+            frontier += kids
+    return found
+
+
+def profile_service(stack: Stack, seconds: float, delay: float) -> list[tuple[str, float]]:
+    """py-spy on one service worker for `seconds`, `delay` seconds into the sale: the share
+    of samples per owner (uvicorn, starlette, redis-py, our code, syscalls ...)."""
+    from loadtests.bench_http import owner, py_spy, stacks
+
+    binary = py_spy()
+    service = stack.processes[1]
+    time.sleep(delay)
+    pids = worker_pids(service.pid) or [service.pid]
+    path = stack.workdir / "service-profile.txt"
+    argv = [binary or "py-spy", "record", "--pid", str(pids[-1]), "--native", "--nolineno"]
+    argv += ["--duration", str(int(seconds)), "--rate", "100", "--format", "raw"]
+    done = subprocess.run(
+        [*argv, "--output", str(path)],
+        capture_output=True,
+        check=False,
+    )
+    if done.returncode != 0 or not path.exists():
+        return [("py-spy failed: " + done.stdout.decode(errors="replace")[-200:], 0.0)]
+    owners: dict[str, int] = {}
+    total = 0
+    for frames, count in stacks(path.read_text()):
+        total += count
+        label = owner(frames)
+        owners[label] = owners.get(label, 0) + count
+    return [(label, 100.0 * n / total) for label, n in sorted(owners.items(), key=lambda x: -x[1])]
+
+
 def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
     argv = [
         sys.executable,
@@ -230,8 +272,7 @@ def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
         "--only-summary",
         "--sim-url",
         stack.sim_url,
-        "--admin-token",
-        stack.admin_token,
+        f"--admin-token={stack.admin_token}",  # a token may start with "-"
         "--stock",
         str(args.stock),
         "--hot-stock",
@@ -250,9 +291,11 @@ def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
     if args.redis_cluster:
         hot_pool, *others = cluster_pools(CLUSTER_MASTERS)
         argv += ["--hot-pool", hot_pool, "--pools", ",".join(others)]
-    shown = [stack.admin_token[:4] + "…" if part == stack.admin_token else part for part in argv]
+    shown = [part.replace(stack.admin_token, "…") for part in argv]
     print("locust:", shlex.join(shown[2:]), flush=True)
     locust = stack.start("locust", argv)
+    if args.profile_seconds:
+        stack.profile = profile_service(stack, args.profile_seconds, args.spike_seconds + 5)
     return locust.wait()
 
 
@@ -445,6 +488,7 @@ def write_markdown(
     rows: list[NameRow],
     totals: dict[str, int],
     rates: dict[str, float],
+    profile: list[tuple[str, float]],
     verifier: str,
     undelivered: int,
 ) -> Path:
@@ -474,6 +518,10 @@ def write_markdown(
     lines += [f"| {name} | {value:,} |" for name, value in totals.items()]
     lines += ["", "| webhooks into MongoDB | per second |", "|---|---:|"]
     lines += [f"| {name} | {value:,.1f} |" for name, value in rates.items()]
+    if profile:
+        lines += ["", "Where one service worker's time went during the sale (py-spy):", ""]
+        lines += ["| owner | share of samples |", "|---|---:|"]
+        lines += [f"| {label} | {share:.1f} % |" for label, share in profile]
     lines += [
         "",
         f"Events not delivered when the verifier ran: {undelivered}.",
@@ -522,6 +570,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="a local 3-master Redis Cluster, the SKUs' pools on different masters",
     )
+    parser.add_argument(
+        "--profile-seconds",
+        type=float,
+        default=0.0,
+        help="py-spy one service worker this long, once the crowd has arrived (0: no)",
+    )
     parser.add_argument("--report-dir", type=Path, default=DOCS)
     args = parser.parse_args(argv)
     if args.users < 1 or args.seconds < 5 or args.stock < 1 or args.workers < 1:
@@ -559,7 +613,9 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
             raise
     failures = sum(row.failures for row in rows if row.name != "Aggregated")
     chart(report_dir)
-    path = write_markdown(report_dir, command, args, rows, totals, rates, report, undelivered)
+    path = write_markdown(
+        report_dir, command, args, rows, totals, rates, stack.profile, report, undelivered
+    )
     print(report)
     print(f"requests failed unexpectedly: {failures}; Locust exited {locust_code}; report {path}")
     return 0 if passed and failures == 0 and undelivered == 0 and locust_code == 0 else 1
