@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Route
@@ -61,12 +61,21 @@ ROUTES = [
 ]
 
 
-def redis_client(settings: Settings) -> RedisClient:
+REDIS_MAX_CONNECTIONS = 1024
+# A request that finds every connection busy waits this long for one, then answers 503: a
+# spike of clients queues for Redis instead of failing at once.
+REDIS_POOL_WAIT_SECONDS = 5.0
+
+
+def redis_client(settings: Settings, max_connections: int = REDIS_MAX_CONNECTIONS) -> RedisClient:
     if settings.redis_url is None:
         return embedded_redis()
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, max_connections=1024)
-    return Redis.from_url(settings.redis_url, max_connections=1024)
+        return RedisCluster.from_url(settings.redis_url, max_connections=max_connections)
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=max_connections, timeout=REDIS_POOL_WAIT_SECONDS
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
