@@ -179,6 +179,11 @@ class SaleUser(FastHttpUser):
             return None
 
 
+def answered(response: Any) -> str:
+    """A failed request's status and the start of its body (no answer at all: status 0)."""
+    return f"{response.status_code}: {(response.text or 'no answer')[:200]}"
+
+
 def refusal_name(response: Any) -> str | None:
     """The request name of an expected refusal, or None for a failure."""
     if response.status_code not in (409, 422):
