@@ -172,7 +172,7 @@ class SaleUser(FastHttpUser):
                 return str(response.json()["id"])
             refusal = refusal_name(response)
             if refusal is None:
-                response.failure(f"{response.status_code}: {(response.text or 'no answer')[:200]}")
+                response.failure(answered(response))
                 return None
             response.request_meta["name"] = refusal
             response.success()
@@ -301,7 +301,7 @@ class Buyers(SaleUser):
                 response.request_meta["name"] = "checkout: hold lapsed"
                 response.success()
                 return None
-            response.failure(f"{response.status_code}: {(response.text or 'no answer')[:200]}")
+            response.failure(answered(response))
             return None
 
     def sim(self, path: str, name: str, body: dict[str, Any] | None = None) -> None:
@@ -309,7 +309,7 @@ class Buyers(SaleUser):
             f"{self.parsed.sim_url}{path}", json=body or {}, name=name, catch_response=True
         ) as response:
             if response.status_code != 200:
-                response.failure(f"{response.status_code}: {(response.text or 'no answer')[:200]}")
+                response.failure(answered(response))
 
     def pay(self, session: str, outcome: str) -> None:
         base = f"/_sim/sessions/{session}"
@@ -351,7 +351,7 @@ class Buyers(SaleUser):
             if response.status_code == 404:  # the order is not recorded yet
                 response.success()
                 return None
-            response.failure(f"{response.status_code}: {(response.text or 'no answer')[:200]}")
+            response.failure(answered(response))
             return None
 
 
