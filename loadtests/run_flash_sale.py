@@ -206,7 +206,7 @@ def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_
 
 
 def worker_pids(pid: int) -> list[int]:
-    """The processes below `pid` (uvicorn's workers under its supervisor)."""
+    """Every process below `pid` (uvicorn's workers under its supervisor, say)."""
     found, frontier = [], [pid]
     while frontier:
         children = Path(f"/proc/{frontier[0]}/task/{frontier[0]}/children")

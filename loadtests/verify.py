@@ -36,13 +36,14 @@ from typing import Any
 
 import stripe
 
-from persistence.mongo import Database, connect
-from persistence.orders import Order, OrderStatus
+from persistence.mongo import Database, connect, storage_errors
+from persistence.orders import Order, OrderRepository, OrderStatus
 from reservation import errors
 from reservation.app import redis_client
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.models import ReservationStatus, StockLevel
+from reservation.payments import stripe_client
 from reservation.reconcile import sold_statuses
 from reservation.scripts import RedisClient
 from reservation.settings import Settings
@@ -245,7 +246,7 @@ async def read_world(settings: Settings, stripe_client: stripe.StripeClient) -> 
             pool: int(await redis.zcount(keys.pool(pool).holds, "-inf", now_ms)) for pool in pools
         }
         levels = [level for pool in pools for level in await inventory.stock(pool=pool)]
-        orders = [order async for order in _all_orders(db)]
+        orders = [order async for order in OrderRepository(db).with_status(tuple(OrderStatus))]
         checkouts = await _checkouts(db)
         sessions = await _list_all(stripe_client.v1.checkout.sessions.list_async)
         refunds = await _list_all(stripe_client.v1.refunds.list_async)
@@ -265,16 +266,7 @@ async def _redis_now_ms(redis: RedisClient) -> int:
     return int(seconds) * 1000 + int(micros) // 1000
 
 
-async def _all_orders(db: Database) -> Any:
-    from persistence.orders import OrderRepository
-
-    async for order in OrderRepository(db).with_status(tuple(OrderStatus)):
-        yield order
-
-
 async def _checkouts(db: Database) -> dict[str, str]:
-    from persistence.mongo import storage_errors
-
     async with storage_errors():
         cursor = db["checkout_sessions"].find({}, {"reservation_id": 1, "session_id": 1})
         return {doc["reservation_id"]: doc["session_id"] async for doc in cursor}
@@ -332,8 +324,6 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None]
 
 
 async def verify(settings: Settings) -> Report:
-    from reservation.payments import stripe_client
-
     client, http_client = stripe_client(settings)
     try:
         world = await read_world(settings, client)

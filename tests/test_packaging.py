@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from loadtests.run_flash_sale import worker_pids
 from reservation.scripts import SCRIPT_NAMES
 from tests.conftest import REDIS_URL
 
@@ -114,7 +115,7 @@ def test_the_flash_sale_leaves_no_process_behind_when_interrupted(tmp_path: Path
             if line.startswith("locust:"):
                 break
         time.sleep(2)  # Locust, the service, the simulator and the stores all run now
-        children = _descendants(rehearsal.pid)
+        children = worker_pids(rehearsal.pid)  # every process below the rehearsal
         assert len(children) >= 4
         rehearsal.send_signal(signal.SIGINT)
         output, _ = rehearsal.communicate(timeout=60)
@@ -125,18 +126,6 @@ def test_the_flash_sale_leaves_no_process_behind_when_interrupted(tmp_path: Path
         if rehearsal.poll() is None:
             os.killpg(rehearsal.pid, signal.SIGKILL)
             rehearsal.wait()
-
-
-def _descendants(pid: int) -> list[int]:
-    found, frontier = [], [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = Path(f"/proc/{parent}/task/{parent}/children")
-        if children.exists():
-            kids = [int(child) for child in children.read_text().split()]
-            found += kids
-            frontier += kids
-    return found
 
 
 def _alive(pid: int) -> bool:
