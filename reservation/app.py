@@ -101,6 +101,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 keys=keys,
                 hold_seconds=settings.hold_seconds,
                 sold_out_seconds=settings.sold_out_cache_seconds,
+                read_cache_seconds=settings.read_cache_seconds,
                 require_customer=settings.require_customer,
             )
             product_repository = ProductRepository(db)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+from functools import partial
 
 import msgspec
 
@@ -19,7 +20,7 @@ from reservation import errors
 from reservation.inventory import DEFAULT_POOL, Inventory
 from reservation.models import Listed, StockLevel
 from reservation.money import check_price
-from reservation.schemas import ProductIn, ProductView, encoder
+from reservation.schemas import ProductIn, ProductList, ProductView, encoder
 
 # A PUT that adds a pool is seen by the list within this long (a new SKU of a known pool, and
 # any change to a known SKU, at once).
@@ -119,8 +120,19 @@ class Catalog:
         return product_view(product, level)
 
     async def get_json(self, sku: str) -> bytes:
-        """GET /v1/products/{sku}'s answer: Redis assembles it in one call; when Redis cannot
-        (no entry yet, or no counters), the view is built here, as `get` builds it."""
+        """GET /v1/products/{sku}'s answer, remembered briefly by this process (readcache)."""
+        return await self.inventory.reads.get(("product", sku), partial(self._product_json, sku))
+
+    async def list_json(self) -> bytes:
+        """GET /v1/products's answer, remembered briefly by this process (readcache)."""
+        return await self.inventory.reads.get(("list",), self._list_json)
+
+    async def _list_json(self) -> bytes:
+        return encoder.encode(ProductList(await self.list()))
+
+    async def _product_json(self, sku: str) -> bytes:
+        """Redis assembles the answer in one call; when Redis cannot (no entry yet, or no
+        counters), the view is built here, as `get` builds it."""
         try:
             found = await self.inventory.product_json(sku)
         except errors.UnknownSku:

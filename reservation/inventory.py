@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from reservation import errors
 from reservation.cart import (
     NAME_PATTERN,
+    NAME_REGEX,
     CartInput,
     check_customer,
     check_name,
@@ -49,11 +50,17 @@ from reservation.outcomes import (
     ReleaseRefused,
     ReserveOutcome,
 )
+from reservation.readcache import ReadCache
 from reservation.scripts import RedisClient, Scripts
 from reservation.soldout import SoldOutMemory
 
 DEFAULT_POOL = "default"
-TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+# A reservation id is "<pool>.<token>" (see new_reservation_id): the token is URL-safe base64.
+TOKEN_REGEX = r"[A-Za-z0-9_-]{16,64}"
+TOKEN_PATTERN = re.compile(TOKEN_REGEX)
+RESERVATION_ID_REGEX = rf"{NAME_REGEX}\.{TOKEN_REGEX}"
+# Scripts that only read (and reclaim lapsed holds, which a reader's answer already reflects).
+READ_SCRIPTS = frozenset({"snapshot", "product", "lookup"})
 
 
 def _text(value: Any) -> str:
@@ -98,6 +105,7 @@ class Inventory:
         retention_seconds: float = 3 * 24 * 3600,
         reclaim_batch: int = 64,
         sold_out_seconds: float = 0.0,
+        read_cache_seconds: float = 0.0,
         require_customer: bool = False,
     ) -> None:
         if hold_seconds <= 0 or retention_seconds < 0 or reclaim_batch < 1:
@@ -112,6 +120,8 @@ class Inventory:
         self._pools: dict[str, str] = {}
         self._pool_keys: dict[str, PoolKeys] = {}
         self.sold_out = SoldOutMemory(sold_out_seconds)
+        # Product reads (JSON answers) remembered briefly; any write of this process forgets.
+        self.reads: ReadCache[bytes] = ReadCache(read_cache_seconds)
         self._pool_list: tuple[float, list[str]] = (-math.inf, [])
         # Refuse carts without a customer id that hold a SKU with a per-customer limit.
         self.require_customer = require_customer
@@ -149,6 +159,7 @@ class Inventory:
             await self.client.sadd(self.keys.pools, pool)
         self._stocks(sku, pool)
         self.sold_out.forget([sku])
+        self.reads.forget()  # also what was read while the pool was being listed
         if _text(reply[0]) == "below_committed":
             raise errors.StockBelowCommitted(
                 f"stock of {sku} cannot go below reserved + sold",
@@ -476,6 +487,8 @@ class Inventory:
             if pool in self._pools.values():
                 self._pool_keys[pool] = keys
         key_list: Sequence[str] = keys.shared
+        if script not in READ_SCRIPTS:
+            self.reads.forget()
         if reservation_id is not None:
             key_list = (*key_list, keys.record(reservation_id), keys.fence)
         try:

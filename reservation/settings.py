@@ -64,6 +64,9 @@ class Settings:
     sweep_seconds: float = 30.0
     # How long this process answers "sold out" for a SKU without asking Redis again.
     sold_out_cache_seconds: float = 0.1
+    # How long this process reuses a product read (GET /v1/products[/{sku}]) another process
+    # may have changed since; its own writes are seen at once.
+    read_cache_seconds: float = 0.1
     # Put refunded units back on sale (charge.refunded); off: a refund keeps them sold.
     restock_on_refund: bool = False
     # Refuse reservations without a customer_id of SKUs that have a per-customer limit.
@@ -89,6 +92,7 @@ class Settings:
             stripe_timeout_seconds=_positive(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
             sweep_seconds=_non_negative(env, "RESERVATION_SWEEP_SECONDS", 30.0),
             sold_out_cache_seconds=_non_negative(env, "RESERVATION_SOLD_OUT_CACHE_SECONDS", 0.1),
+            read_cache_seconds=_non_negative(env, "RESERVATION_READ_CACHE_SECONDS", 0.1),
             restock_on_refund=env.get("RESERVATION_RESTOCK_ON_REFUND", "") in ("1", "true", "yes"),
             require_customer=env.get("RESERVATION_REQUIRE_CUSTOMER", "") in ("1", "true", "yes"),
         )

@@ -9,7 +9,7 @@ from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, read_json
 from reservation.api.services import services
 from reservation.cart import check_name
-from reservation.schemas import ProductIn, ProductList
+from reservation.schemas import ProductIn
 
 
 async def put_product(request: Request) -> Response:
@@ -27,4 +27,4 @@ async def get_product(request: Request) -> Response:
 
 
 async def list_products(request: Request) -> Response:
-    return json_response(ProductList(await services(request).catalog.list()))
+    return Response(await services(request).catalog.list_json(), media_type="application/json")
