@@ -1,4 +1,4 @@
-"""Input rules of the core (API.md): SKUs, pools, quantities, carts, customer ids."""
+"""Input rules of the core (docs/api.md): SKUs, pools, quantities, carts, customer ids."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ from reservation.models import CartLine
 MAX_QUANTITY = 1_000_000
 MAX_CART_LINES = 100
 MAX_CUSTOMER_ID = 128
-NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
-CUSTOMER_PATTERN = re.compile(rf"[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}")
+# A SKU or pool name. Defined here once: the validators, the msgspec schemas and the OpenAPI
+# document all use it. It never holds a brace (pools are hash tags), ',', '=' or '|' (the
+# scripts' separators).
+NAME_CHARACTERS = "A-Za-z0-9._-"
+MAX_NAME = 64
+NAME_REGEX = rf"[{NAME_CHARACTERS}]{{1,{MAX_NAME}}}"
+NAME_PATTERN = re.compile(NAME_REGEX)
+CUSTOMER_REGEX = rf"[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}"  # printable ASCII, no space
+CUSTOMER_PATTERN = re.compile(CUSTOMER_REGEX)
 
 CartInput = Iterable[CartLine | tuple[str, int] | Mapping[str, object]]
 
@@ -21,7 +28,9 @@ def check_name(value: object, what: str) -> str:
     """A SKU or pool name: 1-64 characters of A-Za-z0-9._- (never a brace)."""
     if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
         raise InvalidRequest(
-            f"{what} must be 1 to 64 characters of A-Za-z0-9._-", field=what, value=repr(value)
+            f"{what} must be 1 to {MAX_NAME} characters of {NAME_CHARACTERS}",
+            field=what,
+            value=repr(value),
         )
     return value
 
