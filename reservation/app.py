@@ -12,7 +12,6 @@ from pathlib import Path
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route
 
 from persistence.checkouts import CheckoutRepository
 from persistence.events import StripeEventRepository
@@ -20,8 +19,8 @@ from persistence.mongo import connect, ensure_indexes
 from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
-from reservation.api import checkout, ops, orders, products, reservations, webhook
 from reservation.api.failures import add_exception_handlers
+from reservation.api.routes import ROUTES
 from reservation.api.services import Services
 from reservation.catalog import Catalog
 from reservation.checkout import CheckoutService
@@ -42,24 +41,6 @@ from reservation.webhooks import WebhookHandlers
 
 logger = logging.getLogger("reservation")
 GC_YOUNG_THRESHOLD = 20_000
-
-ROUTES = [
-    Route("/v1/products", products.list_products, methods=["GET"]),
-    Route("/v1/products/{sku}", products.get_product, methods=["GET"]),
-    Route("/v1/products/{sku}", products.put_product, methods=["PUT"]),
-    Route("/v1/reservations", reservations.create_reservation, methods=["POST"]),
-    Route("/v1/reservations/{reservation_id}", reservations.get_reservation, methods=["GET"]),
-    Route("/v1/reservations/{reservation_id}", reservations.delete_reservation, methods=["DELETE"]),
-    Route("/v1/checkout", checkout.create_checkout, methods=["POST"]),
-    Route("/v1/webhooks/stripe", webhook.stripe_webhook, methods=["POST"]),
-    Route("/v1/orders", orders.list_orders, methods=["GET"]),
-    Route("/v1/orders/{checkout_session_id}", orders.get_order, methods=["GET"]),
-    Route("/healthz", ops.healthz, methods=["GET"]),
-    Route("/readyz", ops.readyz, methods=["GET"]),
-    Route("/metrics", ops.metrics, methods=["GET"]),
-    Route("/openapi.json", ops.openapi, methods=["GET"]),
-]
-
 
 REDIS_MAX_CONNECTIONS = 1024
 # A request that finds every connection busy waits this long for one, then answers 503: a

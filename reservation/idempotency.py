@@ -12,14 +12,17 @@ from reservation.inventory import storage_unavailable
 from reservation.keys import KeySpace
 from reservation.scripts import RedisClient
 
-KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
+MAX_KEY = 255
+KEY_REGEX = rf"[\x21-\x7e]{{1,{MAX_KEY}}}"  # printable ASCII, no space
+KEY_PATTERN = re.compile(KEY_REGEX)
 KEEP_SECONDS = 24 * 3600
 
 
 def check_key(value: str) -> str:
     if not KEY_PATTERN.fullmatch(value):
         raise errors.InvalidRequest(
-            "Idempotency-Key must be 1 to 255 printable ASCII characters", field="Idempotency-Key"
+            f"Idempotency-Key must be 1 to {MAX_KEY} printable ASCII characters",
+            field="Idempotency-Key",
         )
     return value
 

@@ -1,26 +1,54 @@
-"""Request and response bodies of the HTTP API (API.md), as msgspec structs.
+"""Request and response bodies of the HTTP API (docs/api.md), as msgspec structs.
 
 msgspec decodes and validates in one pass (strict: no strings for ints, no floats, no unknown
-fields) and its JSON Schema feeds the OpenAPI document.
+fields) and its JSON Schema is the schema part of the OpenAPI document (reservation/api/openapi.py).
+Patterns come from the validators' own constants, and statuses are the core's enums, so the
+document cannot drift from what the code accepts and answers.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import msgspec
 from msgspec import Meta, Struct
 
-from reservation.cart import MAX_CART_LINES, MAX_CUSTOMER_ID, MAX_QUANTITY
+from persistence.orders import OrderStatus
+from reservation.cart import (
+    CUSTOMER_REGEX,
+    MAX_CART_LINES,
+    MAX_CUSTOMER_ID,
+    MAX_NAME,
+    MAX_QUANTITY,
+    NAME_REGEX,
+)
+from reservation.idempotency import KEY_REGEX, MAX_KEY
+from reservation.inventory import RESERVATION_ID_REGEX
+from reservation.models import ReservationStatus
 from reservation.money import MAX_AMOUNT
 
+# A SKU or pool name.
 Name = Annotated[
     str,
-    Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$", min_length=1, max_length=64, examples=["tee-black"]),
+    Meta(pattern=f"^{NAME_REGEX}$", min_length=1, max_length=MAX_NAME, examples=["tee-black"]),
+]
+# The id the server made for a reservation: "<pool>.<random token>".
+ReservationId = Annotated[
+    str, Meta(pattern=f"^{RESERVATION_ID_REGEX}$", examples=["default.Xk3q9vZ0bW1tR8yL2mN4pA"])
+]
+IdempotencyKey = Annotated[
+    str,
+    Meta(
+        pattern=f"^{KEY_REGEX}$",
+        min_length=1,
+        max_length=MAX_KEY,
+        description="printable ASCII without spaces; a random UUID per cart",
+    ),
 ]
 Quantity = Annotated[int, Meta(ge=1, le=MAX_QUANTITY)]
 CustomerId = Annotated[
-    str, Meta(pattern=rf"^[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}$", min_length=1, max_length=128)
+    str,
+    Meta(pattern=f"^{CUSTOMER_REGEX}$", min_length=1, max_length=MAX_CUSTOMER_ID),
 ]
 Currency = Annotated[str, Meta(pattern=r"^[a-z]{3}$", description="ISO 4217, lowercase")]
 # A product name is shown to buyers (and on Stripe's page): printable text only, no control
@@ -39,10 +67,6 @@ Money = Annotated[
     Meta(ge=0, le=MAX_AMOUNT, description="minor units (cents); at most what Stripe accepts"),
 ]
 Stock = Annotated[int, Meta(ge=0, le=10**12)]
-Status = Literal["held", "awaiting_payment", "committed", "released", "expired"]
-OrderStatusName = Literal[
-    "paid", "awaiting_payment", "payment_failed", "refunded", "refunded_oversold"
-]
 
 
 class ProductIn(Struct, forbid_unknown_fields=True):
@@ -114,7 +138,7 @@ class CartLineView(Struct):
 
 class ReservationView(Struct):
     id: str
-    status: Status
+    status: ReservationStatus
     items: list[CartLineView]
     customer_id: str | None
     expires_at: str
@@ -130,7 +154,7 @@ class OrderLineView(Struct):
 class OrderView(Struct):
     checkout_session_id: str
     reservation_id: str
-    status: OrderStatusName
+    status: OrderStatus
     items: list[OrderLineView]
     amount_total: int
     currency: str
@@ -159,21 +183,5 @@ class Readiness(Struct):
     redis: str
     mongodb: str
 
-
-BODY_TYPES: tuple[type[Struct], ...] = (
-    ProductIn,
-    ProductView,
-    ProductList,
-    ReservationIn,
-    ReservationView,
-    CheckoutIn,
-    CheckoutView,
-    WebhookAnswer,
-    OrderView,
-    OrderList,
-    ErrorBody,
-    Health,
-    Readiness,
-)
 
 encoder = msgspec.json.Encoder()

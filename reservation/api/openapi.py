@@ -1,254 +1,198 @@
-"""The OpenAPI 3 document of the HTTP API, with bodies from the msgspec structs."""
+"""The OpenAPI 3.1 document, generated from the app's own routes and the msgspec structs.
+
+Each route of the API is an `Operation` (reservation/api/routes.py): the Starlette route the app
+serves, carrying what the document says of it (summary, parameters, body, answer, the error
+classes it may answer with). Schemas come from `msgspec.json.schema_components` over the
+structs of reservation/schemas.py, so patterns, bounds and enums are the ones the code
+validates with. docs/api.md says the same in prose.
+"""
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
 
 from reservation import __version__
-from reservation.schemas import BODY_TYPES
+from reservation.errors import ReservationError, Unauthorized
+from reservation.schemas import ErrorBody
 
 REF = "#/components/schemas/"
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-def _json(schema: str) -> dict[str, Any]:
-    return {"content": {"application/json": {"schema": {"$ref": REF + schema}}}}
+@dataclass(frozen=True, slots=True)
+class Parameter:
+    """A path, query or header parameter; `schema` is a type msgspec describes."""
+
+    name: str
+    where: Literal["path", "query", "header"]
+    schema: Any
+    required: bool = False
+    description: str | None = None
 
 
-def _answer(description: str, schema: str = "ErrorBody") -> dict[str, Any]:
-    return {"description": description, **_json(schema)}
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The success answer: a JSON struct, or (with `body` None) a body of `media_type`."""
+
+    status: int
+    description: str
+    body: Any = None
+    media_type: str = "application/json"
 
 
-ERRORS = {
-    "401": _answer("admin token missing or wrong (unauthorized)"),
-    "404": _answer("not found (not_found, unknown_sku)"),
-    "409": _answer("conflict (insufficient_stock, customer_limit_exceeded, already_committed, …)"),
-    "413": _answer("body over 64 KiB (payload_too_large)"),
-    "422": _answer("invalid input (invalid_request, mixed_pools, customer_required)"),
-    "502": _answer(
-        "Stripe refused the request for good (payment_provider_refused; details carry "
-        "stripe_code and stripe_message; retrying will not help)"
-    ),
-    "503": {
-        **_answer("Redis or MongoDB did not answer (storage_unavailable)"),
-        "headers": {"Retry-After": {"schema": {"type": "integer"}}},
-    },
-}
+class Operation(Route):
+    """A route of the HTTP API and what the OpenAPI document says of it: one method each."""
+
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        endpoint: Handler,
+        summary: str,
+        *,
+        answer: Answer,
+        body: Any = None,
+        parameters: Sequence[Parameter] = (),
+        errors: Sequence[type[ReservationError]] = (),
+        admin: bool = False,
+    ) -> None:
+        super().__init__(path, endpoint, methods=[method])
+        self.method = method.upper()
+        self.summary = summary
+        self.answer = answer
+        self.body = body
+        self.parameters = tuple(parameters)
+        # Admin routes refuse a missing or wrong token first.
+        self.errors: tuple[type[ReservationError], ...] = (
+            (Unauthorized, *errors) if admin else tuple(errors)
+        )
+        self.admin = admin
+        declared = {p.name for p in parameters if p.where == "path"}
+        if declared != set(self.param_convertors):
+            raise ValueError(f"{method} {path}: path parameters {sorted(declared)} declared")
 
 
-def _errors(*codes: str) -> dict[str, Any]:
-    return {code: ERRORS[code] for code in codes}
+def operations(routes: Iterable[BaseRoute]) -> list[Operation]:
+    """The app's operations; a route that is neither one nor left out of the schema is an
+    error, so that every route the app serves is in the document."""
+    found = []
+    for route in routes:
+        if isinstance(route, Operation):
+            found.append(route)
+        elif getattr(route, "include_in_schema", True):
+            raise TypeError(f"{route!r} is served but not described: make it an Operation")
+    return found
 
 
-def _path_param(name: str, pattern: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string"}
-    if pattern:
-        schema["pattern"] = pattern
-    return {"name": name, "in": "path", "required": True, "schema": schema}
-
-
-SKU = _path_param("sku", r"^[A-Za-z0-9._-]{1,64}$")
-RESERVATION = _path_param("reservation_id", r"^[A-Za-z0-9._-]{1,64}\.[A-Za-z0-9_-]{16,64}$")
-SESSION = _path_param("checkout_session_id")
-ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
-
-
-@cache
-def openapi_document() -> dict[str, Any]:
-    _, components = msgspec.json.schema_components(BODY_TYPES, ref_template=REF + "{name}")
+def openapi_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of every operation among `routes`."""
+    ops = operations(routes)
+    # Every type the document names, described in one pass so that shared ones (ErrorBody,
+    # the status enums) become one component each.
+    types: list[Any] = [ErrorBody]
+    for op in ops:
+        types += [p.schema for p in op.parameters]
+        types += [t for t in (op.body, op.answer.body) if t is not None]
+    unique = list(dict.fromkeys(types))
+    described, components = msgspec.json.schema_components(unique, ref_template=REF + "{name}")
+    schema_of = dict(zip(unique, described, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for op in ops:
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schema_of)
     return {
         "openapi": "3.1.0",
-        "info": {"title": "Stock reservation for Stripe Checkout", "version": __version__},
+        "info": {
+            "title": "Stock reservation for Stripe Checkout",
+            "version": __version__,
+            "description": "The HTTP contract; docs/api.md in the repository says it in prose.",
+        },
         "components": {
             "schemas": components,
             "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
         },
-        "paths": {
-            "/v1/products/{sku}": {
-                "put": {
-                    "summary": "Create or update a product and its stock (admin)",
-                    "security": ADMIN,
-                    "parameters": [SKU],
-                    "requestBody": {"required": True, **_json("ProductIn")},
-                    "responses": {
-                        "200": _answer("the product", "ProductView"),
-                        **_errors("401", "409", "413", "422", "503"),
-                    },
-                },
-                "get": {
-                    "summary": "A product with its live reserved / sold / available counts",
-                    "parameters": [SKU],
-                    "responses": {
-                        "200": _answer("the product", "ProductView"),
-                        **_errors("404", "422", "503"),
-                    },
-                },
-            },
-            "/v1/products": {
-                "get": {
-                    "summary": "Every product",
-                    "responses": {
-                        "200": _answer("the catalog", "ProductList"),
-                        **_errors("503"),
-                    },
+        "paths": paths,
+    }
+
+
+def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
+    endpoint = getattr(op.endpoint, "__name__", op.name)
+    operation: dict[str, Any] = {"operationId": endpoint, "summary": op.summary}
+    if op.admin:
+        operation["security"] = [{"adminToken": []}]
+    if op.parameters:
+        operation["parameters"] = [_parameter(p, schema_of[p.schema]) for p in op.parameters]
+    if op.body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema_of[op.body]}},
+        }
+    answer = op.answer
+    content_schema = schema_of[answer.body] if answer.body is not None else _untyped(answer)
+    responses: dict[str, Any] = {
+        str(answer.status): {
+            "description": answer.description,
+            "content": {answer.media_type: {"schema": content_schema}},
+        }
+    }
+    for status, codes in _codes_by_status(op.errors).items():
+        responses[str(status)] = _error_answer(status, codes)
+    operation["responses"] = responses
+    return operation
+
+
+def _parameter(parameter: Parameter, schema: Any) -> dict[str, Any]:
+    described: dict[str, Any] = {
+        "name": parameter.name,
+        "in": parameter.where,
+        "required": parameter.required or parameter.where == "path",
+        "schema": schema,
+    }
+    if parameter.description:
+        described["description"] = parameter.description
+    return described
+
+
+def _untyped(answer: Answer) -> dict[str, Any]:
+    return {"type": "object"} if answer.media_type == "application/json" else {"type": "string"}
+
+
+def _codes_by_status(errors: Iterable[type[ReservationError]]) -> dict[int, list[str]]:
+    by_status: dict[int, list[str]] = {}
+    for error in errors:
+        codes = by_status.setdefault(error.status_code, [])
+        if error.code not in codes:
+            codes.append(error.code)
+    return dict(sorted(by_status.items()))
+
+
+def _error_answer(status: int, codes: list[str]) -> dict[str, Any]:
+    """The ErrorBody, its `error` narrowed to the codes this operation answers with."""
+    answer: dict[str, Any] = {
+        "description": "error: " + ", ".join(codes),
+        "content": {
+            "application/json": {
+                "schema": {
+                    "allOf": [
+                        {"$ref": REF + "ErrorBody"},
+                        {"properties": {"error": {"enum": codes}}},
+                    ]
                 }
-            },
-            "/v1/reservations": {
-                "post": {
-                    "summary": "Hold a cart (all lines or none)",
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "description": (
-                                "random per cart (a UUID): the same key returns the same "
-                                "reservation for 24 hours; scoped by customer_id when given, "
-                                "shared by all anonymous clients otherwise"
-                            ),
-                            "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                        }
-                    ],
-                    "requestBody": {"required": True, **_json("ReservationIn")},
-                    "responses": {
-                        "201": _answer("the hold", "ReservationView"),
-                        **_errors("404", "409", "413", "422", "503"),
-                    },
-                }
-            },
-            "/v1/reservations/{reservation_id}": {
-                "get": {
-                    "summary": "A reservation as it stands now",
-                    "parameters": [RESERVATION],
-                    "responses": {
-                        "200": _answer("the reservation", "ReservationView"),
-                        **_errors("404", "503"),
-                    },
-                },
-                "delete": {
-                    "summary": "Release a hold (idempotent); its open Checkout Session is "
-                    "expired at Stripe first (409 already_committed if the buyer paid)",
-                    "parameters": [RESERVATION],
-                    "responses": {
-                        "200": _answer("the released reservation", "ReservationView"),
-                        **_errors("404", "409", "503"),
-                    },
-                },
-            },
-            "/v1/checkout": {
-                "post": {
-                    "summary": "A Stripe Checkout Session for a held reservation, or for a cart",
-                    "requestBody": {"required": True, **_json("CheckoutIn")},
-                    "responses": {
-                        "201": _answer("the session to send the buyer to", "CheckoutView"),
-                        **_errors("404", "409", "413", "422", "502", "503"),
-                    },
-                }
-            },
-            "/v1/webhooks/stripe": {
-                "post": {
-                    "summary": "Stripe events (signed; the raw body is verified)",
-                    "parameters": [
-                        {
-                            "name": "Stripe-Signature",
-                            "in": "header",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        }
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": {"type": "object"}}},
-                    },
-                    "responses": {
-                        "200": _answer("handled, or a known duplicate", "WebhookAnswer"),
-                        "400": _answer("bad signature or payload (invalid_signature, …)"),
-                        **_errors("413", "503"),
-                    },
-                }
-            },
-            "/v1/orders/{checkout_session_id}": {
-                "get": {
-                    "summary": "An order (admin)",
-                    "security": ADMIN,
-                    "parameters": [SESSION],
-                    "responses": {
-                        "200": _answer("the order", "OrderView"),
-                        **_errors("401", "404", "503"),
-                    },
-                }
-            },
-            "/v1/orders": {
-                "get": {
-                    "summary": "Orders, newest first (admin)",
-                    "security": ADMIN,
-                    "parameters": [
-                        {
-                            "name": "status",
-                            "in": "query",
-                            "required": False,
-                            "schema": {
-                                "type": "string",
-                                "enum": [
-                                    "paid",
-                                    "awaiting_payment",
-                                    "payment_failed",
-                                    "refunded",
-                                    "refunded_oversold",
-                                ],
-                            },
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
-                        },
-                    ],
-                    "responses": {
-                        "200": _answer("the orders", "OrderList"),
-                        **_errors("401", "422", "503"),
-                    },
-                }
-            },
-            "/healthz": {
-                "get": {
-                    "summary": "The process runs",
-                    "responses": {"200": _answer("alive", "Health")},
-                }
-            },
-            "/readyz": {
-                "get": {
-                    "summary": "Redis and MongoDB answer",
-                    "responses": {
-                        "200": _answer("ready", "Readiness"),
-                        **_errors("503"),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "summary": "Prometheus metrics",
-                    "responses": {
-                        "200": {
-                            "description": "Prometheus text format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                        }
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "summary": "This document",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
+            }
         },
     }
+    if status == 503:
+        answer["headers"] = {
+            "Retry-After": {
+                "description": "seconds to wait before trying again",
+                "required": True,
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        }
+    return answer

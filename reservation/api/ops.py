@@ -14,7 +14,7 @@ from reservation.api.failures import error_response
 from reservation.api.openapi import openapi_document
 from reservation.api.services import Services, services
 from reservation.errors import ReservationError
-from reservation.schemas import Health, Readiness
+from reservation.schemas import Health, Readiness, encoder
 
 PROBE_SECONDS = 2.0
 
@@ -66,4 +66,9 @@ async def metrics(request: Request) -> Response:
 
 
 async def openapi(request: Request) -> Response:
-    return json_response(openapi_document())
+    # Built from the routes this app serves, once per app.
+    state = request.app.state
+    document: bytes | None = getattr(state, "openapi_json", None)
+    if document is None:
+        document = state.openapi_json = encoder.encode(openapi_document(request.app.routes))
+    return Response(document, media_type="application/json")

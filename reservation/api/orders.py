@@ -15,6 +15,7 @@ from reservation.api.services import services
 from reservation.schemas import OrderLineView, OrderList, OrderView
 
 MAX_LIMIT = 1000
+DEFAULT_LIMIT = 100
 DIGITS = re.compile(r"[0-9]{1,7}")  # str.isdigit() also takes "²", which int() refuses
 
 
@@ -22,7 +23,7 @@ def order_view(order: Order) -> OrderView:
     return OrderView(
         checkout_session_id=order.checkout_session_id,
         reservation_id=order.reservation_id,
-        status=order.status.value,
+        status=order.status,
         items=[OrderLineView(line.sku, line.quantity, line.unit_amount) for line in order.items],
         amount_total=order.amount_total,
         currency=order.currency,
@@ -54,7 +55,7 @@ def _query(request: Request) -> tuple[OrderStatus | None, int]:
         raise errors.InvalidRequest(
             f"status must be one of {[s.value for s in OrderStatus]}", field="status"
         ) from None
-    raw_limit = request.query_params.get("limit", "100")
+    raw_limit = request.query_params.get("limit", str(DEFAULT_LIMIT))
     if not DIGITS.fullmatch(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise errors.InvalidRequest(
             f"limit must be an integer from 1 to {MAX_LIMIT}", field="limit"

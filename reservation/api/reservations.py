@@ -36,7 +36,7 @@ def reservation_view(
 ) -> ReservationView:
     return ReservationView(
         id=reservation.id,
-        status=reservation.status.value,
+        status=reservation.status,
         items=[CartLineView(line.sku, line.quantity) for line in reservation.items],
         customer_id=reservation.customer_id,
         expires_at=utc_text(reservation.expires_at),

@@ -1,0 +1,231 @@
+"""Every route of the HTTP API, in one table: the app serves it, /openapi.json describes it.
+
+Each row is an `Operation`: a Starlette route that also carries its summary, parameters, body,
+answer and the error classes it may answer with (their `code` and `status_code` come from
+reservation/errors.py). docs/api.md is the same contract in prose.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from msgspec import Meta
+
+from persistence.orders import OrderConflict, OrderStatus
+from reservation.api import checkout, ops, orders, products, reservations, webhook
+from reservation.api.openapi import Answer, Operation, Parameter
+from reservation.errors import (
+    AlreadyCommitted,
+    CustomerLimitExceeded,
+    CustomerRequired,
+    InsufficientStock,
+    InvalidPayload,
+    InvalidRequest,
+    InvalidSignature,
+    MixedPools,
+    NotFound,
+    PayloadTooLarge,
+    PaymentProviderRefused,
+    PaymentProviderUnavailable,
+    PoolConflict,
+    ReservationNotHeld,
+    StockBelowCommitted,
+    StorageUnavailable,
+    UnknownSku,
+)
+from reservation.schemas import (
+    CheckoutIn,
+    CheckoutView,
+    Health,
+    IdempotencyKey,
+    Name,
+    OrderList,
+    OrderView,
+    ProductIn,
+    ProductList,
+    ProductView,
+    Readiness,
+    ReservationId,
+    ReservationIn,
+    ReservationView,
+    WebhookAnswer,
+)
+
+SKU = Parameter("sku", "path", Name)
+RESERVATION = Parameter(
+    "reservation_id", "path", ReservationId, description="the id POST /v1/reservations answered"
+)
+SESSION = Parameter("checkout_session_id", "path", str, description="Stripe's cs_… id")
+IDEMPOTENCY_KEY = Parameter(
+    "Idempotency-Key",
+    "header",
+    IdempotencyKey,
+    description=(
+        "the same key returns the same reservation for 24 hours; scoped by customer_id when "
+        "given, shared by all anonymous clients otherwise"
+    ),
+)
+STRIPE_SIGNATURE = Parameter(
+    "Stripe-Signature", "header", str, required=True, description="Stripe's signature header"
+)
+ORDER_STATUS = Parameter("status", "query", OrderStatus, description="only orders in this status")
+LIMIT = Parameter(
+    "limit",
+    "query",
+    Annotated[int, Meta(ge=1, le=orders.MAX_LIMIT)],
+    description=f"at most this many, newest first (default {orders.DEFAULT_LIMIT})",
+)
+StripeEvent = dict[str, Any]
+
+# What reading a JSON body may answer, and any route that reads or writes Redis or MongoDB.
+BODY = (PayloadTooLarge, InvalidRequest)
+STORAGE = (StorageUnavailable,)
+HOLD_REFUSALS = (
+    MixedPools,
+    CustomerRequired,
+    UnknownSku,
+    InsufficientStock,
+    CustomerLimitExceeded,
+)
+
+ROUTES = [
+    Operation(
+        "GET",
+        "/v1/products",
+        products.list_products,
+        "Every product, sorted by SKU, with live counters",
+        answer=Answer(200, "the catalog", ProductList),
+        errors=STORAGE,
+    ),
+    Operation(
+        "GET",
+        "/v1/products/{sku}",
+        products.get_product,
+        "A product with its live reserved / sold / available counts",
+        parameters=[SKU],
+        answer=Answer(200, "the product", ProductView),
+        errors=(InvalidRequest, UnknownSku, *STORAGE),
+    ),
+    Operation(
+        "PUT",
+        "/v1/products/{sku}",
+        products.put_product,
+        "Create or update a product and its stock (admin)",
+        admin=True,
+        parameters=[SKU],
+        body=ProductIn,
+        answer=Answer(200, "the product", ProductView),
+        errors=(*BODY, PoolConflict, StockBelowCommitted, *STORAGE),
+    ),
+    Operation(
+        "POST",
+        "/v1/reservations",
+        reservations.create_reservation,
+        "Hold a cart: every line or none",
+        parameters=[IDEMPOTENCY_KEY],
+        body=ReservationIn,
+        answer=Answer(201, "the hold", ReservationView),
+        errors=(*BODY, *HOLD_REFUSALS, *STORAGE),
+    ),
+    Operation(
+        "GET",
+        "/v1/reservations/{reservation_id}",
+        reservations.get_reservation,
+        "A reservation as it stands now (a lapsed hold reads as expired)",
+        parameters=[RESERVATION],
+        answer=Answer(200, "the reservation", ReservationView),
+        errors=(NotFound, *STORAGE),
+    ),
+    Operation(
+        "DELETE",
+        "/v1/reservations/{reservation_id}",
+        reservations.delete_reservation,
+        "Release a hold (idempotent); its open Checkout Session is expired at Stripe first",
+        parameters=[RESERVATION],
+        answer=Answer(200, "the reservation, released", ReservationView),
+        errors=(NotFound, AlreadyCommitted, *STORAGE),
+    ),
+    Operation(
+        "POST",
+        "/v1/checkout",
+        checkout.create_checkout,
+        "A Stripe Checkout Session for a held reservation, or for a cart reserved now",
+        body=CheckoutIn,
+        answer=Answer(201, "the session to send the buyer to", CheckoutView),
+        errors=(
+            *BODY,
+            NotFound,
+            *HOLD_REFUSALS,
+            ReservationNotHeld,
+            PaymentProviderRefused,
+            PaymentProviderUnavailable,
+            *STORAGE,
+        ),
+    ),
+    Operation(
+        "POST",
+        "/v1/webhooks/stripe",
+        webhook.stripe_webhook,
+        "Stripe events: the signature is checked on the raw body, then the event is handled",
+        parameters=[STRIPE_SIGNATURE],
+        body=StripeEvent,
+        answer=Answer(200, "handled, ignored, or a duplicate", WebhookAnswer),
+        errors=(
+            InvalidSignature,
+            InvalidPayload,
+            PayloadTooLarge,
+            OrderConflict,
+            PaymentProviderUnavailable,
+            *STORAGE,
+        ),
+    ),
+    Operation(
+        "GET",
+        "/v1/orders",
+        orders.list_orders,
+        "Orders, newest first (admin)",
+        admin=True,
+        parameters=[ORDER_STATUS, LIMIT],
+        answer=Answer(200, "the orders", OrderList),
+        errors=(InvalidRequest, *STORAGE),
+    ),
+    Operation(
+        "GET",
+        "/v1/orders/{checkout_session_id}",
+        orders.get_order,
+        "The order of a Checkout Session (admin)",
+        admin=True,
+        parameters=[SESSION],
+        answer=Answer(200, "the order", OrderView),
+        errors=(NotFound, *STORAGE),
+    ),
+    Operation(
+        "GET",
+        "/healthz",
+        ops.healthz,
+        "The process runs",
+        answer=Answer(200, "alive", Health),
+    ),
+    Operation(
+        "GET",
+        "/readyz",
+        ops.readyz,
+        "Redis and MongoDB answer",
+        answer=Answer(200, "ready", Readiness),
+        errors=STORAGE,
+    ),
+    Operation(
+        "GET",
+        "/metrics",
+        ops.metrics,
+        "Prometheus metrics of this process",
+        answer=Answer(200, "Prometheus text format", media_type="text/plain"),
+    ),
+    Operation(
+        "GET",
+        "/openapi.json",
+        ops.openapi,
+        "This document",
+        answer=Answer(200, "OpenAPI 3.1"),
+    ),
+]

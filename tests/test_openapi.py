@@ -1,0 +1,143 @@
+"""/openapi.json describes exactly the routes the app serves, with the code's own patterns."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+import pytest
+from starlette.routing import Route
+
+from persistence.orders import OrderStatus
+from reservation import errors
+from reservation.api.openapi import Answer, Operation, openapi_document
+from reservation.api.ops import healthz
+from reservation.app import create_app
+from reservation.cart import CUSTOMER_PATTERN, NAME_PATTERN
+from reservation.idempotency import KEY_PATTERN
+from reservation.inventory import new_reservation_id, pool_of_reservation
+from reservation.models import ReservationStatus
+from reservation.settings import Settings
+
+# Starlette answers HEAD wherever it answers GET; the document leaves HEAD implicit.
+IMPLICIT = {"HEAD"}
+
+
+async def served_document() -> tuple[set[tuple[str, str]], dict[str, Any]]:
+    """What the app routes, as (METHOD, path), and the document it serves (no lifespan needed:
+    the document is built from the routes alone)."""
+    app = create_app(Settings())
+    routed = set()
+    for route in app.routes:
+        assert isinstance(route, Route), route
+        for method in (route.methods or set()) - IMPLICIT:
+            routed.add((method, route.path))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/openapi.json")
+        assert response.status_code == 200
+        assert response.headers["content-type"] == "application/json"
+        again = await client.get("/openapi.json")
+    assert again.content == response.content
+    return routed, response.json()
+
+
+async def test_every_route_is_in_the_document_and_nothing_else() -> None:
+    routed, document = await served_document()
+    documented = {
+        (method.upper(), path)
+        for path, operations in document["paths"].items()
+        for method in operations
+    }
+    assert documented == routed
+    assert len(routed) == 14
+    operation_ids = [
+        operation["operationId"]
+        for operations in document["paths"].values()
+        for operation in operations.values()
+    ]
+    assert len(operation_ids) == len(set(operation_ids))
+
+
+async def test_the_document_uses_the_validators_patterns_and_the_enums() -> None:
+    _, document = await served_document()
+    schemas = document["components"]["schemas"]
+    paths = document["paths"]
+
+    def pattern(schema: dict[str, Any]) -> str:
+        return str(schema["pattern"])
+
+    sku = paths["/v1/products/{sku}"]["get"]["parameters"][0]["schema"]
+    assert pattern(sku) == f"^{NAME_PATTERN.pattern}$"
+    assert pattern(schemas["CartLineIn"]["properties"]["sku"]) == pattern(sku)
+    assert pattern(schemas["ProductIn"]["properties"]["pool"]["anyOf"][0]) == pattern(sku)
+    customer = schemas["ReservationIn"]["properties"]["customer_id"]["anyOf"][0]
+    assert pattern(customer) == f"^{CUSTOMER_PATTERN.pattern}$"
+    key = paths["/v1/reservations"]["post"]["parameters"][0]
+    assert (key["name"], key["in"], pattern(key["schema"])) == (
+        "Idempotency-Key",
+        "header",
+        f"^{KEY_PATTERN.pattern}$",
+    )
+    # A reservation id the server makes matches the documented pattern, and one that does not
+    # match is refused by the server's own parser.
+    reservation = paths["/v1/reservations/{reservation_id}"]["get"]["parameters"][0]["schema"]
+    made = new_reservation_id("drop-1")
+    assert re.fullmatch(pattern(reservation), made)
+    assert pool_of_reservation(made) == "drop-1"
+    with pytest.raises(errors.NotFound):
+        pool_of_reservation("drop-1.short")
+    assert not re.fullmatch(pattern(reservation), "drop-1.short")
+    # Statuses are the core's enums, not copies of their values.
+    assert sorted(schemas["ReservationStatus"]["enum"]) == sorted(ReservationStatus)
+    assert sorted(schemas["OrderStatus"]["enum"]) == sorted(OrderStatus)
+    assert schemas["ReservationView"]["properties"]["status"] == {
+        "$ref": "#/components/schemas/ReservationStatus"
+    }
+    assert schemas["OrderView"]["properties"]["status"] == {
+        "$ref": "#/components/schemas/OrderStatus"
+    }
+
+
+def error_codes(operation: dict[str, Any]) -> dict[str, list[str]]:
+    return {
+        status: answer["content"]["application/json"]["schema"]["allOf"][1]["properties"]["error"][
+            "enum"
+        ]
+        for status, answer in operation["responses"].items()
+        if int(status) >= 400
+    }
+
+
+async def test_error_answers_name_the_codes_of_the_error_tree() -> None:
+    _, document = await served_document()
+    tree = {error.code: error.status_code for error in _subclasses(errors.ReservationError)}
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            for status, codes in error_codes(operation).items():
+                assert all(tree[code] == int(status) for code in codes), (status, codes)
+                if status == "503":
+                    assert operation["responses"][status]["headers"]["Retry-After"]["required"]
+    reserve = error_codes(document["paths"]["/v1/reservations"]["post"])
+    assert reserve["409"] == ["insufficient_stock", "customer_limit_exceeded"]
+    admin = document["paths"]["/v1/orders"]["get"]
+    assert admin["security"] == [{"adminToken": []}]
+    assert error_codes(admin)["401"] == ["unauthorized"]
+
+
+def _subclasses(cls: type[errors.ReservationError]) -> list[type[errors.ReservationError]]:
+    found = []
+    for sub in cls.__subclasses__():
+        found += [sub, *_subclasses(sub)]
+    return found
+
+
+def test_a_route_the_document_does_not_describe_is_refused() -> None:
+    described = Operation("GET", "/healthz", healthz, "alive", answer=Answer(200, "alive"))
+    hidden = Route("/storefront", healthz, include_in_schema=False)
+    assert set(openapi_document([described, hidden])["paths"]) == {"/healthz"}
+    with pytest.raises(TypeError, match="not described"):
+        openapi_document([described, Route("/storefront", healthz)])
+    with pytest.raises(ValueError, match="path parameters"):
+        Operation("GET", "/v1/products/{sku}", healthz, "no sku", answer=Answer(200, "x"))
