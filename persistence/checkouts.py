@@ -10,10 +10,9 @@ from enum import StrEnum
 
 from pymongo.errors import DuplicateKeyError
 
-from persistence.mongo import Database, Document, as_utc, new_revision, storage_errors, utc_now
+from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
+from persistence.revisions import Write, read_modify_replace, revised
 from reservation.errors import StorageUnavailable
-
-MAX_WRITE_ATTEMPTS = 50
 
 
 class CheckoutStatus(StrEnum):
@@ -43,7 +42,6 @@ def _document(checkout: Checkout) -> Document:
         "status": checkout.status.value,
         "created_at": checkout.created_at,
         "updated_at": checkout.updated_at,
-        "revision": new_revision(),
     }
 
 
@@ -81,7 +79,7 @@ class CheckoutRepository:
         stored = replace(checkout, created_at=now, updated_at=now)
         async with storage_errors():
             try:
-                await self.collection.insert_one(_document(stored))
+                await self.collection.insert_one(revised(_document(stored)))
             except DuplicateKeyError:
                 existing = await self.get_by_reservation(checkout.reservation_id)
                 if existing is None:
@@ -120,23 +118,14 @@ class CheckoutRepository:
     async def _update(
         self, session_id: str, change: Callable[[Checkout, datetime], Checkout | None]
     ) -> bool:
-        """Replace the document with `change(current)` unless another writer got there first
-        (then read again and retry); False when there is nothing to change."""
-        async with storage_errors():
-            for _ in range(MAX_WRITE_ATTEMPTS):
-                document = await self.collection.find_one({"session_id": session_id})
-                if document is None:
-                    return False
-                changed = change(_checkout(document), utc_now())
-                if changed is None:
-                    return False
-                result = await self.collection.replace_one(
-                    {"session_id": session_id, "revision": document.get("revision")},
-                    _document(changed),
-                )
-                if result.matched_count:
-                    return True
-        raise StorageUnavailable("MongoDB write kept conflicting", backend="mongodb")
+        """Replace the document with `change(current)` (compare-and-set, see
+        persistence.revisions); False when there is nothing to change."""
+
+        def write(document: Document | None) -> Write[bool]:
+            changed = None if document is None else change(_checkout(document), utc_now())
+            return Write(None if changed is None else _document(changed), changed is not None)
+
+        return await read_modify_replace(self.collection, {"session_id": session_id}, write)
 
     async def list_open(self, limit: int = 1000) -> builtins.list[Checkout]:
         """Sessions still open (or left expiring by an interrupted sweep), oldest first."""

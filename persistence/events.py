@@ -7,11 +7,15 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from persistence.mongo import Database, as_utc, storage_errors, utc_now
+from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
+from persistence.revisions import Write, read_modify_replace, revised
+
+MAX_EXCEPTION = 2000
 
 
 class StripeEventRepository:
-    """The `stripe_events` collection: type, payload, received and processed times, outcome."""
+    """The `stripe_events` collection: type, payload, received and processed times, outcome,
+    and the last failure of its handler (`exception`, `failed_at`), as dj-stripe keeps it."""
 
     def __init__(self, db: Database) -> None:
         self.collection = db["stripe_events"]
@@ -29,22 +33,31 @@ class StripeEventRepository:
             "received_at": utc_now(),
             "processed_at": None,
             "outcome": None,
+            "exception": None,
+            "failed_at": None,
         }
         async with storage_errors():
             try:
-                await self.collection.insert_one(document)
+                await self.collection.insert_one(revised(document))
             except DuplicateKeyError:
                 return False
         return True
 
     async def mark_processed(self, event_id: str, outcome: str) -> None:
-        """Note that the event's handler ran, and what it did (no-op for an unknown event)."""
-        async with storage_errors():
-            document = await self.collection.find_one({"event_id": event_id})
-            if document is None:
-                return
-            document.update(processed_at=utc_now(), outcome=outcome)
-            await self.collection.replace_one({"event_id": event_id}, document)
+        """Note that the event's handler ran, and what it did (no-op for an unknown event).
+        A failure of an earlier try stays on the record."""
+        await self._note(event_id, processed_at=utc_now(), outcome=outcome)
+
+    async def mark_failed(self, event_id: str, exception: str) -> None:
+        """Note why the event's handler failed (no-op for an unknown event): it stays
+        unprocessed, so Stripe's redelivery runs the handler again."""
+        await self._note(event_id, exception=exception[:MAX_EXCEPTION], failed_at=utc_now())
+
+    async def _note(self, event_id: str, **fields: object) -> None:
+        def change(document: Document | None) -> Write[None]:
+            return Write(None if document is None else {**document, **fields}, None)
+
+        await read_modify_replace(self.collection, {"event_id": event_id}, change)
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         """The stored event (without MongoDB's _id), or None."""
@@ -52,7 +65,8 @@ class StripeEventRepository:
             document = await self.collection.find_one({"event_id": event_id}, {"_id": False})
         if document is None:
             return None
-        for name in ("received_at", "processed_at"):
+        document.pop("revision", None)
+        for name in ("received_at", "processed_at", "failed_at"):
             if isinstance(document.get(name), datetime):
                 document[name] = as_utc(document[name])
         return document

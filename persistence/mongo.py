@@ -1,14 +1,13 @@
 """The MongoDB connection, its indexes, and the one place driver errors are translated.
 
-Writes use whole-document inserts and replaces only: nx-27017 (the embedded server of the demo
-and the tests) stores a datetime given to `$set` on an existing document as a string, and an
-array grown by `$push` as JSON strings, so update operators are avoided. Concurrent writers
-are ordered by a `revision` token (compare-and-swap on replace) and the unique indexes.
+Writes use whole-document inserts and replaces only, never update operators (nx-27017, the
+embedded server of the demo and the tests, mishandles `$set` of a datetime and `$push`):
+concurrent writers of a document go through the one compare-and-set loop of
+persistence/revisions.py, and the unique indexes below.
 """
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -108,8 +107,3 @@ def stored_time(value: datetime) -> datetime:
 def as_utc(value: datetime) -> datetime:
     """A datetime read from MongoDB, in datetime.UTC."""
     return value.astimezone(UTC)
-
-
-def new_revision() -> str:
-    """A fresh token for a document's `revision` (compare-and-swap on replace)."""
-    return secrets.token_hex(8)

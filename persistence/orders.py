@@ -8,21 +8,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
-from pymongo.errors import DuplicateKeyError
-
-from persistence.mongo import (
-    Database,
-    Document,
-    as_utc,
-    new_revision,
-    storage_errors,
-    stored_time,
-    utc_now,
-)
-from reservation.errors import InvalidRequest, ReservationError, StorageUnavailable
+from persistence.mongo import Database, Document, as_utc, storage_errors, stored_time, utc_now
+from persistence.revisions import Write, read_modify_replace
+from reservation.errors import InvalidRequest, ReservationError
 
 MAX_LIST_LIMIT = 1000
-MAX_WRITE_ATTEMPTS = 100
 
 
 class OrderStatus(StrEnum):
@@ -86,7 +76,6 @@ def _document(order: Order) -> Document:
         "status_history": [
             {"status": str(status), "at": at} for status, at in order.status_history
         ],
-        "revision": new_revision(),
     }
 
 
@@ -191,35 +180,25 @@ class OrderRepository:
 
     async def upsert(self, order: Order) -> Order:
         """Record an order by its session id; idempotent; a new status joins the history."""
-        key = {"checkout_session_id": order.checkout_session_id}
-        async with storage_errors():
-            for _ in range(MAX_WRITE_ATTEMPTS):
-                document = await self.collection.find_one(key)
-                current = None if document is None else _order(document)
-                stored = _merged(current, _normalized(order), utc_now())
-                if document is None:
-                    try:
-                        await self.collection.insert_one(_document(stored))
-                    except DuplicateKeyError:
-                        if await self.collection.find_one(key) is None:
-                            raise OrderConflict(
-                                "the reservation already has an order of another session",
-                                reservation_id=order.reservation_id,
-                                checkout_session_id=order.checkout_session_id,
-                            ) from None
-                        continue  # the same session was recorded meanwhile: merge into it
-                    return stored
-                if stored == current:
-                    return stored
-                result = await self.collection.replace_one(
-                    {**key, "revision": document.get("revision")}, _document(stored)
-                )
-                if result.matched_count:
-                    return stored
-        raise StorageUnavailable(
-            "MongoDB write kept conflicting",
-            backend="mongodb",
-            checkout_session_id=order.checkout_session_id,
+        incoming = _normalized(order)
+
+        def change(document: Document | None) -> Write[Order]:
+            current = None if document is None else _order(document)
+            stored = _merged(current, incoming, utc_now())
+            return Write(None if stored == current else _document(stored), stored)
+
+        def conflict() -> OrderConflict:
+            return OrderConflict(
+                "the reservation already has an order of another session",
+                reservation_id=order.reservation_id,
+                checkout_session_id=order.checkout_session_id,
+            )
+
+        return await read_modify_replace(
+            self.collection,
+            {"checkout_session_id": order.checkout_session_id},
+            change,
+            conflict=conflict,
         )
 
     async def with_status(

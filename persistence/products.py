@@ -8,16 +8,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from pymongo.errors import DuplicateKeyError
-
-from persistence.mongo import Database, Document, as_utc, new_revision, storage_errors, utc_now
+from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
+from persistence.revisions import Write, read_modify_replace, revised
 from reservation.cart import check_name, check_stock
-from reservation.errors import InvalidRequest, StorageUnavailable
+from reservation.errors import InvalidRequest
 from reservation.inventory import DEFAULT_POOL
 
 CURRENCY_PATTERN = re.compile(r"[a-z]{3}")
 MAX_NAME = 200
-MAX_WRITE_ATTEMPTS = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +57,6 @@ def _document(product: Product) -> Document:
         "max_per_customer": product.max_per_customer,
         "created_at": product.created_at,
         "updated_at": product.updated_at,
-        "revision": new_revision(),
     }
 
 
@@ -117,33 +114,25 @@ class ProductRepository:
         currency = _check_fields(sku, name, price, currency, stock, pool)
         if max_per_customer is not None:
             check_stock(max_per_customer, "max_per_customer")
-        async with storage_errors():
-            for _ in range(MAX_WRITE_ATTEMPTS):
-                current = await self.collection.find_one({"sku": sku})
-                now = utc_now()
-                product = Product(
-                    sku=sku,
-                    name=name,
-                    price=price,
-                    currency=currency,
-                    stock=stock,
-                    pool=pool,
-                    max_per_customer=max_per_customer or None,
-                    created_at=now if current is None else as_utc(current["created_at"]),
-                    updated_at=now,
-                )
-                if current is None:
-                    try:
-                        await self.collection.insert_one(_document(product))
-                    except DuplicateKeyError:
-                        continue  # created meanwhile: read it and replace it instead
-                    return product, None
-                result = await self.collection.replace_one(
-                    {"sku": sku, "revision": current.get("revision")}, _document(product)
-                )
-                if result.matched_count:
-                    return product, _product(current)
-        raise StorageUnavailable("MongoDB write kept conflicting", backend="mongodb", sku=sku)
+
+        def change(current: Document | None) -> Write[tuple[Product, Product | None]]:
+            now = utc_now()
+            product = Product(
+                sku=sku,
+                name=name,
+                price=price,
+                currency=currency,
+                stock=stock,
+                pool=pool,
+                max_per_customer=max_per_customer or None,
+                created_at=now if current is None else as_utc(current["created_at"]),
+                updated_at=now,
+            )
+            return Write(
+                _document(product), (product, None if current is None else _product(current))
+            )
+
+        return await read_modify_replace(self.collection, {"sku": sku}, change)
 
     async def restore(self, sku: str, previous: Product | None) -> None:
         """Undo an upsert: put `previous` back, or delete the product if there was none."""
@@ -151,4 +140,6 @@ class ProductRepository:
             if previous is None:
                 await self.collection.delete_one({"sku": sku})
             else:
-                await self.collection.replace_one({"sku": sku}, _document(previous), upsert=True)
+                await self.collection.replace_one(
+                    {"sku": sku}, revised(_document(previous)), upsert=True
+                )
