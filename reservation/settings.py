@@ -35,6 +35,14 @@ def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
     return _positive(env, name, default)
 
 
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
+    """One of `choices` (the first when unset)."""
+    raw = (env.get(name) or choices[0]).strip().lower()
+    if raw not in choices:
+        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Settings:
     """Everything the service is configured with; secrets stay out of repr()."""
@@ -71,6 +79,8 @@ class Settings:
     restock_on_refund: bool = False
     # Refuse reservations without a customer_id of SKUs that have a per-customer limit.
     require_customer: bool = False
+    # Log lines: "text" for people, "json" for one JSON object per line (reservation/logs.py).
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -95,4 +105,5 @@ class Settings:
             read_cache_seconds=_non_negative(env, "RESERVATION_READ_CACHE_SECONDS", 0.1),
             restock_on_refund=env.get("RESERVATION_RESTOCK_ON_REFUND", "") in ("1", "true", "yes"),
             require_customer=env.get("RESERVATION_REQUIRE_CUSTOMER", "") in ("1", "true", "yes"),
+            log_format=_choice(env, "RESERVATION_LOG_FORMAT", ("text", "json")),
         )
