@@ -17,7 +17,8 @@ reserve is `reserve: sold out` (409 insufficient_stock), a cart over the per-cus
 `reserve: over the limit` (409 customer_limit_exceeded).
 
 The load follows `SaleShape`: with `--spike-seconds R` the users arrive within R seconds, stay,
-and leave over the last R seconds of `--run-time`; without, Locust's usual ramp at
+and leave over the last R seconds of `--run-time` (`--leave-seconds`: another span; 0: they
+stay to the end, as buyers who stop by themselves do); without, Locust's usual ramp at
 `--spawn-rate`.
 """
 
@@ -70,6 +71,12 @@ def add_options(parser: Any) -> None:
     )
     group.add_argument(
         "--spike-seconds", type=float, default=0.0, help="arrive (and leave) within this long"
+    )
+    group.add_argument(
+        "--leave-seconds",
+        type=float,
+        default=-1.0,
+        help="leave over the last this long of --run-time (default: --spike-seconds; 0: stay)",
     )
     group.add_argument(
         "--buyers", type=int, default=0, help="this many of the users are buyers (0: by weight)"
@@ -357,7 +364,8 @@ class Buyers(SaleUser):
 
 class SaleShape(LoadTestShape):
     """Users arrive within `--spike-seconds` (else at `--spawn-rate`), stay, and leave over
-    the last `--spike-seconds` of `--run-time`; the run ends at `--run-time`."""
+    the last `--leave-seconds` (default: `--spike-seconds`) of `--run-time`; the run ends at
+    `--run-time`."""
 
     use_common_options = True
 
@@ -372,7 +380,7 @@ class SaleShape(LoadTestShape):
             return None
         if ramp <= 0:
             return peak, float(parsed.spawn_rate or peak)
-        rate = peak / ramp
-        if run_time and elapsed >= run_time - ramp:
-            return 0, rate
-        return peak, rate
+        leave = ramp if parsed.leave_seconds < 0 else float(parsed.leave_seconds)
+        if run_time and leave > 0 and elapsed >= max(ramp, run_time - leave):
+            return 0, peak / leave
+        return peak, peak / ramp

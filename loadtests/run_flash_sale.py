@@ -9,10 +9,10 @@ events delivered twice, late and out of order) and Stripe-like latency, and `res
 --workers W` with webhooks from the simulator and the sweeper on. It creates the products, runs
 Locust headless (loadtests/locustfile.py: buyers, a crowd, abandoners, browsers), waits for the
 webhooks to drain and every hold to lapse, sweeps, drains again and runs the verifier
-(loadtests.verify). It writes Locust's CSV and HTML, a PNG of requests/s and p50/p99 per
-request name over time, and flash-sale.md (the command, the machine, the sizes, a table per
-request name, paid orders against stock, refunds, the verifier's report) to --report-dir
-(docs/benchmarks by default).
+(loadtests.verify). It writes Locust's CSV and HTML, flash-sale.json (the numbers), a PNG of
+requests/s and p50/p99 per request name over time, and flash-sale.md (the command, the machine,
+the sizes, a table per request name, paid orders against stock, refunds, the verifier's
+report) to --report-dir (docs/benchmarks by default).
 
 Exits 0 only when the verifier passes and no request failed unexpectedly; every process it
 started is stopped on the way out, Ctrl-C and SIGTERM included.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import json
 import os
 import platform
 import secrets
@@ -33,7 +34,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -283,8 +284,10 @@ def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
         str(args.buyers),
         "--spike-seconds",
         str(args.spike_seconds),
+        "--leave-seconds",
+        str(args.spike_seconds if args.leave_seconds is None else args.leave_seconds),
         "--patience",
-        str(args.seconds),
+        str(args.seconds if args.patience is None else args.patience),
         "--tags",
         *args.tags,
     ]
@@ -501,7 +504,9 @@ def write_markdown(
         f"{platform.python_version()}; Locust, the service ({args.workers} workers), Redis, "
         "MongoDB and the simulator all share it.",
         "",
-        f"Sizes: {args.users} users over {args.seconds} s (spike {args.spike_seconds} s), "
+        f"Sizes: {args.users} users over {args.seconds} s (arriving within "
+        f"{args.spike_seconds} s; a buyer tries for up to "
+        f"{args.seconds if args.patience is None else args.patience} s), "
         f"{args.stock} units of the hot SKU and of each of {args.skus} others, holds of "
         f"{args.hold_seconds} s, delivery chaos: {args.duplicate_share:.0%} duplicated, delays up "
         f"to {args.delivery_delay} s, Stripe latency {args.latency_ms[0]}-{args.latency_ms[1]} ms.",
@@ -554,6 +559,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--buyers", type=int, default=0, help="buyers among the users (0: by class weight)"
     )
     parser.add_argument("--spike-seconds", type=float, default=3.0, help="the crowd arrives within")
+    parser.add_argument(
+        "--leave-seconds",
+        type=float,
+        default=None,
+        help="the crowd leaves over the sale's last this long (default: --spike-seconds; 0: stay)",
+    )
+    parser.add_argument(
+        "--patience",
+        type=float,
+        default=None,
+        help="how long a buyer keeps trying while sold out (default: --seconds)",
+    )
     parser.add_argument("--duplicate-share", type=float, default=0.1)
     parser.add_argument("--delivery-delay", type=float, default=3.0)
     parser.add_argument(
@@ -616,9 +633,23 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
     path = write_markdown(
         report_dir, command, args, rows, totals, rates, stack.profile, report, undelivered
     )
+    ok = passed and failures == 0 and undelivered == 0 and locust_code == 0
+    summary = {
+        "command": command,
+        "passed": ok,
+        "verifier_passed": passed,
+        "requests_failed": failures,
+        "undelivered": undelivered,
+        "locust_exit": locust_code,
+        "rows": [asdict(row) for row in rows],
+        "totals": totals,
+        "webhook_rates": rates,
+        "profile": stack.profile,
+    }
+    (report_dir / "flash-sale.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(report)
     print(f"requests failed unexpectedly: {failures}; Locust exited {locust_code}; report {path}")
-    return 0 if passed and failures == 0 and undelivered == 0 and locust_code == 0 else 1
+    return 0 if ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
