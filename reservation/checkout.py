@@ -59,6 +59,61 @@ def refused(exc: stripe.StripeError) -> errors.PaymentProviderRefused:
     )
 
 
+def _context(reservation: Reservation) -> dict[str, object]:
+    return {
+        "reservation_id": reservation.id,
+        "skus": sorted({line.sku for line in reservation.items}),
+    }
+
+
+def _log_failure(reservation: Reservation, exc: Exception, released: bool) -> None:
+    """One line for a checkout that made no session: what Stripe (or the cart) said, and
+    whether the hold went back on sale."""
+    hold = "hold released" if released else "hold kept: a concurrent checkout made a session"
+    context = {**_context(reservation), "hold_released": released}
+    if isinstance(exc, errors.PaymentProviderRefused):
+        # Stripe's code, type and status; its message stays in the answer (it may quote input).
+        logger.error(
+            "Stripe refused the Checkout Session of %s, answered 502 (%s): %s %s",
+            reservation.id,
+            hold,
+            exc.details.get("stripe_type"),
+            exc.details.get("stripe_code"),
+            extra={
+                **context,
+                "outcome": "stripe_refused",
+                "stripe_status": exc.details.get("stripe_status"),
+                "stripe_type": exc.details.get("stripe_type"),
+                "stripe_code": exc.details.get("stripe_code"),
+            },
+        )
+    elif isinstance(exc, errors.PaymentProviderUnavailable):
+        logger.warning(
+            "Stripe unavailable for the checkout of %s, answered 503 (%s): %s",
+            reservation.id,
+            hold,
+            exc.message,
+            extra={**context, "outcome": "stripe_unavailable"},
+        )
+    elif isinstance(exc, errors.ReservationError):
+        logger.info(
+            "checkout of %s refused, answered %d %s (%s)",
+            reservation.id,
+            exc.status_code,
+            exc.code,
+            hold,
+            extra={**context, "outcome": exc.code},
+        )
+    else:  # the handler of unexpected errors logs its traceback
+        logger.error(
+            "checkout of %s failed: %s (%s)",
+            reservation.id,
+            type(exc).__name__,
+            hold,
+            extra={**context, "outcome": "failed"},
+        )
+
+
 def idempotency_key(reservation_id: str) -> str:
     """One Checkout Session per reservation, however often checkout is retried."""
     return f"checkout-session-{reservation_id}"
@@ -93,6 +148,12 @@ class CheckoutService:
             reservation = await self.inventory.get(request.reservation_id)
             existing = await self.checkouts.get_by_reservation(reservation.id)
             if existing is not None:
+                logger.info(
+                    "checkout of reservation %s: its session %s already exists",
+                    reservation.id,
+                    existing.session_id,
+                    extra={"reservation_id": reservation.id, "session_id": existing.session_id},
+                )
                 return existing
             if reservation.status is not ReservationStatus.HELD:
                 raise errors.ReservationNotHeld(
@@ -115,13 +176,32 @@ class CheckoutService:
         try:
             priced = priced or await self._priced(reservation.items)
             checkout = await self._create_session(reservation, priced, request.customer_email)
-        except Exception:
+        except Exception as exc:
             # No session, no hold: the units go back to the crowd (unless a concurrent
             # checkout of the same reservation made its session meanwhile).
-            if await self._no_session_recorded(reservation.id):
+            released = await self._no_session_recorded(reservation.id)
+            if released:
                 await self.inventory.release(reservation.id)
+            _log_failure(reservation, exc, released)
             raise
-        return await self.checkouts.add(checkout)
+        stored = await self.checkouts.add(checkout)
+        lines, currency = priced
+        amount = sum(line.quantity * line.unit_amount for line, _ in lines)
+        logger.info(
+            "checkout session %s created for reservation %s: %d %s",
+            stored.session_id,
+            reservation.id,
+            amount,
+            currency,
+            extra={
+                **_context(reservation),
+                "session_id": stored.session_id,
+                "amount_total": amount,
+                "currency": currency,
+                "outcome": "session_created",
+            },
+        )
+        return stored
 
     async def _no_session_recorded(self, reservation_id: str) -> bool:
         try:
@@ -139,18 +219,13 @@ class CheckoutService:
             session = await self.gate.call(
                 lambda: self.stripe.v1.checkout.sessions.create_async(
                     params, {"idempotency_key": idempotency_key(reservation.id)}
-                )
+                ),
+                action="checkout session",
+                context=_context(reservation),
             )
         except stripe.StripeError as exc:
             # The gate let it through: not a network error, 5xx or 429 but a refusal (a
             # parameter, the key, the account) that no retry can mend.
-            logger.error(
-                "Stripe refused the Checkout Session of %s: %s %s",
-                reservation.id,
-                type(exc).__name__,
-                exc.code,
-                extra={"reservation_id": reservation.id, "stripe_code": exc.code},
-            )
             raise refused(exc) from exc
         if session.url is None:
             raise self.gate.unavailable("the Checkout Session came back without a URL")

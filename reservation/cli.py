@@ -10,14 +10,14 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import uvicorn
-from uvicorn.config import STARTUP_FAILURE
+from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
-from reservation import __version__
+from reservation import __version__, logs
 from reservation.embedded import EmbeddedMongo
 from reservation.errors import ReservationError
 from reservation.inventory import DEFAULT_POOL, Inventory
@@ -241,8 +241,15 @@ class ReadyMultiprocess(Multiprocess):
             self.ready = None
 
 
-def run_uvicorn(host: str, port: int, workers: int, ready: Callable[[], None]) -> None:
-    """uvicorn.run, with a hook once the service accepts requests."""
+def run_uvicorn(
+    host: str,
+    port: int,
+    workers: int,
+    ready: Callable[[], None],
+    log_config: dict[str, Any] | None = None,
+) -> None:
+    """uvicorn.run, with a hook once the service accepts requests; `log_config` (uvicorn's
+    when None) is applied in every worker."""
     config = uvicorn.Config(
         "reservation.app:create_app",
         factory=True,
@@ -251,6 +258,7 @@ def run_uvicorn(host: str, port: int, workers: int, ready: Callable[[], None]) -
         workers=workers,
         access_log=False,
         log_level="warning",
+        log_config=log_config or LOGGING_CONFIG,
     )
     if workers > 1:
         ReadyMultiprocess(config, [config.bind_socket()], ready).run()
@@ -288,7 +296,14 @@ def serve(host: str, port: int, workers: int) -> None:
         click.echo(f"embedded MongoDB (nx-27017) at {embedded.uri}, data in {settings.data_dir}")
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
     try:
-        run_uvicorn(host, port, workers, lambda: click.echo(f"reservation: ready at {url}"))
+        run_uvicorn(
+            host,
+            port,
+            workers,
+            lambda: click.echo(f"reservation: ready at {url}"),
+            # RESERVATION_LOG_FORMAT: the service's lines, text or JSON (reservation/logs.py).
+            logs.log_config(settings, LOGGING_CONFIG),
+        )
     finally:
         if embedded is not None:
             embedded.stop()

@@ -10,9 +10,10 @@ bound is reached the caller gets PaymentProviderUnavailable (503 with Retry-Afte
 from __future__ import annotations
 
 import asyncio
+import logging
 import math
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import stripe
@@ -22,6 +23,7 @@ from reservation.errors import PaymentProviderUnavailable
 from reservation.settings import Settings
 
 T = TypeVar("T")
+logger = logging.getLogger("reservation.payments")
 BACKOFF_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 2.0
 
@@ -76,21 +78,47 @@ class StripeGate:
             f"the payment provider is unavailable: {why}", retry_after=self.retry_after
         )
 
-    async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one Stripe call within the gate's bounds."""
+    async def call(
+        self,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        action: str = "call",
+        context: Mapping[str, object] | None = None,
+    ) -> T:
+        """Run one Stripe call within the gate's bounds. `action` and `context` (reservation,
+        session…) name the call in the log lines of retries and refusals."""
+        extra = {**(context or {}), "stripe_action": action}
         if not self.configured:
-            raise self.unavailable("STRIPE_SECRET_KEY is not configured")
+            raise self._unavailable("STRIPE_SECRET_KEY is not configured", extra)
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                return await self._attempts(operation)
+                return await self._attempts(operation, extra)
         except TimeoutError:
-            raise self.unavailable(f"no answer within {self.timeout_seconds:g} s") from None
+            # The gate is saturated (every slot taken, or the rate spent) or Stripe hangs.
+            why = f"no answer within {self.timeout_seconds:g} s"
+            raise self._unavailable(why, {**extra, "gate_saturated": self.saturated}) from None
         except stripe.RateLimitError as exc:
-            raise self.unavailable("rate limited") from exc
+            raise self._unavailable("rate limited", extra) from exc
         except (stripe.APIConnectionError, stripe.APIError) as exc:
-            raise self.unavailable(type(exc).__name__) from exc
+            raise self._unavailable(type(exc).__name__, extra) from exc
 
-    async def _attempts(self, operation: Callable[[], Awaitable[T]]) -> T:
+    @property
+    def saturated(self) -> bool:
+        """Every concurrent slot is taken or the rate is spent: a new call has to queue."""
+        return self.semaphore.locked() or not self.limiter.has_capacity()
+
+    def _unavailable(self, why: str, extra: Mapping[str, object]) -> PaymentProviderUnavailable:
+        logger.warning(
+            "Stripe %s unavailable, answered 503: %s",
+            extra["stripe_action"],
+            why,
+            extra={**extra, "reason": why},
+        )
+        return self.unavailable(why)
+
+    async def _attempts(
+        self, operation: Callable[[], Awaitable[T]], extra: Mapping[str, object]
+    ) -> T:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 async with self.semaphore, self.limiter:
@@ -98,7 +126,16 @@ class StripeGate:
             except stripe.RateLimitError as exc:
                 if attempt == self.max_attempts:
                     raise
-                await asyncio.sleep(self._backoff(attempt, exc))
+                delay = self._backoff(attempt, exc)
+                logger.info(
+                    "Stripe %s rate limited (attempt %d of %d), retrying in %.2f s",
+                    extra["stripe_action"],
+                    attempt,
+                    self.max_attempts,
+                    delay,
+                    extra={**extra, "attempt": attempt, "retry_in_seconds": round(delay, 3)},
+                )
+                await asyncio.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
     @staticmethod

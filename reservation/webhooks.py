@@ -7,6 +7,7 @@ so duplicates, retries and any delivery order end in the same state (DESIGN.md Â
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,6 +20,7 @@ from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from persistence.refunds import PendingRefunds
 from reservation import errors, session_metadata
 from reservation.inventory import Inventory, pool_of_reservation
+from reservation.logs import redact, secrets_of
 from reservation.metrics import Metrics
 from reservation.outcomes import CommittedLate, Oversold
 from reservation.payments import StripeGate
@@ -30,6 +32,27 @@ Handler = Callable[["WebhookHandlers", dict[str, Any]], Awaitable[str]]
 REGISTRY: dict[str, Handler] = {}
 LIVE_CHECKOUT = (CheckoutStatus.OPEN, CheckoutStatus.EXPIRING)
 NOT_OURS = "not_ours"
+MAX_CONTEXT = 255  # the longest id a log line quotes from an event
+
+logger = logging.getLogger("reservation.webhooks")
+# What each outcome means for the sale, for the log line a person reads afterwards.
+OUTCOMES = {
+    "committed": "paid, units sold",
+    "committed_late": "paid after the hold lapsed, units sold late",
+    "refunded_oversold": "paid but no units left, payment refunded",
+    "refunded": "refund recorded on the order",
+    "refund_pending": "refund kept until its order is recorded",
+    "awaiting_payment": "completed, hold kept for a delayed payment",
+    "payment_failed": "delayed payment failed, hold released",
+    "lapsed": "session expired, hold released",
+    "recorded": "a payment attempt failed, hold kept for another try",
+    "partial_refund": "partial refund, order unchanged",
+    "no_payment_intent": "refund without a payment intent, ignored",
+    NOT_OURS: "not a session of this service, acknowledged",
+    "duplicate": "already processed, nothing done",
+    "ignored": "an event type this service does not handle",
+}
+LOUD = {"committed_late": logging.WARNING, "refunded_oversold": logging.WARNING}
 
 
 def handles(*event_types: str) -> Callable[[Handler], Handler]:
@@ -63,16 +86,54 @@ class WebhookHandlers:
         event_id, event_type = event["id"], event["type"]
         # Only the types this service handles become metric labels: the type is the sender's.
         label = event_type if event_type in REGISTRY else "other"
+        context = event_context(event)
         if not await self.events.record(event_id, event_type, event):
             stored = await self.events.get(event_id)
             if stored is not None and stored.get("processed_at") is not None:
                 self.metrics.webhooks.labels(label, "duplicate").inc()
+                self.log_outcome(context, "duplicate")
                 return "duplicate"
         handler = REGISTRY.get(event_type)
-        outcome = "ignored" if handler is None else await handler(self, event["data"]["object"])
+        try:
+            outcome = "ignored" if handler is None else await handler(self, event["data"]["object"])
+        except Exception as exc:
+            await self.failed(context, exc)
+            raise
         await self.events.mark_processed(event_id, outcome)
         self.metrics.webhooks.labels(label, outcome).inc()
+        self.log_outcome(context, outcome)
         return outcome
+
+    def log_outcome(self, context: dict[str, Any], outcome: str) -> None:
+        logger.log(
+            LOUD.get(outcome, logging.INFO),
+            "webhook %s %s: %s",
+            context["event_id"],
+            context["event_type"],
+            OUTCOMES.get(outcome, outcome),
+            extra={**context, "outcome": outcome},
+        )
+
+    async def failed(self, context: dict[str, Any], exc: Exception) -> None:
+        """Log the failure with its traceback and keep its reason on the event record; the
+        event stays unprocessed and Stripe's redelivery runs the handler again."""
+        reason = redact(f"{type(exc).__name__}: {exc}", secrets_of(self.settings))
+        logger.error(
+            "webhook %s %s failed, Stripe will deliver it again: %s",
+            context["event_id"],
+            context["event_type"],
+            type(exc).__name__,
+            exc_info=exc,
+            extra={**context, "outcome": "failed"},
+        )
+        try:
+            await self.events.mark_failed(context["event_id"], reason)
+        except errors.StorageUnavailable:
+            logger.warning(
+                "the failure of webhook %s could not be stored: MongoDB did not answer",
+                context["event_id"],
+                extra=context,
+            )
 
     # -- shared steps ------------------------------------------------------------------
 
@@ -124,25 +185,51 @@ class WebhookHandlers:
     async def apply_refund(self, order: Order) -> None:
         """The order is refunded; its units go back on sale only if configured."""
         await self.orders.upsert(replace(order, status=OrderStatus.REFUNDED))
+        restocked = False
         if self.settings.restock_on_refund:
             # Redis may have forgotten the reservation (retention, a rebuild): nothing to
             # restock then; `reconcile` counts from the orders, where the refund is recorded.
             with contextlib.suppress(errors.NotFound):
                 await self.inventory.restock(order.reservation_id)
+                restocked = True
+        logger.info(
+            "order of session %s refunded: units %s",
+            order.checkout_session_id,
+            "back on sale" if restocked else "kept sold",
+            extra={
+                "session_id": order.checkout_session_id,
+                "reservation_id": order.reservation_id,
+                "skus": sorted({line.sku for line in order.items}),
+                "payment_intent": order.payment_intent,
+                "restocked": restocked,
+            },
+        )
 
     async def refund(self, session: dict[str, Any]) -> None:
         payment_intent = _payment_intent(session)
+        context = session_context(session)
         if payment_intent is None:
-            return  # nothing was charged
+            logger.info(
+                "oversold session %s charged nothing: no refund", session["id"], extra=context
+            )
+            return
         try:
-            await self._refund(session, payment_intent)
+            refund_id = await self._refund(session, payment_intent)
         except stripe.InvalidRequestError as exc:
             if exc.code != "charge_already_refunded":
                 raise
             # Refunded already (by us on an earlier try, or from the Dashboard): done.
+            logger.info("oversold session %s was refunded already", session["id"], extra=context)
+            return
+        logger.warning(
+            "refund %s issued for session %s: no units left to sell",
+            refund_id,
+            session["id"],
+            extra={**context, "refund_id": refund_id},
+        )
 
-    async def _refund(self, session: dict[str, Any], payment_intent: str) -> None:
-        await self.gate.call(
+    async def _refund(self, session: dict[str, Any], payment_intent: str) -> str:
+        refund = await self.gate.call(
             lambda: self.stripe.v1.refunds.create_async(
                 {
                     "payment_intent": payment_intent,
@@ -150,8 +237,11 @@ class WebhookHandlers:
                     "metadata": {"reason": "oversold", "checkout_session_id": session["id"]},
                 },
                 {"idempotency_key": refund_key(session["id"])},
-            )
+            ),
+            action="refund",
+            context=session_context(session),
         )
+        return refund.id
 
     async def release(self, reservation_id: str) -> None:
         with contextlib.suppress(errors.NotFound):  # Redis no longer has it: nothing is held
@@ -170,6 +260,42 @@ def cart_of(session: dict[str, Any]) -> SessionCart | None:
     except (errors.InvalidPayload, errors.NotFound):
         return None
     return cart
+
+
+def session_context(session: dict[str, Any]) -> dict[str, Any]:
+    """What a log line says about a Checkout Session: its id, and its reservation, SKUs and
+    payment intent when it carries them."""
+    context: dict[str, Any] = {"session_id": _bounded(session.get("id"))}
+    cart = cart_of(session)
+    if cart is not None:
+        context["reservation_id"] = cart.reservation_id
+        context["skus"] = sorted({line.sku for line in cart.lines})
+    payment_intent = _payment_intent(session)
+    if payment_intent is not None:
+        context["payment_intent"] = _bounded(payment_intent)
+    return context
+
+
+def event_context(event: Event) -> dict[str, Any]:
+    """What a log line says about an event: its id and type, and what it is about."""
+    event_type = str(event["type"])
+    obj = event["data"]["object"]
+    context: dict[str, Any] = {
+        "event_id": _bounded(event["id"]),
+        "event_type": _bounded(event_type),
+    }
+    if event_type.startswith("checkout.session."):
+        return {**context, **session_context(obj)}
+    payment_intent = _payment_intent(obj)
+    if payment_intent is None and event_type.startswith("payment_intent."):
+        payment_intent = _text(obj.get("id"))
+    if payment_intent is not None:
+        context["payment_intent"] = _bounded(payment_intent)
+    return context
+
+
+def _bounded(value: object) -> str | None:
+    return None if value is None else str(value)[:MAX_CONTEXT]
 
 
 def _text(value: object) -> str | None:

@@ -69,8 +69,16 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    # The exception's text may carry connection strings or payloads: log the type only.
-    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+    # With the traceback, to find the bug; the service's formatters (reservation/logs.py) blank
+    # secrets and URL passwords an exception's text may quote. The answer says nothing of it.
+    logger.error(
+        "unhandled %s on %s %s",
+        type(exc).__name__,
+        request.method,
+        request.url.path,
+        exc_info=exc,
+        extra={"method": request.method, "path": request.url.path, "outcome": "internal_error"},
+    )
     return error_response(500, "internal_error", "the server failed to answer this request")
 
 
