@@ -39,7 +39,7 @@ class OrderLine:
 
 @dataclass(frozen=True, slots=True)
 class Order:
-    """The order view of API.md, plus the statuses it went through.
+    """The order view of docs/api.md, plus the statuses it went through.
 
     On `OrderRepository.upsert`, created_at, updated_at and status_history are kept by the
     repository: the values given here count only for a new order's created_at.

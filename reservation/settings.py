@@ -1,4 +1,4 @@
-"""Configuration: one frozen value, read from the environment variables of API.md."""
+"""Configuration: one frozen value, read from the environment variables the README lists."""
 
 from __future__ import annotations
 

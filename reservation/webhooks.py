@@ -1,7 +1,8 @@
 """Stripe webhooks: every event stored by its id, then dispatched through a handler registry.
 
 Every handler is idempotent by Checkout Session / reservation id and every step converges,
-so duplicates, retries and any delivery order end in the same state (DESIGN.md §5).
+so duplicates, retries and any delivery order end in the same state (the event matrix of
+docs/design.md).
 """
 
 from __future__ import annotations

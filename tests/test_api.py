@@ -1,4 +1,4 @@
-"""Every endpoint of API.md (but checkout and the webhook), in-process over real services."""
+"""Every endpoint of docs/api.md (but checkout and the webhook), in-process over real services."""
 
 from __future__ import annotations
 

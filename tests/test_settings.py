@@ -1,4 +1,4 @@
-"""Settings.from_env reads API.md's variables; bad values are refused clearly; no secret in repr."""
+"""Settings.from_env reads the README's variables; bad values refused clearly; no secret in repr."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /v1/webhooks/stripe: the event matrix of DESIGN.md §5, delivered twice and out of order."""
+"""POST /v1/webhooks/stripe: docs/design.md's event matrix, delivered twice and out of order."""
 
 from __future__ import annotations
 

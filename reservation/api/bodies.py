@@ -56,7 +56,7 @@ async def read_json(request: Request, into: type[T]) -> T:
 
 
 def utc_text(value: datetime) -> str:
-    """API.md's time format: ISO 8601 in UTC, milliseconds, with a Z."""
+    """The API's time format (docs/api.md): ISO 8601 in UTC, milliseconds, with a Z."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
