@@ -31,7 +31,6 @@ from typing import Any
 
 from locust import FastHttpUser, LoadTestShape, between, events, tag, task
 from locust.env import Environment
-from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 HOT_SKU = "hot"
@@ -154,12 +153,26 @@ events.test_start.add_listener(create_products)  # type: ignore[no-untyped-call]
 events.init.add_listener(choose_scenarios)  # type: ignore[no-untyped-call]
 
 
+# How long a user who is done waits: for the rest of the run. A user that stopped would be
+# replaced by a new one while Locust is still ramping up, and the run would have more distinct
+# buyers than --users; one that lingers keeps the count exact and costs an idle greenlet.
+LINGER_SECONDS = 10.0**6
+
+
 class SaleUser(FastHttpUser):
     abstract = True
-    wait_time = between(0.5, 2.0)
+    pause = between(0.5, 2.0)  # between two tasks, while the user has not left
 
     def on_start(self) -> None:
         self.customer_id = f"cus_{uuid.uuid4().hex[:16]}"
+        self.gone = False
+
+    def wait_time(self) -> float:
+        return LINGER_SECONDS if self.gone else float(self.pause())
+
+    def leave(self) -> None:
+        """This user is done for the run (bought, gave up, walked away): no more tasks."""
+        self.gone = True
 
     @property
     def parsed(self) -> Any:
@@ -210,7 +223,7 @@ class Crowd(SaleUser):
     """Everybody wants the one hot SKU, now; a refusal is the common answer."""
 
     weight = 1
-    wait_time = between(0.2, 1.0)
+    pause = between(0.2, 1.0)
 
     @tag("crowd")
     @task
@@ -247,15 +260,16 @@ class Abandoners(SaleUser):
     @tag("abandoners")
     @task
     def hold_and_leave(self) -> None:
-        self.reserve([(HOT_SKU, 1)], self.customer_id)
-        raise StopUser()
+        if not self.gone:
+            self.reserve([(HOT_SKU, 1)], self.customer_id)
+        self.leave()
 
 
 class Browsers(SaleUser):
     """Refresh the product page and the catalog."""
 
     weight = 2
-    wait_time = between(0.1, 0.5)
+    pause = between(0.1, 0.5)
 
     @tag("browsers")
     @task(3)
@@ -273,7 +287,7 @@ class Buyers(SaleUser):
     `--patience`), check out, pay on the simulator as the mix says, wait for the final order."""
 
     weight = 6
-    wait_time = between(1.0, 3.0)  # a person refreshing a sold-out page
+    pause = between(1.0, 3.0)  # a person refreshing a sold-out page
 
     def on_start(self) -> None:
         super().on_start()
@@ -283,8 +297,11 @@ class Buyers(SaleUser):
     @tag("buyers")
     @task
     def buy(self) -> None:
+        if self.gone:
+            return
         if time.monotonic() - self.arrived > self.parsed.patience:
-            raise StopUser()  # gave up: the drop sold out for good
+            self.leave()  # gave up: the drop sold out for good
+            return
         reservation_id = self.reserve([(HOT_SKU, 1)], self.customer_id)
         if reservation_id is None:
             return  # sold out for now: units come back from declines, cancels and abandons
@@ -293,7 +310,7 @@ class Buyers(SaleUser):
             outcome = random.choices(self.outcomes, self.weights)[0]
             self.pay(session, outcome)
             self.await_final(reservation_id, session, outcome)
-        raise StopUser()  # one purchase per buyer
+        self.leave()  # one purchase per buyer
 
     def checkout(self, reservation_id: str) -> str | None:
         with self.client.post(
