@@ -48,11 +48,19 @@ class SessionExpiry:
         sessions = self.stripe.v1.checkout.sessions
         try:
             try:
-                await self.gate.call(lambda: sessions.expire_async(session_id))
+                await self.gate.call(
+                    lambda: sessions.expire_async(session_id),
+                    action="session expiry",
+                    context={"session_id": session_id},
+                )
             except stripe.InvalidRequestError:
                 # Completed or expired already (the buyer paid just now, or Stripe expired it).
                 try:
-                    session = await self.gate.call(lambda: sessions.retrieve_async(session_id))
+                    session = await self.gate.call(
+                        lambda: sessions.retrieve_async(session_id),
+                        action="session retrieval",
+                        context={"session_id": session_id},
+                    )
                 except stripe.InvalidRequestError:
                     # Stripe does not know it (another account, a test clock): nobody can pay.
                     await self._settle(session_id, CheckoutStatus.EXPIRED)
@@ -70,14 +78,12 @@ class SessionExpiry:
                 "could not expire Checkout Session %s now: %s",
                 session_id,
                 exc.message,
-                extra={"checkout_session_id": session_id},
+                extra={"session_id": session_id},
             )
             await self._settle(session_id, CheckoutStatus.OPEN)  # the next sweep tries again
             return Expiry()
         await self._settle(session_id, CheckoutStatus.EXPIRED)
-        logger.info(
-            "expired Checkout Session %s", session_id, extra={"checkout_session_id": session_id}
-        )
+        logger.info("expired Checkout Session %s", session_id, extra={"session_id": session_id})
         return Expiry(expired=True)
 
     async def _settle(self, session_id: str, status: CheckoutStatus) -> None:
