@@ -37,29 +37,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import math
-import os
-import platform
 import secrets
 import shlex
 import sys
 import time
-from collections.abc import Coroutine, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from enum import Enum
 from pathlib import Path
 from typing import Any
 
 import psycopg
-import redis
+from matplotlib.figure import Figure
 from psycopg import sql
 from psycopg.rows import TupleRow
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from loadtests.cleanup import delete_matching
+from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
+from loadtests.reporting import DOCS, fmt, percentile_ms, report_header, write_report
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.outcomes import Held, OutOfStock
@@ -78,10 +77,8 @@ STATS_CONCURRENCY = 10
 STATS_SECONDS = 2.0
 RATIO_AT = 100
 DEFAULT_CONCURRENCY = (1, 10, 100, 500)
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 STRATEGIES = ("lua", "floor", "watch", "lock", "postgres")
-DOCS = Path(__file__).resolve().parent.parent / "docs" / "benchmarks"
 FLOOR_LUA = "return redis.call('INCR', KEYS[1])"
 
 
@@ -459,14 +456,6 @@ async def oversold(strategy: Strategy, stock: int, granted: int, notes: list[str
     return max(0, granted - stock, taken - stock)
 
 
-def percentile_ms(ordered: Sequence[float], fraction: float) -> float | None:
-    """Nearest-rank percentile of sorted latencies (seconds), in milliseconds."""
-    if not ordered:
-        return None
-    rank = max(1, math.ceil(fraction * len(ordered)))
-    return ordered[rank - 1] * 1000
-
-
 async def run_one(strategy: Strategy, concurrency: int, seconds: float, notes: list[str]) -> Row:
     """The measured window with ample stock, then the scarce race, at one concurrency."""
     began = time.perf_counter()
@@ -536,20 +525,6 @@ async def server_costs(
 # -- plumbing --------------------------------------------------------------------------------
 
 
-async def delete_matching(client: Redis, pattern: str) -> int:
-    """UNLINK every key matching a SCAN pattern, in batches; returns how many."""
-    batch: list[bytes] = []
-    deleted = 0
-    async for key in client.scan_iter(match=pattern, count=1000):
-        batch.append(key)
-        if len(batch) >= 1000:
-            deleted += await client.unlink(*batch)
-            batch.clear()
-    if batch:
-        deleted += await client.unlink(*batch)
-    return deleted
-
-
 async def connection_budget(dsn: str) -> int:
     """PostgreSQL connections this run may open: max_connections less what others need."""
     async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
@@ -580,77 +555,23 @@ def make_strategies(names: Sequence[str], client: Redis, dsn: str, run: str) -> 
     return strategies
 
 
-async def machine_info(client: Redis, dsn: str, uses_postgres: bool) -> dict[str, str]:
-    server = await client.info("server")
-    persistence = await client.config_get("appendonly")
-    info = {
-        "date (UTC)": datetime.now(UTC).strftime("%Y-%m-%d %H:%M"),
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "CPU": cpu_model(),
-        "Python": f"{platform.python_version()} ({event_loop_name()} event loop)",
-        "Redis": f"{server['redis_version']} (appendonly {persistence.get('appendonly')})",
-        "redis-py": f"{redis.__version__} (hiredis parser: {hiredis_available()})",
-    }
-    if uses_postgres:
-        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-            cursor = await conn.execute(
-                "SELECT current_setting('server_version'), current_setting('synchronous_commit'),"
-                " current_setting('max_connections')"
-            )
-            row = await cursor.fetchone()
-        assert row is not None
-        version, sync_commit, max_conn = row
-        info["PostgreSQL"] = (
-            f"{version} (synchronous_commit {sync_commit}, max_connections {max_conn})"
+async def postgres_info(dsn: str) -> dict[str, str]:
+    """The PostgreSQL server's rows of the machine table."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
+        cursor = await conn.execute(
+            "SELECT current_setting('server_version'), current_setting('synchronous_commit'),"
+            " current_setting('max_connections')"
         )
-        info["psycopg"] = psycopg.__version__
-    return info
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def hiredis_available() -> bool:
-    try:
-        import hiredis  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def event_loop_name() -> str:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
-
-
-def run_loop(main: Coroutine[Any, Any, int]) -> int:
-    """uvloop when installed (uvicorn[standard] runs the service on it), else asyncio."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.run(main)
-    return uvloop.run(main)
+        row = await cursor.fetchone()
+    assert row is not None
+    version, sync_commit, max_conn = row
+    return {
+        "PostgreSQL": f"{version} (synchronous_commit {sync_commit}, max_connections {max_conn})",
+        "psycopg": psycopg.__version__,
+    }
 
 
 # -- reporting -------------------------------------------------------------------------------
-
-
-def fmt(value: float | int | None, digits: int = 2) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:,.{digits}f}"
 
 
 def table_lines(rows: Sequence[Row]) -> list[str]:
@@ -747,24 +668,6 @@ def cost_lines(costs: Sequence[ServerCost]) -> list[str]:
     return lines
 
 
-def report_header(title: str, module: str, command: str, info: dict[str, str]) -> list[str]:
-    """The top of a benchmark's Markdown: title, provenance, command, machine table."""
-    return [
-        f"# {title}",
-        "",
-        f"Written by `{module}`; rerun it rather than editing this file.",
-        "",
-        f"Command: `{command}`",
-        "",
-        "## Machine",
-        "",
-        "| | |",
-        "| --- | --- |",
-        *(f"| {key} | {value} |" for key, value in info.items()),
-        "",
-    ]
-
-
 def markdown(
     rows: Sequence[Row],
     costs: Sequence[ServerCost],
@@ -830,12 +733,8 @@ def markdown(
 
 
 def chart(rows: Sequence[Row], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(8, 5))
+    figure = Figure(figsize=(8, 5))
+    axes = figure.subplots()
     for name in dict.fromkeys(row.strategy for row in rows):
         points = [(row.concurrency, row.holds_per_second) for row in rows if row.strategy == name]
         axes.plot(*zip(*points, strict=True), marker="o", label=name)
@@ -850,7 +749,6 @@ def chart(rows: Sequence[Row], path: Path) -> None:
     axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=120)
-    plt.close(figure)
 
 
 def lua_cost(costs: Sequence[ServerCost]) -> ServerCost:
@@ -876,19 +774,14 @@ def report(
         print(f"{name} at N = {RATIO_AT}: {fmt(value)}")
     for note in notes:
         print(f"note: {note}")
-    command = "python -m loadtests.bench_core " + shlex.join(sys.argv[1:])
-    DOCS.mkdir(parents=True, exist_ok=True)
-    (DOCS / "core.md").write_text(
-        markdown(rows, costs, info, command.strip(), notes, pool_sizes), encoding="utf-8"
+    command = ("python -m loadtests.bench_core " + shlex.join(sys.argv[1:])).strip()
+    write_report(
+        "core",
+        markdown(rows, costs, info, command, notes, pool_sizes),
+        lambda path: chart(rows, path),
+        [row.as_json() for row in rows],
+        args.json,
     )
-    chart(rows, DOCS / "core.png")
-    dumped = json.dumps([row.as_json() for row in rows], indent=2) + "\n"
-    json_paths = list(dict.fromkeys([DOCS / "core.json", Path(args.json).resolve()]))
-    for path in json_paths:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(dumped, encoding="utf-8")
-    written = [DOCS / "core.md", DOCS / "core.png", *json_paths]
-    print(f"\nwrote {', '.join(str(path) for path in written)}")
 
 
 # -- main ------------------------------------------------------------------------------------
@@ -902,7 +795,9 @@ async def bench(args: argparse.Namespace) -> int:
     notes: list[str] = []
     rows: list[Row] = []
     try:
-        info = await machine_info(client, args.postgres_dsn, "postgres" in args.strategies)
+        info = await machine_info(client)
+        if "postgres" in args.strategies:
+            info |= await postgres_info(args.postgres_dsn)
         for strategy in strategies:
             await strategy.setup()
         for n in concurrency:

@@ -41,8 +41,9 @@ from typing import Any
 import httpx
 from redis.crc import key_slot
 
-from reservation.embedded import EmbeddedMongo, stop_process
-from reservation.servers import REDIS_SERVER, free_port, redis_cluster, start_redis
+from loadtests.pyspy import owner, py_spy, stacks
+from reservation.embedded import EmbeddedMongo
+from reservation.servers import REDIS_SERVER, free_port, redis_cluster, start_redis, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
@@ -222,8 +223,6 @@ def worker_pids(pid: int) -> list[int]:
 def profile_service(stack: Stack, seconds: float, delay: float) -> list[tuple[str, float]]:
     """py-spy on one service worker for `seconds`, `delay` seconds into the sale: the share
     of samples per owner (uvicorn, starlette, redis-py, our code, syscalls ...)."""
-    from loadtests.bench_http import owner, py_spy, stacks
-
     binary = py_spy()
     service = stack.processes[1]
     time.sleep(delay)

@@ -7,10 +7,8 @@ REDIS_URL and MONGODB_URI at the real services.
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import fakeredis
@@ -18,29 +16,13 @@ import pymongo
 from pymongo.errors import PyMongoError
 
 from reservation.scripts import RedisClient
+from reservation.servers import free_port, stop_process, wait_until
 
 
 def embedded_redis() -> RedisClient:
     """An in-process Redis (fakeredis with Lua): one process only, nothing kept."""
     client: RedisClient = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     return client
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def stop_process(process: subprocess.Popen[bytes], grace_seconds: float = 10) -> None:
-    """Terminate a child process, and kill it if it lingers."""
-    process.terminate()
-    try:
-        process.wait(timeout=grace_seconds)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 def nx_binary() -> str | None:
@@ -58,7 +40,7 @@ class EmbeddedMongo:
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
         self.workdir = workdir
-        self.port = port or _free_port()
+        self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -103,20 +85,21 @@ class EmbeddedMongo:
             stop_process(process)
 
     def _wait(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        last: Exception | None = None
-        while time.monotonic() < deadline:
-            if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(f"nx-27017 exited with {self.process.returncode}")
-            client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-                self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
-            )
-            try:
-                client.admin.command("ping")
-                return
-            except PyMongoError as exc:
-                last = exc
-            finally:
-                client.close()
-            time.sleep(0.05)
-        raise RuntimeError(f"nx-27017 on port {self.port} did not come up: {last}")
+        assert self.process is not None
+        wait_until(
+            self._answers,
+            f"nx-27017 on port {self.port}",
+            timeout,
+            errors=(PyMongoError,),
+            exited=self.process.poll,
+        )
+
+    def _answers(self) -> bool:
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            self.uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250
+        )
+        try:
+            client.admin.command("ping")
+        finally:
+            client.close()
+        return True

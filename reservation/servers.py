@@ -1,21 +1,22 @@
-"""Redis servers started on demand (tests, the flash-sale rehearsal): loopback ports, their own
-directories, stopped afterwards."""
+"""Servers started on demand (tests, benchmarks, the flash-sale rehearsal, the embedded
+MongoDB): a free loopback port, waiting until one answers, stopping it; and Redis servers of
+their own, in their own directories, stopped afterwards."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import shutil
+import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import redis
-
-from reservation.embedded import stop_process
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -34,17 +35,48 @@ def free_port() -> int:
     raise RuntimeError("no free loopback port")
 
 
-def _wait(check: object, what: str, timeout: float = 15.0) -> None:
+def wait_until(
+    ready: Callable[[], object],
+    what: str,
+    timeout: float = 15.0,
+    *,
+    errors: tuple[type[Exception], ...] = (redis.RedisError,),
+    exited: Callable[[], int | None] | None = None,
+    poll_seconds: float = 0.05,
+) -> None:
+    """Call `ready` until it returns something true; `errors` it raises meanwhile count as
+    not yet. `exited` (a Popen's poll, say) gives the exit status of the process that should
+    answer: once it has one, waiting stops. RuntimeError when it exits or the time is up."""
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
+        if exited is not None and (status := exited()) is not None:
+            raise RuntimeError(f"{what} exited with {status}")
         try:
-            if check():  # type: ignore[operator]
+            if ready():
                 return
-        except redis.RedisError as exc:
+        except errors as exc:
             last = exc
-        time.sleep(0.05)
-    raise RuntimeError(f"{what} did not come up: {last}")
+        time.sleep(poll_seconds)
+    raise RuntimeError(f"{what} did not come up in {timeout:g} s: {last}")
+
+
+def stop_process(
+    process: subprocess.Popen[Any], grace_seconds: float = 10, *, session: bool = False
+) -> None:
+    """Terminate a child process, and kill it if it lingers. With `session` (the process was
+    started with start_new_session=True), SIGKILL whatever is still left in its session after
+    that: workers, servers it started."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    if session:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # the session is this process's alone
 
 
 def _command(client: redis.Redis, *args: str | int) -> Any:
@@ -76,16 +108,13 @@ def start_redis(workdir: Path, port: int, *extra: str) -> subprocess.Popen[bytes
     )
     client = redis.Redis(host="127.0.0.1", port=port)
     try:
-        _wait(client.ping, f"redis-server on port {port}")
+        wait_until(client.ping, f"redis-server on port {port}", exited=process.poll)
     except RuntimeError:
-        stop(process)
+        stop_process(process)
         raise
     finally:
         client.close()
     return process
-
-
-stop = stop_process
 
 
 @contextlib.contextmanager
@@ -122,10 +151,10 @@ def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[int]]:
                 for c in clients
             )
 
-        _wait(ready, "redis cluster", timeout=30)
+        wait_until(ready, "redis cluster", timeout=30)
         for client in clients:
             client.close()
         yield ports
     finally:
         for process in processes:
-            stop(process)
+            stop_process(process)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from reservation.servers import free_port, stop
+from reservation.servers import free_port, stop_process, wait_until
 from tests.api import ADMIN_TOKEN
 from tests.conftest import REDIS_URL
 from tests.shop import WEBHOOK_SECRET
@@ -45,33 +44,31 @@ def start_server(workdir: Path, mongodb_uri: str, *args: str, **env: str) -> Ser
         "RESERVATION_DATA_DIR": str(workdir),
         **env,
     }
-    log = (workdir / f"server-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "reservation", "serve", "--port", str(port), *args],
-        env=environment,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    log.close()
+    log = workdir / f"server-{port}.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reservation", "serve", "--port", str(port), *args],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(
-                f"reservation serve exited: {(workdir / f'server-{port}.log').read_text()}"
-            )
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return Server(url, prefix, database, process)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    stop(process)
-    raise RuntimeError("reservation serve did not become ready")
+    try:
+        wait_until(
+            lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200,
+            "reservation serve",
+            30,
+            errors=(httpx.HTTPError,),
+            exited=process.poll,
+        )
+    except RuntimeError as exc:
+        stop_process(process)
+        raise RuntimeError(f"{exc}: {log.read_text()}") from exc
+    return Server(url, prefix, database, process)
 
 
 def stop_server(server: Server, mongodb_uri: str) -> None:
-    stop(server.process)
+    stop_process(server.process)
     client = redis.Redis.from_url(REDIS_URL)
     for key in client.scan_iter(match=f"{server.prefix}:*", count=1000):
         client.delete(key)

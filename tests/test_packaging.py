@@ -8,10 +8,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
 from loadtests.run_flash_sale import worker_pids
 from reservation.scripts import SCRIPT_NAMES
+from reservation.servers import free_port, stop_process, wait_until
 from tests.conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,12 +51,6 @@ def test_cli_version_and_help() -> None:
 
 
 def test_stripe_sim_command_serves_the_api() -> None:
-    import time
-
-    import httpx
-
-    from reservation.servers import free_port
-
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "reservation", "stripe-sim", "--port", str(port)],
@@ -62,23 +58,19 @@ def test_stripe_sim_command_serves_the_api() -> None:
         stderr=subprocess.DEVNULL,
         cwd=ROOT,
     )
+    answers: list[httpx.Response] = []
+
+    def answered() -> bool:
+        url = f"http://127.0.0.1:{port}/v1/checkout/sessions"
+        answers.append(httpx.get(url, auth=("sk_test_x", "")))
+        return True
+
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                answer = httpx.get(
-                    f"http://127.0.0.1:{port}/v1/checkout/sessions", auth=("sk_test_x", "")
-                )
-                break
-            except httpx.HTTPError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
-        assert answer.status_code == 200
-        assert answer.json()["object"] == "list"
+        wait_until(answered, "stripe-sim", 20, errors=(httpx.HTTPError,), exited=process.poll)
+        assert answers[-1].status_code == 200
+        assert answers[-1].json()["object"] == "list"
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_process(process)
 
 
 def test_the_flash_sale_leaves_no_process_behind_when_interrupted(tmp_path: Path) -> None:

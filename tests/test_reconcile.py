@@ -193,7 +193,7 @@ async def test_after_flushall_counters_match_paid_orders(
         assert isinstance(await inventory.reserve([("tee", 7)]), Held)
     finally:
         await client.aclose()
-        servers.stop(process)
+        servers.stop_process(process)
 
 
 # -- the command line --------------------------------------------------------------------
