@@ -23,6 +23,7 @@ from reservation.errors import ReservationError
 from reservation.inventory import DEFAULT_POOL, Inventory
 from reservation.keys import KeySpace
 from reservation.settings import Settings, SettingsError
+from reservation.settings import help_text as variables_help
 
 if TYPE_CHECKING:
     from reservation.schemas import ProductView
@@ -271,7 +272,7 @@ def run_uvicorn(
         raise SystemExit(STARTUP_FAILURE)
 
 
-@main.command()
+@main.command(epilog=variables_help())
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))

@@ -1,46 +1,25 @@
-"""Configuration: one frozen value, read from the environment variables the README lists."""
+"""Configuration: one frozen value, read from the environment by one table of variables.
+
+`VARIABLES` names every environment variable, the `Settings` field it sets, how its text is
+read and what it means. `Settings.from_env` reads that table and nothing else reads the
+environment; the README's table (`markdown_table`) and `reservation serve --help`
+(`help_text`) are written from it, and tests/test_settings.py holds the three together.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import textwrap
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
 
 from reservation.keys import DEFAULT_PREFIX
 
 
 class SettingsError(ValueError):
     """A configuration variable has a value the service cannot use."""
-
-
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number of seconds, not {raw!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise SettingsError(f"{name} must be a positive, finite number of seconds")
-    return value
-
-
-def _non_negative(env: Mapping[str, str], name: str, default: float) -> float:
-    """A number of seconds where 0 means off."""
-    raw = env.get(name)
-    if raw is not None and raw.strip() in ("0", "0.0"):
-        return 0.0
-    return _positive(env, name, default)
-
-
-def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...]) -> str:
-    """One of `choices` (the first when unset)."""
-    raw = (env.get(name) or choices[0]).strip().lower()
-    if raw not in choices:
-        raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
-    return raw
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,26 +63,275 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings of `env` (default: os.environ); unset or empty variables keep their
+        default. A value the service cannot use is a SettingsError naming its variable."""
         env = os.environ if env is None else env
-        return cls(
-            redis_url=env.get("REDIS_URL") or None,
-            redis_cluster=env.get("REDIS_CLUSTER", "") in ("1", "true", "yes"),
-            mongodb_uri=env.get("MONGODB_URI") or None,
-            mongodb_database=env.get("MONGODB_DATABASE") or "reservation",
-            stripe_secret_key=env.get("STRIPE_SECRET_KEY") or None,
-            stripe_webhook_secret=env.get("STRIPE_WEBHOOK_SECRET") or None,
-            stripe_api_base=env.get("STRIPE_API_BASE") or None,
-            hold_seconds=_positive(env, "RESERVATION_HOLD_SECONDS", 600.0),
-            admin_token=env.get("RESERVATION_ADMIN_TOKEN") or None,
-            public_url=(env.get("PUBLIC_URL") or "http://127.0.0.1:8000").rstrip("/"),
-            key_prefix=env.get("RESERVATION_KEY_PREFIX") or DEFAULT_PREFIX,
-            data_dir=env.get("RESERVATION_DATA_DIR") or ".reservation",
-            stripe_rate_per_second=_positive(env, "STRIPE_RATE_PER_SECOND", 25.0),
-            stripe_timeout_seconds=_positive(env, "STRIPE_TIMEOUT_SECONDS", 10.0),
-            sweep_seconds=_non_negative(env, "RESERVATION_SWEEP_SECONDS", 30.0),
-            sold_out_cache_seconds=_non_negative(env, "RESERVATION_SOLD_OUT_CACHE_SECONDS", 0.1),
-            read_cache_seconds=_non_negative(env, "RESERVATION_READ_CACHE_SECONDS", 0.1),
-            restock_on_refund=env.get("RESERVATION_RESTOCK_ON_REFUND", "") in ("1", "true", "yes"),
-            require_customer=env.get("RESERVATION_REQUIRE_CUSTOMER", "") in ("1", "true", "yes"),
-            log_format=_choice(env, "RESERVATION_LOG_FORMAT", ("text", "json")),
-        )
+        values: dict[str, Any] = {}  # each reader returns its field's type (tests hold it)
+        for variable in VARIABLES:
+            raw = env.get(variable.name, "").strip()
+            if raw:
+                values[variable.field] = variable.read(variable.name, raw)
+        return replace(cls(), **values)
+
+
+# -- how a variable's text is read: (variable name, non-empty text) -> value ----------------
+
+Reader = Callable[[str, str], object]
+
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True}
+FLAG_WORDS.update({"0": False, "false": False, "no": False, "off": False})
+
+
+def text(name: str, raw: str) -> str:
+    return raw
+
+
+def url(name: str, raw: str) -> str:
+    """A base URL, without the trailing slash paths are appended to."""
+    return raw.rstrip("/")
+
+
+def flag(name: str, raw: str) -> bool:
+    """1/true/yes/on or 0/false/no/off, in any case; anything else is refused."""
+    try:
+        return FLAG_WORDS[raw.lower()]
+    except KeyError:
+        raise SettingsError(
+            f"{name} must be 1, true, yes or on (on) or 0, false, no or off (off), not {raw!r}"
+        ) from None
+
+
+def _number(name: str, raw: str, unit: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of {unit}, not {raw!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{name} must be a positive, finite number of {unit}, not {raw!r}")
+    return value
+
+
+def seconds(name: str, raw: str) -> float:
+    """A positive, finite number of seconds."""
+    return _number(name, raw, "seconds")
+
+
+def seconds_or_off(name: str, raw: str) -> float:
+    """A number of seconds where 0 turns the feature off."""
+    try:
+        if float(raw) == 0:
+            return 0.0
+    except ValueError:
+        pass
+    return seconds(name, raw)
+
+
+def per_second(name: str, raw: str) -> float:
+    return _number(name, raw, "calls per second")
+
+
+def count(name: str, raw: str) -> int:
+    """A whole number from 1."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, not {raw!r}")
+    return value
+
+
+def choice(*choices: str) -> Reader:
+    """One of `choices`, in any case."""
+
+    def read(name: str, raw: str) -> str:
+        if raw.lower() not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return raw.lower()
+
+    return read
+
+
+# -- the table ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable: the field it sets, how it is read, and what it means."""
+
+    name: str
+    field: str
+    read: Reader
+    meaning: str  # Markdown (backticks), one sentence or two
+    default: str | None = None  # how the default is told, when the field's value is not enough
+
+    def shown_default(self) -> str:
+        if self.default is not None:
+            return self.default
+        value = next(f.default for f in fields(Settings) if f.name == self.field)
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, str):
+            return f"`{value}`"
+        return str(value)
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable(
+        "REDIS_URL",
+        "redis_url",
+        text,
+        "the Redis of the live counters, e.g. `redis://redis:6379/0`",
+        "embedded fakeredis (one worker, nothing kept)",
+    ),
+    Variable("REDIS_CLUSTER", "redis_cluster", flag, "`REDIS_URL` is a node of a Redis Cluster"),
+    Variable(
+        "MONGODB_URI",
+        "mongodb_uri",
+        text,
+        "the MongoDB of the catalog, orders and Stripe events",
+        "embedded nx-27017, started and stopped with the service",
+    ),
+    Variable("MONGODB_DATABASE", "mongodb_database", text, "the database in that MongoDB"),
+    Variable(
+        "RESERVATION_ADMIN_TOKEN",
+        "admin_token",
+        text,
+        "bearer token of the admin endpoints",
+        "none (admin refused)",
+    ),
+    Variable("RESERVATION_HOLD_SECONDS", "hold_seconds", seconds, "how long a hold lives"),
+    Variable(
+        "RESERVATION_AWAITING_PAYMENT_SECONDS",
+        "awaiting_payment_seconds",
+        seconds,
+        "how long a hold waits for a delayed payment method (a completed Checkout that is not"
+        " paid yet)",
+        "259200 (3 days)",
+    ),
+    Variable("RESERVATION_KEY_PREFIX", "key_prefix", text, "prefix of every Redis key"),
+    Variable(
+        "RESERVATION_SOLD_OUT_CACHE_SECONDS",
+        "sold_out_cache_seconds",
+        seconds_or_off,
+        'how long a process answers "sold out" from memory after Redis said 0 left (0: off)',
+    ),
+    Variable(
+        "RESERVATION_READ_CACHE_SECONDS",
+        "read_cache_seconds",
+        seconds_or_off,
+        "how long a process reuses a product read (one SKU or the list) that another process"
+        " may have changed since; its own writes are seen at once (0: off)",
+    ),
+    Variable(
+        "RESERVATION_SWEEP_SECONDS",
+        "sweep_seconds",
+        seconds_or_off,
+        "background sweeper interval (0: off, e.g. to run `reservation sweep` from cron)",
+    ),
+    Variable(
+        "RESERVATION_RECONCILE_ON_START",
+        "reconcile_on_start",
+        flag,
+        "at start, restore from MongoDB every catalog SKU that Redis is missing",
+    ),
+    Variable(
+        "RESERVATION_REQUIRE_CUSTOMER",
+        "require_customer",
+        flag,
+        "refuse reservations of limited SKUs without a `customer_id`",
+    ),
+    Variable(
+        "RESERVATION_RESTOCK_ON_REFUND",
+        "restock_on_refund",
+        flag,
+        "a full refund puts the units back on sale",
+    ),
+    Variable(
+        "RESERVATION_DATA_DIR", "data_dir", text, "where the embedded MongoDB keeps its files"
+    ),
+    Variable(
+        "RESERVATION_LOG_FORMAT",
+        "log_format",
+        choice("text", "json"),
+        "`text`: log lines for people; `json`: one JSON object per line (uvicorn's lines too),"
+        " with the context of each money decision (event, session, reservation, SKUs, outcome);"
+        " secrets are never logged",
+    ),
+    Variable(
+        "STRIPE_SECRET_KEY",
+        "stripe_secret_key",
+        text,
+        "Stripe API key (`sk_test_…` in test mode)",
+        "none (checkout answers 503)",
+    ),
+    Variable(
+        "STRIPE_WEBHOOK_SECRET",
+        "stripe_webhook_secret",
+        text,
+        "signing secret of the webhooks (`whsec_…`)",
+        "none (webhooks refused)",
+    ),
+    Variable(
+        "STRIPE_API_BASE",
+        "stripe_api_base",
+        url,
+        "another Stripe-compatible API, e.g. `reservation stripe-sim` for load tests",
+        "Stripe's own",
+    ),
+    Variable(
+        "STRIPE_CONCURRENCY",
+        "stripe_concurrency",
+        count,
+        "Stripe calls one process makes at once",
+    ),
+    Variable(
+        "STRIPE_RATE_PER_SECOND",
+        "stripe_rate_per_second",
+        per_second,
+        "Stripe calls one process makes per second (test mode allows about 25)",
+    ),
+    Variable(
+        "STRIPE_TIMEOUT_SECONDS",
+        "stripe_timeout_seconds",
+        seconds,
+        "the longest a buyer waits for Stripe, retries included, before a 503",
+    ),
+    Variable(
+        "STRIPE_MAX_ATTEMPTS",
+        "stripe_max_attempts",
+        count,
+        "attempts of one Stripe call (network errors, 5xx, 429) within that time",
+    ),
+    Variable(
+        "PUBLIC_URL",
+        "public_url",
+        url,
+        "where buyers reach the service (Stripe Checkout's return pages)",
+    ),
+)
+
+
+def markdown_table() -> str:
+    """The README's table of variables."""
+    rows = ["| variable | meaning | default |", "|---|---|---|"]
+    rows += [f"| `{v.name}` | {v.meaning} | {v.shown_default()} |" for v in VARIABLES]
+    return "\n".join(rows)
+
+
+def help_text(width: int = 78) -> str:
+    """The variables as `reservation serve --help` lists them (click keeps `\\b` blocks as
+    written)."""
+    lines = [
+        "Environment variables (the README's table says the same). Flags take 1, true, yes, on"
+        " or 0, false, no, off, in any case; any other value is refused.",
+        "",
+        "\b",
+    ]
+    for v in VARIABLES:
+        lines.append(v.name)
+        told = f"{v.meaning}. Default: {v.shown_default()}.".replace("`", "")
+        lines += textwrap.wrap(told, width, initial_indent="    ", subsequent_indent="    ")
+    return "\n".join(lines)

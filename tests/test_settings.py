@@ -2,9 +2,44 @@
 
 from __future__ import annotations
 
-import pytest
+import re
+from dataclasses import fields
+from pathlib import Path
 
-from reservation.settings import Settings, SettingsError
+import pytest
+from click.testing import CliRunner
+
+from reservation.cli import main
+from reservation.settings import VARIABLES, Settings, SettingsError, markdown_table
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+# A value other than the default for every variable, as a user would write it.
+EVERY_VARIABLE = {
+    "REDIS_URL": "redis://cache:6379/2",
+    "REDIS_CLUSTER": "On",
+    "MONGODB_URI": "mongodb://db:27017",
+    "MONGODB_DATABASE": "shop",
+    "RESERVATION_ADMIN_TOKEN": "admin-secret",
+    "RESERVATION_HOLD_SECONDS": "90",
+    "RESERVATION_AWAITING_PAYMENT_SECONDS": "3600",
+    "RESERVATION_KEY_PREFIX": "shop",
+    "RESERVATION_SOLD_OUT_CACHE_SECONDS": "0",
+    "RESERVATION_READ_CACHE_SECONDS": "0.5",
+    "RESERVATION_SWEEP_SECONDS": "5",
+    "RESERVATION_RECONCILE_ON_START": "no",
+    "RESERVATION_REQUIRE_CUSTOMER": "TRUE",
+    "RESERVATION_RESTOCK_ON_REFUND": "yes",
+    "RESERVATION_DATA_DIR": "/var/lib/reservation",
+    "RESERVATION_LOG_FORMAT": "json",
+    "STRIPE_SECRET_KEY": "sk_test_123",
+    "STRIPE_WEBHOOK_SECRET": "whsec_456",
+    "STRIPE_API_BASE": "http://127.0.0.1:12111/",
+    "STRIPE_CONCURRENCY": "4",
+    "STRIPE_RATE_PER_SECOND": "2.5",
+    "STRIPE_TIMEOUT_SECONDS": "3",
+    "STRIPE_MAX_ATTEMPTS": "5",
+    "PUBLIC_URL": "https://shop.example/",
+}
 
 
 def test_defaults_and_variables() -> None:
@@ -50,3 +85,92 @@ def test_defaults_and_variables() -> None:
 def test_bad_hold_seconds_is_refused(value: str) -> None:
     with pytest.raises(SettingsError, match="RESERVATION_HOLD_SECONDS"):
         Settings.from_env({"RESERVATION_HOLD_SECONDS": value})
+
+
+def test_every_field_is_one_variable() -> None:
+    assert sorted(v.field for v in VARIABLES) == sorted(f.name for f in fields(Settings))
+    assert len({v.name for v in VARIABLES}) == len(VARIABLES)
+    assert sorted(EVERY_VARIABLE) == sorted(v.name for v in VARIABLES)
+
+
+def test_every_field_can_be_set_from_the_environment() -> None:
+    default, settings = Settings(), Settings.from_env(EVERY_VARIABLE)
+    unchanged = [
+        f.name for f in fields(Settings) if getattr(settings, f.name) == getattr(default, f.name)
+    ]
+    assert unchanged == []
+    for f in fields(Settings):  # each variable reads its field's type
+        expected = str if getattr(default, f.name) is None else type(getattr(default, f.name))
+        assert type(getattr(settings, f.name)) in (expected, float if expected is int else expected)
+    assert (settings.stripe_concurrency, settings.stripe_max_attempts) == (4, 5)
+    assert settings.awaiting_payment_seconds == 3600.0
+    assert not settings.reconcile_on_start
+    assert (settings.stripe_api_base, settings.public_url) == (
+        "http://127.0.0.1:12111",
+        "https://shop.example",
+    )
+    # Empty means unset, as a blank line in an env file would.
+    assert Settings.from_env(dict.fromkeys(EVERY_VARIABLE, "")) == default
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [(word, True) for word in ("1", "true", "True", "YES", "on", " On ")]
+    + [(word, False) for word in ("0", "false", "FALSE", "no", "Off")],
+)
+def test_flags_read_the_same_words_in_any_case(value: str, expected: bool) -> None:
+    flags = [v.name for v in VARIABLES if isinstance(getattr(Settings(), v.field), bool)]
+    assert len(flags) == 4
+    for name in flags:
+        field = next(v.field for v in VARIABLES if v.name == name)
+        assert getattr(Settings.from_env({name: value}), field) is expected
+
+
+@pytest.mark.parametrize("value", ["2", "y", "enabled", "tru", "-1"])
+def test_an_unknown_flag_value_is_an_error_naming_the_variable(value: str) -> None:
+    with pytest.raises(
+        SettingsError, match=f"^REDIS_CLUSTER must be .*not {re.escape(repr(value))}"
+    ):
+        Settings.from_env({"REDIS_CLUSTER": value})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("STRIPE_CONCURRENCY", "0"),
+        ("STRIPE_CONCURRENCY", "2.5"),
+        ("STRIPE_MAX_ATTEMPTS", "many"),
+        ("STRIPE_RATE_PER_SECOND", "-1"),
+        ("STRIPE_TIMEOUT_SECONDS", "0"),
+        ("RESERVATION_AWAITING_PAYMENT_SECONDS", "inf"),
+        ("RESERVATION_SWEEP_SECONDS", "-3"),
+        ("RESERVATION_LOG_FORMAT", "xml"),
+    ],
+)
+def test_bad_values_are_refused_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name} "):
+        Settings.from_env({name: value})
+
+
+def test_the_cli_refuses_a_bad_value_naming_the_variable() -> None:
+    answer = CliRunner().invoke(main, ["stock"], env={"REDIS_CLUSTER": "True?"})
+    assert answer.exit_code == 2
+    assert "REDIS_CLUSTER must be" in answer.output
+
+
+def test_the_readme_lists_every_variable_as_the_table_says() -> None:
+    readme = README.read_text()
+    assert markdown_table() in readme, f"the README's table should read:\n{markdown_table()}"
+    listed = re.findall(r"^\| `([A-Z_]+)` \|", readme, flags=re.MULTILINE)
+    assert listed == [v.name for v in VARIABLES]
+
+
+def test_serve_help_says_what_the_readme_says() -> None:
+    answer = CliRunner().invoke(main, ["serve", "--help"], terminal_width=100)
+    assert answer.exit_code == 0
+    listed = re.findall(r"^  ([A-Z][A-Z_]+)$", answer.output, flags=re.MULTILINE)
+    assert listed == [v.name for v in VARIABLES]
+    said = " ".join(answer.output.split())
+    for variable in VARIABLES:
+        assert variable.meaning.replace("`", "") in said
+        assert variable.shown_default().replace("`", "") in said
