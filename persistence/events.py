@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,21 @@ from persistence.mongo import Database, Document, as_utc, storage_errors, utc_no
 from persistence.revisions import Write, read_modify_replace, revised
 
 MAX_EXCEPTION = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class EventCounts:
+    received: int
+    processed: int
+    failed: int  # whose handler failed at least once
+    failing: int  # of those, not processed since
+
+
+@dataclass(frozen=True, slots=True)
+class EventTimes:
+    created: int | None  # the event's `created`: Stripe's clock, whole seconds
+    received_at: datetime
+    processed_at: datetime | None
 
 
 class StripeEventRepository:
@@ -58,6 +74,39 @@ class StripeEventRepository:
             return Write(None if document is None else {**document, **fields}, None)
 
         await read_modify_replace(self.collection, {"event_id": event_id}, change)
+
+    async def counts(self) -> EventCounts:
+        """How many events were received, processed, and failed (the operations page)."""
+        count = self.collection.count_documents
+        async with storage_errors():
+            received = await count({})
+            processed = await count({"processed_at": {"$ne": None}})
+            failed = await count({"failed_at": {"$ne": None}})
+            failing = await count({"failed_at": {"$ne": None}, "processed_at": None})
+        return EventCounts(received, processed, failed, failing)
+
+    async def recent(self, limit: int) -> list[EventTimes]:
+        """When the last `limit` events were created (by Stripe), received and processed,
+        newest first."""
+        fields = {"_id": False, "received_at": True, "processed_at": True, "payload.created": True}
+        async with storage_errors():
+            cursor = self.collection.find({}, fields).sort("received_at", -1).limit(limit)
+            documents = await cursor.to_list()
+        found = []
+        for document in documents:
+            # MongoDB nests a projected path; nx-27017 answers it flat ("payload.created").
+            created = (document.get("payload") or {}).get(
+                "created", document.get("payload.created")
+            )
+            processed = document.get("processed_at")
+            found.append(
+                EventTimes(
+                    created=created if isinstance(created, int) else None,
+                    received_at=as_utc(document["received_at"]),
+                    processed_at=None if processed is None else as_utc(processed),
+                )
+            )
+        return found
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         """The stored event (without MongoDB's _id), or None."""

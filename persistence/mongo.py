@@ -44,7 +44,11 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("session_id", ASCENDING)], unique=True, name="session_id_unique"),
         IndexModel([("status", ASCENDING)], name="status"),
     ],
-    "stripe_events": [IndexModel([("event_id", ASCENDING)], unique=True, name="event_id_unique")],
+    "stripe_events": [
+        IndexModel([("event_id", ASCENDING)], unique=True, name="event_id_unique"),
+        # The operations page reads the last events received.
+        IndexModel([("received_at", ASCENDING)], name="received_at"),
+    ],
 }
 
 

@@ -178,6 +178,14 @@ class OrderRepository:
             documents = await cursor.limit(limit).to_list()
         return [_order(document) for document in documents]
 
+    async def count_by_status(self) -> dict[str, int]:
+        """How many orders there are of each status (the operations page)."""
+        pipeline: builtins.list[Document] = [{"$group": {"_id": "$status", "count": {"$sum": 1}}}]
+        async with storage_errors():
+            cursor = await self.collection.aggregate(pipeline)
+            rows = await cursor.to_list()
+        return {str(row["_id"]): int(row["count"]) for row in sorted(rows, key=lambda r: r["_id"])}
+
     async def upsert(self, order: Order) -> Order:
         """Record an order by its session id; idempotent; a new status joins the history."""
         incoming = _normalized(order)

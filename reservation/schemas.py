@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from persistence.checkouts import CheckoutStatus
 from persistence.orders import OrderStatus
 from reservation.cart import (
     CUSTOMER_REGEX,
@@ -166,6 +167,96 @@ class OrderView(Struct):
 
 class OrderList(Struct):
     data: list[OrderView]
+
+
+class CheckoutStateView(Struct):
+    """What the buyer of a Checkout Session may see of it (GET /v1/checkout/{id}): statuses,
+    what was bought and the total; nothing about the customer."""
+
+    checkout_session_id: str
+    session_status: CheckoutStatus
+    reservation_status: ReservationStatus | None  # None: Redis no longer knows the hold
+    hold_expires_at: str | None
+    order_status: OrderStatus | None  # None: no order yet (the payment's webhook is awaited)
+    items: list[CartLineView]
+    amount_total: int | None
+    currency: str | None
+
+
+class SkuSummary(Struct):
+    sku: str
+    name: str
+    pool: str
+    total: int
+    held: int
+    sold: int
+    available: int
+    max_per_customer: int | None
+
+
+class LapsingHold(Struct):
+    reservation_id: str
+    items: list[CartLineView]
+    expires_at: str
+    seconds_left: float
+
+
+class HoldsSummary(Struct):
+    live: int
+    lapsing: list[LapsingHold]  # the live holds that lapse first, soonest first
+
+
+class OrdersSummary(Struct):
+    by_status: dict[str, int]
+    recent: list[OrderView]  # newest first
+
+
+class WebhooksSummary(Struct):
+    received: int
+    processed: int
+    failed: int  # events whose handler failed at least once
+    failing: int  # of those, still unprocessed (Stripe delivers them again)
+    pending: int  # received, not processed, no failure recorded (in flight)
+    last_received_at: str | None
+    # Seconds from Stripe creating an event to this service receiving it (whole seconds: an
+    # event's `created` is), over the last events received.
+    delivery_lag_p50: float | None
+    delivery_lag_max: float | None
+    # Seconds from receiving an event to its handler finishing, over the same events.
+    handling_p50: float | None
+    handling_max: float | None
+    sample: int
+
+
+class GateSummary(Struct):
+    configured: bool
+    concurrency: int
+    in_flight: int
+    saturated: bool
+    checkouts_unavailable: int  # checkouts answered 503 payment_provider_unavailable
+    answers_503: int  # every 503 this process answered
+
+
+class RatesSummary(Struct):
+    step_seconds: int
+    until: str
+    holds: list[int]  # holds made per step, oldest first
+    sales: list[int]  # payments committed per step, oldest first
+
+
+class OpsSummary(Struct):
+    """GET /v1/ops/summary: the operations page's data. Counters, holds, orders and webhook
+    events are read from Redis and MongoDB (every process sees the same); the Stripe gate and
+    the rates are those of the process that answers."""
+
+    generated_at: str
+    hold_seconds: float
+    products: list[SkuSummary]
+    holds: HoldsSummary
+    orders: OrdersSummary
+    webhooks: WebhooksSummary
+    stripe_gate: GateSummary
+    rates: RatesSummary
 
 
 class ErrorBody(Struct):

@@ -1,4 +1,4 @@
-"""POST /v1/checkout."""
+"""POST /v1/checkout, and GET /v1/checkout/{checkout_session_id} (the buyer's view of it)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from starlette.responses import Response
 from reservation import errors
 from reservation.api.bodies import json_response, read_json, utc_text
 from reservation.api.services import services
-from reservation.schemas import CheckoutIn, CheckoutView
+from reservation.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView
+
+MAX_SESSION_ID = 255
 
 
 async def create_checkout(request: Request) -> Response:
@@ -20,7 +22,46 @@ async def create_checkout(request: Request) -> Response:
         state.metrics.checkouts.labels(exc.code).inc()
         raise
     state.metrics.checkouts.labels("session").inc()
+    if body.items is not None:
+        state.metrics.holds_per_second.add()  # a cart was held for this session just now
     view = CheckoutView(
         checkout.reservation_id, checkout.session_id, checkout.url, utc_text(checkout.expires_at)
     )
     return json_response(view, 201)
+
+
+async def get_checkout(request: Request) -> Response:
+    """Where a Checkout Session stands, for its buyer's success page: the session as this
+    service last heard of it, its hold, and its order once the payment's webhook landed.
+
+    The session id is the buyer's (Stripe puts it in the success URL); the answer carries no
+    customer data (email, customer id, payment intent), only statuses, lines and the total."""
+    state = services(request)
+    session_id = request.path_params["checkout_session_id"]
+    checkout = None
+    if len(session_id) <= MAX_SESSION_ID:
+        checkout = await state.checkouts.get(session_id)
+    if checkout is None:
+        raise errors.NotFound("no such Checkout Session", checkout_session_id=session_id)
+    order = await state.orders.get(session_id)
+    try:
+        reservation = await state.inventory.get(checkout.reservation_id)
+    except errors.NotFound:
+        reservation = None  # Redis no longer knows it (its record outlived its retention)
+    if order is not None:
+        items = [CartLineView(line.sku, line.quantity) for line in order.items]
+    elif reservation is not None:
+        items = [CartLineView(line.sku, line.quantity) for line in reservation.items]
+    else:
+        items = []
+    view = CheckoutStateView(
+        checkout_session_id=checkout.session_id,
+        session_status=checkout.status,
+        reservation_status=None if reservation is None else reservation.status,
+        hold_expires_at=None if reservation is None else utc_text(reservation.expires_at),
+        order_status=None if order is None else order.status,
+        items=items,
+        amount_total=None if order is None else order.amount_total,
+        currency=None if order is None else order.currency,
+    )
+    return json_response(view)

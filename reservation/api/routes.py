@@ -1,4 +1,5 @@
 """Every route of the HTTP API, in one table: the app serves it, /openapi.json describes it.
+The pages (reservation/api/pages.py) come last and stay out of the document.
 
 Each row is an `Operation`: a Starlette route that also carries its summary, parameters, body,
 answer and the error classes it may answer with (their `code` and `status_code` come from
@@ -12,8 +13,9 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from persistence.orders import OrderConflict, OrderStatus
-from reservation.api import checkout, ops, orders, products, reservations, webhook
+from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
 from reservation.api.openapi import Answer, Operation, Parameter
+from reservation.api.pages import PAGES
 from reservation.errors import (
     AlreadyCommitted,
     CustomerLimitExceeded,
@@ -35,10 +37,12 @@ from reservation.errors import (
 )
 from reservation.schemas import (
     CheckoutIn,
+    CheckoutStateView,
     CheckoutView,
     Health,
     IdempotencyKey,
     Name,
+    OpsSummary,
     OrderList,
     OrderView,
     ProductIn,
@@ -163,6 +167,16 @@ ROUTES = [
         ),
     ),
     Operation(
+        "GET",
+        "/v1/checkout/{checkout_session_id}",
+        checkout.get_checkout,
+        "Where a Checkout Session stands, for its buyer: the session, its hold, its order "
+        "(no customer data)",
+        parameters=[SESSION],
+        answer=Answer(200, "the session's statuses, lines and total", CheckoutStateView),
+        errors=(NotFound, *STORAGE),
+    ),
+    Operation(
         "POST",
         "/v1/webhooks/stripe",
         webhook.stripe_webhook,
@@ -201,6 +215,16 @@ ROUTES = [
     ),
     Operation(
         "GET",
+        "/v1/ops/summary",
+        dashboard.ops_summary,
+        "What the operations page shows: stock, holds about to lapse, recent orders, webhook "
+        "events and their lag, the Stripe gate, holds and sales per second (admin)",
+        admin=True,
+        answer=Answer(200, "the summary", OpsSummary),
+        errors=STORAGE,
+    ),
+    Operation(
+        "GET",
         "/healthz",
         ops.healthz,
         "The process runs",
@@ -228,4 +252,6 @@ ROUTES = [
         "This document",
         answer=Answer(200, "OpenAPI 3.1"),
     ),
+    # The storefront and the operations page: HTML, not part of the API or its document.
+    *PAGES,
 ]

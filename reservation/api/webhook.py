@@ -21,6 +21,8 @@ MAX_EVENT_BYTES = 1024 * 1024  # Stripe events stay far below this
 MAX_EVENT_DEPTH = 32
 MAX_ID_LENGTH = 255
 TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+# Outcomes of dispatch that sold units (the sales per second of /ops).
+SALES = frozenset({"committed", "committed_late"})
 
 
 async def stripe_webhook(request: Request) -> Response:
@@ -39,7 +41,9 @@ async def stripe_webhook(request: Request) -> Response:
     except UnicodeDecodeError:
         raise errors.InvalidPayload("the body is not UTF-8") from None
     verify(text, header, secret, time.time())
-    await state.webhooks.dispatch(parse_event(payload))
+    outcome = await state.webhooks.dispatch(parse_event(payload))
+    if outcome in SALES:
+        state.metrics.sales_per_second.add()
     return json_response(WebhookAnswer(True))
 
 

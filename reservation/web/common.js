@@ -1,0 +1,132 @@
+// Helpers shared by the storefront, its return pages and the operations page.
+"use strict";
+
+window.Shop = (() => {
+  // Minor units per currency, as the service and Stripe count them (reservation/money.py).
+  const ZERO_DECIMAL = new Set(["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
+    "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]);
+  const THREE_DECIMAL = new Set(["bhd", "jod", "kwd", "omr", "tnd"]);
+  let skew = 0; // the server's clock minus this browser's, in ms (from the Date header)
+
+  function noteClock(response) {
+    const date = Date.parse(response.headers.get("date") || "");
+    if (!Number.isNaN(date)) {
+      // Date has whole seconds: the server's now lies within the second after it.
+      const measured = date + 500 - Date.now();
+      skew = Math.abs(measured) > 2000 ? measured : 0;
+    }
+  }
+
+  function serverNow() {
+    return Date.now() + skew;
+  }
+
+  // One call of the JSON API: {ok, status, body, retryAfter}; never throws.
+  async function api(method, path, body, headers) {
+    const init = { method, headers: { Accept: "application/json", ...(headers || {}) } };
+    if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      init.headers["Content-Type"] = "application/json";
+    }
+    let response;
+    try {
+      response = await fetch(path, init);
+    } catch (error) {
+      return { ok: false, status: 0, body: { error: "network", message: "The shop cannot be reached." } };
+    }
+    noteClock(response);
+    let data = null;
+    try {
+      data = await response.json();
+    } catch (error) {
+      data = null;
+    }
+    return { ok: response.ok, status: response.status, body: data, retryAfter: response.headers.get("retry-after") };
+  }
+
+  function money(amount, currency) {
+    const code = (currency || "").toLowerCase();
+    const digits = ZERO_DECIMAL.has(code) ? 0 : THREE_DECIMAL.has(code) ? 3 : 2;
+    const value = amount / 10 ** digits;
+    try {
+      return new Intl.NumberFormat(undefined, {
+        style: "currency", currency: code.toUpperCase(),
+        minimumFractionDigits: digits, maximumFractionDigits: digits,
+      }).format(value);
+    } catch (error) {
+      return `${value.toFixed(digits)} ${code.toUpperCase()}`;
+    }
+  }
+
+  // An element with attributes and children (strings become text: nothing is parsed as HTML).
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (value === false || value === null || value === undefined) continue;
+      node.setAttribute(name, value === true ? "" : String(value));
+    }
+    for (const child of children) {
+      if (child !== null && child !== undefined) node.append(child);
+    }
+    return node;
+  }
+
+  function randomHex(bytes) {
+    const values = crypto.getRandomValues(new Uint8Array(bytes));
+    return Array.from(values, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  // A random UUID (crypto.randomUUID needs a secure context; a LAN address over http is not).
+  function newKey() {
+    const h = randomHex(16);
+    const variant = ((parseInt(h[16], 16) & 3) | 8).toString(16);
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20)}`;
+  }
+
+  function readJson(storage, key, fallback) {
+    try {
+      const value = JSON.parse(storage.getItem(key));
+      return value === null ? fallback : value;
+    } catch (error) {
+      return fallback;
+    }
+  }
+
+  // This browser's buyer: per-customer limits count what it holds and buys.
+  function customerId() {
+    let id = localStorage.getItem("shop.customer");
+    if (!id) {
+      id = `web-${randomHex(12)}`;
+      localStorage.setItem("shop.customer", id);
+    }
+    return id;
+  }
+
+  // The holds of this browser: [{reservation_id, items, expires_at, session_id?}].
+  const holds = {
+    all: () => readJson(localStorage, "shop.holds", []),
+    save: (list) => localStorage.setItem("shop.holds", JSON.stringify(list)),
+    forget(predicate) {
+      this.save(this.all().filter((hold) => !predicate(hold)));
+    },
+  };
+
+  function formatLeft(ms) {
+    const seconds = Math.max(0, Math.ceil(ms / 1000));
+    const minutes = Math.floor(seconds / 60);
+    return `${minutes}:${String(seconds % 60).padStart(2, "0")}`;
+  }
+
+  function describeItems(items, names) {
+    return items.map((line) => `${line.quantity} × ${names.get(line.sku) || line.sku}`).join(", ");
+  }
+
+  async function productNames() {
+    const answer = await api("GET", "/v1/products");
+    const names = new Map();
+    if (answer.ok) for (const product of answer.body.data) names.set(product.sku, product.name);
+    return names;
+  }
+
+  return { api, money, el, newKey, customerId, holds, serverNow, formatLeft, describeItems, productNames, readJson };
+})();
