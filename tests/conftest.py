@@ -18,8 +18,16 @@ from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.scripts import RedisClient
 
-# Fixture modules: MongoDB (nx-27017 or MONGODB_URI) and the in-process HTTP app.
-pytest_plugins = ["tests.mongo", "tests.stripe_fake", "tests.api", "tests.shop", "tests.server"]
+# Fixture modules: MongoDB (nx-27017 or MONGODB_URI), the in-process HTTP app, and the shop as
+# real processes (tests.live).
+pytest_plugins = [
+    "tests.mongo",
+    "tests.stripe_fake",
+    "tests.api",
+    "tests.shop",
+    "tests.server",
+    "tests.live",
+]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["redis", "fakeredis", "cluster"]

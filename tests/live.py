@@ -1,0 +1,165 @@
+"""The shop as a person runs it: `reservation serve` and `reservation stripe-sim` as real
+processes on loopback ports, wired as the README wires them (STRIPE_API_BASE, the webhook URL
+and secret, PUBLIC_URL), against the Redis at 127.0.0.1:6379 (a key prefix of their own) and
+the tests' MongoDB (a database of their own). The browser tests and the no-JavaScript pay page
+test drive it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymongo
+import pytest
+
+from reservation.servers import free_port
+from tests.api import ADMIN, ADMIN_TOKEN
+from tests.conftest import REDIS_URL
+from tests.server import Server, stop_server
+from tests.stripe_fake import API_KEY
+
+WEBHOOK_SECRET = "whsec_live_test"
+START_SECONDS = 30.0
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {START_SECONDS:g} s: {log.read_text()}")
+
+
+@dataclass
+class LiveShop:
+    """A running service and the simulator it pays through."""
+
+    url: str
+    sim_url: str
+    server: Server
+    mongodb_uri: str
+
+    def http(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=10)
+
+    def put_product(self, sku: str, stock: int, **fields: Any) -> dict[str, Any]:
+        body = {"name": f"Product {sku}", "price": 2500, "currency": "eur", "stock": stock}
+        body.update(fields)
+        answer = httpx.put(f"{self.url}/v1/products/{sku}", json=body, headers=ADMIN, timeout=10)
+        assert answer.status_code == 200, answer.text
+        product: dict[str, Any] = answer.json()
+        return product
+
+    def product(self, sku: str) -> dict[str, Any]:
+        answer = httpx.get(f"{self.url}/v1/products/{sku}", timeout=10)
+        assert answer.status_code == 200, answer.text
+        product: dict[str, Any] = answer.json()
+        return product
+
+    def stored_orders(self) -> list[dict[str, Any]]:
+        """The orders in MongoDB, as stored (not through the API)."""
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(self.mongodb_uri)
+        try:
+            return list(client[self.server.database]["orders"].find({}, {"_id": False}))
+        finally:
+            client.close()
+
+    def wait_for(self, check: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not check():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not within {timeout:g} s: {what}")
+            time.sleep(0.1)
+
+
+def start_live_shop(stack: ExitStack, workdir: Path, mongodb_uri: str, **env: str) -> LiveShop:
+    """Start both processes (at once), stopped and cleaned up by `stack`."""
+    port, sim_port = free_port(), free_port()
+    url, sim_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sim_port}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    sim_log, log = workdir / "stripe-sim.log", workdir / "serve.log"
+    with sim_log.open("wb") as output:
+        sim = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "reservation", "stripe-sim", "--port", str(sim_port)),
+                *("--webhook-url", f"{url}/v1/webhooks/stripe", "--webhook-secret", WEBHOOK_SECRET),
+            ],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    stack.callback(_stop, sim)
+    prefix, database = f"live-{uuid.uuid4().hex[:10]}", f"live_{uuid.uuid4().hex[:10]}"
+    environment = {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DATABASE": database,
+        "RESERVATION_ADMIN_TOKEN": ADMIN_TOKEN,
+        "RESERVATION_KEY_PREFIX": prefix,
+        "RESERVATION_DATA_DIR": str(workdir),
+        "STRIPE_SECRET_KEY": API_KEY,
+        "STRIPE_API_BASE": sim_url,
+        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
+        "PUBLIC_URL": url,
+        **env,
+    }
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "reservation", "serve", "--port", str(port)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    server = Server(url, prefix, database, process)
+    stack.callback(stop_server, server, mongodb_uri)
+    _wait(f"{sim_url}/_sim/faults", sim, sim_log)
+    _wait(f"{url}/readyz", server.process, log)
+    return LiveShop(url=url, sim_url=sim_url, server=server, mongodb_uri=mongodb_uri)
+
+
+MakeLiveShop = Callable[..., LiveShop]
+
+
+@pytest.fixture
+def make_live_shop(tmp_path: Path, mongodb_uri: str) -> Iterator[MakeLiveShop]:
+    """Start a shop for this test: `make_live_shop(RESERVATION_HOLD_SECONDS="8")`."""
+    with ExitStack() as stack:
+        count = 0
+
+        def make(**env: str) -> LiveShop:
+            nonlocal count
+            count += 1
+            return start_live_shop(stack, tmp_path / f"shop-{count}", mongodb_uri, **env)
+
+        yield make
+
+
+@pytest.fixture
+def live_shop(make_live_shop: MakeLiveShop) -> LiveShop:
+    return make_live_shop()
