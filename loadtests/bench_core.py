@@ -56,9 +56,9 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from loadtests.cleanup import delete_matching
+from loadtests.cleanup import delete_matching, redis_for_run
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
-from loadtests.reporting import DOCS, fmt, percentile_ms, report_header, write_report
+from loadtests.reporting import add_json_option, fmt, percentile_ms, report_header, write_report
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.outcomes import Held, OutOfStock
@@ -790,33 +790,32 @@ def report(
 async def bench(args: argparse.Namespace) -> int:
     run = secrets.token_hex(4)
     concurrency: list[int] = args.concurrency
-    client = Redis.from_url(args.redis_url, max_connections=max(concurrency) + 16)
-    strategies = make_strategies(args.strategies, client, args.postgres_dsn, run)
     notes: list[str] = []
     rows: list[Row] = []
-    try:
-        info = await machine_info(client)
-        if "postgres" in args.strategies:
-            info |= await postgres_info(args.postgres_dsn)
-        for strategy in strategies:
-            await strategy.setup()
-        for n in concurrency:
+    options = {"max_connections": max(concurrency) + 16}
+    async with redis_for_run(args.redis_url, f"bench-core-{run}", **options) as client:
+        strategies = make_strategies(args.strategies, client, args.postgres_dsn, run)
+        try:
+            info = await machine_info(client)
+            if "postgres" in args.strategies:
+                info |= await postgres_info(args.postgres_dsn)
             for strategy in strategies:
-                row = await run_one(strategy, n, args.seconds, notes)
-                rows.append(row)
-                print(
-                    f"{row.strategy:>8} N={n:<4} {row.holds_per_second:>10,.0f} holds/s"
-                    f"  p99 {fmt(row.p99_ms, 3)} ms  oversold {fmt(row.oversold)}"
-                    f"  ({row.seconds:.1f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        costs = await server_costs(client, f"bench-core-{run}:stats", args.seconds, notes)
-    finally:
-        for strategy in strategies:
-            await strategy.teardown()
-        await delete_matching(client, f"bench-core-{run}:*")
-        await client.aclose()
+                await strategy.setup()
+            for n in concurrency:
+                for strategy in strategies:
+                    row = await run_one(strategy, n, args.seconds, notes)
+                    rows.append(row)
+                    print(
+                        f"{row.strategy:>8} N={n:<4} {row.holds_per_second:>10,.0f} holds/s"
+                        f"  p99 {fmt(row.p99_ms, 3)} ms  oversold {fmt(row.oversold)}"
+                        f"  ({row.seconds:.1f} s)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+            costs = await server_costs(client, f"bench-core-{run}:stats", args.seconds, notes)
+        finally:
+            for strategy in strategies:
+                await strategy.teardown()
     pool_sizes = next(
         (s.pool_sizes for s in strategies if isinstance(s, PostgresStrategy)), dict[int, int]()
     )
@@ -841,12 +840,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--seconds", type=float, default=5.0, help="measured window per run (default: 5)"
     )
-    parser.add_argument(
-        "--json",
-        default=str(DOCS / "core.json"),
-        metavar="FILE",
-        help="also write the rows here (docs/benchmarks/core.json is always written)",
-    )
+    add_json_option(parser, "core")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
     parser.add_argument("--postgres-dsn", default=DEFAULT_POSTGRES_DSN)
     parser.add_argument(

@@ -54,16 +54,14 @@ from collections.abc import Sequence
 from importlib.metadata import version
 from pathlib import Path
 
-from redis.asyncio import Redis
-
-from loadtests.cleanup import delete_matching, drop_database
+from loadtests.cleanup import drop_database, redis_for_run
 from loadtests.floor import floor_key
 from loadtests.http_measure import Driver, Run, run_cases
 from loadtests.http_profile import CaseProfile, profiles
 from loadtests.http_report import machine_notes, report, server_log_notes
 from loadtests.http_targets import missed
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
-from loadtests.reporting import DOCS
+from loadtests.reporting import add_json_option
 from loadtests.wrk_driver import WRK_THREADS, wrk_version
 from reservation.embedded import EmbeddedMongo
 
@@ -102,32 +100,31 @@ async def bench(
     args: argparse.Namespace, mongodb_uri: str, mongo_pid: int | None, workdir: Path
 ) -> int:
     run_id = secrets.token_hex(4)
-    client = Redis.from_url(args.redis_url)
+    prefix = f"bench-http-{run_id}"
     use_wrk = shutil.which("wrk") is not None
-    run = Run(
-        args=args,
-        driver=Driver(args.connections, workdir, use_wrk),
-        redis=client,
-        prefix=f"bench-http-{run_id}",
-        database=f"bench_http_{run_id}",
-        token=secrets.token_urlsafe(24),
-        mongodb_uri=mongodb_uri,
-        mongo_pid=mongo_pid,
-        workdir=workdir,
-    )
-    if not use_wrk:
-        run.notes.append("wrk is not installed: the httpx fallback measured these figures")
     found: list[CaseProfile] = []
-    try:
-        info = {**await machine_info(client), **tool_versions(use_wrk)}
-        await client.set(floor_key(run.prefix), "1")
-        rows = await run_cases(run)
-        if args.profile and missed(rows, args.connections):
-            found = await profiles(run)
-    finally:
-        await delete_matching(client, f"{run.prefix}:*")
-        await client.aclose()
-        drop_database(mongodb_uri, run.database)
+    async with redis_for_run(args.redis_url, prefix) as client:
+        run = Run(
+            args=args,
+            driver=Driver(args.connections, workdir, use_wrk),
+            redis=client,
+            prefix=prefix,
+            database=f"bench_http_{run_id}",
+            token=secrets.token_urlsafe(24),
+            mongodb_uri=mongodb_uri,
+            mongo_pid=mongo_pid,
+            workdir=workdir,
+        )
+        if not use_wrk:
+            run.notes.append("wrk is not installed: the httpx fallback measured these figures")
+        try:
+            info = {**await machine_info(client), **tool_versions(use_wrk)}
+            await client.set(floor_key(run.prefix), "1")
+            rows = await run_cases(run)
+            if args.profile and missed(rows, args.connections):
+                found = await profiles(run)
+        finally:
+            drop_database(mongodb_uri, run.database)
     run.notes += machine_notes(rows) + server_log_notes(run.logs)
     report(rows, run, info, found)
     return 0
@@ -151,12 +148,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_CONNECTIONS,
         help=f"open connections of the load generator (default: {DEFAULT_CONNECTIONS})",
     )
-    parser.add_argument(
-        "--json",
-        default=str(DOCS / "http.json"),
-        metavar="FILE",
-        help="also write the rows here (docs/benchmarks/http.json is always written)",
-    )
+    add_json_option(parser, "http")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
     parser.add_argument(
         "--no-profile",

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pymongo
 from redis.asyncio import Redis
+
+
+@contextlib.asynccontextmanager
+async def redis_for_run(url: str, prefix: str, **options: Any) -> AsyncIterator[Redis]:
+    """A client of the Redis at `url` for one run whose keys all start with `prefix:`; when the
+    block ends those keys are deleted and the client closed."""
+    client = Redis.from_url(url, **options)
+    try:
+        yield client
+    finally:
+        try:
+            await delete_matching(client, f"{prefix}:*")
+        finally:
+            await client.aclose()
 
 
 async def delete_matching(client: Redis, pattern: str) -> int:

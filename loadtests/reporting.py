@@ -3,6 +3,7 @@ files it writes under docs/benchmarks (NAME.md, NAME.png, NAME.json)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from collections.abc import Callable, Sequence
@@ -65,3 +66,13 @@ def write_report(
         path.write_text(dumped, encoding="utf-8")
     written = [DOCS / f"{name}.md", DOCS / f"{name}.png", *json_paths]
     print(f"\nwrote {', '.join(str(path) for path in written)}")
+
+
+def add_json_option(parser: argparse.ArgumentParser, name: str) -> None:
+    """--json FILE: where write_report also writes the rows (DOCS/NAME.json by default)."""
+    parser.add_argument(
+        "--json",
+        default=str(DOCS / f"{name}.json"),
+        metavar="FILE",
+        help=f"also write the rows here (docs/benchmarks/{name}.json is always written)",
+    )

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pymongo
 import pytest
 import redis
 
@@ -73,8 +74,6 @@ def stop_server(server: Server, mongodb_uri: str) -> None:
     for key in client.scan_iter(match=f"{server.prefix}:*", count=1000):
         client.delete(key)
     client.close()
-    import pymongo
-
     mongo: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongodb_uri)
     mongo.drop_database(server.database)
     mongo.close()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -74,9 +76,6 @@ def test_stripe_sim_command_serves_the_api() -> None:
 
 
 def test_the_flash_sale_leaves_no_process_behind_when_interrupted(tmp_path: Path) -> None:
-    import signal
-    import time
-
     rehearsal = subprocess.Popen(
         [
             sys.executable,
