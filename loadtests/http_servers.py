@@ -11,10 +11,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from loadtests.floor import FLOOR_PATH
-from reservation.servers import free_port, stop_process, wait_until
+from reservation.servers import free_port, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0
@@ -29,10 +27,6 @@ class Server:
     log: Path
 
 
-def log_tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
 def server_command(kind: str) -> tuple[list[str], str]:
     """The command line of a kind of server ("app", "app2": 2 workers, "floor"), without
     its port, and the path that answers 200 once it is ready."""
@@ -41,10 +35,6 @@ def server_command(kind: str) -> tuple[list[str], str]:
         return [*argv, "--workers", "1", "--no-access-log", "--log-level", "warning"], FLOOR_PATH
     workers = "2" if kind == "app2" else "1"
     return [sys.executable, "-m", "reservation", "serve", "--workers", workers], "/readyz"
-
-
-def answers_200(url: str) -> bool:
-    return httpx.get(url, timeout=1.0).status_code == 200
 
 
 def start_server(
@@ -64,17 +54,7 @@ def start_server(
         )
     server = Server(name, f"http://127.0.0.1:{port}", process, log)
     try:
-        wait_until(
-            lambda: answers_200(server.url + ready_path),
-            name,
-            READY_SECONDS,
-            errors=(httpx.HTTPError,),
-            exited=process.poll,
-            poll_seconds=0.1,
-        )
-    except RuntimeError as exc:
-        stop_server(server)
-        raise RuntimeError(f"{exc}:\n{log_tail(log)}") from exc
+        wait_for_http(server.url + ready_path, name, READY_SECONDS, exited=process.poll, log=log)
     except BaseException:
         stop_server(server)
         raise

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import redis
 
 REDIS_SERVER = shutil.which("redis-server")
@@ -59,6 +60,34 @@ def wait_until(
             last = exc
         time.sleep(poll_seconds)
     raise RuntimeError(f"{what} did not come up in {timeout:g} s: {last}")
+
+
+def wait_for_http(
+    url: str,
+    what: str,
+    timeout: float = 30.0,
+    *,
+    exited: Callable[[], int | None] | None = None,
+    log: Path | None = None,
+) -> None:
+    """wait_until GET `url` answers 200; the error ends with the last lines of `log`."""
+
+    def answers() -> bool:
+        return httpx.get(url, timeout=1.0).status_code == 200
+
+    try:
+        wait_until(
+            answers, what, timeout, errors=(httpx.HTTPError,), exited=exited, poll_seconds=0.1
+        )
+    except RuntimeError as exc:
+        if log is None:
+            raise
+        raise RuntimeError(f"{exc}:\n{log_tail(log)}") from exc
+
+
+def log_tail(path: Path, lines: int = 30) -> str:
+    """The last `lines` lines of a log file."""
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def stop_process(

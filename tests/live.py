@@ -22,7 +22,7 @@ import httpx
 import pymongo
 import pytest
 
-from reservation.servers import free_port
+from reservation.servers import free_port, stop_process, wait_for_http
 from tests.api import ADMIN, ADMIN_TOKEN
 from tests.conftest import REDIS_URL
 from tests.server import Server, stop_server
@@ -30,30 +30,6 @@ from tests.stripe_fake import API_KEY
 
 WEBHOOK_SECRET = "whsec_live_test"
 START_SECONDS = 30.0
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited with {process.returncode}: {log.read_text()}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {START_SECONDS:g} s: {log.read_text()}")
 
 
 @dataclass
@@ -113,7 +89,7 @@ def start_live_shop(stack: ExitStack, workdir: Path, mongodb_uri: str, **env: st
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    stack.callback(_stop, sim)
+    stack.callback(stop_process, sim)
     prefix, database = f"live-{uuid.uuid4().hex[:10]}", f"live_{uuid.uuid4().hex[:10]}"
     environment = {
         **os.environ,
@@ -138,8 +114,8 @@ def start_live_shop(stack: ExitStack, workdir: Path, mongodb_uri: str, **env: st
         )
     server = Server(url, prefix, database, process)
     stack.callback(stop_server, server, mongodb_uri)
-    _wait(f"{sim_url}/_sim/faults", sim, sim_log)
-    _wait(f"{url}/readyz", server.process, log)
+    wait_for_http(f"{sim_url}/_sim/faults", sim_url, START_SECONDS, exited=sim.poll, log=sim_log)
+    wait_for_http(f"{url}/readyz", url, START_SECONDS, exited=process.poll, log=log)
     return LiveShop(url=url, sim_url=sim_url, server=server, mongodb_uri=mongodb_uri)
 
 

@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pymongo
 import pytest
 import redis
 
-from reservation.servers import free_port, stop_process, wait_until
+from reservation.servers import free_port, stop_process, wait_for_http
 from tests.api import ADMIN_TOKEN
 from tests.conftest import REDIS_URL
 from tests.shop import WEBHOOK_SECRET
@@ -55,16 +54,10 @@ def start_server(workdir: Path, mongodb_uri: str, *args: str, **env: str) -> Ser
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        wait_until(
-            lambda: httpx.get(f"{url}/readyz", timeout=1).status_code == 200,
-            "reservation serve",
-            30,
-            errors=(httpx.HTTPError,),
-            exited=process.poll,
-        )
-    except RuntimeError as exc:
+        wait_for_http(f"{url}/readyz", "reservation serve", 30, exited=process.poll, log=log)
+    except BaseException:
         stop_process(process)
-        raise RuntimeError(f"{exc}: {log.read_text()}") from exc
+        raise
     return Server(url, prefix, database, process)
 
 
