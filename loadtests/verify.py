@@ -39,13 +39,13 @@ import stripe
 from persistence.mongo import Database, connect, storage_errors
 from persistence.orders import Order, OrderRepository, OrderStatus
 from reservation import errors
-from reservation.app import redis_client
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.models import ReservationStatus, StockLevel
 from reservation.payments import stripe_client
 from reservation.reconcile import sold_statuses
 from reservation.scripts import RedisClient
+from reservation.services import redis_client
 from reservation.settings import Settings
 
 LAPSED = (ReservationStatus.EXPIRED, ReservationStatus.RELEASED)

@@ -7,7 +7,8 @@ import contextlib
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -21,12 +22,12 @@ from reservation import __version__, logs
 from reservation.embedded import EmbeddedMongo
 from reservation.errors import ReservationError
 from reservation.inventory import DEFAULT_POOL, Inventory
-from reservation.keys import KeySpace
 from reservation.settings import Settings, SettingsError
 from reservation.settings import help_text as variables_help
 
 if TYPE_CHECKING:
     from reservation.schemas import ProductView
+    from reservation.services import Services
 
 T = TypeVar("T")
 
@@ -49,23 +50,41 @@ def load_settings() -> Settings:
         raise click.UsageError(str(exc)) from exc
 
 
-def with_inventory(settings: Settings, action: Callable[[Inventory], Awaitable[T]]) -> T:
-    """Run one action against the configured Redis; core errors become a clean CLI error."""
-    # Imported here so `--help` and the refusals never load the app's dependencies.
-    from reservation.app import redis_client
-
-    async def run() -> T:
-        client = redis_client(settings)
-        keys = KeySpace(settings.key_prefix)
-        try:
-            return await action(Inventory(client, keys=keys, hold_seconds=settings.hold_seconds))
-        finally:
-            await client.aclose()
-
+def run_once(work: Coroutine[Any, Any, T]) -> T:
+    """Run a command's work; the core's errors become a clean CLI error."""
     try:
-        return asyncio.run(run())
+        return asyncio.run(work)
     except ReservationError as exc:
         raise click.UsageError(f"{exc.code}: {exc.message}") from exc
+
+
+def with_inventory(settings: Settings, action: Callable[[Inventory], Awaitable[T]]) -> T:
+    """Run one action against the configured Redis alone."""
+    # Imported here so `--help` and the refusals never load the service's dependencies.
+    from reservation.services import open_inventory
+
+    async def run() -> T:
+        async with open_inventory(settings) as inventory:
+            return await action(inventory)
+
+    return run_once(run())
+
+
+def with_services(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
+    """Open the service as `serve` does (reservation/services.py), run one action, close it.
+
+    A command is not the service: it starts no background sweeper and restores nothing at
+    start (reconcile and sweep do that work themselves, when asked).
+    """
+    from reservation.services import open_services
+
+    once = replace(settings, sweep_seconds=0, reconcile_on_start=False)
+
+    async def run() -> T:
+        async with open_services(once) as services:
+            return await action(services)
+
+    return run_once(run())
 
 
 @click.group()
@@ -96,56 +115,46 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
     """
     import msgspec
 
-    from persistence.mongo import connect
-    from persistence.products import ProductRepository
     from reservation.cart import check_name
-    from reservation.catalog import Catalog
     from reservation.errors import InvalidRequest
     from reservation.schemas import ProductIn
 
     settings = load_settings()
-    mongodb_uri = settings.mongodb_uri
-    if settings.redis_url is None or mongodb_uri is None:
-        hints = ((NO_REDIS_URL, settings.redis_url), (NO_MONGODB_URI, mongodb_uri))
+    if settings.redis_url is None or settings.mongodb_uri is None:
+        hints = ((NO_REDIS_URL, settings.redis_url), (NO_MONGODB_URI, settings.mongodb_uri))
         raise click.UsageError("\n".join(hint for hint, value in hints if value is None))
 
-    async def run(inventory: Inventory) -> ProductView:
+    async def run(services: Services) -> ProductView:
         check_name(sku, "sku")
-        client, db = connect(mongodb_uri, settings.mongodb_database)
+        product = await services.products.get(sku)
+        if product is None:
+            raise click.UsageError(
+                f"unknown SKU {sku}: set-stock changes the stock of a catalog product; "
+                f"create it first with PUT /v1/products/{sku}"
+            )
+        if pool is not None and pool != product.pool:
+            raise click.UsageError(
+                f"{sku} is in pool {product.pool}, not {pool}: a SKU never changes pool"
+            )
+        limit = product.max_per_customer  # omitted: kept; 0: no limit
+        if max_per_customer is not None:
+            limit = max_per_customer or None
+        fields = {
+            "name": product.name,
+            "price": product.price,
+            "currency": product.currency,
+            "stock": total,
+            "pool": product.pool,
+            "max_per_customer": limit,
+        }
         try:
-            products = ProductRepository(db)
-            product = await products.get(sku)
-            if product is None:
-                raise click.UsageError(
-                    f"unknown SKU {sku}: set-stock changes the stock of a catalog product; "
-                    f"create it first with PUT /v1/products/{sku}"
-                )
-            if pool is not None and pool != product.pool:
-                raise click.UsageError(
-                    f"{sku} is in pool {product.pool}, not {pool}: a SKU never changes pool"
-                )
-            if max_per_customer is None:
-                limit = product.max_per_customer
-            else:
-                limit = max_per_customer or None
-            fields = {
-                "name": product.name,
-                "price": product.price,
-                "currency": product.currency,
-                "stock": total,
-                "pool": product.pool,
-                "max_per_customer": limit,
-            }
-            try:
-                # The same checks as a PUT body, so the CLI cannot store what the API refuses.
-                body = msgspec.convert(fields, ProductIn)
-            except msgspec.ValidationError as exc:
-                raise InvalidRequest(f"invalid product: {exc}") from None
-            return await Catalog(products, inventory).put(sku, body)
-        finally:
-            await client.close()
+            # The same checks as a PUT body, so the CLI cannot store what the API refuses.
+            body = msgspec.convert(fields, ProductIn)
+        except msgspec.ValidationError as exc:
+            raise InvalidRequest(f"invalid product: {exc}") from None
+        return await services.catalog.put(sku, body)
 
-    view = with_inventory(settings, run)
+    view = with_services(settings, run)
     click.echo(
         f"{view.sku}: total={view.stock} reserved={view.reserved} "
         f"sold={view.sold} available={view.available}"
@@ -172,39 +181,32 @@ def stock(pool: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 def reconcile_command(dry_run: bool) -> None:
     """Rebuild Redis counters from MongoDB (REDIS_URL, MONGODB_URI) and print the diff."""
-    # Imported here so `--help` and the refusals never load the app's dependencies.
-    from persistence.mongo import connect
-    from persistence.orders import OrderRepository
-    from persistence.products import ProductRepository
     from reservation.reconcile import format_diff, reconcile, sold_statuses
 
     settings = load_settings()
     if settings.redis_url is None:
         raise click.UsageError("REDIS_URL is required: reconcile rebuilds that Redis")
-    mongodb_uri = settings.mongodb_uri
-    if mongodb_uri is None:
+    if settings.mongodb_uri is None:
         raise click.UsageError("MONGODB_URI is required: reconcile reads that MongoDB")
 
-    async def run(inventory: Inventory) -> str:
-        client, db = connect(mongodb_uri, settings.mongodb_database)
-        try:
-            diffs = await reconcile(
-                inventory,
-                ProductRepository(db),
-                OrderRepository(db),
-                dry_run=dry_run,
-                sold_statuses=sold_statuses(settings),
-            )
-        finally:
-            await client.close()
+    async def run(services: Services) -> str:
+        diffs = await reconcile(
+            services.inventory,
+            services.products,
+            services.orders,
+            dry_run=dry_run,
+            sold_statuses=sold_statuses(settings),
+        )
         return format_diff(diffs)
 
-    click.echo(("dry run: nothing written\n" if dry_run else "") + with_inventory(settings, run))
+    click.echo(("dry run: nothing written\n" if dry_run else "") + with_services(settings, run))
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     # uvicorn shuts down gracefully on SIGTERM and then raises it again; the default action
-    # would end this process before the `finally` that stops the embedded MongoDB.
+    # would end this process before it stops the embedded MongoDB. A second SIGTERM must not
+    # cut that stop short either (a lingering child is killed after a grace period).
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     raise SystemExit(0)
 
 
@@ -289,14 +291,18 @@ def serve(host: str, port: int, workers: int) -> None:
             "embedded Redis (fakeredis) inside this process: nothing is kept on disk, "
             "and other commands cannot reach it"
         )
-    embedded = None
-    if settings.mongodb_uri is None:
-        # Start it here, once, so every worker shares it.
-        embedded = EmbeddedMongo(Path(settings.data_dir))
-        os.environ["MONGODB_URI"] = embedded.start()
-        click.echo(f"embedded MongoDB (nx-27017) at {embedded.uri}, data in {settings.data_dir}")
     url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
-    try:
+    with contextlib.ExitStack() as stack:
+        if settings.mongodb_uri is None:
+            # Started here, once, so every worker shares it (the workers read MONGODB_URI).
+            # Its stop is registered before it starts: SIGTERM or Ctrl+C at any point from
+            # here on leaves no nx-27017 behind.
+            embedded = EmbeddedMongo(Path(settings.data_dir))
+            stack.callback(embedded.stop)
+            os.environ["MONGODB_URI"] = embedded.start()
+            click.echo(
+                f"embedded MongoDB (nx-27017) at {embedded.uri}, data in {settings.data_dir}"
+            )
         run_uvicorn(
             host,
             port,
@@ -305,33 +311,20 @@ def serve(host: str, port: int, workers: int) -> None:
             # RESERVATION_LOG_FORMAT: the service's lines, text or JSON (reservation/logs.py).
             logs.log_config(settings, LOGGING_CONFIG),
         )
-    finally:
-        if embedded is not None:
-            embedded.stop()
 
 
 @main.command()
 def sweep() -> None:
     """One sweeper pass: reclaim lapsed holds, expire the sessions of lapsed reservations."""
-    from reservation.app import create_app
     from reservation.sweeper import sweep as sweep_once
 
     settings = load_settings()
     if settings.redis_url is None or settings.mongodb_uri is None:
         raise click.UsageError("REDIS_URL and MONGODB_URI are required: sweep works on those")
-    app = create_app(settings)
-
-    async def run() -> str:
-        async with app.router.lifespan_context(app):
-            report = await sweep_once(app.state.services)
-        return (
-            f"{report.reclaimed_holds} holds reclaimed, {report.expired_sessions} sessions expired"
-        )
-
-    try:
-        click.echo(asyncio.run(run()))
-    except ReservationError as exc:
-        raise click.UsageError(f"{exc.code}: {exc.message}") from exc
+    report = with_services(settings, sweep_once)
+    click.echo(
+        f"{report.reclaimed_holds} holds reclaimed, {report.expired_sessions} sessions expired"
+    )
 
 
 @main.command("stripe-sim")

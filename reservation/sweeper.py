@@ -8,14 +8,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from typing import Protocol
 
-from persistence.checkouts import Checkout, CheckoutStatus
+from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
 from reservation import errors
-from reservation.api.services import Services
+from reservation.expiry import SessionExpiry
+from reservation.inventory import Inventory
 from reservation.models import ReservationStatus
 
 logger = logging.getLogger("reservation.sweeper")
 LAPSED = (ReservationStatus.EXPIRED, ReservationStatus.RELEASED)
+
+
+class SweepTargets(Protocol):
+    """What a sweep works on (reservation.services.Services has it)."""
+
+    @property
+    def inventory(self) -> Inventory: ...
+    @property
+    def checkouts(self) -> CheckoutRepository: ...
+    @property
+    def expiry(self) -> SessionExpiry: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +37,7 @@ class SweepReport:
     expired_sessions: int
 
 
-async def sweep(services: Services) -> SweepReport:
+async def sweep(services: SweepTargets) -> SweepReport:
     """One pass over every pool and every open Checkout Session."""
     reclaimed = 0
     for pool in await services.inventory.pools():
@@ -36,14 +49,14 @@ async def sweep(services: Services) -> SweepReport:
     return SweepReport(reclaimed, expired)
 
 
-async def _expire_if_lapsed(services: Services, checkout: Checkout) -> bool:
+async def _expire_if_lapsed(services: SweepTargets, checkout: Checkout) -> bool:
     """Expire the session if its reservation lapsed; True if this call expired it."""
     if checkout.status is CheckoutStatus.OPEN and not await _lapsed(services, checkout):
         return False
     return (await services.expiry.expire(checkout.session_id)).expired
 
 
-async def _lapsed(services: Services, checkout: Checkout) -> bool:
+async def _lapsed(services: SweepTargets, checkout: Checkout) -> bool:
     try:
         reservation = await services.inventory.get(checkout.reservation_id)
     except errors.NotFound:
@@ -51,7 +64,7 @@ async def _lapsed(services: Services, checkout: Checkout) -> bool:
     return reservation.status in LAPSED
 
 
-async def run_periodically(services: Services, interval_seconds: float) -> None:
+async def run_periodically(services: SweepTargets, interval_seconds: float) -> None:
     """The in-app sweeper task: one pass every interval, errors logged, until cancelled."""
     while True:
         await asyncio.sleep(interval_seconds)

@@ -25,7 +25,7 @@ async def test_unreachable_redis_is_storage_unavailable() -> None:
 async def test_a_crowd_larger_than_the_pool_waits_for_a_connection() -> None:
     import asyncio
 
-    from reservation.app import redis_client
+    from reservation.services import redis_client
     from reservation.settings import Settings
     from tests.conftest import REDIS_URL
 

@@ -1,0 +1,217 @@
+"""Everything one process of the service opens from its Settings, built and closed in one place.
+
+`open_services(settings)` is the one way in: the app's lifespan, `reservation sweep`,
+`reconcile` and `set-stock`, the demo and the tests all open the service with it. It starts
+the embedded MongoDB when MONGODB_URI is unset, opens the Redis, MongoDB and Stripe clients,
+builds the repositories and the core's services, checks MongoDB's indexes, restores the SKUs
+Redis is missing (RESERVATION_RECONCILE_ON_START) and starts the background sweeper
+(RESERVATION_SWEEP_SECONDS); leaving it stops and closes all of that in the reverse order,
+the embedded MongoDB last, whatever ended the block.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import stripe
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+
+from persistence.checkouts import CheckoutRepository
+from persistence.events import StripeEventRepository
+from persistence.mongo import Database, connect, ensure_indexes
+from persistence.orders import OrderRepository
+from persistence.products import ProductRepository
+from persistence.refunds import PendingRefunds
+from reservation.catalog import Catalog
+from reservation.checkout import CheckoutService
+from reservation.embedded import EmbeddedMongo, embedded_redis
+from reservation.errors import ReservationError
+from reservation.expiry import SessionExpiry
+from reservation.idempotency import IdempotencyKeys
+from reservation.inventory import Inventory
+from reservation.keys import KeySpace
+from reservation.metrics import Metrics
+from reservation.payments import StripeGate, stripe_client
+from reservation.reconcile import reconcile, sold_statuses
+from reservation.scripts import RedisClient
+from reservation.settings import Settings
+from reservation.sweeper import run_periodically
+from reservation.webhooks import WebhookHandlers
+
+logger = logging.getLogger("reservation")
+
+REDIS_MAX_CONNECTIONS = 1024
+# A request that finds every connection busy waits this long for one, then answers 503: a
+# spike of clients queues for Redis instead of failing at once.
+REDIS_POOL_WAIT_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What `open_services` opened: the clients, repositories and services of one process."""
+
+    settings: Settings
+    redis: RedisClient
+    inventory: Inventory
+    mongo: Any  # AsyncMongoClient
+    db: Database
+    products: ProductRepository
+    orders: OrderRepository
+    events: StripeEventRepository
+    catalog: Catalog
+    idempotency: IdempotencyKeys
+    metrics: Metrics
+    checkouts: CheckoutRepository
+    stripe: stripe.StripeClient
+    gate: StripeGate
+    checkout: CheckoutService
+    webhooks: WebhookHandlers
+    expiry: SessionExpiry
+
+
+def redis_client(settings: Settings, max_connections: int = REDIS_MAX_CONNECTIONS) -> RedisClient:
+    """A client of REDIS_URL (a cluster with REDIS_CLUSTER), else an in-process fakeredis."""
+    if settings.redis_url is None:
+        return embedded_redis()
+    if settings.redis_cluster:
+        return RedisCluster.from_url(settings.redis_url, max_connections=max_connections)
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=max_connections, timeout=REDIS_POOL_WAIT_SECONDS
+    )
+    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+
+
+def new_inventory(settings: Settings, redis: RedisClient) -> Inventory:
+    """The Redis stock core as the settings configure it."""
+    return Inventory(
+        redis,
+        keys=KeySpace(settings.key_prefix),
+        hold_seconds=settings.hold_seconds,
+        sold_out_seconds=settings.sold_out_cache_seconds,
+        read_cache_seconds=settings.read_cache_seconds,
+        require_customer=settings.require_customer,
+    )
+
+
+@asynccontextmanager
+async def open_inventory(settings: Settings) -> AsyncIterator[Inventory]:
+    """Redis alone (the `stock` command): the stock core, its client closed afterwards."""
+    redis = redis_client(settings)
+    try:
+        yield new_inventory(settings, redis)
+    finally:
+        await redis.aclose()
+
+
+@asynccontextmanager
+async def open_services(
+    settings: Settings, *, metrics: Metrics | None = None
+) -> AsyncIterator[Services]:
+    """Open everything `settings` configures; close it all when the block ends.
+
+    `metrics` is the app's when its middleware already counts into one. A store that is down
+    at start is logged, not raised: the service starts anyway, /readyz says what is down and
+    requests answer 503 meanwhile.
+    """
+    async with AsyncExitStack() as stack:
+        mongodb_uri = settings.mongodb_uri
+        if mongodb_uri is None:
+            # Started in this thread, so a signal or a cancellation cannot leave it running
+            # unregistered: from here on the stack stops it, whatever ends the block.
+            embedded = EmbeddedMongo(Path(settings.data_dir))
+            stack.callback(embedded.stop)
+            mongodb_uri = embedded.start()
+        redis = redis_client(settings)
+        stack.push_async_callback(redis.aclose)
+        mongo, db = connect(mongodb_uri, settings.mongodb_database)
+        stack.push_async_callback(mongo.close)
+        stripe_api, stripe_http = stripe_client(settings)
+        stack.push_async_callback(stripe_http.close_async)
+        services = _build(settings, redis, mongo, db, stripe_api, metrics or Metrics())
+        await _check_on_start(services)
+        if settings.sweep_seconds > 0:
+            sweeper = asyncio.create_task(run_periodically(services, settings.sweep_seconds))
+            stack.push_async_callback(_stop, sweeper)
+        yield services
+
+
+def _build(
+    settings: Settings,
+    redis: RedisClient,
+    mongo: Any,
+    db: Database,
+    stripe_api: stripe.StripeClient,
+    metrics: Metrics,
+) -> Services:
+    inventory = new_inventory(settings, redis)
+    products = ProductRepository(db)
+    orders = OrderRepository(db)
+    checkouts = CheckoutRepository(db)
+    events = StripeEventRepository(db)
+    gate = StripeGate.from_settings(settings)
+    return Services(
+        settings=settings,
+        redis=redis,
+        inventory=inventory,
+        mongo=mongo,
+        db=db,
+        products=products,
+        orders=orders,
+        events=events,
+        catalog=Catalog(products, inventory),
+        idempotency=IdempotencyKeys(redis, inventory.keys),
+        metrics=metrics,
+        checkouts=checkouts,
+        stripe=stripe_api,
+        gate=gate,
+        checkout=CheckoutService(
+            settings=settings,
+            inventory=inventory,
+            products=products,
+            checkouts=checkouts,
+            stripe_client=stripe_api,
+            gate=gate,
+        ),
+        webhooks=WebhookHandlers(
+            settings=settings,
+            inventory=inventory,
+            orders=orders,
+            checkouts=checkouts,
+            events=events,
+            pending_refunds=PendingRefunds(db),
+            stripe=stripe_api,
+            gate=gate,
+            metrics=metrics,
+        ),
+        expiry=SessionExpiry(checkouts, stripe_api, gate),
+    )
+
+
+async def _check_on_start(services: Services) -> None:
+    """MongoDB's indexes, and the catalog SKUs Redis is missing put back."""
+    try:
+        await ensure_indexes(services.db)
+        if services.settings.reconcile_on_start:
+            restored = await reconcile(
+                services.inventory,
+                services.products,
+                services.orders,
+                only_missing=True,
+                sold_statuses=sold_statuses(services.settings),
+            )
+            if restored:
+                logger.warning("restored %d SKUs missing from Redis", len(restored))
+    except ReservationError as exc:
+        logger.error("start-up checks failed: %s", exc.message)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    """Cancel a background task and wait until it has stopped, before its clients close."""
+    task.cancel()
+    await asyncio.wait({task})
