@@ -67,6 +67,15 @@
     return value === null ? "–" : `${value < 10 ? value.toFixed(2) : value.toFixed(0)} s`;
   }
 
+  // 42 s, 12 min, 5 h, 3 d: a hold waiting for a bank transfer lasts days.
+  function duration(secondsLeft) {
+    const s = Math.ceil(secondsLeft);
+    if (s < 120) return `${s} s`;
+    if (s < 120 * 60) return `${Math.round(s / 60)} min`;
+    if (s < 48 * 3600) return `${Math.round(s / 3600)} h`;
+    return `${Math.round(s / 86400)} d`;
+  }
+
   function time(text) {
     return new Date(text).toLocaleTimeString();
   }
@@ -99,9 +108,9 @@
 
     document.getElementById("live-holds").textContent =
       `${summary.holds.live} live holds; a hold lasts ${summary.hold_seconds} s.`;
-    fill("lapsing", summary.holds.lapsing.map((h) => el("tr", {},
-      el("td", {}, el("code", {}, h.reservation_id)), cell(items(h.items)),
-      cell(`${Math.ceil(h.seconds_left)} s`, true))));
+    fill("lapsing", summary.holds.lapsing.map((h) => el("tr", { "data-reservation": h.reservation_id },
+      el("td", {}, el("code", { title: h.reservation_id }, `…${h.reservation_id.slice(-8)}`)),
+      cell(items(h.items)), cell(duration(h.seconds_left), true))));
     if (!summary.holds.lapsing.length) fill("lapsing", [el("tr", {}, el("td", { colspan: 3 }, "No live holds."))]);
 
     const statuses = Object.entries(counts).map(([status, n]) => `${n} ${status.replace("_", " ")}`);

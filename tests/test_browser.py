@@ -1,0 +1,309 @@
+"""The storefront and the operations page in a real browser: Debian's headless Chromium driven
+by Playwright (executable_path: no browser is downloaded), against `reservation serve` and
+`reservation stripe-sim` running as processes (tests/live.py).
+
+With SCREENSHOTS_DIR set (`SCREENSHOTS_DIR=docs/screenshots pytest tests/test_browser.py`) the
+tests also save the pictures the README shows: the storefront, the success page and /ops.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+
+from tests.api import ADMIN, ADMIN_TOKEN
+from tests.live import LiveShop, MakeLiveShop
+from tests.stripe_fake import API_KEY
+
+CHROMIUM = "/usr/bin/chromium"
+SCREENSHOTS = os.environ.get("SCREENSHOTS_DIR")
+WAIT_MS = 15_000
+TIMES = "\N{MULTIPLICATION SIGN}"  # as in "1 TIMES Black tee"
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)",
+)
+
+NewBuyer = Callable[[LiveShop], Page]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def new_buyer(browser: Browser) -> Iterator[NewBuyer]:
+    """A browser context of its own per buyer (its own storage: its own customer id); no
+    page may throw a JavaScript error."""
+    contexts = []
+    errors: list[str] = []
+
+    def make(shop: LiveShop) -> Page:
+        context = browser.new_context(
+            base_url=shop.url,
+            viewport={"width": 1200, "height": 800},
+            locale="en-US",
+            timezone_id="UTC",
+        )
+        context.set_default_timeout(WAIT_MS)
+        contexts.append(context)
+        page = context.new_page()
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+    assert errors == []
+
+
+def screenshot(page: Page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
+
+
+def card(page: Page, sku: str) -> Locator:
+    return page.locator(f'li.product[data-sku="{sku}"]')
+
+
+def stock_of(page: Page, sku: str) -> Locator:
+    return card(page, sku).locator('[data-field="stock"]')
+
+
+def hold_of(page: Page, name: str) -> Locator:
+    return page.locator(".hold").filter(has_text=name)
+
+
+def go_pay(page: Page, shop: LiveShop, name: str) -> str:
+    """Pay for the hold of `name`: on to the simulator's page; its session id."""
+    hold_of(page, name).get_by_role("button", name="Pay").click()
+    page.wait_for_url(f"{shop.sim_url}/pay/*")
+    return page.url.rsplit("/", 1)[1]
+
+
+def session_of(page: Page) -> str:
+    return parse_qs(urlparse(page.url).query)["session_id"][0]
+
+
+def test_a_purchase_ends_on_the_success_page_with_a_paid_order(
+    live_shop: LiveShop, new_buyer: NewBuyer
+) -> None:
+    shop = live_shop
+    shop.put_product("tee-black", 25, name="Black tee", price=2500)
+    shop.put_product("sneaker-drop", 3, name="Sneaker drop", price=12900, max_per_customer=1)
+    shop.put_product("poster-signed", 0, name="Signed poster", price=4000)
+    shop.put_product("yen-mug", 40, name="Mug (Tokyo store)", price=1800, currency="jpy")
+    page = new_buyer(shop)
+    page.goto("/")
+    expect(stock_of(page, "sneaker-drop")).to_have_text("3 of 3 left")
+    expect(stock_of(page, "poster-signed")).to_have_text("Sold out")
+    expect(card(page, "poster-signed").get_by_role("button")).to_be_disabled()
+    expect(card(page, "tee-black").locator(".price")).to_have_text("€25.00")
+    expect(card(page, "yen-mug").locator(".price")).to_have_text("¥1,800")
+    expect(card(page, "sneaker-drop").locator(".limit")).to_have_text("At most 1 per customer")
+
+    card(page, "sneaker-drop").get_by_role("button", name="Buy").click()
+    hold = hold_of(page, "Sneaker drop")
+    expect(hold).to_contain_text(f"1 {TIMES} Sneaker drop")
+    expect(hold.get_by_role("timer")).to_have_text(re.compile(r"^(9|10):\d\d$"))
+    expect(hold.get_by_role("button", name="Pay")).to_be_focused()
+    expect(stock_of(page, "sneaker-drop")).to_have_text("2 of 3 left, 1 held in carts")
+    assert shop.product("sneaker-drop")["reserved"] == 1
+    screenshot(page, "storefront.png")
+
+    go_pay(page, shop, "Sneaker drop")
+    expect(page.get_by_role("cell", name="Sneaker drop")).to_be_visible()
+    page.get_by_role("button", name="Pay", exact=True).click()
+    page.wait_for_url(f"{shop.url}/checkout/success?session_id=*")
+    expect(page.locator("main")).to_have_attribute("data-status", "paid")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Paid: thank you!")
+    expect(page.locator("#lines")).to_have_text(f"1 {TIMES} Sneaker drop")
+    expect(page.locator("#total")).to_have_text("Total: €129.00")
+    screenshot(page, "success.png")
+
+    [order] = shop.stored_orders()
+    assert order["checkout_session_id"] == session_of(page)
+    assert order["status"] == "paid"
+    assert [(line["sku"], line["quantity"]) for line in order["items"]] == [("sneaker-drop", 1)]
+    assert order["amount_total"] == 12900
+    page.get_by_role("link", name="Back to the shop").click()
+    expect(stock_of(page, "sneaker-drop")).to_have_text("2 of 3 left")
+    expect(page.locator("#holds")).to_be_hidden()
+    product = shop.product("sneaker-drop")
+    assert (product["sold"], product["reserved"], product["available"]) == (1, 0, 2)
+
+
+def test_two_buyers_race_for_the_last_unit(live_shop: LiveShop, new_buyer: NewBuyer) -> None:
+    shop = live_shop
+    shop.put_product("last-one", 1, name="Last one")
+    pages = [new_buyer(shop), new_buyer(shop)]
+    for page in pages:
+        page.goto("/")
+        expect(stock_of(page, "last-one")).to_have_text("1 of 1 left")
+    for page in pages:  # both press Buy; neither waits for its answer before the other
+        card(page, "last-one").get_by_role("button", name="Buy").click(no_wait_after=True)
+    for page in pages:
+        expect(card(page, "last-one").locator(".message")).to_have_text(
+            re.compile("Held for you|Sold out")
+        )
+    winners = [page for page in pages if hold_of(page, "Last one").count() == 1]
+    losers = [page for page in pages if page not in winners]
+    assert (len(winners), len(losers)) == (1, 1)
+    [winner], [loser] = winners, losers
+    expect(card(loser, "last-one").locator(".message")).to_have_text(
+        "Sold out: someone was faster."
+    )
+    expect(card(loser, "last-one").get_by_role("button")).to_have_text("Sold out")
+    expect(card(loser, "last-one").get_by_role("button")).to_be_disabled()
+
+    go_pay(winner, shop, "Last one")
+    winner.get_by_role("button", name="Pay", exact=True).click()
+    expect(winner.locator("main")).to_have_attribute("data-status", "paid")
+    expect(stock_of(loser, "last-one")).to_have_text("Sold out")
+    orders = shop.stored_orders()
+    assert [(order["status"], order["checkout_session_id"]) for order in orders] == [
+        ("paid", session_of(winner))
+    ]
+    product = shop.product("last-one")
+    assert (product["sold"], product["reserved"], product["available"]) == (1, 0, 0)
+
+
+def test_a_declined_card_keeps_the_hold_until_it_lapses(
+    make_live_shop: MakeLiveShop, new_buyer: NewBuyer
+) -> None:
+    shop = make_live_shop(RESERVATION_HOLD_SECONDS="15", RESERVATION_SWEEP_SECONDS="1")
+    shop.put_product("tee", 1, name="Tee")
+    page = new_buyer(shop)
+    page.goto("/")
+    card(page, "tee").get_by_role("button", name="Buy").click()
+    session_id = go_pay(page, shop, "Tee")
+    page.get_by_role("button", name="Decline").click()
+    expect(page.get_by_role("alert")).to_contain_text("Your card was declined")
+    expect(page.get_by_role("button", name="Pay", exact=True)).to_be_enabled()  # try again
+    product = shop.product("tee")
+    assert (product["reserved"], product["available"]) == (1, 0)  # the hold stays
+
+    page.goto("/")
+    expect(hold_of(page, "Tee").get_by_role("timer")).to_have_text(re.compile(r"^0:\d\d$"))
+    expect(stock_of(page, "tee")).to_have_text("Sold out (1 held in carts may come back)")
+    # Then it lapses by itself, and the unit is on sale again.
+    expect(hold_of(page, "Tee")).to_contain_text("the hold lapsed", timeout=20_000)
+    expect(stock_of(page, "tee")).to_have_text("1 of 1 left")
+    product = shop.product("tee")
+    assert (product["reserved"], product["sold"], product["available"]) == (0, 0, 1)
+    assert shop.stored_orders() == []
+
+    # The sweeper expires the lapsed hold's session: nobody can pay for a unit that went back.
+    def session_status() -> str:
+        answer = httpx.get(
+            f"{shop.sim_url}/v1/checkout/sessions/{session_id}",
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )
+        status: str = answer.json()["status"]
+        return status
+
+    shop.wait_for(lambda: session_status() == "expired", "the sweeper expired the session")
+
+
+def test_cancel_gives_the_unit_back_at_once(live_shop: LiveShop, new_buyer: NewBuyer) -> None:
+    shop = live_shop
+    shop.put_product("cap", 1, name="Cap")
+    page = new_buyer(shop)
+    page.goto("/")
+    card(page, "cap").get_by_role("button", name="Buy").click()
+    expect(hold_of(page, "Cap")).to_be_visible()
+    assert shop.product("cap")["available"] == 0
+    go_pay(page, shop, "Cap")
+    page.get_by_role("button", name="Cancel").click()
+    page.wait_for_url(f"{shop.url}/checkout/cancel?reservation_id=*")
+    expect(page.locator("main")).to_have_attribute("data-status", "released")
+    expect(page.get_by_role("status")).to_have_text(
+        "Nothing was charged, and the units went back on sale."
+    )
+    product = shop.product("cap")  # at once: the hold lasts ten minutes
+    assert (product["reserved"], product["available"]) == (0, 1)
+    page.get_by_role("link", name="Back to the shop").click()
+    expect(stock_of(page, "cap")).to_have_text("1 of 1 left")
+    expect(page.locator("#holds")).to_be_hidden()
+
+
+def _sell(shop: LiveShop, http: httpx.Client, sku: str, quantity: int, payment: str) -> str:
+    """A checkout of `sku`, then the buyer's action at the simulator: pay, pay later, decline."""
+    answer = http.post("/v1/checkout", json={"items": [{"sku": sku, "quantity": quantity}]})
+    assert answer.status_code == 201, answer.text
+    session_id: str = answer.json()["checkout_session_id"]
+    action = {"paid": "pay", "unpaid": "pay_later", "declined": "decline"}[payment]
+    assert httpx.post(answer.json()["url"], data={"action": action}).status_code == 303
+    return session_id
+
+
+def test_the_operations_page_shows_the_sale_as_the_api_does(
+    live_shop: LiveShop, new_buyer: NewBuyer
+) -> None:
+    shop = live_shop
+    shop.put_product("tee-black", 25, name="Black tee", price=2500)
+    shop.put_product("sneaker-drop", 3, name="Sneaker drop", price=12900, max_per_customer=1)
+    shop.put_product("sticker-pack", 100, name="Sticker pack", price=500)
+    with shop.http() as http:
+        for _ in range(4):
+            _sell(shop, http, "tee-black", 2, "paid")
+        _sell(shop, http, "sneaker-drop", 1, "paid")
+        _sell(shop, http, "sticker-pack", 3, "unpaid")
+        _sell(shop, http, "tee-black", 1, "declined")
+        for sku in ("sneaker-drop", "sticker-pack"):
+            held = http.post("/v1/reservations", json={"items": [{"sku": sku, "quantity": 1}]})
+            assert held.status_code == 201
+        shop.wait_for(
+            lambda: len(http.get("/v1/orders", headers=ADMIN).json()["data"]) == 6,
+            "the webhooks made six orders",
+        )
+        summary = http.get("/v1/ops/summary", headers=ADMIN).json()
+        products = http.get("/v1/products").json()["data"]
+        orders = http.get("/v1/orders", headers=ADMIN).json()["data"]
+
+    page = new_buyer(shop)
+    page.goto("/ops")
+    page.get_by_label("Admin token").fill("wrong")
+    page.get_by_role("button", name="Show the sale").click()
+    expect(page.locator("#login-error")).to_have_text("That token was refused.")
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Show the sale").click()
+    for product in products:
+        row = page.locator(f'#stock tr[data-sku="{product["sku"]}"]')
+        for field, key in (("total", "stock"), ("held", "reserved"), ("sold", "sold")):
+            expect(row.locator(f'[data-field="{field}"]')).to_have_text(str(product[key]))
+        expect(row.locator('[data-field="available"]')).to_have_text(str(product["available"]))
+    paid = sum(1 for order in orders if order["status"] == "paid")
+    expect(page.locator("#t-paid")).to_have_text(str(paid))
+    expect(page.locator("#t-sold")).to_have_text(str(sum(p["sold"] for p in products)))
+    expect(page.locator("#t-held")).to_have_text(str(sum(p["reserved"] for p in products)))
+    for order in orders:
+        badge = page.locator(f'#orders tr[data-session="{order["checkout_session_id"]}"] .badge')
+        expect(badge).to_have_text(order["status"].replace("_", " "))
+    received = summary["webhooks"]["received"]
+    expect(page.locator('#webhooks [data-field="received"]')).to_have_text(str(received))
+    expect(page.locator('#webhooks [data-field="failing"]')).to_have_text("0")
+    expect(page.locator("#lapsing tbody tr")).to_have_count(summary["holds"]["live"])
+    expect(page.locator("#chart svg polyline")).to_have_count(2)
+    expect(page.locator("#chart-summary")).to_contain_text("Last minute: 9 holds, 5 sales.")
+    screenshot(page, "operations.png")
+
+    page.reload()  # the token stays for this tab
+    expect(page.locator("#stock tbody tr")).to_have_count(3)
+    page.get_by_role("button", name="Forget the token").click()
+    expect(page.get_by_label("Admin token")).to_be_visible()
