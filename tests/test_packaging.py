@@ -33,6 +33,9 @@ def test_wheel_carries_the_lua_scripts(tmp_path: Path) -> None:
     for script in (*SCRIPT_NAMES, "_pool"):
         assert f"reservation/lua/{script}.lua" in names
     assert "reservation/py.typed" in names
+    # The storefront and the operations page (reservation/api/pages.py serves what ships).
+    web = ROOT / "reservation" / "web"
+    assert {f"reservation/web/{page.name}" for page in web.iterdir()} <= names
 
 
 def reservation_cli(*args: str, env_prefix: str) -> subprocess.CompletedProcess[str]:
