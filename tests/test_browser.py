@@ -242,6 +242,41 @@ def test_cancel_gives_the_unit_back_at_once(live_shop: LiveShop, new_buyer: NewB
     expect(page.locator("#holds")).to_be_hidden()
 
 
+def test_the_storefront_fits_a_phone_and_works_from_the_keyboard(
+    live_shop: LiveShop, browser: Browser
+) -> None:
+    shop = live_shop
+    shop.put_product("tee-black", 5, name="Black tee with a rather long name for a phone")
+    shop.put_product("cap", 2, name="Cap")
+    context = browser.new_context(
+        base_url=shop.url, viewport={"width": 360, "height": 740}, is_mobile=True, locale="en-US"
+    )
+    try:
+        page = context.new_page()
+        page.goto("/")
+        expect(page.get_by_label("Quantity")).to_have_count(2)  # every control is labelled
+        expect(stock_of(page, "cap")).to_have_text("2 of 2 left")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360  # nothing wider than the screen
+        page.keyboard.press("Tab")
+        expect(page.get_by_role("link", name="Skip to the products")).to_be_focused()
+        card(page, "cap").get_by_label("Quantity").focus()
+        page.keyboard.press("ArrowDown")  # 2 units
+        page.keyboard.press("Tab")
+        expect(card(page, "cap").get_by_role("button", name="Buy")).to_be_focused()
+        page.keyboard.press("Enter")
+        hold = hold_of(page, "Cap")
+        expect(hold).to_contain_text(f"2 {TIMES} Cap")
+        expect(hold.get_by_role("button", name="Pay")).to_be_focused()
+        page.keyboard.press("Tab")
+        expect(hold.get_by_role("button", name="Give back")).to_be_focused()
+        page.keyboard.press("Enter")
+        expect(hold).to_contain_text("given back")
+        expect(stock_of(page, "cap")).to_have_text("2 of 2 left")
+    finally:
+        context.close()
+
+
 def _sell(shop: LiveShop, http: httpx.Client, sku: str, quantity: int, payment: str) -> str:
     """A checkout of `sku`, then the buyer's action at the simulator: pay, pay later, decline."""
     answer = http.post("/v1/checkout", json={"items": [{"sku": sku, "quantity": quantity}]})
