@@ -277,6 +277,25 @@ def test_the_storefront_fits_a_phone_and_works_from_the_keyboard(
         context.close()
 
 
+def test_a_checkout_stripe_cannot_make_says_so_and_gives_the_unit_back(
+    make_live_shop: MakeLiveShop, new_buyer: NewBuyer
+) -> None:
+    shop = make_live_shop(STRIPE_TIMEOUT_SECONDS="1")
+    shop.put_product("cap", 1, name="Cap")
+    fault = {"path": "/v1/checkout/sessions", "method": "POST", "mode": "500", "count": None}
+    assert httpx.post(f"{shop.sim_url}/_sim/faults", json=fault).status_code == 200
+    page = new_buyer(shop)
+    page.goto("/")
+    card(page, "cap").get_by_role("button", name="Buy").click()
+    hold_of(page, "Cap").get_by_role("button", name="Pay").click()
+    expect(hold_of(page, "Cap")).to_contain_text(
+        re.compile(r"checkout failed \(the payment provider is unavailable.*\), so the units went")
+    )
+    expect(stock_of(page, "cap")).to_have_text("1 of 1 left")
+    assert shop.product("cap")["available"] == 1
+    assert page.url == f"{shop.url}/"  # the buyer stayed in the shop
+
+
 def _sell(shop: LiveShop, http: httpx.Client, sku: str, quantity: int, payment: str) -> str:
     """A checkout of `sku`, then the buyer's action at the simulator: pay, pay later, decline."""
     answer = http.post("/v1/checkout", json={"items": [{"sku": sku, "quantity": quantity}]})

@@ -165,15 +165,21 @@
       const state = el("span", { class: "hold-state" }, " left");
       const payButton = el("button", { type: "button", class: "primary" }, "Pay");
       const giveBack = el("button", { type: "button" }, "Give back");
+      const message = el("p", { class: "message bad", role: "status" });
       const node = el("li", { class: "hold", "data-reservation": hold.reservation_id },
-        el("p", {}, what, " — ", left, state), payButton, giveBack);
+        el("p", {}, what, " — ", left, state), payButton, giveBack, message);
       payButton.addEventListener("click", () => pay(hold.reservation_id, payButton));
       giveBack.addEventListener("click", () => release(hold.reservation_id, giveBack));
-      holdNodes.set(hold.reservation_id, { node, left, state, payButton, giveBack, warned: false });
+      holdNodes.set(hold.reservation_id, { node, left, state, payButton, giveBack, message, warned: false });
       container.append(node);
     }
     document.getElementById("holds").hidden = list.length === 0;
     tick();
+  }
+
+  function showHoldMessage(reservationId, text) {
+    const entry = holdNodes.get(reservationId);
+    if (entry) entry.message.textContent = text;
   }
 
   function dropHold(reservationId, text) {
@@ -254,13 +260,21 @@
     button.disabled = false;
     button.textContent = "Pay";
     const error = answer.body && answer.body.error;
+    const why = (answer.body && answer.body.message) || `error ${answer.status}`;
     if (error === "reservation_not_held" || error === "not_found") {
       dropHold(reservationId, "this hold is no longer held: the units went back on sale.");
-    } else if (answer.status === 503) {
-      announce(`Checkout is busy: try again in ${Number(answer.retryAfter) || 1} s.`);
-    } else {
-      announce(`Checkout failed: ${(answer.body && answer.body.message) || answer.status}.`);
+      return;
     }
+    // A checkout Stripe could not make gives its hold back: say whether this one is left.
+    const wait = answer.status === 503 ? ` Try again in ${Number(answer.retryAfter) || 1} s.` : "";
+    const check = await api("GET", `/v1/reservations/${encodeURIComponent(reservationId)}`);
+    const live = check.ok && ["held", "awaiting_payment"].includes(check.body.status);
+    if (live) {
+      showHoldMessage(reservationId, `Checkout failed (${why}); the units are still held for you.${wait}`);
+    } else {
+      dropHold(reservationId, `checkout failed (${why}), so the units went back on sale.${wait}`);
+    }
+    await refreshProducts();
   }
 
   async function release(reservationId, button) {
@@ -272,7 +286,7 @@
       dropHold(reservationId, "already paid: the units are yours.");
     } else {
       button.disabled = false;
-      announce("Could not give it back right now: try again.");
+      showHoldMessage(reservationId, "Could not give it back right now: try again.");
     }
     await refreshProducts();
   }
