@@ -36,9 +36,9 @@ from typing import Any
 
 import stripe
 
+from domain import errors
 from persistence.mongo import Database, connect, storage_errors
 from persistence.orders import Order, OrderRepository, OrderStatus
-from reservation import errors
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.models import ReservationStatus, StockLevel

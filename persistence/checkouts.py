@@ -10,9 +10,9 @@ from enum import StrEnum
 
 from pymongo.errors import DuplicateKeyError
 
+from domain.errors import StorageUnavailable
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
-from reservation.errors import StorageUnavailable
 
 
 class CheckoutStatus(StrEnum):

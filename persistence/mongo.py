@@ -17,7 +17,7 @@ from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import PyMongoError
 
-from reservation.errors import StorageUnavailable
+from domain.errors import StorageUnavailable
 
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
+from domain.errors import InvalidRequest, ReservationError
 from persistence.mongo import Database, Document, as_utc, storage_errors, stored_time, utc_now
 from persistence.revisions import Write, read_modify_replace
-from reservation.errors import InvalidRequest, ReservationError
 
 MAX_LIST_LIMIT = 1000
 

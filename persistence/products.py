@@ -8,11 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.errors import InvalidRequest
+from domain.rules import DEFAULT_POOL, check_name, check_stock
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
-from reservation.cart import check_name, check_stock
-from reservation.errors import InvalidRequest
-from reservation.inventory import DEFAULT_POOL
 
 CURRENCY_PATTERN = re.compile(r"[a-z]{3}")
 MAX_NAME = 200

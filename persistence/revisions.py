@@ -27,8 +27,8 @@ from typing import Generic, TypeVar
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import DuplicateKeyError
 
+from domain.errors import StorageUnavailable
 from persistence.mongo import Document, storage_errors
-from reservation.errors import StorageUnavailable
 
 R = TypeVar("R")
 

@@ -1,38 +1,22 @@
-"""Input rules of the core (docs/api.md): SKUs, pools, quantities, carts, customer ids."""
+"""Input rules of the core (docs/api.md): quantities, carts, customer ids. SKU and pool names
+and counts of units follow domain/rules.py, which the storage checks too."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
 
-from reservation.errors import InvalidRequest
+from domain.errors import InvalidRequest
+from domain.rules import check_name
 from reservation.models import CartLine
 
 MAX_QUANTITY = 1_000_000
 MAX_CART_LINES = 100
 MAX_CUSTOMER_ID = 128
-# A SKU or pool name. Defined here once: the validators, the msgspec schemas and the OpenAPI
-# document all use it. It never holds a brace (pools are hash tags), ',', '=' or '|' (the
-# scripts' separators).
-NAME_CHARACTERS = "A-Za-z0-9._-"
-MAX_NAME = 64
-NAME_REGEX = rf"[{NAME_CHARACTERS}]{{1,{MAX_NAME}}}"
-NAME_PATTERN = re.compile(NAME_REGEX)
 CUSTOMER_REGEX = rf"[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}"  # printable ASCII, no space
 CUSTOMER_PATTERN = re.compile(CUSTOMER_REGEX)
 
 CartInput = Iterable[CartLine | tuple[str, int] | Mapping[str, object]]
-
-
-def check_name(value: object, what: str) -> str:
-    """A SKU or pool name: 1-64 characters of A-Za-z0-9._- (never a brace)."""
-    if not isinstance(value, str) or not NAME_PATTERN.fullmatch(value):
-        raise InvalidRequest(
-            f"{what} must be 1 to {MAX_NAME} characters of {NAME_CHARACTERS}",
-            field=what,
-            value=repr(value),
-        )
-    return value
 
 
 def check_quantity(value: object, what: str = "quantity") -> int:
@@ -41,12 +25,6 @@ def check_quantity(value: object, what: str = "quantity") -> int:
         raise InvalidRequest(f"{what} must be an integer", field=what)
     if not 1 <= value <= MAX_QUANTITY:
         raise InvalidRequest(f"{what} must be between 1 and {MAX_QUANTITY}", field=what)
-    return value
-
-
-def check_stock(value: object, what: str = "stock") -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**12:
-        raise InvalidRequest(f"{what} must be an integer from 0 to 10^12", field=what)
     return value
 
 

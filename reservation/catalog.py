@@ -15,9 +15,10 @@ from functools import partial
 
 import msgspec
 
+from domain import errors
+from domain.rules import DEFAULT_POOL
 from persistence.products import Product, ProductRepository
-from reservation import errors
-from reservation.inventory import DEFAULT_POOL, Inventory
+from reservation.inventory import Inventory
 from reservation.models import Listed, StockLevel
 from reservation.money import check_price
 from reservation.schemas import ProductIn, ProductList, ProductView, encoder

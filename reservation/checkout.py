@@ -9,9 +9,10 @@ from datetime import UTC, datetime, timedelta
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
+from domain import errors
 from persistence.checkouts import Checkout, CheckoutRepository
 from persistence.products import ProductRepository
-from reservation import errors, session_metadata
+from reservation import session_metadata
 from reservation.inventory import Inventory
 from reservation.models import CartLine, Reservation, ReservationStatus
 from reservation.money import check_total

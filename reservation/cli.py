@@ -18,10 +18,11 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from domain.errors import ReservationError
+from domain.rules import DEFAULT_POOL
 from reservation import __version__, logs
 from reservation.embedded import EmbeddedMongo
-from reservation.errors import ReservationError
-from reservation.inventory import DEFAULT_POOL, Inventory
+from reservation.inventory import Inventory
 from reservation.settings import Settings, SettingsError
 from reservation.settings import help_text as variables_help
 
@@ -115,8 +116,8 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
     """
     import msgspec
 
-    from reservation.cart import check_name
-    from reservation.errors import InvalidRequest
+    from domain.errors import InvalidRequest
+    from domain.rules import check_name
     from reservation.schemas import ProductIn
 
     settings = load_settings()

@@ -13,8 +13,8 @@ from datetime import timedelta
 
 import stripe
 
+from domain import errors
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
-from reservation import errors
 from reservation.payments import StripeGate
 
 logger = logging.getLogger("reservation.expiry")

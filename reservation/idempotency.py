@@ -7,7 +7,7 @@ import re
 
 from redis.exceptions import RedisError
 
-from reservation import errors
+from domain import errors
 from reservation.inventory import storage_unavailable
 from reservation.keys import KeySpace
 from reservation.scripts import RedisClient

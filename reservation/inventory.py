@@ -12,14 +12,11 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
-from reservation import errors
+from domain import errors
+from domain.rules import DEFAULT_POOL, NAME_PATTERN, NAME_REGEX, check_name, check_stock
 from reservation.cart import (
-    NAME_PATTERN,
-    NAME_REGEX,
     CartInput,
     check_customer,
-    check_name,
-    check_stock,
     decode_cart,
     encode_cart,
     normalize_cart,
@@ -54,7 +51,6 @@ from reservation.readcache import ReadCache
 from reservation.scripts import RedisClient, Scripts
 from reservation.soldout import SoldOutMemory
 
-DEFAULT_POOL = "default"
 # A reservation id is "<pool>.<token>" (see new_reservation_id): the token is URL-safe base64.
 TOKEN_REGEX = r"[A-Za-z0-9_-]{16,64}"
 TOKEN_PATTERN = re.compile(TOKEN_REGEX)

@@ -9,7 +9,7 @@ hundredths).
 
 from __future__ import annotations
 
-from reservation.errors import InvalidRequest
+from domain.errors import InvalidRequest
 
 MAX_AMOUNT = 99_999_999
 ZERO_DECIMAL = frozenset(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from reservation import errors
+from domain import errors
 from reservation.models import Reservation
 
 

@@ -19,7 +19,7 @@ from typing import TypeVar
 import stripe
 from aiolimiter import AsyncLimiter
 
-from reservation.errors import PaymentProviderUnavailable
+from domain.errors import PaymentProviderUnavailable
 from reservation.settings import Settings
 
 T = TypeVar("T")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain import errors
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
-from reservation import errors
 from reservation.expiry import SessionExpiry
 from reservation.inventory import Inventory, pool_of_reservation
 from reservation.outcomes import ReleaseOutcome

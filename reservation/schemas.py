@@ -13,16 +13,10 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from domain.rules import MAX_NAME, NAME_REGEX
 from persistence.checkouts import CheckoutStatus
 from persistence.orders import OrderStatus
-from reservation.cart import (
-    CUSTOMER_REGEX,
-    MAX_CART_LINES,
-    MAX_CUSTOMER_ID,
-    MAX_NAME,
-    MAX_QUANTITY,
-    NAME_REGEX,
-)
+from reservation.cart import CUSTOMER_REGEX, MAX_CART_LINES, MAX_CUSTOMER_ID, MAX_QUANTITY
 from reservation.idempotency import KEY_REGEX, MAX_KEY
 from reservation.inventory import RESERVATION_ID_REGEX
 from reservation.models import ReservationStatus

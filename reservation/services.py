@@ -22,6 +22,7 @@ from typing import Any
 import stripe
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 
+from domain.errors import ReservationError
 from persistence.checkouts import CheckoutRepository
 from persistence.events import StripeEventRepository
 from persistence.mongo import Database, connect, ensure_indexes
@@ -31,7 +32,6 @@ from persistence.refunds import PendingRefunds
 from reservation.catalog import Catalog
 from reservation.checkout import CheckoutService
 from reservation.embedded import EmbeddedMongo, embedded_redis
-from reservation.errors import ReservationError
 from reservation.expiry import SessionExpiry
 from reservation.idempotency import IdempotencyKeys
 from reservation.inventory import Inventory

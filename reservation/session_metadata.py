@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from reservation.errors import InvalidPayload
+from domain.errors import InvalidPayload
 
 VALUE_LIMIT = 500
 

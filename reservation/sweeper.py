@@ -10,8 +10,8 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
+from domain import errors
 from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
-from reservation import errors
 from reservation.expiry import SessionExpiry
 from reservation.inventory import Inventory
 from reservation.models import ReservationStatus

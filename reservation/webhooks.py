@@ -15,11 +15,12 @@ from typing import Any
 
 import stripe
 
+from domain import errors
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
 from persistence.events import StripeEventRepository
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from persistence.refunds import PendingRefunds
-from reservation import errors, session_metadata
+from reservation import session_metadata
 from reservation.inventory import Inventory, pool_of_reservation
 from reservation.logs import redact, secrets_of
 from reservation.metrics import Metrics

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from reservation import errors
+from domain import errors
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from reservation import errors
+from domain import errors
 from reservation.inventory import Inventory
 from reservation.models import CartLine, ReservationStatus
 from reservation.outcomes import (

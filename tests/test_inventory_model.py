@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from redis.asyncio import Redis
 
-from reservation import errors
+from domain import errors
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.models import CartLine

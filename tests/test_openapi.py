@@ -9,12 +9,13 @@ import httpx
 import pytest
 from starlette.routing import Route
 
+from domain import errors
+from domain.rules import NAME_PATTERN
 from persistence.orders import OrderStatus
-from reservation import errors
 from reservation.api.openapi import Answer, Operation, openapi_document
 from reservation.api.ops import healthz
 from reservation.app import create_app
-from reservation.cart import CUSTOMER_PATTERN, NAME_PATTERN
+from reservation.cart import CUSTOMER_PATTERN
 from reservation.idempotency import KEY_PATTERN
 from reservation.inventory import new_reservation_id, pool_of_reservation
 from reservation.models import ReservationStatus

@@ -12,11 +12,11 @@ import pytest
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
+from domain import errors
 from persistence.events import StripeEventRepository
 from persistence.mongo import Database, Document, ensure_indexes, ping, storage_errors
 from persistence.orders import Order, OrderConflict, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
-from reservation import errors
 from tests.mongo import MongoServer
 
 

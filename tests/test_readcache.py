@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from reservation import errors
+from domain import errors
 from reservation.inventory import Inventory
 from reservation.outcomes import Held
 from reservation.readcache import ReadCache

@@ -12,9 +12,9 @@ from pymongo import ASCENDING
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.results import InsertOneResult, UpdateResult
 
+from domain import errors
 from persistence.mongo import Database, Document, utc_now
 from persistence.revisions import WRITE_ATTEMPTS, Write, read_modify_replace, revised
-from reservation import errors
 
 KEY = {"name": "counter"}
 

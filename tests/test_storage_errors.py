@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
-from reservation import errors, servers
+from domain import errors
+from reservation import servers
 from reservation.inventory import Inventory
 
 

@@ -6,7 +6,7 @@ import hmac
 
 from starlette.requests import Request
 
-from reservation import errors
+from domain import errors
 
 
 def require_admin(request: Request, token: str | None) -> None:

@@ -10,7 +10,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reservation import errors
+from domain import errors
 from reservation.schemas import encoder
 
 MAX_BODY_BYTES = 64 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reservation import errors
+from domain import errors
 from reservation.api.bodies import json_response, read_json, utc_text
 from reservation.api.services import services
 from reservation.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView

@@ -9,8 +9,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.errors import PaymentProviderUnavailable, ReservationError
 from reservation.api.bodies import json_response
-from reservation.errors import PaymentProviderUnavailable, ReservationError
 from reservation.schemas import ErrorBody
 
 logger = logging.getLogger("reservation")

@@ -18,8 +18,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from domain.errors import ReservationError, Unauthorized
 from reservation import __version__
-from reservation.errors import ReservationError, Unauthorized
 from reservation.schemas import ErrorBody
 
 REF = "#/components/schemas/"

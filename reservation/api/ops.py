@@ -8,12 +8,12 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.errors import ReservationError
 from persistence.mongo import ping as ping_mongodb
 from reservation.api.bodies import json_response
 from reservation.api.failures import error_response
 from reservation.api.openapi import openapi_document
 from reservation.api.services import Services, services
-from reservation.errors import ReservationError
 from reservation.schemas import Health, Readiness, encoder
 
 PROBE_SECONDS = 2.0

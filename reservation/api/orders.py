@@ -7,8 +7,8 @@ import re
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain import errors
 from persistence.orders import Order, OrderStatus
-from reservation import errors
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, utc_text
 from reservation.api.services import services

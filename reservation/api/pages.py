@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from reservation import errors
+from domain import errors
 from reservation.api.openapi import Handler
 
 WEB = resources.files("reservation") / "web"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.rules import check_name
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, read_json
 from reservation.api.services import services
-from reservation.cart import check_name
 from reservation.schemas import ProductIn
 
 

@@ -3,7 +3,7 @@ The pages (reservation/api/pages.py) come last and stay out of the document.
 
 Each row is an `Operation`: a Starlette route that also carries its summary, parameters, body,
 answer and the error classes it may answer with (their `code` and `status_code` come from
-reservation/errors.py). docs/api.md is the same contract in prose.
+domain/errors.py). docs/api.md is the same contract in prose.
 """
 
 from __future__ import annotations
@@ -12,11 +12,7 @@ from typing import Annotated, Any
 
 from msgspec import Meta
 
-from persistence.orders import OrderConflict, OrderStatus
-from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
-from reservation.api.openapi import Answer, Operation, Parameter
-from reservation.api.pages import PAGES
-from reservation.errors import (
+from domain.errors import (
     AlreadyCommitted,
     CustomerLimitExceeded,
     CustomerRequired,
@@ -35,6 +31,10 @@ from reservation.errors import (
     StorageUnavailable,
     UnknownSku,
 )
+from persistence.orders import OrderConflict, OrderStatus
+from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
+from reservation.api.openapi import Answer, Operation, Parameter
+from reservation.api.pages import PAGES
 from reservation.schemas import (
     CheckoutIn,
     CheckoutStateView,

@@ -10,7 +10,7 @@ import stripe
 from starlette.requests import Request
 from starlette.responses import Response
 
-from reservation import errors
+from domain import errors
 from reservation.api.bodies import json_response, read_body
 from reservation.api.services import services
 from reservation.schemas import WebhookAnswer
