@@ -41,9 +41,17 @@ from typing import Any
 import httpx
 from redis.crc import key_slot
 
-from loadtests.pyspy import owner, py_spy, stacks
+from loadtests.cpu import process_tree
+from loadtests.pyspy import py_spy, record, summarize
 from reservation.embedded import EmbeddedMongo
-from reservation.servers import REDIS_SERVER, free_port, redis_cluster, start_redis, stop_process
+from reservation.servers import (
+    REDIS_SERVER,
+    free_port,
+    redis_cluster,
+    start_redis,
+    stop_process,
+    wait_for_http,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
@@ -89,18 +97,6 @@ class Stack:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
-
-
-def wait_until_answers(url: str, process: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode} before answering")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).status_code < 500:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{what} did not answer at {url}")
 
 
 @contextlib.contextmanager
@@ -190,7 +186,13 @@ def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_
             *(str(ms) for ms in args.latency_ms),
         ],
     )
-    wait_until_answers(f"{stack.sim_url}/_sim/faults", sim, "the Stripe simulator")
+    wait_for_http(
+        f"{stack.sim_url}/_sim/faults",
+        "the Stripe simulator",
+        60,
+        exited=sim.poll,
+        log=stack.logs["stripe-sim"],
+    )
     service = stack.start(
         "service",
         [
@@ -204,46 +206,27 @@ def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_
             str(args.workers),
         ],
     )
-    wait_until_answers(f"{stack.service_url}/readyz", service, "the service")
-
-
-def worker_pids(pid: int) -> list[int]:
-    """Every process below `pid` (uvicorn's workers under its supervisor, say)."""
-    found, frontier = [], [pid]
-    while frontier:
-        children = Path(f"/proc/{frontier[0]}/task/{frontier[0]}/children")
-        frontier = frontier[1:]
-        if children.exists():
-            kids = [int(kid) for kid in children.read_text().split()]
-            found += kids
-            frontier += kids
-    return found
+    wait_for_http(
+        f"{stack.service_url}/readyz",
+        "the service",
+        60,
+        exited=service.poll,
+        log=stack.logs["service"],
+    )
 
 
 def profile_service(stack: Stack, seconds: float, delay: float) -> list[tuple[str, float]]:
     """py-spy on one service worker for `seconds`, `delay` seconds into the sale: the share
     of samples per owner (uvicorn, starlette, redis-py, our code, syscalls ...)."""
-    binary = py_spy()
-    service = stack.processes[1]
     time.sleep(delay)
-    pids = worker_pids(service.pid) or [service.pid]
+    service = stack.processes[1]
+    worker = process_tree(service.pid)[-1]  # the last worker (the supervisor without workers)
     path = stack.workdir / "service-profile.txt"
-    argv = [binary or "py-spy", "record", "--pid", str(pids[-1]), "--native", "--nolineno"]
-    argv += ["--duration", str(int(seconds)), "--rate", "100", "--format", "raw"]
-    done = subprocess.run(
-        [*argv, "--output", str(path)],
-        capture_output=True,
-        check=False,
-    )
-    if done.returncode != 0 or not path.exists():
-        return [("py-spy failed: " + done.stdout.decode(errors="replace")[-200:], 0.0)]
-    owners: dict[str, int] = {}
-    total = 0
-    for frames, count in stacks(path.read_text()):
-        total += count
-        label = owner(frames)
-        owners[label] = owners.get(label, 0) + count
-    return [(label, 100.0 * n / total) for label, n in sorted(owners.items(), key=lambda x: -x[1])]
+    failed = record(py_spy() or "py-spy", worker, int(seconds), 100, path)
+    if failed is not None:
+        return [("py-spy failed: " + failed[-200:], 0.0)]
+    profile = summarize("service", path.read_text())
+    return [(label, 100.0 * n / profile.samples) for label, n in profile.owners]
 
 
 def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:

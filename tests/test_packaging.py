@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from loadtests.run_flash_sale import worker_pids
+from loadtests.cpu import process_tree
 from reservation.scripts import SCRIPT_NAMES
 from reservation.servers import free_port, stop_process, wait_until
 from tests.conftest import REDIS_URL
@@ -109,7 +109,7 @@ def test_the_flash_sale_leaves_no_process_behind_when_interrupted(tmp_path: Path
             if line.startswith("locust:"):
                 break
         time.sleep(2)  # Locust, the service, the simulator and the stores all run now
-        children = worker_pids(rehearsal.pid)  # every process below the rehearsal
+        children = process_tree(rehearsal.pid)[1:]  # every process below the rehearsal
         assert len(children) >= 4
         rehearsal.send_signal(signal.SIGINT)
         output, _ = rehearsal.communicate(timeout=60)
