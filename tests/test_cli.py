@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
@@ -365,3 +366,59 @@ def test_serve_with_workers_says_ready_once_every_worker_answers(
         for _ in range(20):  # fresh connections, shared out between the workers
             assert httpx.get(f"{server.url}/healthz").status_code == 200
         assert terminate(server) == 0
+
+
+# -- serve leaves no process behind --------------------------------------------------------------
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    return psutil.Process(pid).children(recursive=True)
+
+
+@pytest.mark.parametrize(
+    ("signum", "when", "workers"),
+    [
+        (signal.SIGTERM, "ready", 1),
+        (signal.SIGINT, "ready", 1),
+        (signal.SIGTERM, "starting", 1),
+        (signal.SIGTERM, "ready", 2),
+        (signal.SIGINT, "ready", 2),
+    ],
+    ids=["sigterm", "sigint", "sigterm-while-starting", "sigterm-2-workers", "sigint-2-workers"],
+)
+def test_serve_with_the_embedded_mongodb_leaves_no_process_behind(
+    tmp_path: Path, redis_only: dict[str, str], signum: int, when: str, workers: int
+) -> None:
+    """SIGTERM (a process manager) or SIGINT (Ctrl+C) to `reservation serve` ends every process
+    it started: the embedded nx-27017, and the workers."""
+    env = redis_only if workers > 1 else {}  # more than one worker needs a shared Redis
+    with serving(tmp_path, "--workers", str(workers), **env) as server:
+        if when == "starting":
+            # The embedded MongoDB is up; the workers' lifespans are still to run.
+            server.until("embedded MongoDB")
+        else:
+            server.until(READY)
+        started = _descendants(server.process.pid)
+        if when == "ready":
+            # nx-27017, and with several workers each worker: all children of serve.
+            commands = [" ".join(child.cmdline()) for child in started]
+            assert any("nx-27017" in command for command in commands), commands
+            assert len(started) >= 1 + (workers if workers > 1 else 0)
+        server.process.send_signal(signum)
+        assert server.process.wait(timeout=60) == 0
+        _, alive = psutil.wait_procs(started, timeout=15)
+        assert alive == []
+        # Nothing started after the snapshot survives either: no process runs on its data.
+        data = str(tmp_path / "data")
+        left = [
+            process.info["pid"]
+            for process in psutil.process_iter(["pid", "cmdline"])
+            if any(data in part for part in process.info["cmdline"] or ())
+        ]
+        assert left == []
+
+
+@pytest.fixture
+async def redis_only(stores: Stores) -> dict[str, str]:
+    """The test's Redis, and no MONGODB_URI: serve starts its embedded MongoDB."""
+    return stores.without("MONGODB_URI", "MONGODB_DATABASE")
