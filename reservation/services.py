@@ -50,6 +50,8 @@ REDIS_MAX_CONNECTIONS = 1024
 # A request that finds every connection busy waits this long for one, then answers 503: a
 # spike of clients queues for Redis instead of failing at once.
 REDIS_POOL_WAIT_SECONDS = 5.0
+# The name of the background sweeper's task (asyncio.all_tasks() shows it).
+SWEEPER_TASK = "reservation.sweeper"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +138,9 @@ async def open_services(
         services = _build(settings, redis, mongo, db, stripe_api, metrics or Metrics())
         await _check_on_start(services)
         if settings.sweep_seconds > 0:
-            sweeper = asyncio.create_task(run_periodically(services, settings.sweep_seconds))
+            sweeper = asyncio.create_task(
+                run_periodically(services, settings.sweep_seconds), name=SWEEPER_TASK
+            )
             stack.push_async_callback(_stop, sweeper)
         yield services
 
