@@ -231,7 +231,7 @@ async def test_set_stock_reports_core_errors_as_code_and_message(stores: Stores)
     assert product.stock == 10
 
 
-@pytest.mark.parametrize("flag", ["1", "true"])
+@pytest.mark.parametrize("flag", ["1", "True", "on"])
 async def test_the_cluster_flag_is_read_as_serve_reads_it(
     stores: Stores, cluster_ports: list[int], flag: str
 ) -> None:
