@@ -203,24 +203,43 @@ def reconcile_command(dry_run: bool) -> None:
     click.echo(("dry run: nothing written\n" if dry_run else "") + with_services(settings, run))
 
 
-def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
-    # uvicorn shuts down gracefully on SIGTERM and then raises it again; the default action
-    # would end this process before it stops the embedded MongoDB. A second SIGTERM must not
-    # cut that stop short either (a lingering child is killed after a grace period).
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(0)
+class StopSignals:
+    """SIGTERM and SIGINT noted, never raised, until uvicorn's own handlers take over.
+
+    An exception raised by a signal handler lands wherever the main thread happens to be, and
+    Python ignores it there when that is a weakref callback or a __del__ (seen: a SIGTERM while
+    the workers started was lost that way and serve ran on). So serve notes the signal, does
+    not start uvicorn once one came, tells a starting uvicorn to stop, and always stops what it
+    started on its way out. uvicorn restores these handlers when it returns and sends them the
+    signals it handled, which changes nothing then.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        for signum in self.SIGNALS:
+            signal.signal(signum, self.note)
+
+    def note(self, signum: int, frame: FrameType | None) -> None:
+        self.received = signum
 
 
 class ReadyServer(uvicorn.Server):
     """One uvicorn server that calls `ready` once it listens (after the app's lifespan)."""
 
-    def __init__(self, config: uvicorn.Config, ready: Callable[[], None]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, ready: Callable[[], None], stop: StopSignals
+    ) -> None:
         super().__init__(config)
         self.ready = ready
+        self.stop = stop
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
-        if self.started:
+        if self.stop.received is not None:
+            self.should_exit = True  # a signal came before uvicorn listened for them
+        if self.started and not self.should_exit:
             self.ready()
 
 
@@ -228,12 +247,19 @@ class ReadyMultiprocess(Multiprocess):
     """uvicorn's worker supervisor, calling `ready` once every worker reports started."""
 
     def __init__(
-        self, config: uvicorn.Config, sockets: list[socket.socket], ready: Callable[[], None]
+        self,
+        config: uvicorn.Config,
+        sockets: list[socket.socket],
+        ready: Callable[[], None],
+        stop: StopSignals,
     ) -> None:
         super().__init__(config, sockets)
         self.ready: Callable[[], None] | None = ready
+        self.stop = stop
 
     def keep_subprocess_alive(self) -> None:
+        if self.stop.received is not None:
+            self.should_exit.set()  # a signal came before the supervisor listened for them
         super().keep_subprocess_alive()
         if self.ready is None or self.should_exit.is_set():
             return
@@ -250,6 +276,7 @@ def run_uvicorn(
     port: int,
     workers: int,
     ready: Callable[[], None],
+    stop: StopSignals,
     log_config: dict[str, Any] | None = None,
 ) -> None:
     """uvicorn.run, with a hook once the service accepts requests; `log_config` (uvicorn's
@@ -265,13 +292,11 @@ def run_uvicorn(
         log_config=log_config or LOGGING_CONFIG,
     )
     if workers > 1:
-        ReadyMultiprocess(config, [config.bind_socket()], ready).run()
+        ReadyMultiprocess(config, [config.bind_socket()], ready, stop).run()
         return
-    server = ReadyServer(config, ready)
-    # Ctrl+C: uvicorn shuts down gracefully, then raises SIGINT again.
-    with contextlib.suppress(KeyboardInterrupt):
-        server.run()
-    if not server.started:
+    server = ReadyServer(config, ready, stop)
+    server.run()
+    if not server.started and stop.received is None:
         raise SystemExit(STARTUP_FAILURE)
 
 
@@ -286,7 +311,7 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.UsageError(
             "set REDIS_URL to run more than one worker: the embedded Redis lives in one process"
         )
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    stop = StopSignals()
     if settings.redis_url is None:
         click.echo(
             "embedded Redis (fakeredis) inside this process: nothing is kept on disk, "
@@ -297,18 +322,22 @@ def serve(host: str, port: int, workers: int) -> None:
         if settings.mongodb_uri is None:
             # Started here, once, so every worker shares it (the workers read MONGODB_URI).
             # Its stop is registered before it starts: SIGTERM or Ctrl+C at any point from
-            # here on leaves no nx-27017 behind.
+            # here on leaves no nx-27017 behind (a signal during its start waits for the
+            # start, up to 20 s, then stops it).
             embedded = EmbeddedMongo(Path(settings.data_dir))
             stack.callback(embedded.stop)
             os.environ["MONGODB_URI"] = embedded.start()
             click.echo(
                 f"embedded MongoDB (nx-27017) at {embedded.uri}, data in {settings.data_dir}"
             )
+        if stop.received is not None:
+            return
         run_uvicorn(
             host,
             port,
             workers,
             lambda: click.echo(f"reservation: ready at {url}"),
+            stop,
             # RESERVATION_LOG_FORMAT: the service's lines, text or JSON (reservation/logs.py).
             logs.log_config(settings, LOGGING_CONFIG),
         )

@@ -381,10 +381,18 @@ def _descendants(pid: int) -> list[psutil.Process]:
         (signal.SIGTERM, "ready", 1),
         (signal.SIGINT, "ready", 1),
         (signal.SIGTERM, "starting", 1),
+        (signal.SIGINT, "starting", 1),
         (signal.SIGTERM, "ready", 2),
         (signal.SIGINT, "ready", 2),
     ],
-    ids=["sigterm", "sigint", "sigterm-while-starting", "sigterm-2-workers", "sigint-2-workers"],
+    ids=[
+        "sigterm",
+        "sigint",
+        "sigterm-while-starting",
+        "sigint-while-starting",
+        "sigterm-2-workers",
+        "sigint-2-workers",
+    ],
 )
 def test_serve_with_the_embedded_mongodb_leaves_no_process_behind(
     tmp_path: Path, redis_only: dict[str, str], signum: int, when: str, workers: int
