@@ -344,6 +344,34 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 @main.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address the storefront and the Stripe simulator listen on.",
+)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+def demo(host: str, port: int) -> None:
+    """The whole shop on this machine: storefront, operations page, Stripe simulator.
+
+    Redis: REDIS_URL, else a redis-server started here (when the binary is on PATH), else
+    the embedded fakeredis. MongoDB: MONGODB_URI, else nx-27017 with its data in
+    RESERVATION_DATA_DIR (default .reservation), so orders survive a restart. Payments always
+    go to the simulator (its pay page has Pay, Decline, Pay later and Cancel). Products are
+    seeded when the catalog is empty; holds last 2 minutes unless RESERVATION_HOLD_SECONDS
+    says otherwise. Ctrl-C or SIGTERM stops everything it started.
+    """
+    from reservation.demo import Demo, DemoError
+
+    settings = load_settings()
+    stop = StopSignals()
+    try:
+        Demo(settings, host, port, click.echo).run(lambda: stop.received is not None)
+    except DemoError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@main.command()
 def sweep() -> None:
     """One sweeper pass: reclaim lapsed holds, expire the sessions of lapsed reservations."""
     from reservation.sweeper import sweep as sweep_once

@@ -8,7 +8,6 @@ tests also save the pictures the README shows: the storefront, the success page 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,15 +15,13 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.api import ADMIN, ADMIN_TOKEN
+from tests.browser import CHROMIUM, WAIT_MS, chromium, screenshot
 from tests.live import LiveShop, MakeLiveShop
 from tests.stripe_fake import API_KEY
 
-CHROMIUM = "/usr/bin/chromium"
-SCREENSHOTS = os.environ.get("SCREENSHOTS_DIR")
-WAIT_MS = 15_000
 TIMES = "\N{MULTIPLICATION SIGN}"  # as in "1 TIMES Black tee"
 
 pytestmark = pytest.mark.skipif(
@@ -37,12 +34,8 @@ NewBuyer = Callable[[LiveShop], Page]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture
@@ -69,12 +62,6 @@ def new_buyer(browser: Browser) -> Iterator[NewBuyer]:
     for context in contexts:
         context.close()
     assert errors == []
-
-
-def screenshot(page: Page, name: str) -> None:
-    if SCREENSHOTS:
-        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SCREENSHOTS) / name), full_page=True)
 
 
 def card(page: Page, sku: str) -> Locator:
