@@ -45,8 +45,7 @@ class IdempotencyKeys:
         never see each other's reservation. Without one, keys are shared by every anonymous
         client, which is why clients must make them random (a UUID).
         """
-        scoped = key if customer_id is None else f"{customer_id}\x1f{key}"
-        name = self.keys.idempotency(hashlib.sha256(scoped.encode()).hexdigest())
+        name = self._name(key, customer_id)
         value = f"{candidate_id}|{request_fingerprint}"
         try:
             stored = await self.client.set(name, value, nx=True, ex=KEEP_SECONDS, get=True)
@@ -62,3 +61,19 @@ class IdempotencyKeys:
                 field="Idempotency-Key",
             )
         return reservation_id
+
+    async def known(self, key: str, customer_id: str | None = None) -> bool:
+        """Whether a request has claimed this key (one read, nothing written).
+
+        The crowd's retries of a sold-out SKU each carry a new key: asking first lets them be
+        refused from the sold-out memory without storing a key for a day per refusal, while a
+        retry of a request that did hold still finds its reservation.
+        """
+        try:
+            return bool(await self.client.exists(self._name(key, customer_id)))
+        except RedisError as exc:
+            raise storage_unavailable(exc) from exc
+
+    def _name(self, key: str, customer_id: str | None) -> str:
+        scoped = key if customer_id is None else f"{customer_id}\x1f{key}"
+        return self.keys.idempotency(hashlib.sha256(scoped.encode()).hexdigest())

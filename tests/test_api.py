@@ -336,6 +336,50 @@ async def test_idempotency_keys_are_scoped_by_customer(api: Api) -> None:
     assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 3
 
 
+async def test_a_sold_out_refusal_with_a_new_key_stores_nothing(make_api: MakeApi) -> None:
+    """The crowd retries a sold-out SKU with a new Idempotency-Key each time: once this process
+    knows it is sold out, such a refusal writes no key (a key is kept for a day), while a key
+    that did hold the last unit still gets its reservation back."""
+    api = await make_api(sold_out_cache_seconds=3600)
+    redis = api.services.redis
+    keys = api.services.inventory.keys
+    await api.put_product("drop", 1)
+    body = {"items": [{"sku": "drop", "quantity": 1}], "customer_id": "cus_first"}
+    first = await api.http.post("/v1/reservations", json=body, headers={"Idempotency-Key": "k1"})
+    assert first.status_code == 201
+    late = await api.http.post(
+        "/v1/reservations",
+        json={"items": [{"sku": "drop", "quantity": 1}]},
+        headers={"Idempotency-Key": "k2"},
+    )
+    assert error_of(late) == (409, "insufficient_stock")  # Redis said so: remembered now
+
+    pattern = keys.idempotency("*")
+    stored = sorted(await redis.keys(pattern))
+    for attempt in range(20):
+        crowd = await api.http.post(
+            "/v1/reservations",
+            json={"items": [{"sku": "drop", "quantity": 1}], "customer_id": f"cus_{attempt}"},
+            headers={"Idempotency-Key": f"crowd-{attempt}"},
+        )
+        assert error_of(crowd) == (409, "insufficient_stock")
+    assert sorted(await redis.keys(pattern)) == stored
+
+    # The buyer who held the last unit retries with its key: the same reservation, 201.
+    again = await api.http.post("/v1/reservations", json=body, headers={"Idempotency-Key": "k1"})
+    assert again.status_code == 201
+    assert again.json()["id"] == first.json()["id"]
+    # ... and a changed cart under that key is still refused as such.
+    other = await api.http.post(
+        "/v1/reservations",
+        json={**body, "items": [{"sku": "drop", "quantity": 2}]},
+        headers={"Idempotency-Key": "k1"},
+    )
+    assert error_of(other) == (422, "invalid_request")
+    product = (await api.http.get("/v1/products/drop")).json()
+    assert (product["reserved"], product["available"]) == (1, 0)
+
+
 async def test_error_answers_quote_input_boundedly(api: Api) -> None:
     long_id = "cs_" + "x" * 60_000
     missing = await api.http.get(f"/v1/orders/{long_id}", headers=ADMIN)

@@ -20,6 +20,7 @@ from reservation.outcomes import (
     OverCustomerLimit,
     Released,
     ReleaseRefused,
+    ReserveOutcome,
 )
 from reservation.releases import release
 from reservation.schemas import CartLineView, ReservationIn, ReservationView
@@ -55,20 +56,30 @@ async def create_reservation(request: Request) -> Response:
     items = [(line.sku, line.quantity) for line in body.items]
     reservation_id = None
     key = request.headers.get("idempotency-key")
+    started = time.perf_counter()
+    outcome: ReserveOutcome | None = None
     if key is not None:
+        key = check_key(key)
+        # Sold out a moment ago, and the key is new: the refusal costs one read and stores
+        # nothing (a key is kept a day, and a crowd retries with a new key each time). A key
+        # already claimed goes on below and finds its reservation, held or not.
+        outcome = state.inventory.remembered_refusal(items)
+        if outcome is not None and await state.idempotency.known(key, body.customer_id):
+            outcome = None
+    if key is not None and outcome is None:
         # The key's fingerprint is of the summed cart; reserve() sums it again (cheap, rare).
         lines = normalize_cart(items)
         pool = await state.inventory.cart_pool(lines)
         reservation_id = await state.idempotency.claim(
-            check_key(key),
+            key,
             fingerprint(encode_cart(lines), body.customer_id or ""),
             new_reservation_id(pool),
             customer_id=body.customer_id,
         )
-    started = time.perf_counter()
-    outcome = await state.inventory.reserve(
-        items, customer_id=body.customer_id, reservation_id=reservation_id
-    )
+    if outcome is None:
+        outcome = await state.inventory.reserve(
+            items, customer_id=body.customer_id, reservation_id=reservation_id
+        )
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if isinstance(outcome, Held):
         state.metrics.count_reservation("held" if outcome.created else "repeated")
