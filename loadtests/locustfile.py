@@ -218,8 +218,11 @@ class SaleUser(FastHttpUser):
 
 
 def answered(response: Any) -> str:
-    """A failed request's status and the start of its body (no answer at all: status 0)."""
-    return f"{response.status_code}: {(response.text or 'no answer')[:200]}"
+    """A failed request's status and the start of its body; with no answer at all (status 0),
+    the client's error: refused, reset, timed out."""
+    if not response.status_code:
+        return f"0: no answer ({getattr(response, 'error', None)!r})"[:200]
+    return f"{response.status_code}: {(response.text or '')[:200]}"
 
 
 def refusal_name(response: Any) -> str | None:

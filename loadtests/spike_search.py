@@ -1,15 +1,16 @@
 """The largest spike this machine absorbs: `python -m loadtests.spike_search`.
 
-    python -m loadtests.spike_search [--start 2500] [--factor 2] [--max 80000]
+    python -m loadtests.spike_search [--start 2500] [--factor 2] [--max 80000] [--min 300]
         [--arrive-seconds 10] [--patience 40] [--seconds 60] [--stock 100]
 
 Runs whole flash sales (loadtests.run_flash_sale, buyers only, delivery chaos on) with more
 buyers each time, all arriving within --arrive-seconds, each retrying a sold-out answer every
 1-3 s for up to --patience s. A spike is absorbed when the sale ends within the run (at most
 150 s) with every request answered, every webhook delivered and the verifier green: nothing
-oversold, every paid session one order, no hold left behind. The search stops at the first
-spike that is not absorbed. It writes search.md, search.json and search.png, and each sale's
-own report in a folder per size, under --report-dir (docs/benchmarks/spike by default).
+oversold, every paid session one order, no hold left behind. The search grows the spike until
+one is not absorbed; when the first is not, it shrinks it until one is. It writes search.md,
+search.json and search.png, and each sale's own report in a folder per size, under
+--report-dir (docs/benchmarks/spike by default).
 """
 
 from __future__ import annotations
@@ -152,6 +153,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--start", type=int, default=2500, help="buyers in the first spike")
     parser.add_argument("--factor", type=float, default=2.0, help="each spike this much larger")
     parser.add_argument("--max", type=int, default=80000, help="stop after this many buyers")
+    parser.add_argument("--min", type=int, default=300, help="stop going down below this")
     parser.add_argument("--arrive-seconds", type=float, default=10.0)
     parser.add_argument("--patience", type=float, default=40.0)
     parser.add_argument("--seconds", type=int, default=60, help="each sale's length (<= 150)")
@@ -175,14 +177,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     rungs: list[Rung] = []
     profile: list[Any] = []
     buyers = args.start
-    while buyers <= args.max:
+    # Up by --factor while spikes are absorbed; when the first is not, down by it instead until
+    # one is (or --min is reached): either way the table brackets the largest absorbed spike.
+    going_up: bool | None = None
+    while args.min <= buyers <= args.max:
         rung, summary = run_rung(args, buyers)
         rungs.append(rung)
         write_report(args, command, rungs, profile)
-        if not rung.absorbed:
+        if going_up is None:
+            going_up = rung.absorbed
+        if rung.absorbed:
+            profile = summary["profile"]
+        if rung.absorbed != going_up:
             break
-        profile = summary["profile"]
-        buyers = int(buyers * args.factor)
+        buyers = int(buyers * args.factor) if going_up else int(buyers / args.factor)
+    rungs.sort(key=lambda rung: rung.buyers)
     write_report(args, command, rungs, profile)
     for rung in rungs:
         print(rung)
