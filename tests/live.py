@@ -7,11 +7,9 @@ test drive it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -23,9 +21,8 @@ import pymongo
 import pytest
 
 from reservation.servers import free_port, stop_process, wait_for_http
-from tests.api import ADMIN, ADMIN_TOKEN
-from tests.conftest import REDIS_URL
-from tests.server import Server, stop_server
+from tests.api import ADMIN
+from tests.server import Server, start_server, stop_server
 from tests.stripe_fake import API_KEY
 
 WEBHOOK_SECRET = "whsec_live_test"
@@ -79,7 +76,7 @@ def start_live_shop(stack: ExitStack, workdir: Path, mongodb_uri: str, **env: st
     port, sim_port = free_port(), free_port()
     url, sim_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sim_port}"
     workdir.mkdir(parents=True, exist_ok=True)
-    sim_log, log = workdir / "stripe-sim.log", workdir / "serve.log"
+    sim_log = workdir / "stripe-sim.log"
     with sim_log.open("wb") as output:
         sim = subprocess.Popen(
             [
@@ -90,32 +87,18 @@ def start_live_shop(stack: ExitStack, workdir: Path, mongodb_uri: str, **env: st
             stderr=subprocess.STDOUT,
         )
     stack.callback(stop_process, sim)
-    prefix, database = f"live-{uuid.uuid4().hex[:10]}", f"live_{uuid.uuid4().hex[:10]}"
-    environment = {
-        **os.environ,
-        "REDIS_URL": REDIS_URL,
-        "MONGODB_URI": mongodb_uri,
-        "MONGODB_DATABASE": database,
-        "RESERVATION_ADMIN_TOKEN": ADMIN_TOKEN,
-        "RESERVATION_KEY_PREFIX": prefix,
-        "RESERVATION_DATA_DIR": str(workdir),
-        "STRIPE_SECRET_KEY": API_KEY,
-        "STRIPE_API_BASE": sim_url,
-        "STRIPE_WEBHOOK_SECRET": WEBHOOK_SECRET,
-        "PUBLIC_URL": url,
+    server = start_server(
+        workdir,
+        mongodb_uri,
+        port=port,
+        STRIPE_SECRET_KEY=API_KEY,
+        STRIPE_API_BASE=sim_url,
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        PUBLIC_URL=url,
         **env,
-    }
-    with log.open("wb") as output:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "reservation", "serve", "--port", str(port)],
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(url, prefix, database, process)
+    )
     stack.callback(stop_server, server, mongodb_uri)
     wait_for_http(f"{sim_url}/_sim/faults", sim_url, START_SECONDS, exited=sim.poll, log=sim_log)
-    wait_for_http(f"{url}/readyz", url, START_SECONDS, exited=process.poll, log=log)
     return LiveShop(url=url, sim_url=sim_url, server=server, mongodb_uri=mongodb_uri)
 
 

@@ -30,8 +30,12 @@ class Server:
     sim: StripeSim | None = None
 
 
-def start_server(workdir: Path, mongodb_uri: str, *args: str, **env: str) -> Server:
-    port = free_port()
+def start_server(
+    workdir: Path, mongodb_uri: str, *args: str, port: int | None = None, **env: str
+) -> Server:
+    """`reservation serve` on `port` (a free one by default), with a key prefix and a database
+    of its own, once it is ready; `env` on top of the test's stores and admin token."""
+    port = port or free_port()
     prefix = f"srv-{uuid.uuid4().hex[:10]}"
     database = f"srv_{uuid.uuid4().hex[:10]}"
     environment = {

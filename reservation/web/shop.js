@@ -148,14 +148,21 @@
 
   // ---- holds --------------------------------------------------------------------------
 
+  const FAREWELL_MS = 8000;
+  const leaving = new Map(); // reservation id -> until when its ended hold's line stays
+
   function renderHolds() {
     const list = holds.all();
     const container = document.getElementById("hold-list");
     const live = new Set(list.map((hold) => hold.reservation_id));
+    const now = Date.now();
     for (const [id, entry] of holdNodes) {
-      if (!live.has(id)) {
+      // A hold that ended keeps its last line ("paid", "lapsed"…) for a while: long enough
+      // to read, whatever redraws the list meanwhile.
+      if (!live.has(id) && !((leaving.get(id) || 0) > now)) {
         entry.node.remove();
         holdNodes.delete(id);
+        leaving.delete(id);
       }
     }
     for (const hold of list) {
@@ -173,7 +180,7 @@
       holdNodes.set(hold.reservation_id, { node, left, state, payButton, giveBack, message, warned: false });
       container.append(node);
     }
-    document.getElementById("holds").hidden = list.length === 0;
+    document.getElementById("holds").hidden = holdNodes.size === 0;
     tick();
   }
 
@@ -191,7 +198,8 @@
       entry.node.querySelector("strong").after(` — ${text}`);
       entry.payButton.remove();
       entry.giveBack.remove();
-      window.setTimeout(renderHolds, 4000);
+      leaving.set(reservationId, Date.now() + FAREWELL_MS);
+      window.setTimeout(renderHolds, FAREWELL_MS + 50);
     } else {
       renderHolds();
     }
