@@ -198,6 +198,15 @@ local function settle(id, record_key, r, now)
   return r
 end
 
+-- Reservation `id` as it stands at `now`: the pool's lapsed holds reclaimed first, then its
+-- own lapse settled. nil when there is no such reservation.
+local function current_record(id, record_key, now)
+  reclaim(now)
+  local r = decode_record(call('GET', record_key))
+  if r then settle(id, record_key, r, now) end
+  return r
+end
+
 -- True while reconcile rebuilds this pool from MongoDB (see KEYS[5]).
 local function fenced() return call('EXISTS', KEYS[5]) == 1 end
 

@@ -10,11 +10,8 @@ local hold_ms = tonumber(ARGV[3])
 local retention_ms = tonumber(ARGV[4])
 
 local now = now_ms()
-reclaim(now)
-local r = decode_record(call('GET', record_key))
+local r = current_record(id, record_key, now)
 if not r then return {'not_found'} end
-
-settle(id, record_key, r, now)
 if r.status == 'committed' then return record_reply('already_committed', r) end
 if not is_live(r) then return record_reply('not_held', r) end
 local member = hold_member(id, r.items, r.customer)

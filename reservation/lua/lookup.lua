@@ -3,8 +3,6 @@
 -- ARGV[2] reservation id.
 -- Reply: {'found', <record fields as in reserve>} | {'not_found'}
 local record_key = KEYS[4]
-local now = now_ms()
-reclaim(now)
-local r = decode_record(call('GET', record_key))
+local r = current_record(ARGV[2], record_key, now_ms())
 if not r then return {'not_found'} end
-return record_reply('found', settle(ARGV[2], record_key, r, now))
+return record_reply('found', r)

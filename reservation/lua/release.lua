@@ -8,11 +8,8 @@ local record_key = KEYS[4]
 local id = ARGV[2]
 
 local now = now_ms()
-reclaim(now)
-local r = decode_record(call('GET', record_key))
+local r = current_record(id, record_key, now)
 if not r then return {'not_found'} end
-
-settle(id, record_key, r, now)
 if r.status == 'committed' then return record_reply('already_committed', r) end
 if not is_live(r) then
   -- An expired hold gave its units back already; releasing it only records the buyer's word.
