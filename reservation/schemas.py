@@ -100,9 +100,14 @@ class ReservationIn(Struct, forbid_unknown_fields=True):
     customer_id: CustomerId | None = None
 
 
+# What Stripe takes as customer_email: a local part, "@", and a domain with a dot in it
+# ("0@0" is refused by Stripe, so it is refused here first, as a 422, not a 502 afterwards).
 Email = Annotated[
     str,
-    Meta(pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}$", max_length=254),
+    Meta(
+        pattern=r"^[^@\s\x00-\x1f\x7f]{1,64}@[^@\s\x00-\x1f\x7f]{1,190}\.[^@\s.\x00-\x1f\x7f]{1,63}$",
+        max_length=254,
+    ),
 ]
 
 
