@@ -82,6 +82,19 @@ class SessionExpiry:
             )
             await self._settle(session_id, CheckoutStatus.OPEN)  # the next sweep tries again
             return Expiry()
+        except stripe.StripeError as exc:
+            # Refused for good as far as this request can tell (a revoked key, a permission):
+            # as when Stripe is down, the session stays open for the sweeper, and an operator
+            # must look. The release goes on; a payment meanwhile takes the late path.
+            logger.error(
+                "Stripe refused to expire Checkout Session %s: %s (%s)",
+                session_id,
+                type(exc).__name__,
+                exc.user_message or "no message",
+                extra={"session_id": session_id, "stripe_status": exc.http_status},
+            )
+            await self._settle(session_id, CheckoutStatus.OPEN)
+            return Expiry()
         await self._settle(session_id, CheckoutStatus.EXPIRED)
         logger.info("expired Checkout Session %s", session_id, extra={"session_id": session_id})
         return Expiry(expired=True)

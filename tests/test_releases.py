@@ -3,6 +3,8 @@ so the buyer can no longer pay for units that went back on sale."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from persistence.checkouts import CheckoutStatus
@@ -56,6 +58,28 @@ async def test_stripe_unreachable_releases_and_the_sweeper_expires_later(shop: S
     assert (await sweep(shop.api.services)).expired_sessions == 1
     assert shop.sim.state.sessions[session_id]["status"] == "expired"
     assert await session_status(shop, session_id) is CheckoutStatus.EXPIRED
+
+
+async def test_stripe_refusing_the_key_still_releases_and_logs_it(
+    shop: Shop, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A revoked API key (401) is no 500: the units go back, the session stays open for the
+    sweeper, and an error line says why."""
+    rid, session_id = await checkout(shop)
+    shop.sim.fault(f"/v1/checkout/sessions/{session_id}/expire", mode="401", count=None)
+    with caplog.at_level(logging.ERROR, logger="reservation"):
+        released = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert released.status_code == 200, released.text
+    assert released.json()["status"] == "released"
+    assert (await shop.product("tee"))["available"] == 5
+    assert shop.sim.state.sessions[session_id]["status"] == "open"
+    assert await session_status(shop, session_id) is CheckoutStatus.OPEN  # claim given back
+    [line] = [r for r in caplog.records if "refused to expire" in r.getMessage()]
+    assert "AuthenticationError" in line.getMessage()
+    assert line.session_id == session_id  # type: ignore[attr-defined]
+    shop.sim.clear_faults()
+    assert (await sweep(shop.api.services)).expired_sessions == 1
+    assert shop.sim.state.sessions[session_id]["status"] == "expired"
 
 
 async def test_a_paid_session_is_not_released(shop: Shop) -> None:

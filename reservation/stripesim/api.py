@@ -30,7 +30,13 @@ from stripe.params.checkout import (
 
 from reservation.stripesim import checkout, payments
 from reservation.stripesim.errors import JsonObject, StripeError, no_such, unrecognized_url
-from reservation.stripesim.faults import DroppedConnection, Fault, HangingResponse, error_for
+from reservation.stripesim.faults import (
+    ERROR_MODES,
+    DroppedConnection,
+    Fault,
+    HangingResponse,
+    error_for,
+)
 from reservation.stripesim.idempotency import Answer, fingerprint
 from reservation.stripesim.params import Params, decode_form
 from reservation.stripesim.schema import check_known
@@ -164,7 +170,7 @@ def endpoint(handler: Handler, schema: type) -> Callable[[Request], Any]:
 
 async def strike(state: SimState, fault: Fault, headers: dict[str, str]) -> Response | None:
     """What a fault answers instead of the API, if anything (a delay only waits)."""
-    if fault.mode in ("500", "429", "400", "402"):
+    if fault.mode in ERROR_MODES:
         return error_response(error_for(fault), headers)
     if fault.mode == "reset":
         return DroppedConnection()

@@ -18,7 +18,9 @@ from starlette.types import Receive, Scope, Send
 
 from reservation.stripesim.errors import StripeError, invalid
 
-MODES = ("500", "429", "400", "402", "hang", "reset", "reset_after", "delay")
+# The modes that answer with a Stripe API error (error_for), and all of them.
+ERROR_MODES = ("500", "429", "400", "401", "402")
+MODES = (*ERROR_MODES, "hang", "reset", "reset_after", "delay")
 
 
 @dataclass
@@ -26,7 +28,8 @@ class Fault:
     """`path` is exact or a glob (`/v1/checkout/sessions/*/expire`); `method` "*" is any.
     `count` None strikes until cleared. `should_retry` sets Stripe-Should-Retry on 500/429;
     `seconds` is how long hang (default: the settings' hang_seconds) or delay lasts. "400" and
-    "402" are permanent refusals (invalid_request_error, card_error) with `code` and `message`."""
+    "402" are permanent refusals (invalid_request_error, card_error) with `code` and `message`;
+    "401" is Stripe's answer to a revoked or wrong API key."""
 
     path: str
     method: str = "POST"
@@ -107,7 +110,7 @@ class Faults:
 
 
 def error_for(fault: Fault) -> StripeError:
-    """The API error a 500, 429, 400 or 402 fault answers with."""
+    """The API error a 500, 429, 400, 401 or 402 fault answers with."""
     headers = {}
     if fault.should_retry is not None:
         headers["Stripe-Should-Retry"] = "true" if fault.should_retry else "false"
@@ -118,6 +121,13 @@ def error_for(fault: Fault) -> StripeError:
             kind,
             fault.message or "The request was refused (simulated fault).",
             code=fault.code,
+            headers=headers,
+        )
+    if fault.mode == "401":
+        return StripeError(
+            401,
+            "invalid_request_error",
+            fault.message or "Invalid API Key provided: sk_test_****",
             headers=headers,
         )
     if fault.mode == "429":
