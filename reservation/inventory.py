@@ -73,7 +73,8 @@ def pool_of_reservation(reservation_id: object) -> str:
         pool, dot, token = reservation_id.rpartition(".")
         if dot and TOKEN_PATTERN.fullmatch(token) and NAME_PATTERN.fullmatch(pool):
             return pool
-    raise errors.NotFound("no such reservation", reservation_id=repr(reservation_id)[:80])
+    quoted = reservation_id if isinstance(reservation_id, str) else repr(reservation_id)
+    raise errors.NotFound("no such reservation", reservation_id=quoted[:80])
 
 
 def storage_unavailable(exc: RedisError) -> errors.StorageUnavailable:

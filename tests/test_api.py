@@ -135,7 +135,9 @@ async def test_reserve_refusals(api: Api) -> None:
     assert error_of(await api.reserve(("nope", 1))) == (404, "unknown_sku")
     missing = await api.http.get("/v1/reservations/default.abcdefghijklmnopqrstuv")
     assert error_of(missing) == (404, "not_found")
-    assert error_of(await api.http.delete("/v1/reservations/nonsense")) == (404, "not_found")
+    malformed = await api.http.delete("/v1/reservations/nonsense")
+    assert error_of(malformed) == (404, "not_found")
+    assert malformed.json()["details"] == {"reservation_id": "nonsense"}  # as sent, unquoted
     assert (await api.http.get("/v1/products/tee")).json()["available"] == 3
 
 
