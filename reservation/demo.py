@@ -66,11 +66,20 @@ DEMO_DEFAULTS = {"RESERVATION_HOLD_SECONDS": "120", "RESERVATION_SWEEP_SECONDS":
 # The simulator takes any key; the service needs one to talk to "Stripe".
 DEMO_STRIPE_KEY = "sk_test_reservation_demo"
 START_SECONDS = 60.0
-POLL_SECONDS = 0.2
+POLL_SECONDS = 0.1  # how soon a stop request or a dead child is seen
 
 
 class DemoError(Exception):
     """The demo cannot start or keep running; the message says why and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    """A process the demo started, and where its output goes."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,25 +142,23 @@ class Demo:
         host: str,
         port: int,
         echo: Callable[[str], None],
-        environ: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.host = host
         self.port = port
         self.echo = echo
-        self.environ = dict(os.environ if environ is None else environ)
-        self.children: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+        self.environ = dict(os.environ)
+        self.children: list[Child] = []
 
-    def run(self, stopped: Callable[[], bool]) -> Running | None:
-        """Run until `stopped()` is true; None when it was asked to stop before it was up."""
+    def run(self, stopped: Callable[[], bool]) -> None:
+        """Start everything, then run until `stopped()` is true; stop everything."""
         with contextlib.ExitStack() as stack:
             running = self.start(stack, stopped)
             if running is None:
-                return None
+                return  # asked to stop before it was up
             self.echo(banner(running))
             self.watch(stopped)
             self.echo("reservation demo: stopping")
-        return running
 
     def start(self, stack: contextlib.ExitStack, stopped: Callable[[], bool]) -> Running | None:
         data_dir = writable_data_dir(self.settings.data_dir)
@@ -202,8 +209,8 @@ class Demo:
             env,
             logs,
         )
-        self.wait_ready("the Stripe simulator", f"{sim_url}/_sim/faults", sim, logs, stopped)
-        self.wait_ready("the service", f"{url}/readyz", serve, logs, stopped)
+        self.wait_ready("the Stripe simulator", f"{sim_url}/_sim/faults", sim, stopped)
+        self.wait_ready("the service", f"{url}/readyz", serve, stopped)
         if stopped():
             return None
         seeded = seed(url, admin_token)
@@ -248,7 +255,7 @@ class Demo:
         arguments: list[str],
         env: Mapping[str, str],
         logs: Path,
-    ) -> subprocess.Popen[bytes]:
+    ) -> Child:
         log = logs / f"{name}.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
@@ -259,46 +266,34 @@ class Demo:
                 start_new_session=True,
             )
         stack.callback(stop_process, process, session=True)
-        self.children.append((name, process, log))
-        return process
+        child = Child(name, process, log)
+        self.children.append(child)
+        return child
 
-    def wait_ready(
-        self,
-        what: str,
-        url: str,
-        process: subprocess.Popen[bytes],
-        logs: Path,
-        stopped: Callable[[], bool],
-    ) -> None:
+    def wait_ready(self, what: str, url: str, child: Child, stopped: Callable[[], bool]) -> None:
+        """Until `url` answers; DemoError with the end of the child's log if it never does.
+        A stop request ends the wait (the caller sees it)."""
+
         def exited() -> int | None:
-            return 0 if stopped() else process.poll()
+            return 0 if stopped() else child.process.poll()
 
         try:
-            wait_for_http(url, what, START_SECONDS, exited=exited)
+            wait_for_http(url, what, START_SECONDS, exited=exited, log=child.log)
         except RuntimeError as exc:
-            if stopped():
-                return
-            name = next(name for name, child, _ in self.children if child is process)
-            raise DemoError(f"{exc}\n{log_tail(logs / f'{name}.log')}") from None
+            if not stopped():
+                raise DemoError(str(exc)) from None
 
     def watch(self, stopped: Callable[[], bool]) -> None:
         """Sleep until a stop request; DemoError when a child exits on its own meanwhile."""
         while not stopped():
-            for name, process, log in self.children:
-                status = process.poll()
+            for child in self.children:
+                status = child.process.poll()
                 if status is not None:
                     raise DemoError(
-                        f"{name} exited with {status}; the demo stops. "
-                        f"The end of its log ({log}):\n{log_tail(log)}"
+                        f"{child.name} exited with {status}; the demo stops. "
+                        f"The end of its log ({child.log}):\n{log_tail(child.log)}"
                     )
-            sleep(POLL_SECONDS, stopped)
-
-
-def sleep(seconds: float, stopped: Callable[[], bool]) -> None:
-    """Sleep in short steps so a stop request is seen within a tenth of a second."""
-    deadline = time.monotonic() + seconds
-    while not stopped() and time.monotonic() < deadline:
-        time.sleep(min(0.05, seconds))
+            time.sleep(POLL_SECONDS)
 
 
 def seed(url: str, admin_token: str) -> tuple[str, ...]:
