@@ -369,11 +369,6 @@ class Inventory:
             raise errors.UnknownSku(f"unknown SKU {_text(reply[1])}", sku=_text(reply[1]))
         raise errors.InvalidRequest(f"refused by the reserve script: {_text(reply[1])}")
 
-    def remembered_refusal(self, items: CartInput) -> OutOfStock | None:
-        """The sold-out answer this process remembers for a line of the cart (no Redis call):
-        what `reserve` answers a new cart with, before asking Redis."""
-        return self.sold_out.refusal(normalize_cart(items))
-
     async def release(self, reservation_id: str) -> ReleaseOutcome:
         """Give a live hold back. Idempotent; refused once the reservation is committed."""
         reply, pool = await self._one(reservation_id, "release", [])

@@ -54,32 +54,12 @@ async def create_reservation(request: Request) -> Response:
     state = services(request)
     body = await read_json(request, ReservationIn)
     items = [(line.sku, line.quantity) for line in body.items]
-    reservation_id = None
     key = request.headers.get("idempotency-key")
     started = time.perf_counter()
-    outcome: ReserveOutcome | None = None
-    if key is not None:
-        key = check_key(key)
-        # Sold out a moment ago, and the key is new: the refusal costs one read and stores
-        # nothing (a key is kept a day, and a crowd retries with a new key each time). A key
-        # already claimed goes on below and finds its reservation, held or not.
-        outcome = state.inventory.remembered_refusal(items)
-        if outcome is not None and await state.idempotency.known(key, body.customer_id):
-            outcome = None
-    if key is not None and outcome is None:
-        # The key's fingerprint is of the summed cart; reserve() sums it again (cheap, rare).
-        lines = normalize_cart(items)
-        pool = await state.inventory.cart_pool(lines)
-        reservation_id = await state.idempotency.claim(
-            key,
-            fingerprint(encode_cart(lines), body.customer_id or ""),
-            new_reservation_id(pool),
-            customer_id=body.customer_id,
-        )
-    if outcome is None:
-        outcome = await state.inventory.reserve(
-            items, customer_id=body.customer_id, reservation_id=reservation_id
-        )
+    if key is None:
+        outcome = await state.inventory.reserve(items, customer_id=body.customer_id)
+    else:
+        outcome = await _reserve_with_key(state, check_key(key), items, body.customer_id)
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if isinstance(outcome, Held):
         state.metrics.count_reservation("held" if outcome.created else "repeated")
@@ -87,6 +67,29 @@ async def create_reservation(request: Request) -> Response:
         return json_response(reservation_view(outcome.reservation), 201)
     state.metrics.count_reservation(REFUSALS[type(outcome)])
     raise outcome.error()
+
+
+async def _reserve_with_key(
+    state: Services, key: str, items: list[tuple[str, int]], customer_id: str | None
+) -> ReserveOutcome:
+    """Reserve under an Idempotency-Key: the key stands for one reservation id, claimed first."""
+    lines = normalize_cart(items)
+    # Sold out a moment ago, and the key is new: the refusal costs one read and stores nothing
+    # (a key is kept a day, and a crowd retries with a new key each time). A key already
+    # claimed goes on and finds its reservation, held or not.
+    refusal = state.inventory.sold_out.refusal(lines)
+    if refusal is not None and not await state.idempotency.known(key, customer_id):
+        return refusal
+    pool = await state.inventory.cart_pool(lines)
+    reservation_id = await state.idempotency.claim(
+        key,
+        fingerprint(encode_cart(lines), customer_id or ""),
+        new_reservation_id(pool),
+        customer_id=customer_id,
+    )
+    return await state.inventory.reserve(
+        lines, customer_id=customer_id, reservation_id=reservation_id
+    )
 
 
 async def get_reservation(request: Request) -> Response:
