@@ -174,16 +174,15 @@ class SaleUser(FastHttpUser):
     def on_start(self) -> None:
         self.customer_id = f"cus_{uuid.uuid4().hex[:16]}"
         self.gone = False
-        # Locust's ramp spawns users in batches (spawn rate users per second, every second):
-        # spread each batch's first requests over the second, as people would arrive.
         # Every user's objects live as long as the run: freeze them out of the collector's
         # way. Otherwise each full collection walks all of them, and with thousands of users
         # it stops the whole load generator for 100-750 ms (measured): every request in flight
         # then reports that pause as latency. freeze() is a list splice, cheap per user.
         gc.freeze()
-        jitter = getattr(self.parsed, "arrival_jitter", 0.0)
-        if jitter > 0:
-            time.sleep(random.uniform(0, jitter))  # gevent's sleep: Locust patches time
+        # Locust's ramp spawns users in batches (spawn rate users per second, every second):
+        # spread each batch's first requests over the second, as people would arrive.
+        if self.parsed.arrival_jitter > 0:
+            time.sleep(random.uniform(0, self.parsed.arrival_jitter))  # gevent's: Locust patches
 
     def wait_time(self) -> float:
         return LINGER_SECONDS if self.gone else float(self.pause())
