@@ -114,6 +114,7 @@ class Catalog:
                 pool=pool,
                 max_per_customer=body.max_per_customer,
                 entry=catalog_entry(product),
+                existing=previous is not None,
             )
         except errors.ReservationError:
             await self.products.restore(sku, previous)

@@ -79,7 +79,7 @@ def with_services(settings: Settings, action: Callable[[Services], Awaitable[T]]
     """
     from reservation.services import open_services
 
-    once = replace(settings, sweep_seconds=0, reconcile_on_start=False)
+    once = replace(settings, sweep_seconds=0, reconcile_on_start=False, rebuild_check_seconds=0)
 
     async def run() -> T:
         async with open_services(once) as services:
@@ -112,7 +112,8 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
     """Set the stock on hand of a catalog product: MongoDB, then Redis, as the HTTP PUT does.
 
     The product must exist (create it with PUT /v1/products/{sku}); its name, price, currency
-    and pool are kept. Needs REDIS_URL and MONGODB_URI.
+    and pool are kept. Counters Redis lost are rebuilt from MongoDB first. Needs REDIS_URL and
+    MONGODB_URI.
     """
     import msgspec
 
@@ -153,6 +154,9 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
             body = msgspec.convert(fields, ProductIn)
         except msgspec.ValidationError as exc:
             raise InvalidRequest(f"invalid product: {exc}") from None
+        # Counters Redis lost are rebuilt from MongoDB first (what was sold stays sold): the
+        # new total never starts again from nothing sold.
+        await services.recovery.rebuild()
         return await services.catalog.put(sku, body)
 
     view = with_services(settings, run)

@@ -6,7 +6,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -122,6 +122,9 @@ class Inventory:
         self._pool_list: tuple[float, list[str]] = (-math.inf, [])
         # Refuse carts without a customer id that hold a SKU with a per-customer limit.
         self.require_customer = require_customer
+        # Called when a request finds counters missing because Redis lost them (the service
+        # sets it to start a rebuild: reservation.recovery); None: only report the loss.
+        self.on_lost: Callable[[], None] | None = None
 
     # -- stock -------------------------------------------------------------------------
 
@@ -134,11 +137,14 @@ class Inventory:
         max_per_customer: int | None = None,
         keep_limit: bool = False,
         entry: str | None = None,
+        existing: bool = False,
     ) -> StockLevel:
         """Set stock on hand; refused below reserved + sold, or if the SKU is in another pool.
 
         `entry` is the SKU's catalog entry (opaque text) to keep beside its counters, so that
-        reads of the catalog need nothing else; None keeps the one there is."""
+        reads of the catalog need nothing else; None keeps the one there is. `existing`: the
+        SKU was stocked before, so counters missing from Redis were lost (StorageUnavailable
+        while they are rebuilt) rather than started again with nothing sold."""
         check_name(sku, "sku")
         check_name(pool, "pool")
         check_stock(total)
@@ -152,7 +158,10 @@ class Inventory:
                     f"{sku} is stocked in pool {_text(current)}", sku=sku, pool=_text(current)
                 )
             limit: str | int = "" if keep_limit else (max_per_customer or 0)
-            reply = await self._run(pool, "set_stock", [sku, total, limit, entry or ""])
+            args: list[str | int] = [sku, total, limit, entry or "", "1" if existing else "0"]
+            reply = await self._run(pool, "set_stock", args)
+            if _text(reply[0]) == "missing":
+                raise self.lost(sku)
             await self.client.sadd(self.keys.pools, pool)
         self._stocks(sku, pool)
         self.sold_out.forget([sku])
@@ -284,10 +293,38 @@ class Inventory:
         if pool is None:
             async with storage_errors():
                 found = await self.client.hget(self.keys.sku_pools, sku)
-            if found is None:
-                raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
-            pool = self._pools[sku] = _text(found)
+            pool = self._pools[sku] = _text(found) if found else await self._unknown(sku)
         return pool
+
+    async def _unknown(self, sku: str) -> str:
+        """UnknownSku; but when this service rebuilds lost counters (`on_lost` is set) and
+        Redis lacks the rebuild's marker, Redis lost them: 503 while they are rebuilt. A
+        rebuild that finished a moment ago has put the SKU back: its pool is returned."""
+        if self.on_lost is not None:
+            async with storage_errors():
+                lost = not await self.client.exists(self.keys.built)
+                found = None if lost else await self.client.hget(self.keys.sku_pools, sku)
+            if lost:
+                raise self.lost(sku)
+            if found is not None:
+                return _text(found)
+        raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
+
+    def lost(self, sku: str) -> errors.StorageUnavailable:
+        """Redis has no counters for a SKU that has them in MongoDB: it lost them. With
+        `on_lost` set a rebuild starts (and the caller answers 503 until it is done)."""
+        if self.on_lost is None:
+            return errors.StorageUnavailable(
+                f"Redis has no stock counters for {sku}: run `reservation reconcile`",
+                backend="redis",
+                sku=sku,
+            )
+        self.on_lost()
+        return errors.StorageUnavailable(
+            f"Redis lost the counters of {sku}: they are being rebuilt from MongoDB, retry",
+            backend="redis",
+            sku=sku,
+        )
 
     async def expired_holds(self, pool: str) -> int:
         """How many holds of a pool have lapsed so far (a counter kept by the scripts)."""
@@ -364,8 +401,12 @@ class Inventory:
         if outcome == "customer_required":
             return CustomerRequired(_text(reply[1]))
         if outcome == "unknown_sku":
-            # The SKU left the pool we cached (Redis was rebuilt): forget and report it.
+            # The SKU had a pool and now has no counters: Redis lost them (a rebuild may even
+            # have put them back since). The service answers 503 and rebuilds; the client's
+            # retry is served. Without recovery, the SKU is reported unknown.
             self._pools.clear()
+            if self.on_lost is not None:
+                raise self.lost(_text(reply[1]))
             raise errors.UnknownSku(f"unknown SKU {_text(reply[1])}", sku=_text(reply[1]))
         raise errors.InvalidRequest(f"refused by the reserve script: {_text(reply[1])}")
 
@@ -400,11 +441,7 @@ class Inventory:
         if outcome == "oversold":
             return Oversold(reservation_id, _text(reply[1]), int(reply[2]), int(reply[3]))
         if outcome == "unknown_stock":
-            raise errors.StorageUnavailable(
-                f"Redis has no stock counters for {_text(reply[1])}: run `reservation reconcile`",
-                backend="redis",
-                sku=_text(reply[1]),
-            )
+            raise self.lost(_text(reply[1]))
         reservation = _reservation(reservation_id, pool, reply)
         if outcome == "committed_late":
             return CommittedLate(reservation)

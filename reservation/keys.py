@@ -53,6 +53,17 @@ class KeySpace:
         """Set of every pool that has stock (the sweeper walks it)."""
         return f"{self.prefix}:pools"
 
+    @property
+    def built(self) -> str:
+        """String: present once the counters were built beside MongoDB; an empty Redis lacks
+        it, which is how a lost Redis is noticed (reservation.recovery)."""
+        return f"{self.prefix}:built"
+
+    @property
+    def rebuild_lock(self) -> str:
+        """String: the process rebuilding lost counters holds it (one at a time)."""
+        return f"{self.prefix}:rebuild-lock"
+
     def idempotency(self, key_digest: str) -> str:
         """String: the reservation id an Idempotency-Key produced (24 hours)."""
         return f"{self.prefix}:idem:{key_digest}"

@@ -21,6 +21,9 @@ from typing import Any
 
 import stripe
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError
 
 from domain.errors import ReservationError
 from persistence.checkouts import CheckoutRepository
@@ -38,7 +41,7 @@ from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.metrics import Metrics
 from reservation.payments import StripeGate, stripe_client
-from reservation.reconcile import reconcile, sold_statuses
+from reservation.recovery import Recovery, watch
 from reservation.scripts import RedisClient
 from reservation.settings import Settings
 from reservation.sweeper import run_periodically
@@ -50,8 +53,9 @@ REDIS_MAX_CONNECTIONS = 1024
 # A request that finds every connection busy waits this long for one, then answers 503: a
 # spike of clients queues for Redis instead of failing at once.
 REDIS_POOL_WAIT_SECONDS = 5.0
-# The name of the background sweeper's task (asyncio.all_tasks() shows it).
+# The names of the background tasks (asyncio.all_tasks() shows them).
 SWEEPER_TASK = "reservation.sweeper"
+RECOVERY_TASK = "reservation.recovery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,16 +79,30 @@ class Services:
     checkout: CheckoutService
     webhooks: WebhookHandlers
     expiry: SessionExpiry
+    recovery: Recovery
 
 
 def redis_client(settings: Settings, max_connections: int = REDIS_MAX_CONNECTIONS) -> RedisClient:
     """A client of REDIS_URL (a cluster with REDIS_CLUSTER), else an in-process fakeredis."""
     if settings.redis_url is None:
         return embedded_redis()
+    # A Redis that hangs (or a connection that never opens) is a 503 within this bound.
+    timeouts = {
+        "socket_timeout": settings.redis_timeout_seconds,
+        "socket_connect_timeout": settings.redis_timeout_seconds,
+    }
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, max_connections=max_connections)
+        return RedisCluster.from_url(
+            settings.redis_url, max_connections=max_connections, **timeouts
+        )
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url, max_connections=max_connections, timeout=REDIS_POOL_WAIT_SECONDS
+        settings.redis_url,
+        max_connections=max_connections,
+        timeout=REDIS_POOL_WAIT_SECONDS,
+        # A pooled connection that died with a restarted Redis is opened again and the
+        # command sent again (every script is idempotent by its ids); a timeout is not.
+        retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, (ConnectionError,)),
+        **timeouts,
     )
     return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
@@ -142,6 +160,11 @@ async def open_services(
                 run_periodically(services, settings.sweep_seconds), name=SWEEPER_TASK
             )
             stack.push_async_callback(_stop, sweeper)
+        if settings.rebuild_check_seconds > 0:
+            watcher = asyncio.create_task(
+                watch(services.recovery, settings.rebuild_check_seconds), name=RECOVERY_TASK
+            )
+            stack.push_async_callback(_stop, watcher)
         yield services
 
 
@@ -159,6 +182,9 @@ def _build(
     checkouts = CheckoutRepository(db)
     events = StripeEventRepository(db)
     gate = StripeGate.from_settings(settings)
+    recovery = Recovery(settings, inventory, products, orders)
+    if settings.rebuild_check_seconds > 0:
+        inventory.on_lost = recovery.notice_loss
     return Services(
         settings=settings,
         redis=redis,
@@ -194,6 +220,7 @@ def _build(
             metrics=metrics,
         ),
         expiry=SessionExpiry(checkouts, stripe_api, gate),
+        recovery=recovery,
     )
 
 
@@ -202,15 +229,7 @@ async def _check_on_start(services: Services) -> None:
     try:
         await ensure_indexes(services.db)
         if services.settings.reconcile_on_start:
-            restored = await reconcile(
-                services.inventory,
-                services.products,
-                services.orders,
-                only_missing=True,
-                sold_statuses=sold_statuses(services.settings),
-            )
-            if restored:
-                logger.warning("restored %d SKUs missing from Redis", len(restored))
+            await services.recovery.rebuild()
     except ReservationError as exc:
         logger.error("start-up checks failed: %s", exc.message)
 

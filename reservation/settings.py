@@ -39,6 +39,11 @@ class Settings:
     key_prefix: str = DEFAULT_PREFIX
     data_dir: str = ".reservation"
     reconcile_on_start: bool = True
+    # How often each process checks that Redis still has its counters, rebuilding them from
+    # MongoDB when it lost them (reservation.recovery); 0: off, `reservation reconcile` by hand.
+    rebuild_check_seconds: float = 1.0
+    # The longest one Redis command may take (connecting included) before it is a 503.
+    redis_timeout_seconds: float = 2.0
     # Stripe gate: concurrent calls, calls per second, and the longest a buyer waits.
     stripe_concurrency: int = 16
     stripe_rate_per_second: float = 25.0
@@ -236,6 +241,20 @@ VARIABLES: tuple[Variable, ...] = (
         "reconcile_on_start",
         flag,
         "at start, restore from MongoDB every catalog SKU that Redis is missing",
+    ),
+    Variable(
+        "RESERVATION_REBUILD_CHECK_SECONDS",
+        "rebuild_check_seconds",
+        seconds_or_off,
+        "how often each process checks that Redis still has its counters and, when Redis lost"
+        " them (restarted empty), rebuilds them from MongoDB (0: off; `reservation reconcile`"
+        " by hand)",
+    ),
+    Variable(
+        "RESERVATION_REDIS_TIMEOUT_SECONDS",
+        "redis_timeout_seconds",
+        seconds,
+        "the longest a Redis command (or connecting) may take; then the request answers 503",
     ),
     Variable(
         "RESERVATION_REQUIRE_CUSTOMER",

@@ -5,13 +5,13 @@ gone). Correctness never depends on it: every script reclaims lapsed holds by it
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Protocol
 
 from domain import errors
 from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
+from reservation.background import every
 from reservation.expiry import SessionExpiry
 from reservation.inventory import Inventory
 from reservation.models import ReservationStatus
@@ -66,19 +66,14 @@ async def _lapsed(services: SweepTargets, checkout: Checkout) -> bool:
 
 async def run_periodically(services: SweepTargets, interval_seconds: float) -> None:
     """The in-app sweeper task: one pass every interval, errors logged, until cancelled."""
-    while True:
-        await asyncio.sleep(interval_seconds)
-        try:
-            report = await sweep(services)
-        except errors.ReservationError as exc:
-            logger.warning("sweep failed: %s", exc.message)
-            continue
-        except Exception as exc:  # the task must outlive any one failed pass
-            logger.error("sweep failed: %s", type(exc).__name__)
-            continue
+
+    async def step() -> None:
+        report = await sweep(services)
         if report.reclaimed_holds or report.expired_sessions:
             logger.info(
                 "sweep: %d holds reclaimed, %d sessions expired",
                 report.reclaimed_holds,
                 report.expired_sessions,
             )
+
+    await every(interval_seconds, step, logger=logger, what="sweep", wait_first=True)

@@ -62,6 +62,7 @@ async def make_api(mongodb_uri: str, keyspace: KeySpace) -> AsyncIterator[MakeAp
         key_prefix=keyspace.prefix,
         hold_seconds=600,
         sweep_seconds=0,  # tests sweep when they choose (the service's default is every 30 s)
+        rebuild_check_seconds=0,  # and rebuild lost counters when they choose (test_recovery)
     )
     async with AsyncExitStack() as stack:
 

@@ -11,7 +11,7 @@ import pytest
 from redis.asyncio import Redis
 
 from reservation.keys import KeySpace
-from reservation.services import SWEEPER_TASK, open_services
+from reservation.services import RECOVERY_TASK, SWEEPER_TASK, open_services
 from reservation.settings import Settings
 from tests.conftest import REDIS_URL
 
@@ -47,16 +47,23 @@ async def test_everything_opened_is_closed_the_embedded_mongodb_last(
             assert (await services.db.command("ping"))["ok"] == 1
             assert await services.redis.ping()
             (sweeper,) = _named(SWEEPER_TASK)
+            (recovery,) = _named(RECOVERY_TASK)
             await asyncio.sleep(0.2)  # a few passes of the background sweeper
             assert not sweeper.done()
+            assert not recovery.done()
             if ending == "by an error":
                 raise RuntimeError("a request handler's bug")
-    assert sweeper.cancelled()  # stopped before the clients it uses were closed
-    assert _named(SWEEPER_TASK) == []
+    # Both stopped before the clients they use were closed.
+    assert sweeper.cancelled()
+    assert recovery.cancelled()
+    assert _named(SWEEPER_TASK) == _named(RECOVERY_TASK) == []
     assert psutil.wait_procs([mongo], timeout=15)[1] == []
     assert _running_on(tmp_path) == []
     client = Redis.from_url(REDIS_URL)
-    assert [key async for key in client.scan_iter(match=keyspace.pattern())] == []
+    # Nothing but the marker of counters built beside MongoDB (here: of an empty catalog).
+    left = [key async for key in client.scan_iter(match=keyspace.pattern())]
+    assert left == [keyspace.built.encode()]
+    await client.delete(*left)
     await client.aclose()
 
 
@@ -74,8 +81,10 @@ async def test_a_settings_with_mongodb_uri_starts_no_embedded_server(
     async with open_services(settings) as services:
         assert _running_on(tmp_path) == []
         assert _named(SWEEPER_TASK) == []  # no sweeper when it is off
+        assert len(_named(RECOVERY_TASK)) == 1
         assert await services.products.list() == []
         await services.mongo.drop_database(settings.mongodb_database)
+        await services.redis.delete(keyspace.built)
 
 
 class _nothing:

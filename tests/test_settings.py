@@ -27,6 +27,8 @@ EVERY_VARIABLE = {
     "RESERVATION_READ_CACHE_SECONDS": "0.5",
     "RESERVATION_SWEEP_SECONDS": "5",
     "RESERVATION_RECONCILE_ON_START": "no",
+    "RESERVATION_REBUILD_CHECK_SECONDS": "0",
+    "RESERVATION_REDIS_TIMEOUT_SECONDS": "0.5",
     "RESERVATION_REQUIRE_CUSTOMER": "TRUE",
     "RESERVATION_RESTOCK_ON_REFUND": "yes",
     "RESERVATION_DATA_DIR": "/var/lib/reservation",
@@ -105,6 +107,7 @@ def test_every_field_can_be_set_from_the_environment() -> None:
     assert (settings.stripe_concurrency, settings.stripe_max_attempts) == (4, 5)
     assert settings.awaiting_payment_seconds == 3600.0
     assert not settings.reconcile_on_start
+    assert (settings.rebuild_check_seconds, settings.redis_timeout_seconds) == (0.0, 0.5)
     assert (settings.stripe_api_base, settings.public_url) == (
         "http://127.0.0.1:12111",
         "https://shop.example",

@@ -2,14 +2,20 @@
 -- Refused when the new total is below what is held plus sold.
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2] sku, ARGV[3] total, ARGV[4] per-customer limit (0: none; '': keep as is),
--- ARGV[5] the catalog entry to keep beside the counters (JSON; '': keep as is).
--- Reply: {'ok', total, reserved, sold, limit} | {'below_committed', reserved, sold}
+-- ARGV[5] the catalog entry to keep beside the counters (JSON; '': keep as is),
+-- ARGV[6] '1': the SKU must have counters already (it has sold before: counters that Redis
+-- lost are rebuilt from MongoDB, never started again from zero).
+-- Reply: {'ok', total, reserved, sold, limit} | {'below_committed', reserved, sold} | {'missing'}
 local sku = ARGV[2]
 local total = tonumber(ARGV[3])
 local limit = tonumber(ARGV[4])
 
 reclaim(now_ms())
-local c = counters({sku})[sku] or {0, 0, 0, 0}
+local c = counters({sku})[sku]
+if not c then
+  if ARGV[6] == '1' then return {'missing'} end
+  c = {0, 0, 0, 0}
+end
 if total < c[2] + c[3] then return {'below_committed', c[2], c[3]} end
 if limit == nil then limit = c[4] end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', c[2],

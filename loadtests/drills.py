@@ -1,0 +1,398 @@
+"""Fault drills under load: `python -m loadtests.drills [--only NAME ...] [--quick]`.
+
+Each drill starts a stack of its own on free loopback ports (a redis-server, an nx-27017, the
+Stripe simulator with delivery chaos, the service with 2 workers; never the machine's Redis),
+runs a flash sale under Locust (buyers who pay, decline, cancel), injects its fault while the
+sale runs, lets the system recover, then drains the webhooks, sweeps and runs the invariant
+verifier. Beside Locust, a probe asks for a hold every 100 ms and times every answer, which
+gives the longest answer during the fault and the time to recover.
+
+Drills:
+- `redis-lost`: Redis killed, down for a few seconds, restarted *empty*. Requests answer 503
+  meanwhile; the service notices and rebuilds its counters from MongoDB by itself.
+- `redis-restart`: Redis restarted with its data (AOF), then SCRIPT FLUSH: no request fails.
+- `mongodb-stopped`: MongoDB stopped for a few seconds while webhooks arrive: they answer 5xx,
+  the simulator delivers them again, reserves keep working; every paid session ends with
+  exactly one order.
+
+It writes docs/reliability.md (one table: drill, load, fault, outcome) and
+docs/reliability.json, and exits non-zero when a drill's outcome is not the expected one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import platform
+import shlex
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import httpx
+import redis
+
+from loadtests.run_flash_sale import (
+    Stack,
+    drain,
+    locust_rows,
+    parse_args,
+    run_locust,
+    start_stack,
+    sweep,
+    verify,
+)
+from reservation.embedded import EmbeddedMongo
+from reservation.servers import free_port, start_redis, stop_process
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PROBE_EVERY = 0.1
+# An answer slower than this during a fault is an unbounded one.
+ANSWER_BOUND_SECONDS = 5.0
+
+
+@dataclass
+class Probe:
+    """Asks for one unit of the hot SKU every PROBE_EVERY seconds; keeps (at, status, took)."""
+
+    url: str
+    answers: list[tuple[float, int, float]] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=30) as http:
+            while not self.stopped.is_set():
+                started = time.monotonic()
+                try:
+                    status = http.post(
+                        "/v1/reservations", json={"items": [{"sku": "hot", "quantity": 1}]}
+                    ).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.answers.append((started, status, time.monotonic() - started))
+                self.stopped.wait(PROBE_EVERY)
+
+    def during(self, start: float, end: float) -> list[tuple[float, int, float]]:
+        return [answer for answer in self.answers if start <= answer[0] <= end]
+
+
+@dataclass
+class Stores:
+    """The drill's own Redis and MongoDB, which the faults stop and start."""
+
+    workdir: Path
+    redis_args: tuple[str, ...] = ()
+    redis_port: int = field(default_factory=free_port)
+    redis_process: object = None
+    mongo: EmbeddedMongo | None = None
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def start_redis(self) -> None:
+        self.redis_process = start_redis(self.workdir / "redis", self.redis_port, *self.redis_args)
+
+    def stop_redis(self) -> None:
+        if self.redis_process is not None:
+            stop_process(self.redis_process)  # type: ignore[arg-type]
+            self.redis_process = None
+
+    def redis_client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.redis_url)
+
+
+@dataclass
+class Outcome:
+    drill: str
+    fault: str
+    load: str
+    passed: bool
+    oversold: int
+    verifier_passed: bool
+    verifier: str
+    failed_requests: int
+    unexpected_failures: int
+    max_answer_seconds: float
+    recovery_seconds: float | None
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Drill:
+    name: str
+    fault: str
+    redis_args: tuple[str, ...]
+    inject: Callable[[Stores, Probe], tuple[float, float, float | None]]
+    # Locust failures that this fault makes expected (a 503 while a store is down).
+    expected_failure: Callable[[str], bool]
+
+
+def _redis_lost(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
+    """Kill Redis, keep it down 3 s, start it again empty; (fault start, end, recovered)."""
+    began = time.monotonic()
+    stores.stop_redis()
+    time.sleep(3)
+    stores.start_redis()
+    back = time.monotonic()
+    return began, back, _first_answer_after(probe, back, ok=(201, 409))
+
+
+def _redis_restart(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
+    """Restart Redis with its data (AOF), then flush its scripts."""
+    began = time.monotonic()
+    stores.stop_redis()  # SIGTERM: the AOF is complete
+    stores.start_redis()
+    time.sleep(2)
+    client = stores.redis_client()
+    try:
+        client.script_flush()
+    finally:
+        client.close()
+    end = time.monotonic()
+    return began, end, _first_answer_after(probe, began, ok=(201, 409))
+
+
+def _mongodb_stopped(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
+    """Stop MongoDB for 5 s while webhooks arrive, then start it again (same data)."""
+    assert stores.mongo is not None
+    began = time.monotonic()
+    stores.mongo.stop()
+    time.sleep(5)
+    stores.mongo.start()
+    back = time.monotonic()
+    return began, back, 0.0
+
+
+def _first_answer_after(probe: Probe, since: float, ok: tuple[int, ...]) -> float | None:
+    """Seconds from `since` until the probe got an `ok` answer again (None: never, in 30 s)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        for at, status, took in list(probe.answers):
+            if at >= since and status in ok:
+                return at + took - since
+        time.sleep(0.05)
+    return None
+
+
+def _is_503(message: str) -> bool:
+    """Locust's failure message, e.g. "CatchResponseError('503: {...}')"."""
+    return "('503: " in message or message.startswith("503: ")
+
+
+DRILLS = {
+    "redis-lost": Drill(
+        "redis-lost",
+        "Redis killed, 3 s down, restarted empty",
+        (),
+        _redis_lost,
+        _is_503,
+    ),
+    "redis-restart": Drill(
+        "redis-restart",
+        "Redis restarted with its data (AOF), then SCRIPT FLUSH",
+        ("--appendonly", "yes", "--appendfsync", "always"),
+        _redis_restart,
+        lambda message: False,
+    ),
+    "mongodb-stopped": Drill(
+        "mongodb-stopped",
+        "MongoDB stopped for 5 s during webhook load",
+        (),
+        _mongodb_stopped,
+        _is_503,
+    ),
+}
+
+
+@contextlib.contextmanager
+def own_stores(workdir: Path, redis_args: tuple[str, ...]) -> Iterator[Stores]:
+    stores = Stores(workdir, redis_args)
+    stores.start_redis()
+    stores.mongo = EmbeddedMongo(workdir / "mongo")
+    try:
+        stores.mongo.start()
+        yield stores
+    finally:
+        stores.mongo.stop()
+        stores.stop_redis()
+
+
+def failures_by_message(report_dir: Path) -> dict[str, int]:
+    path = report_dir / "flash-sale_failures.csv"
+    if not path.exists():
+        return {}
+    with path.open() as handle:
+        found: dict[str, int] = {}
+        for row in csv.DictReader(handle):
+            found[row["Error"]] = found.get(row["Error"], 0) + int(row["Occurrences"])
+        return found
+
+
+def run_drill(
+    drill: Drill, sale: argparse.Namespace, fault_at: float, keep: Path | None = None
+) -> Outcome:
+    with contextlib.ExitStack() as cleanup:
+        if keep is None:
+            workdir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="drill-")))
+        else:
+            workdir = keep / drill.name
+            workdir.mkdir(parents=True, exist_ok=True)
+        stack = Stack(workdir)
+        report_dir = workdir / "report"
+        report_dir.mkdir()
+        timings: list[tuple[float, float, float | None]] = []
+        with own_stores(workdir, drill.redis_args) as stores:
+            try:
+                start_stack(stack, sale, stores.redis_url, stores.mongo.uri)  # type: ignore[union-attr]
+                probe = Probe(stack.service_url)
+                prober = threading.Thread(target=probe.run, daemon=True)
+
+                def fault() -> None:
+                    time.sleep(fault_at)
+                    timings.append(drill.inject(stores, probe))
+
+                injector = threading.Thread(target=fault, daemon=True)
+                prober.start()
+                injector.start()
+                run_locust(stack, sale, report_dir)
+                injector.join()
+                probe.stopped.set()
+                prober.join()
+                time.sleep(sale.hold_seconds + 1)
+                drain(stack)
+                sweep(stack)
+                drain(stack)
+                passed, report = verify(stack)
+            finally:
+                stack.stop()
+        began, ended, recovered = timings[0] if timings else (0.0, 0.0, None)
+        during = probe.during(began, ended + 10)
+        max_answer = max((took for _, _, took in during), default=0.0)
+        failures = failures_by_message(report_dir)
+        unexpected = sum(
+            n for message, n in failures.items() if not drill.expected_failure(message)
+        )
+        rows = locust_rows(report_dir)
+        total = next((row for row in rows if row.name == "Aggregated"), None)
+        load = (
+            f"{total.per_second:,.0f} req/s over {sale.seconds} s ({total.requests:,} requests)"
+            if total
+            else "no load"
+        )
+        oversold = sum(1 for line in report.splitlines() if "oversold: reserved" in line)
+        ok = passed and unexpected == 0 and max_answer <= ANSWER_BOUND_SECONDS
+        ok = ok and recovered is not None
+        return Outcome(
+            drill=drill.name,
+            fault=drill.fault,
+            load=load,
+            passed=ok,
+            oversold=oversold,
+            verifier_passed=passed,
+            verifier=report.splitlines()[-1] if report else "",
+            failed_requests=sum(failures.values()),
+            unexpected_failures=unexpected,
+            max_answer_seconds=round(max_answer, 3),
+            recovery_seconds=None if recovered is None else round(recovered, 2),
+            notes=[f"{n}x {message[:120]}" for message, n in sorted(failures.items())],
+        )
+
+
+def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
+    lines = [
+        "# Reliability drills",
+        "",
+        f"`{command}`",
+        "",
+        f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; each drill"
+        " runs its own redis-server, nx-27017, Stripe simulator (10% duplicate deliveries, delays"
+        " up to 3 s) and the service (2 workers), with Locust buyers sharing the cores.",
+        "",
+        "| drill | load held | fault | oversold | lost or doubled orders | failed requests"
+        " (expected) | max answer during the fault | recovery | outcome |",
+        "|---|---|---|---:|---|---:|---:|---:|---|",
+    ]
+    for o in outcomes:
+        recovery = "never" if o.recovery_seconds is None else f"{o.recovery_seconds:.2f} s"
+        lines.append(
+            f"| {o.drill} | {o.load} | {o.fault} | {o.oversold} | "
+            f"{'none (verifier green)' if o.verifier_passed else o.verifier}"
+            f" | {o.failed_requests} ({o.failed_requests - o.unexpected_failures}) | "
+            f"{o.max_answer_seconds:.2f} s | {recovery} | {'pass' if o.passed else 'FAIL'} |"
+        )
+    lines += [
+        "",
+        "Recovery: from the end of the fault until the probe got a hold or a sold-out answer"
+        " again (Redis drills); the MongoDB drill measures that reserves never stopped.",
+        "Expected failures are the 503 answers while a store was down; any other failure fails"
+        " the drill. Failed requests by message:",
+        "",
+    ]
+    for o in outcomes:
+        lines.append(f"- {o.drill}: " + ("; ".join(o.notes) if o.notes else "none"))
+    path = DOCS / "reliability.md"
+    path.write_text("\n".join(lines) + "\n")
+    (DOCS / "reliability.json").write_text(
+        json.dumps([asdict(o) for o in outcomes], indent=2) + "\n"
+    )
+    return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m loadtests.drills", description=__doc__)
+    parser.add_argument("--only", nargs="*", choices=sorted(DRILLS), default=sorted(DRILLS))
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--seconds", type=int, default=40)
+    parser.add_argument("--fault-at", type=float, default=12.0, help="seconds into the sale")
+    parser.add_argument("--no-report", action="store_true", help="print, write no docs")
+    parser.add_argument(
+        "--keep", type=Path, default=None, help="keep each drill's logs and Locust CSVs here"
+    )
+    args = parser.parse_args(argv)
+    sale = parse_args(
+        [
+            "--users",
+            str(args.users),
+            "--seconds",
+            str(args.seconds),
+            "--stock",
+            "50",
+            "--skus",
+            "0",
+            "--hold-seconds",
+            "10",
+            "--sweep-seconds",
+            "2",
+            "--spike-seconds",
+            "10",
+            "--leave-seconds",
+            "0",
+            "--patience",
+            "15",
+            "--tags",
+            "buyers",
+        ]
+    )
+    command = "python -m loadtests.drills " + shlex.join(
+        sys.argv[1:] if argv is None else list(argv)
+    )
+    outcomes = []
+    for name in args.only:
+        outcome = run_drill(DRILLS[name], sale, args.fault_at, args.keep)
+        print(json.dumps(asdict(outcome)), flush=True)
+        outcomes.append(outcome)
+    if not args.no_report:
+        print("report:", write_report(outcomes, command))
+    return 0 if all(o.passed for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

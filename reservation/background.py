@@ -1,0 +1,40 @@
+"""The service's background loops (the sweeper, the recovery check): one step every interval,
+until cancelled, outliving any one failed step."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+
+from domain.errors import ReservationError
+
+
+async def every(
+    interval_seconds: float,
+    step: Callable[[], Awaitable[None]],
+    *,
+    logger: logging.Logger,
+    what: str,
+    wait_first: bool = False,
+) -> None:
+    """Run `step` every `interval_seconds` (after one interval first, with `wait_first`).
+
+    A failure a store reports (Redis or MongoDB down) is a warning and the next step comes as
+    usual; anything else is logged with its traceback. A cancellation always ends the loop,
+    even one a client library turned into an error on the way (redis-py may, while it
+    connects): then the task is still marked as cancelling, and the loop stops.
+    """
+    if wait_first:
+        await asyncio.sleep(interval_seconds)
+    while True:
+        try:
+            await step()
+        except ReservationError as exc:
+            logger.warning("%s failed: %s", what, exc.message)
+        except Exception as exc:
+            logger.error("%s failed: %s", what, type(exc).__name__, exc_info=exc)
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        await asyncio.sleep(interval_seconds)
