@@ -247,9 +247,7 @@ async def test_processes_rebuilding_at_once_rebuild_once(
 async def test_a_known_sku_is_never_unknown_while_redis_restarts_empty(
     own_redis: OwnRedis, make_api: MakeApi
 ) -> None:
-    workers = [
-        await make_api(redis_url=own_redis.url, rebuild_check_seconds=0.2) for _ in range(2)
-    ]
+    workers = [await make_api(redis_url=own_redis.url, rebuild_check_seconds=0.2) for _ in range(2)]
     assert (await workers[0].put_product("tee", 30)).status_code == 200
     answers: list[int] = []
     stop = asyncio.Event()
