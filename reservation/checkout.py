@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -185,7 +186,11 @@ class CheckoutService:
                 await self.inventory.release(reservation.id)
             _log_failure(reservation, exc, released)
             raise
-        stored = await self.checkouts.add(checkout)
+        try:
+            stored = await self.checkouts.add(checkout)
+        except errors.StorageUnavailable:
+            await self._unrecorded(reservation, checkout)
+            raise
         lines, currency = priced
         amount = sum(line.quantity * line.unit_amount for line, _ in lines)
         logger.info(
@@ -203,6 +208,36 @@ class CheckoutService:
             },
         )
         return stored
+
+    async def _unrecorded(self, reservation: Reservation, checkout: Checkout) -> None:
+        """Stripe made the session but MongoDB did not take it: the sweeper, which walks the
+        recorded sessions, could never expire it. Unless a concurrent checkout of the same
+        reservation recorded it meanwhile, it is expired at Stripe now (nobody can pay it) and
+        the hold goes back on sale, as for any checkout that failed."""
+        if not await self._no_session_recorded(reservation.id):
+            return
+        context = {**_context(reservation), "session_id": checkout.session_id}
+        try:
+            await self.gate.call(
+                lambda: self.stripe.v1.checkout.sessions.expire_async(checkout.session_id),
+                action="session expiry",
+                context=context,
+            )
+            expired = True
+        except (stripe.StripeError, errors.ReservationError):
+            expired = False  # its payment, if any, takes the late path (commit or refund)
+        with contextlib.suppress(errors.ReservationError):
+            await self.inventory.release(reservation.id)
+        logger.error(
+            "Checkout Session %s of %s was made but MongoDB did not record it, answered 503:"
+            " session %s, hold released",
+            checkout.session_id,
+            reservation.id,
+            "expired"
+            if expired
+            else "NOT expired (Stripe did not answer; a payment of it takes the late path)",
+            extra={**context, "outcome": "session_unrecorded", "session_expired": expired},
+        )
 
     async def _no_session_recorded(self, reservation_id: str) -> bool:
         try:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import stripe
 
+from domain import errors
 from reservation.checkout import session_expiry
 from reservation.models import CartLine, Reservation, ReservationStatus
 from tests.shop import MakeShop, Shop
@@ -275,3 +276,25 @@ async def test_a_hold_of_nearly_a_day_gets_a_session_stripe_accepts(make_shop: M
     (created,) = shop.sim.requests("POST", "/v1/checkout/sessions")
     expires_at = datetime.fromtimestamp(int(created["params"]["expires_at"]), UTC)
     assert timedelta(hours=23, minutes=50) < expires_at - datetime.now(UTC) < timedelta(hours=24)
+
+
+async def test_a_session_mongodb_did_not_record_is_expired_and_its_hold_released(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # MongoDB dies between Stripe's answer and the insert: no sweeper could see that session.
+    async def mongodb_gone(*_: object) -> None:
+        raise errors.StorageUnavailable("MongoDB did not answer", backend="mongodb")
+
+    monkeypatch.setattr(shop.api.services.checkouts, "add", mongodb_gone)
+    rid = (await shop.api.reserve(("tee", 1))).json()["id"]
+    answer = await shop.checkout(reservation_id=rid)
+
+    assert error_of(answer) == (503, "storage_unavailable")
+    assert len(shop.sim.requests("POST", "/v1/checkout/sessions")) == 1
+    # Stripe was asked to expire that one session: nobody can pay it now.
+    (expired,) = shop.sim.events("checkout.session.expired")
+    session_id = expired["data"]["object"]["id"]
+    assert expired["data"]["object"]["metadata"]["reservation_id"] == rid
+    assert len(shop.sim.requests("POST", f"/v1/checkout/sessions/{session_id}/expire")) == 1
+    assert (await shop.reservation(rid))["status"] == "released"
+    assert (await shop.product("tee"))["reserved"] == 0
