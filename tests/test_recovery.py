@@ -98,6 +98,17 @@ async def sell(api: Api, sku: str, session: str) -> str:
     return reservation_id
 
 
+async def sold_then_lost(own_redis: OwnRedis, make_api: MakeApi, sold: int) -> Api:
+    """An app whose tee (3 in stock) sold `sold` units, then Redis restarted empty. Its
+    periodic check is an hour away: only its requests can notice the loss."""
+    api = await make_api(redis_url=own_redis.url, rebuild_check_seconds=3600)
+    assert (await api.put_product("tee", 3)).status_code == 200
+    for number in range(sold):
+        await sell(api, "tee", f"cs_{number}")
+    own_redis.restart_empty()
+    return api
+
+
 async def product(api: Api, sku: str) -> dict[str, Any]:
     answer = await api.http.get(f"/v1/products/{sku}")
     assert answer.status_code == 200, answer.text
@@ -151,13 +162,8 @@ async def test_redis_restarted_empty_is_rebuilt_without_an_operator(
 async def test_a_request_that_finds_counters_lost_starts_the_rebuild(
     own_redis: OwnRedis, make_api: MakeApi
 ) -> None:
-    # The periodic check is far away: only the request can notice.
-    api = await make_api(redis_url=own_redis.url, rebuild_check_seconds=3600)
-    assert (await api.put_product("tee", 3)).status_code == 200
-    await sell(api, "tee", "cs_sold")
+    api = await sold_then_lost(own_redis, make_api, sold=1)
     api.services.inventory._pools.clear()  # a process that never served the SKU before
-
-    own_redis.restart_empty()
     noticed = await api.reserve(("tee", 1))
     assert noticed.status_code == 503, noticed.text
     assert noticed.json()["error"] == "storage_unavailable"
@@ -203,12 +209,7 @@ async def test_a_payment_while_redis_is_empty_is_retried_then_counted_once(
 async def test_a_put_of_a_sold_product_never_starts_its_counters_from_zero(
     own_redis: OwnRedis, make_api: MakeApi
 ) -> None:
-    api = await make_api(redis_url=own_redis.url, rebuild_check_seconds=3600)
-    assert (await api.put_product("tee", 3)).status_code == 200
-    await sell(api, "tee", "cs_1")
-    await sell(api, "tee", "cs_2")
-
-    own_redis.restart_empty()
+    api = await sold_then_lost(own_redis, make_api, sold=2)
     answer = await api.put_product("tee", 4)
     # Redis lost what was sold: the PUT waits for the rebuild rather than selling it again.
     assert answer.status_code == 503, answer.text
