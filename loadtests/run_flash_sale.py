@@ -144,7 +144,14 @@ def cluster_pools(masters: int = 3) -> list[str]:
     return [found[master] for master in sorted(found)]
 
 
-def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_uri: str) -> None:
+def start_stack(
+    stack: Stack,
+    args: argparse.Namespace,
+    redis_url: str,
+    mongodb_uri: str,
+    sim_args: Sequence[str] = (),
+) -> None:
+    """The simulator (`sim_args`: more of its options) and the service, wired together."""
     service_port, sim_port = free_port(), free_port()
     stack.service_url = f"http://127.0.0.1:{service_port}"
     stack.sim_url = f"http://127.0.0.1:{sim_port}"
@@ -184,6 +191,7 @@ def start_stack(stack: Stack, args: argparse.Namespace, redis_url: str, mongodb_
             str(args.delivery_delay),
             "--latency-ms",
             *(str(ms) for ms in args.latency_ms),
+            *sim_args,
         ],
     )
     wait_for_http(

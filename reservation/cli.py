@@ -415,6 +415,20 @@ def sweep() -> None:
     type=(click.IntRange(min=0), click.IntRange(min=0)),
     help="Every API answer waits between these many milliseconds, e.g. --latency-ms 200 600.",
 )
+@click.option(
+    "--webhook-attempts",
+    default=4,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Deliveries of an event until one gets a 2xx (Stripe retries for three days).",
+)
+@click.option(
+    "--webhook-retry-seconds",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="Pause after the first failed delivery, doubled after each next one.",
+)
 @click.option("--seed", default=None, type=int, help="Seed of the chaos and latency draws.")
 def stripe_sim(
     host: str,
@@ -424,6 +438,8 @@ def stripe_sim(
     duplicate_share: float,
     delivery_delay: float,
     latency_ms: tuple[int, int],
+    webhook_attempts: int,
+    webhook_retry_seconds: float,
     seed: int | None,
 ) -> None:
     """A local Stripe-compatible API for load tests (Stripe's own sandbox is rate limited)."""
@@ -437,6 +453,8 @@ def stripe_sim(
             duplicate_share=duplicate_share,
             delivery_delay_seconds=delivery_delay,
             latency_seconds=(latency_ms[0] / 1000, latency_ms[1] / 1000),
+            webhook_attempts=webhook_attempts,
+            webhook_retry_seconds=webhook_retry_seconds,
             chaos_seed=seed,
         )
     except ValueError as exc:
