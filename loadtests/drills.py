@@ -297,7 +297,8 @@ def run_drill(
         rows = locust_rows(report_dir)
         total = next((row for row in rows if row.name == "Aggregated"), None)
         load = (
-            f"{total.per_second:,.0f} req/s over {sale.seconds} s ({total.requests:,} requests)"
+            f"{total.requests / sale.seconds:,.0f} req/s over {sale.seconds} s"
+            f" ({total.requests:,} requests)"
             if total
             else "no load"
         )
