@@ -156,7 +156,7 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
             raise InvalidRequest(f"invalid product: {exc}") from None
         # Counters Redis lost are rebuilt from MongoDB first (what was sold stays sold): the
         # new total never starts again from nothing sold.
-        await services.recovery.rebuild()
+        await services.recovery.ensure()
         return await services.catalog.put(sku, body)
 
     view = with_services(settings, run)

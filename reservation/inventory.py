@@ -296,16 +296,26 @@ class Inventory:
             pool = self._pools[sku] = _text(found) if found else await self._unknown(sku)
         return pool
 
+    async def counters_lost(self) -> bool:
+        """Whether Redis lacks the marker that counters were built beside MongoDB (`mark_built`):
+        it lost them (restarted empty, flushed) or never had any."""
+        async with storage_errors():
+            return not await self.client.exists(self.keys.built)
+
+    async def mark_built(self) -> None:
+        """The counters were built from MongoDB (reservation.recovery, after a rebuild)."""
+        async with storage_errors():
+            await self.client.set(self.keys.built, "1")
+
     async def _unknown(self, sku: str) -> str:
         """UnknownSku; but when this service rebuilds lost counters (`on_lost` is set) and
         Redis lacks the rebuild's marker, Redis lost them: 503 while they are rebuilt. A
         rebuild that finished a moment ago has put the SKU back: its pool is returned."""
         if self.on_lost is not None:
-            async with storage_errors():
-                lost = not await self.client.exists(self.keys.built)
-                found = None if lost else await self.client.hget(self.keys.sku_pools, sku)
-            if lost:
+            if await self.counters_lost():
                 raise self.lost(sku)
+            async with storage_errors():
+                found = await self.client.hget(self.keys.sku_pools, sku)
             if found is not None:
                 return _text(found)
         raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)

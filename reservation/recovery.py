@@ -19,8 +19,8 @@ process rebuilds at a time (a lock key in Redis); the others wait for the marker
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import secrets
 
 from redis.exceptions import RedisError
 
@@ -49,41 +49,42 @@ class Recovery:
         self.inventory = inventory
         self.products = products
         self.orders = orders
-        self.keys = inventory.keys
-        self.client = inventory.client
         self._running: asyncio.Task[int] | None = None
         self.rebuilds = 0  # rebuilds this process ran that restored something
 
     async def lost(self) -> bool:
         """Whether Redis lacks the marker a rebuild leaves: it lost (or never had) counters."""
-        try:
-            return not await self.client.exists(self.keys.built)
-        except RedisError as exc:
-            raise storage_unavailable(exc) from exc
+        return await self.inventory.counters_lost()
 
     async def rebuild(self) -> int:
         """Restore every catalog SKU Redis is missing; returns how many. One at a time per
         process (callers share the run in progress) and across processes (a lock key)."""
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._rebuild(), name="redis-rebuild")
         # A caller that gives up waiting must not cancel the rebuild the others share.
-        return await asyncio.shield(self._running)
+        return await asyncio.shield(self._start())
 
     def notice_loss(self) -> None:
         """A request found counters missing: start a rebuild if none is running (no wait)."""
-        if self._running is None or self._running.done():
-            self._running = asyncio.create_task(self._rebuild(), name="redis-rebuild")
-            self._running.add_done_callback(_log_failure)
+        self._start().add_done_callback(_log_failure)
 
     async def ensure(self) -> int:
         """Rebuild if Redis lost its counters; returns how many SKUs were restored."""
         return await self.rebuild() if await self.lost() else 0
 
+    def _start(self) -> asyncio.Task[int]:
+        if self._running is None or self._running.done():
+            self._running = asyncio.create_task(self._rebuild(), name="redis-rebuild")
+        return self._running
+
     async def _rebuild(self) -> int:
-        token = secrets.token_hex(8)
-        lock = self.keys.rebuild_lock
+        # redis-py's lock: a token of this process, released only by it (or lapsing).
+        lock = self.inventory.client.lock(
+            self.inventory.keys.rebuild_lock,
+            timeout=LOCK_SECONDS,
+            blocking=False,
+            raise_on_release_error=False,
+        )
         try:
-            taken = await self.client.set(lock, token, nx=True, px=int(LOCK_SECONDS * 1000))
+            taken = await lock.acquire()
         except RedisError as exc:
             raise storage_unavailable(exc) from exc
         if not taken:
@@ -97,12 +98,10 @@ class Recovery:
                 only_missing=True,
                 sold_statuses=sold_statuses(self.settings),
             )
-            try:
-                await self.client.set(self.keys.built, "1")
-            except RedisError as exc:
-                raise storage_unavailable(exc) from exc
+            await self.inventory.mark_built()
         finally:
-            await self._unlock(lock, token)
+            with contextlib.suppress(RedisError):  # else the lock lapses by itself
+                await lock.release()
         if restored:
             self.rebuilds += 1
             logger.warning(
@@ -120,13 +119,6 @@ class Recovery:
                 return
             await asyncio.sleep(0.05)
         raise StorageUnavailable("Redis counters are being rebuilt: retry", backend="redis")
-
-    async def _unlock(self, lock: str, token: str) -> None:
-        try:
-            if await self.client.get(lock) in (token, token.encode()):
-                await self.client.delete(lock)
-        except RedisError:
-            pass  # the lock lapses by itself
 
 
 def _log_failure(task: asyncio.Task[int]) -> None:
