@@ -49,7 +49,7 @@ from loadtests.run_flash_sale import (
     verify,
 )
 from reservation.embedded import EmbeddedMongo
-from reservation.servers import free_port, start_redis, stop_process
+from reservation.servers import RedisServer
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -91,26 +91,8 @@ class Probe:
 class Stores:
     """The drill's own Redis and MongoDB, which the faults stop and start."""
 
-    workdir: Path
-    redis_args: tuple[str, ...] = ()
-    redis_port: int = field(default_factory=free_port)
-    redis_process: object = None
-    mongo: EmbeddedMongo | None = None
-
-    @property
-    def redis_url(self) -> str:
-        return f"redis://127.0.0.1:{self.redis_port}/0"
-
-    def start_redis(self) -> None:
-        self.redis_process = start_redis(self.workdir / "redis", self.redis_port, *self.redis_args)
-
-    def stop_redis(self) -> None:
-        if self.redis_process is not None:
-            stop_process(self.redis_process)  # type: ignore[arg-type]
-            self.redis_process = None
-
-    def redis_client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url)
+    redis: RedisServer
+    mongo: EmbeddedMongo
 
 
 @dataclass
@@ -143,9 +125,9 @@ class Drill:
 def _redis_lost(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
     """Kill Redis, keep it down 3 s, start it again empty; (fault start, end, recovered)."""
     began = time.monotonic()
-    stores.stop_redis()
+    stores.redis.stop()
     time.sleep(3)
-    stores.start_redis()
+    stores.redis.start()
     back = time.monotonic()
     return began, back, _first_answer_after(probe, back, ok=(201, 409))
 
@@ -153,10 +135,9 @@ def _redis_lost(stores: Stores, probe: Probe) -> tuple[float, float, float | Non
 def _redis_restart(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
     """Restart Redis with its data (AOF), then flush its scripts."""
     began = time.monotonic()
-    stores.stop_redis()  # SIGTERM: the AOF is complete
-    stores.start_redis()
+    stores.redis.restart()  # SIGTERM: the AOF is complete
     time.sleep(2)
-    client = stores.redis_client()
+    client = redis.Redis.from_url(stores.redis.url)
     try:
         client.script_flush()
     finally:
@@ -167,7 +148,6 @@ def _redis_restart(stores: Stores, probe: Probe) -> tuple[float, float, float | 
 
 def _mongodb_stopped(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
     """Stop MongoDB for 5 s while webhooks arrive, then start it again (same data)."""
-    assert stores.mongo is not None
     began = time.monotonic()
     stores.mongo.stop()
     time.sleep(5)
@@ -222,15 +202,14 @@ DRILLS = {
 
 @contextlib.contextmanager
 def own_stores(workdir: Path, redis_args: tuple[str, ...]) -> Iterator[Stores]:
-    stores = Stores(workdir, redis_args)
-    stores.start_redis()
-    stores.mongo = EmbeddedMongo(workdir / "mongo")
+    stores = Stores(RedisServer(workdir / "redis", *redis_args), EmbeddedMongo(workdir / "mongo"))
     try:
+        stores.redis.start()
         stores.mongo.start()
         yield stores
     finally:
         stores.mongo.stop()
-        stores.stop_redis()
+        stores.redis.stop()
 
 
 def failures_by_message(report_dir: Path) -> dict[str, int]:
@@ -262,8 +241,8 @@ def run_drill(
                 start_stack(
                     stack,
                     sale,
-                    stores.redis_url,
-                    stores.mongo.uri,  # type: ignore[union-attr]
+                    stores.redis.url,
+                    stores.mongo.uri,
                     PATIENT_DELIVERY,
                 )
                 probe = Probe(stack.service_url)

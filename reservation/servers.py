@@ -146,6 +146,34 @@ def start_redis(workdir: Path, port: int, *extra: str) -> subprocess.Popen[bytes
     return process
 
 
+class RedisServer:
+    """A redis-server of its own on one loopback port, files in `workdir`, that can be stopped
+    and started again on the same port (fault tests and drills); `extra` are more of its
+    options (e.g. an AOF, so that a restart keeps the data)."""
+
+    def __init__(self, workdir: Path, *extra: str) -> None:
+        self.workdir = workdir
+        self.extra = extra
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = start_redis(self.workdir, self.port, *self.extra)
+
+    def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is not None:
+            stop_process(process)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
 @contextlib.contextmanager
 def redis_cluster(workdir: Path, masters: int = 3) -> Iterator[list[int]]:
     """A local Redis Cluster of `masters` primaries, slots split evenly; yields their ports."""

@@ -19,48 +19,34 @@ from domain import errors
 from persistence.orders import Order, OrderLine, OrderStatus
 from reservation import servers
 from reservation.outcomes import CommittedLate
+from reservation.servers import RedisServer
 from tests.api import Api, MakeApi
 
 pytestmark = pytest.mark.skipif(servers.REDIS_SERVER is None, reason="needs redis-server")
 
 
-class OwnRedis:
-    """A redis-server on a free port that a test may kill, restart empty, or flush."""
-
-    def __init__(self, workdir: Path, *extra: str) -> None:
-        self.workdir = workdir
-        self.extra = extra
-        self.port = servers.free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = servers.start_redis(workdir, self.port, *extra)
-
-    def kill(self) -> None:
-        servers.stop_process(self.process)
-
-    def restart_empty(self) -> None:
-        self.kill()
-        self.process = servers.start_redis(self.workdir, self.port, *self.extra)
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    redis = OwnRedis(tmp_path / "redis")
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of this test's own (no AOF: a restart brings it back empty)."""
+    redis = RedisServer(tmp_path / "redis")
+    redis.start()
     try:
         yield redis
     finally:
-        redis.kill()
+        redis.stop()
 
 
 async def test_redis_restarted_with_its_data_or_its_scripts_flushed_fails_no_request(
     tmp_path: Path, make_api: MakeApi
 ) -> None:
-    durable = OwnRedis(tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always")
+    durable = RedisServer(tmp_path / "aof", "--appendonly", "yes", "--appendfsync", "always")
+    durable.start()
     try:
         api = await make_api(redis_url=durable.url, rebuild_check_seconds=0.1)
         assert (await api.put_product("tee", 5)).status_code == 200
         assert (await api.reserve(("tee", 1))).status_code == 201
 
-        durable.restart_empty()  # "empty": but the AOF brings everything back
+        durable.restart()  # the AOF brings everything back
         # The pooled connections died with the old server: they are opened again, unseen.
         assert (await api.reserve(("tee", 1))).status_code == 201
         await api.services.redis.script_flush()
@@ -69,7 +55,7 @@ async def test_redis_restarted_with_its_data_or_its_scripts_flushed_fails_no_req
         assert (tee["reserved"], tee["available"]) == (3, 2)
         assert api.services.recovery.rebuilds == 0  # nothing was lost, nothing rebuilt
     finally:
-        durable.kill()
+        durable.stop()
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) -> None:
@@ -98,14 +84,14 @@ async def sell(api: Api, sku: str, session: str) -> str:
     return reservation_id
 
 
-async def sold_then_lost(own_redis: OwnRedis, make_api: MakeApi, sold: int) -> Api:
+async def sold_then_lost(own_redis: RedisServer, make_api: MakeApi, sold: int) -> Api:
     """An app whose tee (3 in stock) sold `sold` units, then Redis restarted empty. Its
     periodic check is an hour away: only its requests can notice the loss."""
     api = await make_api(redis_url=own_redis.url, rebuild_check_seconds=3600)
     assert (await api.put_product("tee", 3)).status_code == 200
     for number in range(sold):
         await sell(api, "tee", f"cs_{number}")
-    own_redis.restart_empty()
+    own_redis.restart()
     return api
 
 
@@ -117,21 +103,21 @@ async def product(api: Api, sku: str) -> dict[str, Any]:
 
 
 async def test_redis_restarted_empty_is_rebuilt_without_an_operator(
-    own_redis: OwnRedis, make_api: MakeApi, caplog: pytest.LogCaptureFixture
+    own_redis: RedisServer, make_api: MakeApi, caplog: pytest.LogCaptureFixture
 ) -> None:
     api = await make_api(redis_url=own_redis.url, rebuild_check_seconds=0.1)
     assert (await api.put_product("tee", 5)).status_code == 200
     await sell(api, "tee", "cs_sold")
     lost_hold = (await api.reserve(("tee", 1))).json()["id"]  # in flight when Redis dies
 
-    own_redis.kill()
+    own_redis.stop()
     down = await api.reserve(("tee", 1))
     assert down.status_code == 503
     assert down.json()["error"] == "storage_unavailable"
     assert down.headers["Retry-After"] == "1"
     assert (await api.http.get("/readyz")).status_code == 503
 
-    own_redis.restart_empty()
+    own_redis.restart()
 
     async def rebuilt() -> bool:
         try:
@@ -160,7 +146,7 @@ async def test_redis_restarted_empty_is_rebuilt_without_an_operator(
 
 
 async def test_a_request_that_finds_counters_lost_starts_the_rebuild(
-    own_redis: OwnRedis, make_api: MakeApi
+    own_redis: RedisServer, make_api: MakeApi
 ) -> None:
     api = await sold_then_lost(own_redis, make_api, sold=1)
     api.services.inventory._pools.clear()  # a process that never served the SKU before
@@ -182,13 +168,13 @@ async def test_a_request_that_finds_counters_lost_starts_the_rebuild(
 
 
 async def test_a_payment_while_redis_is_empty_is_retried_then_counted_once(
-    own_redis: OwnRedis, make_api: MakeApi
+    own_redis: RedisServer, make_api: MakeApi
 ) -> None:
     api = await make_api(redis_url=own_redis.url, rebuild_check_seconds=3600)
     assert (await api.put_product("tee", 2)).status_code == 200
     held = (await api.reserve(("tee", 1))).json()["id"]
 
-    own_redis.restart_empty()
+    own_redis.restart()
     inventory = api.services.inventory
     # The payment's webhook finds no counters: 503 (Stripe delivers again), rebuild started.
     with pytest.raises(errors.StorageUnavailable, match="being rebuilt"):
@@ -207,7 +193,7 @@ async def test_a_payment_while_redis_is_empty_is_retried_then_counted_once(
 
 
 async def test_a_put_of_a_sold_product_never_starts_its_counters_from_zero(
-    own_redis: OwnRedis, make_api: MakeApi
+    own_redis: RedisServer, make_api: MakeApi
 ) -> None:
     api = await sold_then_lost(own_redis, make_api, sold=2)
     answer = await api.put_product("tee", 4)
@@ -224,7 +210,7 @@ async def test_a_put_of_a_sold_product_never_starts_its_counters_from_zero(
 
 
 async def test_processes_rebuilding_at_once_rebuild_once(
-    own_redis: OwnRedis, make_api: MakeApi
+    own_redis: RedisServer, make_api: MakeApi
 ) -> None:
     first = await make_api(redis_url=own_redis.url, rebuild_check_seconds=0)
     second = await make_api(redis_url=own_redis.url, rebuild_check_seconds=0)
@@ -232,7 +218,7 @@ async def test_processes_rebuilding_at_once_rebuild_once(
         assert (await first.put_product(sku, 5)).status_code == 200
     await sell(first, "tee", "cs_1")
 
-    own_redis.restart_empty()
+    own_redis.restart()
     assert await first.services.recovery.lost()
     counts = await asyncio.gather(
         first.services.recovery.rebuild(), second.services.recovery.rebuild()
@@ -246,7 +232,7 @@ async def test_processes_rebuilding_at_once_rebuild_once(
 
 
 async def test_a_known_sku_is_never_unknown_while_redis_restarts_empty(
-    own_redis: OwnRedis, make_api: MakeApi
+    own_redis: RedisServer, make_api: MakeApi
 ) -> None:
     workers = [await make_api(redis_url=own_redis.url, rebuild_check_seconds=0.2) for _ in range(2)]
     assert (await workers[0].put_product("tee", 30)).status_code == 200
@@ -266,9 +252,9 @@ async def test_a_known_sku_is_never_unknown_while_redis_restarts_empty(
 
     buyers = [asyncio.create_task(buyer(api)) for api in workers for _ in range(4)]
     await asyncio.sleep(0.3)
-    await asyncio.to_thread(own_redis.kill)
+    await asyncio.to_thread(own_redis.stop)
     await asyncio.sleep(0.5)
-    await asyncio.to_thread(own_redis.restart_empty)
+    await asyncio.to_thread(own_redis.restart)
     await asyncio.sleep(1.5)
     stop.set()
     await asyncio.gather(*buyers)
