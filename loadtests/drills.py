@@ -122,13 +122,20 @@ class Drill:
     expected_failure: Callable[[str], bool]
 
 
+def _outage(
+    stop: Callable[[], None], start: Callable[[], object], seconds: float
+) -> tuple[float, float]:
+    """Stop a store, keep it down `seconds`, start it again: when it went down and came back."""
+    began = time.monotonic()
+    stop()
+    time.sleep(seconds)
+    start()
+    return began, time.monotonic()
+
+
 def _redis_lost(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
     """Kill Redis, keep it down 3 s, start it again empty; (fault start, end, recovered)."""
-    began = time.monotonic()
-    stores.redis.stop()
-    time.sleep(3)
-    stores.redis.start()
-    back = time.monotonic()
+    began, back = _outage(stores.redis.stop, stores.redis.start, 3)
     return began, back, _first_answer_after(probe, back, ok=(201, 409))
 
 
@@ -148,11 +155,7 @@ def _redis_restart(stores: Stores, probe: Probe) -> tuple[float, float, float | 
 
 def _mongodb_stopped(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
     """Stop MongoDB for 5 s while webhooks arrive, then start it again (same data)."""
-    began = time.monotonic()
-    stores.mongo.stop()
-    time.sleep(5)
-    stores.mongo.start()
-    back = time.monotonic()
+    began, back = _outage(stores.mongo.stop, stores.mongo.start, 5)
     # What must not stop is the hold: every probe answer during the fault was a hold or a
     # sold-out answer (recovery 0), else the drill did not hold.
     refused = [status for _, status, _ in probe.during(began, back) if status not in (201, 409)]
