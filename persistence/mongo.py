@@ -44,6 +44,10 @@ INDEXES: dict[str, list[IndexModel]] = {
         IndexModel([("session_id", ASCENDING)], unique=True, name="session_id_unique"),
         IndexModel([("status", ASCENDING)], name="status"),
     ],
+    "checkout_attempts": [
+        IndexModel([("reservation_id", ASCENDING)], unique=True, name="reservation_id_unique"),
+        IndexModel([("created_at", ASCENDING)], name="created_at"),
+    ],
     "stripe_events": [
         IndexModel([("event_id", ASCENDING)], unique=True, name="event_id_unique"),
         # The operations page reads the last events received.

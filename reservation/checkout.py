@@ -6,12 +6,14 @@ import contextlib
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import stripe
 from stripe.params.checkout import SessionCreateParams
 
 from domain import errors
-from persistence.checkouts import Checkout, CheckoutRepository
+from persistence.attempts import CheckoutAttempt, CheckoutAttempts
+from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
 from persistence.products import ProductRepository
 from reservation import session_metadata
 from reservation.inventory import Inventory
@@ -29,6 +31,13 @@ Priced = tuple[list[tuple[PaidLine, str]], str]
 MIN_SESSION = timedelta(minutes=30)
 MAX_SESSION = timedelta(hours=24)
 MARGIN = timedelta(minutes=2)
+# An attempt still recorded this long after the gate's bound has no caller left to finish it.
+ATTEMPT_GRACE = timedelta(seconds=10)
+SESSION_STATUS = {
+    "open": CheckoutStatus.OPEN,
+    "complete": CheckoutStatus.COMPLETE,
+    "expired": CheckoutStatus.EXPIRED,
+}
 
 
 def session_expiry(reservation: Reservation, now: datetime) -> datetime:
@@ -129,6 +138,7 @@ class CheckoutService:
         inventory: Inventory,
         products: ProductRepository,
         checkouts: CheckoutRepository,
+        attempts: CheckoutAttempts,
         stripe_client: stripe.StripeClient,
         gate: StripeGate,
     ) -> None:
@@ -136,6 +146,7 @@ class CheckoutService:
         self.inventory = inventory
         self.products = products
         self.checkouts = checkouts
+        self.attempts = attempts
         self.stripe = stripe_client
         self.gate = gate
 
@@ -191,6 +202,8 @@ class CheckoutService:
         except errors.StorageUnavailable:
             await self._unrecorded(reservation, checkout)
             raise
+        with contextlib.suppress(errors.StorageUnavailable):
+            await self.attempts.finish(reservation.id)  # else the sweeper finds it recorded
         lines, currency = priced
         amount = sum(line.quantity * line.unit_amount for line, _ in lines)
         logger.info(
@@ -248,29 +261,90 @@ class CheckoutService:
     async def _create_session(
         self, reservation: Reservation, priced: Priced, email: str | None
     ) -> Checkout:
+        """Write the attempt ahead, then ask Stripe: a process that dies in between leaves the
+        attempt for the sweeper (`resume_stale`), which asks again under the same key."""
         lines, currency = priced
         expires_at = session_expiry(reservation, datetime.now(UTC))
-        params = self._params(reservation, lines, currency, expires_at, email)
+        attempt = CheckoutAttempt(
+            reservation_id=reservation.id,
+            idempotency_key=idempotency_key(reservation.id),
+            params=dict(self._params(reservation, lines, currency, expires_at, email)),
+            session_expires_at=expires_at,
+        )
+        await self.attempts.begin(attempt)
         try:
-            session = await self.gate.call(
-                lambda: self.stripe.v1.checkout.sessions.create_async(
-                    params, {"idempotency_key": idempotency_key(reservation.id)}
-                ),
-                action="checkout session",
-                context=_context(reservation),
-            )
+            session = await self._send(attempt, "checkout session")
         except stripe.StripeError as exc:
             # The gate let it through: not a network error, 5xx or 429 but a refusal (a
-            # parameter, the key, the account) that no retry can mend.
+            # parameter, the key, the account) that no retry can mend. Stripe made nothing.
+            with contextlib.suppress(errors.StorageUnavailable):
+                await self.attempts.finish(reservation.id)
             raise refused(exc) from exc
         if session.url is None:
             raise self.gate.unavailable("the Checkout Session came back without a URL")
-        return Checkout(
-            reservation_id=reservation.id,
-            session_id=session.id,
-            url=session.url,
-            expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+        return _recorded(reservation.id, session)
+
+    async def _send(self, attempt: CheckoutAttempt, action: str) -> stripe.checkout.Session:
+        params = cast("SessionCreateParams", attempt.params)
+        return await self.gate.call(
+            lambda: self.stripe.v1.checkout.sessions.create_async(
+                params, {"idempotency_key": attempt.idempotency_key}
+            ),
+            action=action,
+            context={"reservation_id": attempt.reservation_id},
         )
+
+    async def resume_stale(self) -> int:
+        """Finish the checkout attempts nobody is finishing (the process died between Stripe
+        and MongoDB, or Stripe never answered): each session Stripe made is recorded, so the
+        sweeper can expire it once its hold is gone. The number recorded."""
+        before = datetime.now(UTC) - timedelta(seconds=self.gate.timeout_seconds) - ATTEMPT_GRACE
+        recovered = 0
+        for attempt in await self.attempts.older_than(before):
+            if await self._resume(attempt):
+                recovered += 1
+        return recovered
+
+    async def _resume(self, attempt: CheckoutAttempt) -> bool:
+        rid = attempt.reservation_id
+        if attempt.session_expires_at <= datetime.now(UTC):
+            # Any session made under it has expired at Stripe; a payment before that came (or
+            # comes) as a webhook, which needs no record here.
+            await self.attempts.finish(rid)
+            return False
+        try:
+            made = await self._send(attempt, "checkout session recovery")
+            # The replay is the first answer; what became of the session since is Stripe's now.
+            session = await self.gate.call(
+                lambda: self.stripe.v1.checkout.sessions.retrieve_async(made.id),
+                action="session retrieval",
+                context={"reservation_id": rid, "session_id": made.id},
+            )
+        except stripe.IdempotencyError as exc:
+            # The first request is still running at Stripe (or, never meant, other parameters).
+            logger.warning(
+                "checkout attempt of %s not recovered yet: %s",
+                rid,
+                exc.user_message or type(exc).__name__,
+                extra={"reservation_id": rid},
+            )
+            return False
+        except stripe.StripeError:
+            # Refused: a session made under this key would have been handed back instead.
+            await self.attempts.finish(rid)
+            return False
+        except errors.PaymentProviderUnavailable:
+            return False  # the next sweep asks again
+        stored = await self.checkouts.add(_recorded(rid, session))
+        await self.attempts.finish(rid)
+        logger.warning(
+            "recovered Checkout Session %s of %s (%s), which its checkout never recorded",
+            stored.session_id,
+            rid,
+            session.status,
+            extra={"reservation_id": rid, "session_id": stored.session_id},
+        )
+        return True
 
     async def _priced(self, items: Iterable[CartLine]) -> Priced:
         """Each line with its catalog price and name; the cart's one currency; a total Stripe
@@ -326,3 +400,14 @@ class CheckoutService:
         if email is not None:
             params["customer_email"] = email
         return params
+
+
+def _recorded(reservation_id: str, session: stripe.checkout.Session) -> Checkout:
+    """The record of a session Stripe made, in the status Stripe gave it."""
+    return Checkout(
+        reservation_id=reservation_id,
+        session_id=session.id,
+        url=session.url or "",
+        expires_at=datetime.fromtimestamp(session.expires_at, UTC),
+        status=SESSION_STATUS.get(session.status or "open", CheckoutStatus.OPEN),
+    )

@@ -385,7 +385,8 @@ def sweep() -> None:
         raise click.UsageError("REDIS_URL and MONGODB_URI are required: sweep works on those")
     report = with_services(settings, sweep_once)
     click.echo(
-        f"{report.reclaimed_holds} holds reclaimed, {report.expired_sessions} sessions expired"
+        f"{report.reclaimed_holds} holds reclaimed, {report.expired_sessions} sessions expired,"
+        f" {report.recovered_sessions} unrecorded sessions recovered"
     )
 
 

@@ -26,6 +26,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError
 
 from domain.errors import ReservationError
+from persistence.attempts import CheckoutAttempts
 from persistence.checkouts import CheckoutRepository
 from persistence.events import StripeEventRepository
 from persistence.mongo import Database, connect, ensure_indexes
@@ -205,6 +206,7 @@ def _build(
             inventory=inventory,
             products=products,
             checkouts=checkouts,
+            attempts=CheckoutAttempts(db),
             stripe_client=stripe_api,
             gate=gate,
         ),

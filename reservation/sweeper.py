@@ -1,6 +1,8 @@
 """The sweeper: gives back lapsed holds of quiet pools, and expires the Checkout Sessions of
 reservations that lapsed while their session was still open (so nobody pays for a hold that is
 gone). Correctness never depends on it: every script reclaims lapsed holds by itself.
+It also records the sessions of checkouts that never recorded them (their process died between
+Stripe and MongoDB), first, so the same pass expires those whose hold is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Protocol
 from domain import errors
 from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
 from reservation.background import every
+from reservation.checkout import CheckoutService
 from reservation.expiry import SessionExpiry
 from reservation.inventory import Inventory
 from reservation.models import ReservationStatus
@@ -29,12 +32,15 @@ class SweepTargets(Protocol):
     def checkouts(self) -> CheckoutRepository: ...
     @property
     def expiry(self) -> SessionExpiry: ...
+    @property
+    def checkout(self) -> CheckoutService: ...
 
 
 @dataclass(frozen=True, slots=True)
 class SweepReport:
     reclaimed_holds: int
     expired_sessions: int
+    recovered_sessions: int = 0
 
 
 async def sweep(services: SweepTargets) -> SweepReport:
@@ -42,11 +48,12 @@ async def sweep(services: SweepTargets) -> SweepReport:
     reclaimed = 0
     for pool in await services.inventory.pools():
         reclaimed += await services.inventory.reclaim(pool)
+    recovered = await services.checkout.resume_stale()
     expired = 0
     for checkout in await services.checkouts.list_open():
         if await _expire_if_lapsed(services, checkout):
             expired += 1
-    return SweepReport(reclaimed, expired)
+    return SweepReport(reclaimed, expired, recovered)
 
 
 async def _expire_if_lapsed(services: SweepTargets, checkout: Checkout) -> bool:
@@ -69,11 +76,12 @@ async def run_periodically(services: SweepTargets, interval_seconds: float) -> N
 
     async def step() -> None:
         report = await sweep(services)
-        if report.reclaimed_holds or report.expired_sessions:
+        if report.reclaimed_holds or report.expired_sessions or report.recovered_sessions:
             logger.info(
-                "sweep: %d holds reclaimed, %d sessions expired",
+                "sweep: %d holds reclaimed, %d sessions expired, %d unrecorded sessions recovered",
                 report.reclaimed_holds,
                 report.expired_sessions,
+                report.recovered_sessions,
             )
 
     await every(interval_seconds, step, logger=logger, what="sweep", wait_first=True)
