@@ -14,6 +14,11 @@ Drills:
 - `mongodb-stopped`: MongoDB stopped for a few seconds while webhooks arrive: they answer 5xx,
   the simulator delivers them again, reserves keep working; every paid session ends with
   exactly one order.
+- `worker-killed`: one of the 2 API workers SIGKILLed three times, 4 s apart, while Stripe
+  answers in 0.3-0.9 s (so checkouts are half made when it dies): the supervisor starts a new
+  one, cut-off webhooks are delivered again, and the sessions of checkouts the dead worker never
+  recorded are recorded (and expired once their hold is gone) by the sweeper from the attempt
+  each checkout writes ahead.
 
 It writes docs/reliability.md (one table: drill, load, fault, outcome) and
 docs/reliability.json, and exits non-zero when a drill's outcome is not the expected one.
@@ -27,6 +32,7 @@ import csv
 import json
 import platform
 import shlex
+import signal
 import sys
 import tempfile
 import threading
@@ -36,6 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 import redis
 
 from loadtests.run_flash_sale import (
@@ -60,6 +67,9 @@ ANSWER_BOUND_SECONDS = 5.0
 # second. In a drill it keeps trying as Stripe would, over minutes: an outage must not lose
 # an event (an event never delivered fails the drill).
 PATIENT_DELIVERY = ("--webhook-attempts", "12", "--webhook-retry-seconds", "0.25")
+SERVICE = 1  # the index of `reservation serve` in the Stack's processes (after the simulator)
+KILLS = 3
+KILL_EVERY = 4.0
 
 
 @dataclass
@@ -96,6 +106,16 @@ class Stores:
 
 
 @dataclass
+class Target:
+    """What a fault acts on and watches: the stores, the service's processes, the probe."""
+
+    stores: Stores
+    stack: Stack
+    probe: Probe
+    workers: int
+
+
+@dataclass
 class Outcome:
     drill: str
     fault: str
@@ -110,6 +130,10 @@ class Outcome:
     max_answer_seconds: float
     recovery_seconds: float | None
     notes: list[str] = field(default_factory=list)
+    # Webhook deliveries that got no answer (their worker died or the service was down), and
+    # Checkout Sessions the sweeper recorded for checkouts that never recorded them.
+    webhook_deliveries_cut_off: int = 0
+    sessions_recovered: int = 0
 
 
 @dataclass
@@ -117,9 +141,12 @@ class Drill:
     name: str
     fault: str
     redis_args: tuple[str, ...]
-    inject: Callable[[Stores, Probe], tuple[float, float, float | None]]
+    inject: Callable[[Target], tuple[float, float, float | None]]
     # Locust failures that this fault makes expected (a 503 while a store is down).
     expected_failure: Callable[[str], bool]
+    # More environment for the service, more options for the simulator.
+    service_env: dict[str, str] = field(default_factory=dict)
+    sim_args: tuple[str, ...] = ()
 
 
 def _outage(
@@ -133,33 +160,80 @@ def _outage(
     return began, time.monotonic()
 
 
-def _redis_lost(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
+def _redis_lost(target: Target) -> tuple[float, float, float | None]:
     """Kill Redis, keep it down 3 s, start it again empty; (fault start, end, recovered)."""
-    began, back = _outage(stores.redis.stop, stores.redis.start, 3)
-    return began, back, _first_answer_after(probe, back, ok=(201, 409))
+    redis_server = target.stores.redis
+    began, back = _outage(redis_server.stop, redis_server.start, 3)
+    return began, back, _first_answer_after(target.probe, back, ok=(201, 409))
 
 
-def _redis_restart(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
+def _redis_restart(target: Target) -> tuple[float, float, float | None]:
     """Restart Redis with its data (AOF), then flush its scripts."""
     began = time.monotonic()
-    stores.redis.restart()  # SIGTERM: the AOF is complete
+    target.stores.redis.restart()  # SIGTERM: the AOF is complete
     time.sleep(2)
-    client = redis.Redis.from_url(stores.redis.url)
+    client = redis.Redis.from_url(target.stores.redis.url)
     try:
         client.script_flush()
     finally:
         client.close()
     end = time.monotonic()
-    return began, end, _first_answer_after(probe, began, ok=(201, 409))
+    return began, end, _first_answer_after(target.probe, began, ok=(201, 409))
 
 
-def _mongodb_stopped(stores: Stores, probe: Probe) -> tuple[float, float, float | None]:
+def _mongodb_stopped(target: Target) -> tuple[float, float, float | None]:
     """Stop MongoDB for 5 s while webhooks arrive, then start it again (same data)."""
-    began, back = _outage(stores.mongo.stop, stores.mongo.start, 5)
+    mongo = target.stores.mongo
+    began, back = _outage(mongo.stop, mongo.start, 5)
     # What must not stop is the hold: every probe answer during the fault was a hold or a
     # sold-out answer (recovery 0), else the drill did not hold.
-    refused = [status for _, status, _ in probe.during(began, back) if status not in (201, 409)]
+    during = target.probe.during(began, back)
+    refused = [status for _, status, _ in during if status not in (201, 409)]
     return began, back, None if refused else 0.0
+
+
+def _workers(target: Target) -> list[psutil.Process]:
+    """The service's worker processes (uvicorn's supervisor spawns them)."""
+    supervisor = psutil.Process(target.stack.processes[SERVICE].pid)
+    found = []
+    for child in supervisor.children():
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found
+
+
+def _serving(worker: psutil.Process, redis_port: int) -> bool:
+    """A worker has started (its start-up opened its Redis connections)."""
+    with contextlib.suppress(psutil.Error):
+        return any(
+            c.raddr and c.raddr.port == redis_port and c.status == psutil.CONN_ESTABLISHED
+            for c in worker.net_connections("tcp")
+        )
+    return False
+
+
+def _workers_killed(target: Target) -> tuple[float, float, float | None]:
+    """SIGKILL one API worker, three times, 4 s apart, while buyers reserve, check out and
+    pay; (first kill, last kill, seconds until the supervisor's replacement serves)."""
+    began = time.monotonic()
+    killed: set[int] = set()
+    for round_ in range(KILLS):
+        if round_:
+            time.sleep(KILL_EVERY)
+        victim = max(_workers(target), key=lambda worker: worker.pid)
+        victim.send_signal(signal.SIGKILL)
+        killed.add(victim.pid)
+    last = time.monotonic()
+    deadline = last + 60
+    while time.monotonic() < deadline:
+        fresh = [w for w in _workers(target) if w.pid not in killed]
+        if len(fresh) >= target.workers and all(
+            _serving(w, target.stores.redis.port) for w in fresh
+        ):
+            return began, last, time.monotonic() - last
+        time.sleep(0.1)
+    return began, last, None
 
 
 def _first_answer_after(probe: Probe, since: float, ok: tuple[int, ...]) -> float | None:
@@ -176,6 +250,12 @@ def _first_answer_after(probe: Probe, since: float, ok: tuple[int, ...]) -> floa
 def _is_503(message: str) -> bool:
     """Locust's failure message, e.g. "CatchResponseError('503: {...}')"."""
     return "('503: " in message or message.startswith("503: ")
+
+
+def _cut_off(message: str) -> bool:
+    """A request whose worker was killed under it: no answer at all (status 0), e.g.
+    `CatchResponseError("0: no answer (RemoteDisconnected(...))")`."""
+    return "0: no answer" in message
 
 
 DRILLS = {
@@ -200,6 +280,18 @@ DRILLS = {
         _mongodb_stopped,
         _is_503,
     ),
+    "worker-killed": Drill(
+        "worker-killed",
+        f"one of 2 API workers SIGKILLed, {KILLS} times {KILL_EVERY:g} s apart",
+        (),
+        _workers_killed,
+        _cut_off,
+        # The gate's bound: a checkout attempt its killed worker left is the sweeper's after
+        # this + 10 s, within the drill.
+        {"STRIPE_TIMEOUT_SECONDS": "5"},
+        # Stripe answers in 0.3-0.9 s, so a kill finds checkouts half made.
+        ("--latency-ms", "300", "900"),
+    ),
 }
 
 
@@ -213,6 +305,17 @@ def own_stores(workdir: Path, redis_args: tuple[str, ...]) -> Iterator[Stores]:
     finally:
         stores.mongo.stop()
         stores.redis.stop()
+
+
+def _deliveries_cut_off(stack: Stack) -> int:
+    with httpx.Client(base_url=stack.sim_url, timeout=30) as http:
+        deliveries = http.get("/_sim/deliveries").json()["data"]
+    return sum(1 for delivery in deliveries if delivery["status"] is None)
+
+
+def _count_in(log: Path, text: str) -> int:
+    with log.open(errors="replace") as handle:
+        return sum(text in line for line in handle)
 
 
 def failures_by_message(report_dir: Path) -> dict[str, int]:
@@ -246,14 +349,16 @@ def run_drill(
                     sale,
                     stores.redis.url,
                     stores.mongo.uri,
-                    PATIENT_DELIVERY,
+                    (*PATIENT_DELIVERY, *drill.sim_args),
+                    drill.service_env,
                 )
                 probe = Probe(stack.service_url)
+                target = Target(stores, stack, probe, sale.workers)
                 prober = threading.Thread(target=probe.run, daemon=True)
 
                 def fault() -> None:
                     time.sleep(fault_at)
-                    timings.append(drill.inject(stores, probe))
+                    timings.append(drill.inject(target))
 
                 injector = threading.Thread(target=fault, daemon=True)
                 prober.start()
@@ -267,6 +372,7 @@ def run_drill(
                 sweep(stack)
                 undelivered = drain(stack)
                 passed, report = verify(stack)
+                cut_deliveries = _deliveries_cut_off(stack)
             finally:
                 stack.stop()
         began, ended, recovered = timings[0] if timings else (0.0, 0.0, None)
@@ -301,6 +407,8 @@ def run_drill(
             max_answer_seconds=round(max_answer, 3),
             recovery_seconds=None if recovered is None else round(recovered, 2),
             notes=[f"{n}x {message[:120]}" for message, n in sorted(failures.items())],
+            webhook_deliveries_cut_off=cut_deliveries,
+            sessions_recovered=_count_in(stack.logs["service"], "recovered Checkout Session"),
         )
 
 
@@ -332,12 +440,24 @@ def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
         "Recovery: from the end of the fault until the probe got a hold or a sold-out answer"
         " again (Redis drills); for the MongoDB drill, 0 means every probe answer during the"
         " fault was a hold or a sold-out answer (reserves never stopped).",
-        "Expected failures are the 503 answers while a store was down; any other failure fails"
-        " the drill. Failed requests by message:",
+        "Expected failures are the 503 answers while a store was down, and requests cut off by"
+        " a killed worker (no answer); any other failure fails the drill. Failed requests by"
+        " message:",
         "",
     ]
     for o in outcomes:
         lines.append(f"- {o.drill}: " + ("; ".join(o.notes) if o.notes else "none"))
+    lines += [
+        "",
+        "Webhook deliveries that got no answer (the simulator delivered them again), and Checkout"
+        " Sessions the sweeper recorded from a checkout attempt nobody finished:",
+        "",
+    ]
+    for o in outcomes:
+        lines.append(
+            f"- {o.drill}: {o.webhook_deliveries_cut_off} deliveries cut off,"
+            f" {o.sessions_recovered} sessions recovered"
+        )
     path = DOCS / "reliability.md"
     path.write_text("\n".join(lines) + "\n")
     (DOCS / "reliability.json").write_text(

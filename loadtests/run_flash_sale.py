@@ -33,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -150,8 +150,10 @@ def start_stack(
     redis_url: str,
     mongodb_uri: str,
     sim_args: Sequence[str] = (),
+    service_env: Mapping[str, str] | None = None,
 ) -> None:
-    """The simulator (`sim_args`: more of its options) and the service, wired together."""
+    """The simulator (`sim_args`: more of its options) and the service (`service_env`: more of
+    its environment), wired together."""
     service_port, sim_port = free_port(), free_port()
     stack.service_url = f"http://127.0.0.1:{service_port}"
     stack.sim_url = f"http://127.0.0.1:{sim_port}"
@@ -213,6 +215,7 @@ def start_stack(
             "--workers",
             str(args.workers),
         ],
+        **(service_env or {}),
     )
     wait_for_http(
         f"{stack.service_url}/readyz",
