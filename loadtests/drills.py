@@ -19,6 +19,14 @@ Drills:
   one, cut-off webhooks are delivered again, and the sessions of checkouts the dead worker never
   recorded are recorded (and expired once their hold is gone) by the sweeper from the attempt
   each checkout writes ahead.
+- `stripe-failing`: during a checkout rush (buyers arrive all sale long, browsers read products)
+  Stripe answers in 2.5 s, then 500s, then 429s, then not at all, 4 s each. A checkout probe
+  must get 201 or 503 with Retry-After within the gate's bound (5 s here); reserve and product
+  p99 must stay within 2x those of the same sale without the fault, run first on its own stack.
+- `clock-skew`: the service runs with its clock 4 minutes ahead (libfaketime, Debian's
+  `faketime`), and a second service on the same stores 4 minutes behind: holds made by either
+  expire when Redis's clock says, read the same through both, and Stripe's deliveries (within
+  the 5-minute signature tolerance) still land.
 
 It writes docs/reliability.md (one table: drill, load, fault, outcome) and
 docs/reliability.json, and exits non-zero when a drill's outcome is not the expected one.
@@ -30,6 +38,7 @@ import argparse
 import contextlib
 import csv
 import json
+import os
 import platform
 import shlex
 import signal
@@ -39,6 +48,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 
 import httpx
@@ -46,6 +57,7 @@ import psutil
 import redis
 
 from loadtests.run_flash_sale import (
+    NameRow,
     Stack,
     drain,
     locust_rows,
@@ -56,7 +68,7 @@ from loadtests.run_flash_sale import (
     verify,
 )
 from reservation.embedded import EmbeddedMongo
-from reservation.servers import RedisServer
+from reservation.servers import RedisServer, free_port, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -69,6 +81,19 @@ ANSWER_BOUND_SECONDS = 5.0
 PATIENT_DELIVERY = ("--webhook-attempts", "12", "--webhook-retry-seconds", "0.25")
 SERVICE = 1  # the index of `reservation serve` in the Stack's processes (after the simulator)
 KILLS = 3
+BASELINE_FACTOR = 2.0
+# Stripe's faults during the checkout rush, each for PHASE_SECONDS: answers that take seconds,
+# 500s, 429s, then no answer at all.
+STRIPE_PHASES: tuple[tuple[str, float | None], ...] = (
+    ("delay", 2.5),
+    ("500", None),
+    ("429", None),
+    ("hang", 30.0),
+)
+PHASE_SECONDS = 4.0
+SKEW_SECONDS = 240
+LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
+STRIPE_BOUND = 5.0  # the drill's STRIPE_TIMEOUT_SECONDS: the longest a checkout may wait
 KILL_EVERY = 4.0
 
 
@@ -113,6 +138,7 @@ class Target:
     stack: Stack
     probe: Probe
     workers: int
+    problems: list[str] = field(default_factory=list)  # what the fault saw go wrong
 
 
 @dataclass
@@ -134,6 +160,9 @@ class Outcome:
     # Checkout Sessions the sweeper recorded for checkouts that never recorded them.
     webhook_deliveries_cut_off: int = 0
     sessions_recovered: int = 0
+    # Drills judged against a sale with no fault: p99 in ms per request name, without and with.
+    p99_ms_without_and_with_fault: dict[str, list[float | None]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -147,6 +176,11 @@ class Drill:
     # More environment for the service, more options for the simulator.
     service_env: dict[str, str] = field(default_factory=dict)
     sim_args: tuple[str, ...] = ()
+    # More options for the sale, given its seconds.
+    sale_args: Callable[[int], tuple[str, ...]] = lambda seconds: ()
+    # Request names whose p99 with the fault must stay within BASELINE_FACTOR x the p99 of the
+    # same sale without it, run first on a stack of its own (none: no such sale).
+    baseline: tuple[str, ...] = ()
 
 
 def _outage(
@@ -236,6 +270,159 @@ def _workers_killed(target: Target) -> tuple[float, float, float | None]:
     return began, last, None
 
 
+@dataclass
+class CheckoutProbe:
+    """Checks out one unit every 0.5 s, one at a time; keeps (at, status, retry-after, took)."""
+
+    url: str
+    answers: list[tuple[float, int, str | None, float]] = field(default_factory=list)
+    stopped: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        body = {"items": [{"sku": "hot", "quantity": 1}]}
+        with httpx.Client(base_url=self.url, timeout=60) as http:
+            while not self.stopped.is_set():
+                started = time.monotonic()
+                try:
+                    answer = http.post("/v1/checkout", json=body)
+                    status, retry_after = answer.status_code, answer.headers.get("retry-after")
+                except httpx.HTTPError:
+                    status, retry_after = 0, None
+                self.answers.append((started, status, retry_after, time.monotonic() - started))
+                self.stopped.wait(0.5)
+
+
+def _stripe_failing(target: Target) -> tuple[float, float, float | None]:
+    """Stripe slow, then 500s, then 429s, then silent, during a checkout rush; (fault start,
+    end, seconds until a checkout succeeded again). Every checkout meanwhile must be a 201 or
+    a 503 with Retry-After, within the gate's bound."""
+    probe = CheckoutProbe(target.stack.service_url)
+    checker = threading.Thread(target=probe.run, daemon=True)
+    checker.start()
+    began = time.monotonic()
+    with httpx.Client(base_url=target.stack.sim_url, timeout=30) as sim:
+        for mode, seconds in STRIPE_PHASES:
+            sim.delete("/_sim/faults").raise_for_status()
+            fault: dict[str, object] = {
+                "path": "/v1/checkout/sessions",
+                "method": "POST",
+                "mode": mode,
+                "count": None,
+            }
+            if seconds is not None:
+                fault["seconds"] = seconds
+            sim.post("/_sim/faults", json=fault).raise_for_status()
+            time.sleep(PHASE_SECONDS)
+        sim.delete("/_sim/faults").raise_for_status()
+    ended = time.monotonic()
+    recovered = None
+    deadline = ended + 30
+    while recovered is None and time.monotonic() < deadline:
+        recovered = next(
+            (
+                at + took - ended
+                for at, status, _, took in list(probe.answers)
+                if at >= ended and status == 201
+            ),
+            None,
+        )
+        time.sleep(0.1)
+    probe.stopped.set()
+    checker.join()
+    for at, status, retry_after, took in probe.answers:
+        if not began <= at <= ended:
+            continue
+        if status not in (201, 503) or (status == 503 and not retry_after):
+            target.problems.append(
+                f"a checkout during the fault answered {status} (Retry-After {retry_after!r})"
+            )
+        if took > STRIPE_BOUND + 2:
+            target.problems.append(f"a checkout during the fault took {took:.1f} s")
+    refused = sum(1 for at, status, _, _ in probe.answers if began <= at <= ended and status == 503)
+    if not refused:
+        target.problems.append("no checkout was refused: the fault did not bite")
+    return began, ended, recovered
+
+
+def _skewed(offset: str) -> dict[str, str]:
+    """The environment that runs a process with its clock `offset` (e.g. "+4m") from the
+    machine's (libfaketime; Debian's `faketime` package)."""
+    return {"LD_PRELOAD": str(LIBFAKETIME), "FAKETIME": offset, "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def _clock_skewed(target: Target) -> tuple[float, float, float | None]:
+    """The sale's service runs 4 minutes ahead; a second service on the same stores runs 4
+    minutes behind. Holds made by either end when Redis's clock says, for both."""
+    began = time.monotonic()
+    if not LIBFAKETIME.exists():
+        target.problems.append(f"{LIBFAKETIME} is missing: apt-get install faketime")
+        return began, began, None
+    port = free_port()
+    behind = target.stack.start(
+        "service-behind",
+        [sys.executable, "-m", "reservation", "serve", "--port", str(port)],
+        **_skewed("-4m"),
+    )
+    behind_url = f"http://127.0.0.1:{port}"
+    wait_for_http(f"{behind_url}/readyz", "the service 4 minutes behind", 60, exited=behind.poll)
+    client = redis.Redis.from_url(target.stores.redis.url)
+    hold = float(target.stack.env["RESERVATION_HOLD_SECONDS"])
+    try:
+        urls = {"ahead": target.stack.service_url, "behind": behind_url}
+        made: list[tuple[str, str, float]] = []  # (maker, reservation id, expiry by its answer)
+        with httpx.Client(timeout=30) as http:
+            for maker, url in urls.items():
+                seconds, micros = client.time()
+                redis_now = seconds + micros / 1e6
+                answer = http.post(
+                    f"{url}/v1/reservations", json={"items": [{"sku": "hot", "quantity": 1}]}
+                )
+                if answer.status_code != 201:
+                    target.problems.append(f"a hold from the service {maker}: {answer.status_code}")
+                    continue
+                # uvicorn's Date header is the worker's clock: the skew is really there.
+                skew = parsedate_to_datetime(answer.headers["date"]).timestamp() - time.time()
+                if abs(abs(skew) - SKEW_SECONDS) > 5:
+                    target.problems.append(f"the service {maker} is {skew:+.0f} s off, not 4 min")
+                expires = datetime.fromisoformat(answer.json()["expires_at"]).timestamp()
+                if abs(expires - redis_now - hold) > 2:
+                    target.problems.append(
+                        f"a hold made {maker} expires {expires - redis_now:.1f} s after Redis's"
+                        f" now, not {hold:g} s"
+                    )
+                made.append((maker, answer.json()["id"], expires))
+            _statuses(http, urls, made, "held", target.problems)
+            last = max((expires for _, _, expires in made), default=0.0)
+            while True:
+                seconds, micros = client.time()
+                if seconds + micros / 1e6 > last + 0.5:
+                    break
+                time.sleep(0.2)
+            _statuses(http, urls, made, "expired", target.problems)
+    finally:
+        client.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(behind.pid, signal.SIGTERM)
+        behind.wait(timeout=30)
+    ended = time.monotonic()
+    return began, ended, 0.0 if not target.problems else None
+
+
+def _statuses(
+    http: httpx.Client,
+    urls: dict[str, str],
+    made: Sequence[tuple[str, str, float]],
+    wanted: str,
+    problems: list[str],
+) -> None:
+    """Every hold in `made`, read through every service, has the status `wanted`."""
+    for maker, reservation_id, _ in made:
+        for reader, url in urls.items():
+            status = http.get(f"{url}/v1/reservations/{reservation_id}").json().get("status")
+            if status != wanted:
+                problems.append(f"a hold made {maker}, read {reader}: {status}, not {wanted}")
+
+
 def _first_answer_after(probe: Probe, since: float, ok: tuple[int, ...]) -> float | None:
     """Seconds from `since` until the probe got an `ok` answer again (None: never, in 30 s)."""
     deadline = time.monotonic() + 30
@@ -250,6 +437,11 @@ def _first_answer_after(probe: Probe, since: float, ok: tuple[int, ...]) -> floa
 def _is_503(message: str) -> bool:
     """Locust's failure message, e.g. "CatchResponseError('503: {...}')"."""
     return "('503: " in message or message.startswith("503: ")
+
+
+def _checkout_503(message: str) -> bool:
+    """A checkout refused while Stripe failed: 503 payment_provider_unavailable."""
+    return _is_503(message) and "payment_provider_unavailable" in message
 
 
 def _cut_off(message: str) -> bool:
@@ -292,6 +484,38 @@ DRILLS = {
         # Stripe answers in 0.3-0.9 s, so a kill finds checkouts half made.
         ("--latency-ms", "300", "900"),
     ),
+    "stripe-failing": Drill(
+        "stripe-failing",
+        "Stripe during a checkout rush: 2.5 s answers, 500s, 429s, then silent,"
+        f" {PHASE_SECONDS:g} s each",
+        (),
+        _stripe_failing,
+        _checkout_503,
+        {"STRIPE_TIMEOUT_SECONDS": f"{STRIPE_BOUND:g}"},
+        # Buyers keep arriving all sale long, with stock for all, and browsers read products.
+        sale_args=lambda seconds: (
+            "--stock",
+            "3000",
+            "--spike-seconds",
+            str(seconds),
+            "--patience",
+            str(seconds),
+            "--tags",
+            "buyers",
+            "browsers",
+        ),
+        baseline=("reserve", "product"),
+    ),
+    "clock-skew": Drill(
+        "clock-skew",
+        "the service's clock 4 min ahead; a second service 4 min behind on the same stores",
+        (),
+        _clock_skewed,
+        lambda message: False,
+        _skewed("+4m"),
+        # Stock for every buyer and the checks' own holds.
+        sale_args=lambda seconds: ("--stock", "1000"),
+    ),
 }
 
 
@@ -329,8 +553,88 @@ def failures_by_message(report_dir: Path) -> dict[str, int]:
         return found
 
 
+@dataclass
+class SaleRun:
+    """What one sale of a drill gave: Locust's rows and failures, the probe, the fault's
+    timings, and what the verifier and the simulator said after it."""
+
+    rows: list[NameRow]
+    failures: dict[str, int]
+    probe: Probe
+    timings: tuple[float, float, float | None] | None
+    problems: list[str]
+    verified: bool
+    report: str
+    undelivered: int
+    cut_deliveries: int
+    recovered_sessions: int
+
+
+def run_sale(
+    drill: Drill,
+    sale: argparse.Namespace,
+    workdir: Path,
+    fault_at: float | None,
+) -> SaleRun:
+    """One sale on a stack of its own; the drill's fault `fault_at` seconds in (None: none)."""
+    stack = Stack(workdir)
+    report_dir = workdir / "report"
+    report_dir.mkdir(parents=True)
+    timings: list[tuple[float, float, float | None]] = []
+    with own_stores(workdir, drill.redis_args) as stores:
+        try:
+            start_stack(
+                stack,
+                sale,
+                stores.redis.url,
+                stores.mongo.uri,
+                (*PATIENT_DELIVERY, *drill.sim_args),
+                drill.service_env,
+            )
+            probe = Probe(stack.service_url)
+            target = Target(stores, stack, probe, sale.workers)
+            prober = threading.Thread(target=probe.run, daemon=True)
+
+            def fault() -> None:
+                if fault_at is not None:
+                    time.sleep(fault_at)
+                    timings.append(drill.inject(target))
+
+            injector = threading.Thread(target=fault, daemon=True)
+            prober.start()
+            injector.start()
+            run_locust(stack, sale, report_dir)
+            injector.join()
+            probe.stopped.set()
+            prober.join()
+            time.sleep(sale.hold_seconds + 1)
+            drain(stack)
+            sweep(stack)
+            undelivered = drain(stack)
+            passed, report = verify(stack)
+            cut_deliveries = _deliveries_cut_off(stack)
+        finally:
+            stack.stop()
+    return SaleRun(
+        rows=locust_rows(report_dir),
+        failures=failures_by_message(report_dir),
+        probe=probe,
+        timings=timings[0] if timings else None,
+        problems=target.problems,
+        verified=passed,
+        report=report,
+        undelivered=undelivered,
+        cut_deliveries=cut_deliveries,
+        recovered_sessions=_count_in(stack.logs["service"], "recovered Checkout Session"),
+    )
+
+
+def _p99(rows: Sequence[NameRow], name: str) -> float | None:
+    return next((row.p99 for row in rows if row.name == name and row.requests), None)
+
+
 def run_drill(
-    drill: Drill, sale: argparse.Namespace, fault_at: float, keep: Path | None = None
+    drill: Drill, sale_argv: Sequence[str], fault_at: float, keep: Path | None = None
 ) -> Outcome:
     with contextlib.ExitStack() as cleanup:
         if keep is None:
@@ -338,78 +642,62 @@ def run_drill(
         else:
             workdir = keep / drill.name
             workdir.mkdir(parents=True, exist_ok=True)
-        stack = Stack(workdir)
-        report_dir = workdir / "report"
-        report_dir.mkdir()
-        timings: list[tuple[float, float, float | None]] = []
-        with own_stores(workdir, drill.redis_args) as stores:
-            try:
-                start_stack(
-                    stack,
-                    sale,
-                    stores.redis.url,
-                    stores.mongo.uri,
-                    (*PATIENT_DELIVERY, *drill.sim_args),
-                    drill.service_env,
+        sale = parse_args([*sale_argv])
+        sale = parse_args([*sale_argv, *drill.sale_args(sale.seconds)])
+        # A drill judged against the same sale with no fault runs that one first.
+        clean = run_sale(drill, sale, workdir / "clean", None) if drill.baseline else None
+        run = run_sale(drill, sale, workdir / "fault", fault_at)
+    began, ended, recovered = run.timings or (0.0, 0.0, None)
+    during = run.probe.during(began, ended + 10)
+    max_answer = max((took for _, _, took in during), default=0.0)
+    unexpected = sum(
+        n for message, n in run.failures.items() if not drill.expected_failure(message)
+    )
+    total = next((row for row in run.rows if row.name == "Aggregated"), None)
+    load = (
+        f"{total.requests / sale.seconds:,.0f} req/s over {sale.seconds} s"
+        f" ({total.requests:,} requests)"
+        if total
+        else "no load"
+    )
+    problems = list(run.problems)
+    p99: dict[str, list[float | None]] = {}
+    if clean is not None:
+        problems += clean.problems
+        if not clean.verified:
+            problems.append("the clean sale's verifier failed: " + clean.report[-300:])
+        for name in drill.baseline:
+            before, after = _p99(clean.rows, name), _p99(run.rows, name)
+            p99[name] = [before, after]
+            if before is None or after is None:
+                problems.append(f"{name}: no requests to compare")
+            elif after > BASELINE_FACTOR * max(before, 1.0):
+                problems.append(
+                    f"{name} p99 {after:g} ms with the fault vs {before:g} ms without"
+                    f" (over {BASELINE_FACTOR:g}x)"
                 )
-                probe = Probe(stack.service_url)
-                target = Target(stores, stack, probe, sale.workers)
-                prober = threading.Thread(target=probe.run, daemon=True)
-
-                def fault() -> None:
-                    time.sleep(fault_at)
-                    timings.append(drill.inject(target))
-
-                injector = threading.Thread(target=fault, daemon=True)
-                prober.start()
-                injector.start()
-                run_locust(stack, sale, report_dir)
-                injector.join()
-                probe.stopped.set()
-                prober.join()
-                time.sleep(sale.hold_seconds + 1)
-                drain(stack)
-                sweep(stack)
-                undelivered = drain(stack)
-                passed, report = verify(stack)
-                cut_deliveries = _deliveries_cut_off(stack)
-            finally:
-                stack.stop()
-        began, ended, recovered = timings[0] if timings else (0.0, 0.0, None)
-        during = probe.during(began, ended + 10)
-        max_answer = max((took for _, _, took in during), default=0.0)
-        failures = failures_by_message(report_dir)
-        unexpected = sum(
-            n for message, n in failures.items() if not drill.expected_failure(message)
-        )
-        rows = locust_rows(report_dir)
-        total = next((row for row in rows if row.name == "Aggregated"), None)
-        load = (
-            f"{total.requests / sale.seconds:,.0f} req/s over {sale.seconds} s"
-            f" ({total.requests:,} requests)"
-            if total
-            else "no load"
-        )
-        oversold = sum(1 for line in report.splitlines() if "oversold: reserved" in line)
-        ok = passed and unexpected == 0 and max_answer <= ANSWER_BOUND_SECONDS
-        ok = ok and recovered is not None and undelivered == 0
-        return Outcome(
-            drill=drill.name,
-            fault=drill.fault,
-            load=load,
-            passed=ok,
-            oversold=oversold,
-            verifier_passed=passed,
-            verifier=report.splitlines()[-1] if report else "",
-            failed_requests=sum(failures.values()),
-            unexpected_failures=unexpected,
-            undelivered_events=undelivered,
-            max_answer_seconds=round(max_answer, 3),
-            recovery_seconds=None if recovered is None else round(recovered, 2),
-            notes=[f"{n}x {message[:120]}" for message, n in sorted(failures.items())],
-            webhook_deliveries_cut_off=cut_deliveries,
-            sessions_recovered=_count_in(stack.logs["service"], "recovered Checkout Session"),
-        )
+    oversold = sum(1 for line in run.report.splitlines() if "oversold: reserved" in line)
+    ok = run.verified and unexpected == 0 and max_answer <= ANSWER_BOUND_SECONDS
+    ok = ok and recovered is not None and run.undelivered == 0 and not problems
+    return Outcome(
+        drill=drill.name,
+        fault=drill.fault,
+        load=load,
+        passed=ok,
+        oversold=oversold,
+        verifier_passed=run.verified,
+        verifier=run.report.splitlines()[-1] if run.report else "",
+        failed_requests=sum(run.failures.values()),
+        unexpected_failures=unexpected,
+        undelivered_events=run.undelivered,
+        max_answer_seconds=round(max_answer, 3),
+        recovery_seconds=None if recovered is None else round(recovered, 2),
+        notes=[f"{n}x {message[:120]}" for message, n in sorted(run.failures.items())],
+        webhook_deliveries_cut_off=run.cut_deliveries,
+        sessions_recovered=run.recovered_sessions,
+        p99_ms_without_and_with_fault=p99,
+        problems=problems,
+    )
 
 
 def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
@@ -439,7 +727,9 @@ def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
         "",
         "Recovery: from the end of the fault until the probe got a hold or a sold-out answer"
         " again (Redis drills); for the MongoDB drill, 0 means every probe answer during the"
-        " fault was a hold or a sold-out answer (reserves never stopped).",
+        " fault was a hold or a sold-out answer (reserves never stopped); worker-killed: until"
+        " the replacement worker served; stripe-failing: until a checkout succeeded again;"
+        " clock-skew: 0 when every check held.",
         "Expected failures are the 503 answers while a store was down, and requests cut off by"
         " a killed worker (no answer); any other failure fails the drill. Failed requests by"
         " message:",
@@ -458,6 +748,21 @@ def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
             f"- {o.drill}: {o.webhook_deliveries_cut_off} deliveries cut off,"
             f" {o.sessions_recovered} sessions recovered"
         )
+    compared = [o for o in outcomes if o.p99_ms_without_and_with_fault]
+    if compared:
+        lines += ["", "p99 of the same sale without and with the fault (ms):", ""]
+        for o in compared:
+            pairs = "; ".join(
+                f"{name} {before:g} → {after:g}"
+                if before is not None and after is not None
+                else f"{name}: not measured"
+                for name, (before, after) in o.p99_ms_without_and_with_fault.items()
+            )
+            lines.append(f"- {o.drill}: {pairs}")
+    failed = [o for o in outcomes if o.problems]
+    if failed:
+        lines += ["", "Problems:", ""]
+        lines += [f"- {o.drill}: {problem}" for o in failed for problem in o.problems]
     path = DOCS / "reliability.md"
     path.write_text("\n".join(lines) + "\n")
     (DOCS / "reliability.json").write_text(
@@ -477,36 +782,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--keep", type=Path, default=None, help="keep each drill's logs and Locust CSVs here"
     )
     args = parser.parse_args(argv)
-    sale = parse_args(
-        [
-            "--users",
-            str(args.users),
-            "--seconds",
-            str(args.seconds),
-            "--stock",
-            "50",
-            "--skus",
-            "0",
-            "--hold-seconds",
-            "10",
-            "--sweep-seconds",
-            "2",
-            "--spike-seconds",
-            "10",
-            "--leave-seconds",
-            "0",
-            "--patience",
-            "15",
-            "--tags",
-            "buyers",
-        ]
-    )
+    sale_argv = [
+        "--users",
+        str(args.users),
+        "--seconds",
+        str(args.seconds),
+        "--stock",
+        "50",
+        "--skus",
+        "0",
+        "--hold-seconds",
+        "10",
+        "--sweep-seconds",
+        "2",
+        "--spike-seconds",
+        "10",
+        "--leave-seconds",
+        "0",
+        "--patience",
+        "15",
+        "--tags",
+        "buyers",
+    ]
     command = " ".join(
         ["python -m loadtests.drills", shlex.join(sys.argv[1:] if argv is None else list(argv))]
     ).strip()
     outcomes = []
     for name in args.only:
-        outcome = run_drill(DRILLS[name], sale, args.fault_at, args.keep)
+        outcome = run_drill(DRILLS[name], sale_argv, args.fault_at, args.keep)
         print(json.dumps(asdict(outcome)), flush=True)
         outcomes.append(outcome)
     if not args.no_report:
