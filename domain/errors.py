@@ -121,9 +121,14 @@ class PaymentProviderUnavailable(ReservationError):
     code = "payment_provider_unavailable"
     status_code = 503
 
-    def __init__(self, message: str, retry_after: int = 5, **details: object) -> None:
+    def __init__(
+        self, message: str, retry_after: int = 5, *, sent: bool = True, **details: object
+    ) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+        # False: the request never left this process (the gate's queue or rate ran out, or no
+        # key), so Stripe did nothing; True: Stripe may or may not have acted on it.
+        self.sent = sent
 
 
 class PaymentProviderRefused(ReservationError):

@@ -10,7 +10,6 @@ Stripe hands back the session it made (or makes it now), and records it like any
 from __future__ import annotations
 
 import builtins
-import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -46,9 +45,10 @@ class CheckoutAttempts:
     def __init__(self, db: Database) -> None:
         self.collection = db["checkout_attempts"]
 
-    async def begin(self, attempt: CheckoutAttempt) -> None:
+    async def begin(self, attempt: CheckoutAttempt) -> bool:
         """Record the attempt before Stripe is asked; one already there (a retried or
-        concurrent checkout of the same reservation, same key) stands."""
+        concurrent checkout of the same reservation, same key) stands. True if this call
+        recorded it."""
         document = {
             "reservation_id": attempt.reservation_id,
             "idempotency_key": attempt.idempotency_key,
@@ -57,8 +57,11 @@ class CheckoutAttempts:
             "created_at": utc_now(),
         }
         async with storage_errors():
-            with contextlib.suppress(DuplicateKeyError):
+            try:
                 await self.collection.insert_one(document)
+            except DuplicateKeyError:
+                return False
+        return True
 
     async def finish(self, reservation_id: str) -> None:
         """The session is recorded, or none was made: nothing left to recover."""

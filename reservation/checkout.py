@@ -271,9 +271,16 @@ class CheckoutService:
             params=dict(self._params(reservation, lines, currency, expires_at, email)),
             session_expires_at=expires_at,
         )
-        await self.attempts.begin(attempt)
+        recorded = await self.attempts.begin(attempt)
         try:
             session = await self._send(attempt, "checkout session")
+        except errors.PaymentProviderUnavailable as exc:
+            if recorded and not exc.sent:
+                # Stripe never saw it (the gate's queue or rate ran out first): nothing to
+                # recover. An attempt another caller recorded stays for that caller.
+                with contextlib.suppress(errors.StorageUnavailable):
+                    await self.attempts.finish(reservation.id)
+            raise
         except stripe.StripeError as exc:
             # The gate let it through: not a network error, 5xx or 429 but a refusal (a
             # parameter, the key, the account) that no retry can mend. Stripe made nothing.

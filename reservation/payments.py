@@ -73,9 +73,9 @@ class StripeGate:
     def retry_after(self) -> int:
         return max(1, math.ceil(self.timeout_seconds))
 
-    def unavailable(self, why: str) -> PaymentProviderUnavailable:
+    def unavailable(self, why: str, *, sent: bool = True) -> PaymentProviderUnavailable:
         return PaymentProviderUnavailable(
-            f"the payment provider is unavailable: {why}", retry_after=self.retry_after
+            f"the payment provider is unavailable: {why}", retry_after=self.retry_after, sent=sent
         )
 
     async def call(
@@ -89,14 +89,16 @@ class StripeGate:
         session…) name the call in the log lines of retries and refusals."""
         extra = {**(context or {}), "stripe_action": action}
         if not self.configured:
-            raise self._unavailable("STRIPE_SECRET_KEY is not configured", extra)
+            raise self._unavailable("STRIPE_SECRET_KEY is not configured", extra, sent=False)
+        sent: list[bool] = []
         try:
             async with asyncio.timeout(self.timeout_seconds):
-                return await self._attempts(operation, extra)
+                return await self._attempts(operation, extra, sent)
         except TimeoutError:
             # The gate is saturated (every slot taken, or the rate spent) or Stripe hangs.
             why = f"no answer within {self.timeout_seconds:g} s"
-            raise self._unavailable(why, {**extra, "gate_saturated": self.saturated}) from None
+            context = {**extra, "gate_saturated": self.saturated}
+            raise self._unavailable(why, context, sent=bool(sent)) from None
         except stripe.RateLimitError as exc:
             raise self._unavailable("rate limited", extra) from exc
         except (stripe.APIConnectionError, stripe.APIError) as exc:
@@ -107,21 +109,25 @@ class StripeGate:
         """Every concurrent slot is taken or the rate is spent: a new call has to queue."""
         return self.semaphore.locked() or not self.limiter.has_capacity()
 
-    def _unavailable(self, why: str, extra: Mapping[str, object]) -> PaymentProviderUnavailable:
+    def _unavailable(
+        self, why: str, extra: Mapping[str, object], *, sent: bool = True
+    ) -> PaymentProviderUnavailable:
         logger.warning(
             "Stripe %s unavailable, answered 503: %s",
             extra["stripe_action"],
             why,
-            extra={**extra, "reason": why},
+            extra={**extra, "reason": why, "request_sent": sent},
         )
-        return self.unavailable(why)
+        return self.unavailable(why, sent=sent)
 
     async def _attempts(
-        self, operation: Callable[[], Awaitable[T]], extra: Mapping[str, object]
+        self, operation: Callable[[], Awaitable[T]], extra: Mapping[str, object], sent: list[bool]
     ) -> T:
+        """The operation, retried on 429; `sent` gets an entry once a request may have left."""
         for attempt in range(1, self.max_attempts + 1):
             try:
                 async with self.semaphore, self.limiter:
+                    sent.append(True)
                     return await operation()
             except stripe.RateLimitError as exc:
                 if attempt == self.max_attempts:

@@ -3,6 +3,7 @@ Checkout Session behind that nobody can expire."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -13,7 +14,7 @@ from persistence.attempts import CheckoutAttempt
 from reservation.schemas import CartLineIn, CheckoutIn
 from reservation.sweeper import sweep
 from tests.conftest import age_hold
-from tests.shop import Shop
+from tests.shop import MakeShop, Shop
 
 CREATE = ("POST", "/v1/checkout/sessions")
 
@@ -189,3 +190,17 @@ async def test_a_cart_checkout_records_its_attempt_under_the_reservation(
     (created,) = shop.sim.requests(*CREATE)
     assert created["idempotency_key"] == attempt["idempotency_key"]
     assert created["params"]["client_reference_id"] == attempt["reservation_id"]
+
+
+async def test_a_checkout_the_gate_never_sent_leaves_no_attempt(make_shop: MakeShop) -> None:
+    # One Stripe call a second, a bound of half a second, and Stripe hangs: the second
+    # checkout waits for the gate's rate until its bound and is never sent, so there is
+    # nothing of it to recover.
+    shop = await make_shop(stripe_rate_per_second=1.0, stripe_timeout_seconds=0.5)
+    await shop.api.put_product("tee", 5)
+    shop.sim.fault("/v1/checkout/sessions", mode="hang", count=None)
+    first, second = await asyncio.gather(shop.checkout(("tee", 1)), shop.checkout(("tee", 1)))
+    assert (first.status_code, second.status_code) == (503, 503)
+    sent = {r["params"]["client_reference_id"] for r in shop.sim.requests(*CREATE)}
+    (attempt,) = await attempts(shop)
+    assert sent == {attempt["reservation_id"]}  # only the one Stripe may have acted on stays
