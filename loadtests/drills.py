@@ -379,6 +379,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "15",
             "--tags",
             "buyers",
+            # The probe asks 10 times a second from one address: no rate limit in a drill.
+            "--rate-limits",
+            "off",
         ]
     )
     command = " ".join(
