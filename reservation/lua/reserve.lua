@@ -12,7 +12,8 @@
 --      | {'unknown_sku', sku} | {'insufficient', sku, requested, available}
 --      | {'customer_limit', sku, limit, already} | {'customer_required', sku}
 --      | {'hold_cap', cap, held} | {'bad_request', reason}
--- A sold-out answer costs TIME, ZRANGE and one HMGET; a hold adds SET, HSET and ZADD.
+-- A sold-out answer costs TIME, ZRANGE and one HMGET (with a customer id and a limited SKU
+-- or the cap on, one more of their usage); a hold adds SET, HSET and ZADD.
 local record_key = KEYS[4]
 local id = ARGV[2]
 local hold_ms = tonumber(ARGV[3])
