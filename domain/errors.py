@@ -9,6 +9,8 @@ ReservationError
  ├── UnknownSku                                                      (404 unknown_sku)
  ├── InsufficientStock         details: sku, requested, available    (409)
  ├── CustomerLimitExceeded     details: sku, limit                   (409)
+ ├── HoldCapReached            the customer has the most live holds  (409 hold_cap_reached)
+ │                             a pool allows; details: limit, held
  ├── CustomerRequired          a limited SKU, no customer_id, and    (422 customer_required)
  │                             RESERVATION_REQUIRE_CUSTOMER is on
  ├── AlreadyCommitted          release of a paid reservation         (409)
@@ -17,6 +19,8 @@ ReservationError
  ├── ReservationNotHeld        checkout of a lapsed or paid hold     (409 reservation_not_held)
  ├── InvalidSignature          webhook signature missing or wrong    (400 invalid_signature)
  ├── InvalidPayload            signed webhook body that is not an event (400 invalid_payload)
+ ├── RateLimited               too many requests from one client     (429 rate_limited,
+ │                             address or customer id                 Retry-After)
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
  ├── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
  └── PaymentProviderRefused    Stripe refused for good; details:     (502, no Retry-After)
@@ -77,6 +81,13 @@ class CustomerLimitExceeded(ReservationError):
     status_code = 409
 
 
+class HoldCapReached(ReservationError):
+    """The customer already has RESERVATION_MAX_HOLDS_PER_CUSTOMER live holds in the pool."""
+
+    code = "hold_cap_reached"
+    status_code = 409
+
+
 class CustomerRequired(ReservationError):
     code = "customer_required"
     status_code = 422
@@ -115,6 +126,17 @@ class InvalidSignature(ReservationError):
 class InvalidPayload(ReservationError):
     code = "invalid_payload"
     status_code = 400
+
+
+class RateLimited(ReservationError):
+    """Too many requests from one client address or customer id; `retry_after` in seconds."""
+
+    code = "rate_limited"
+    status_code = 429
+
+    def __init__(self, message: str, retry_after: int = 1, **details: object) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
 
 
 class PaymentProviderUnavailable(ReservationError):

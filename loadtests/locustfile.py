@@ -14,7 +14,14 @@ then failed, or cancelled, in the `--payment-mix` shares.
 
 Expected refusals are answers, not failures, reported under their own names: a sold-out
 reserve is `reserve: sold out` (409 insufficient_stock), a cart over the per-customer limit
-`reserve: over the limit` (409 customer_limit_exceeded).
+`reserve: over the limit` (409 customer_limit_exceeded), a customer with the most live holds
+allowed `reserve: hold cap` (409 hold_cap_reached), a request past a rate limit
+`reserve: rate limited` or `checkout: rate limited` (429 rate_limited).
+
+Every user is a buyer of their own address: it sends `X-Forwarded-For: <a random IPv4>` on every
+request, as the proxy in front of a shop would write it. A service started with
+`RESERVATION_TRUSTED_PROXY_HEADER=X-Forwarded-For` (the rehearsal starts it so) limits each user
+on its own; one without the setting ignores the header, and every user shares 127.0.0.1's limit.
 
 The load follows `SaleShape`: with `--spike-seconds R` the users arrive within R seconds, stay,
 and leave over the last R seconds of `--run-time` (`--leave-seconds`: another span; 0: they
@@ -25,6 +32,7 @@ stay to the end, as buyers who stop by themselves do); without, Locust's usual r
 from __future__ import annotations
 
 import gc
+import ipaddress
 import random
 import time
 import uuid
@@ -38,6 +46,15 @@ HOT_SKU = "hot"
 PAYMENTS = ("paid", "declined", "delayed_paid", "delayed_failed", "cancelled")
 DEFAULT_MIX = "paid=70,declined=10,delayed_paid=10,delayed_failed=5,cancelled=5"
 FINAL_ORDER = {"paid", "payment_failed", "refunded", "refunded_oversold"}
+FORWARDED_FOR = "X-Forwarded-For"
+# The request names of the refusals the contract promises, by error code.
+REFUSALS = {
+    "insufficient_stock": "sold out",
+    "customer_limit_exceeded": "over the limit",
+    "customer_required": "customer required",
+    "hold_cap_reached": "hold cap",
+    "rate_limited": "rate limited",
+}
 
 
 def add_options(parser: Any) -> None:
@@ -171,6 +188,13 @@ class SaleUser(FastHttpUser):
     abstract = True
     pause = between(0.5, 2.0)  # between two tasks, while the user has not left
 
+    def __init__(self, environment: Environment) -> None:
+        # An address of this buyer's own, on every request (FastHttpUser hands default_headers
+        # to the session it makes here). Random, so Locust's processes need not share a counter.
+        self.address = str(ipaddress.IPv4Address(random.getrandbits(32)))
+        self.default_headers = {FORWARDED_FOR: self.address}
+        super().__init__(environment)
+
     def on_start(self) -> None:
         self.customer_id = f"cus_{uuid.uuid4().hex[:16]}"
         self.gone = False
@@ -207,7 +231,7 @@ class SaleUser(FastHttpUser):
         ) as response:
             if response.status_code == 201:
                 return str(response.json()["id"])
-            refusal = refusal_name(response)
+            refusal = refusal_name(response, "reserve")
             if refusal is None:
                 response.failure(answered(response))
                 return None
@@ -224,19 +248,15 @@ def answered(response: Any) -> str:
     return f"{response.status_code}: {(response.text or '')[:200]}"
 
 
-def refusal_name(response: Any) -> str | None:
-    """The request name of an expected refusal, or None for a failure."""
-    if response.status_code not in (409, 422):
+def refusal_name(response: Any, request: str) -> str | None:
+    """The request name of an expected refusal ("reserve: sold out"), or None for a failure."""
+    if response.status_code not in (409, 422, 429):
         return None
     try:
         code = response.json().get("error")
     except ValueError:
         return None
-    return {
-        "insufficient_stock": "reserve: sold out",
-        "customer_limit_exceeded": "reserve: over the limit",
-        "customer_required": "reserve: customer required",
-    }.get(code)
+    return f"{request}: {REFUSALS[code]}" if code in REFUSALS else None
 
 
 class Crowd(SaleUser):
@@ -343,6 +363,11 @@ class Buyers(SaleUser):
                 return str(response.json()["checkout_session_id"])
             if response.status_code == 409:  # the hold lapsed meanwhile
                 response.request_meta["name"] = "checkout: hold lapsed"
+                response.success()
+                return None
+            refusal = refusal_name(response, "checkout")
+            if refusal is not None:
+                response.request_meta["name"] = refusal
                 response.success()
                 return None
             response.failure(answered(response))

@@ -144,6 +144,19 @@ def cluster_pools(masters: int = 3) -> list[str]:
     return [found[master] for master in sorted(found)]
 
 
+def rate_limit_env(rate_limits: str) -> dict[str, str]:
+    """The service's rate limits in a rehearsal. "on": the service's defaults, each Locust user
+    counted under the X-Forwarded-For it sends (as a proxy in front of the shop would write it;
+    the load comes from one address). "off": no rate limit and no hold cap."""
+    if rate_limits == "on":
+        return {"RESERVATION_TRUSTED_PROXY_HEADER": "X-Forwarded-For"}
+    return {
+        "RESERVATION_IP_RATE_LIMIT": "0",
+        "RESERVATION_CUSTOMER_RATE_LIMIT": "0",
+        "RESERVATION_MAX_HOLDS_PER_CUSTOMER": "0",
+    }
+
+
 def start_stack(
     stack: Stack,
     args: argparse.Namespace,
@@ -173,6 +186,7 @@ def start_stack(
         "STRIPE_API_BASE": stack.sim_url,
         "STRIPE_WEBHOOK_SECRET": secret,
         "PUBLIC_URL": stack.service_url,
+        **rate_limit_env(args.rate_limits),
     }
     sim = stack.start(
         "stripe-sim",
@@ -608,6 +622,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=10,
         help="Locust's niceness: on a shared machine the service, Redis and the stores come "
         "first (0: the same priority)",
+    )
+    parser.add_argument(
+        "--rate-limits",
+        choices=("on", "off"),
+        default="on",
+        help="on: the service's rate limits and hold cap, each Locust user limited under its own"
+        " X-Forwarded-For address; off: none (default: on)",
     )
     parser.add_argument("--report-dir", type=Path, default=DOCS)
     args = parser.parse_args(argv)

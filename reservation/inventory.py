@@ -41,6 +41,7 @@ from reservation.outcomes import (
     NotExtended,
     OutOfStock,
     OverCustomerLimit,
+    OverHoldCap,
     Oversold,
     Released,
     ReleaseOutcome,
@@ -104,9 +105,12 @@ class Inventory:
         sold_out_seconds: float = 0.0,
         read_cache_seconds: float = 0.0,
         require_customer: bool = False,
+        max_holds_per_customer: int = 0,
     ) -> None:
         if hold_seconds <= 0 or retention_seconds < 0 or reclaim_batch < 1:
             raise ValueError("hold_seconds > 0, retention_seconds >= 0, reclaim_batch >= 1")
+        if max_holds_per_customer < 0:
+            raise ValueError("max_holds_per_customer >= 0 (0: no cap)")
         self.client = client
         self.keys = keys or KeySpace()
         self.hold_ms = int(hold_seconds * 1000)
@@ -122,6 +126,8 @@ class Inventory:
         self._pool_list: tuple[float, list[str]] = (-math.inf, [])
         # Refuse carts without a customer id that hold a SKU with a per-customer limit.
         self.require_customer = require_customer
+        # The most live holds (held, not paid) one customer id may have in a pool; 0: no cap.
+        self.max_holds_per_customer = max_holds_per_customer
         # Called when a request finds counters missing because Redis lost them (the service
         # sets it to start a rebuild: reservation.recovery); None: only report the loss.
         self.on_lost: Callable[[], None] | None = None
@@ -397,6 +403,7 @@ class Inventory:
             encode_cart(lines),
             "1" if fresh else "0",
             "1" if self.require_customer else "0",
+            self.max_holds_per_customer,
         ]
         reply = await self._run(pool, "reserve", args, reservation_id)
         outcome = _text(reply[0])
@@ -410,6 +417,8 @@ class Inventory:
             return OverCustomerLimit(_text(reply[1]), int(reply[2]), int(reply[3]))
         if outcome == "customer_required":
             return CustomerRequired(_text(reply[1]))
+        if outcome == "hold_cap":
+            return OverHoldCap(int(reply[1]), int(reply[2]))
         if outcome == "unknown_sku":
             # The SKU had a pool and now has no counters: Redis lost them (a rebuild may even
             # have put them back since). The service answers 503 and rebuilds; the client's

@@ -68,6 +68,12 @@ class KeySpace:
         """String: the reservation id an Idempotency-Key produced (24 hours)."""
         return f"{self.prefix}:idem:{key_digest}"
 
+    def rate_log(self, scope: str, subject_digest: str) -> str:
+        """Sorted set: the requests one client (a `scope`: "ip" or "customer") made in the
+        rate limit's window (reservation.ratelimit). A digest names the client, so no address
+        or customer id is stored, and no brace in a customer id makes a cluster hash tag."""
+        return f"{self.prefix}:rate:{scope}:{subject_digest}"
+
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this key space."""
         return f"{self.prefix}:*"

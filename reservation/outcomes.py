@@ -65,7 +65,22 @@ class CustomerRequired:
         )
 
 
-ReserveOutcome = Held | OutOfStock | OverCustomerLimit | CustomerRequired
+@dataclass(frozen=True, slots=True)
+class OverHoldCap:
+    """The customer already has `limit` live holds (held, not paid) in the cart's pool."""
+
+    limit: int
+    held: int
+
+    def error(self) -> errors.HoldCapReached:
+        return errors.HoldCapReached(
+            f"at most {self.limit} live holds per customer: pay for or release one first",
+            limit=self.limit,
+            held=self.held,
+        )
+
+
+ReserveOutcome = Held | OutOfStock | OverCustomerLimit | CustomerRequired | OverHoldCap
 
 
 @dataclass(frozen=True, slots=True)

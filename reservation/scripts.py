@@ -12,6 +12,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.commands.core import AsyncScript
 
 RedisClient = Redis | RedisCluster
+# The pool scripts: each runs on the keys of one pool, after the shared prelude.
 SCRIPT_NAMES = (
     "reserve",
     "release",
@@ -26,15 +27,19 @@ SCRIPT_NAMES = (
     "restock",
     "settle_paid",
 )
+# Scripts of their own, without the prelude (the rate limiter: one key, no pool).
+STANDALONE_NAMES = ("rate_limit",)
 POOL_PRELUDE = "_pool"
 
 
 @cache
 def source(name: str) -> str:
-    """A script's full text: the shared pool prelude, then the script's own file."""
+    """A script's full text: for a pool script the shared prelude, then the script's own file."""
     lua = files("reservation").joinpath("lua")
-    prelude = lua.joinpath(f"{POOL_PRELUDE}.lua").read_text(encoding="utf-8")
-    return prelude + "\n" + lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    own = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
+    if name in STANDALONE_NAMES:
+        return own
+    return lua.joinpath(f"{POOL_PRELUDE}.lua").read_text(encoding="utf-8") + "\n" + own
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,8 +53,8 @@ class Scripts:
     by_name: dict[str, AsyncScript]
 
     @classmethod
-    def register(cls, client: RedisClient) -> Scripts:
-        return cls({name: client.register_script(source(name)) for name in SCRIPT_NAMES})
+    def register(cls, client: RedisClient, names: Sequence[str] = SCRIPT_NAMES) -> Scripts:
+        return cls({name: client.register_script(source(name)) for name in names})
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
         return await self.by_name[name](keys=keys, args=args)

@@ -42,6 +42,7 @@ from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.metrics import Metrics
 from reservation.payments import StripeGate, stripe_client
+from reservation.ratelimit import RateLimit, RateLimiter
 from reservation.recovery import Recovery, watch
 from reservation.scripts import RedisClient
 from reservation.settings import Settings
@@ -81,6 +82,7 @@ class Services:
     webhooks: WebhookHandlers
     expiry: SessionExpiry
     recovery: Recovery
+    rate_limiter: RateLimiter
 
 
 def redis_client(settings: Settings, max_connections: int = REDIS_MAX_CONNECTIONS) -> RedisClient:
@@ -117,6 +119,17 @@ def new_inventory(settings: Settings, redis: RedisClient) -> Inventory:
         sold_out_seconds=settings.sold_out_cache_seconds,
         read_cache_seconds=settings.read_cache_seconds,
         require_customer=settings.require_customer,
+        max_holds_per_customer=settings.max_holds_per_customer,
+    )
+
+
+def new_rate_limiter(settings: Settings, redis: RedisClient) -> RateLimiter:
+    """The limits per client address and per customer id, as the settings configure them."""
+    return RateLimiter(
+        redis,
+        keys=KeySpace(settings.key_prefix),
+        per_ip=RateLimit(settings.ip_rate_limit, settings.ip_rate_window_seconds),
+        per_customer=RateLimit(settings.customer_rate_limit, settings.customer_rate_window_seconds),
     )
 
 
@@ -223,6 +236,7 @@ def _build(
         ),
         expiry=SessionExpiry(checkouts, stripe_api, gate),
         recovery=recovery,
+        rate_limiter=new_rate_limiter(settings, redis),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -63,6 +64,18 @@ class Settings:
     restock_on_refund: bool = False
     # Refuse reservations without a customer_id of SKUs that have a per-customer limit.
     require_customer: bool = False
+    # Rate limits of POST /v1/reservations and POST /v1/checkout, shared by every process (in
+    # Redis): at most `*_rate_limit` requests in any `*_rate_window_seconds`, per client address
+    # and per customer id (reservation/ratelimit.py); 0: off.
+    ip_rate_limit: int = 120
+    ip_rate_window_seconds: float = 60.0
+    customer_rate_limit: int = 30
+    customer_rate_window_seconds: float = 60.0
+    # The most live holds (held, not paid) one customer id may have in a pool; 0: no cap.
+    max_holds_per_customer: int = 5
+    # The header a trusted reverse proxy writes the client's address into (its right-most
+    # entry); None: the socket peer's address, and such headers are ignored.
+    trusted_proxy_header: str | None = None
     # Log lines: "text" for people, "json" for one JSON object per line (reservation/logs.py).
     log_format: str = "text"
 
@@ -144,6 +157,29 @@ def count(name: str, raw: str) -> int:
     if value < 1:
         raise SettingsError(f"{name} must be at least 1, not {raw!r}")
     return value
+
+
+def count_or_off(name: str, raw: str) -> int:
+    """A whole number where 0 turns the feature off."""
+    try:
+        if int(raw) == 0:
+            return 0
+    except ValueError:
+        pass
+    return count(name, raw)
+
+
+# A header name (RFC 9110 token characters).
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+def header_name(name: str, raw: str) -> str:
+    """An HTTP header's name, as written (headers are matched in any case)."""
+    if not HEADER_NAME.fullmatch(raw):
+        raise SettingsError(
+            f"{name} must be an HTTP header name, e.g. X-Forwarded-For, not {raw!r}"
+        )
+    return raw
 
 
 def choice(*choices: str) -> Reader:
@@ -261,6 +297,49 @@ VARIABLES: tuple[Variable, ...] = (
         "require_customer",
         flag,
         "refuse reservations of limited SKUs without a `customer_id`",
+    ),
+    Variable(
+        "RESERVATION_IP_RATE_LIMIT",
+        "ip_rate_limit",
+        count_or_off,
+        "reservations and checkouts one client address may ask for within"
+        " `RESERVATION_IP_RATE_WINDOW_SECONDS`, in every process together; more answer 429"
+        " (0: off)",
+    ),
+    Variable(
+        "RESERVATION_IP_RATE_WINDOW_SECONDS",
+        "ip_rate_window_seconds",
+        seconds_or_off,
+        "the sliding window of that limit (0: off)",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_RATE_LIMIT",
+        "customer_rate_limit",
+        count_or_off,
+        "reservations and checkouts one `customer_id` may ask for within"
+        " `RESERVATION_CUSTOMER_RATE_WINDOW_SECONDS`; more answer 429 (0: off)",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_RATE_WINDOW_SECONDS",
+        "customer_rate_window_seconds",
+        seconds_or_off,
+        "the sliding window of that limit (0: off)",
+    ),
+    Variable(
+        "RESERVATION_MAX_HOLDS_PER_CUSTOMER",
+        "max_holds_per_customer",
+        count_or_off,
+        "live holds (held, not paid) one `customer_id` may have in a pool; one more answers"
+        " 409 `hold_cap_reached` (0: no cap)",
+    ),
+    Variable(
+        "RESERVATION_TRUSTED_PROXY_HEADER",
+        "trusted_proxy_header",
+        header_name,
+        "the header your reverse proxy writes the client's address into, e.g."
+        " `X-Forwarded-For` (its right-most entry is taken) or `X-Real-IP`; set it only behind"
+        " a proxy that writes it, since clients can send any header",
+        "none (the socket peer's address; such headers are ignored)",
     ),
     Variable(
         "RESERVATION_RESTOCK_ON_REFUND",

@@ -63,6 +63,11 @@ async def make_api(mongodb_uri: str, keyspace: KeySpace) -> AsyncIterator[MakeAp
         hold_seconds=600,
         sweep_seconds=0,  # tests sweep when they choose (the service's default is every 30 s)
         rebuild_check_seconds=0,  # and rebuild lost counters when they choose (test_recovery)
+        # Every request of these tests comes from one address (ASGITransport's 127.0.0.1),
+        # many with one customer id, and a bad request is counted too: the rate limits are
+        # tested on their own (tests/test_ratelimit.py). The hold cap stays at its default.
+        ip_rate_limit=0,
+        customer_rate_limit=0,
     )
     async with AsyncExitStack() as stack:
 

@@ -78,7 +78,9 @@ def stop_server(server: Server, mongodb_uri: str) -> None:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
-    """`reservation serve` paying through a Stripe simulator of its own."""
+    """`reservation serve` paying through a Stripe simulator of its own, behind a pretended
+    proxy: each buyer of the tests can send an X-Forwarded-For of their own (its default rate
+    limits count each address on its own; a request without one counts under 127.0.0.1)."""
     with simulators() as make_sim:
         sim = make_sim()
         running = start_server(
@@ -87,6 +89,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterat
             STRIPE_SECRET_KEY=API_KEY,
             STRIPE_API_BASE=sim.url,
             STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            RESERVATION_TRUSTED_PROXY_HEADER="X-Forwarded-For",
         )
         running.sim = sim
         try:

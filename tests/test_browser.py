@@ -172,6 +172,31 @@ def test_two_buyers_race_for_the_last_unit(live_shop: LiveShop, new_buyer: NewBu
     assert (product["sold"], product["reserved"], product["available"]) == (1, 0, 0)
 
 
+def test_a_buyer_at_the_hold_cap_is_told_to_pay_or_give_one_back(
+    make_live_shop: MakeLiveShop, new_buyer: NewBuyer
+) -> None:
+    shop = make_live_shop(RESERVATION_MAX_HOLDS_PER_CUSTOMER="2")
+    shop.put_product("tee", 10, name="Tee")
+    page = new_buyer(shop)
+    page.goto("/")
+    buy = card(page, "tee").get_by_role("button", name="Buy")
+    for held in (1, 2):
+        buy.click()
+        expect(page.locator(".hold")).to_have_count(held)
+    buy.click()
+    expect(card(page, "tee").locator(".message")).to_have_text(
+        "You hold as many carts as a customer may (2): pay for or give back one first."
+    )
+    assert shop.product("tee")["reserved"] == 2
+    page.locator(".hold").first.get_by_role("button", name="Give back").click()
+    expect(stock_of(page, "tee")).to_have_text("9 of 10 left, 1 held in carts")
+    buy.click()
+    expect(card(page, "tee").locator(".message")).to_have_text(
+        "Held for you: pay above before the time runs out."
+    )
+    assert shop.product("tee")["reserved"] == 2
+
+
 def test_a_declined_card_keeps_the_hold_until_it_lapses(
     make_live_shop: MakeLiveShop, new_buyer: NewBuyer
 ) -> None:

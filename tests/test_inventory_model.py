@@ -26,6 +26,7 @@ from reservation.outcomes import (
     NotExtended,
     OutOfStock,
     OverCustomerLimit,
+    OverHoldCap,
     Oversold,
     Released,
     ReleaseRefused,
@@ -36,6 +37,10 @@ T = TypeVar("T")
 SKUS = ("red", "green", "blue")
 LIMITS = {"red": 4, "green": 0, "blue": 0}
 LIVE = ("held", "awaiting_payment")
+# The most live holds one customer may have (RESERVATION_MAX_HOLDS_PER_CUSTOMER): low, so
+# that sequences reach it, and free places again as holds end.
+HOLD_CAP = 2
+CUSTOMERS = ("ann", "bob")
 
 
 @dataclass
@@ -67,9 +72,14 @@ class Model:
     def available(self, sku: str) -> int:
         return self.total[sku] - self.reserved(sku) - self.sold(sku)
 
+    def live_holds(self, customer: str) -> int:
+        return sum(
+            1 for r in self.reservations.values() if r.customer == customer and r.status in LIVE
+        )
+
 
 carts = st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 4)), min_size=1, max_size=4)
-customers = st.sampled_from([None, "ann", "bob"])
+customers = st.sampled_from([None, *CUSTOMERS])
 
 
 class InventoryMachine(RuleBasedStateMachine):
@@ -83,7 +93,9 @@ class InventoryMachine(RuleBasedStateMachine):
         self.loop = asyncio.new_event_loop()
         self.client = self.make_client()
         self.keys = KeySpace(f"model-{uuid.uuid4().hex[:12]}")
-        self.inventory = Inventory(self.client, keys=self.keys, reclaim_batch=1000)
+        self.inventory = Inventory(
+            self.client, keys=self.keys, reclaim_batch=1000, max_holds_per_customer=HOLD_CAP
+        )
         self.model = Model()
         for sku in SKUS:
             self.run(self.inventory.set_stock(sku, 6, max_per_customer=LIMITS[sku]))
@@ -120,6 +132,9 @@ class InventoryMachine(RuleBasedStateMachine):
             if LIMITS[sku] and already + quantity > LIMITS[sku]:
                 expected = OverCustomerLimit(sku, LIMITS[sku], already)
                 break
+        # The cap on live holds comes after the cart's own refusals.
+        if expected is None and customer and self.model.live_holds(customer) >= HOLD_CAP:
+            expected = OverHoldCap(HOLD_CAP, self.model.live_holds(customer))
         if expected is not None:
             assert outcome == expected
             return "default.none-none-none-none"
@@ -221,6 +236,12 @@ class InventoryMachine(RuleBasedStateMachine):
                 self.model.reserved(level.sku),
                 self.model.sold(level.sku),
             )
+        # Each customer's count of live holds (kept beside the holds by every script that adds
+        # or removes one; read after the snapshot above reclaimed the lapsed ones) is exact.
+        usage = self.keys.pool("default").usage
+        for customer in CUSTOMERS:
+            counted = self.run(self.client.hget(usage, f":holds|{customer}"))
+            assert int(counted or 0) == self.model.live_holds(customer), customer
 
 
 class FakeRedisInventoryMachine(InventoryMachine):

@@ -120,10 +120,19 @@ async def test_error_answers_name_the_codes_of_the_error_tree() -> None:
         for operation in operations.values():
             for status, codes in error_codes(operation).items():
                 assert all(tree[code] == int(status) for code in codes), (status, codes)
-                if status == "503":
+                if status in ("429", "503"):
                     assert operation["responses"][status]["headers"]["Retry-After"]["required"]
     reserve = error_codes(document["paths"]["/v1/reservations"]["post"])
-    assert reserve["409"] == ["insufficient_stock", "customer_limit_exceeded"]
+    assert reserve["409"] == ["insufficient_stock", "customer_limit_exceeded", "hold_cap_reached"]
+    # The routes that hold stock or ask Stripe are rate limited; no other route is.
+    limited = [
+        (method, path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "429" in error_codes(operation)
+    ]
+    assert limited == [("post", "/v1/reservations"), ("post", "/v1/checkout")]
+    assert reserve["429"] == ["rate_limited"]
     admin = document["paths"]["/v1/orders"]["get"]
     assert admin["security"] == [{"adminToken": []}]
     assert error_codes(admin)["401"] == ["unauthorized"]

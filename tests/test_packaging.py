@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from loadtests.cpu import process_tree
-from reservation.scripts import SCRIPT_NAMES
+from reservation.scripts import SCRIPT_NAMES, STANDALONE_NAMES
 from reservation.servers import free_port, stop_process, wait_until
 from tests.conftest import REDIS_URL
 
@@ -30,7 +30,7 @@ def test_wheel_carries_the_lua_scripts(tmp_path: Path) -> None:
     )
     (wheel,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    for script in (*SCRIPT_NAMES, "_pool"):
+    for script in (*SCRIPT_NAMES, *STANDALONE_NAMES, "_pool"):
         assert f"reservation/lua/{script}.lua" in names
     assert "reservation/py.typed" in names
     # The storefront and the operations page (reservation/api/pages.py serves what ships).

@@ -30,6 +30,12 @@ EVERY_VARIABLE = {
     "RESERVATION_REBUILD_CHECK_SECONDS": "0",
     "RESERVATION_REDIS_TIMEOUT_SECONDS": "0.5",
     "RESERVATION_REQUIRE_CUSTOMER": "TRUE",
+    "RESERVATION_IP_RATE_LIMIT": "600",
+    "RESERVATION_IP_RATE_WINDOW_SECONDS": "0.5",
+    "RESERVATION_CUSTOMER_RATE_LIMIT": "0",
+    "RESERVATION_CUSTOMER_RATE_WINDOW_SECONDS": "10",
+    "RESERVATION_MAX_HOLDS_PER_CUSTOMER": "0",
+    "RESERVATION_TRUSTED_PROXY_HEADER": "X-Forwarded-For",
     "RESERVATION_RESTOCK_ON_REFUND": "yes",
     "RESERVATION_DATA_DIR": "/var/lib/reservation",
     "RESERVATION_LOG_FORMAT": "json",
@@ -108,6 +114,9 @@ def test_every_field_can_be_set_from_the_environment() -> None:
     assert settings.awaiting_payment_seconds == 3600.0
     assert not settings.reconcile_on_start
     assert (settings.rebuild_check_seconds, settings.redis_timeout_seconds) == (0.0, 0.5)
+    assert (settings.ip_rate_limit, settings.ip_rate_window_seconds) == (600, 0.5)
+    assert (settings.customer_rate_limit, settings.max_holds_per_customer) == (0, 0)
+    assert settings.trusted_proxy_header == "X-Forwarded-For"
     assert (settings.stripe_api_base, settings.public_url) == (
         "http://127.0.0.1:12111",
         "https://shop.example",
@@ -148,6 +157,12 @@ def test_an_unknown_flag_value_is_an_error_naming_the_variable(value: str) -> No
         ("RESERVATION_AWAITING_PAYMENT_SECONDS", "inf"),
         ("RESERVATION_SWEEP_SECONDS", "-3"),
         ("RESERVATION_LOG_FORMAT", "xml"),
+        ("RESERVATION_IP_RATE_LIMIT", "-1"),
+        ("RESERVATION_IP_RATE_LIMIT", "1.5"),
+        ("RESERVATION_CUSTOMER_RATE_WINDOW_SECONDS", "-60"),
+        ("RESERVATION_MAX_HOLDS_PER_CUSTOMER", "many"),
+        ("RESERVATION_TRUSTED_PROXY_HEADER", "X-Forwarded-For:"),
+        ("RESERVATION_TRUSTED_PROXY_HEADER", "X Real IP"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(name: str, value: str) -> None:

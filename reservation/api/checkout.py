@@ -7,7 +7,9 @@ from starlette.responses import Response
 
 from domain import errors
 from reservation.api.bodies import json_response, read_json, utc_text
-from reservation.api.services import services
+from reservation.api.ratelimits import limit_client, limit_customer
+from reservation.api.services import Services, services
+from reservation.ratelimit import CUSTOMER
 from reservation.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView
 
 MAX_SESSION_ID = 255
@@ -15,7 +17,13 @@ MAX_SESSION_ID = 255
 
 async def create_checkout(request: Request) -> Response:
     state = services(request)
-    body = await read_json(request, CheckoutIn)
+    try:
+        await limit_client(state, request)
+        body = await read_json(request, CheckoutIn)
+        await limit_customer(state, await _customer_of(state, body))
+    except errors.RateLimited as exc:
+        state.metrics.checkouts.labels(exc.code).inc()
+        raise
     try:
         checkout = await state.checkout.start(body)
     except errors.ReservationError as exc:
@@ -28,6 +36,16 @@ async def create_checkout(request: Request) -> Response:
         checkout.reservation_id, checkout.session_id, checkout.url, utc_text(checkout.expires_at)
     )
     return json_response(view, 201)
+
+
+async def _customer_of(state: Services, body: CheckoutIn) -> str | None:
+    """The customer a checkout is for: the cart's, or the reservation's (one lookup, made only
+    while the limit per customer is on)."""
+    if body.reservation_id is None or body.items is not None:
+        return body.customer_id
+    if not state.rate_limiter.on(CUSTOMER):
+        return None
+    return (await state.inventory.get(body.reservation_id)).customer_id
 
 
 async def get_checkout(request: Request) -> Response:

@@ -9,13 +9,15 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain.errors import PaymentProviderUnavailable, ReservationError
+from domain.errors import PaymentProviderUnavailable, RateLimited, ReservationError
 from reservation.api.bodies import json_response
 from reservation.schemas import ErrorBody
 
 logger = logging.getLogger("reservation")
 
 HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+# Answers that tell the client when to try again.
+RETRY_STATUSES = frozenset({429, 503})
 # Error answers may quote what a client sent: quote at most this much of any one value, so an
 # answer's size never grows with the input.
 MAX_ECHO = 200
@@ -44,7 +46,7 @@ def error_response(
     details: dict[str, object] | None = None,
     retry_after: int = 1,
 ) -> Response:
-    headers = {"Retry-After": str(retry_after)} if status_code == 503 else None
+    headers = {"Retry-After": str(retry_after)} if status_code in RETRY_STATUSES else None
     body = ErrorBody(
         code,
         str(bounded(message, MAX_MESSAGE)),
@@ -55,7 +57,9 @@ def error_response(
 
 async def on_reservation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ReservationError)
-    retry_after = exc.retry_after if isinstance(exc, PaymentProviderUnavailable) else 1
+    retry_after = 1
+    if isinstance(exc, PaymentProviderUnavailable | RateLimited):
+        retry_after = exc.retry_after
     return error_response(exc.status_code, exc.code, exc.message, exc.details, retry_after)
 
 

@@ -187,7 +187,7 @@ def _error_answer(status: int, codes: list[str]) -> dict[str, Any]:
             }
         },
     }
-    if status == 503:
+    if status in (429, 503):
         answer["headers"] = {
             "Retry-After": {
                 "description": "seconds to wait before trying again",

@@ -7,7 +7,9 @@ import time
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain import errors
 from reservation.api.bodies import json_response, read_json, utc_text
+from reservation.api.ratelimits import limit_client, limit_customer
 from reservation.api.services import Services, services
 from reservation.cart import encode_cart, normalize_cart
 from reservation.idempotency import check_key, fingerprint
@@ -18,6 +20,7 @@ from reservation.outcomes import (
     Held,
     OutOfStock,
     OverCustomerLimit,
+    OverHoldCap,
     Released,
     ReleaseRefused,
     ReserveOutcome,
@@ -29,6 +32,7 @@ REFUSALS = {
     OutOfStock: "insufficient_stock",
     OverCustomerLimit: "customer_limit_exceeded",
     CustomerRequired: "customer_required",
+    OverHoldCap: "hold_cap_reached",
 }
 
 
@@ -52,7 +56,13 @@ async def _session_of(state: Services, reservation_id: str) -> str | None:
 
 async def create_reservation(request: Request) -> Response:
     state = services(request)
-    body = await read_json(request, ReservationIn)
+    try:
+        await limit_client(state, request)
+        body = await read_json(request, ReservationIn)
+        await limit_customer(state, body.customer_id)
+    except errors.RateLimited:
+        state.metrics.count_reservation("rate_limited")
+        raise
     items = [(line.sku, line.quantity) for line in body.items]
     key = request.headers.get("idempotency-key")
     started = time.perf_counter()

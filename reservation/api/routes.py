@@ -16,6 +16,7 @@ from domain.errors import (
     AlreadyCommitted,
     CustomerLimitExceeded,
     CustomerRequired,
+    HoldCapReached,
     InsufficientStock,
     InvalidPayload,
     InvalidRequest,
@@ -26,6 +27,7 @@ from domain.errors import (
     PaymentProviderRefused,
     PaymentProviderUnavailable,
     PoolConflict,
+    RateLimited,
     ReservationNotHeld,
     StockBelowCommitted,
     StorageUnavailable,
@@ -90,7 +92,10 @@ HOLD_REFUSALS = (
     UnknownSku,
     InsufficientStock,
     CustomerLimitExceeded,
+    HoldCapReached,
 )
+# The routes that hold stock or ask Stripe: limited per client address and per customer id.
+LIMITED = (RateLimited,)
 
 ROUTES = [
     Operation(
@@ -129,7 +134,7 @@ ROUTES = [
         parameters=[IDEMPOTENCY_KEY],
         body=ReservationIn,
         answer=Answer(201, "the hold", ReservationView),
-        errors=(*BODY, *HOLD_REFUSALS, *STORAGE),
+        errors=(*BODY, *HOLD_REFUSALS, *LIMITED, *STORAGE),
     ),
     Operation(
         "GET",
@@ -161,6 +166,7 @@ ROUTES = [
             NotFound,
             *HOLD_REFUSALS,
             ReservationNotHeld,
+            *LIMITED,
             PaymentProviderRefused,
             PaymentProviderUnavailable,
             *STORAGE,

@@ -5,7 +5,10 @@
 --                         restore, read by snapshot), and ":expired" -> holds of the pool that
 --                         lapsed, ever
 -- KEYS[2] holds   zset    "<id>|<items>|<customer>", scored by hold expiry (ms, Redis TIME)
--- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought
+-- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought, and
+--                         ":holds|<customer>" -> how many members of `holds` are that
+--                         customer's (live holds: held or awaiting payment), kept by every
+--                         script that adds or removes a member (no SKU holds ':')
 -- KEYS[4] record  string  "<status>|<expires_at>|<created_at>|<late>|<items>|<customer>"
 --                         (scripts about one reservation only; it has a TTL)
 -- KEYS[5] fence   string  present while `reconcile` rebuilds the pool: scripts that sell
@@ -24,6 +27,7 @@ local stock_key, holds_key, usage_key = KEYS[1], KEYS[2], KEYS[3]
 local reclaim_batch = tonumber(ARGV[1])
 local CHUNK = 1000  -- arguments per call, well under Lua's unpack limit
 local EXPIRED = ':expired'  -- stock field counting the holds that lapsed (no SKU is empty)
+local HOLDS = ':holds|'  -- usage field prefix: a customer's live holds in this pool
 -- record.late: '0' paid in time, '1' committed late, FINAL the payment was refused as oversold
 -- or refunded with its units restocked; every later commit of it answers oversold.
 local FINAL = 'x'
@@ -104,6 +108,11 @@ end
 
 local function hold_member(id, items, customer) return id .. '|' .. items .. '|' .. customer end
 
+-- A hold of `customer` joins (1) or leaves (-1) `holds`: their count of live holds follows.
+local function count_hold(usage, customer, sign)
+  if customer ~= '' then usage[HOLDS .. customer] = (usage[HOLDS .. customer] or 0) + sign end
+end
+
 local function reclaim(now)
   local lapsed = call('ZRANGE', holds_key, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_batch)
   if #lapsed == 0 then return 0 end
@@ -111,6 +120,7 @@ local function reclaim(now)
   for _, member in ipairs(lapsed) do
     local _, items, customer = string.match(member, '^([^|]*)|([^|]*)|(.*)$')
     add_counts(deltas, usage, parse_items(items) or {}, 'reserved', customer, -1)
+    count_hold(usage, customer, -1)
   end
   call_chunked('ZREM', holds_key, lapsed)
   deltas[EXPIRED] = #lapsed
@@ -172,13 +182,15 @@ local function is_live(r) return r.status == 'held' or r.status == 'awaiting_pay
 
 -- Give a live reservation's hold up: its units go back unless they were sold.
 local function drop_hold(id, r, give_back)
-  call('ZREM', holds_key, hold_member(id, r.items, r.customer))
+  local removed = call('ZREM', holds_key, hold_member(id, r.items, r.customer))
+  local usage = {}
   if give_back then
-    local deltas, usage = {}, {}
+    local deltas = {}
     add_counts(deltas, usage, parse_items(r.items), 'reserved', r.customer, -1)
     add_to_hash(stock_key, deltas, false)
-    add_to_hash(usage_key, usage, true)
   end
+  if removed == 1 then count_hold(usage, r.customer, -1) end
+  add_to_hash(usage_key, usage, true)
 end
 
 -- The record as it stands now: a live status whose hold lapsed becomes expired (its units go

@@ -3,14 +3,17 @@
 -- ARGV[2] reservation id, ARGV[3] hold length (ms), ARGV[4] record retention after the hold (ms),
 -- ARGV[5] customer id ('' for none), ARGV[6] cart "sku=qty,..." (a SKU twice is summed),
 -- ARGV[7] '1' when the id is freshly made (it cannot exist yet: a refusal skips that lookup),
--- ARGV[8] '1' to refuse a cart without a customer id that holds a SKU with a limit.
+-- ARGV[8] '1' to refuse a cart without a customer id that holds a SKU with a limit,
+-- ARGV[9] the most live holds one customer id may have in this pool (0: no cap).
 -- A SKU's limit bounds every reservation; with a customer id, also what that customer holds or
--- bought of it.
+-- bought of it. The cap counts the customer's live holds (held or awaiting payment, not paid):
+-- a hold that is released, lapses or is paid for frees its place.
 -- Reply: {'held'|'existing', status, items, customer, expires_at_ms, created_at_ms, late}
 --      | {'unknown_sku', sku} | {'insufficient', sku, requested, available}
 --      | {'customer_limit', sku, limit, already} | {'customer_required', sku}
---      | {'bad_request', reason}
--- A sold-out answer costs TIME, ZRANGE and one HMGET; a hold adds SET, HSET and ZADD.
+--      | {'hold_cap', cap, held} | {'bad_request', reason}
+-- A sold-out answer costs TIME, ZRANGE and one HMGET (with a customer id and a limited SKU
+-- or the cap on, one more of their usage); a hold adds SET, HSET and ZADD.
 local record_key = KEYS[4]
 local id = ARGV[2]
 local hold_ms = tonumber(ARGV[3])
@@ -19,6 +22,7 @@ local customer = ARGV[5]
 local items = parse_items(ARGV[6])
 local fresh = ARGV[7] == '1'
 local require_customer = ARGV[8] == '1'
+local hold_cap = tonumber(ARGV[9]) or 0
 
 if not items then return {'bad_request', 'cart'} end
 if not hold_ms or hold_ms < 1 or not retention_ms or retention_ms < 0 then
@@ -33,11 +37,13 @@ local function refusal()
   local skus = skus_of(items)
   local c = counters(skus)
   local used = {}
+  local capped = customer ~= '' and hold_cap > 0
   if customer ~= '' then
     local limited = {}
     for _, sku in ipairs(skus) do
       if c[sku] and c[sku][4] > 0 then limited[#limited + 1] = sku .. '|' .. customer end
     end
+    if capped then limited[#limited + 1] = HOLDS .. customer end
     if #limited > 0 then
       local values = call('HMGET', usage_key, unpack(limited))
       for i, field in ipairs(limited) do used[field] = tonumber(values[i]) or 0 end
@@ -54,6 +60,8 @@ local function refusal()
     local already = used[sku .. '|' .. customer] or 0
     if limit > 0 and already + qty > limit then return {'customer_limit', sku, limit, already} end
   end
+  local held = used[HOLDS .. customer] or 0
+  if capped and held >= hold_cap then return {'hold_cap', hold_cap, held} end
   return nil
 end
 
@@ -83,6 +91,7 @@ add_to_hash(stock_key, deltas, false)
 if customer ~= '' then
   local usage = {}
   add_counts({}, usage, items, 'reserved', customer, 1)
+  count_hold(usage, customer, 1)
   add_to_hash(usage_key, usage, true)
 end
 call('ZADD', holds_key, record.expires_at, hold_member(id, record.items, customer))

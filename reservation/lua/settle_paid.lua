@@ -15,7 +15,7 @@ reclaim(now)
 local r = decode_record(call('GET', record_key))
 if r and (r.status == 'committed' or r.late == FINAL) then return {'unchanged'} end
 if r and is_live(r) then
-  call('ZREM', holds_key, hold_member(id, r.items, r.customer))
+  drop_hold(id, r, false)
 elseif not r then
   local items = parse_items(ARGV[4])
   if not items then return {'unchanged'} end

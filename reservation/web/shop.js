@@ -109,6 +109,13 @@
         : "Sold out: someone was faster.";
     }
     if (error === "customer_limit_exceeded") return `At most ${details.limit} per customer.`;
+    if (error === "hold_cap_reached") {
+      return `You hold as many carts as a customer may (${details.limit}): pay for or give back one first.`;
+    }
+    if (answer.status === 429) {
+      const wait = Number(answer.retryAfter) || 1;
+      return `Too many tries: try again in ${wait} s.`;
+    }
     if (answer.status === 503) {
       const wait = Number(answer.retryAfter) || 1;
       return `The shop is very busy: try again in ${wait} s.`;
