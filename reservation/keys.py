@@ -68,6 +68,11 @@ class KeySpace:
         """String: the reservation id an Idempotency-Key produced (24 hours)."""
         return f"{self.prefix}:idem:{key_digest}"
 
+    def webhook_delivery(self, timestamp: int, signature: str) -> str:
+        """String: a webhook delivery received (the timestamp and v1 signature it was signed
+        with), kept while that timestamp is within the tolerance; its presence refuses a replay."""
+        return f"{self.prefix}:webhook:{timestamp}:{signature}"
+
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this key space."""
         return f"{self.prefix}:*"

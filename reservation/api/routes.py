@@ -26,6 +26,7 @@ from domain.errors import (
     PaymentProviderRefused,
     PaymentProviderUnavailable,
     PoolConflict,
+    ReplayedSignature,
     ReservationNotHeld,
     StockBelowCommitted,
     StorageUnavailable,
@@ -186,6 +187,7 @@ ROUTES = [
         answer=Answer(200, "handled, ignored, or a duplicate", WebhookAnswer),
         errors=(
             InvalidSignature,
+            ReplayedSignature,
             InvalidPayload,
             PayloadTooLarge,
             OrderConflict,
