@@ -18,6 +18,7 @@ ReservationError
  ├── PoolConflict              a SKU already stocked in another pool (409)
  ├── ReservationNotHeld        checkout of a lapsed or paid hold     (409 reservation_not_held)
  ├── InvalidSignature          webhook signature missing or wrong    (400 invalid_signature)
+ ├── ReplayedSignature         a signed webhook delivery sent again  (400 replayed_signature)
  ├── InvalidPayload            signed webhook body that is not an event (400 invalid_payload)
  ├── RateLimited               too many requests from one client     (429 rate_limited,
  │                             address or customer id                 Retry-After)
@@ -120,6 +121,14 @@ class ReservationNotHeld(ReservationError):
 
 class InvalidSignature(ReservationError):
     code = "invalid_signature"
+    status_code = 400
+
+
+class ReplayedSignature(ReservationError):
+    """The same signed bytes (timestamp and signature) arrived before: Stripe signs every
+    delivery attempt afresh, so only a replay repeats them."""
+
+    code = "replayed_signature"
     status_code = 400
 
 

@@ -545,9 +545,16 @@ class Inventory:
         if reservation_id is not None:
             key_list = (*key_list, keys.record(reservation_id), keys.fence)
         try:
-            return await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
+            reply = await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
         except RedisError as exc:
             raise storage_unavailable(exc) from exc
+        if isinstance(reply, list) and len(reply) == 2 and _text(reply[0]) == "bad_request":
+            # An argument the script cannot use (it touched nothing): the checks above let
+            # nothing like it through, so this is a caller's mistake, said as such.
+            raise errors.InvalidRequest(
+                f"refused by the {script} script: {_text(reply[1])}", argument=_text(reply[1])
+            )
+        return reply
 
 
 def _reservation(reservation_id: str, pool: str, reply: Sequence[Any]) -> Reservation:

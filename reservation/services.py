@@ -35,6 +35,7 @@ from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
 from reservation.catalog import Catalog
 from reservation.checkout import CheckoutService
+from reservation.deliveries import SeenDeliveries
 from reservation.embedded import EmbeddedMongo, embedded_redis
 from reservation.expiry import SessionExpiry
 from reservation.idempotency import IdempotencyKeys
@@ -74,6 +75,7 @@ class Services:
     events: StripeEventRepository
     catalog: Catalog
     idempotency: IdempotencyKeys
+    deliveries: SeenDeliveries
     metrics: Metrics
     checkouts: CheckoutRepository
     stripe: stripe.StripeClient
@@ -210,6 +212,7 @@ def _build(
         events=events,
         catalog=Catalog(products, inventory),
         idempotency=IdempotencyKeys(redis, inventory.keys),
+        deliveries=SeenDeliveries(redis, inventory.keys),
         metrics=metrics,
         checkouts=checkouts,
         stripe=stripe_api,

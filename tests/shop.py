@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 import pytest
 
+from reservation.stripesim import encode_event
 from tests.api import Api, MakeApi
 from tests.stripe_fake import API_KEY, MakeStripeSim, StripeSim, signed
 
@@ -20,6 +22,8 @@ class Shop:
     def __init__(self, api: Api, sim: StripeSim) -> None:
         self.api = api
         self.sim = sim
+        # body -> the last timestamp it was signed with (see `deliver`)
+        self._signed_at: dict[bytes, int] = {}
 
     @property
     def http(self) -> httpx.AsyncClient:
@@ -34,7 +38,19 @@ class Shop:
     async def deliver(
         self, event: dict[str, Any], secret: str = WEBHOOK_SECRET, timestamp: int | None = None
     ) -> httpx.Response:
+        """Deliver `event` as Stripe delivers each attempt: signed afresh. Stripe's timestamp
+        is the second it signs at; here every delivery of one body gets a later one than the
+        last (up to a few seconds ahead, well within the tolerance), so the service sees a
+        new delivery, never a replay of the same bytes."""
+        if timestamp is None:
+            body = encode_event(event)
+            timestamp = max(int(time.time()), self._signed_at.get(body, 0) + 1)
+            self._signed_at[body] = timestamp
         body, headers = signed(event, secret, timestamp)
+        return await self.post_signed(body, headers)
+
+    async def post_signed(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        """POST these exact bytes and headers (a replay, when they were delivered before)."""
         return await self.http.post("/v1/webhooks/stripe", content=body, headers=headers)
 
     async def product(self, sku: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from reservation.outcomes import (
     ReleaseRefused,
 )
 from tests.conftest import REDIS_URL, age_hold
+from tests.invariants import assert_counts_hold
 
 T = TypeVar("T")
 SKUS = ("red", "green", "blue")
@@ -228,9 +229,7 @@ class InventoryMachine(RuleBasedStateMachine):
     @invariant()
     def counters_match_the_model(self) -> None:
         for level in self.run(self.inventory.stock(list(SKUS))):
-            assert level.reserved >= 0
-            assert level.sold >= 0
-            assert level.reserved + level.sold <= level.total
+            assert_counts_hold(level)
             assert (level.total, level.reserved, level.sold) == (
                 self.model.total[level.sku],
                 self.model.reserved(level.sku),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
+from pathlib import Path
 
 import httpx
 
+from reservation.servers import free_port
 from tests.api import ADMIN
-from tests.server import Server
+from tests.server import Server, start_server, stop_server
 from tests.shop import WEBHOOK_SECRET
-from tests.stripe_fake import signed
+from tests.stripe_fake import API_KEY, signed, simulators
 
 
 async def test_six_hundred_buyers_for_fifty_units(server: Server) -> None:
@@ -85,11 +88,60 @@ async def test_purchase_over_real_http(server: Server) -> None:
         assert checkout.status_code == 201, checkout.text
         session_id = checkout.json()["checkout_session_id"]
         event = server.sim.complete(session_id, "paid")
-        payload, headers = signed(event, WEBHOOK_SECRET)
-        for _ in range(2):
-            delivered = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
-            assert delivered.json() == {"received": True}
+        now = int(time.time())
+        payload, headers = signed(event, WEBHOOK_SECRET, now)
+        delivered = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+        assert delivered.json() == {"received": True}
+        # The same bytes again are a replay; the event signed again (Stripe's retry) is taken.
+        replayed = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+        assert (replayed.status_code, replayed.json()["error"]) == (400, "replayed_signature")
+        payload, headers = signed(event, WEBHOOK_SECRET, now + 1)
+        delivered = await client.post("/v1/webhooks/stripe", content=payload, headers=headers)
+        assert delivered.json() == {"received": True}
         order = (await client.get(f"/v1/orders/{session_id}", headers=ADMIN)).json()
         assert (order["status"], order["amount_total"]) == ("paid", 3600)
         product = (await client.get("/v1/products/mug")).json()
         assert (product["sold"], product["available"]) == (2, 0)
+
+
+def test_the_simulator_s_duplicate_deliveries_are_each_taken(
+    tmp_path: Path, mongodb_uri: str
+) -> None:
+    """Every event delivered twice at once by the simulator: each copy is signed afresh, as
+    Stripe signs every attempt, so neither is refused as a replay; one order per payment."""
+    port = free_port()
+    with simulators() as make_sim:
+        sim = make_sim(
+            webhook_url=f"http://127.0.0.1:{port}/v1/webhooks/stripe",
+            webhook_secret=WEBHOOK_SECRET,
+            duplicate_share=1.0,
+        )
+        server = start_server(
+            tmp_path,
+            mongodb_uri,
+            port=port,
+            STRIPE_SECRET_KEY=API_KEY,
+            STRIPE_API_BASE=sim.url,
+            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        )
+        try:
+            with httpx.Client(base_url=server.url, timeout=10) as client:
+                body = {"name": "Mug", "price": 1800, "currency": "eur", "stock": 5}
+                assert client.put("/v1/products/mug", json=body, headers=ADMIN).status_code == 200
+                sessions = []
+                for _ in range(3):
+                    made = client.post(
+                        "/v1/checkout", json={"items": [{"sku": "mug", "quantity": 1}]}
+                    )
+                    assert made.status_code == 201, made.text
+                    sessions.append(made.json()["checkout_session_id"])
+                    sim.complete(sessions[-1], "paid")
+                deliveries = sim.wait_for_deliveries(lambda found: len(found) >= 6)
+                assert [d["status"] for d in deliveries] == [200] * 6
+                product = client.get("/v1/products/mug").json()
+                assert (product["reserved"], product["sold"]) == (0, 3)
+                for session_id in sessions:
+                    paid = client.get(f"/v1/orders/{session_id}", headers=ADMIN).json()
+                    assert paid["status"] == "paid"
+        finally:
+            stop_server(server, mongodb_uri)

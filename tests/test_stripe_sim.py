@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from typing import Any
@@ -641,9 +642,12 @@ class Receiver:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.events: list[stripe.Event] = []
+        self.signatures: list[tuple[str, str]] = []  # (event id, Stripe-Signature) per attempt
 
     async def hook(self, request: Request) -> Response:
         body = await request.body()
+        event_id = json.loads(body)["id"]
+        self.signatures.append((event_id, request.headers["stripe-signature"]))
         try:
             event = stripe.Webhook.construct_event(
                 body, request.headers["stripe-signature"], SECRET
@@ -693,6 +697,13 @@ def test_delivery_gives_up_after_its_attempts(make_stripe_sim: MakeStripeSim) ->
     assert all(d["error"] for d in deliveries)
 
 
+def every_copy_delivered(deliveries: list[dict[str, Any]], emitted: list[str]) -> bool:
+    """Every copy the simulator sends of each emitted event has been taken."""
+    copies = {d["event_id"]: d["copies"] for d in deliveries}
+    taken = {(d["event_id"], d["copy"]) for d in deliveries if d["ok"]}
+    return set(copies) == set(emitted) and len(taken) == sum(copies.values())
+
+
 def test_delivery_chaos_duplicates_delays_and_reorders(make_stripe_sim: MakeStripeSim) -> None:
     receiver = Receiver(failures=0)
     with serve(receiver.app()) as receiver_url:
@@ -708,9 +719,7 @@ def test_delivery_chaos_duplicates_delays_and_reorders(make_stripe_sim: MakeStri
             sim.expire(client.v1.checkout.sessions.create(session_params()).id)["id"]
             for _ in range(30)
         ]
-        deliveries = sim.wait_for_deliveries(
-            lambda found: {d["event_id"] for d in found if d["ok"]} == set(emitted)
-        )
+        deliveries = sim.wait_for_deliveries(lambda found: every_copy_delivered(found, emitted))
     received = [event.id for event in receiver.events]
     copies = Counter(received)
     assert set(copies) == set(emitted)
@@ -719,6 +728,30 @@ def test_delivery_chaos_duplicates_delays_and_reorders(make_stripe_sim: MakeStri
     firsts = list(dict.fromkeys(received))
     assert firsts != emitted  # delays put them out of order
     assert all(d["ok"] for d in deliveries)
+
+
+def test_every_attempt_is_signed_afresh(make_stripe_sim: MakeStripeSim) -> None:
+    # Two copies of every event at once, and a failure to retry within the second: as Stripe
+    # signs each attempt anew, no two attempts of an event carry the same timestamp.
+    receiver = Receiver(failures=1)
+    with serve(receiver.app()) as receiver_url:
+        sim = make_stripe_sim(
+            webhook_url=f"{receiver_url}/hook",
+            webhook_secret=SECRET,
+            duplicate_share=1.0,
+            webhook_retry_seconds=0.01,
+        )
+        client = sim.client()
+        emitted = [
+            sim.expire(client.v1.checkout.sessions.create(session_params()).id)["id"]
+            for _ in range(2)
+        ]
+        deliveries = sim.wait_for_deliveries(lambda found: every_copy_delivered(found, emitted))
+    assert len(deliveries) == len(receiver.signatures) == 5  # one failed, tried again
+    stamps: dict[str, set[str]] = {}
+    for event, signature in receiver.signatures:
+        stamps.setdefault(event, set()).add(signature.partition(",")[0])
+    assert sorted(len(found) for found in stamps.values()) == [2, 3]
 
 
 def test_api_latency_is_added_to_every_answer(make_stripe_sim: MakeStripeSim) -> None:

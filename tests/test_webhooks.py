@@ -1,4 +1,5 @@
-"""POST /v1/webhooks/stripe: docs/design.md's event matrix, delivered twice and out of order."""
+"""POST /v1/webhooks/stripe: docs/design.md's event matrix, delivered twice and out of order;
+replays of the same signed bytes refused."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ async def start(shop: Shop, *items: tuple[str, int], **fields: Any) -> tuple[str
 
 
 async def deliver_twice(shop: Shop, event: dict[str, Any]) -> None:
+    """Two deliveries of one event, each signed afresh as Stripe signs every attempt."""
     for _ in range(2):
         answer = await shop.deliver(event)
         assert answer.status_code == 200, answer.text
@@ -174,6 +176,7 @@ async def test_unknown_events_are_acknowledged_and_ignored(shop: Shop) -> None:
 
 
 async def test_thirty_concurrent_deliveries_make_one_order(shop: Shop) -> None:
+    # Thirty attempts of one event, each signed afresh (as Stripe would): all acknowledged.
     _, session_id = await start(shop, ("tee", 2))
     event = shop.sim.complete(session_id, "paid")
     answers = await asyncio.gather(*(shop.deliver(event) for _ in range(30)))
@@ -446,3 +449,158 @@ async def test_signed_events_of_the_wrong_shape_are_answered_cleanly(shop: Shop)
     odd = await shop.deliver(event)
     assert (odd.status_code, odd.json()["error"]) == (400, "invalid_payload")
     assert await shop.api.services.db["orders"].count_documents({}) == 0
+
+
+# -- replays: the same signed bytes again -----------------------------------------------------
+
+
+async def stored_state(shop: Shop) -> dict[str, Any]:
+    """What a delivery could change: MongoDB's orders, events, sessions and pending refunds,
+    and every Redis key of the test (serialized)."""
+    services = shop.api.services
+    mongo = {
+        name: await services.db[name].find({}, {"_id": 0}).sort("_id").to_list(None)
+        for name in ("orders", "stripe_events", "checkout_sessions", "pending_refunds")
+    }
+    keys = sorted(
+        [key async for key in services.redis.scan_iter(match=services.inventory.keys.pattern())]
+    )
+    return {"mongo": mongo, "redis": {key: await services.redis.dump(key) for key in keys}}
+
+
+async def orders_and_stock(shop: Shop) -> tuple[list[dict[str, Any]], tuple[int, int, int]]:
+    found = await shop.api.services.db["orders"].find({}, {"_id": 0}).to_list(None)
+    return found, await counts(shop)
+
+
+async def delivery_keys(shop: Shop) -> list[bytes]:
+    services = shop.api.services
+    pattern = services.inventory.keys.webhook_delivery(0, "x").rsplit(":", 2)[0] + ":*"
+    return [key async for key in services.redis.scan_iter(match=pattern)]
+
+
+async def test_a_replayed_delivery_is_400_and_changes_nothing(shop: Shop) -> None:
+    rid, session_id = await start(shop, ("tee", 2))
+    body, headers = signed(shop.sim.complete(session_id, "paid"), WEBHOOK_SECRET)
+    first = await shop.post_signed(body, headers)
+    assert first.status_code == 200, first.text
+    before = await stored_state(shop)
+    replayed = await shop.post_signed(body, headers)
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "replayed_signature")
+    assert await stored_state(shop) == before
+    assert (await order(shop, session_id))["status"] == "paid"
+    assert (await shop.reservation(rid))["status"] == "committed"
+    assert await counts(shop) == (0, 2, 3)
+
+
+async def test_a_replay_of_a_delivery_that_has_not_been_handled_yet_is_refused(shop: Shop) -> None:
+    # Thirty copies of the same bytes at once: one is handled, the others refused unhandled.
+    _, session_id = await start(shop, ("tee", 2))
+    body, headers = signed(shop.sim.complete(session_id, "paid"), WEBHOOK_SECRET)
+    answers = await asyncio.gather(*(shop.post_signed(body, headers) for _ in range(30)))
+    assert sorted(answer.status_code for answer in answers) == [200] + [400] * 29
+    assert {a.json()["error"] for a in answers if a.status_code == 400} == {"replayed_signature"}
+    assert await shop.api.services.db["orders"].count_documents({}) == 1
+    assert await counts(shop) == (0, 2, 3)
+
+
+async def test_a_resigned_duplicate_is_acknowledged_and_changes_nothing(shop: Shop) -> None:
+    _, session_id = await start(shop, ("tee", 2))
+    event = shop.sim.complete(session_id, "paid")
+    now = int(time.time())
+    assert (await shop.deliver(event, timestamp=now)).status_code == 200
+    before = await stored_state(shop)
+    # The same event, signed again one second later (Stripe's retry or duplicate delivery).
+    again = await shop.deliver(event, timestamp=now + 1)
+    assert again.status_code == 200, again.text
+    after = await stored_state(shop)
+    assert after["mongo"] == before["mongo"]  # one order, one event record, as they were
+    new_keys = set(after["redis"]) - set(before["redis"])
+    assert new_keys == {
+        shop.api.services.inventory.keys.webhook_delivery(now + 1, _v1(again)).encode()
+    }
+    assert await counts(shop) == (0, 2, 3)
+    metrics = (await shop.http.get("/metrics")).text
+    assert 'events_total{outcome="duplicate",type="checkout.session.completed"} 1.0' in metrics
+
+
+def _v1(answer: Any) -> str:
+    header: str = answer.request.headers["stripe-signature"]
+    return header.rpartition("v1=")[2]
+
+
+async def test_a_forged_signature_marks_nothing(shop: Shop) -> None:
+    _, session_id = await start(shop, ("tee", 1))
+    event = shop.sim.complete(session_id, "paid")
+    now = int(time.time())
+    body, headers = signed(event, WEBHOOK_SECRET, now)
+    genuine = headers["Stripe-Signature"]
+    forgeries = [
+        signed(event, "whsec_wrong", now)[1]["Stripe-Signature"],
+        f"t={now},v1={'0' * 64}",
+        f"t={now + 1},{genuine.partition(',')[2]}",  # the genuine signature, another timestamp
+        f"t={now}",
+        "v1=" + genuine.rpartition("v1=")[2],
+    ]
+    for forged in forgeries:
+        answer = await shop.post_signed(body, {**headers, "Stripe-Signature": forged})
+        assert (answer.status_code, answer.json()["error"]) == (400, "invalid_signature")
+    assert await delivery_keys(shop) == []
+    assert await shop.stored_events() == 0
+    # The genuine delivery, with the timestamp the forgeries used, is not taken for a replay.
+    assert (await shop.post_signed(body, headers)).status_code == 200
+    assert (await order(shop, session_id))["status"] == "paid"
+
+
+async def test_a_replay_dressed_up_is_still_a_replay(shop: Shop) -> None:
+    # stripe-python accepts a header with more v1 values than the one that matches, and reads
+    # `t` with int(): neither makes the same signed bytes a new delivery.
+    _, session_id = await start(shop, ("tee", 1))
+    now = int(time.time())
+    body, headers = signed(shop.sim.complete(session_id, "paid"), WEBHOOK_SECRET, now)
+    assert (await shop.post_signed(body, headers)).status_code == 200
+    genuine = headers["Stripe-Signature"]
+    signature = genuine.rpartition("v1=")[2]
+    for dressed in (
+        f"{genuine},v1={'0' * 64}",
+        f"t={now},v1={'f' * 64},v1={signature}",
+        f"t=0{now},v1={signature}",
+        f"{genuine},v0=anything",
+    ):
+        answer = await shop.post_signed(body, {**headers, "Stripe-Signature": dressed})
+        assert (answer.status_code, answer.json()["error"]) == (400, "replayed_signature"), dressed
+
+
+async def test_the_issue_s_four_webhooks_change_no_order(shop: Shop) -> None:
+    """Old, replayed, wrongly signed: 400. Correctly signed for a session this service never
+    made: acknowledged and ignored. None of them changes an order or the stock."""
+    _, session_id = await start(shop, ("tee", 2))
+    paid = shop.sim.complete(session_id, "paid")
+    body, headers = signed(paid, WEBHOOK_SECRET)
+    assert (await shop.post_signed(body, headers)).status_code == 200
+    before = await orders_and_stock(shop)
+    assert before[1] == (0, 2, 3)
+
+    old = await shop.deliver(paid, timestamp=int(time.time()) - 301)
+    replayed = await shop.post_signed(body, headers)
+    wrong_secret = await shop.deliver(paid, secret="whsec_not_ours")
+    foreign = await shop.deliver(completed_event("evt_never_ours", {}))
+
+    assert (old.status_code, old.json()["error"]) == (400, "invalid_signature")
+    assert (replayed.status_code, replayed.json()["error"]) == (400, "replayed_signature")
+    assert (wrong_secret.status_code, wrong_secret.json()["error"]) == (400, "invalid_signature")
+    assert (foreign.status_code, foreign.json()) == (200, {"received": True})
+    stored = await shop.api.services.events.get("evt_never_ours")
+    assert stored is not None
+    assert stored["outcome"] == "not_ours"
+    assert await orders_and_stock(shop) == before
+
+
+async def test_redis_down_answers_503_and_stores_nothing(make_shop: MakeShop) -> None:
+    from reservation.servers import free_port
+
+    shop = await make_shop(redis_url=f"redis://127.0.0.1:{free_port()}/0")
+    answer = await shop.deliver(completed_event("evt_while_redis_is_down", {}))
+    assert (answer.status_code, answer.json()["error"]) == (503, "storage_unavailable")
+    assert answer.headers["retry-after"]
+    assert await shop.stored_events() == 0

@@ -28,6 +28,7 @@ from domain.errors import (
     PaymentProviderUnavailable,
     PoolConflict,
     RateLimited,
+    ReplayedSignature,
     ReservationNotHeld,
     StockBelowCommitted,
     StorageUnavailable,
@@ -192,6 +193,7 @@ ROUTES = [
         answer=Answer(200, "handled, ignored, or a duplicate", WebhookAnswer),
         errors=(
             InvalidSignature,
+            ReplayedSignature,
             InvalidPayload,
             PayloadTooLarge,
             OrderConflict,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import logging
 import time
 from typing import Any
 
@@ -14,6 +17,7 @@ from domain import errors
 from reservation.api.bodies import json_response, read_body
 from reservation.api.services import services
 from reservation.schemas import WebhookAnswer
+from reservation.webhooks import event_context
 
 MAX_EVENT_BYTES = 1024 * 1024  # Stripe events stay far below this
 # Stripe events nest a few levels (event.data.object.some_hash.field); a body nested far deeper
@@ -21,6 +25,7 @@ MAX_EVENT_BYTES = 1024 * 1024  # Stripe events stay far below this
 MAX_EVENT_DEPTH = 32
 MAX_ID_LENGTH = 255
 TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+logger = logging.getLogger("reservation.webhooks")
 # Outcomes of dispatch that sold units (the sales per second of /ops).
 SALES = frozenset({"committed", "committed_late"})
 
@@ -40,15 +45,33 @@ async def stripe_webhook(request: Request) -> Response:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.InvalidPayload("the body is not UTF-8") from None
-    verify(text, header, secret, time.time())
-    outcome = await state.webhooks.dispatch(parse_event(payload))
+    now = time.time()
+    timestamp, signature = verify(text, header, secret, now)
+    event = parse_event(payload)
+    # Only after the signature verified: an unsigned request cannot mark anything as seen.
+    if not await state.deliveries.first(
+        timestamp, signature, accepted_until=timestamp + TOLERANCE_SECONDS
+    ):
+        context = event_context(event)
+        logger.warning(
+            "webhook %s %s refused: a replay of a delivery already received",
+            context["event_id"],
+            context["event_type"],
+            extra={**context, "outcome": "replayed"},
+        )
+        raise errors.ReplayedSignature(
+            "this delivery (its Stripe-Signature timestamp and signature) was received before; "
+            "Stripe signs every attempt afresh"
+        )
+    outcome = await state.webhooks.dispatch(event)
     if outcome in SALES:
         state.metrics.sales_per_second.add()
     return json_response(WebhookAnswer(True))
 
 
-def verify(text: str, header: str, secret: str, now: float) -> None:
-    """The signature matches and its timestamp is within the tolerance, past or future.
+def verify(text: str, header: str, secret: str, now: float) -> tuple[int, str]:
+    """The signature matches and its timestamp is within the tolerance, past or future: the
+    timestamp and the v1 signature that matched, which identify this delivery.
 
     stripe-python refuses old timestamps only; a timestamp ahead of the clock would let a
     captured delivery be replayed until then.
@@ -63,14 +86,27 @@ def verify(text: str, header: str, secret: str, now: float) -> None:
             "the Stripe-Signature timestamp is ahead of this server's clock by more than "
             f"{TOLERANCE_SECONDS} s"
         )
+    # The signature the library found among the header's v1 values, computed here rather than
+    # taken from the header: extra v1 values or a zero-padded `t` verify as well, and must not
+    # make the same delivery look new.
+    return timestamp, _signature(timestamp, text, secret)
 
 
 def _timestamp(header: str) -> int | None:
+    """The header's `t`, read as stripe-python reads it (the first item named exactly `t`),
+    so that the timestamp checked here is the one that was verified; None unless digits."""
     for item in header.split(","):
-        name, _, value = item.strip().partition("=")
+        name, _, value = item.partition("=")
         if name == "t":
             return int(value) if value.isascii() and value.isdigit() else None
     return None
+
+
+def _signature(timestamp: int, text: str, secret: str) -> str:
+    """The v1 signature of this body at this timestamp (Stripe's scheme: HMAC-SHA256 of
+    "<t>.<body>" with the endpoint's secret, in hex)."""
+    signed = f"{timestamp}.{text}".encode()
+    return hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()
 
 
 def parse_event(payload: bytes) -> dict[str, Any]:

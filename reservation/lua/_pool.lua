@@ -16,6 +16,13 @@
 -- ARGV[1] reclaim batch: at most this many lapsed holds are given back per call.
 -- Items are "sku=qty,sku=qty"; SKUs never hold ',', '=', '|' or braces, ids never hold '|'.
 --
+-- Every script checks its arguments before it touches anything and answers
+-- {'bad_request', <which argument>} to one it cannot use (a missing one too): numbers are
+-- decimal digits (no sign, fraction, exponent or hex), SKUs and pools follow domain/rules.py
+-- (1-64 of A-Za-z0-9._-), ids never hold '|'. The service validates first (reservation/cart.py,
+-- domain/rules.py); these checks keep a script from failing, or writing what it cannot read
+-- back, whoever calls it (tests/test_lua_fuzz.py).
+--
 -- Every key of a pool shares the pool's hash tag, so a script stays in one cluster slot. A
 -- hold's member carries its cart, so a lapsed hold is given back from `holds` alone. A live
 -- reservation is one whose member is in `holds` with a future score; `settle` turns a lapsed
@@ -24,8 +31,10 @@
 -- for a cart's counters, one HSET to write them, one ZREM per reclaim batch.
 local call = redis.call
 local stock_key, holds_key, usage_key = KEYS[1], KEYS[2], KEYS[3]
-local reclaim_batch = tonumber(ARGV[1])
 local CHUNK = 1000  -- arguments per call, well under Lua's unpack limit
+local MAX_UNITS = 1e12  -- a count of units (domain/rules.py MAX_STOCK)
+local MAX_MS = 1e15  -- a duration in ms; added to TIME it stays an exact integer
+local MAX_LINES = 1000  -- lines of a cart, so that its commands stay under the unpack limit
 local EXPIRED = ':expired'  -- stock field counting the holds that lapsed (no SKU is empty)
 local HOLDS = ':holds|'  -- usage field prefix: a customer's live holds in this pool
 -- record.late: '0' paid in time, '1' committed late, FINAL the payment was refused as oversold
@@ -37,20 +46,46 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
--- "sku=qty,..." -> {{sku, qty}, ...}, same SKU summed, first-seen order kept; nil if malformed.
+-- A whole number in decimal digits, at most `max`; nil for anything else (or nothing).
+local function whole(text, max)
+  if type(text) ~= 'string' or #text > 16 or not string.find(text, '^%d+$') then return nil end
+  local n = tonumber(text)
+  if n > max then return nil end
+  return n
+end
+
+local function is_name(text)
+  return type(text) == 'string' and #text <= 64 and string.find(text, '^[A-Za-z0-9._%-]+$') ~= nil
+end
+
+local function is_id(text)
+  return type(text) == 'string' and text ~= '' and not string.find(text, '|', 1, true)
+end
+
+local function is_text(value) return type(value) == 'string' end
+
+local reclaim_batch = whole(ARGV[1], MAX_UNITS)
+if not reclaim_batch or reclaim_batch < 1 then return {'bad_request', 'reclaim_batch'} end
+
+-- "sku=qty,..." -> {{sku, qty}, ...}, same SKU summed, first-seen order kept; nil unless every
+-- line is a name, '=' and a count of units from 1 (empty lines too), at most MAX_LINES of them.
 local function parse_items(encoded)
-  local items, index = {}, {}
-  for sku, qty in string.gmatch(encoded, '([^,=]+)=([^,]+)') do
-    local n = tonumber(qty)
-    if n == nil or n < 1 or n ~= math.floor(n) then return nil end
+  if not is_text(encoded) or encoded == '' then return nil end
+  local items, index, lines = {}, {}, 0
+  for line in string.gmatch(encoded .. ',', '([^,]*),') do
+    lines = lines + 1
+    local sku, qty = string.match(line, '^([^=]*)=(.*)$')
+    local n = whole(qty, MAX_UNITS)
+    if lines > MAX_LINES or not is_name(sku) or not n or n < 1 then return nil end
     if index[sku] then
-      items[index[sku]][2] = items[index[sku]][2] + n
+      n = items[index[sku]][2] + n
+      if n > MAX_UNITS then return nil end
+      items[index[sku]][2] = n
     else
       items[#items + 1] = {sku, n}
       index[sku] = #items
     end
   end
-  if #items == 0 then return nil end
   return items
 end
 
@@ -130,22 +165,26 @@ local function reclaim(now)
 end
 
 -- Per SKU of `skus`: {total, reserved, sold, limit}, or false when it is not in this pool.
+-- One HMGET per CHUNK fields (a cart's SKUs take one; a pool of thousands of SKUs, several).
 local function counters(skus)
-  local fields = {}
-  for _, sku in ipairs(skus) do
-    local n = #fields
-    fields[n + 1], fields[n + 2] = sku .. ':total', sku .. ':reserved'
-    fields[n + 3], fields[n + 4] = sku .. ':sold', sku .. ':limit'
-  end
-  local values = call('HMGET', stock_key, unpack(fields))
   local found = {}
-  for i, sku in ipairs(skus) do
-    local at = (i - 1) * 4
-    if values[at + 1] then
-      found[sku] = {tonumber(values[at + 1]), tonumber(values[at + 2]) or 0,
-                    tonumber(values[at + 3]) or 0, tonumber(values[at + 4]) or 0}
-    else
-      found[sku] = false
+  for first = 1, #skus, CHUNK / 4 do
+    local last = math.min(first + CHUNK / 4 - 1, #skus)
+    local fields = {}
+    for i = first, last do
+      local sku, n = skus[i], #fields
+      fields[n + 1], fields[n + 2] = sku .. ':total', sku .. ':reserved'
+      fields[n + 3], fields[n + 4] = sku .. ':sold', sku .. ':limit'
+    end
+    local values = call('HMGET', stock_key, unpack(fields))
+    for i = first, last do
+      local at = (i - first) * 4
+      if values[at + 1] then
+        found[skus[i]] = {tonumber(values[at + 1]), tonumber(values[at + 2]) or 0,
+                          tonumber(values[at + 3]) or 0, tonumber(values[at + 4]) or 0}
+      else
+        found[skus[i]] = false
+      end
     end
   end
   return found
@@ -169,10 +208,10 @@ local function encode_record(r)
   return table.concat({r.status, r.expires_at, r.created_at, r.late, r.items, r.customer}, '|')
 end
 
--- ttl_ms nil keeps the record's current TTL.
+-- ttl_ms nil keeps the record's current TTL; 0 keeps it a millisecond (PX takes no 0).
 local function write_record(key, r, ttl_ms)
   if ttl_ms then
-    call('SET', key, encode_record(r), 'PX', ttl_ms)
+    call('SET', key, encode_record(r), 'PX', math.max(ttl_ms, 1))
   else
     call('SET', key, encode_record(r), 'KEEPTTL')
   end

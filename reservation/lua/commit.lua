@@ -8,10 +8,14 @@
 -- ARGV[4] cart "sku=qty,..." to use when the record is gone ('' for none), ARGV[5] its customer.
 -- Reply: {'committed'|'committed_late'|'already_committed', <record fields as in reserve>}
 --      | {'oversold', sku, requested, available} | {'unknown_stock', sku} | {'fenced'}
---      | {'not_found'}
+--      | {'not_found'} | {'bad_request', argument}
 local record_key = KEYS[4]
 local id = ARGV[2]
-local retention_ms = tonumber(ARGV[3])
+local retention_ms = whole(ARGV[3], MAX_MS)
+if not is_id(id) then return {'bad_request', 'id'} end
+if not retention_ms then return {'bad_request', 'retention'} end
+if ARGV[4] ~= '' and not parse_items(ARGV[4]) then return {'bad_request', 'cart'} end
+if not is_text(ARGV[5]) then return {'bad_request', 'customer'} end
 
 local now = now_ms()
 reclaim(now)

@@ -3,11 +3,13 @@
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] new hold length from now (ms), ARGV[4] record retention (ms).
 -- Reply: {'extended'|'not_held'|'already_committed', <record fields as in reserve>}
---      | {'not_found'}
+--      | {'not_found'} | {'bad_request', argument}
 local record_key = KEYS[4]
 local id = ARGV[2]
-local hold_ms = tonumber(ARGV[3])
-local retention_ms = tonumber(ARGV[4])
+local hold_ms = whole(ARGV[3], MAX_MS)
+local retention_ms = whole(ARGV[4], MAX_MS)
+if not is_id(id) then return {'bad_request', 'id'} end
+if not hold_ms or hold_ms < 1 or not retention_ms then return {'bad_request', 'hold'} end
 
 local now = now_ms()
 local r = current_record(id, record_key, now)

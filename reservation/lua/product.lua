@@ -3,8 +3,12 @@
 -- call, and the service passes the text on without parsing it.
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2] sku, ARGV[3] the pool's name.
--- Reply: the JSON text, or false when the SKU has no counters or no catalog entry here.
+-- Reply: the JSON text, or false when the SKU has no counters or no catalog entry here;
+-- {'bad_request', argument} for a SKU or pool that is not a name.
 local sku, pool = ARGV[2], ARGV[3]
+-- Both are spliced into the JSON below: names only (no quote or backslash to escape).
+if not is_name(sku) then return {'bad_request', 'sku'} end
+if not is_name(pool) then return {'bad_request', 'pool'} end
 reclaim(now_ms())
 local v = call('HMGET', stock_key, sku .. ':total', sku .. ':reserved', sku .. ':sold',
   sku .. ':limit', sku .. ':product')

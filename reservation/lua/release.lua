@@ -3,9 +3,10 @@
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id.
 -- Reply: {'released'|'unchanged'|'already_committed', <record fields as in reserve>}
---      | {'not_found'}
+--      | {'not_found'} | {'bad_request', 'id'}
 local record_key = KEYS[4]
 local id = ARGV[2]
+if not is_id(id) then return {'bad_request', 'id'} end
 
 local now = now_ms()
 local r = current_record(id, record_key, now)

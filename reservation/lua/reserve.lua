@@ -16,8 +16,8 @@
 -- or the cap on, one more of their usage); a hold adds SET, HSET and ZADD.
 local record_key = KEYS[4]
 local id = ARGV[2]
-local hold_ms = tonumber(ARGV[3])
-local retention_ms = tonumber(ARGV[4])
+local hold_ms = whole(ARGV[3], MAX_MS)
+local retention_ms = whole(ARGV[4], MAX_MS)
 local customer = ARGV[5]
 local items = parse_items(ARGV[6])
 local fresh = ARGV[7] == '1'
@@ -28,6 +28,8 @@ if not items then return {'bad_request', 'cart'} end
 if not hold_ms or hold_ms < 1 or not retention_ms or retention_ms < 0 then
   return {'bad_request', 'hold'}
 end
+if not is_id(id) then return {'bad_request', 'id'} end
+if not is_text(customer) then return {'bad_request', 'customer'} end
 
 local now = now_ms()
 reclaim(now)

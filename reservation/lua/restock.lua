@@ -3,8 +3,11 @@
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record, KEYS[5] the fence.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms).
 -- Reply: {'restocked'|'unchanged', <record fields as in reserve>} | {'fenced'} | {'not_found'}
+--      | {'bad_request', argument}
 local record_key = KEYS[4]
-local retention_ms = tonumber(ARGV[3])
+local retention_ms = whole(ARGV[3], MAX_MS)
+if not is_id(ARGV[2]) then return {'bad_request', 'id'} end
+if not retention_ms then return {'bad_request', 'retention'} end
 
 local now = now_ms()
 reclaim(now)

@@ -4,9 +4,12 @@
 -- ARGV[2] sku, ARGV[3] total, ARGV[4] sold, ARGV[5] per-customer limit (0: none),
 -- ARGV[6] the catalog entry to keep beside the counters (JSON; '': keep as is).
 -- Reply: {total, reserved, sold, limit before (total -1 when the SKU was missing),
---         total, reserved, sold, limit after}
+--         total, reserved, sold, limit after} | {'bad_request', argument}
 local sku = ARGV[2]
-local total, sold, limit = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local total, sold = whole(ARGV[3], MAX_UNITS), whole(ARGV[4], MAX_UNITS)
+local limit = whole(ARGV[5], MAX_UNITS)
+if not is_name(sku) then return {'bad_request', 'sku'} end
+if not total or not sold or not limit then return {'bad_request', 'counters'} end
 
 reclaim(now_ms())
 local before = counters({sku})[sku] or {-1, 0, 0, 0}

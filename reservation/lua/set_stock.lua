@@ -6,9 +6,13 @@
 -- ARGV[6] '1': the SKU must have counters already (it has sold before: counters that Redis
 -- lost are rebuilt from MongoDB, never started again from zero).
 -- Reply: {'ok', total, reserved, sold, limit} | {'below_committed', reserved, sold} | {'missing'}
+--      | {'bad_request', argument}
 local sku = ARGV[2]
-local total = tonumber(ARGV[3])
-local limit = tonumber(ARGV[4])
+local total = whole(ARGV[3], MAX_UNITS)
+local limit = whole(ARGV[4], MAX_UNITS)
+if not is_name(sku) then return {'bad_request', 'sku'} end
+if not total then return {'bad_request', 'total'} end
+if not limit and ARGV[4] ~= '' then return {'bad_request', 'limit'} end
 
 reclaim(now_ms())
 local c = counters({sku})[sku]

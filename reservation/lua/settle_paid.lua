@@ -5,10 +5,14 @@
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms), ARGV[4] the paid cart "sku=qty,...",
 -- ARGV[5] its customer.
--- Reply: {'settled'|'unchanged'}
+-- Reply: {'settled'|'unchanged'} | {'bad_request', argument}
 local record_key = KEYS[4]
 local id = ARGV[2]
-local retention_ms = tonumber(ARGV[3])
+local retention_ms = whole(ARGV[3], MAX_MS)
+if not is_id(id) then return {'bad_request', 'id'} end
+if not retention_ms then return {'bad_request', 'retention'} end
+if ARGV[4] ~= '' and not parse_items(ARGV[4]) then return {'bad_request', 'cart'} end
+if not is_text(ARGV[5]) then return {'bad_request', 'customer'} end
 
 local now = now_ms()
 reclaim(now)

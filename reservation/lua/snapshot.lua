@@ -2,8 +2,10 @@
 -- reclaiming lapsed holds.
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2..] SKUs (none: every SKU of the pool).
--- Reply: flat {sku, total, reserved, sold, limit, product, ...}; total is -1 for a SKU not in
--- the pool; product is the catalog entry PUT stored beside the counters (JSON), or false.
+-- Reply: flat {sku, total, reserved, sold, limit, product, ...} | {'bad_request', argument};
+-- total is -1 for a SKU not in
+-- the pool (any text that is not a stocked SKU reads so); product is the catalog entry PUT
+-- stored beside the counters (JSON), or false. Thousands of SKUs are read in chunks.
 reclaim(now_ms())
 local skus = {}
 if #ARGV > 1 then
@@ -18,9 +20,16 @@ end
 local reply = {}
 if #skus == 0 then return reply end
 local c = counters(skus)
-local fields = {}
-for i, sku in ipairs(skus) do fields[i] = sku .. ':product' end
-local products = call('HMGET', stock_key, unpack(fields))
+local products = {}
+for first = 1, #skus, CHUNK do
+  local fields = {}
+  for i = first, math.min(first + CHUNK - 1, #skus) do
+    fields[#fields + 1] = skus[i] .. ':product'
+  end
+  for i, entry in ipairs(call('HMGET', stock_key, unpack(fields))) do
+    products[first + i - 1] = entry
+  end
+end
 for i, sku in ipairs(skus) do
   local s = c[sku] or {-1, 0, 0, 0}
   reply[#reply + 1] = sku
