@@ -5,6 +5,10 @@ ReservationError
  │    └── MixedPools           a cart spanning pools                 (422 mixed_pools)
  ├── Unauthorized              admin token missing or wrong          (401 unauthorized)
  ├── PayloadTooLarge           body over 64 KiB                      (413 payload_too_large)
+ ├── RequestTimeout            request not received whole in time,   (408 request_timeout)
+ │                             or its client gone mid-body
+ ├── HeadersTooLarge           request line and headers over the     (431 headers_too_large)
+ │                             limit
  ├── NotFound                  no such reservation, order, route     (404 not_found)
  ├── UnknownSku                                                      (404 unknown_sku)
  ├── InsufficientStock         details: sku, requested, available    (409)
@@ -18,6 +22,8 @@ ReservationError
  ├── InvalidSignature          webhook signature missing or wrong    (400 invalid_signature)
  ├── InvalidPayload            signed webhook body that is not an event (400 invalid_payload)
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
+ ├── ServerBusy                a process has its most requests in    (503 server_busy, Retry-After)
+ │                             flight
  ├── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
  └── PaymentProviderRefused    Stripe refused for good; details:     (502, no Retry-After)
                                stripe_code, stripe_message
@@ -55,6 +61,16 @@ class Unauthorized(ReservationError):
 class PayloadTooLarge(ReservationError):
     code = "payload_too_large"
     status_code = 413
+
+
+class RequestTimeout(ReservationError):
+    code = "request_timeout"
+    status_code = 408
+
+
+class HeadersTooLarge(ReservationError):
+    code = "headers_too_large"
+    status_code = 431
 
 
 class NotFound(ReservationError):
@@ -115,6 +131,11 @@ class InvalidSignature(ReservationError):
 class InvalidPayload(ReservationError):
     code = "invalid_payload"
     status_code = 400
+
+
+class ServerBusy(ReservationError):
+    code = "server_busy"
+    status_code = 503
 
 
 class PaymentProviderUnavailable(ReservationError):

@@ -26,6 +26,7 @@ from domain.errors import (
     PaymentProviderRefused,
     PaymentProviderUnavailable,
     PoolConflict,
+    RequestTimeout,
     ReservationNotHeld,
     StockBelowCommitted,
     StorageUnavailable,
@@ -82,7 +83,7 @@ LIMIT = Parameter(
 StripeEvent = dict[str, Any]
 
 # What reading a JSON body may answer, and any route that reads or writes Redis or MongoDB.
-BODY = (PayloadTooLarge, InvalidRequest)
+BODY = (PayloadTooLarge, RequestTimeout, InvalidRequest)
 STORAGE = (StorageUnavailable,)
 HOLD_REFUSALS = (
     MixedPools,
@@ -188,6 +189,7 @@ ROUTES = [
             InvalidSignature,
             InvalidPayload,
             PayloadTooLarge,
+            RequestTimeout,
             OrderConflict,
             PaymentProviderUnavailable,
             *STORAGE,
