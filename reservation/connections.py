@@ -266,11 +266,11 @@ class ClientProtocol(HttpToolsProtocol):
         self.timer = None
         if self.deadline == NONE or self.transport.is_closing():
             return
-        if self.lingering:
-            self.transport.close()
-            return
         if self.loop.time() < self.deadline:
             self.arm(self.deadline)  # the phase started after this timer was set
+            return
+        if self.lingering:
+            self.transport.close()
             return
         if not self.in_head and self.cycle is not None and self.flow.read_paused:
             self.set_deadline(self.body_seconds)  # this side stopped reading, not the client
