@@ -5,6 +5,10 @@ ReservationError
  │    └── MixedPools           a cart spanning pools                 (422 mixed_pools)
  ├── Unauthorized              admin token missing or wrong          (401 unauthorized)
  ├── PayloadTooLarge           body over 64 KiB                      (413 payload_too_large)
+ ├── RequestTimeout            request not received whole in time,   (408 request_timeout)
+ │                             or its client gone mid-body
+ ├── HeadersTooLarge           request line and headers over the     (431 headers_too_large)
+ │                             limit
  ├── NotFound                  no such reservation, order, route     (404 not_found)
  ├── UnknownSku                                                      (404 unknown_sku)
  ├── InsufficientStock         details: sku, requested, available    (409)
@@ -23,6 +27,8 @@ ReservationError
  ├── RateLimited               too many requests from one client     (429 rate_limited,
  │                             address or customer id                 Retry-After)
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
+ ├── ServerBusy                a process has its most requests in    (503 server_busy, Retry-After)
+ │                             flight
  ├── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
  └── PaymentProviderRefused    Stripe refused for good; details:     (502, no Retry-After)
                                stripe_code, stripe_message
@@ -60,6 +66,16 @@ class Unauthorized(ReservationError):
 class PayloadTooLarge(ReservationError):
     code = "payload_too_large"
     status_code = 413
+
+
+class RequestTimeout(ReservationError):
+    code = "request_timeout"
+    status_code = 408
+
+
+class HeadersTooLarge(ReservationError):
+    code = "headers_too_large"
+    status_code = 431
 
 
 class NotFound(ReservationError):
@@ -146,6 +162,11 @@ class RateLimited(ReservationError):
     def __init__(self, message: str, retry_after: int = 1, **details: object) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+
+
+class ServerBusy(ReservationError):
+    code = "server_busy"
+    status_code = 503
 
 
 class PaymentProviderUnavailable(ReservationError):

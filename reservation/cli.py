@@ -281,12 +281,18 @@ def run_uvicorn(
     workers: int,
     ready: Callable[[], None],
     stop: StopSignals,
+    settings: Settings,
     log_config: dict[str, Any] | None = None,
 ) -> None:
     """uvicorn.run, with a hook once the service accepts requests; `log_config` (uvicorn's
-    when None) is applied in every worker."""
-    config = uvicorn.Config(
+    when None) is applied in every worker, and so are the bounds of what one client may take
+    (reservation/connections.py)."""
+    from reservation.connections import ClientLimits, ServiceConfig, raise_open_files_limit
+
+    raise_open_files_limit()  # each connection is a file; the workers inherit the limit
+    config = ServiceConfig(
         "reservation.app:create_app",
+        ClientLimits.of(settings),
         factory=True,
         host=host,
         port=port,
@@ -294,6 +300,7 @@ def run_uvicorn(
         access_log=False,
         log_level="warning",
         log_config=log_config or LOGGING_CONFIG,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     if workers > 1:
         ReadyMultiprocess(config, [config.bind_socket()], ready, stop).run()
@@ -342,6 +349,7 @@ def serve(host: str, port: int, workers: int) -> None:
             workers,
             lambda: click.echo(f"reservation: ready at {url}"),
             stop,
+            settings,
             # RESERVATION_LOG_FORMAT: the service's lines, text or JSON (reservation/logs.py).
             logs.log_config(settings, LOGGING_CONFIG),
         )

@@ -45,6 +45,14 @@ class Settings:
     rebuild_check_seconds: float = 1.0
     # The longest one Redis command may take (connecting included) before it is a 503.
     redis_timeout_seconds: float = 2.0
+    # What one client may take (reservation/connections.py): the idle time between two
+    # requests of a connection (uvicorn's keep-alive), the time a request's head and body may
+    # take to arrive, the head's size, and the requests one process works on at once.
+    keep_alive_seconds: int = 75
+    header_timeout_seconds: float = 10.0
+    body_timeout_seconds: float = 30.0
+    max_header_bytes: int = 32 * 1024
+    max_concurrent_requests: int = 4096
     # Stripe gate: concurrent calls, calls per second, and the longest a buyer waits.
     stripe_concurrency: int = 16
     stripe_rate_per_second: float = 25.0
@@ -291,6 +299,44 @@ VARIABLES: tuple[Variable, ...] = (
         "redis_timeout_seconds",
         seconds,
         "the longest a Redis command (or connecting) may take; then the request answers 503",
+    ),
+    Variable(
+        "RESERVATION_KEEP_ALIVE_SECONDS",
+        "keep_alive_seconds",
+        count,
+        "how long a connection may stay idle between two requests (uvicorn's"
+        " `--timeout-keep-alive`); keep it above the idle timeout of a load balancer in front"
+        " (60 s on AWS ALB), so that it never sends a request on a connection being closed",
+    ),
+    Variable(
+        "RESERVATION_HEADER_TIMEOUT_SECONDS",
+        "header_timeout_seconds",
+        seconds,
+        "the longest a request's line and headers may take to arrive, from the connection's"
+        " start or the request's first byte; then 408, or the connection is closed if nothing"
+        " came",
+    ),
+    Variable(
+        "RESERVATION_BODY_TIMEOUT_SECONDS",
+        "body_timeout_seconds",
+        seconds,
+        "how long a request's body may take to arrive, on top of the time its line and headers"
+        " had (the whole request is due within both timeouts of its first byte); then 408",
+    ),
+    Variable(
+        "RESERVATION_MAX_HEADER_BYTES",
+        "max_header_bytes",
+        count,
+        "the most a request's line and headers may take; more is refused with 431",
+        "32768 (32 KiB)",
+    ),
+    Variable(
+        "RESERVATION_MAX_CONCURRENT_REQUESTS",
+        "max_concurrent_requests",
+        count,
+        "requests one process works on at once; more are refused at once with 503"
+        " `server_busy` and `Retry-After` (uvicorn's `--limit-concurrency`, but idle"
+        " connections do not count)",
     ),
     Variable(
         "RESERVATION_REQUIRE_CUSTOMER",

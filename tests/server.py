@@ -28,6 +28,7 @@ class Server:
     database: str
     process: subprocess.Popen[bytes]
     sim: StripeSim | None = None
+    log: Path | None = None  # what the process wrote (stdout and stderr)
 
 
 def start_server(
@@ -62,7 +63,7 @@ def start_server(
     except BaseException:
         stop_process(process)
         raise
-    return Server(url, prefix, database, process)
+    return Server(url, prefix, database, process, log=log)
 
 
 def stop_server(server: Server, mongodb_uri: str) -> None:

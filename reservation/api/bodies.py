@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from domain import errors
@@ -19,19 +19,27 @@ T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body, refused with 413 past `limit` bytes without reading the rest."""
+    """The raw body, refused with 413 past `limit` bytes without reading the rest.
+
+    A body that stops coming is cut off by the server (reservation/connections.py, the body
+    deadline): the app then hears that the client is gone, which is a 408 nobody reads, not a
+    failure of the server.
+    """
     declared = request.headers.get("content-length")
     if declared is not None and DIGITS.fullmatch(declared) and int(declared) > limit:
         raise errors.PayloadTooLarge(f"request bodies are limited to {limit} bytes", limit=limit)
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise errors.PayloadTooLarge(
-                f"request bodies are limited to {limit} bytes", limit=limit
-            )
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise errors.PayloadTooLarge(
+                    f"request bodies are limited to {limit} bytes", limit=limit
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise errors.RequestTimeout("the request body did not arrive whole") from None
     return b"".join(chunks)
 
 

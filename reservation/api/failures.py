@@ -55,12 +55,18 @@ def error_response(
     return json_response(body, status_code, headers)
 
 
-async def on_reservation_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ReservationError)
+def error_answer(exc: ReservationError) -> Response:
+    """The answer to an error of the tree (also written by the server itself, before or
+    without the app: reservation/connections.py)."""
     retry_after = 1
     if isinstance(exc, PaymentProviderUnavailable | RateLimited):
         retry_after = exc.retry_after
     return error_response(exc.status_code, exc.code, exc.message, exc.details, retry_after)
+
+
+async def on_reservation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ReservationError)
+    return error_answer(exc)
 
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:

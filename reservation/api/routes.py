@@ -29,6 +29,7 @@ from domain.errors import (
     PoolConflict,
     RateLimited,
     ReplayedSignature,
+    RequestTimeout,
     ReservationNotHeld,
     StockBelowCommitted,
     StorageUnavailable,
@@ -85,7 +86,7 @@ LIMIT = Parameter(
 StripeEvent = dict[str, Any]
 
 # What reading a JSON body may answer, and any route that reads or writes Redis or MongoDB.
-BODY = (PayloadTooLarge, InvalidRequest)
+BODY = (PayloadTooLarge, RequestTimeout, InvalidRequest)
 STORAGE = (StorageUnavailable,)
 HOLD_REFUSALS = (
     MixedPools,
@@ -196,6 +197,7 @@ ROUTES = [
             ReplayedSignature,
             InvalidPayload,
             PayloadTooLarge,
+            RequestTimeout,
             OrderConflict,
             PaymentProviderUnavailable,
             *STORAGE,

@@ -1,0 +1,352 @@
+"""What one client connection may take from a worker: uvicorn's httptools protocol, bounded.
+
+uvicorn bounds the idle time between two requests of a connection (`timeout_keep_alive`), and
+nothing else a client controls. Any byte cancels that timer and only an answer arms it again,
+so a new connection that never sends, a request line and headers that never end (slowloris),
+and a body that trickles or stops (`Content-Length: 1000`, then a byte now and then) each held
+a connection for ever; httptools reads a request's headers of any size into memory (2 MB of
+them were answered 200); and `limit_concurrency` counts open connections as well as requests,
+so a crowd of idle connections would turn every answer into a 503. `ClientProtocol` adds:
+
+- the head (request line and headers) must arrive whole within `header_seconds` of the
+  connection's start, or of the request's first byte on a kept-alive connection: else 408,
+  or, when nothing at all was sent, the connection is just closed;
+- the head may take at most `max_header_bytes`, counted as it arrives: else 431;
+- the body must arrive whole within `body_seconds` more than the head had: else 408 (the app,
+  waiting for it, hears that the client is gone), or, when the app answered without reading
+  all of it, the connection is closed. While the server itself has stopped reading (more than
+  64 KiB the app has not taken yet, or a pipelined request waiting its turn) the client is not
+  late;
+- bytes that begin no request (the rest of a body the app answered without reading, blank
+  lines) no longer switch the keep-alive timeout off for good;
+- past `max_requests` requests in flight in this process, 503 `server_busy` with Retry-After.
+  Requests, not connections: idle connections cost a file descriptor and a few KiB each and
+  are bounded by the deadlines above and the keep-alive timeout.
+
+Each answer is the project's error body (reservation/api/failures.py). A refusal of a whole
+head (431, 503) is run as the request's app, and the connection stays usable; a refusal of a
+request still coming (408, a 431 of a head still arriving) is written by the protocol and ends
+the connection. h11, uvicorn's other parser, bounds only the head's size, and only of a head
+spread over several reads (`h11_max_incomplete_event_size`), and costs about six times
+httptools' CPU per request; hence httptools with these bounds (docs/design.md, "Slow and
+oversized clients").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import math
+import resource
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+from starlette.responses import Response
+from uvicorn.protocols.http.flow_control import CLOSE_HEADER
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from domain.errors import HeadersTooLarge, RequestTimeout, ServerBusy
+from reservation.api.failures import error_answer
+from reservation.settings import Settings
+
+logger = logging.getLogger("reservation.connections")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientLimits:
+    """The bounds of one connection and of one worker's requests in flight."""
+
+    header_seconds: float = 10.0
+    body_seconds: float = 30.0
+    max_header_bytes: int = 32 * 1024
+    max_requests: int = 4096
+
+    @classmethod
+    def of(cls, settings: Settings) -> ClientLimits:
+        return cls(
+            header_seconds=settings.header_timeout_seconds,
+            body_seconds=settings.body_timeout_seconds,
+            max_header_bytes=settings.max_header_bytes,
+            max_requests=settings.max_concurrent_requests,
+        )
+
+
+class ServiceConfig(uvicorn.Config):
+    """uvicorn's Config serving through `ClientProtocol` with `limits`. It pickles (a module
+    class and plain values), so the workers of `serve --workers N` receive the limits too."""
+
+    def __init__(self, app: str, limits: ClientLimits, **options: Any) -> None:
+        # No WebSocket protocol: the service has no WebSocket route, and an upgrade would
+        # leave these bounds for the other protocol's.
+        super().__init__(app, http=ClientProtocol, ws="none", **options)
+        self.client_limits = limits
+
+
+# The refusals a crowd may draw, made once: refusing costs no encoding per request. Each is
+# an ASGI app too, and keeps no state, so one answer serves any number of requests.
+@functools.cache
+def server_busy() -> Response:
+    return error_answer(ServerBusy("this process has too many requests in flight"))
+
+
+@functools.cache
+def head_too_large(limit: int) -> Response:
+    message = f"a request's line and headers are limited to {limit} bytes"
+    return error_answer(HeadersTooLarge(message, limit=limit))
+
+
+NONE = math.inf  # no deadline
+
+# After a refusal written outside any request, how long the connection still reads (and
+# drops) what the client sends before it closes: closing with unread bytes makes the kernel
+# reset the connection, and the client would lose the answer (nginx's lingering close).
+LINGER_SECONDS = 2.0
+
+
+class ClientProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with deadlines for a request's head and body, a limit on
+    the head's size, and a limit on the requests in flight (see the module's docstring).
+
+    A request that arrives whole in one read, the usual case, passes through four short
+    overrides: a few attribute reads and stores, two clock reads, no timer."""
+
+    def __init__(
+        self,
+        config: uvicorn.Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        limits = config.client_limits if isinstance(config, ServiceConfig) else ClientLimits()
+        self.header_seconds = limits.header_seconds
+        self.body_seconds = limits.body_seconds
+        self.max_header_bytes = limits.max_header_bytes
+        self.max_requests = limits.max_requests
+        self.limit_concurrency = None  # requests in flight are counted here instead
+        # The loop time by which the current phase (head, body, linger) must be over; NONE:
+        # no phase runs (the app is answering, or the connection is idle between requests,
+        # which is uvicorn's keep-alive timeout).
+        self.deadline = NONE
+        self.timer: asyncio.TimerHandle | None = None  # fires at timer_at, checks deadline
+        self.timer_at = 0.0
+        self.in_head = False  # from a request's first byte to its last header
+        self.completed = 0  # requests received whole on this connection
+        self.head_bytes = 0  # bytes of the unfinished head, from reads before this one
+        self.measure_head = False  # the head ending in this read may be over the limit
+        self.lingering = False  # refused: what comes is dropped until the connection closes
+
+    # -- the connection ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)  # type: ignore[arg-type]
+        self.set_deadline(self.header_seconds)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            return
+        if self.in_head:
+            self.more_head(data)
+            return
+        # A read larger than the limit is measured where its head ends; a head whole in one
+        # small read, the usual one, costs nothing.
+        self.measure_head = len(data) > self.max_header_bytes
+        completed = self.completed
+        super().data_received(data)
+        if self.in_head:
+            # A head began and did not end. Its bytes are this read's, unless another request
+            # ended in it too (then they are counted from the next read on).
+            self.head_bytes = len(data) if completed == self.completed else 0
+            self.check_head_bytes()
+        elif self.deadline == NONE and (self.cycle is None or self.cycle.response_complete):
+            self.no_request(completed != self.completed)
+
+    def more_head(self, data: bytes) -> None:
+        """A read that goes on with an unfinished head."""
+        scope, size = self.scope, self.head_bytes + len(data)
+        self.measure_head = True  # it spans reads: measured where it ends
+        super().data_received(data)
+        if self.in_head:
+            # The same head still, or one after it (pipelined): counted from the next read.
+            self.head_bytes = size if self.scope is scope else 0
+            self.check_head_bytes()
+
+    def check_head_bytes(self) -> None:
+        if self.head_bytes <= self.max_header_bytes or self.transport.is_closing():
+            return
+        if self.cycle is None or self.cycle.response_complete:
+            self.refuse(head_too_large(self.max_header_bytes), "head too large")
+        else:
+            self.last_answer()  # a pipelined head, behind an answer in progress
+
+    def no_request(self, body_ended: bool) -> None:
+        """Bytes came that began no request, and uvicorn's keep-alive timer (which any byte
+        cancels, and only an answer arms) is off."""
+        if self.transport.is_closing():
+            return
+        if body_ended:
+            # The rest of a body the app answered without reading: idle from here.
+            if self.timeout_keep_alive_task is None:
+                self.timeout_keep_alive_task = self.loop.call_later(
+                    self.timeout_keep_alive, self.timeout_keep_alive_handler
+                )
+        else:
+            # Blank lines, or the like: a head is due, as after a request's first byte.
+            self.set_deadline(self.header_seconds)
+
+    # -- httptools' callbacks ----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.in_head = True
+        if self.deadline == NONE:  # a new connection's first head keeps its first deadline
+            self.set_deadline(self.header_seconds)
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        if self.measure_head or len(self.tasks) >= self.max_requests:
+            self.refuse_or_start()
+        else:
+            super().on_headers_complete()
+        # The body's time follows the head's (no clock read: the timer, set for the head's
+        # deadline, is early, and re-arms for this one when it fires).
+        self.deadline += self.body_seconds
+
+    def refuse_or_start(self) -> None:
+        """Start the request whose head just ended, or its refusal: uvicorn runs it as usual,
+        with the refusal as its app (a body is dropped within the body deadline, and the
+        connection stays usable)."""
+        refusal: Response | None = None
+        if self.measure_head and self.head_size() > self.max_header_bytes:
+            refusal = head_too_large(self.max_header_bytes)
+            logger.info("431: head too large", extra=self.context("head_too_large"))
+        elif len(self.tasks) >= self.max_requests:
+            refusal = server_busy()
+            logger.warning("503: too many requests in flight", extra=self.context("busy"))
+        if refusal is None:
+            super().on_headers_complete()
+            return
+        app, self.app = self.app, refusal
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self.deadline = NONE
+        self.completed += 1
+
+    def head_size(self) -> int:
+        return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    # -- deadlines ---------------------------------------------------------------------------
+
+    def set_deadline(self, seconds: float) -> None:
+        self.deadline = deadline = self.loop.time() + seconds
+        if self.timer is None or deadline < self.timer_at:
+            self.arm(deadline)
+
+    def arm(self, when: float) -> None:
+        if self.timer is not None:
+            self.timer.cancel()
+        self.timer_at = when
+        self.timer = self.loop.call_at(when, self.on_timer)
+
+    def on_timer(self) -> None:
+        self.timer = None
+        if self.deadline == NONE or self.transport.is_closing():
+            return
+        if self.loop.time() < self.deadline:
+            self.arm(self.deadline)  # the phase started after this timer was set
+            return
+        if self.lingering:
+            self.transport.close()
+            return
+        if not self.in_head and self.cycle is not None and self.flow.read_paused:
+            self.set_deadline(self.body_seconds)  # this side stopped reading, not the client
+            return
+        self.expire()
+
+    def expire(self) -> None:
+        cycle = self.cycle
+        idle = cycle is None or cycle.response_complete
+        if self.in_head:
+            if not idle:
+                self.last_answer()  # a pipelined head, stalled behind an answer in progress
+                return
+            timeout = RequestTimeout(
+                f"the request line and headers did not arrive within {self.header_seconds:g} s"
+            )
+            self.refuse(error_answer(timeout), "head too slow")
+        elif idle:
+            # Nothing sent since the connection opened, or nothing that began a request since
+            # the last answer (the rest of a body the app did not read, blank lines).
+            logger.info("no request: connection closed", extra=self.context("idle"))
+            self.transport.close()
+        else:
+            # The body is late. The app's sends go nowhere from now on, and its receive hears
+            # that the client is gone (a 408 of its own, unsent: reservation/api/bodies.py).
+            assert cycle is not None
+            answered = cycle.response_started
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if answered:
+                logger.info("body too slow, answer cut", extra=self.context("slow_body"))
+                self.transport.close()
+            else:
+                timeout = RequestTimeout(
+                    f"the request body did not arrive within {self.body_seconds:g} s"
+                )
+                self.refuse(error_answer(timeout), "body too slow")
+
+    def refuse(self, response: Response, why: str) -> None:
+        """Write `response` on the wire, outside any request the app runs; then end the
+        connection: no more requests, what the client still sends is dropped, and it closes
+        when the client does or after LINGER_SECONDS."""
+        status = response.status_code
+        logger.info("%d: %s", status, why, extra=self.context(why.replace(" ", "_")))
+        head = [STATUS_LINE[status]]
+        headers = (*self.server_state.default_headers, *response.raw_headers, CLOSE_HEADER)
+        for name, value in headers:
+            head += [name, b": ", value, b"\r\n"]
+        head.append(b"\r\n")
+        self.transport.write(b"".join(head) + response.body)
+        self.lingering = True
+        self.flow.resume_reading()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()  # the answer, then end of stream
+        self.set_deadline(LINGER_SECONDS)
+
+    def last_answer(self) -> None:
+        """The answer in progress is the connection's last: read nothing more, close after it."""
+        assert self.cycle is not None
+        self.cycle.keep_alive = False
+        self.flow.pause_reading()
+
+    def context(self, outcome: str) -> dict[str, object]:
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else None
+        return {"client": client, "outcome": outcome}
+
+
+def raise_open_files_limit() -> tuple[int, int]:
+    """Raise this process's soft limit of open files to its hard limit (as Go does at start):
+    each connection is a file, and many systems give processes a soft 1,024. Returns the
+    (soft, hard) limits in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft, hard
