@@ -27,9 +27,15 @@ Drills:
   `faketime`), and a second service on the same stores 4 minutes behind: holds made by either
   expire when Redis's clock says, read the same through both, and Stripe's deliveries (within
   the 5-minute signature tolerance) still land.
+- `chaos-vs-clean`: no Locust sale. One seeded plan of purchases (pay, refunds in full or in
+  part, declines, expiries, releases, delayed payments) is made twice, each on a fresh stack:
+  with clean delivery, then with 10 % of the events delivered twice and every delivery delayed
+  up to 5 s (shuffled). Both verifiers must be green and the two final states, compared buyer by
+  buyer, equal (loadtests/chaos_compare.py).
 
 It writes docs/reliability.md (one table: drill, load, fault, outcome) and
-docs/reliability.json, and exits non-zero when a drill's outcome is not the expected one.
+docs/reliability.json, and exits non-zero when a drill's outcome is not the expected one. A run
+of some drills (`--only`) replaces their rows and keeps the others'.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
@@ -56,6 +62,7 @@ import httpx
 import psutil
 import redis
 
+from loadtests import chaos_compare
 from loadtests.run_flash_sale import (
     NameRow,
     Stack,
@@ -163,6 +170,10 @@ class Outcome:
     # Drills judged against a sale with no fault: p99 in ms per request name, without and with.
     p99_ms_without_and_with_fault: dict[str, list[float | None]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    # What a drill that judges lost or doubled orders itself found (empty: the verifier says).
+    lost_or_doubled: str = ""
+    # The command that made this row (rows of reports older than this field: the plain one).
+    command: str = "python -m loadtests.drills"
 
 
 @dataclass
@@ -181,6 +192,8 @@ class Drill:
     # Request names whose p99 with the fault must stay within BASELINE_FACTOR x the p99 of the
     # same sale without it, run first on a stack of its own (none: no such sale).
     baseline: tuple[str, ...] = ()
+    # A drill that is not a fault in a Locust sale runs itself (given the command's arguments).
+    run: Callable[[argparse.Namespace], Outcome] | None = None
 
 
 def _outage(
@@ -423,6 +436,35 @@ def _statuses(
                 problems.append(f"a hold made {maker}, read {reader}: {status}, not {wanted}")
 
 
+def _runs_itself(target: Target) -> tuple[float, float, float | None]:
+    """The `inject` of a drill with its own `run`: it is never called."""
+    raise NotImplementedError("this drill runs itself, not in a Locust sale")
+
+
+def _chaos_vs_clean(args: argparse.Namespace) -> Outcome:
+    """The same purchases with clean delivery, then with chaos; equal ends or a failure."""
+    keep = None if args.keep is None else args.keep / "chaos-vs-clean"
+    found = chaos_compare.chaos_vs_clean(args.purchases, keep=keep, sim_args=PATIENT_DELIVERY)
+    purchases = len(found.plan.purchases)
+    return Outcome(
+        drill="chaos-vs-clean",
+        fault=chaos_compare.fault(purchases),
+        load=found.load,
+        passed=found.passed,
+        oversold=found.oversold,
+        verifier_passed=found.verified,
+        verifier=found.verifier,
+        failed_requests=sum(found.failures.values()),
+        unexpected_failures=sum(found.failures.values()),
+        undelivered_events=found.undelivered,
+        max_answer_seconds=round(found.chaos.drive.slowest_seconds, 3),
+        recovery_seconds=round(found.chaos.settle_seconds, 2),
+        notes=[f"{n}x {message[:120]}" for message, n in sorted(found.failures.items())],
+        webhook_deliveries_cut_off=found.chaos.deliveries.cut_off,
+        lost_or_doubled=found.lost_or_doubled,
+    )
+
+
 def _first_answer_after(probe: Probe, since: float, ok: tuple[int, ...]) -> float | None:
     """Seconds from `since` until the probe got an `ok` answer again (None: never, in 30 s)."""
     deadline = time.monotonic() + 30
@@ -515,6 +557,14 @@ DRILLS = {
         _skewed("+4m"),
         # Stock for every buyer and the checks' own holds.
         sale_args=lambda seconds: ("--stock", "1000"),
+    ),
+    "chaos-vs-clean": Drill(
+        "chaos-vs-clean",
+        chaos_compare.fault(chaos_compare.PURCHASES),
+        (),
+        _runs_itself,
+        lambda message: False,
+        run=_chaos_vs_clean,
     ),
 }
 
@@ -700,11 +750,29 @@ def run_drill(
     )
 
 
-def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
+def _with_earlier_rows(outcomes: Sequence[Outcome]) -> list[Outcome]:
+    """This run's rows, and those of the drills it did not run from the report's last
+    version, one row per drill, sorted by drill."""
+    path = DOCS / "reliability.json"
+    earlier = json.loads(path.read_text()) if path.exists() else []
+    known = {f.name for f in fields(Outcome)}
+    rows = {
+        row["drill"]: Outcome(**{k: v for k, v in row.items() if k in known}) for row in earlier
+    }
+    rows.update((o.drill, o) for o in outcomes)
+    return [rows[name] for name in sorted(rows)]
+
+
+def write_report(outcomes: Sequence[Outcome]) -> Path:
+    """docs/reliability.md and .json: these rows in place of their drills' earlier ones."""
+    outcomes = _with_earlier_rows(outcomes)
+    commands: dict[str, list[str]] = {}
+    for o in outcomes:
+        commands.setdefault(o.command, []).append(o.drill)
     lines = [
         "# Reliability drills",
         "",
-        f"`{command}`",
+        *(f"- `{command}`: {', '.join(drills)}" for command, drills in commands.items()),
         "",
         f"Machine: {platform.machine()}, 2 cores, Python {platform.python_version()}; each drill"
         " runs its own redis-server, nx-27017, Stripe simulator (10% duplicate deliveries, delays"
@@ -718,7 +786,7 @@ def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
         recovery = "never" if o.recovery_seconds is None else f"{o.recovery_seconds:.2f} s"
         lines.append(
             f"| {o.drill} | {o.load} | {o.fault} | {o.oversold} | "
-            f"{'none (verifier green)' if o.verifier_passed else o.verifier}"
+            f"{o.lost_or_doubled or ('none (verifier green)' if o.verifier_passed else o.verifier)}"
             f" | {o.undelivered_events} | {o.failed_requests}"
             f" ({o.failed_requests - o.unexpected_failures}) | "
             f"{o.max_answer_seconds:.2f} s | {recovery} | {'pass' if o.passed else 'FAIL'} |"
@@ -729,7 +797,9 @@ def write_report(outcomes: Sequence[Outcome], command: str) -> Path:
         " again (Redis drills); for the MongoDB drill, 0 means every probe answer during the"
         " fault was a hold or a sold-out answer (reserves never stopped); worker-killed: until"
         " the replacement worker served; stripe-failing: until a checkout succeeded again;"
-        " clock-skew: 0 when every check held.",
+        " clock-skew: 0 when every check held; chaos-vs-clean: from the last purchase until the"
+        " last event was received, and its max answer is the slowest of the chaos run (not"
+        " judged: its load is the purchases themselves).",
         "Expected failures are the 503 answers while a store was down, and requests cut off by"
         " a killed worker (no answer); any other failure fails the drill. Failed requests by"
         " message:",
@@ -777,6 +847,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seconds", type=int, default=40)
     parser.add_argument("--fault-at", type=float, default=12.0, help="seconds into the sale")
+    parser.add_argument(
+        "--purchases",
+        type=int,
+        default=chaos_compare.PURCHASES,
+        help="purchases of chaos-vs-clean (each made in both runs)",
+    )
     parser.add_argument("--no-report", action="store_true", help="print, write no docs")
     parser.add_argument(
         "--keep", type=Path, default=None, help="keep each drill's logs and Locust CSVs here"
@@ -812,11 +888,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ).strip()
     outcomes = []
     for name in args.only:
-        outcome = run_drill(DRILLS[name], sale_argv, args.fault_at, args.keep)
+        drill = DRILLS[name]
+        if drill.run is not None:
+            outcome = drill.run(args)
+        else:
+            outcome = run_drill(drill, sale_argv, args.fault_at, args.keep)
+        outcome.command = command
         print(json.dumps(asdict(outcome)), flush=True)
         outcomes.append(outcome)
     if not args.no_report:
-        print("report:", write_report(outcomes, command))
+        print("report:", write_report(outcomes))
     return 0 if all(o.passed for o in outcomes) else 1
 
 

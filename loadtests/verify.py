@@ -2,6 +2,7 @@
 
     python -m loadtests.verify [--redis-url URL] [--mongodb-uri URI] [--mongodb-database NAME]
                                [--key-prefix PREFIX] [--stripe-api-base URL] [--restock-on-refund]
+                               [--merchant-refunds]
 
 Reads Redis, MongoDB and Stripe (the simulator, or Stripe's test mode) as the service sees them:
 every option defaults to the service's own environment variable (REDIS_URL, MONGODB_URI,
@@ -19,7 +20,10 @@ The invariants:
 - paid: every session Stripe reports paid has exactly one order, and every `paid` order's
   session is paid at Stripe;
 - refunds: every refund is one this service made for an oversold late payment (its order is
-  `refunded_oversold`), and a session has at most one refund;
+  `refunded_oversold`), and a session has at most one refund; with `--merchant-refunds` (a
+  sale whose merchant refunds, as from the Dashboard) refunds not made by this service are
+  allowed, and each must show on its order: a payment refunded in full is a `refunded` order,
+  one refunded in part is still `paid` (either may be `refunded_oversold`);
 - lapsed: no hold is past its expiry, and no session of a lapsed or released reservation is
   still open at Stripe.
 """
@@ -93,14 +97,15 @@ class Report:
         return "\n".join(lines)
 
 
-def check(world: World, sold_as: Sequence[OrderStatus]) -> Report:
-    """Every invariant over what was read; pure, so each can be shown to fail."""
+def check(world: World, sold_as: Sequence[OrderStatus], merchant_refunds: bool = False) -> Report:
+    """Every invariant over what was read; pure, so each can be shown to fail.
+    `merchant_refunds`: refunds this service did not make are expected (see the module)."""
     found: list[Violation] = []
     found += _counters(world)
     found += _sold(world, sold_as)
     found += _held(world)
     found += _paid(world)
-    found += _refunds(world)
+    found += _refunds(world, merchant_refunds)
     found += _lapsed(world)
     checked = {
         "SKUs": len(world.levels),
@@ -180,18 +185,23 @@ def _paid(world: World) -> list[Violation]:
     return found
 
 
-def _refunds(world: World) -> list[Violation]:
+def _refunds(world: World, merchant_refunds: bool) -> list[Violation]:
     orders = {order.checkout_session_id: order for order in world.orders}
+    sessions = {s["id"]: s for s in world.sessions}
     session_of_intent = {
         s["payment_intent"]: s["id"] for s in world.sessions if s.get("payment_intent")
     }
     per_session: Counter[str] = Counter()
+    merchants: Counter[str] = Counter()  # session -> amount the merchant refunded
     found = []
     for refund in world.refunds:
         session_id = session_of_intent.get(refund.get("payment_intent") or "", "?")
-        per_session[session_id] += 1
         order = orders.get(session_id)
         ours = (refund.get("metadata") or {}).get("reason") == "oversold"
+        if merchant_refunds and not ours:
+            merchants[session_id] += int(refund.get("amount") or 0)
+            continue
+        per_session[session_id] += 1
         if not ours or order is None or order.status is not OrderStatus.REFUNDED_OVERSOLD:
             status = "no order" if order is None else f"order {order.status.value}"
             why = "made by this service" if ours else "not made by this service"
@@ -203,6 +213,22 @@ def _refunds(world: World) -> list[Violation]:
         for session_id, n in sorted(per_session.items())
         if n > 1
     ]
+    for session_id, refunded in sorted(merchants.items()):
+        order = orders.get(session_id)
+        charged = (sessions.get(session_id) or {}).get("amount_total")
+        in_full = refunded == charged
+        # Our refund of an oversold payment may come after the merchant's (of the rest).
+        wanted = OrderStatus.REFUNDED if in_full else OrderStatus.PAID
+        if order is None or order.status not in (wanted, OrderStatus.REFUNDED_OVERSOLD):
+            status = "no order" if order is None else f"order {order.status.value}"
+            found.append(
+                Violation(
+                    "refunds",
+                    session_id,
+                    f"the merchant refunded {refunded} of {charged} "
+                    f"({'in full' if in_full else 'in part'}) with {status}",
+                )
+            )
     return found
 
 
@@ -288,7 +314,8 @@ async def _list_all(list_page: Any) -> list[dict[str, Any]]:
 # -- command line ------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None]:
+def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
+    """The settings to read with, and whether the merchant's refunds are expected."""
     base = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m loadtests.verify", description=__doc__)
     parser.add_argument("--redis-url", default=base.redis_url)
@@ -305,6 +332,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None]
         default=base.restock_on_refund,
         help="refunded orders count as sold unless refunds restock (as the service runs)",
     )
+    parser.add_argument(
+        "--merchant-refunds",
+        action="store_true",
+        help="the merchant refunded payments too (as from the Dashboard): such refunds are "
+        "expected, and each must show on its order",
+    )
     args = parser.parse_args(argv)
     if not args.redis_url or not args.mongodb_uri:
         parser.error(
@@ -320,21 +353,21 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, str | None]
         stripe_secret_key=base.stripe_secret_key,
         restock_on_refund=args.restock_on_refund,
     )
-    return settings, args.stripe_api_base
+    return settings, args.merchant_refunds
 
 
-async def verify(settings: Settings) -> Report:
+async def verify(settings: Settings, merchant_refunds: bool = False) -> Report:
     client, http_client = stripe_client(settings)
     try:
         world = await read_world(settings, client)
     finally:
         await http_client.close_async()  # type: ignore[no-untyped-call]
-    return check(world, sold_statuses(settings))
+    return check(world, sold_statuses(settings), merchant_refunds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, _ = parse_args(argv)
-    report = asyncio.run(verify(settings))
+    settings, merchant_refunds = parse_args(argv)
+    report = asyncio.run(verify(settings, merchant_refunds))
     print(report.text())
     return 0 if report.passed else 1
 

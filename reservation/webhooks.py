@@ -381,7 +381,12 @@ async def charge_refunded(h: WebhookHandlers, charge: dict[str, Any]) -> str:
     if order is None:
         # Maybe its order is not recorded yet (events come in any order): keep the refund.
         await h.pending_refunds.add(payment_intent)
-        return "refund_pending"
+        # The payment's handler records the order, then looks for a kept refund; it may have
+        # looked before this one was kept. Looking for the order again after keeping it means
+        # one of the two handlers always sees the other's write, and applies the refund.
+        order = await h.orders.get_by_payment_intent(payment_intent)
+        if order is None:
+            return "refund_pending"
     if order.status is OrderStatus.REFUNDED_OVERSOLD:
         return "refunded_oversold"  # our own refund of a unit we could not sell
     await h.apply_refund(order)

@@ -127,6 +127,34 @@ async def test_a_payment_after_a_customer_refund_changes_nothing(
     assert await counts(shop) == settled
 
 
+# -- a refund racing its payment ---------------------------------------------------------------
+
+
+async def test_a_refund_racing_its_payments_webhook_is_applied(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both events at once (found by the chaos-vs-clean drill, in its clean run): the refund's
+    handler finds no order; the payment's webhook then lands whole and finds no refund kept; only
+    then is the refund kept. One of the two must still apply it."""
+    _, session_id = await checkout(shop, ("tee", 2))
+    paid = shop.sim.complete(session_id, "paid")
+    refunded = shop.sim.refund_event(paid["data"]["object"]["payment_intent"])
+    orders = shop.api.services.orders
+    lookup = orders.get_by_payment_intent
+
+    async def then_the_payment_lands(payment_intent: str) -> Any:
+        found = await lookup(payment_intent)
+        monkeypatch.setattr(orders, "get_by_payment_intent", lookup)
+        await delivered(shop, paid)
+        return found
+
+    monkeypatch.setattr(orders, "get_by_payment_intent", then_the_payment_lands)
+    await delivered(shop, refunded)
+    assert await history(shop, session_id) == ["paid", "refunded"]
+    assert await counts(shop) == (0, 2, 3)  # refunded, the units stay sold (no restock)
+    assert refund_requests(shop) == []
+
+
 # -- partial refunds --------------------------------------------------------------------------
 
 

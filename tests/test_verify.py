@@ -126,6 +126,34 @@ async def test_refunds_not_for_an_oversold_payment_and_twice_are_reported(sold: 
     assert f"{good['id']}: 2 refunds" in text
 
 
+async def test_the_merchants_refunds_pass_when_their_orders_show_them(sold: Shop) -> None:
+    in_full, in_part = (await sold.api.services.orders.list(OrderStatus.PAID))[:2]
+    full = sold.sim.state.sessions[in_full.checkout_session_id]["payment_intent"]
+    part = sold.sim.state.sessions[in_part.checkout_session_id]["payment_intent"]
+    assert (await sold.deliver(sold.sim.refund_event(full))).status_code == 200
+    assert (await sold.deliver(sold.sim.refund_event(part, 200))).status_code == 200
+    settings = sold.api.services.settings
+    found = await verify(settings, merchant_refunds=True)
+    assert found.passed, found.text()
+    assert found.checked["refunds"] == 3  # the merchant's two and our oversold one
+    strict = await verify(settings)
+    assert broken(strict) == {"refunds"}
+    assert strict.text().count("not made by this service") == 2
+
+
+async def test_a_merchants_refund_its_order_does_not_show_is_reported(sold: Shop) -> None:
+    paid = await sold.api.services.orders.list(OrderStatus.PAID)
+    session = sold.sim.state.sessions[paid[0].checkout_session_id]
+    sold.sim.refund_event(session["payment_intent"])  # refunded; the webhook never arrived
+    found = await verify(sold.api.services.settings, merchant_refunds=True)
+    assert broken(found) == {"refunds"}
+    charged = session["amount_total"]
+    assert (
+        f"{session['id']}: the merchant refunded {charged} of {charged} (in full) with order paid"
+        in found.text()
+    )
+
+
 async def test_lapsed_holds_and_open_sessions_of_lapsed_reservations_are_reported(
     sold: Shop,
 ) -> None:
