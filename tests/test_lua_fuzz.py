@@ -939,8 +939,27 @@ def _resolved(stage: Stage, value: Any) -> Any:
     return stage.ids[value.name] if isinstance(value, Ref) else value
 
 
+REMEMBERED = ("held", "paid", "released")  # reservations of the stage that Redis has
+
+
+def lost_counters(stage: Stage, method: str, arguments: dict[str, Any]) -> bool:
+    """commit's documented 503 (`unknown_stock`): the paid cart of a reservation Redis does
+    not have names a SKU it has no counters for, which means Redis lost them (docs/design.md);
+    it decides nothing until reconcile puts them back."""
+    return (
+        method == "commit"
+        and arguments["reservation_id"] not in [stage.ids[name] for name in REMEMBERED]
+        and any(sku not in ("a", "b", "c") for sku, _ in arguments["items"])
+    )
+
+
 @settings(FUZZ, max_examples=200)
 @given(operation=operations)
+# Drawn under some seeds (it failed a run here) before lost_counters() was allowed for: a
+# 503 by design, not a script error.
+@example(
+    operation=("commit", {"reservation_id": Ref("gone"), "items": [("zz", 1)], "customer_id": None})
+)
 async def test_nothing_the_api_passes_makes_a_script_fail(
     stage: Stage, operation: tuple[str, dict[str, Any]]
 ) -> None:
@@ -953,7 +972,12 @@ async def test_nothing_the_api_passes_makes_a_script_fail(
             outcome = await getattr(inventory, method)(**arguments)
         except errors.ReservationError as exc:
             # A script error would be StorageUnavailable (503): only refusals may come out.
-            if exc.status_code >= 500:
+            lost = (
+                isinstance(exc, errors.StorageUnavailable)
+                and "sku" in exc.details  # Inventory.lost(), not a script error
+                and lost_counters(stage, method, arguments)
+            )
+            if exc.status_code >= 500 and not lost:
                 pytest.fail(f"{method}({arguments!r}): {exc.code}: {exc.message}")
             refused = True
         else:
