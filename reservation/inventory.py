@@ -13,7 +13,14 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from domain import errors
-from domain.rules import DEFAULT_POOL, NAME_PATTERN, NAME_REGEX, check_name, check_stock
+from domain.rules import (
+    DEFAULT_POOL,
+    MAX_STOCK,
+    NAME_PATTERN,
+    NAME_REGEX,
+    check_name,
+    check_stock,
+)
 from reservation.cart import (
     CartInput,
     check_customer,
@@ -109,8 +116,8 @@ class Inventory:
     ) -> None:
         if hold_seconds <= 0 or retention_seconds < 0 or reclaim_batch < 1:
             raise ValueError("hold_seconds > 0, retention_seconds >= 0, reclaim_batch >= 1")
-        if max_holds_per_customer < 0:
-            raise ValueError("max_holds_per_customer >= 0 (0: no cap)")
+        if not 0 <= max_holds_per_customer <= MAX_STOCK:
+            raise ValueError("0 <= max_holds_per_customer <= 10^12 (0: no cap)")
         self.client = client
         self.keys = keys or KeySpace()
         self.hold_ms = int(hold_seconds * 1000)

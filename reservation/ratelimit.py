@@ -24,6 +24,9 @@ from reservation.scripts import STANDALONE_NAMES, RedisClient, Scripts
 IP = "ip"
 CUSTOMER = "customer"
 WHO = {IP: "this client address", CUSTOMER: "this customer"}
+# The most the script takes (lua/rate_limit.lua): 10^12 requests in a window of 10^15 ms.
+MAX_REQUESTS = 10**12
+MAX_WINDOW_SECONDS = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +35,15 @@ class RateLimit:
 
     requests: int
     window_seconds: float
+
+    def __post_init__(self) -> None:
+        if not (
+            0 <= self.requests <= MAX_REQUESTS and 0 <= self.window_seconds <= MAX_WINDOW_SECONDS
+        ):
+            raise ValueError(
+                "a rate limit takes 0 to 10^12 requests in 0 to 10^12 seconds (0: off),"
+                f" not {self.requests} in {self.window_seconds}"
+            )
 
     @property
     def on(self) -> bool:
@@ -95,7 +107,15 @@ class RateLimiter:
             )
         except RedisError as exc:
             raise storage_unavailable(exc) from exc
-        return Admitted(int(value)) if int(admitted) else Limited(int(value))
+        if not isinstance(admitted, int):
+            # {'bad_request', argument}: a limit RateLimit refuses; the client is not to blame.
+            argument = value.decode() if isinstance(value, bytes) else str(value)
+            raise errors.ReservationError(
+                f"the rate limit per {scope} is misconfigured: the script refused its {argument}",
+                scope=scope,
+                argument=argument,
+            )
+        return Admitted(int(value)) if admitted else Limited(int(value))
 
     async def check(self, scope: str, subject: str) -> None:
         """Admit one request of `subject`, or raise RateLimited (429 with Retry-After)."""

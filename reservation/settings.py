@@ -127,6 +127,11 @@ def flag(name: str, raw: str) -> bool:
         ) from None
 
 
+# The largest count or number of seconds a variable takes: the scripts take counts (units,
+# holds, requests) up to 10^12 and durations up to 10^15 ms, and refuse more.
+MAX_VALUE = 10**12
+
+
 def _number(name: str, raw: str, unit: str) -> float:
     try:
         value = float(raw)
@@ -134,11 +139,13 @@ def _number(name: str, raw: str, unit: str) -> float:
         raise SettingsError(f"{name} must be a number of {unit}, not {raw!r}") from None
     if not (math.isfinite(value) and value > 0):
         raise SettingsError(f"{name} must be a positive, finite number of {unit}, not {raw!r}")
+    if value > MAX_VALUE:
+        raise SettingsError(f"{name} must be at most 10^12 {unit}, not {raw!r}")
     return value
 
 
 def seconds(name: str, raw: str) -> float:
-    """A positive, finite number of seconds."""
+    """A positive number of seconds, at most 10^12."""
     return _number(name, raw, "seconds")
 
 
@@ -157,13 +164,15 @@ def per_second(name: str, raw: str) -> float:
 
 
 def count(name: str, raw: str) -> int:
-    """A whole number from 1."""
+    """A whole number from 1 to 10^12."""
     try:
         value = int(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
     if value < 1:
         raise SettingsError(f"{name} must be at least 1, not {raw!r}")
+    if value > MAX_VALUE:
+        raise SettingsError(f"{name} must be at most 10^12, not {raw!r}")
     return value
 
 

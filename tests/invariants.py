@@ -1,5 +1,6 @@
-"""The stock invariants (docs/design.md, "The stock model"), checked by the model test and the
-fuzzing of the scripts; and the counters read straight from Redis, without any script."""
+"""The stock invariants (docs/design.md, "The stock model") and each customer's count of live
+holds, checked by the model test and the fuzzing of the scripts; and the counters read straight
+from Redis, without any script."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from reservation.models import StockLevel
 from reservation.scripts import RedisClient
 
 COUNTERS = ("total", "reserved", "sold", "limit")
+HOLDS = ":holds|"  # usage field prefix: a customer's count of live holds (lua/_pool.lua)
 
 
 def assert_counts_hold(level: StockLevel) -> None:
@@ -61,3 +63,27 @@ async def held_units(client: RedisClient, pool_keys: PoolKeys) -> Counter[str]:
             sku, _, quantity = line.partition("=")
             held[sku] += int(quantity)
     return held
+
+
+async def hold_counts(client: RedisClient, pool_keys: PoolKeys) -> Counter[str]:
+    """Each customer's count of live holds as the pool's usage hash keeps it (none: 0)."""
+    counts: Counter[str] = Counter()
+    for field, value in (await client.hgetall(pool_keys.usage)).items():
+        name = _decoded(field)
+        if name.startswith(HOLDS):
+            counts[name.removeprefix(HOLDS)] = _whole(value, name)
+    return counts
+
+
+async def assert_hold_counts_hold(client: RedisClient, pool_keys: PoolKeys) -> Counter[str]:
+    """Each customer's count of live holds is the number of members of `holds` that are theirs
+    (a count of 0 is no field at all); returns the counts."""
+    members: Counter[str] = Counter()
+    for member in await client.zrange(pool_keys.holds, 0, -1):
+        _, _, customer = _decoded(member).split("|", 2)  # ids and carts never hold '|'
+        if customer:
+            members[customer] += 1
+    counts = await hold_counts(client, pool_keys)
+    assert all(count > 0 for count in counts.values()), counts
+    assert counts == members, (counts, members)
+    return counts

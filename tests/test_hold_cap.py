@@ -4,6 +4,7 @@ reconcile and a Redis loss keeping the count true (real Redis, real nx-27017).""
 
 from __future__ import annotations
 
+import pytest
 from redis.asyncio import Redis
 
 from persistence.mongo import Database
@@ -81,6 +82,18 @@ async def test_no_cap_when_off(make_inventory: MakeInventory) -> None:
     await inventory.set_stock("tee", 100)
     for _ in range(CAP * 3):
         await hold(inventory)
+
+
+async def test_the_largest_cap_is_taken_and_a_larger_one_refused(
+    make_inventory: MakeInventory, client: RedisClient
+) -> None:
+    """The script takes a cap up to 10^12 (and refuses more); so does Inventory, at once."""
+    inventory = await make_inventory(max_holds_per_customer=10**12)
+    await inventory.set_stock("tee", 100)
+    await hold(inventory)
+    for cap in (10**12 + 1, -1):
+        with pytest.raises(ValueError, match="max_holds_per_customer"):
+            Inventory(client, max_holds_per_customer=cap)
 
 
 async def test_the_api_answers_409_hold_cap_reached_and_changes_nothing(

@@ -32,7 +32,7 @@ from reservation.outcomes import (
     ReleaseRefused,
 )
 from tests.conftest import REDIS_URL, age_hold
-from tests.invariants import assert_counts_hold
+from tests.invariants import assert_counts_hold, assert_hold_counts_hold
 
 T = TypeVar("T")
 SKUS = ("red", "green", "blue")
@@ -236,11 +236,11 @@ class InventoryMachine(RuleBasedStateMachine):
                 self.model.sold(level.sku),
             )
         # Each customer's count of live holds (kept beside the holds by every script that adds
-        # or removes one; read after the snapshot above reclaimed the lapsed ones) is exact.
-        usage = self.keys.pool("default").usage
+        # or removes one; read after the snapshot above reclaimed the lapsed ones) is exact:
+        # the members of `holds` that are theirs, and the model's live holds.
+        counts = self.run(assert_hold_counts_hold(self.client, self.keys.pool("default")))
         for customer in CUSTOMERS:
-            counted = self.run(self.client.hget(usage, f":holds|{customer}"))
-            assert int(counted or 0) == self.model.live_holds(customer), customer
+            assert counts[customer] == self.model.live_holds(customer), customer
 
 
 class FakeRedisInventoryMachine(InventoryMachine):

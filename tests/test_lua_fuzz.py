@@ -1,22 +1,24 @@
 """Hypothesis over the Lua scripts' argument space (issue 12, "Fuzzing").
 
-Each script is called directly — EVALSHA through reservation.scripts.Scripts, with the keys
-reservation.keys builds — with arguments valid, at their bounds and hostile: empty, negative,
+Each script (every file of reservation/lua/ but the prelude: test_every_script_is_fuzzed) is
+called directly — EVALSHA through reservation.scripts.Scripts, with the keys reservation.keys
+builds — with arguments valid, at their bounds and hostile: empty, negative,
 fractional, huge and non-numeric numbers, malformed carts, separators and unicode inside names
 and ids, very long strings, too few and too many arguments. Whatever comes in:
 
 1. no script error (a ResponseError, which the service would answer as a 503), and the reply
    is one of the script's documented replies;
 2. a refusal leaves every key of the test as it was (DUMP of each, and no TTL set again);
-3. the stock invariants hold afterwards (tests/invariants.py), and `reserved` is what the
-   live holds hold.
+3. the stock invariants hold afterwards (tests/invariants.py), `reserved` is what the live
+   holds hold, and each customer's count of live holds is the number of holds that are theirs;
+   for the rate limiter, its log admits no more than the limit in any window.
 
 Then the Python layer (Inventory) with what the HTTP API can hand it: every input is answered
 or refused with a 4xx, never with a script error, and a refusal changes nothing.
 
 Every example starts from the same stage (three SKUs, a live hold, a paid and a released
-reservation, no lapsed hold), restored after it; on real Redis and on fakeredis (the embedded
-backend of `reservation serve`).
+reservation, no lapsed hold, a client's rate log), restored after it; on real Redis and on
+fakeredis (the embedded backend of `reservation serve`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Any
 
 import fakeredis
@@ -47,13 +50,23 @@ from reservation.outcomes import (
     Released,
     ReleaseRefused,
 )
-from reservation.scripts import RedisClient, Scripts
+from reservation.ratelimit import IP, subject_digest
+from reservation.scripts import (
+    POOL_PRELUDE,
+    SCRIPT_NAMES,
+    STANDALONE_NAMES,
+    RedisClient,
+    Scripts,
+    source,
+)
 from tests.conftest import REDIS_URL
-from tests.invariants import assert_counts_hold, held_units, stored_levels
+from tests.invariants import assert_counts_hold, assert_hold_counts_hold, held_units, stored_levels
 
 POOL = "default"
 ENTRY = '{"name":"Tee","price":2500,"currency":"eur"}'
 HOLD, KEEP = "600000", "259200000"  # ms: what Inventory passes by default
+# The stage's rate log: requests admitted this long ago (ms), the oldest out of most windows.
+LOGGED_AGO = (7_200_000, 50_000, 1_000, 0)
 Snapshot = dict[bytes, tuple[bytes, int]]
 
 FUZZ = settings(
@@ -75,6 +88,8 @@ class Stage:
     scripts: Scripts
     ids: dict[str, str]  # held (a=2, bob), paid (b=1, ann), released (a=1,b=1), gone (none)
     base: Snapshot
+    standalone: Scripts  # the scripts without the prelude (rate_limit)
+    rate_log: str  # one client's rate log, holding LOGGED_AGO
 
     def record_keys(self, reservation_id: str) -> tuple[str, ...]:
         return (*self.pool.shared, self.pool.record(reservation_id), self.pool.fence)
@@ -102,6 +117,11 @@ async def put_back(stage: Stage) -> None:
             await stage.client.restore(name, max(ttl, 0), value, replace=True)
 
 
+async def redis_ms(client: RedisClient) -> int:
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
 @pytest.fixture(params=["redis", "fakeredis"])
 async def stage(request: pytest.FixtureRequest) -> AsyncIterator[Stage]:
     client: RedisClient
@@ -126,8 +146,16 @@ async def stage(request: pytest.FixtureRequest) -> AsyncIterator[Stage]:
             ids[name] = outcome.reservation.id
         await inventory.commit(ids["paid"])
         await inventory.release(ids["released"])
+        rate_log = keys.rate_log(IP, subject_digest("192.0.2.1"))
+        now = await redis_ms(client)
+        logged = [now - ago for ago in LOGGED_AGO]
+        await client.zadd(rate_log, {f"{at}-{n}": at for n, at in enumerate(logged)})
+        await client.pexpire(rate_log, 3_600_000)
         base = await snapshot(client, keys)
-        yield Stage(client, keys, keys.pool(POOL), inventory.scripts, ids, base)
+        standalone = Scripts.register(client, STANDALONE_NAMES)
+        yield Stage(
+            client, keys, keys.pool(POOL), inventory.scripts, ids, base, standalone, rate_log
+        )
     finally:
         async for key in client.scan_iter(match=keys.pattern(), count=1000):
             await client.delete(key)
@@ -183,7 +211,10 @@ units = st.one_of(st.integers(1, 3), st.integers(1, 12), st.sampled_from([1_000_
 )
 lines = st.lists(st.tuples(name, units), min_size=1, max_size=6)
 cart = Slot(
-    lines.map(lambda drawn: ",".join(f"{sku}={quantity}" for sku, quantity in drawn)),
+    st.one_of(
+        lines.map(lambda drawn: ",".join(f"{sku}={quantity}" for sku, quantity in drawn)),
+        st.sampled_from(["a=1", "b=1", "a=1,b=1"]),  # what the stage has in stock
+    ),
     st.one_of(st.sampled_from(MALFORMED_CARTS), long_text, hostile_text),
 )
 TOKEN = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
@@ -198,12 +229,30 @@ entry = Slot(st.sampled_from(["", ENTRY]), hostile_text)
 limit = Slot(st.one_of(st.just(""), count.valid), hostile_text)
 pool = Slot(st.just(POOL), st.one_of(name, hostile_text))
 batch = Slot(st.sampled_from(["64", "1"]), st.one_of(st.just("0"), hostile_text))
+# reserve's cap on a customer's live holds: 0 is off; bob has one live hold, ann none.
+hold_cap = Slot(
+    st.sampled_from(["0", "0", "1", "1", "2", "1000000000000"]),
+    st.one_of(st.sampled_from(NUMBERS), hostile_text),
+)
+# rate_limit's limit (requests) and window (ms); its log holds requests LOGGED_AGO.
+requests = Slot(
+    st.one_of(st.integers(1, 6).map(str), st.just("1000000000000")),
+    st.one_of(st.sampled_from(["0", *NUMBERS]), hostile_text),
+)
+window = Slot(
+    st.sampled_from(["1", "1000", "50000", "60000", "3600000", "86400000", "1000000000000000"]),
+    st.one_of(st.sampled_from(["0", "1000000000000001", *NUMBERS]), hostile_text),
+)
 
 
 def argv(*slots: Slot) -> st.SearchStrategy[list[Any]]:
-    """ARGV — the reclaim batch, then `slots` — drawn as: every argument valid (most often);
-    one of them hostile; each of them either; too few; too many."""
-    every = (batch, *slots)
+    """ARGV of a pool script: the reclaim batch, then `slots` (see `arguments`)."""
+    return arguments(batch, *slots, steady=1)
+
+
+def arguments(*every: Slot, steady: int = 0) -> st.SearchStrategy[list[Any]]:
+    """ARGV drawn as: every argument valid (most often); one of them hostile; each of them
+    either (the first `steady` valid); too few; too many."""
     valid = st.tuples(*(slot.valid for slot in every)).map(list)
 
     def spoil(index: int) -> st.SearchStrategy[list[Any]]:
@@ -211,14 +260,17 @@ def argv(*slots: Slot) -> st.SearchStrategy[list[Any]]:
             lambda drawn: [*drawn[0][:index], drawn[1], *drawn[0][index + 1 :]]
         )
 
-    spoiled = [spoil(index) for index in range(1, len(every))]
-    mixed = st.tuples(batch.valid, *(st.one_of(slot.valid, slot.hostile) for slot in slots))
+    spoiled = [spoil(index) for index in range(steady, len(every))]
+    mixed = st.tuples(
+        *(slot.valid for slot in every[:steady]),
+        *(st.one_of(slot.valid, slot.hostile) for slot in every[steady:]),
+    )
     return st.one_of(
         *([valid] * 4),
         *([st.one_of(*spoiled)] * 2 if spoiled else []),
-        spoil(0),
+        *(spoil(index) for index in range(steady)),
         mixed.map(list),
-        st.tuples(valid, st.integers(0, len(slots))).map(lambda drawn: drawn[0][: drawn[1]]),
+        st.tuples(valid, st.integers(0, len(every) - 1)).map(lambda drawn: drawn[0][: drawn[1]]),
         st.tuples(valid, st.lists(hostile_text, min_size=1, max_size=2)).map(
             lambda drawn: drawn[0] + drawn[1]
         ),
@@ -301,6 +353,12 @@ def _limit(reply: list[Any]) -> None:  # {'customer_limit', sku, limit, already}
     _text(reply[1])
     _count(reply[2], least=1)
     _count(reply[3])
+
+
+def _hold_cap(reply: list[Any]) -> None:  # {'hold_cap', cap, held}
+    assert len(reply) == 3, reply
+    _count(reply[1], least=1)
+    _count(reply[2], least=reply[1])
 
 
 def _counters(reply: list[Any]) -> None:  # {'ok', total, reserved, sold, limit}
@@ -386,11 +444,12 @@ SPECS = {
             insufficient=_short,
             customer_limit=_limit,
             customer_required=_sku,
+            hold_cap=_hold_cap,
             bad_request=_bad_request,
         ),
         frozenset(
             {"existing", "unknown_sku", "insufficient", "customer_limit", "customer_required"}
-            | {"bad_request"}
+            | {"hold_cap", "bad_request"}
         ),
         record=True,
     ),
@@ -458,6 +517,29 @@ SPECS = {
 # -- one call, and what must hold after it ---------------------------------------------------
 
 
+MAX_UNITS, MAX_MS = 10**12, 10**15  # the scripts' bounds (lua/_pool.lua)
+
+
+def plain(value: object, least: int, most: int) -> bool:
+    """Decimal digits (at most 16) of a whole number from `least` to `most`."""
+    return (
+        isinstance(value, str)
+        and value.isascii()
+        and value.isdigit()
+        and len(value) <= 16
+        and least <= int(value) <= most
+    )
+
+
+def taken_plain(outcome: str, numbers: list[Any], most: int, least: int = 1) -> None:
+    """A script that answered anything but bad_request took its arguments: `numbers` (the ones
+    this test checks) must then have been there, and plain digits within their bounds."""
+    if outcome != "bad_request":
+        assert numbers, f"answered {outcome} without the argument"
+        for number in numbers:
+            assert plain(number, least, most), f"answered {outcome} to {number!r}"
+
+
 def resolve(stage: Stage, args: list[Any]) -> list[str]:
     return [stage.ids[arg.name] if isinstance(arg, Ref) else arg for arg in args]
 
@@ -498,6 +580,7 @@ async def _pool_invariants(
             assert level.reserved == held[level.sku], (level, held)
     usage = await stage.client.hgetall(pool_keys.usage)
     assert all(int(units) > 0 for units in usage.values()), usage
+    await assert_hold_counts_hold(stage.client, pool_keys)
 
 
 async def exercise(stage: Stage, script: str, drawn: list[Any], fenced: bool = False) -> str:
@@ -530,20 +613,34 @@ async def exercise(stage: Stage, script: str, drawn: list[Any], fenced: bool = F
 # Each @example below is something fuzzing found (a script error, a wrong reply or a wrong
 # write) before the scripts checked their arguments; kept so that it stays fixed.
 @FUZZ
-@given(args=argv(new_or_known, hold, retention, customer, cart, flag, flag), fenced=st.booleans())
+@given(
+    args=argv(new_or_known, hold, retention, customer, cart, flag, flag, hold_cap),
+    fenced=st.booleans(),
+)
 # gmatch on a missing cart; PX 1.5 and PX 1e300; "requested" -2^63 answered for "a=inf" and
 # "a=1e300"; an id with '|' made a hold member the reclaim could not give back; 3,000 lines
 # passed Lua's unpack limit; a batch that is not a number reached ZRANGE LIMIT.
 @example(args=[], fenced=False)
-@example(args=["64", Ref("gone"), "1.5", KEEP, "", "a=1", "1", "0"], fenced=False)
-@example(args=["64", Ref("gone"), "1e300", KEEP, "", "a=1", "1", "0"], fenced=False)
-@example(args=["64", Ref("gone"), HOLD, KEEP, "", "a=inf", "1", "0"], fenced=False)
-@example(args=["64", Ref("gone"), HOLD, KEEP, "", "a=1e300", "1", "0"], fenced=False)
-@example(args=["64", "default.x|a=5", HOLD, KEEP, "", "a=1", "1", "0"], fenced=False)
-@example(args=["64", Ref("gone"), HOLD, KEEP, "", "a=1," * 3000, "1", "0"], fenced=False)
-@example(args=["x", Ref("gone"), HOLD, KEEP, "", "a=1", "1", "0"], fenced=False)
+@example(args=["64", Ref("gone"), "1.5", KEEP, "", "a=1", "1", "0", "0"], fenced=False)
+@example(args=["64", Ref("gone"), "1e300", KEEP, "", "a=1", "1", "0", "0"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "", "a=inf", "1", "0", "0"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "", "a=1e300", "1", "0", "0"], fenced=False)
+@example(args=["64", "default.x|a=5", HOLD, KEEP, "", "a=1", "1", "0", "0"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "", "a=1," * 3000, "1", "0", "0"], fenced=False)
+@example(args=["x", Ref("gone"), HOLD, KEEP, "", "a=1", "1", "0", "0"], fenced=False)
+# The hold cap: bob has one live hold, so a cap of 1 refuses him and 2 admits him. Before the
+# script checked it, tonumber took any cap: a missing, negative, nan or 1e300 one was no cap,
+# 1.5 a cap of 1.5 (no script error: `taken_plain` below is what notices).
+@example(args=["64", Ref("gone"), HOLD, KEEP, "bob", "a=1", "1", "0", "1"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "bob", "a=1", "1", "0", "2"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "bob", "a=1", "1", "0"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "bob", "a=1", "1", "0", "1.5"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "bob", "a=1", "1", "0", "-1"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "bob", "a=1", "1", "0", "nan"], fenced=False)
+@example(args=["64", Ref("gone"), HOLD, KEEP, "bob", "a=1", "1", "0", "1e300"], fenced=False)
 async def test_reserve(stage: Stage, args: list[Any], fenced: bool) -> None:
-    await exercise(stage, "reserve", args, fenced)
+    outcome = await exercise(stage, "reserve", args, fenced)
+    taken_plain(outcome, args[8:9], MAX_UNITS, least=0)
 
 
 @FUZZ
@@ -636,6 +733,123 @@ async def test_reclaim(stage: Stage, args: list[Any]) -> None:
     await exercise(stage, "reclaim", args)
 
 
+def _rate_reply(reply: Any) -> str:
+    """{1, left} | {0, wait} | {'bad_request', 'limit'|'window'}."""
+    assert isinstance(reply, list), reply
+    assert len(reply) == 2, reply
+    if isinstance(reply[0], bytes):
+        assert reply == [b"bad_request", b"limit"] or reply == [b"bad_request", b"window"], reply
+        return "bad_request"
+    assert reply[0] in (0, 1), reply
+    if reply[0]:
+        _count(reply[1])  # requests left
+        return "admitted"
+    assert isinstance(reply[1], int), reply
+    assert 1 <= reply[1] <= MAX_MS, reply  # ms to wait
+    return "limited"
+
+
+async def rate_entries(client: RedisClient, log: str) -> dict[str, int]:
+    """The rate log: member -> its time (ms)."""
+    entries: list[Any] = await client.zrange(log, 0, -1, withscores=True)
+    return {_text(member): int(at) for member, at in entries}
+
+
+@FUZZ
+@given(args=arguments(requests, window))
+# What these found in the script as merged: a script error (a 503 for the request) for a
+# missing, 0 or negative argument, for a window of 1.5 (PEXPIRE, after the ZADD: a request
+# logged in a key without a TTL) and a limit of 1.5 (ZRANGE); a wait of -2^63 ms for a window
+# of 1e300, and requests left -2^63 for a limit of inf or nan (a script error on fakeredis);
+# '0x10' taken as 16; and every refusal wrote (it dropped what had left the window first).
+@example(args=[])
+@example(args=["3", "0"])
+@example(args=["-1", "60000"])
+@example(args=["3", "1.5"])
+@example(args=["3", "1e300"])
+@example(args=["1.5", "60000"])
+@example(args=["0x10", "60000"])
+@example(args=["inf", "60000"])
+@example(args=["nan", "60000"])
+@example(args=["3", "1000000000000000"])
+@example(args=["1", "60000"])
+@example(args=["1000000000000", "1000000000000000"])
+async def test_rate_limit(stage: Stage, args: list[Any]) -> None:
+    """The properties for the rate limiter, whose state is the client's rate log: a refusal
+    ({0, wait} or bad_request) changes no key; an admission adds one request, drops only what
+    left the window, keeps at most `limit` in it, and says how many more fit."""
+    client, log = stage.client, stage.rate_log
+    try:
+        before = await snapshot(client, stage.keys)
+        logged = await rate_entries(client, log)
+        start = await redis_ms(client)
+        try:
+            reply = await stage.standalone.run("rate_limit", [log], args)
+        except ResponseError as exc:
+            pytest.fail(f"rate_limit {args!r}: a script error: {exc}")
+        end = await redis_ms(client)
+        outcome = _rate_reply(reply)
+        event(f"{outcome} {_text(reply[1]) if outcome == 'bad_request' else ''}")
+        after = await snapshot(client, stage.keys)
+        if outcome in ("limited", "bad_request"):
+            assert unchanged(before, after), f"rate_limit {args!r} answered {outcome} and wrote"
+        others = [name for name in before if name != log.encode()]
+        assert unchanged({n: before[n] for n in others}, {n: after[n] for n in others})
+        if outcome == "bad_request":
+            return
+        taken_plain(outcome, args[0:1], MAX_UNITS)
+        taken_plain(outcome, args[1:2], MAX_MS)
+        limit, span = int(args[0]), int(args[1])
+        # The script's clock read `now` between start and end: what it saw in the window.
+        surely_in = sum(1 for at in logged.values() if at > end - span)
+        maybe_in = sum(1 for at in logged.values() if at > start - span)
+        if outcome == "limited":
+            assert maybe_in >= limit, (logged, start, args)
+            assert 1 <= reply[1] <= span, reply
+            return
+        assert surely_in < limit, (logged, end, args)
+        now = await rate_entries(client, log)
+        if not now:  # the log lapsed one window after the admitted request
+            assert await redis_ms(client) >= start + span - 1, (args, start)
+            return
+        added = set(now) - set(logged)
+        assert len(added) == 1, (logged, now)
+        (member,) = added
+        at = now[member]
+        assert start <= at <= end, (member, start, end)
+        assert member.startswith(f"{at}-"), member
+        kept = set(now) - added
+        assert kept <= set(logged), (logged, now)
+        assert all(logged[m] > at - span for m in kept), (logged, now, at)
+        assert all(logged[m] <= at - span for m in set(logged) - kept), (logged, now, at)
+        assert len(now) <= limit, (now, limit)
+        assert reply[1] == limit - len(now), (reply, now)
+        lapses = await client.pttl(log)  # one window after now, or already (-2: gone)
+        assert lapses == -2 or 0 <= lapses <= span, lapses
+    finally:
+        await put_back(stage)
+
+
+def test_every_script_is_fuzzed() -> None:
+    """Every file of reservation/lua/ but the prelude is a registered script with a fuzz test
+    here (test_<script>, driven by hypothesis): a new script cannot go unfuzzed."""
+    lua = files("reservation").joinpath("lua")
+    scripts = sorted(
+        entry.name.removesuffix(".lua")
+        for entry in lua.iterdir()
+        if entry.name.endswith(".lua") and entry.name != f"{POOL_PRELUDE}.lua"
+    )
+    assert scripts == sorted([*SCRIPT_NAMES, *STANDALONE_NAMES])
+    assert all(source(name) for name in scripts)
+    unfuzzed = [
+        name
+        for name in scripts
+        if not hasattr(globals().get(f"test_{name}"), "hypothesis")
+        or (name in SCRIPT_NAMES and name not in SPECS)
+    ]
+    assert unfuzzed == [], f"scripts without a fuzz test in {__name__}: {unfuzzed}"
+
+
 async def test_a_pool_of_thousands_of_skus_is_listed(stage: Stage) -> None:
     # Found by fuzzing snapshot: GET /v1/products (and reconcile) read every SKU of a pool in
     # one HMGET of four fields per SKU, past Lua's unpack limit from about 2,000 SKUs on.
@@ -725,8 +939,27 @@ def _resolved(stage: Stage, value: Any) -> Any:
     return stage.ids[value.name] if isinstance(value, Ref) else value
 
 
+REMEMBERED = ("held", "paid", "released")  # reservations of the stage that Redis has
+
+
+def lost_counters(stage: Stage, method: str, arguments: dict[str, Any]) -> bool:
+    """commit's documented 503 (`unknown_stock`): the paid cart of a reservation Redis does
+    not have names a SKU it has no counters for, which means Redis lost them (docs/design.md);
+    it decides nothing until reconcile puts them back."""
+    return (
+        method == "commit"
+        and arguments["reservation_id"] not in [stage.ids[name] for name in REMEMBERED]
+        and any(sku not in ("a", "b", "c") for sku, _ in arguments["items"])
+    )
+
+
 @settings(FUZZ, max_examples=200)
 @given(operation=operations)
+# Drawn under some seeds (it failed a run here) before lost_counters() was allowed for: a
+# 503 by design, not a script error.
+@example(
+    operation=("commit", {"reservation_id": Ref("gone"), "items": [("zz", 1)], "customer_id": None})
+)
 async def test_nothing_the_api_passes_makes_a_script_fail(
     stage: Stage, operation: tuple[str, dict[str, Any]]
 ) -> None:
@@ -739,7 +972,12 @@ async def test_nothing_the_api_passes_makes_a_script_fail(
             outcome = await getattr(inventory, method)(**arguments)
         except errors.ReservationError as exc:
             # A script error would be StorageUnavailable (503): only refusals may come out.
-            if exc.status_code >= 500:
+            lost = (
+                isinstance(exc, errors.StorageUnavailable)
+                and "sku" in exc.details  # Inventory.lost(), not a script error
+                and lost_counters(stage, method, arguments)
+            )
+            if exc.status_code >= 500 and not lost:
                 pytest.fail(f"{method}({arguments!r}): {exc.code}: {exc.message}")
             refused = True
         else:

@@ -4,17 +4,21 @@ API (real Redis, two apps sharing it, the Stripe simulator)."""
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any
 
 import httpx
 import pytest
 from starlette.requests import Request
 
+from domain import errors
 from reservation.api.client_address import client_address
 from reservation.keys import KeySpace
 from reservation.ratelimit import (
     CUSTOMER,
     IP,
+    MAX_REQUESTS,
+    MAX_WINDOW_SECONDS,
     Admitted,
     Limited,
     RateLimit,
@@ -113,6 +117,35 @@ async def test_a_limit_of_zero_or_a_window_of_zero_is_off(
             await limits.check(IP, "192.0.2.1")
             await limits.check(CUSTOMER, "cus_1")
     assert [key async for key in client.scan_iter(match=keyspace.pattern())] == []
+
+
+async def test_the_largest_limit_works_and_a_larger_one_is_refused(
+    client: RedisClient, keyspace: KeySpace
+) -> None:
+    """10^12 requests in 10^12 s (10^15 ms) is what the script takes; more is refused when
+    the limit is made, and a limit that got past that is a server error, not a 429 or 503."""
+    largest = RateLimit(MAX_REQUESTS, MAX_WINDOW_SECONDS)
+    limits = RateLimiter(client, keys=keyspace, per_ip=largest)
+    assert await limits.admit(IP, "192.0.2.1") == Admitted(MAX_REQUESTS - 1)
+    log = keyspace.rate_log(IP, subject_digest("192.0.2.1"))
+    assert await client.pttl(log) > 10**14
+    for requests, seconds in [
+        (MAX_REQUESTS + 1, 60),
+        (5, MAX_WINDOW_SECONDS * 1.01),
+        (-1, 60),
+        (5, -1),
+        (5, math.inf),
+        (5, math.nan),
+    ]:
+        with pytest.raises(ValueError, match="rate limit takes"):
+            RateLimit(requests, seconds)
+    beyond = RateLimit(5, 60)
+    object.__setattr__(beyond, "requests", MAX_REQUESTS + 1)  # as a bug past the check would
+    limits = RateLimiter(client, keys=keyspace, per_customer=beyond)
+    with pytest.raises(errors.ReservationError) as refused:
+        await limits.check(CUSTOMER, "cus_1")
+    assert (refused.value.status_code, refused.value.details["argument"]) == (500, "limit")
+    assert await client.exists(keyspace.rate_log(CUSTOMER, subject_digest("cus_1"))) == 0
 
 
 # -- the client's address ---------------------------------------------------------------------

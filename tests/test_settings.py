@@ -166,6 +166,11 @@ def test_an_unknown_flag_value_is_an_error_naming_the_variable(value: str) -> No
         ("RESERVATION_IP_RATE_LIMIT", "1.5"),
         ("RESERVATION_CUSTOMER_RATE_WINDOW_SECONDS", "-60"),
         ("RESERVATION_MAX_HOLDS_PER_CUSTOMER", "many"),
+        # Past what the scripts take (10^12 holds or requests, 10^15 ms).
+        ("RESERVATION_MAX_HOLDS_PER_CUSTOMER", "1000000000001"),
+        ("RESERVATION_CUSTOMER_RATE_LIMIT", "10000000000000"),
+        ("RESERVATION_IP_RATE_WINDOW_SECONDS", "1e13"),
+        ("RESERVATION_HOLD_SECONDS", "1e20"),
         ("RESERVATION_TRUSTED_PROXY_HEADER", "X-Forwarded-For:"),
         ("RESERVATION_TRUSTED_PROXY_HEADER", "X Real IP"),
     ],

@@ -4,7 +4,7 @@
 -- ARGV[5] customer id ('' for none), ARGV[6] cart "sku=qty,..." (a SKU twice is summed),
 -- ARGV[7] '1' when the id is freshly made (it cannot exist yet: a refusal skips that lookup),
 -- ARGV[8] '1' to refuse a cart without a customer id that holds a SKU with a limit,
--- ARGV[9] the most live holds one customer id may have in this pool (0: no cap).
+-- ARGV[9] the most live holds one customer id may have in this pool (0: no cap; to 10^12).
 -- A SKU's limit bounds every reservation; with a customer id, also what that customer holds or
 -- bought of it. The cap counts the customer's live holds (held or awaiting payment, not paid):
 -- a hold that is released, lapses or is paid for frees its place.
@@ -22,7 +22,7 @@ local customer = ARGV[5]
 local items = parse_items(ARGV[6])
 local fresh = ARGV[7] == '1'
 local require_customer = ARGV[8] == '1'
-local hold_cap = tonumber(ARGV[9]) or 0
+local hold_cap = whole(ARGV[9], MAX_UNITS)
 
 if not items then return {'bad_request', 'cart'} end
 if not hold_ms or hold_ms < 1 or not retention_ms or retention_ms < 0 then
@@ -30,6 +30,7 @@ if not hold_ms or hold_ms < 1 or not retention_ms or retention_ms < 0 then
 end
 if not is_id(id) then return {'bad_request', 'id'} end
 if not is_text(customer) then return {'bad_request', 'customer'} end
+if not hold_cap then return {'bad_request', 'hold_cap'} end
 
 local now = now_ms()
 reclaim(now)
