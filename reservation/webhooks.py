@@ -230,6 +230,19 @@ class WebhookHandlers:
             extra={**context, "refund_id": refund_id},
         )
 
+    async def refunded_as_oversold(self, payment_intent: str) -> bool:
+        """Whether a refund of this payment is one this service made for an oversold payment
+        (its metadata says so): Stripe's word, asked only for refunds of paid orders."""
+        refunds = await self.gate.call(
+            lambda: self.stripe.v1.refunds.list_async({"payment_intent": payment_intent}),
+            action="refund lookup",
+            context={"payment_intent": payment_intent},
+        )
+        return any(
+            refund.metadata is not None and refund.metadata.to_dict().get("reason") == "oversold"
+            for refund in refunds.data
+        )
+
     async def _refund(self, session: dict[str, Any], payment_intent: str) -> str:
         refund = await self.gate.call(
             lambda: self.stripe.v1.refunds.create_async(
@@ -389,5 +402,11 @@ async def charge_refunded(h: WebhookHandlers, charge: dict[str, Any]) -> str:
             return "refund_pending"
     if order.status is OrderStatus.REFUNDED_OVERSOLD:
         return "refunded_oversold"  # our own refund of a unit we could not sell
+    if await h.refunded_as_oversold(payment_intent):
+        # Our own refund too, come before its payment's handler said so on the order (or that
+        # handler's process died in between; found by the worker-killed drill). Read as a
+        # merchant's refund, the order would count units that were never sold.
+        await h.orders.upsert(replace(order, status=OrderStatus.REFUNDED_OVERSOLD))
+        return "refunded_oversold"
     await h.apply_refund(order)
     return "refunded"

@@ -103,6 +103,41 @@ async def test_a_payment_after_our_oversold_refund_changes_nothing(shop: Shop, l
     assert await history(shop, session_id) == ["paid", "refunded_oversold"]
 
 
+class Died(BaseException):
+    """The process ended here: no handler below runs, nothing is answered."""
+
+
+@pytest.mark.parametrize("restock", [False, True])
+async def test_our_oversold_refund_told_before_its_order_says_so_stays_ours(
+    make_shop: MakeShop, monkeypatch: pytest.MonkeyPatch, restock: bool
+) -> None:
+    # The payment's handler asks Stripe for the oversold refund, then its process dies before
+    # the order says refunded_oversold. Stripe's charge.refunded for that refund comes first.
+    shop = await make_shop(restock_on_refund=restock)
+    await shop.api.put_product("tee", 5, price=2500)
+    session_id, paid = await oversold_payment(shop)
+    webhooks = shop.api.services.webhooks
+    record_order = webhooks.record_order
+
+    async def dies_after_the_refund(session: Any, cart: Any, status: OrderStatus) -> Any:
+        if status is OrderStatus.REFUNDED_OVERSOLD:
+            raise Died
+        return await record_order(session, cart, status)
+
+    monkeypatch.setattr(webhooks, "record_order", dies_after_the_refund)
+    with pytest.raises(Died):
+        await shop.deliver(paid)
+    monkeypatch.undo()
+    assert await history(shop, session_id) == ["paid"]
+    (refunded,) = shop.sim.events("charge.refunded")
+    await delivered(shop, refunded)
+    assert await history(shop, session_id) == ["paid", "refunded_oversold"]
+    await delivered(shop, paid)  # Stripe's redelivery of the payment the dead process took
+    assert len(shop.sim.state.refunds) == 1
+    assert await history(shop, session_id) == ["paid", "refunded_oversold"]
+    assert await counts(shop) == (3, 0, 2)  # nothing sold, nothing restocked
+
+
 @pytest.mark.parametrize("restock", [False, True])
 @pytest.mark.parametrize("later", LATER_PAYMENTS)
 async def test_a_payment_after_a_customer_refund_changes_nothing(
