@@ -15,7 +15,8 @@ Drills:
   the simulator delivers them again, reserves keep working; every paid session ends with
   exactly one order.
 - `worker-killed`: one of the 2 API workers SIGKILLed three times, 4 s apart, while Stripe
-  answers in 0.3-0.9 s (so checkouts are half made when it dies): the supervisor starts a new
+  answers in 0.3-0.9 s (so checkouts are half made when it dies), each kill just after a burst
+  of oversold payments (so webhooks are waiting on their refunds): the supervisor starts a new
   one, cut-off webhooks are delivered again, and the sessions of checkouts the dead worker never
   recorded are recorded (and expired once their hold is gone) by the sweeper from the attempt
   each checkout writes ahead.
@@ -46,6 +47,8 @@ import csv
 import json
 import os
 import platform
+import random
+import re
 import shlex
 import signal
 import sys
@@ -53,6 +56,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -102,6 +106,9 @@ SKEW_SECONDS = 240
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 STRIPE_BOUND = 5.0  # the drill's STRIPE_TIMEOUT_SECONDS: the longest a checkout may wait
 KILL_EVERY = 4.0
+BURST = 15  # oversold sessions paid at once before each kill
+BURST_SKU = "burst"
+CHECKOUTS = 8  # checkouts made just before each kill
 
 
 @dataclass
@@ -146,6 +153,7 @@ class Target:
     probe: Probe
     workers: int
     problems: list[str] = field(default_factory=list)  # what the fault saw go wrong
+    cut_checkouts: int = 0  # the fault's own checkouts that got no answer (worker-killed)
 
 
 @dataclass
@@ -167,6 +175,7 @@ class Outcome:
     # Checkout Sessions the sweeper recorded for checkouts that never recorded them.
     webhook_deliveries_cut_off: int = 0
     sessions_recovered: int = 0
+    checkouts_cut_off: int = 0  # the drill's own checkouts a killed worker never answered
     # Drills judged against a sale with no fault: p99 in ms per request name, without and with.
     p99_ms_without_and_with_fault: dict[str, list[float | None]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
@@ -192,6 +201,8 @@ class Drill:
     # Request names whose p99 with the fault must stay within BASELINE_FACTOR x the p99 of the
     # same sale without it, run first on a stack of its own (none: no such sale).
     baseline: tuple[str, ...] = ()
+    # How long after the sale its last sweep waits, besides the holds' lapse.
+    settle_seconds: float = 0.0
     # A drill that is not a fault in a Locust sale runs itself (given the command's arguments).
     run: Callable[[argparse.Namespace], Outcome] | None = None
 
@@ -250,6 +261,17 @@ def _workers(target: Target) -> list[psutil.Process]:
     return found
 
 
+def _clients(worker: psutil.Process, port: int) -> int:
+    """The client connections a worker has open on the service's port."""
+    with contextlib.suppress(psutil.Error):
+        return sum(
+            1
+            for c in worker.net_connections("tcp")
+            if c.laddr and c.laddr.port == port and c.status == psutil.CONN_ESTABLISHED
+        )
+    return 0
+
+
 def _serving(worker: psutil.Process, redis_port: int) -> bool:
     """A worker has started (its start-up opened its Redis connections)."""
     with contextlib.suppress(psutil.Error):
@@ -261,16 +283,36 @@ def _serving(worker: psutil.Process, redis_port: int) -> bool:
 
 
 def _workers_killed(target: Target) -> tuple[float, float, float | None]:
-    """SIGKILL one API worker, three times, 4 s apart, while buyers reserve, check out and
-    pay; (first kill, last kill, seconds until the supervisor's replacement serves)."""
+    """SIGKILL one API worker, three times, 4 s apart, while buyers reserve, check out and pay
+    (Stripe answers slowly in this drill, so checkouts are half made); (first kill, last kill,
+    seconds until the supervisor's replacement serves).
+
+    Each kill comes just after a burst of payments whose holds lapsed while their stock went
+    to others: every one of those webhooks is an oversold late payment that asks the slow
+    Stripe for a refund, so webhooks are being handled, between the order and its refund,
+    when the worker dies. Their redeliveries must end in one refund and one order each."""
+    sessions = _oversold_sessions(target, KILLS * BURST)
     began = time.monotonic()
     killed: set[int] = set()
     for round_ in range(KILLS):
         if round_:
             time.sleep(KILL_EVERY)
-        victim = max(_workers(target), key=lambda worker: worker.pid)
-        victim.send_signal(signal.SIGKILL)
-        killed.add(victim.pid)
+        _pay(target.stack.sim_url, sessions[round_ * BURST : (round_ + 1) * BURST])
+        time.sleep(random.uniform(0.2, 1.2))  # deliveries land over the simulator's delays
+        with ThreadPoolExecutor(CHECKOUTS) as pool:
+            # Checkouts on fresh connections (the kernel spreads them over the workers), each
+            # waiting 0.3-0.9 s for Stripe when the kill comes.
+            answers = [
+                pool.submit(_checkout, target.stack.service_url, "hot") for _ in range(CHECKOUTS)
+            ]
+            time.sleep(0.3)
+            # The worker with the most open client connections: the simulator's deliveries
+            # come over a few kept-alive connections, which the kernel may have given one.
+            port = int(target.stack.service_url.rsplit(":", 1)[1])
+            victim = max(_workers(target), key=lambda worker: _clients(worker, port))
+            victim.send_signal(signal.SIGKILL)
+            killed.add(victim.pid)
+            target.cut_checkouts += sum(1 for answer in answers if answer.result() is None)
     last = time.monotonic()
     deadline = last + 60
     while time.monotonic() < deadline:
@@ -281,6 +323,47 @@ def _workers_killed(target: Target) -> tuple[float, float, float | None]:
             return began, last, time.monotonic() - last
         time.sleep(0.1)
     return began, last, None
+
+
+def _oversold_sessions(target: Target, count: int) -> list[str]:
+    """`count` open Checkout Sessions of one unit of a SKU of their own ("burst"), whose holds
+    have lapsed and whose units another reservation holds now: paying one is oversold."""
+    stack = target.stack
+    admin = {"Authorization": f"Bearer {stack.admin_token}"}
+    with httpx.Client(base_url=stack.service_url, timeout=30) as http:
+        product = {"name": "Burst", "price": 1500, "currency": "eur", "stock": count}
+        http.put(f"/v1/products/{BURST_SKU}", json=product, headers=admin).raise_for_status()
+
+    with ThreadPoolExecutor(16) as pool:
+        found = pool.map(lambda _: _checkout(stack.service_url, BURST_SKU), range(count))
+        sessions = [session for session in found if session]
+    with httpx.Client(base_url=stack.service_url, timeout=30) as http:
+        while http.get(f"/v1/products/{BURST_SKU}").json()["available"] < count:
+            time.sleep(0.5)  # the holds lapse
+        taken = {"items": [{"sku": BURST_SKU, "quantity": count}]}
+        http.post("/v1/reservations", json=taken).raise_for_status()
+    return sessions
+
+
+def _checkout(service_url: str, sku: str) -> str | None:
+    """A Checkout Session of one unit of `sku`: its id, or None (refused, or no answer)."""
+    try:
+        with httpx.Client(base_url=service_url, timeout=30) as http:
+            answer = http.post("/v1/checkout", json={"items": [{"sku": sku, "quantity": 1}]})
+    except httpx.HTTPError:
+        return None
+    return str(answer.json()["checkout_session_id"]) if answer.status_code == 201 else None
+
+
+def _pay(sim_url: str, sessions: Sequence[str]) -> None:
+    """Pay these sessions on the simulator, at once: their webhooks come in a burst."""
+
+    def pay(session: str) -> None:
+        with httpx.Client(base_url=sim_url, timeout=30) as http:
+            http.post(f"/_sim/sessions/{session}/complete", json={"payment_status": "paid"})
+
+    with ThreadPoolExecutor(16) as pool:
+        list(pool.map(pay, sessions))
 
 
 @dataclass
@@ -521,10 +604,16 @@ DRILLS = {
         _workers_killed,
         _cut_off,
         # The gate's bound: a checkout attempt its killed worker left is the sweeper's after
-        # this + 10 s, within the drill.
-        {"STRIPE_TIMEOUT_SECONDS": "5"},
+        # this + 10 s, within the drill. No sweep until the end: it would expire the sessions
+        # of the lapsed holds the drill pays.
+        {"STRIPE_TIMEOUT_SECONDS": "5", "RESERVATION_SWEEP_SECONDS": "600"},
         # Stripe answers in 0.3-0.9 s, so a kill finds checkouts half made.
         ("--latency-ms", "300", "900"),
+        # Stock for the buyers (and the probe's holds).
+        sale_args=lambda seconds: ("--stock", "1000"),
+        # The last sweep must find the attempts of the last kill older than the gate's bound
+        # (5 s) + 10 s, or it leaves them (and their sessions) for a later sweep.
+        settle_seconds=10.0,
     ),
     "stripe-failing": Drill(
         "stripe-failing",
@@ -587,6 +676,12 @@ def _deliveries_cut_off(stack: Stack) -> int:
     return sum(1 for delivery in deliveries if delivery["status"] is None)
 
 
+def _recovered_by(swept: str) -> int:
+    """The sessions `reservation sweep` recovered, from its one line of output."""
+    found = re.search(r"(\d+) unrecorded sessions recovered", swept)
+    return int(found.group(1)) if found else 0
+
+
 def _count_in(log: Path, text: str) -> int:
     with log.open(errors="replace") as handle:
         return sum(text in line for line in handle)
@@ -618,6 +713,7 @@ class SaleRun:
     undelivered: int
     cut_deliveries: int
     recovered_sessions: int
+    cut_checkouts: int
 
 
 def run_sale(
@@ -657,9 +753,9 @@ def run_sale(
             injector.join()
             probe.stopped.set()
             prober.join()
-            time.sleep(sale.hold_seconds + 1)
+            time.sleep(sale.hold_seconds + 1 + drill.settle_seconds)
             drain(stack)
-            sweep(stack)
+            swept = sweep(stack)
             undelivered = drain(stack)
             passed, report = verify(stack)
             cut_deliveries = _deliveries_cut_off(stack)
@@ -671,11 +767,13 @@ def run_sale(
         probe=probe,
         timings=timings[0] if timings else None,
         problems=target.problems,
+        cut_checkouts=target.cut_checkouts,
         verified=passed,
         report=report,
         undelivered=undelivered,
         cut_deliveries=cut_deliveries,
-        recovered_sessions=_count_in(stack.logs["service"], "recovered Checkout Session"),
+        recovered_sessions=_count_in(stack.logs["service"], "recovered Checkout Session")
+        + _recovered_by(swept),
     )
 
 
@@ -745,6 +843,7 @@ def run_drill(
         notes=[f"{n}x {message[:120]}" for message, n in sorted(run.failures.items())],
         webhook_deliveries_cut_off=run.cut_deliveries,
         sessions_recovered=run.recovered_sessions,
+        checkouts_cut_off=run.cut_checkouts,
         p99_ms_without_and_with_fault=p99,
         problems=problems,
     )
@@ -809,13 +908,15 @@ def write_report(outcomes: Sequence[Outcome]) -> Path:
         lines.append(f"- {o.drill}: " + ("; ".join(o.notes) if o.notes else "none"))
     lines += [
         "",
-        "Webhook deliveries that got no answer (the simulator delivered them again), and Checkout"
-        " Sessions the sweeper recorded from a checkout attempt nobody finished:",
+        "Webhook deliveries that got no answer (the simulator delivered them again), checkouts"
+        " a killed worker never answered, and Checkout Sessions the sweeper recorded from a"
+        " checkout attempt nobody finished:",
         "",
     ]
     for o in outcomes:
         lines.append(
             f"- {o.drill}: {o.webhook_deliveries_cut_off} deliveries cut off,"
+            f" {o.checkouts_cut_off} of the drill's own checkouts cut off,"
             f" {o.sessions_recovered} sessions recovered"
         )
     compared = [o for o in outcomes if o.p99_ms_without_and_with_fault]
