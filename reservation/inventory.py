@@ -237,17 +237,19 @@ class Inventory:
 
     async def settle_paid(
         self, reservation_id: str, *, items: CartInput, customer_id: str | None = None
-    ) -> bool:
+    ) -> str:
         """Reconcile: MongoDB has a paid order for this reservation; make its record committed
-        (counters untouched: `restore` sets them next). True if the record changed."""
+        (counters untouched: `restore` sets them next). "settled" if the record changed,
+        "unchanged" if it was committed already, "oversold" if its payment was refused for good
+        (the order sells nothing: its refund is on the way), "unknown" for an id not ours."""
         cart = encode_cart(normalize_cart(items))
         try:
             reply, _ = await self._one(
                 reservation_id, "settle_paid", [self.retention_ms, cart, customer_id or ""]
             )
         except errors.NotFound:
-            return False  # not a reservation id of this service
-        return _text(reply[0]) == "settled"
+            return "unknown"  # not a reservation id of this service
+        return _text(reply[0])
 
     async def stock(
         self, skus: Sequence[str] | None = None, *, pool: str | None = None

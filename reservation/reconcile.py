@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -85,10 +86,8 @@ async def _rebuild(
     statuses: tuple[OrderStatus, ...],
 ) -> list[StockDiff]:
     current = await _current_levels(inventory, catalog)
-    if not dry_run:
-        touched = {p.sku for p in catalog if not only_missing or p.sku not in current}
-        await _settle_paid_reservations(inventory, orders, touched)
-    sold = await orders.sold_by_sku(statuses)
+    touched = {p.sku for p in catalog if not only_missing or p.sku not in current}
+    sold = await _sold_and_settled(inventory, orders, statuses, touched, settle=not dry_run)
     diffs = []
     for product in catalog:
         before = current.get(product.sku)
@@ -117,16 +116,34 @@ async def _rebuild(
     return diffs
 
 
-async def _settle_paid_reservations(
-    inventory: Inventory, orders: OrderRepository, skus: set[str]
-) -> None:
-    """Mark the reservation of every paid order committed, so that after the counters are set
-    from MongoDB a redelivered payment counts nothing twice."""
-    async for order in orders.with_status((OrderStatus.PAID,)):
-        if any(line.sku in skus for line in order.items):
-            await inventory.settle_paid(
+async def _sold_and_settled(
+    inventory: Inventory,
+    orders: OrderRepository,
+    statuses: tuple[OrderStatus, ...],
+    skus: set[str],
+    *,
+    settle: bool,
+) -> dict[str, int]:
+    """Units sold per SKU, from one read of the orders; with `settle`, the reservation of each
+    paid order is first marked committed, so that a redelivered payment counts nothing twice.
+
+    One read, so that what is counted is exactly what was settled: a payment recorded paid
+    after it is neither (its commit, fenced meanwhile, counts it later), never counted here
+    without being settled (then its commit would count it again, or refund it as oversold
+    while `sold` kept it; found by the redis-lost drill). A paid order whose payment Redis
+    refused for good (oversold, its refund on the way) sells nothing."""
+    sold: Counter[str] = Counter()
+    async for order in orders.with_status(statuses):
+        touched = any(line.sku in skus for line in order.items)
+        if settle and touched and order.status is OrderStatus.PAID:
+            settled = await inventory.settle_paid(
                 order.reservation_id, items=[(line.sku, line.quantity) for line in order.items]
             )
+            if settled == "oversold":
+                continue
+        for line in order.items:
+            sold[line.sku] += line.quantity
+    return dict(sold)
 
 
 async def _current_levels(

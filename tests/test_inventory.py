@@ -492,16 +492,16 @@ async def test_settle_paid_makes_a_paid_reservation_committed_once(inventory: In
     await inventory.set_stock("a", 5)
     rid = (await held(inventory, ("a", 2))).reservation.id
     # Reconcile: MongoDB says it is paid (sold = 2) while Redis still holds it.
-    assert await inventory.settle_paid(rid, items=[("a", 2)])
+    assert await inventory.settle_paid(rid, items=[("a", 2)]) == "settled"
     await inventory.restore("a", total=5, sold=2)
     assert await counters(inventory, "a") == (0, 2, 3)
     repeat = await inventory.commit(rid)
     assert isinstance(repeat, Committed)
     assert repeat.repeated
     assert await counters(inventory, "a") == (0, 2, 3)
-    assert not await inventory.settle_paid(rid, items=[("a", 2)])
+    assert await inventory.settle_paid(rid, items=[("a", 2)]) == "unchanged"
     lost = "default.abcdefghijklmnopqrstuv"
-    assert await inventory.settle_paid(lost, items=[("a", 1)])
+    assert await inventory.settle_paid(lost, items=[("a", 1)]) == "settled"
     assert (await inventory.get(lost)).status is ReservationStatus.COMMITTED
 
 

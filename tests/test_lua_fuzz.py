@@ -499,8 +499,8 @@ SPECS = {
         record=True,
     ),
     "settle_paid": Spec(
-        shaped(settled=_just, unchanged=_just, bad_request=_bad_request),
-        frozenset({"unchanged", "bad_request"}),
+        shaped(settled=_just, unchanged=_just, oversold=_just, bad_request=_bad_request),
+        frozenset({"unchanged", "oversold", "bad_request"}),
         record=True,
     ),
     "set_stock": Spec(

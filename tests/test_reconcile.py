@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -15,11 +16,12 @@ from persistence.mongo import Database
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
 from reservation import servers
-from reservation.inventory import Inventory
+from reservation.inventory import Inventory, new_reservation_id
 from reservation.keys import KeySpace
 from reservation.models import StockLevel
-from reservation.outcomes import Held
+from reservation.outcomes import CommittedLate, Held, Oversold
 from reservation.reconcile import StockDiff, format_diff, reconcile
+from tests.conftest import age_hold
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -194,6 +196,62 @@ async def test_after_flushall_counters_match_paid_orders(
     finally:
         await client.aclose()
         servers.stop_process(process)
+
+
+async def test_a_payment_recorded_while_reconcile_reads_counts_once(
+    inventory: Inventory, mongo_db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A webhook records its order paid while reconcile walks the orders (its commit is fenced
+    # meanwhile): reconcile must neither count it nor settle it, and its commit counts it once.
+    products, orders = await catalog(mongo_db)
+    rid = new_reservation_id("default")
+    late = Order(
+        checkout_session_id="cs_late",
+        reservation_id=rid,
+        status=OrderStatus.PAID,
+        items=(OrderLine("tee", 2, 1000),),
+        amount_total=2000,
+        currency="eur",
+    )
+    walk = orders.with_status
+
+    async def recorded_during_the_walk(*args: Any, **kwargs: Any) -> AsyncIterator[Order]:
+        async for order in walk(*args, **kwargs):
+            yield order
+        await orders.upsert(late)
+
+    monkeypatch.setattr(orders, "with_status", recorded_during_the_walk)
+    await reconcile(inventory, products, orders)
+    assert (await levels(inventory))["tee"].sold == 3
+    assert isinstance(await inventory.commit(rid, items=[("tee", 2)]), CommittedLate)
+    assert (await levels(inventory))["tee"].sold == 5  # = the paid orders: 2 + 1 + 2
+
+
+async def test_a_payment_redis_refused_for_good_sells_nothing(
+    inventory: Inventory, mongo_db: Database, keyspace: KeySpace, redis_client: Redis
+) -> None:
+    # Oversold: Redis refused the payment for good; its order is still `paid` until the
+    # handler's refund is recorded. Reconcile does not count it as sold.
+    products, orders = await catalog(mongo_db)
+    await reconcile(inventory, products, orders)
+    held = await inventory.reserve([("cap", 3)])
+    assert isinstance(held, Held)
+    rid = held.reservation.id
+    await age_hold(redis_client, keyspace, rid)
+    assert isinstance(await inventory.reserve([("cap", 3)]), Held)  # the crowd took them
+    assert isinstance(await inventory.commit(rid), Oversold)
+    await orders.upsert(
+        Order(
+            checkout_session_id="cs_oversold",
+            reservation_id=rid,
+            status=OrderStatus.PAID,
+            items=(OrderLine("cap", 3, 1000),),
+            amount_total=3000,
+            currency="eur",
+        )
+    )
+    await reconcile(inventory, products, orders)
+    assert (await levels(inventory))["cap"] == level("cap", "default", 3, 3, 0)
 
 
 # -- the command line --------------------------------------------------------------------

@@ -5,7 +5,8 @@
 -- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms), ARGV[4] the paid cart "sku=qty,...",
 -- ARGV[5] its customer.
--- Reply: {'settled'|'unchanged'} | {'bad_request', argument}
+-- Reply: {'settled'|'unchanged'|'oversold'} | {'bad_request', argument}: 'oversold' when its
+-- payment was refused for good (no units left; refunded), so the order sells nothing.
 local record_key = KEYS[4]
 local id = ARGV[2]
 local retention_ms = whole(ARGV[3], MAX_MS)
@@ -17,7 +18,8 @@ if not is_text(ARGV[5]) then return {'bad_request', 'customer'} end
 local now = now_ms()
 reclaim(now)
 local r = decode_record(call('GET', record_key))
-if r and (r.status == 'committed' or r.late == FINAL) then return {'unchanged'} end
+if r and r.status == 'committed' then return {'unchanged'} end
+if r and r.late == FINAL then return {'oversold'} end
 if r and is_live(r) then
   drop_hold(id, r, false)
 elseif not r then
