@@ -11,7 +11,7 @@ import httpx
 
 from persistence.orders import Order, OrderLine, OrderStatus
 from reservation.outcomes import Committed
-from tests.api import ADMIN, Api, MakeApi
+from tests.api import ADMIN, ADMIN_TOKEN, Api, MakeApi
 from tests.mongo import MongoServer
 
 
@@ -73,6 +73,21 @@ async def test_product_admin_needs_the_token(api: Api, make_api: MakeApi) -> Non
     closed = await make_api(admin_token=None)
     refused = await closed.http.put("/v1/products/tee", json=body, headers=ADMIN)
     assert error_of(refused) == (401, "unauthorized")
+
+
+async def test_every_wrong_admin_token_is_401_every_time(api: Api) -> None:
+    # Near misses too (a prefix, one more character, another case, spaces): compared whole,
+    # in constant time, and refusing some never locks out the right one.
+    near = [ADMIN_TOKEN[:-1], ADMIN_TOKEN + "x", ADMIN_TOKEN.upper(), f" {ADMIN_TOKEN}x", ""]
+    body = {"name": "Tee", "price": 1, "currency": "eur", "stock": 1}
+    for attempt in range(3):
+        for token in near:
+            answer = await api.http.put(
+                "/v1/products/tee", json=body, headers={"Authorization": f"Bearer {token}"}
+            )
+            assert error_of(answer) == (401, "unauthorized"), (attempt, token)
+    assert error_of(await api.http.get("/v1/products/tee")) == (404, "unknown_sku")
+    assert (await api.http.put("/v1/products/tee", json=body, headers=ADMIN)).status_code == 200
 
 
 async def test_stock_below_committed_is_refused_and_catalog_kept(api: Api) -> None:
