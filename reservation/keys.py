@@ -74,10 +74,11 @@ class KeySpace:
         or customer id is stored, and no brace in a customer id makes a cluster hash tag."""
         return f"{self.prefix}:rate:{scope}:{subject_digest}"
 
-    def webhook_delivery(self, timestamp: int, signature: str) -> str:
-        """String: a webhook delivery received (the timestamp and v1 signature it was signed
-        with), kept while that timestamp is within the tolerance; its presence refuses a replay."""
-        return f"{self.prefix}:webhook:{timestamp}:{signature}"
+    def webhook_delivery(self, timestamp: int, body_digest: str) -> str:
+        """String: a webhook delivery received (its signed timestamp and the SHA-256 of its
+        body, which together determine its signature), kept while that timestamp is within the
+        tolerance; its presence refuses a replay."""
+        return f"{self.prefix}:webhook:{timestamp}:{body_digest}"
 
     def pattern(self) -> str:
         """A SCAN pattern matching every key of this key space."""
