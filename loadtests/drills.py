@@ -10,7 +10,7 @@ gives the longest answer during the fault and the time to recover.
 Drills:
 - `redis-lost`: Redis killed, down for a few seconds, restarted *empty*. Requests answer 503
   meanwhile; the service notices and rebuilds its counters from MongoDB by itself.
-- `redis-restart`: Redis restarted with its data (AOF), then SCRIPT FLUSH: no request fails.
+- `redis-restart`: Redis restarted with its data (AOF), then FUNCTION FLUSH: no request fails.
 - `mongodb-stopped`: MongoDB stopped for a few seconds while webhooks arrive: they answer 5xx,
   the simulator delivers them again, reserves keep working; every paid session ends with
   exactly one order.
@@ -226,13 +226,13 @@ def _redis_lost(target: Target) -> tuple[float, float, float | None]:
 
 
 def _redis_restart(target: Target) -> tuple[float, float, float | None]:
-    """Restart Redis with its data (AOF), then flush its scripts."""
+    """Restart Redis with its data (AOF), then flush its functions (the scripts' library)."""
     began = time.monotonic()
     target.stores.redis.restart()  # SIGTERM: the AOF is complete
     time.sleep(2)
     client = redis.Redis.from_url(target.stores.redis.url)
     try:
-        client.script_flush()
+        client.function_flush()
     finally:
         client.close()
     end = time.monotonic()
@@ -585,7 +585,7 @@ DRILLS = {
     ),
     "redis-restart": Drill(
         "redis-restart",
-        "Redis restarted with its data (AOF), then SCRIPT FLUSH",
+        "Redis restarted with its data (AOF), then FUNCTION FLUSH",
         ("--appendonly", "yes", "--appendfsync", "always"),
         _redis_restart,
         lambda message: False,

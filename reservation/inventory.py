@@ -65,6 +65,8 @@ TOKEN_PATTERN = re.compile(TOKEN_REGEX)
 RESERVATION_ID_REGEX = rf"{NAME_REGEX}\.{TOKEN_REGEX}"
 # Scripts that only read (and reclaim lapsed holds, which a reader's answer already reflects).
 READ_SCRIPTS = frozenset({"snapshot", "product", "lookup"})
+# Scripts that sell, and so read the pool's fence (KEYS[5]); the others take 4 keys.
+FENCED_SCRIPTS = frozenset({"commit", "restock"})
 
 
 def _text(value: Any) -> str:
@@ -552,7 +554,9 @@ class Inventory:
         if script not in READ_SCRIPTS:
             self.reads.forget()
         if reservation_id is not None:
-            key_list = (*key_list, keys.record(reservation_id), keys.fence)
+            key_list = (*key_list, keys.record(reservation_id))
+            if script in FENCED_SCRIPTS:
+                key_list = (*key_list, keys.fence)
         try:
             reply = await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
         except RedisError as exc:

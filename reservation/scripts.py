@@ -1,7 +1,15 @@
-"""The Lua scripts: read from the package once, registered on a client, NOSCRIPT-proof."""
+"""The Lua scripts as one Redis Functions library: loaded once per server, reloaded when missing.
+
+Every script file becomes a function of one library (`FUNCTION LOAD`, then `FCALL`). The pool
+scripts share `_pool.lua`, whose helpers the library defines once when it loads, instead of
+once per call as a prelude of each EVALSHA script would. The library and its functions are
+named after a digest of the whole text, so two versions of the service side by side (a rolling
+deploy) each call their own code, never the other's.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -9,10 +17,10 @@ from importlib.resources import files
 from typing import Any
 
 from redis.asyncio import Redis, RedisCluster
-from redis.commands.core import AsyncScript
+from redis.exceptions import ResponseError
 
 RedisClient = Redis | RedisCluster
-# The pool scripts: each runs on the keys of one pool, after the shared prelude.
+# The pool scripts: each runs on the keys of one pool, with the shared helpers of _pool.lua.
 SCRIPT_NAMES = (
     "reserve",
     "release",
@@ -27,34 +35,83 @@ SCRIPT_NAMES = (
     "restock",
     "settle_paid",
 )
-# Scripts of their own, without the prelude (the rate limiter: one key, no pool).
+# Scripts of their own, that use none of the helpers (the rate limiter: one key, no pool).
 STANDALONE_NAMES = ("rate_limit",)
 POOL_PRELUDE = "_pool"
+VERSION_PLACEHOLDER = "{version}"
+# What Redis (and fakeredis) answer to FCALL of a function no library defines.
+MISSING_FUNCTION = "Function not found"
+
+
+def _read(name: str) -> str:
+    return files("reservation").joinpath("lua").joinpath(f"{name}.lua").read_text("utf-8")
+
+
+def _function(name: str) -> str:
+    """One script file as a function of the library, registered under a versioned name."""
+    if name in STANDALONE_NAMES:
+        start = "  call, KEYS, ARGV = redis.call, keys, args\n"
+    else:
+        start = "  local refused = begin(keys, args)\n  if refused then return refused end\n"
+    return (
+        f"local function script_{name}(keys, args)\n{start}{_read(name)}\nend\n"
+        f"redis.register_function('rsv_{name}_{VERSION_PLACEHOLDER}', script_{name})\n"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Library:
+    """The library's text and the name of each script's function in it."""
+
+    code: str
+    version: str
+
+    def function(self, name: str) -> str:
+        return f"rsv_{name}_{self.version}"
 
 
 @cache
-def source(name: str) -> str:
-    """A script's full text: for a pool script the shared prelude, then the script's own file."""
-    lua = files("reservation").joinpath("lua")
-    own = lua.joinpath(f"{name}.lua").read_text(encoding="utf-8")
-    if name in STANDALONE_NAMES:
-        return own
-    return lua.joinpath(f"{POOL_PRELUDE}.lua").read_text(encoding="utf-8") + "\n" + own
+def library() -> Library:
+    body = "\n".join([_read(POOL_PRELUDE), *map(_function, (*SCRIPT_NAMES, *STANDALONE_NAMES))])
+    version = hashlib.sha1(body.encode(), usedforsecurity=False).hexdigest()[:16]
+    code = f"#!lua name=rsv_{version}\n" + body.replace(VERSION_PLACEHOLDER, version)
+    return Library(code, version)
+
+
+def is_missing_function(exc: ResponseError) -> bool:
+    return MISSING_FUNCTION in str(exc)
 
 
 @dataclass(frozen=True, slots=True)
 class Scripts:
-    """The scripts registered on one client.
+    """The library's functions, called on one client.
 
-    redis-py's AsyncScript runs EVALSHA and, on NOSCRIPT (after SCRIPT FLUSH, a failover or
-    a new cluster node), loads the script again and retries once.
+    A server without the library (a new or restarted Redis that keeps nothing, FUNCTION
+    FLUSH, a cluster node that joined) answers "Function not found": the library is loaded
+    again (on every primary of a cluster) and the call sent once more, like redis-py does for
+    EVALSHA and NOSCRIPT. Loading replaces a library of the same name, whose text is the same.
     """
 
-    by_name: dict[str, AsyncScript]
+    client: RedisClient
+    functions: dict[str, str]
+    code: str
 
     @classmethod
-    def register(cls, client: RedisClient, names: Sequence[str] = SCRIPT_NAMES) -> Scripts:
-        return cls({name: client.register_script(source(name)) for name in names})
+    def register(
+        cls, client: RedisClient, names: Sequence[str] = (*SCRIPT_NAMES, *STANDALONE_NAMES)
+    ) -> Scripts:
+        lib = library()
+        return cls(client, {name: lib.function(name) for name in names}, lib.code)
+
+    async def load(self) -> None:
+        await self.client.function_load(self.code, replace=True)
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
-        return await self.by_name[name](keys=keys, args=args)
+        function = self.functions[name]
+        try:
+            return await self.client.fcall(function, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not is_missing_function(exc):
+                raise
+        await self.load()
+        return await self.client.fcall(function, len(keys), *keys, *args)

@@ -93,11 +93,27 @@ async def inventory(make_inventory: MakeInventory) -> Inventory:
     return await make_inventory()
 
 
-async def age_hold(client: RedisClient, keys: KeySpace, reservation_id: str) -> None:
-    """Make a live hold lapse now, as if its time had passed (no sweeper involved).
+# Ages one hold as time would (see age_hold): its member's score and its record's expiry say
+# the same time, and the pool's `:next` is dropped (unknown), so the next script looks.
+AGE_HOLD_LUA = """
+local member = redis.call('ZSCAN', KEYS[1], 0, 'MATCH', ARGV[1], 'COUNT', 1000000)[2][1]
+if member then redis.call('ZADD', KEYS[1], 'XX', 1, member) end
+local raw = redis.call('GET', KEYS[2])
+if raw then
+  local status, rest = string.match(raw, '^([^|]*)|[^|]*|(.*)$')
+  redis.call('SET', KEYS[2], status .. '|1|' .. rest, 'KEEPTTL')
+end
+redis.call('HDEL', KEYS[3], ':next')
+"""
 
-    A hold's member in the pool's sorted set starts with "<reservation id>|" (see _pool.lua).
+
+async def age_hold(client: RedisClient, keys: KeySpace, reservation_id: str) -> None:
+    """Make a live hold lapse, as if its time had passed (no sweeper involved).
+
+    A hold's member in the pool's sorted set starts with "<reservation id>|", its score is the
+    record's expires_at, and the pool's stock hash keeps `:next`, no hold lapsing earlier
+    (see _pool.lua): all three are moved back to 1 ms after the epoch.
     """
-    holds = keys.pool(reservation_id.rpartition(".")[0]).holds
-    async for member, _ in client.zscan_iter(holds, match=f"{reservation_id}|*"):
-        await client.zadd(holds, {member: 1}, xx=True)
+    pool = keys.pool(reservation_id.rpartition(".")[0])
+    keys_of_hold = [pool.holds, pool.record(reservation_id), pool.stock]
+    await client.eval(AGE_HOLD_LUA, 3, *keys_of_hold, f"{reservation_id}|*")

@@ -1,9 +1,13 @@
--- Shared prelude of every pool script; reservation/scripts.py prepends it to each file.
+-- The library's shared part: reservation/scripts.py builds one Redis Functions library from
+-- this file and every script's file. Everything here is defined once, when the library loads
+-- (FUNCTION LOAD), not on every call; each function sets the call's KEYS and ARGV first.
 --
 -- KEYS[1] stock   hash    "<sku>:total" | ":reserved" | ":sold" | ":limit" -> integer,
 --                         "<sku>:product" -> its catalog entry (JSON, written by set_stock and
---                         restore, read by snapshot), and ":expired" -> holds of the pool that
---                         lapsed, ever
+--                         restore, read by snapshot), ":expired" -> holds of the pool that
+--                         lapsed, ever, and ":next" -> no hold of `holds` lapses before this
+--                         time (ms; absent: not known), so a script that finds it in the
+--                         future skips the range query of reclaim
 -- KEYS[2] holds   zset    "<id>|<items>|<customer>", scored by hold expiry (ms, Redis TIME)
 -- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought, and
 --                         ":holds|<customer>" -> how many members of `holds` are that
@@ -28,53 +32,108 @@
 -- reservation is one whose member is in `holds` with a future score; `settle` turns a lapsed
 -- held/awaiting_payment record into `expired` when it is touched.
 -- Each redis.call costs more than the work most of them do, so calls are batched: one HMGET
--- for a cart's counters, one HSET to write them, one ZREM per reclaim batch.
-local call = redis.call
-local stock_key, holds_key, usage_key = KEYS[1], KEYS[2], KEYS[3]
+-- for a cart's counters (and `:next`), one HSET to write them, one ZREM per reclaim batch; a
+-- live record is trusted for its expiry (the member's score is always the record's
+-- expires_at), so `holds` is asked only about a hold that has lapsed.
+-- redis.call, and the running call's keys and arguments: set by begin() at the start of
+-- every function (a library that loads may not read redis.call yet).
+local call, KEYS, ARGV
+local stock_key, holds_key, usage_key, reclaim_batch
 local CHUNK = 1000  -- arguments per call, well under Lua's unpack limit
 local MAX_UNITS = 1e12  -- a count of units (domain/rules.py MAX_STOCK)
 local MAX_MS = 1e15  -- a duration in ms; added to TIME it stays an exact integer
 local MAX_LINES = 1000  -- lines of a cart, so that its commands stay under the unpack limit
 local EXPIRED = ':expired'  -- stock field counting the holds that lapsed (no SKU is empty)
+local NEXT = ':next'  -- stock field: no hold lapses before this (ms); absent: unknown
+local NEVER = '9999999999999999'  -- NEXT of a pool with no hold (later than any hold's end)
 local HOLDS = ':holds|'  -- usage field prefix: a customer's live holds in this pool
 -- record.late: '0' paid in time, '1' committed late, FINAL the payment was refused as oversold
 -- or refunded with its units restocked; every later commit of it answers oversold.
 local FINAL = 'x'
 
+-- Library-level copies of the globals the hot path uses (a local is cheaper to reach). A
+-- library that loads may read no global, so begin() takes them on the first call; the names
+-- in runtime_globals are the globals, as the locals are declared after it.
+local function runtime_globals()
+  return tonumber, type, ipairs, pairs, unpack, string.find, string.match, string.gmatch,
+    string.format, math.floor, math.max, math.min, table.concat
+end
+local tonumber, type, ipairs, pairs, unpack, find, match, gmatch, format, floor, max, min, concat
+
 local function now_ms()
   local t = call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  return tonumber(t[1]) * 1000 + floor(tonumber(t[2]) / 1000)
 end
 
+-- Pure functions of an argument's text are remembered across calls (the service sends the
+-- same hold length, retention and carts again and again): at most CACHE_MAX entries per
+-- table, which starts afresh when full. What they hold must never be changed by a caller.
+local CACHE_MAX = 4096
+local function remembered(compute)
+  local known, size = {}, 0
+  return function(text)
+    local value = known[text]
+    if value == nil then
+      value = compute(text)
+      if value == nil then return nil end
+      if size >= CACHE_MAX then known, size = {}, 0 end
+      known[text], size = value, size + 1
+    end
+    return value
+  end
+end
+
+-- Decimal digits -> their number; nil for anything else (or nothing).
+local digits = remembered(function(text)
+  if type(text) ~= 'string' or #text > 16 or not find(text, '^%d+$') then return nil end
+  return tonumber(text)
+end)
+
 -- A whole number in decimal digits, at most `max`; nil for anything else (or nothing).
-local function whole(text, max)
-  if type(text) ~= 'string' or #text > 16 or not string.find(text, '^%d+$') then return nil end
-  local n = tonumber(text)
-  if n > max then return nil end
+local function whole(text, most)
+  local n = digits(text)
+  if n == nil or n > most then return nil end
   return n
 end
 
+-- A number as decimal digits ('%d': no exponent, which tostring would print from 1e15 up).
+local function int(n) return format('%d', n) end
+-- The same, remembered: for a record's TTL, the same sum of settings on every call.
+local ttl_text = remembered(int)
+
 local function is_name(text)
-  return type(text) == 'string' and #text <= 64 and string.find(text, '^[A-Za-z0-9._%-]+$') ~= nil
+  return type(text) == 'string' and #text <= 64 and find(text, '^[A-Za-z0-9._%-]+$') ~= nil
 end
 
 local function is_id(text)
-  return type(text) == 'string' and text ~= '' and not string.find(text, '|', 1, true)
+  return type(text) == 'string' and text ~= '' and not find(text, '|', 1, true)
 end
 
 local function is_text(value) return type(value) == 'string' end
 
-local reclaim_batch = whole(ARGV[1], MAX_UNITS)
-if not reclaim_batch or reclaim_batch < 1 then return {'bad_request', 'reclaim_batch'} end
+-- Every pool function starts here: the call's keys and arguments, and ARGV[1] checked.
+local function begin(keys, args)
+  call, KEYS, ARGV = redis.call, keys, args
+  if not concat then
+    tonumber, type, ipairs, pairs, unpack, find, match, gmatch, format, floor, max, min, concat =
+      runtime_globals()
+  end
+  stock_key, holds_key, usage_key = keys[1], keys[2], keys[3]
+  reclaim_batch = whole(args[1], MAX_UNITS)
+  if not reclaim_batch or reclaim_batch < 1 then return {'bad_request', 'reclaim_batch'} end
+  return nil
+end
 
 -- "sku=qty,..." -> {{sku, qty}, ...}, same SKU summed, first-seen order kept; nil unless every
 -- line is a name, '=' and a count of units from 1 (empty lines too), at most MAX_LINES of them.
-local function parse_items(encoded)
+-- The result also keeps .skus (the SKUs in order) and .text (the cart encoded again, summed);
+-- it is remembered, so callers only read it.
+local parse_items = remembered(function(encoded)
   if not is_text(encoded) or encoded == '' then return nil end
   local items, index, lines = {}, {}, 0
-  for line in string.gmatch(encoded .. ',', '([^,]*),') do
+  for line in gmatch(encoded .. ',', '([^,]*),') do
     lines = lines + 1
-    local sku, qty = string.match(line, '^([^=]*)=(.*)$')
+    local sku, qty = match(line, '^([^=]*)=(.*)$')
     local n = whole(qty, MAX_UNITS)
     if lines > MAX_LINES or not is_name(sku) or not n or n < 1 then return nil end
     if index[sku] then
@@ -86,18 +145,21 @@ local function parse_items(encoded)
       index[sku] = #items
     end
   end
+  local skus, parts = {}, {}
+  for i, item in ipairs(items) do
+    skus[i] = item[1]
+    item[3] = int(item[2])  -- the quantity as text, for commands that take it so
+    parts[i] = item[1] .. '=' .. item[3]
+  end
+  items.skus, items.text = skus, concat(parts, ',')
   return items
-end
+end)
 
-local function encode_items(items)
-  local parts = {}
-  for i, item in ipairs(items) do parts[i] = item[1] .. '=' .. item[2] end
-  return table.concat(parts, ',')
-end
+local function encode_items(items) return items.text end
 
 local function call_chunked(command, key, args)
   for first = 1, #args, CHUNK do
-    call(command, key, unpack(args, first, math.min(first + CHUNK - 1, #args)))
+    call(command, key, unpack(args, first, min(first + CHUNK - 1, #args)))
   end
 end
 
@@ -106,6 +168,7 @@ end
 local function add_to_hash(key, deltas, drop_empty)
   local fields = {}
   for field in pairs(deltas) do fields[#fields + 1] = field end
+  if #fields == 0 then return end
   if #fields == 1 then
     local left = call('HINCRBY', key, fields[1], deltas[fields[1]])
     if drop_empty and left <= 0 then call('HDEL', key, fields[1]) end
@@ -113,7 +176,7 @@ local function add_to_hash(key, deltas, drop_empty)
   end
   local set, gone = {}, {}
   for first = 1, #fields, CHUNK do
-    local part = {unpack(fields, first, math.min(first + CHUNK - 1, #fields))}
+    local part = {unpack(fields, first, min(first + CHUNK - 1, #fields))}
     local current = call('HMGET', key, unpack(part))
     for i, field in ipairs(part) do
       local value = (tonumber(current[i]) or 0) + deltas[field]
@@ -148,35 +211,51 @@ local function count_hold(usage, customer, sign)
   if customer ~= '' then usage[HOLDS .. customer] = (usage[HOLDS .. customer] or 0) + sign end
 end
 
-local function reclaim(now)
+-- Give back the units of lapsed holds, at most a batch. `due` is the pool's NEXT as read (nil:
+-- unknown): while it is in the future nothing can have lapsed and nothing is asked. Returns
+-- how many holds were given back, and NEXT as it stands after.
+local function reclaim(now, due)
+  if due and due > now then return 0, due end
   local lapsed = call('ZRANGE', holds_key, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_batch)
-  if #lapsed == 0 then return 0 end
-  local deltas, usage = {}, {}
-  for _, member in ipairs(lapsed) do
-    local _, items, customer = string.match(member, '^([^|]*)|([^|]*)|(.*)$')
-    add_counts(deltas, usage, parse_items(items) or {}, 'reserved', customer, -1)
-    count_hold(usage, customer, -1)
+  if #lapsed > 0 then
+    local deltas, usage = {}, {}
+    for _, member in ipairs(lapsed) do
+      local _, items, customer = match(member, '^([^|]*)|([^|]*)|(.*)$')
+      add_counts(deltas, usage, parse_items(items) or {}, 'reserved', customer, -1)
+      count_hold(usage, customer, -1)
+    end
+    call_chunked('ZREM', holds_key, lapsed)
+    deltas[EXPIRED] = #lapsed
+    add_to_hash(stock_key, deltas, false)
+    add_to_hash(usage_key, usage, true)
   end
-  call_chunked('ZREM', holds_key, lapsed)
-  deltas[EXPIRED] = #lapsed
-  add_to_hash(stock_key, deltas, false)
-  add_to_hash(usage_key, usage, true)
-  return #lapsed
+  local first = call('ZRANGE', holds_key, 0, 0, 'WITHSCORES')
+  call('HSET', stock_key, NEXT, first[2] or NEVER)
+  return #lapsed, tonumber(first[2] or NEVER)
 end
 
--- Per SKU of `skus`: {total, reserved, sold, limit}, or false when it is not in this pool.
+-- The pool's NEXT (nil: unknown) for a script that reads no counters first.
+local function next_due() return tonumber(call('HGET', stock_key, NEXT)) end
+
+-- Lapsed holds given back first, when any may have lapsed (one HGET otherwise).
+local function reclaim_due(now) return reclaim(now, next_due()) end
+
+-- Per SKU of `skus`: {total, reserved, sold, limit}, or false when it is not in this pool;
+-- and the pool's NEXT (nil: unknown), read by the same first HMGET.
 -- One HMGET per CHUNK fields (a cart's SKUs take one; a pool of thousands of SKUs, several).
 local function counters(skus)
-  local found = {}
-  for first = 1, #skus, CHUNK / 4 do
-    local last = math.min(first + CHUNK / 4 - 1, #skus)
+  local found, due = {}, nil
+  for first = 1, max(#skus, 1), CHUNK / 4 do
+    local last = min(first + CHUNK / 4 - 1, #skus)
     local fields = {}
     for i = first, last do
       local sku, n = skus[i], #fields
       fields[n + 1], fields[n + 2] = sku .. ':total', sku .. ':reserved'
       fields[n + 3], fields[n + 4] = sku .. ':sold', sku .. ':limit'
     end
+    if first == 1 then fields[#fields + 1] = NEXT end
     local values = call('HMGET', stock_key, unpack(fields))
+    if first == 1 then due = tonumber(values[#fields]) end
     for i = first, last do
       local at = (i - first) * 4
       if values[at + 1] then
@@ -187,31 +266,46 @@ local function counters(skus)
       end
     end
   end
-  return found
+  return found, due
 end
 
-local function skus_of(items)
-  local skus = {}
-  for i, item in ipairs(items) do skus[i] = item[1] end
-  return skus
+-- The counters of `skus` after lapsed holds were given back (read again only if some were).
+local function current_counters(skus, now)
+  local c, due = counters(skus)
+  if reclaim(now, due) > 0 then c = counters(skus) end
+  return c
 end
 
+local function skus_of(items) return items.skus end
+
+-- A record: its times stay the text they were read as (created_at is never computed with, and
+-- expires_at is written back as it came unless it changes: set_expiry), since turning a
+-- number into text is the dearest small step a script takes.
 local function decode_record(raw)
   if not raw then return nil end
   local status, expires_at, created_at, late, items, customer =
-    string.match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
-  return {status = status, expires_at = tonumber(expires_at), created_at = tonumber(created_at),
-          late = late, items = items, customer = customer}
+    match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  return {status = status, expires_at = tonumber(expires_at), expires_text = expires_at,
+          created_text = created_at, late = late, items = items, customer = customer}
 end
 
+-- A new record (its expiry set next with set_expiry).
+local function new_record(status, created_ms, items, customer)
+  return {status = status, created_text = int(created_ms), late = '0', items = items,
+          customer = customer}
+end
+
+local function set_expiry(r, ms) r.expires_at, r.expires_text = ms, int(ms) end
+
 local function encode_record(r)
-  return table.concat({r.status, r.expires_at, r.created_at, r.late, r.items, r.customer}, '|')
+  return r.status .. '|' .. r.expires_text .. '|' .. r.created_text .. '|' .. r.late .. '|'
+    .. r.items .. '|' .. r.customer
 end
 
 -- ttl_ms nil keeps the record's current TTL; 0 keeps it a millisecond (PX takes no 0).
 local function write_record(key, r, ttl_ms)
   if ttl_ms then
-    call('SET', key, encode_record(r), 'PX', math.max(ttl_ms, 1))
+    call('SET', key, encode_record(r), 'PX', int(max(ttl_ms, 1)))
   else
     call('SET', key, encode_record(r), 'KEEPTTL')
   end
@@ -219,13 +313,15 @@ end
 
 local function is_live(r) return r.status == 'held' or r.status == 'awaiting_payment' end
 
--- Give a live reservation's hold up: its units go back unless they were sold.
-local function drop_hold(id, r, give_back)
+-- Give a live reservation's hold up: its units go back unless they were sold (then `sold`
+-- takes them: one HMGET and one HSET for both counters).
+local function drop_hold(id, r, give_back, sell)
   local removed = call('ZREM', holds_key, hold_member(id, r.items, r.customer))
   local usage = {}
-  if give_back then
-    local deltas = {}
-    add_counts(deltas, usage, parse_items(r.items), 'reserved', r.customer, -1)
+  if give_back or sell then
+    local deltas, items = {}, parse_items(r.items)
+    add_counts(deltas, usage, items, 'reserved', give_back and r.customer or '', -1)
+    if sell then add_counts(deltas, nil, items, 'sold', '', 1) end
     add_to_hash(stock_key, deltas, false)
   end
   if removed == 1 then count_hold(usage, r.customer, -1) end
@@ -233,13 +329,14 @@ local function drop_hold(id, r, give_back)
 end
 
 -- The record as it stands now: a live status whose hold lapsed becomes expired (its units go
--- back here if the batch reclaim has not reached it yet).
+-- back here if the batch reclaim has not reached it yet). A live record whose expiry is still
+-- ahead is live: its member's score is that same expiry, so `holds` is not asked.
 local function settle(id, record_key, r, now)
-  if is_live(r) then
+  if is_live(r) and r.expires_at <= now then
     local expiry = call('ZSCORE', holds_key, hold_member(id, r.items, r.customer))
     if not expiry or tonumber(expiry) <= now then
       if expiry then
-        drop_hold(id, r, true)
+        drop_hold(id, r, true, false)
         call('HINCRBY', stock_key, EXPIRED, 1)
       end
       r.status = 'expired'
@@ -249,10 +346,8 @@ local function settle(id, record_key, r, now)
   return r
 end
 
--- Reservation `id` as it stands at `now`: the pool's lapsed holds reclaimed first, then its
--- own lapse settled. nil when there is no such reservation.
+-- Reservation `id` as it stands at `now` (its own lapse settled); nil when there is none.
 local function current_record(id, record_key, now)
-  reclaim(now)
   local r = decode_record(call('GET', record_key))
   if r then settle(id, record_key, r, now) end
   return r
@@ -263,5 +358,5 @@ local function fenced() return call('EXISTS', KEYS[5]) == 1 end
 
 -- The reply shape of every script about one reservation.
 local function record_reply(outcome, r)
-  return {outcome, r.status, r.items, r.customer, r.expires_at, r.created_at, r.late}
+  return {outcome, r.status, r.items, r.customer, r.expires_text, r.created_text, r.late}
 end

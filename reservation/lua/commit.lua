@@ -18,7 +18,6 @@ if ARGV[4] ~= '' and not parse_items(ARGV[4]) then return {'bad_request', 'cart'
 if not is_text(ARGV[5]) then return {'bad_request', 'customer'} end
 
 local now = now_ms()
-reclaim(now)
 if fenced() then return {'fenced'} end
 
 local r = decode_record(call('GET', record_key))
@@ -26,26 +25,21 @@ if r then
   settle(id, record_key, r, now)
   if r.status == 'committed' then return record_reply('already_committed', r) end
   if is_live(r) then
-    local deltas = {}
-    local items = parse_items(r.items)
-    add_counts(deltas, nil, items, 'reserved', '', -1)
-    add_counts(deltas, nil, items, 'sold', '', 1)
-    add_to_hash(stock_key, deltas, false)
-    drop_hold(id, r, false)
+    drop_hold(id, r, false, true)
     r.status = 'committed'
     write_record(record_key, r, retention_ms)
     return record_reply('committed', r)
   end
 else
   if not parse_items(ARGV[4]) then return {'not_found'} end
-  r = {status = 'expired', expires_at = now, created_at = now, late = '0',
-       items = encode_items(parse_items(ARGV[4])), customer = ARGV[5]}
+  r = new_record('expired', now, encode_items(parse_items(ARGV[4])), ARGV[5])
+  set_expiry(r, now)
 end
 
 -- Late payment: all lines or none. Refusing is final: the caller refunds, so a later retry of
 -- the same payment must not take units that became free meanwhile.
 local items = parse_items(r.items)
-local c = counters(skus_of(items))
+local c = current_counters(skus_of(items), now)
 local function available(sku)
   local s = c[sku]
   return s and math.max(s[1] - s[2] - s[3], 0) or 0

@@ -17,8 +17,9 @@ if not r then return {'not_found'} end
 if r.status == 'committed' then return record_reply('already_committed', r) end
 if not is_live(r) then return record_reply('not_held', r) end
 local member = hold_member(id, r.items, r.customer)
-local expires_at = math.max(tonumber(call('ZSCORE', holds_key, member)), now + hold_ms)
-call('ZADD', holds_key, expires_at, member)
-r.status, r.expires_at = 'awaiting_payment', expires_at
+local expires_at = math.max(r.expires_at, now + hold_ms)  -- the member's score
+call('ZADD', holds_key, int(expires_at), member)
+r.status = 'awaiting_payment'
+set_expiry(r, expires_at)
 write_record(record_key, r, expires_at - now + retention_ms)
 return record_reply('extended', r)

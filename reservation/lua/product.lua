@@ -9,9 +9,10 @@ local sku, pool = ARGV[2], ARGV[3]
 -- Both are spliced into the JSON below: names only (no quote or backslash to escape).
 if not is_name(sku) then return {'bad_request', 'sku'} end
 if not is_name(pool) then return {'bad_request', 'pool'} end
-reclaim(now_ms())
-local v = call('HMGET', stock_key, sku .. ':total', sku .. ':reserved', sku .. ':sold',
-  sku .. ':limit', sku .. ':product')
+local fields = {sku .. ':total', sku .. ':reserved', sku .. ':sold', sku .. ':limit',
+  sku .. ':product', NEXT}
+local v = call('HMGET', stock_key, unpack(fields))
+if reclaim(now_ms(), tonumber(v[6])) > 0 then v = call('HMGET', stock_key, unpack(fields)) end
 if not v[1] or not v[5] then return false end
 local total, reserved = tonumber(v[1]), tonumber(v[2]) or 0
 local sold, limit = tonumber(v[3]) or 0, tonumber(v[4]) or 0

@@ -20,7 +20,8 @@ if not is_live(r) then
   end
   return record_reply('unchanged', r)
 end
-drop_hold(id, r, true)
-r.status, r.expires_at = 'released', now
+drop_hold(id, r, true, false)
+r.status = 'released'
+set_expiry(r, now)
 write_record(record_key, r, nil)
 return record_reply('released', r)

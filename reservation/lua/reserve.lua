@@ -9,11 +9,14 @@
 -- bought of it. The cap counts the customer's live holds (held or awaiting payment, not paid):
 -- a hold that is released, lapses or is paid for frees its place.
 -- Reply: {'held'|'existing', status, items, customer, expires_at_ms, created_at_ms, late}
+--   (the two times as decimal text)
 --      | {'unknown_sku', sku} | {'insufficient', sku, requested, available}
 --      | {'customer_limit', sku, limit, already} | {'customer_required', sku}
 --      | {'hold_cap', cap, held} | {'bad_request', reason}
--- A sold-out answer costs TIME, ZRANGE and one HMGET (with a customer id and a limited SKU
--- or the cap on, one more of their usage); a hold adds SET, HSET and ZADD.
+-- A refusal costs TIME and one HMGET (counters and `:next`; with a customer id, one more of
+-- their usage); a hold adds SET, one HSET of the counters (and `:next` when this hold lapses
+-- first), ZADD, and with a customer id one HSET of their usage. Lapsed holds are reclaimed
+-- first only when `:next` says one may have lapsed.
 local record_key = KEYS[4]
 local id = ARGV[2]
 local hold_ms = whole(ARGV[3], MAX_MS)
@@ -33,25 +36,24 @@ if not is_text(customer) then return {'bad_request', 'customer'} end
 if not hold_cap then return {'bad_request', 'hold_cap'} end
 
 local now = now_ms()
-reclaim(now)
+local skus = skus_of(items)
+local c, due = counters(skus)
+local reclaimed
+reclaimed, due = reclaim(now, due)
+if reclaimed > 0 then c = counters(skus) end
+
+-- What the customer holds or bought of each SKU, and their live holds: read whenever there is
+-- a customer, since a hold writes them all back.
+local used, usage_fields = {}, {}
+if customer ~= '' then
+  for i, sku in ipairs(skus) do usage_fields[i] = sku .. '|' .. customer end
+  usage_fields[#usage_fields + 1] = HOLDS .. customer
+  local values = call('HMGET', usage_key, unpack(usage_fields))
+  for i, field in ipairs(usage_fields) do used[field] = tonumber(values[i]) or 0 end
+end
 
 -- Check everything before writing anything.
 local function refusal()
-  local skus = skus_of(items)
-  local c = counters(skus)
-  local used = {}
-  local capped = customer ~= '' and hold_cap > 0
-  if customer ~= '' then
-    local limited = {}
-    for _, sku in ipairs(skus) do
-      if c[sku] and c[sku][4] > 0 then limited[#limited + 1] = sku .. '|' .. customer end
-    end
-    if capped then limited[#limited + 1] = HOLDS .. customer end
-    if #limited > 0 then
-      local values = call('HMGET', usage_key, unpack(limited))
-      for i, field in ipairs(limited) do used[field] = tonumber(values[i]) or 0 end
-    end
-  end
   for _, item in ipairs(items) do
     local sku, qty = item[1], item[2]
     local s = c[sku]
@@ -64,7 +66,9 @@ local function refusal()
     if limit > 0 and already + qty > limit then return {'customer_limit', sku, limit, already} end
   end
   local held = used[HOLDS .. customer] or 0
-  if capped and held >= hold_cap then return {'hold_cap', hold_cap, held} end
+  if customer ~= '' and hold_cap > 0 and held >= hold_cap then
+    return {'hold_cap', hold_cap, held}
+  end
   return nil
 end
 
@@ -82,20 +86,39 @@ if refused then
   return refused
 end
 
-local record = {status = 'held', expires_at = now + hold_ms, created_at = now, late = '0',
-                items = encode_items(items), customer = customer}
-local previous = call('SET', record_key, encode_record(record),
-  'PX', hold_ms + retention_ms, 'NX', 'GET')
+local record = new_record('held', now, encode_items(items), customer)
+set_expiry(record, now + hold_ms)
+local previous = call('SET', record_key, encode_record(record), 'PX', ttl_text(hold_ms + retention_ms),
+  'NX', 'GET')
 if previous then return existing(previous) end
 
-local deltas = {}
-add_counts(deltas, nil, items, 'reserved', customer, 1)
-add_to_hash(stock_key, deltas, false)
+-- A 1-SKU cart adds its quantity's text; a bigger one writes its counters whole (this script
+-- read them and nothing ran in between); `:next` moves when this hold is the first to lapse.
+local first_to_lapse = due == nil or record.expires_at < due
+if #items == 1 and not first_to_lapse then
+  call('HINCRBY', stock_key, items[1][1] .. ':reserved', items[1][3])
+else
+  local set = {}
+  for _, item in ipairs(items) do
+    set[#set + 1] = item[1] .. ':reserved'
+    set[#set + 1] = int(c[item[1]][2] + item[2])
+  end
+  if first_to_lapse then
+    set[#set + 1] = NEXT
+    set[#set + 1] = record.expires_text
+  end
+  call('HSET', stock_key, unpack(set))
+end
 if customer ~= '' then
   local usage = {}
-  add_counts({}, usage, items, 'reserved', customer, 1)
-  count_hold(usage, customer, 1)
-  add_to_hash(usage_key, usage, true)
+  for _, item in ipairs(items) do
+    local field = item[1] .. '|' .. customer
+    usage[#usage + 1] = field
+    usage[#usage + 1] = int(used[field] + item[2])
+  end
+  usage[#usage + 1] = HOLDS .. customer
+  usage[#usage + 1] = int(used[HOLDS .. customer] + 1)
+  call('HSET', usage_key, unpack(usage))
 end
-call('ZADD', holds_key, record.expires_at, hold_member(id, record.items, customer))
+call('ZADD', holds_key, record.expires_text, hold_member(id, record.items, customer))
 return record_reply('held', record)

@@ -10,7 +10,6 @@ if not is_id(ARGV[2]) then return {'bad_request', 'id'} end
 if not retention_ms then return {'bad_request', 'retention'} end
 
 local now = now_ms()
-reclaim(now)
 if fenced() then return {'fenced'} end
 local r = decode_record(call('GET', record_key))
 if not r then return {'not_found'} end
@@ -27,7 +26,8 @@ add_counts({}, usage, items, 'sold', r.customer, -1)
 add_to_hash(stock_key, deltas, false)
 add_to_hash(usage_key, usage, true)
 -- Refunded is final: a late or repeated commit of this payment must never sell the units again.
-r.status, r.expires_at, r.late = 'released', now, FINAL
+r.status, r.late = 'released', FINAL
+set_expiry(r, now)
 
 write_record(record_key, r, retention_ms)
 return record_reply('restocked', r)

@@ -14,8 +14,7 @@ if not is_name(sku) then return {'bad_request', 'sku'} end
 if not total then return {'bad_request', 'total'} end
 if not limit and ARGV[4] ~= '' then return {'bad_request', 'limit'} end
 
-reclaim(now_ms())
-local c = counters({sku})[sku]
+local c = current_counters({sku}, now_ms())[sku]
 if not c then
   if ARGV[6] == '1' then return {'missing'} end
   c = {0, 0, 0, 0}

@@ -16,16 +16,16 @@ if ARGV[4] ~= '' and not parse_items(ARGV[4]) then return {'bad_request', 'cart'
 if not is_text(ARGV[5]) then return {'bad_request', 'customer'} end
 
 local now = now_ms()
-reclaim(now)
 local r = decode_record(call('GET', record_key))
 if r and r.status == 'committed' then return {'unchanged'} end
 if r and r.late == FINAL then return {'oversold'} end
 if r and is_live(r) then
-  drop_hold(id, r, false)
+  drop_hold(id, r, false, false)
 elseif not r then
   local items = parse_items(ARGV[4])
   if not items then return {'unchanged'} end
-  r = {expires_at = now, created_at = now, items = encode_items(items), customer = ARGV[5]}
+  r = new_record('committed', now, encode_items(items), ARGV[5])
+  set_expiry(r, now)
 end
 r.status, r.late = 'committed', r.late == '1' and '1' or '0'
 write_record(record_key, r, retention_ms)

@@ -6,7 +6,7 @@
 -- total is -1 for a SKU not in
 -- the pool (any text that is not a stocked SKU reads so); product is the catalog entry PUT
 -- stored beside the counters (JSON), or false. Thousands of SKUs are read in chunks.
-reclaim(now_ms())
+reclaim_due(now_ms())
 local skus = {}
 if #ARGV > 1 then
   for i = 2, #ARGV do skus[#skus + 1] = ARGV[i] end
