@@ -59,9 +59,14 @@ from redis.exceptions import WatchError
 from loadtests.cleanup import delete_matching, redis_for_run
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
 from loadtests.reporting import add_json_option, fmt, percentile_ms, report_header, write_report
+from loadtests.script_costs import MEMORY_TARGET, Cost, Memory
+from loadtests.script_costs import TARGETS as SCRIPT_TARGETS
+from loadtests.script_costs import lines as script_cost_lines
+from loadtests.script_costs import measure as measure_script_costs
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.outcomes import Held, OutOfStock
+from reservation.packing import connection_class
 
 SKU = "hot"
 AMPLE_STOCK = 10**9  # far above what any strategy can hold in a window (check_stock: <= 10^12)
@@ -80,6 +85,7 @@ DEFAULT_CONCURRENCY = (1, 10, 100, 500)
 DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
 STRATEGIES = ("lua", "floor", "watch", "lock", "postgres")
 FLOOR_LUA = "return redis.call('INCR', KEYS[1])"
+DEFAULT_BASELINE = "cba9ca5"  # the last commit before issue 13 (the hot path)
 
 
 def count(value: bytes | str | None) -> int:
@@ -390,23 +396,6 @@ class Window:
     gave_up: int  # attempts still retrying when the window closed (not counted as holds)
 
 
-@dataclass(frozen=True, slots=True)
-class ServerCost:
-    """INFO commandstats over one phase: command -> (calls, usec_per_call)."""
-
-    strategy: str
-    holds: int
-    commands: dict[str, tuple[int, float]]
-
-    @property
-    def calls(self) -> int:
-        return self.commands.get("evalsha", (0, math.nan))[0]
-
-    @property
-    def usec_per_call(self) -> float:
-        return self.commands.get("evalsha", (0, math.nan))[1]
-
-
 async def measure(strategy: Strategy, concurrency: int, seconds: float) -> Window:
     """`concurrency` buyers each hold 1 unit after another until `seconds` elapse."""
     latencies: list[float] = []
@@ -490,38 +479,6 @@ async def run_one(strategy: Strategy, concurrency: int, seconds: float, notes: l
     )
 
 
-async def server_cost(strategy: RedisStrategy, seconds: float) -> ServerCost:
-    """Commands run per hold and their server time, over one phase after CONFIG RESETSTAT."""
-    await strategy.prepare(AMPLE_STOCK)
-    await strategy.hold(math.inf)  # loads the script (NOSCRIPT) before the stats are reset
-    await strategy.client.config_resetstat()
-    window = await measure(strategy, STATS_CONCURRENCY, seconds)
-    stats = await strategy.client.info("commandstats")
-    await strategy.clear()
-    commands = {
-        name.removeprefix("cmdstat_"): (int(value["calls"]), float(value["usec_per_call"]))
-        for name, value in stats.items()
-        if int(value["calls"]) >= window.holds  # once per hold or more: not the bench's own
-    }
-    return ServerCost(strategy.name, window.holds, commands)
-
-
-async def server_costs(
-    client: Redis, prefix: str, seconds: float, notes: list[str]
-) -> list[ServerCost]:
-    """The server-side cost of the reserve script, and of the floor's for comparison."""
-    costs = []
-    for kind in (LuaStrategy, FloorStrategy):
-        cost = await server_cost(kind(client, prefix), min(seconds, STATS_SECONDS))
-        if cost.calls != cost.holds:
-            notes.append(
-                f"EVALSHA ran {cost.calls} times for {cost.holds} {cost.strategy} holds in its"
-                " stats phase: another client used this Redis at the same time"
-            )
-        costs.append(cost)
-    return costs
-
-
 # -- plumbing --------------------------------------------------------------------------------
 
 
@@ -603,21 +560,40 @@ def ratios(rows: Sequence[Row], at: int) -> dict[str, float | None]:
     return result
 
 
-def targets(rows: Sequence[Row], cost: ServerCost) -> list[tuple[str, str, str, str]]:
-    """(check, target, measured, met) for each target of the issue."""
+def targets(
+    rows: Sequence[Row], costs: Sequence[Cost], memory: Sequence[Memory]
+) -> list[tuple[str, str, str, str]]:
+    """(check, target, measured, met) for each target of the issues."""
     at = ratios(rows, RATIO_AT)
 
     def verdict(value: float | None, ok: bool) -> str:
         return "n/a" if value is None or math.isnan(value) else ("yes" if ok else "**no**")
 
-    checks = [
-        (
-            "1-SKU reserve, server side",
-            "≤ 15 µs",
-            f"{fmt(cost.usec_per_call)} µs",
-            verdict(cost.usec_per_call, cost.usec_per_call <= 15),
-        )
-    ]
+    checks = []
+    floor = max((c.usec_per_call for c in costs if c.phase == "floor"), default=math.nan)
+    for cost in costs:
+        target = SCRIPT_TARGETS.get(cost.phase)
+        if cost.version == "now" and target is not None:
+            ratio = cost.usec_per_call / floor
+            checks.append(
+                (
+                    f"{cost.phase}, server side / floor script",
+                    f"≤ {target:g}",
+                    f"{fmt(ratio)} ({fmt(cost.usec_per_call)} µs)",
+                    verdict(ratio, ratio <= target),
+                )
+            )
+    for held in memory:
+        if held.version == "now":
+            who = "a new customer id per hold" if held.customer else "no customer id"
+            checks.append(
+                (
+                    f"Redis memory per live hold, {who}",
+                    f"≤ {MEMORY_TARGET} B",
+                    f"{held.bytes_per_hold:.0f} B",
+                    verdict(held.bytes_per_hold, held.bytes_per_hold <= MEMORY_TARGET),
+                )
+            )
     for name, floor in (("lua/floor", 0.8), ("lua/watch", 10.0), ("lua/postgres", 5.0)):
         value = at[name]
         checks.append(
@@ -641,36 +617,11 @@ def targets(rows: Sequence[Row], cost: ServerCost) -> list[tuple[str, str, str, 
     return checks
 
 
-def cost_lines(costs: Sequence[ServerCost]) -> list[str]:
-    lines = [
-        "| script | EVALSHA µs per call | EVALSHA calls | holds |",
-        "| --- | --- | --- | --- |",
-        *(
-            f"| {cost.strategy} | **{fmt(cost.usec_per_call)}** | {cost.calls} | {cost.holds} |"
-            for cost in costs
-        ),
-    ]
-    for cost in costs:
-        if cost.strategy != "lua" or not cost.holds:
-            continue
-        lines += [
-            "",
-            "Commands the reserve script ran (commandstats of the same phase):",
-            "",
-            "| command | calls per reserve | µs per call |",
-            "| --- | --- | --- |",
-            *(
-                f"| {name} | {fmt(calls / cost.holds)} | {fmt(usec)} |"
-                for name, (calls, usec) in sorted(cost.commands.items())
-                if name != "evalsha"
-            ),
-        ]
-    return lines
-
-
 def markdown(
     rows: Sequence[Row],
-    costs: Sequence[ServerCost],
+    costs: Sequence[Cost],
+    memory: Sequence[Memory],
+    baseline: str | None,
     info: dict[str, str],
     command: str,
     notes: Sequence[str],
@@ -684,19 +635,25 @@ def markdown(
         "",
         "![holds per second against concurrency](core.png)",
         "",
-        "## Server-side cost of a 1-SKU reserve",
+        "## Server-side cost of each hot script, and memory per hold",
         "",
-        f"`INFO commandstats` after `CONFIG RESETSTAT` and a phase of one strategy alone"
-        f" ({STATS_CONCURRENCY} buyers): `cmdstat_evalsha` usec_per_call. The floor's figure"
-        " is the fixed cost of any EVALSHA here.",
+        "`INFO commandstats` after `CONFIG RESETSTAT` and a phase of one script alone"
+        " (10 buyers, the same number of calls each phase): the script command's"
+        " usec_per_call, and the commands it ran per call (loadtests/script_costs.py)."
+        + (
+            f" The baseline is the scripts of {baseline}, as they ran then (EVALSHA of the"
+            " shared prelude and the script)."
+            if baseline
+            else ""
+        ),
         "",
-        *cost_lines(costs),
+        *script_cost_lines(costs, memory, baseline),
         "",
-        f"## Targets (ratios of holds per second at N = {RATIO_AT})",
+        "## Targets",
         "",
         "| check | target | measured | met |",
         "| --- | --- | --- | --- |",
-        *(f"| {' | '.join(check)} |" for check in targets(rows, lua_cost(costs))),
+        *(f"| {' | '.join(check)} |" for check in targets(rows, costs, memory)),
         "",
         "## How it is measured",
         "",
@@ -704,7 +661,9 @@ def markdown(
         " every strategy starts from the same stock. Each buyer (an asyncio task) holds 1 unit,"
         " records the latency, and repeats until the window ends; holds/s is holds divided by"
         " the time until the last buyer finished.",
-        "- One `redis.asyncio` client for every Redis strategy, its connection pool larger than N.",
+        "- One `redis.asyncio` client for every Redis strategy, its connection pool larger than N,"
+        " with the service's connection class (commands packed by hiredis:"
+        " reservation/packing.py).",
         "- lua: `Inventory.reserve([('hot', 1)])`, one EVALSHA of the reserve script."
         " floor: a one-command script (`INCR`) on the same client: the round-trip floor, it"
         " sells nothing, so it has no oversold figure.",
@@ -751,13 +710,10 @@ def chart(rows: Sequence[Row], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
-def lua_cost(costs: Sequence[ServerCost]) -> ServerCost:
-    return next((c for c in costs if c.strategy == "lua"), ServerCost("lua", 0, {}))
-
-
 def report(
     rows: Sequence[Row],
-    costs: Sequence[ServerCost],
+    costs: Sequence[Cost],
+    memory: Sequence[Memory],
     info: dict[str, str],
     args: argparse.Namespace,
     notes: Sequence[str],
@@ -765,11 +721,7 @@ def report(
 ) -> None:
     print("\n".join(table_lines(rows)))
     print()
-    for cost in costs:
-        print(
-            f"server side, {cost.strategy}: cmdstat_evalsha usec_per_call ="
-            f" {fmt(cost.usec_per_call)} µs ({cost.calls} calls for {cost.holds} holds)"
-        )
+    print("\n".join(script_cost_lines(costs, memory, args.baseline)))
     for name, value in ratios(rows, RATIO_AT).items():
         print(f"{name} at N = {RATIO_AT}: {fmt(value)}")
     for note in notes:
@@ -777,9 +729,16 @@ def report(
     command = ("python -m loadtests.bench_core " + shlex.join(sys.argv[1:])).strip()
     write_report(
         "core",
-        markdown(rows, costs, info, command, notes, pool_sizes),
+        markdown(rows, costs, memory, args.baseline, info, command, notes, pool_sizes),
         lambda path: chart(rows, path),
-        [row.as_json() for row in rows],
+        {
+            "rows": [row.as_json() for row in rows],
+            "scripts": [cost.as_json() for cost in costs],
+            "memory": [
+                {"version": m.version, "customer": m.customer, "bytes_per_hold": m.bytes_per_hold}
+                for m in memory
+            ],
+        },
         args.json,
     )
 
@@ -792,7 +751,12 @@ async def bench(args: argparse.Namespace) -> int:
     concurrency: list[int] = args.concurrency
     notes: list[str] = []
     rows: list[Row] = []
-    options = {"max_connections": max(concurrency) + 16}
+    # The service's connections (commands packed by hiredis: reservation/packing.py), for
+    # every Redis strategy alike.
+    options = {
+        "max_connections": max(concurrency) + 16,
+        "connection_class": connection_class(args.redis_url),
+    }
     async with redis_for_run(args.redis_url, f"bench-core-{run}", **options) as client:
         strategies = make_strategies(args.strategies, client, args.postgres_dsn, run)
         try:
@@ -812,14 +776,16 @@ async def bench(args: argparse.Namespace) -> int:
                         file=sys.stderr,
                         flush=True,
                     )
-            costs = await server_costs(client, f"bench-core-{run}:stats", args.seconds, notes)
+            costs, memory = await measure_script_costs(
+                client, f"bench-core-{run}:scripts", args.baseline, args.script_calls, args.holds
+            )
         finally:
             for strategy in strategies:
                 await strategy.teardown()
     pool_sizes = next(
         (s.pool_sizes for s in strategies if isinstance(s, PostgresStrategy)), dict[int, int]()
     )
-    report(rows, costs, info, args, notes, pool_sizes)
+    report(rows, costs, memory, info, args, notes, pool_sizes)
     return 0
 
 
@@ -842,6 +808,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     add_json_option(parser, "core")
     parser.add_argument("--redis-url", default=DEFAULT_REDIS_URL)
+    parser.add_argument(
+        "--baseline",
+        default=DEFAULT_BASELINE,
+        help="git revision whose scripts are measured beside today's (default: %(default)s,"
+        " before issue 13; '' for none)",
+    )
+    parser.add_argument(
+        "--script-calls", type=int, default=20000, help="calls per script phase (default: 20000)"
+    )
+    parser.add_argument(
+        "--holds", type=int, default=20000, help="holds of the memory measure (default: 20000)"
+    )
     parser.add_argument("--postgres-dsn", default=DEFAULT_POSTGRES_DSN)
     parser.add_argument(
         "--strategies",

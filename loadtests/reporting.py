@@ -51,7 +51,7 @@ def write_report(
     name: str,
     markdown: str,
     chart: Callable[[Path], None],
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[dict[str, Any]] | dict[str, Any],
     json_path: str,
 ) -> None:
     """DOCS/NAME.md, DOCS/NAME.png (drawn by `chart`) and the rows as JSON, in DOCS/NAME.json
@@ -59,7 +59,7 @@ def write_report(
     DOCS.mkdir(parents=True, exist_ok=True)
     (DOCS / f"{name}.md").write_text(markdown, encoding="utf-8")
     chart(DOCS / f"{name}.png")
-    dumped = json.dumps(list(rows), indent=2) + "\n"
+    dumped = json.dumps(rows if isinstance(rows, dict) else list(rows), indent=2) + "\n"
     json_paths = list(dict.fromkeys([DOCS / f"{name}.json", Path(json_path).resolve()]))
     for path in json_paths:
         path.parent.mkdir(parents=True, exist_ok=True)

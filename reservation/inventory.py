@@ -73,9 +73,15 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+# Random bytes of a new reservation id: 96 bits, unguessable, and 16 characters of URL-safe
+# base64 (the id is part of the record's key and of its member in `holds`: every byte is
+# stored twice per live hold).
+TOKEN_BYTES = 12
+
+
 def new_reservation_id(pool: str) -> str:
     """A random, URL-safe id that names its pool: "<pool>.<token>"."""
-    return f"{pool}.{secrets.token_urlsafe(16)}"
+    return f"{pool}.{secrets.token_urlsafe(TOKEN_BYTES)}"
 
 
 def pool_of_reservation(reservation_id: object) -> str:
@@ -125,6 +131,7 @@ class Inventory:
         self.hold_ms = int(hold_seconds * 1000)
         self.retention_ms = int(retention_seconds * 1000)
         self.reclaim_batch = reclaim_batch
+        self._batch_arg = str(reclaim_batch).encode()
         self.scripts = Scripts.register(client)
         # sku -> pool. A SKU never changes pool (set_stock refuses), so entries stay true.
         self._pools: dict[str, str] = {}
@@ -137,6 +144,11 @@ class Inventory:
         self.require_customer = require_customer
         # The most live holds (held, not paid) one customer id may have in a pool; 0: no cap.
         self.max_holds_per_customer = max_holds_per_customer
+        # The reserve script's arguments that are the same on every call, encoded once.
+        self._hold_arg = str(self.hold_ms).encode()
+        self._retention_arg = str(self.retention_ms).encode()
+        self._reserve_tail = b"1" if require_customer else b"0"
+        self._cap_arg = str(max_holds_per_customer).encode()
         # Called when a request finds counters missing because Redis lost them (the service
         # sets it to start a rebuild: reservation.recovery); None: only report the loss.
         self.on_lost: Callable[[], None] | None = None
@@ -406,20 +418,34 @@ class Inventory:
             reservation_id = new_reservation_id(pool)
         elif pool_of_reservation(reservation_id) != pool:
             raise errors.MixedPools("the reservation id names another pool than the cart")
-        args: list[str | int] = [
+        cart = encode_cart(lines)
+        args: list[str | int | bytes] = [
             reservation_id,
-            hold_ms,
-            self.retention_ms,
+            self._hold_arg if hold_seconds is None else hold_ms,
+            self._retention_arg,
             customer or "",
-            encode_cart(lines),
-            "1" if fresh else "0",
-            "1" if self.require_customer else "0",
-            self.max_holds_per_customer,
+            cart,
+            b"1" if fresh else b"0",
+            self._reserve_tail,
+            self._cap_arg,
         ]
         reply = await self._run(pool, "reserve", args, reservation_id)
         outcome = _text(reply[0])
-        if outcome in ("held", "existing"):
-            return Held(_reservation(reservation_id, pool, reply), created=outcome == "held")
+        if outcome == "held":
+            # A new hold is what was asked: the script answers only its times.
+            held = Reservation(
+                id=reservation_id,
+                pool=pool,
+                status=ReservationStatus.HELD,
+                items=lines,
+                customer_id=customer,
+                expires_at=from_epoch_ms(int(reply[1])),
+                created_at=from_epoch_ms(int(reply[2])),
+                committed_late=False,
+            )
+            return Held(held, created=True)
+        if outcome == "existing":
+            return Held(_reservation(reservation_id, pool, reply), created=False)
         if outcome == "insufficient":
             refusal = OutOfStock(_text(reply[1]), int(reply[2]), int(reply[3]))
             self.sold_out.remember(refusal)
@@ -527,7 +553,7 @@ class Inventory:
         return distinct[0]
 
     async def _one(
-        self, reservation_id: str, script: str, args: Sequence[str | int]
+        self, reservation_id: str, script: str, args: Sequence[str | int | bytes]
     ) -> tuple[list[Any], str]:
         pool = pool_of_reservation(reservation_id)
         reply = await self._run(pool, script, [reservation_id, *args], reservation_id)
@@ -541,7 +567,11 @@ class Inventory:
         return reply, pool
 
     async def _run(
-        self, pool: str, script: str, args: Sequence[str | int], reservation_id: str | None = None
+        self,
+        pool: str,
+        script: str,
+        args: Sequence[str | int | bytes],
+        reservation_id: str | None = None,
     ) -> Any:
         keys = self._pool_keys.get(pool)
         if keys is None:
@@ -558,7 +588,7 @@ class Inventory:
             if script in FENCED_SCRIPTS:
                 key_list = (*key_list, keys.fence)
         try:
-            reply = await self.scripts.run(script, key_list, [self.reclaim_batch, *args])
+            reply = await self.scripts.run(script, key_list, [self._batch_arg, *args])
         except RedisError as exc:
             raise storage_unavailable(exc) from exc
         if isinstance(reply, list) and len(reply) == 2 and _text(reply[0]) == "bad_request":

@@ -50,7 +50,7 @@ def _read(name: str) -> str:
 def _function(name: str) -> str:
     """One script file as a function of the library, registered under a versioned name."""
     if name in STANDALONE_NAMES:
-        start = "  call, KEYS, ARGV = redis.call, keys, args\n"
+        start = "  start(keys, args)\n"
     else:
         start = "  local refused = begin(keys, args)\n  if refused then return refused end\n"
     return (
@@ -106,7 +106,7 @@ class Scripts:
     async def load(self) -> None:
         await self.client.function_load(self.code, replace=True)
 
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int]) -> Any:
+    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
         function = self.functions[name]
         try:
             return await self.client.fcall(function, len(keys), *keys, *args)

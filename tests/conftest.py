@@ -14,6 +14,7 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 
 from reservation import servers
+from reservation.cluster import Cluster
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.scripts import RedisClient
@@ -69,7 +70,7 @@ async def client(request: pytest.FixtureRequest, keyspace: KeySpace) -> AsyncIte
         backend = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), max_connections=2000)
     else:
         ports: list[int] = request.getfixturevalue("cluster_ports")
-        backend = RedisCluster(
+        backend = Cluster(
             startup_nodes=[ClusterNode("127.0.0.1", port) for port in ports],
             max_connections=2000,
         )

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from domain import errors
+from reservation.cluster import Cluster
 from reservation.inventory import Inventory
+from reservation.keys import KeySpace
 from reservation.models import CartLine, ReservationStatus
 from reservation.outcomes import (
     Committed,
@@ -520,3 +522,25 @@ async def test_nothing_is_sold_while_a_pool_is_fenced(inventory: Inventory) -> N
         await held(inventory, ("a", 1))  # and so is holding
     assert isinstance(await inventory.commit(rid), Committed)
     assert await counters(inventory, "a") == (1, 2, 2)
+
+
+@pytest.mark.parametrize("client", ["cluster"], indirect=True)
+async def test_cluster_routes_fcall_by_its_keys(client: Cluster, keyspace: KeySpace) -> None:
+    """The service's cluster client sends each script call straight to its keys' node: no
+    COMMAND GETKEYS round trip first (redis-py's RedisCluster asks one for every FCALL)."""
+    assert isinstance(client, Cluster)
+    inventory = Inventory(client, keys=keyspace)
+    await inventory.set_stock("a", 5)
+
+    async def getkeys() -> int:
+        calls = 0
+        for node in client.get_primaries():
+            stats = await client.info("commandstats", target_nodes=node)
+            calls += int(stats.get("cmdstat_command|getkeys", {}).get("calls", 0))
+        return calls
+
+    before = await getkeys()
+    held = [await inventory.reserve([("a", 1)]) for _ in range(3)]
+    assert all(isinstance(outcome, Held) for outcome in held)
+    assert (await inventory.stock_level("a")).reserved == 3
+    assert await getkeys() == before

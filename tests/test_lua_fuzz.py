@@ -314,6 +314,13 @@ def _record(reply: list[Any]) -> None:
     assert late in (b"0", b"1", b"x"), reply
 
 
+def _new_hold(reply: list[Any]) -> None:  # {'held', expires_at, created_at}
+    assert len(reply) == 3, reply
+    assert _text(reply[1]).isdigit(), reply
+    assert _text(reply[2]).isdigit(), reply
+    assert int(reply[1]) > int(reply[2]), reply
+
+
 def shaped(**shapes: Callable[[list[Any]], None]) -> Callable[[Any], str]:
     """A reply check: a list whose first element names the outcome, checked by its shape."""
 
@@ -440,7 +447,8 @@ REFUSED = ("bad_request", "not_found", "fenced")
 SPECS = {
     "reserve": Spec(
         shaped(
-            **_records("held", "existing"),
+            held=_new_hold,
+            **_records("existing"),
             unknown_sku=_sku,
             insufficient=_short,
             customer_limit=_limit,

@@ -111,13 +111,18 @@ end
 
 local function is_text(value) return type(value) == 'string' end
 
--- Every pool function starts here: the call's keys and arguments, and ARGV[1] checked.
-local function begin(keys, args)
+-- Every function starts here: redis.call, the globals above and the call's keys and arguments.
+local function start(keys, args)
   call, KEYS, ARGV = redis.call, keys, args
   if not concat then
     tonumber, type, ipairs, pairs, unpack, find, match, gmatch, format, floor, max, min, concat =
       runtime_globals()
   end
+end
+
+-- Every pool function starts here: start(), and ARGV[1] checked.
+local function begin(keys, args)
+  start(keys, args)
   stock_key, holds_key, usage_key = keys[1], keys[2], keys[3]
   reclaim_batch = whole(args[1], MAX_UNITS)
   if not reclaim_batch or reclaim_batch < 1 then return {'bad_request', 'reclaim_batch'} end

@@ -8,8 +8,10 @@
 -- A SKU's limit bounds every reservation; with a customer id, also what that customer holds or
 -- bought of it. The cap counts the customer's live holds (held or awaiting payment, not paid):
 -- a hold that is released, lapses or is paid for frees its place.
--- Reply: {'held'|'existing', status, items, customer, expires_at_ms, created_at_ms, late}
---   (the two times as decimal text)
+-- Reply: {'held', expires_at_ms, created_at_ms} (the hold as asked: status held, the cart as
+--        sent, summed, the customer as sent, not late)
+--      | {'existing', status, items, customer, expires_at_ms, created_at_ms, late}
+--   (times as decimal text)
 --      | {'unknown_sku', sku} | {'insufficient', sku, requested, available}
 --      | {'customer_limit', sku, limit, already} | {'customer_required', sku}
 --      | {'hold_cap', cap, held} | {'bad_request', reason}
@@ -121,4 +123,4 @@ if customer ~= '' then
   call('HSET', usage_key, unpack(usage))
 end
 call('ZADD', holds_key, record.expires_text, hold_member(id, record.items, customer))
-return record_reply('held', record)
+return {'held', record.expires_text, record.created_text}

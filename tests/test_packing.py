@@ -1,0 +1,66 @@
+"""Commands packed by hiredis (reservation/packing.py) are the commands redis-py would send."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
+from redis.exceptions import DataError
+
+from reservation.packing import (
+    PackedConnection,
+    PackedSSLConnection,
+    PackedUnixConnection,
+    connection_class,
+)
+from tests.conftest import REDIS_URL
+
+ARGUMENTS: list[tuple[Any, ...]] = [
+    ("SET", "k", "v"),
+    ("CONFIG GET", "appendonly"),  # a subcommand in the command's name is sent apart
+    (b"CLIENT SETNAME", b"packing-test"),
+    ("FCALL", "f_1", 2, "{p}:a", b"{p}:b", 64, 1.5, "é|x", memoryview(b"mv"), bytearray(b"ba")),
+    ("SET", "k", b"x" * 100_000),  # larger than redis-py's buffer cut-off
+]
+
+
+@pytest.mark.parametrize("args", ARGUMENTS)
+def test_the_same_bytes_as_redis_py(args: tuple[Any, ...]) -> None:
+    ours = b"".join(PackedConnection().pack_command(*args))
+    theirs = b"".join(bytes(part) for part in Connection().pack_command(*args))
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("value", [None, True, ["x"]])
+def test_what_redis_py_refuses_is_refused(value: object) -> None:
+    with pytest.raises(DataError):
+        PackedConnection().pack_command("SET", "k", value)
+
+
+def test_the_class_follows_the_url_scheme() -> None:
+    assert connection_class("redis://127.0.0.1:6379/0") is PackedConnection
+    assert connection_class("rediss://127.0.0.1:6380/0") is PackedSSLConnection
+    assert connection_class("unix:///run/redis.sock") is PackedUnixConnection
+    assert issubclass(PackedSSLConnection, SSLConnection)
+    assert issubclass(PackedUnixConnection, UnixDomainSocketConnection)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[Redis]:
+    redis = Redis.from_url(REDIS_URL, connection_class=connection_class(REDIS_URL))
+    try:
+        yield redis
+    finally:
+        await redis.delete("packing-test:k", "packing-test:n")
+        await redis.aclose()
+
+
+async def test_a_real_server_understands_them(client: Redis) -> None:
+    assert await client.set("packing-test:k", "é" * 10_000)
+    assert await client.get("packing-test:k") == ("é" * 10_000).encode()
+    assert await client.incrbyfloat("packing-test:n", 1.5) == 1.5
+    assert (await client.config_get("appendonly")).keys() == {"appendonly"}
+    assert await client.eval("return ARGV[1] .. ARGV[2]", 0, 7, b"!") == b"7!"
