@@ -74,13 +74,19 @@ class ClientLimits:
         )
 
 
+# Connections the kernel queues until the server accepts them (uvicorn's default: 2,048; the
+# kernel caps it at net.core.somaxconn): a crowd of 3,000 connecting at once is not refused.
+LISTEN_BACKLOG = 4096
+
+
 class ServiceConfig(uvicorn.Config):
     """uvicorn's Config serving through `ClientProtocol` with `limits`. It pickles (a module
     class and plain values), so the workers of `serve --workers N` receive the limits too."""
 
-    def __init__(self, app: str, limits: ClientLimits, **options: Any) -> None:
+    def __init__(self, app: Any, limits: ClientLimits, **options: Any) -> None:
         # No WebSocket protocol: the service has no WebSocket route, and an upgrade would
         # leave these bounds for the other protocol's.
+        options.setdefault("backlog", LISTEN_BACKLOG)
         super().__init__(app, http=ClientProtocol, ws="none", **options)
         self.client_limits = limits
 

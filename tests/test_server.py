@@ -6,11 +6,14 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 from reservation.servers import free_port
 from tests.api import ADMIN
+from tests.conftest import REDIS_URL
 from tests.server import Server, start_server, stop_server
 from tests.shop import WEBHOOK_SECRET
 from tests.stripe_fake import API_KEY, signed, simulators
@@ -145,3 +148,34 @@ def test_the_simulator_s_duplicate_deliveries_are_each_taken(
                     assert paid["status"] == "paid"
         finally:
             stop_server(server, mongodb_uri)
+
+
+async def test_a_crowd_of_connections_is_served_through_a_small_redis_pool(
+    tmp_path: Path, mongodb_uri: str
+) -> None:
+    """300 requests at once on 300 connections, a pool of 2 Redis connections: every one is
+    answered (they wait their turn for Redis, none is refused), and the process holds 2."""
+    server = start_server(
+        tmp_path, mongodb_uri, RESERVATION_REDIS_POOL_SIZE="2", RESERVATION_IP_RATE_LIMIT="0"
+    )
+    try:
+        limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
+            body = {"name": "Tee", "price": 2500, "currency": "eur", "stock": 1000}
+            put = await client.put("/v1/products/tee", json=body, headers=ADMIN)
+            assert put.status_code == 200
+            cart = {"items": [{"sku": "tee", "quantity": 1}]}
+            answers = await asyncio.gather(
+                *(client.post("/v1/reservations", json=cart) for _ in range(300))
+            )
+            assert Counter(a.status_code for a in answers) == {201: 300}
+            assert (await client.get("/v1/products/tee")).json()["reserved"] == 300
+        redis_port = urlsplit(REDIS_URL).port or 6379
+        held = [
+            conn
+            for conn in psutil.Process(server.process.pid).net_connections(kind="tcp")
+            if conn.raddr and conn.raddr.port == redis_port
+        ]
+        assert 1 <= len(held) <= 2
+    finally:
+        stop_server(server, mongodb_uri)
