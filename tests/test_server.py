@@ -40,22 +40,25 @@ async def test_six_hundred_buyers_for_fifty_units(server: Server) -> None:
         }
         product = (await client.get("/v1/products/drop")).json()
         assert (product["reserved"], product["sold"], product["available"]) == (50, 0, 0)
-        # The same 600 from one address: its rate limit (120 a minute by default) answers
-        # the rest 429, with Retry-After, and they hold nothing.
+        # 600 from one address, of a product in stock: its rate limit (120 a minute by
+        # default) answers the rest 429, with Retry-After, and they hold nothing.
+        plenty = {"name": "Plenty", "price": 900, "currency": "eur", "stock": 1000}
+        put = await client.put("/v1/products/plenty", json=plenty, headers=ADMIN)
+        assert put.status_code == 200
         one = {"X-Forwarded-For": "203.0.113.9"}
         again = await asyncio.gather(
             *(
                 client.post(
                     "/v1/reservations",
-                    json={"items": [{"sku": "drop", "quantity": 1}]},
+                    json={"items": [{"sku": "plenty", "quantity": 1}]},
                     headers=one,
                 )
                 for _ in range(600)
             )
         )
-        assert Counter(a.status_code for a in again) == {409: 120, 429: 480}
+        assert Counter(a.status_code for a in again) == {201: 120, 429: 480}
         assert all(int(a.headers["Retry-After"]) >= 1 for a in again if a.status_code == 429)
-        assert (await client.get("/v1/products/drop")).json()["reserved"] == 50
+        assert (await client.get("/v1/products/plenty")).json()["reserved"] == 120
 
 
 async def test_endpoints_over_real_http(server: Server) -> None:
