@@ -67,7 +67,7 @@ class QueuedRedis(Redis):
         line = self.line
         await line.enter()
         try:
-            return await super().execute_command(*args, **options)
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         finally:
             line.leave()
 
@@ -80,7 +80,8 @@ class QueuedCluster(RedisCluster):
     (one at a time) after a MOVED or a lost node."""
 
     def __init__(self, *args: Any, pool_size: int, **kwargs: Any) -> None:
-        super().__init__(*args, max_connections=pool_size + 1, **kwargs)
+        kwargs["max_connections"] = pool_size + 1
+        super().__init__(*args, **kwargs)
         self.line = Line(pool_size)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:

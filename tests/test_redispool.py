@@ -50,16 +50,14 @@ async def test_a_crowd_waits_for_the_pool_s_connections_and_opens_no_more() -> N
         await client.aclose()
 
 
-async def test_a_command_that_waits_too_long_for_a_connection_fails_as_redis_unavailable() -> (
-    None
-):
+async def test_a_command_that_waits_too_long_for_a_connection_fails_as_redis_unavailable() -> None:
     client = redis_client(Settings(redis_url=REDIS_URL, redis_pool_size=1))
     assert isinstance(client, QueuedRedis)
     client.line = Line(1, wait_seconds=0.05)
     key = f"test-pool-{uuid.uuid4().hex[:12]}"
     try:
         # The one connection blocks on an empty list for a second ...
-        blocked = asyncio.create_task(client.blpop([key], timeout=1))
+        blocked = asyncio.ensure_future(client.blpop([key], timeout=1))
         await asyncio.sleep(0.1)
         # ... so the next command waits its bound, and fails as a Redis error (a 503).
         with pytest.raises(ConnectionError, match="No connection available"):

@@ -21,4 +21,3 @@ async def test_unreachable_redis_is_storage_unavailable() -> None:
     with pytest.raises(errors.StorageUnavailable):
         await inventory.get("default.abcdefghijklmnopqrstuv")
     await client.aclose()
-
