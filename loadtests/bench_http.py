@@ -8,15 +8,19 @@ nx-27017 in a temporary directory:
     .venv/bin/python -m loadtests.bench_http --seconds 5 --connections 64 --json /tmp/http.json
 
 Cases, each a warm-up of 2 s and then a window of --seconds (default 10) under
-`wrk -t2 -c64 --latency`, against servers started as subprocesses on loopback ports:
+`wrk -t2 -c64 --timeout 10s --latency`, against servers started as subprocesses on loopback
+ports (--cases picks some of them):
 
 - reserve: POST /v1/reservations of 1 unit of a SKU with 10^11 units (201);
-- reserve_sold_out: the same POST on a SKU with stock 0 (409 insufficient_stock, by design);
+- reserve_3000_connections: the same under `wrk -c3000` (a crowd of connections; the Redis
+  connections the server holds meanwhile are sampled and reported);
+- reserve_sold_out: the same POST on a SKU with stock 0 (409 insufficient_stock, by design),
+  answered from the sold-out memory (the Redis commands per request are reported);
 - get_product: GET /v1/products/{sku} (one Redis script call: counters and catalog entry);
 - list_products: GET /v1/products with 20 SKUs (one Redis script call for their pool);
 - floor: `loadtests/floor.py`, one route doing one Redis GET and answering a small JSON,
-  served by `python -m uvicorn loadtests.floor:floor_app` exactly as `reservation serve` runs
-  the API (uvloop + httptools, 1 worker, no access log);
+  served by `python -m loadtests.floor` exactly as `reservation serve` runs the API (uvloop,
+  the service's httptools protocol, 1 worker, no access log);
 - reserve_2_workers: reserve against `reservation serve --workers 2`.
 
 After every window the server's own count of answers (/metrics, 1 worker) and the SKU's
@@ -56,6 +60,7 @@ from pathlib import Path
 
 from loadtests.cleanup import drop_database, redis_for_run
 from loadtests.floor import floor_key
+from loadtests.http_cases import CASES
 from loadtests.http_measure import Driver, Run, run_cases
 from loadtests.http_profile import CaseProfile, profiles
 from loadtests.http_report import machine_notes, report, server_log_notes
@@ -63,9 +68,11 @@ from loadtests.http_targets import missed
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
 from loadtests.reporting import add_json_option
 from loadtests.wrk_driver import WRK_THREADS, wrk_version
+from reservation.connections import raise_open_files_limit
 from reservation.embedded import EmbeddedMongo
 
 ROOT = Path(__file__).resolve().parent.parent
+CASE_NAMES = [case.name for case in CASES]
 DEFAULT_SECONDS = 10
 DEFAULT_CONNECTIONS = 64
 
@@ -151,6 +158,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     add_json_option(parser, "http")
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", DEFAULT_REDIS_URL))
     parser.add_argument(
+        "--cases",
+        type=lambda text: [name.strip() for name in text.split(",") if name.strip()],
+        default=None,
+        help="only these cases, comma-separated (default: all: " + ", ".join(CASE_NAMES) + ")",
+    )
+    parser.add_argument(
         "--no-profile",
         dest="profile",
         action="store_false",
@@ -159,11 +172,16 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.seconds < 1 or args.connections < WRK_THREADS:
         parser.error(f"--seconds must be >= 1 and --connections >= {WRK_THREADS}")
+    unknown = set(args.cases or ()) - set(CASE_NAMES)
+    if unknown:
+        parser.error(f"no such case: {', '.join(sorted(unknown))}")
     return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    # wrk inherits this process's limit of open files: the crowd case needs thousands.
+    raise_open_files_limit()
     with tempfile.TemporaryDirectory(prefix="bench-http-") as temp:
         workdir = Path(temp)
         uri = os.environ.get("MONGODB_URI")

@@ -1,18 +1,24 @@
 """The HTTP benchmark's floor: a bare Starlette app, one route doing one Redis GET.
 
-Served by `python -m uvicorn loadtests.floor:floor_app` exactly as `reservation serve` runs
-the API (uvloop + httptools, 1 worker, no access log). It imports only what the app needs, so
-its process holds what a bare Starlette app holds (the benchmark's own tools — httpx, pymongo,
-matplotlib — would double its heap), and it applies the service's garbage-collector settings
-after start-up, so the floor and the service differ only in the code a request runs.
+Served by `python -m loadtests.floor --port P` exactly as `reservation serve` serves the API:
+uvicorn with uvloop and the service's own HTTP protocol (reservation.connections: httptools
+with the bounds of what a client may take, and an answer's head and body sent in one write),
+1 worker, no access log. Served by uvicorn's stock protocol instead, the floor would pay a
+second write per answer the service does not, and the ratio would credit the app with a
+difference of the server. It imports only what the app and the server need, so its process
+holds what a bare Starlette app holds (the benchmark's own tools — httpx, pymongo, matplotlib
+— would double its heap), and it applies the service's garbage-collector settings after
+start-up, so the floor and the service differ only in the code a request runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
+import uvicorn
 from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,7 +26,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from loadtests.machine import DEFAULT_REDIS_URL
+from reservation.connections import ClientLimits, ServiceConfig, raise_open_files_limit
 from reservation.gctuning import tune_after_startup
+from reservation.settings import Settings
 
 FLOOR_PATH = "/floor"
 DEFAULT_PREFIX = "bench-http"
@@ -52,3 +60,26 @@ async def floor_endpoint(request: Request) -> JSONResponse:
 floor_app = Starlette(
     routes=[Route(FLOOR_PATH, floor_endpoint, methods=["GET"])], lifespan=floor_lifespan
 )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the floor as `reservation serve` serves the API (one worker)."""
+    parser = argparse.ArgumentParser(prog="python -m loadtests.floor")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args(argv)
+    raise_open_files_limit()
+    config = ServiceConfig(
+        "loadtests.floor:floor_app",
+        ClientLimits(),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=Settings.from_env().keep_alive_seconds,
+    )
+    uvicorn.Server(config).run()
+
+
+if __name__ == "__main__":
+    main()

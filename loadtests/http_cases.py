@@ -11,6 +11,7 @@ from loadtests.floor import FLOOR_PATH
 SKU = "hot"
 SOLD_OUT_SKU = "gone"
 STOCK = 10**11  # far above what a run can hold (the API takes at most 10^12)
+CROWD = 3000  # connections of the many-connections case
 LISTED_SKUS = 20  # the list case's catalog: SKU, SOLD_OUT_SKU and these others
 RESERVE_BODY = json.dumps({"items": [{"sku": SKU, "quantity": 1}]}, separators=(",", ":"))
 SOLD_OUT_BODY = RESERVE_BODY.replace(f'"{SKU}"', f'"{SOLD_OUT_SKU}"')
@@ -31,6 +32,7 @@ class Case:
     expected_status: int
     body: str | None = None
     counts_sku: str | None = None  # the SKU whose `reserved` counter must match the 201s
+    connections: int | None = None  # of the load generator; None: the run's --connections
 
     @property
     def route(self) -> str | None:
@@ -41,9 +43,22 @@ class Case:
             return ROUTE_OF[self.name]
         return ROUTE_OF["get_product" if self.method == "GET" else "reserve"]
 
+    def load_connections(self, default: int) -> int:
+        return self.connections or default
+
 
 CASES = (
     Case("reserve", "app", "POST", "/v1/reservations", 201, RESERVE_BODY, SKU),
+    Case(
+        f"reserve_{CROWD}_connections",
+        "app",
+        "POST",
+        "/v1/reservations",
+        201,
+        RESERVE_BODY,
+        SKU,
+        connections=CROWD,
+    ),
     Case("reserve_sold_out", "app", "POST", "/v1/reservations", 409, SOLD_OUT_BODY, SOLD_OUT_SKU),
     Case("get_product", "app", "GET", f"/v1/products/{SKU}", 200),
     Case("list_products", "app", "GET", "/v1/products", 200),

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from loadtests import cpu
 from loadtests.cpu import Cpu
 from loadtests.http_cases import CASES, LISTED_SKUS, SKU, SOLD_OUT_SKU, STOCK, UNCOUNTED, Case, Load
+from loadtests.http_redis import commands_processed, redis_port, watching
 from loadtests.http_servers import Server, serving
 from loadtests.http_tally import Tally, answered, quiesce, reserved
 from loadtests.httpx_driver import run_httpx
@@ -30,19 +31,32 @@ WARMUP_SECONDS = 2
 
 
 @dataclass(frozen=True, slots=True)
+class RedisAsked:
+    """What a window asked of Redis (loadtests/http_redis.py)."""
+
+    commands_per_request: float | None  # INFO total_commands_processed moved / requests
+    server_connections: int  # the most the server's processes held to Redis at once
+    connected_clients: int  # the most clients Redis had at once (every client of it)
+
+
+@dataclass(frozen=True, slots=True)
 class Row:
-    """One case; the first five fields are the JSON row."""
+    """One case; the first seven fields are the JSON row."""
 
     case: str
     requests_per_second: float
     p50_ms: float | None
     p99_ms: float | None
     ratio_to_floor: float | None
+    redis_commands_per_request: float | None
+    server_redis_connections: int
+    connections: int
     requests: int
     non_2xx: int
     socket_errors: int
     expected_status: int
     cpu: Cpu
+    connected_clients: int
 
     def as_json(self) -> dict[str, Any]:
         row = asdict(self)
@@ -60,9 +74,10 @@ class Driver:
     use_wrk: bool
 
     async def load(self, url: str, case: Case, seconds: int) -> Load:
+        connections = case.load_connections(self.connections)
         if self.use_wrk:
-            return await run_wrk(url, write_script(case, self.workdir), seconds, self.connections)
-        return await run_httpx(url, case, seconds, self.connections)
+            return await run_wrk(url, write_script(case, self.workdir), seconds, connections)
+        return await run_httpx(url, case, seconds, connections)
 
 
 @dataclass
@@ -108,7 +123,7 @@ def api_client(base_url: str, seconds: float = 10.0, **headers: str) -> httpx.As
     return httpx.AsyncClient(base_url=base_url, timeout=seconds, headers=headers)
 
 
-async def measure(run: Run, server: Server, case: Case) -> tuple[Load, Cpu, Tally]:
+async def measure(run: Run, server: Server, case: Case) -> tuple[Load, Cpu, Tally, RedisAsked]:
     """Warm up, then one window, with the server's counters read around it."""
     url = server.url + case.path
     await run.driver.load(url, case, WARMUP_SECONDS)
@@ -117,11 +132,15 @@ async def measure(run: Run, server: Server, case: Case) -> tuple[Load, Cpu, Tall
         before = await reserved(http, case.counts_sku) if case.counts_sku else 0
         statuses = await answered(http, case.route) if case.route else Counter[str]()
         pids = cpu.process_tree(server.process.pid)
-        cpu_before = await cpu.snapshot(run.redis, pids, run.mongo_pid)
-        began = time.perf_counter()
-        load = await run.driver.load(url, case, run.args.seconds)
-        wall = time.perf_counter() - began
-        cpu_after = await cpu.snapshot(run.redis, pids, run.mongo_pid)
+        port = redis_port(run.args.redis_url)
+        async with watching(run.redis, pids, port) as watch:
+            commands_before = await commands_processed(run.redis)
+            cpu_before = await cpu.snapshot(run.redis, pids, run.mongo_pid)
+            began = time.perf_counter()
+            load = await run.driver.load(url, case, run.args.seconds)
+            wall = time.perf_counter() - began
+            cpu_after = await cpu.snapshot(run.redis, pids, run.mongo_pid)
+            commands = await commands_processed(run.redis) - commands_before
         await quiesce(http, case)
         after = await reserved(http, case.counts_sku) if case.counts_sku else 0
         if case.route:
@@ -133,24 +152,33 @@ async def measure(run: Run, server: Server, case: Case) -> tuple[Load, Cpu, Tall
         load.non_2xx,
         dict(statuses) if case.route else None,
         after - before if case.counts_sku else None,
-        run.args.connections,
+        case.load_connections(run.args.connections),
         "" if case.route else UNCOUNTED[case.server],
     )
-    return load, cpu.usage(cpu_before, cpu_after, wall), tally
+    asked = RedisAsked(
+        commands / load.requests if load.requests else None,
+        watch.server_connections,
+        watch.connected_clients,
+    )
+    return load, cpu.usage(cpu_before, cpu_after, wall), tally, asked
 
 
-def row_of(case: Case, load: Load, usage: Cpu) -> Row:
+def row_of(case: Case, load: Load, usage: Cpu, asked: RedisAsked, connections: int) -> Row:
     return Row(
         case=case.name,
         requests_per_second=load.per_second,
         p50_ms=load.p50_ms,
         p99_ms=load.p99_ms,
         ratio_to_floor=None,
+        redis_commands_per_request=asked.commands_per_request,
+        server_redis_connections=asked.server_connections,
+        connections=case.load_connections(connections),
         requests=load.requests,
         non_2xx=load.non_2xx,
         socket_errors=load.socket_errors,
         expected_status=case.expected_status,
         cpu=usage,
+        connected_clients=asked.connected_clients,
     )
 
 
@@ -170,25 +198,39 @@ async def setup_products(server: Server, token: str) -> None:
             (await http.put(f"/v1/products/{sku}", json=body)).raise_for_status()
 
 
+def selected(run: Run) -> list[Case]:
+    """The cases of this run (--cases), in the order of CASES."""
+    names = run.args.cases
+    return [case for case in CASES if names is None or case.name in names]
+
+
 async def run_cases(run: Run) -> list[Row]:
     rows: dict[str, Row] = {}
+    cases = selected(run)
+    stocked = False
     for kind in ("app", "floor", "app2"):
+        if not any(case.server == kind for case in cases):
+            continue
         async with run.serving(kind) as server:
-            if kind == "app":
+            if kind != "floor" and not stocked:
                 await setup_products(server, run.token)
-            for case in (c for c in CASES if c.server == kind):
-                load, usage, tally = await measure(run, server, case)
-                rows[case.name] = row_of(case, load, usage)
+                stocked = True
+            for case in (c for c in cases if c.server == kind):
+                load, usage, tally, asked = await measure(run, server, case)
+                rows[case.name] = row_of(case, load, usage, asked, run.args.connections)
                 run.tallies.append(tally)
                 print_progress(rows[case.name], tally)
-    return with_ratios([rows[case.name] for case in CASES])
+    return with_ratios([rows[case.name] for case in cases])
 
 
 def print_progress(row: Row, tally: Tally) -> None:
     print(
-        f"{row.case:>18} {row.requests_per_second:>9,.0f} req/s  p50 {fmt(row.p50_ms)} ms"
+        f"{row.case:>24} {row.requests_per_second:>9,.0f} req/s  p50 {fmt(row.p50_ms)} ms"
         f"  p99 {fmt(row.p99_ms)} ms  non-2xx {row.non_2xx}  socket errors {row.socket_errors}"
         f"  cpu server/wrk/redis/mongo {row.cpu.text()}"
+        f"  redis: {fmt(row.redis_commands_per_request)} commands/request,"
+        f" {row.server_redis_connections} connections of the server"
+        f" ({row.connected_clients} clients in all)"
         f"  | {tally.text()}",
         file=sys.stderr,
         flush=True,

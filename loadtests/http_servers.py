@@ -31,8 +31,7 @@ def server_command(kind: str) -> tuple[list[str], str]:
     """The command line of a kind of server ("app", "app2": 2 workers, "floor"), without
     its port, and the path that answers 200 once it is ready."""
     if kind == "floor":
-        argv = [sys.executable, "-m", "uvicorn", "loadtests.floor:floor_app"]
-        return [*argv, "--workers", "1", "--no-access-log", "--log-level", "warning"], FLOOR_PATH
+        return [sys.executable, "-m", "loadtests.floor"], FLOOR_PATH
     workers = "2" if kind == "app2" else "1"
     return [sys.executable, "-m", "reservation", "serve", "--workers", workers], "/readyz"
 

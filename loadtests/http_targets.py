@@ -1,47 +1,108 @@
-"""The HTTP benchmark's targets: throughput against the floor, p99, and two workers."""
+"""The HTTP benchmark's targets (issue 13): reserve against the floor in throughput and p99,
+two workers against one, a crowd of connections against the usual load, and what the crowd
+and a sold-out refusal ask of Redis."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+from loadtests.http_cases import CROWD
 from loadtests.http_measure import Row
 from loadtests.reporting import fmt
+from reservation.settings import Settings
 
 Target = tuple[str, str, str, bool | None]  # check, target, measured, met (None: no figure)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    target: str
+    value: float | None
+    met: Callable[[float], bool]
+    unit: str = ""
 
 
 def speed(rows: Sequence[Row], case: str) -> Row | None:
     return next((row for row in rows if row.case == case), None)
 
 
+def ratio(a: float | None, b: float | None) -> float | None:
+    return None if a is None or not b else a / b
+
+
+def checks(rows: Sequence[Row], connections: int) -> list[Check]:
+    reserve, floor = speed(rows, "reserve"), speed(rows, "floor")
+    two, crowd = speed(rows, "reserve_2_workers"), speed(rows, f"reserve_{CROWD}_connections")
+    sold_out = speed(rows, "reserve_sold_out")
+    pool = Settings.from_env().redis_pool_size
+
+    def rps(row: Row | None) -> float | None:
+        return row.requests_per_second if row else None
+
+    def of(row: Row | None, value: Callable[[Row], float | None]) -> float | None:
+        return None if row is None else value(row)
+
+    return [
+        Check(
+            "reserve / floor (requests/s)",
+            "≥ 0.75",
+            ratio(rps(reserve), rps(floor)),
+            lambda x: x >= 0.75,
+        ),
+        Check(
+            "reserve p99 / floor p99",
+            "≤ 1.5",
+            ratio(of(reserve, lambda r: r.p99_ms), of(floor, lambda r: r.p99_ms)),
+            lambda x: x <= 1.5,
+        ),
+        Check(
+            "2 workers / 1 worker (reserve)",
+            "≥ 1.6",
+            ratio(rps(two), rps(reserve)),
+            lambda x: x >= 1.6,
+        ),
+        Check(
+            f"reserve at {CROWD:,} connections / at {connections}",
+            "≥ 0.8",
+            ratio(rps(crowd), rps(reserve)),
+            lambda x: x >= 0.8,
+        ),
+        Check(
+            f"non-201 answers and socket errors at {CROWD:,} connections",
+            "0",
+            of(crowd, lambda r: r.non_2xx + r.socket_errors),
+            lambda x: x == 0,
+        ),
+        Check(
+            f"Redis connections of the server at {CROWD:,} connections",
+            f"≤ {pool} (RESERVATION_REDIS_POOL_SIZE)",
+            of(crowd, lambda r: r.server_redis_connections),
+            lambda x: x <= pool,
+        ),
+        Check(
+            "Redis commands per sold-out refusal",
+            "≤ 0.05 (one re-check per RESERVATION_SOLD_OUT_CACHE_SECONDS)",
+            of(sold_out, lambda r: r.redis_commands_per_request),
+            lambda x: x <= 0.05,
+        ),
+    ]
+
+
 def targets(rows: Sequence[Row], connections: int) -> list[Target]:
     """(check, target, measured, met); met None when a figure is missing."""
-    reserve, sold_out = speed(rows, "reserve"), speed(rows, "reserve_sold_out")
-    two, product = speed(rows, "reserve_2_workers"), speed(rows, "get_product")
-
-    def ratio(row: Row | None, base: Row | None) -> float | None:
-        if row is None or base is None or not base.requests_per_second:
-            return None
-        return row.requests_per_second / base.requests_per_second
-
-    checks: list[tuple[str, str, float | None, float, bool]] = [
-        ("reserve / floor", "≥ 0.75", reserve.ratio_to_floor if reserve else None, 0.75, True),
-        ("sold-out / floor", "≥ 0.9", sold_out.ratio_to_floor if sold_out else None, 0.9, True),
-        ("get_product / floor", "≥ 0.9", product.ratio_to_floor if product else None, 0.9, True),
-        (
-            f"reserve p99 at {connections} connections",
-            "≤ 20 ms",
-            reserve.p99_ms if reserve else None,
-            20.0,
-            False,
-        ),
-        ("2 workers / 1 worker (reserve)", "≥ 1.5", ratio(two, reserve), 1.5, True),
-    ]
     result: list[Target] = []
-    for name, target, value, bound, at_least in checks:
-        met = None if value is None else (value >= bound if at_least else value <= bound)
-        shown = f"{fmt(value)} ms" if "p99" in name else fmt(value)
-        result.append((name, target, shown, met))
+    for check in checks(rows, connections):
+        value = check.value
+        met = None if value is None else check.met(value)
+        if value is None:
+            shown = "n/a"
+        elif value == int(value):
+            shown = f"{value:,.0f}"
+        else:
+            shown = fmt(value, 3 if value < 1 else 2)
+        result.append((check.name, check.target, shown, met))
     return result
 
 

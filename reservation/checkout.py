@@ -150,15 +150,19 @@ class CheckoutService:
         self.stripe = stripe_client
         self.gate = gate
 
-    async def start(self, request: CheckoutIn) -> Checkout:
-        """The session for this reservation (made once), or for a cart reserved right now."""
+    async def start(self, request: CheckoutIn, reservation: Reservation | None = None) -> Checkout:
+        """The session for this reservation (made once), or for a cart reserved right now.
+
+        `reservation`: the caller's read of `request.reservation_id` a moment ago (the API's
+        rate limit per customer needs it), so it is not read again."""
         if (request.reservation_id is None) == (request.items is None):
             raise errors.InvalidRequest("give either reservation_id or items, not both")
         priced: Priced | None = None
         if request.reservation_id is not None:
             if request.customer_id is not None:
                 raise errors.InvalidRequest("customer_id belongs to the reservation already")
-            reservation = await self.inventory.get(request.reservation_id)
+            if reservation is None or reservation.id != request.reservation_id:
+                reservation = await self.inventory.get(request.reservation_id)
             existing = await self.checkouts.get_by_reservation(reservation.id)
             if existing is not None:
                 logger.info(

@@ -23,6 +23,9 @@ so a crowd of idle connections would turn every answer into a 503. `ClientProtoc
   Requests, not connections: idle connections cost a file descriptor and a few KiB each and
   are bounded by the deadlines above and the keep-alive timeout.
 
+and one thing for speed: an answer's head and body leave in one write (`OneWrite`; uvicorn
+writes them apart, two system calls and two packets per answer).
+
 Each answer is the project's error body (reservation/api/failures.py). A refusal of a whole
 head (431, 503) is run as the request's app, and the connection stays usable; a refusal of a
 request still coming (408, a 431 of a head still arriving) is written by the protocol and ends
@@ -40,7 +43,7 @@ import logging
 import math
 import resource
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import uvicorn
 from starlette.responses import Response
@@ -74,6 +77,11 @@ class ClientLimits:
         )
 
 
+# Connections the kernel queues until the server accepts them (uvicorn's default: 2,048; the
+# kernel caps it at net.core.somaxconn): a crowd of 3,000 connecting at once is not refused.
+LISTEN_BACKLOG = 4096
+
+
 class ServiceConfig(uvicorn.Config):
     """uvicorn's Config serving through `ClientProtocol` with `limits`. It pickles (a module
     class and plain values), so the workers of `serve --workers N` receive the limits too."""
@@ -81,6 +89,7 @@ class ServiceConfig(uvicorn.Config):
     def __init__(self, app: str, limits: ClientLimits, **options: Any) -> None:
         # No WebSocket protocol: the service has no WebSocket route, and an upgrade would
         # leave these bounds for the other protocol's.
+        options.setdefault("backlog", LISTEN_BACKLOG)
         super().__init__(app, http=ClientProtocol, ws="none", **options)
         self.client_limits = limits
 
@@ -104,6 +113,90 @@ NONE = math.inf  # no deadline
 # drops) what the client sends before it closes: closing with unread bytes makes the kernel
 # reset the connection, and the client would lose the answer (nginx's lingering close).
 LINGER_SECONDS = 2.0
+
+
+class OneWrite(asyncio.Transport):
+    """A connection's transport as uvicorn sees it: what is written in one turn of the event
+    loop leaves in one write, at the end of that turn.
+
+    uvicorn writes an answer's head and its body apart, and uvloop sends each at once: two
+    system calls and two packets per answer, and a client woken for half an answer. Here the
+    head waits for the body (written right after it, in the same turn) and both go together;
+    a write nothing follows (a streamed chunk, `100 Continue`) leaves at the end of the turn.
+    Closing sends what waits first; an abort drops it."""
+
+    __slots__ = ("loop", "pending", "transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__()
+        self.transport = transport
+        self.loop = loop
+        self.pending: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        pending = self.pending
+        if not pending:
+            self.loop.call_soon(self.flush)
+        pending.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def flush(self) -> None:
+        pending = self.pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        if not self.transport.is_closing():  # else the client is gone: nobody to read it
+            self.transport.write(data)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        self.pending.clear()
+        self.transport.abort()
+
+    def write_eof(self) -> None:
+        self.flush()
+        self.transport.write_eof()
+
+    def can_write_eof(self) -> bool:
+        return self.transport.can_write_eof()
+
+    def is_closing(self) -> bool:
+        return self.transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.transport.get_extra_info(name, default)
+
+    def pause_reading(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        self.transport.resume_reading()
+
+    def is_reading(self) -> bool:
+        return self.transport.is_reading()
+
+    def get_write_buffer_size(self) -> int:
+        waiting = sum(len(data) for data in self.pending)
+        return self.transport.get_write_buffer_size() + waiting
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        self.transport.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self.transport.get_write_buffer_limits()
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.transport.set_protocol(protocol)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self.transport.get_protocol()
 
 
 class ClientProtocol(HttpToolsProtocol):
@@ -142,7 +235,8 @@ class ClientProtocol(HttpToolsProtocol):
     # -- the connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        super().connection_made(transport)  # type: ignore[arg-type]
+        # uvloop's transports are asyncio.Transport in all but name.
+        super().connection_made(OneWrite(cast("asyncio.Transport", transport), self.loop))
         self.set_deadline(self.header_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:

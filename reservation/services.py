@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import stripe
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError
@@ -45,6 +45,7 @@ from reservation.metrics import Metrics
 from reservation.payments import StripeGate, stripe_client
 from reservation.ratelimit import RateLimit, RateLimiter
 from reservation.recovery import Recovery, watch
+from reservation.redispool import QueuedCluster, QueuedRedis
 from reservation.scripts import RedisClient
 from reservation.settings import Settings
 from reservation.sweeper import run_periodically
@@ -52,10 +53,6 @@ from reservation.webhooks import WebhookHandlers
 
 logger = logging.getLogger("reservation")
 
-REDIS_MAX_CONNECTIONS = 1024
-# A request that finds every connection busy waits this long for one, then answers 503: a
-# spike of clients queues for Redis instead of failing at once.
-REDIS_POOL_WAIT_SECONDS = 5.0
 # The names of the background tasks (asyncio.all_tasks() shows them).
 SWEEPER_TASK = "reservation.sweeper"
 RECOVERY_TASK = "reservation.recovery"
@@ -87,8 +84,11 @@ class Services:
     rate_limiter: RateLimiter
 
 
-def redis_client(settings: Settings, max_connections: int = REDIS_MAX_CONNECTIONS) -> RedisClient:
-    """A client of REDIS_URL (a cluster with REDIS_CLUSTER), else an in-process fakeredis."""
+def redis_client(settings: Settings) -> RedisClient:
+    """A client of REDIS_URL (a cluster with REDIS_CLUSTER), else an in-process fakeredis.
+
+    Its connections are a pool of RESERVATION_REDIS_POOL_SIZE that queues: a command that
+    finds them all busy waits for one (reservation/redispool.py)."""
     if settings.redis_url is None:
         return embedded_redis()
     # A Redis that hangs (or a connection that never opens) is a 503 within this bound.
@@ -97,19 +97,18 @@ def redis_client(settings: Settings, max_connections: int = REDIS_MAX_CONNECTION
         "socket_connect_timeout": settings.redis_timeout_seconds,
     }
     if settings.redis_cluster:
-        return RedisCluster.from_url(
-            settings.redis_url, max_connections=max_connections, **timeouts
+        return QueuedCluster.from_url(
+            settings.redis_url, pool_size=settings.redis_pool_size, **timeouts
         )
-    pool = BlockingConnectionPool.from_url(
+    pool = ConnectionPool.from_url(
         settings.redis_url,
-        max_connections=max_connections,
-        timeout=REDIS_POOL_WAIT_SECONDS,
+        max_connections=settings.redis_pool_size,
         # A pooled connection that died with a restarted Redis is opened again and the
         # command sent again (every script is idempotent by its ids); a timeout is not.
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, (ConnectionError,)),
         **timeouts,
     )
-    return Redis.from_pool(pool)  # the client owns the pool: aclose() closes it
+    return QueuedRedis.from_pool(pool)  # the client owns the pool: aclose() closes it
 
 
 def new_inventory(settings: Settings, redis: RedisClient) -> Inventory:

@@ -45,6 +45,9 @@ class Settings:
     rebuild_check_seconds: float = 1.0
     # The longest one Redis command may take (connecting included) before it is a 503.
     redis_timeout_seconds: float = 2.0
+    # The Redis connections one process keeps at most (per node of a cluster); a command that
+    # finds them all busy waits for one (reservation/redispool.py).
+    redis_pool_size: int = 32
     # What one client may take (reservation/connections.py): the idle time between two
     # requests of a connection (uvicorn's keep-alive), the time a request's head and body may
     # take to arrive, the head's size, and the requests one process works on at once.
@@ -308,6 +311,14 @@ VARIABLES: tuple[Variable, ...] = (
         "redis_timeout_seconds",
         seconds,
         "the longest a Redis command (or connecting) may take; then the request answers 503",
+    ),
+    Variable(
+        "RESERVATION_REDIS_POOL_SIZE",
+        "redis_pool_size",
+        count,
+        "the most Redis connections one process keeps (to each node of a cluster); a command"
+        " that finds them all busy waits its turn, up to 5 s, then the request answers 503"
+        " `storage_unavailable`",
     ),
     Variable(
         "RESERVATION_KEEP_ALIVE_SECONDS",

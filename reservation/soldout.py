@@ -1,9 +1,13 @@
 """A short memory of sold-out SKUs, so the crowd's refusals cost no Redis round trip.
 
 Most of a flash-sale crowd arrives after the stock is gone. Once Redis has answered "0 left"
-for a SKU, this process answers the same for `seconds` without asking again. It can only
-refuse, never hold, so it cannot oversell; units that come back (a release, a lapsed hold)
-are offered again at most `seconds` later, and at once when this process released them.
+for a SKU, this process answers the same for `seconds` without asking again. Then one request
+asks Redis again while the others are still refused, for one more `seconds` at most: its
+answer remembers the SKU again, or, when units came back and it held them, forgets it. A crowd
+of any size thus asks Redis about a sold-out SKU once per `seconds`, not once per request in
+flight when the memory lapses. It can only refuse, never hold, so it cannot oversell; units
+that come back (a release, a lapsed hold) are offered again within two `seconds`, and at once
+when this process released them.
 """
 
 from __future__ import annotations
@@ -23,17 +27,20 @@ class SoldOutMemory:
         self._until: dict[str, float] = {}
 
     def refusal(self, lines: Iterable[CartLine]) -> OutOfStock | None:
-        """The refusal Redis gave a moment ago for a line of this cart, if any."""
+        """The refusal Redis gave a moment ago for a line of this cart, if any. None for the
+        request that is to ask Redis again (the others are refused meanwhile)."""
         if not self._until:
             return None
         now = time.monotonic()
+        until = self._until
         for line in lines:
-            until = self._until.get(line.sku)
-            if until is None:
+            lapses = until.get(line.sku)
+            if lapses is None:
                 continue
-            if until > now:
+            if lapses > now:
                 return OutOfStock(line.sku, line.quantity, 0)
-            del self._until[line.sku]
+            # Lapsed: this request asks Redis; the next ones are refused until it answers.
+            until[line.sku] = now + self.seconds
         return None
 
     def remember(self, refusal: OutOfStock) -> None:
@@ -41,5 +48,7 @@ class SoldOutMemory:
             self._until[refusal.sku] = time.monotonic() + self.seconds
 
     def forget(self, skus: Iterable[str]) -> None:
+        if not self._until:
+            return
         for sku in skus:
             self._until.pop(sku, None)

@@ -251,8 +251,8 @@ async def test_reservations_past_the_limit_per_address_answer_429_and_hold_nothi
     retry_after = assert_rate_limited(refused, "ip", 3)
     assert 55 <= retry_after <= 60
     assert refused.json()["details"]["window_seconds"] == 60
-    # Refused before its body was read: bad input from a limited client is a 429 too.
-    assert (await api.http.post("/v1/reservations", content=b"{")).status_code == 429
+    # Bad input is answered from the body alone, before anything is counted or held.
+    assert (await api.http.post("/v1/reservations", content=b"{")).status_code == 422
     assert await state_of(api) == before  # no hold, no counter, no idempotency key
     log = api.services.rate_limiter.keys.rate_log("ip", subject_digest("127.0.0.1"))
     assert await api.services.redis.zcard(log) == 3  # and the refusals were not counted
@@ -263,7 +263,36 @@ async def test_reservations_past_the_limit_per_address_answer_429_and_hold_nothi
         assert (await other.post("/v1/reservations", json=reserve_body())).status_code == 201
     assert (await api.http.get("/v1/products/tee")).status_code == 200
     metrics = api.services.metrics
-    assert metrics.sample("reservation_reservations_total", outcome="rate_limited") == 2
+    assert metrics.sample("reservation_reservations_total", outcome="rate_limited") == 1
+
+
+async def test_a_refusal_from_the_sold_out_memory_is_not_counted(make_api: MakeApi) -> None:
+    """The process remembers that a SKU is sold out: its refusals of that SKU hold nothing,
+    ask Stripe nothing and ask Redis nothing, so they are not counted against the limits."""
+    api = await make_api(ip_rate_limit=3, customer_rate_limit=2, sold_out_cache_seconds=60)
+    assert (await api.put_product("gone", 0)).status_code == 200
+    assert (await api.put_product("tee", 10)).status_code == 200
+    # The first refusal comes from Redis, and counts (for the address and the customer).
+    first = await api.reserve(("gone", 1), customer_id="cus_1")
+    assert first.json()["error"] == "insufficient_stock"
+    log = api.services.rate_limiter.keys.rate_log("ip", subject_digest("127.0.0.1"))
+    assert await api.services.redis.zcard(log) == 1
+    before = await state_of(api)
+    # Then the memory answers, however many ask, with a new Idempotency-Key or none.
+    for n in range(10):
+        headers = {"Idempotency-Key": f"key-{n}"} if n % 2 else {}
+        body = {"items": [{"sku": "gone", "quantity": 1}], "customer_id": "cus_1"}
+        again = await api.http.post("/v1/reservations", json=body, headers=headers)
+        assert again.status_code == 409
+        assert again.json()["error"] == "insufficient_stock"
+    assert await state_of(api) == before
+    assert await api.services.redis.zcard(log) == 1
+    # What reaches Redis counts as before: the customer's second request, the address' third.
+    assert (await api.reserve(("tee", 1), customer_id="cus_1")).status_code == 201
+    assert (await api.reserve(("tee", 1))).status_code == 201
+    assert_rate_limited(await api.reserve(("tee", 1), customer_id="cus_2"), "ip", 3)
+    metrics = api.services.metrics
+    assert metrics.sample("reservation_reservations_total", outcome="insufficient_stock") == 11
 
 
 async def test_the_limit_per_customer_counts_reservations_and_their_checkouts(

@@ -6,11 +6,14 @@ import asyncio
 import time
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
+import psutil
 
 from reservation.servers import free_port
 from tests.api import ADMIN
+from tests.conftest import REDIS_URL
 from tests.server import Server, start_server, stop_server
 from tests.shop import WEBHOOK_SECRET
 from tests.stripe_fake import API_KEY, signed, simulators
@@ -37,22 +40,25 @@ async def test_six_hundred_buyers_for_fifty_units(server: Server) -> None:
         }
         product = (await client.get("/v1/products/drop")).json()
         assert (product["reserved"], product["sold"], product["available"]) == (50, 0, 0)
-        # The same 600 from one address: its rate limit (120 a minute by default) answers
-        # the rest 429, with Retry-After, and they hold nothing.
+        # 600 from one address, of a product in stock: its rate limit (120 a minute by
+        # default) answers the rest 429, with Retry-After, and they hold nothing.
+        plenty = {"name": "Plenty", "price": 900, "currency": "eur", "stock": 1000}
+        put = await client.put("/v1/products/plenty", json=plenty, headers=ADMIN)
+        assert put.status_code == 200
         one = {"X-Forwarded-For": "203.0.113.9"}
         again = await asyncio.gather(
             *(
                 client.post(
                     "/v1/reservations",
-                    json={"items": [{"sku": "drop", "quantity": 1}]},
+                    json={"items": [{"sku": "plenty", "quantity": 1}]},
                     headers=one,
                 )
                 for _ in range(600)
             )
         )
-        assert Counter(a.status_code for a in again) == {409: 120, 429: 480}
+        assert Counter(a.status_code for a in again) == {201: 120, 429: 480}
         assert all(int(a.headers["Retry-After"]) >= 1 for a in again if a.status_code == 429)
-        assert (await client.get("/v1/products/drop")).json()["reserved"] == 50
+        assert (await client.get("/v1/products/plenty")).json()["reserved"] == 120
 
 
 async def test_endpoints_over_real_http(server: Server) -> None:
@@ -145,3 +151,34 @@ def test_the_simulator_s_duplicate_deliveries_are_each_taken(
                     assert paid["status"] == "paid"
         finally:
             stop_server(server, mongodb_uri)
+
+
+async def test_a_crowd_of_connections_is_served_through_a_small_redis_pool(
+    tmp_path: Path, mongodb_uri: str
+) -> None:
+    """300 requests at once on 300 connections, a pool of 2 Redis connections: every one is
+    answered (they wait their turn for Redis, none is refused), and the process holds 2."""
+    server = start_server(
+        tmp_path, mongodb_uri, RESERVATION_REDIS_POOL_SIZE="2", RESERVATION_IP_RATE_LIMIT="0"
+    )
+    try:
+        limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)
+        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=60) as client:
+            body = {"name": "Tee", "price": 2500, "currency": "eur", "stock": 1000}
+            put = await client.put("/v1/products/tee", json=body, headers=ADMIN)
+            assert put.status_code == 200
+            cart = {"items": [{"sku": "tee", "quantity": 1}]}
+            answers = await asyncio.gather(
+                *(client.post("/v1/reservations", json=cart) for _ in range(300))
+            )
+            assert Counter(a.status_code for a in answers) == {201: 300}
+            assert (await client.get("/v1/products/tee")).json()["reserved"] == 300
+        redis_port = urlsplit(REDIS_URL).port or 6379
+        held = [
+            conn
+            for conn in psutil.Process(server.process.pid).net_connections(kind="tcp")
+            if conn.raddr and conn.raddr.port == redis_port
+        ]
+        assert 1 <= len(held) <= 2
+    finally:
+        stop_server(server, mongodb_uri)

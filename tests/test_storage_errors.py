@@ -21,19 +21,3 @@ async def test_unreachable_redis_is_storage_unavailable() -> None:
     with pytest.raises(errors.StorageUnavailable):
         await inventory.get("default.abcdefghijklmnopqrstuv")
     await client.aclose()
-
-
-async def test_a_crowd_larger_than_the_pool_waits_for_a_connection() -> None:
-    import asyncio
-
-    from reservation.services import redis_client
-    from reservation.settings import Settings
-    from tests.conftest import REDIS_URL
-
-    client = redis_client(Settings(redis_url=REDIS_URL), max_connections=2)
-    try:
-        # 200 commands at once over 2 connections: they queue, none fails.
-        answers = await asyncio.gather(*(client.ping() for _ in range(200)))
-        assert answers == [True] * 200
-    finally:
-        await client.aclose()

@@ -9,6 +9,7 @@ from domain import errors
 from reservation.api.bodies import json_response, read_json, utc_text
 from reservation.api.ratelimits import limit_client, limit_customer
 from reservation.api.services import Services, services
+from reservation.models import Reservation
 from reservation.ratelimit import CUSTOMER
 from reservation.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView
 
@@ -20,12 +21,13 @@ async def create_checkout(request: Request) -> Response:
     try:
         await limit_client(state, request)
         body = await read_json(request, CheckoutIn)
-        await limit_customer(state, await _customer_of(state, body))
+        customer_id, reservation = await _customer_of(state, body)
+        await limit_customer(state, customer_id)
     except errors.RateLimited as exc:
         state.metrics.checkouts.labels(exc.code).inc()
         raise
     try:
-        checkout = await state.checkout.start(body)
+        checkout = await state.checkout.start(body, reservation)
     except errors.ReservationError as exc:
         state.metrics.checkouts.labels(exc.code).inc()
         raise
@@ -38,14 +40,15 @@ async def create_checkout(request: Request) -> Response:
     return json_response(view, 201)
 
 
-async def _customer_of(state: Services, body: CheckoutIn) -> str | None:
-    """The customer a checkout is for: the cart's, or the reservation's (one lookup, made only
-    while the limit per customer is on)."""
+async def _customer_of(state: Services, body: CheckoutIn) -> tuple[str | None, Reservation | None]:
+    """The customer a checkout is for: the cart's, or the reservation's (read only while the
+    limit per customer is on; the reservation read is handed on, not read again)."""
     if body.reservation_id is None or body.items is not None:
-        return body.customer_id
+        return body.customer_id, None
     if not state.rate_limiter.on(CUSTOMER):
-        return None
-    return (await state.inventory.get(body.reservation_id)).customer_id
+        return None, None
+    reservation = await state.inventory.get(body.reservation_id)
+    return reservation.customer_id, reservation
 
 
 async def get_checkout(request: Request) -> Response:

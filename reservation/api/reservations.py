@@ -11,10 +11,10 @@ from domain import errors
 from reservation.api.bodies import json_response, read_json, utc_text
 from reservation.api.ratelimits import limit_client, limit_customer
 from reservation.api.services import Services, services
-from reservation.cart import encode_cart, normalize_cart
+from reservation.cart import check_customer, encode_cart, normalize_cart
 from reservation.idempotency import check_key, fingerprint
 from reservation.inventory import new_reservation_id
-from reservation.models import Reservation
+from reservation.models import CartLine, Reservation
 from reservation.outcomes import (
     CustomerRequired,
     Held,
@@ -56,22 +56,33 @@ async def _session_of(state: Services, reservation_id: str) -> str | None:
 
 async def create_reservation(request: Request) -> Response:
     state = services(request)
+    body = await read_json(request, ReservationIn)
+    lines = normalize_cart([(line.sku, line.quantity) for line in body.items])
+    key = request.headers.get("idempotency-key")
+    if key is not None:
+        key = check_key(key)
+    # Sold out a moment ago: refused from this process's memory before the request is counted
+    # against the rate limits. Such a refusal holds nothing and asks Stripe nothing; counting
+    # it would cost the crowd's refusals the Redis calls the memory is there to save.
+    refusal = await _remembered_refusal(state, lines, key, body.customer_id)
+    if refusal is not None:
+        state.metrics.count_reservation(REFUSALS[OutOfStock])
+        raise refusal.error()
     try:
         await limit_client(state, request)
-        body = await read_json(request, ReservationIn)
         await limit_customer(state, body.customer_id)
     except errors.RateLimited:
         state.metrics.count_reservation("rate_limited")
         raise
-    items = [(line.sku, line.quantity) for line in body.items]
-    key = request.headers.get("idempotency-key")
     started = time.perf_counter()
     if key is None:
-        outcome = await state.inventory.reserve(items, customer_id=body.customer_id)
+        outcome = await state.inventory.reserve(lines, customer_id=body.customer_id)
     else:
-        outcome = await _reserve_with_key(state, check_key(key), items, body.customer_id)
+        outcome = await _reserve_with_key(state, key, lines, body.customer_id)
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
     if isinstance(outcome, Held):
+        # Units came back for a SKU the memory had as sold out (its re-check held them).
+        state.inventory.sold_out.forget(line.sku for line in lines)
         state.metrics.count_reservation("held" if outcome.created else "repeated")
         # A retry with the same Idempotency-Key gets the answer the first request got.
         return json_response(reservation_view(outcome.reservation), 201)
@@ -79,17 +90,30 @@ async def create_reservation(request: Request) -> Response:
     raise outcome.error()
 
 
+async def _remembered_refusal(
+    state: Services, lines: tuple[CartLine, ...], key: str | None, customer_id: str | None
+) -> OutOfStock | None:
+    """The sold-out memory's refusal of this cart (reservation/soldout.py), if it has one.
+
+    With an Idempotency-Key, only for a key never used (one read, nothing stored: a key is
+    kept a day, and a crowd retries with a new key each time); a key already claimed goes on
+    and finds its reservation, held or not."""
+    refusal = state.inventory.sold_out.refusal(lines)
+    if refusal is None:
+        return None
+    # What the reserve itself would answer before the memory: a cart of several pools, or
+    # with a SKU unknown (the pools of known SKUs are cached: no Redis call).
+    check_customer(customer_id)
+    await state.inventory.cart_pool(lines)
+    if key is not None and await state.idempotency.known(key, customer_id):
+        return None
+    return refusal
+
+
 async def _reserve_with_key(
-    state: Services, key: str, items: list[tuple[str, int]], customer_id: str | None
+    state: Services, key: str, lines: tuple[CartLine, ...], customer_id: str | None
 ) -> ReserveOutcome:
     """Reserve under an Idempotency-Key: the key stands for one reservation id, claimed first."""
-    lines = normalize_cart(items)
-    # Sold out a moment ago, and the key is new: the refusal costs one read and stores nothing
-    # (a key is kept a day, and a crowd retries with a new key each time). A key already
-    # claimed goes on and finds its reservation, held or not.
-    refusal = state.inventory.sold_out.refusal(lines)
-    if refusal is not None and not await state.idempotency.known(key, customer_id):
-        return refusal
     pool = await state.inventory.cart_pool(lines)
     reservation_id = await state.idempotency.claim(
         key,

@@ -1,0 +1,43 @@
+"""The sold-out memory (reservation/soldout.py): once lapsed, one request asks Redis again
+while the others are still refused."""
+
+from __future__ import annotations
+
+import time
+
+from reservation.models import CartLine
+from reservation.outcomes import OutOfStock
+from reservation.soldout import SoldOutMemory
+
+
+def test_once_lapsed_one_request_asks_redis_and_the_others_are_still_refused() -> None:
+    memory = SoldOutMemory(0.05)
+    cart = (CartLine("a", 1),)
+    refused = OutOfStock("a", 1, 0)
+    assert memory.refusal(cart) is None  # nothing known yet
+    memory.remember(refused)
+    assert memory.refusal(cart) == refused
+    time.sleep(0.06)
+    # The first request after the memory lapsed asks Redis; the crowd behind it is refused.
+    assert memory.refusal(cart) is None
+    assert [memory.refusal(cart) for _ in range(100)] == [refused] * 100
+    # Redis said sold out again: remembered again.
+    memory.remember(refused)
+    assert memory.refusal(cart) == refused
+    # Units came back and were held: the SKU is offered again at once.
+    memory.forget(["a"])
+    assert memory.refusal(cart) is None
+    assert memory.refusal(cart) is None
+
+
+def test_a_cart_is_refused_for_any_line_remembered() -> None:
+    memory = SoldOutMemory(60)
+    memory.remember(OutOfStock("b", 2, 0))
+    cart = (CartLine("a", 1), CartLine("b", 3))
+    assert memory.refusal(cart) == OutOfStock("b", 3, 0)
+    # Only a refusal of 0 left is remembered, and nothing with the memory off.
+    memory.remember(OutOfStock("a", 5, 2))
+    assert memory.refusal((CartLine("a", 1),)) is None
+    off = SoldOutMemory(0)
+    off.remember(OutOfStock("a", 1, 0))
+    assert off.refusal((CartLine("a", 1),)) is None
