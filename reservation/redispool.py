@@ -9,7 +9,7 @@ connections, instead of opening a thousand of them (each one more client for Red
 and a handshake of several commands) and failing past that.
 
 The line is an `asyncio.Semaphore` of the pool's size in front of `execute_command`, the one
-method every command, script call (EVALSHA, SCRIPT LOAD) and lock goes through; the pool
+method every command, script call (FCALL, FUNCTION LOAD) and lock goes through; the pool
 underneath never has to refuse. redis-py offers a pool that waits (`BlockingConnectionPool`),
 but not for a cluster (`RedisCluster` raises `MaxConnectionsError` when a node's connections
 are all in use), and its wait (a condition, a lock and a timeout per command) cost about
@@ -22,8 +22,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import Redis
 from redis.exceptions import ConnectionError
+
+from reservation.cluster import Cluster
 
 # How long a command waits for a free connection before it fails (then: 503).
 WAIT_SECONDS = 5.0
@@ -72,7 +74,7 @@ class QueuedRedis(Redis):
             line.leave()
 
 
-class QueuedCluster(RedisCluster):
+class QueuedCluster(Cluster):
     """A Redis Cluster client whose commands wait for one of `pool_size` connections.
 
     Each command holds one connection of one node at a time, so no node is asked for more

@@ -42,6 +42,7 @@ from reservation.idempotency import IdempotencyKeys
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
 from reservation.metrics import Metrics
+from reservation.packing import connection_class
 from reservation.payments import StripeGate, stripe_client
 from reservation.ratelimit import RateLimit, RateLimiter
 from reservation.recovery import Recovery, watch
@@ -103,6 +104,8 @@ def redis_client(settings: Settings) -> RedisClient:
     pool = ConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_pool_size,
+        # Commands packed by hiredis, not in Python (reservation/packing.py).
+        connection_class=connection_class(settings.redis_url),
         # A pooled connection that died with a restarted Redis is opened again and the
         # command sent again (every script is idempotent by its ids); a timeout is not.
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, (ConnectionError,)),
