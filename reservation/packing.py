@@ -27,11 +27,18 @@ class HiredisPacking:
     """pack_command by hiredis, as redis-py's HiredisRespSerializer does for its sync client."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
+        first = args[0]
         # A command name given with its subcommand ("CONFIG GET") is sent as two arguments.
-        if isinstance(args[0], str):
-            args = (*args[0].encode().split(), *args[1:])
-        elif b" " in args[0]:
-            args = (*args[0].split(), *args[1:])
+        if isinstance(first, str):
+            if " " in first:
+                args = (*first.encode().split(), *args[1:])
+        elif b" " in first:
+            args = (*first.split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:
+            pass
+        # hiredis takes str, int, float and bytes: a bytearray or memoryview becomes bytes.
         packed = tuple(bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args)
         try:
             return [hiredis.pack_command(packed)]  # type: ignore[arg-type]  # any length
