@@ -8,7 +8,8 @@ second write per answer the service does not, and the ratio would credit the app
 difference of the server. It imports only what the app and the server need, so its process
 holds what a bare Starlette app holds (the benchmark's own tools — httpx, pymongo, matplotlib
 — would double its heap), and it applies the service's garbage-collector settings after
-start-up, so the floor and the service differ only in the code a request runs.
+start-up, and its Redis connections pack commands with hiredis like the service's
+(reservation.packing), so the floor and the service differ only in the code a request runs.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from starlette.routing import Route
 from loadtests.machine import DEFAULT_REDIS_URL
 from reservation.connections import ClientLimits, ServiceConfig, raise_open_files_limit
 from reservation.gctuning import tune_after_startup
+from reservation.packing import connection_class
 from reservation.settings import Settings
 
 FLOOR_PATH = "/floor"
@@ -41,7 +43,10 @@ def floor_key(prefix: str) -> str:
 
 @contextlib.asynccontextmanager
 async def floor_lifespan(app: Starlette) -> AsyncIterator[None]:
-    client = Redis.from_url(os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), max_connections=1024)
+    url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
+    # The service's connection class (commands packed by hiredis), so that the floor and the
+    # service differ in the code a request runs, not in how redis-py packs a command.
+    client = Redis.from_url(url, max_connections=1024, connection_class=connection_class(url))
     app.state.redis = client
     app.state.key = floor_key(os.environ.get("RESERVATION_KEY_PREFIX", DEFAULT_PREFIX))
     tune_after_startup()

@@ -194,10 +194,11 @@ def method_items(run: Run) -> list[str]:
         " (every client of that Redis) in parentheses.",
         "Redis commands / request: the move of Redis' INFO `total_commands_processed` over the"
         " window, per request wrk counted. Redis counts the calls a script makes as commands"
-        " too (a reserve is one EVALSHA and the calls inside it), and the commands of any other"
+        " too (a reserve is one FCALL and the calls inside it), and the commands of any other"
         " client of that Redis: on a shared Redis the figure is an upper bound.",
         "floor: `loadtests.floor:floor_app`, a bare Starlette app with one route doing one"
-        " Redis GET (redis.asyncio, a plain pool of up to 1024 connections) and"
+        " Redis GET (redis.asyncio, a plain pool of up to 1024 connections, with the service's"
+        " connection class: commands packed by hiredis, reservation.packing) and"
         " answering a small JSONResponse; no middleware, no body, no validation; the same"
         " garbage-collector settings as the service after start-up (gc.freeze, young"
         f" generation threshold {GC_YOUNG_THRESHOLD:,}, reservation.gctuning); served by"
