@@ -638,7 +638,8 @@ def markdown(
         "## Server-side cost of each hot script, and memory per hold",
         "",
         "`INFO commandstats` after `CONFIG RESETSTAT` and a phase of one script alone"
-        " (10 buyers, the same number of calls each phase): the script command's"
+        " (10 buyers, the same number of calls each phase, the quickest of 3 rounds): the"
+        " script command's"
         " usec_per_call, and the commands it ran per call (loadtests/script_costs.py)."
         + (
             f" The baseline is the scripts of {baseline}, as they ran then (EVALSHA of the"
@@ -818,7 +819,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--script-calls", type=int, default=20000, help="calls per script phase (default: 20000)"
     )
     parser.add_argument(
-        "--holds", type=int, default=20000, help="holds of the memory measure (default: 20000)"
+        "--holds", type=int, default=60000, help="holds of the memory measure (default: 60000)"
     )
     parser.add_argument("--postgres-dsn", default=DEFAULT_POSTGRES_DSN)
     parser.add_argument(
