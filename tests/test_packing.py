@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.exceptions import DataError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from reservation import servers
 from reservation.packing import (
     PackedConnection,
     PackedSSLConnection,
@@ -64,3 +69,26 @@ async def test_a_real_server_understands_them(client: Redis) -> None:
     assert await client.incrbyfloat("packing-test:n", 1.5) == 1.5
     assert (await client.config_get("appendonly")).keys() == {"appendonly"}
     assert await client.eval("return ARGV[1] .. ARGV[2]", 0, 7, b"!") == b"7!"
+
+
+async def test_a_write_that_cannot_finish_times_out_and_closes(tmp_path: Path) -> None:
+    """A Redis that stops reading (its process stopped): the send is bounded by the socket
+    timeout, as redis-py's own (TimeoutError "Timeout writing to socket"), and the connection
+    is closed."""
+    if servers.REDIS_SERVER is None:
+        pytest.skip("redis-server binary not found")
+    server = servers.RedisServer(tmp_path)
+    server.start()
+    assert server.process is not None
+    connection = PackedConnection(host="127.0.0.1", port=server.port, socket_timeout=0.5)
+    try:
+        await connection.connect()  # type: ignore[no-untyped-call]
+        os.kill(server.process.pid, signal.SIGSTOP)
+        with pytest.raises(RedisTimeoutError, match="Timeout writing to socket"):
+            # Far more than the socket buffers hold: the write has to wait for Redis.
+            await connection.send_packed_command([b"x" * (64 << 20)], check_health=False)
+        assert not connection.is_connected
+    finally:
+        os.kill(server.process.pid, signal.SIGCONT)
+        await connection.disconnect()
+        server.stop()
