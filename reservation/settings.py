@@ -244,7 +244,8 @@ VARIABLES: tuple[Variable, ...] = (
         "REDIS_URL",
         "redis_url",
         text,
-        "the Redis of the live counters, e.g. `redis://redis:6379/0`",
+        "the Redis of the live counters, e.g. `redis://redis:6379/0`: Redis 7.0 or later (the"
+        " scripts are a Redis Functions library, loaded by the service itself)",
         "embedded fakeredis (one worker, nothing kept)",
     ),
     Variable("REDIS_CLUSTER", "redis_cluster", flag, "`REDIS_URL` is a node of a Redis Cluster"),
