@@ -75,6 +75,10 @@ ROOT = Path(__file__).resolve().parent.parent
 CASE_NAMES = [case.name for case in CASES]
 DEFAULT_SECONDS = 10
 DEFAULT_CONNECTIONS = 64
+# The machine's speed drifts over minutes (a shared VM): every case is measured this many
+# times, rounds one after another, and its best window kept, so a ratio compares cases at
+# their best rather than whichever ran in a slow minute.
+DEFAULT_ROUNDS = 2
 
 
 def tool_versions(use_wrk: bool) -> dict[str, str]:
@@ -164,14 +168,21 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="only these cases, comma-separated (default: all: " + ", ".join(CASE_NAMES) + ")",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help="run every case this many times, one round after another, and keep each case's"
+        f" best window (default: {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument(
         "--no-profile",
         dest="profile",
         action="store_false",
         help="skip the py-spy profile of the reserve case when a target is missed",
     )
     args = parser.parse_args(argv)
-    if args.seconds < 1 or args.connections < WRK_THREADS:
-        parser.error(f"--seconds must be >= 1 and --connections >= {WRK_THREADS}")
+    if args.seconds < 1 or args.connections < WRK_THREADS or args.rounds < 1:
+        parser.error(f"--seconds and --rounds must be >= 1 and --connections >= {WRK_THREADS}")
     unknown = set(args.cases or ()) - set(CASE_NAMES)
     if unknown:
         parser.error(f"no such case: {', '.join(sorted(unknown))}")

@@ -166,7 +166,12 @@ def method_items(run: Run) -> list[str]:
     )
     return [
         f"Load: {tool}; requests/s = requests / duration. Each case gets a {WARMUP_SECONDS} s"
-        " warm-up with the same load first, not counted.",
+        " warm-up with the same load first, not counted. Every case runs"
+        f" {run.args.rounds} time(s), the rounds one after another (all cases, then all"
+        " again), and its best window (requests/s, with that window's latency and CPU) is the"
+        " row: the machine's speed drifts over minutes, and a ratio should compare cases at"
+        " their best, not one that ran in a slow minute. The correctness table counts every"
+        " window.",
         "**The machine has 2 cores (nproc above), and wrk, the server, Redis and MongoDB share"
         " them** with whatever else runs on it. The CPU column is percent of one core over the"
         " window: /proc for the server's processes and nx-27017, getrusage for wrk, Redis' INFO"
