@@ -280,6 +280,17 @@ async def one_round(client: Redis, prefix: str, baseline: str | None, calls: int
                 client, "now", "reserve's 5 commands alone", "fcall", calls, reserve_commands
             )
         )
+
+        def sold_out_commands(i: int) -> Awaitable[object]:
+            keys = [*commands.shared, commands.record(f"default.{i:016d}")]
+            args = ["64", f"default.{i:016d}", "600000", "259200000", "", "gone=1", "1", "0"]
+            return client.fcall("bench_sold_out_commands", 4, *keys, *args, "0")
+
+        costs.append(
+            await phase(
+                client, "now", "sold out's 2 commands alone", "fcall", calls, sold_out_commands
+            )
+        )
         versions: list[tuple[str, str]] = [("now", "fcall")]
         if baseline:
             versions.append((baseline, "evalsha"))
