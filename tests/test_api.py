@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from persistence.orders import Order, OrderLine, OrderStatus
+from reservation.inventory import Inventory
 from reservation.outcomes import Committed
 from tests.api import ADMIN, ADMIN_TOKEN, Api, MakeApi
 from tests.mongo import MongoServer
@@ -561,3 +562,19 @@ async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: A
         assembled = msgspec.json.decode(raw, type=ProductView, strict=True)
         assert assembled == await catalog.get(sku)
         assert (await api.http.get(f"/v1/products/{sku}")).json() == msgspec.to_builtins(assembled)
+
+
+async def test_units_that_come_back_are_offered_once_the_sold_out_memory_lapses(
+    make_api: MakeApi,
+) -> None:
+    """Sold out is remembered for RESERVATION_SOLD_OUT_CACHE_SECONDS; after that a request
+    asks Redis again, so units another process brought back are held through this one."""
+    api = await make_api(sold_out_cache_seconds=0.2)
+    await api.put_product("drop", 1)
+    assert (await api.reserve(("drop", 1))).status_code == 201
+    assert error_of(await api.reserve(("drop", 1))) == (409, "insufficient_stock")
+    # Another process restocks (this one's memory is not told).
+    elsewhere = Inventory(api.services.redis, keys=api.services.inventory.keys)
+    await elsewhere.set_stock("drop", 2, keep_limit=True)
+    await asyncio.sleep(0.3)
+    assert (await api.reserve(("drop", 1))).status_code == 201

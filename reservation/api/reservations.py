@@ -76,7 +76,10 @@ async def create_reservation(request: Request) -> Response:
         raise
     started = time.perf_counter()
     if key is None:
-        outcome = await state.inventory.reserve(lines, customer_id=body.customer_id)
+        # The memory was asked above (_remembered_refusal): not again.
+        outcome = await state.inventory.reserve(
+            lines, customer_id=body.customer_id, consult_memory=False
+        )
     else:
         outcome = await _reserve_with_key(state, key, lines, body.customer_id)
     state.metrics.reserve_seconds.observe(time.perf_counter() - started)
