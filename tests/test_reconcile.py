@@ -43,10 +43,15 @@ def inventory(redis_client: Redis, keyspace: KeySpace) -> Inventory:
     return Inventory(redis_client, keys=keyspace)
 
 
-def paid(session: str, *lines: tuple[str, int], status: OrderStatus = OrderStatus.PAID) -> Order:
+def paid(
+    session: str,
+    *lines: tuple[str, int],
+    status: OrderStatus = OrderStatus.PAID,
+    reservation_id: str | None = None,
+) -> Order:
     return Order(
         checkout_session_id=session,
-        reservation_id=f"default.{session}",
+        reservation_id=reservation_id or f"default.{session}",
         status=status,
         items=tuple(OrderLine(sku, quantity, 1000) for sku, quantity in lines),
         amount_total=1000 * sum(quantity for _, quantity in lines),
@@ -205,14 +210,7 @@ async def test_a_payment_recorded_while_reconcile_reads_counts_once(
     # meanwhile): reconcile must neither count it nor settle it, and its commit counts it once.
     products, orders = await catalog(mongo_db)
     rid = new_reservation_id("default")
-    late = Order(
-        checkout_session_id="cs_late",
-        reservation_id=rid,
-        status=OrderStatus.PAID,
-        items=(OrderLine("tee", 2, 1000),),
-        amount_total=2000,
-        currency="eur",
-    )
+    late = paid("cs_late", ("tee", 2), reservation_id=rid)
     walk = orders.with_status
 
     async def recorded_during_the_walk(*args: Any, **kwargs: Any) -> AsyncIterator[Order]:
@@ -240,16 +238,7 @@ async def test_a_payment_redis_refused_for_good_sells_nothing(
     await age_hold(redis_client, keyspace, rid)
     assert isinstance(await inventory.reserve([("cap", 3)]), Held)  # the crowd took them
     assert isinstance(await inventory.commit(rid), Oversold)
-    await orders.upsert(
-        Order(
-            checkout_session_id="cs_oversold",
-            reservation_id=rid,
-            status=OrderStatus.PAID,
-            items=(OrderLine("cap", 3, 1000),),
-            amount_total=3000,
-            currency="eur",
-        )
-    )
+    await orders.upsert(paid("cs_oversold", ("cap", 3), reservation_id=rid))
     await reconcile(inventory, products, orders)
     assert (await levels(inventory))["cap"] == level("cap", "default", 3, 3, 0)
 
