@@ -49,8 +49,18 @@ def _line(raw: CartLine | tuple[str, int] | Mapping[str, object]) -> tuple[objec
     raise InvalidRequest("a cart line is a sku and a quantity", field="items")
 
 
-def normalize_cart(items: CartInput) -> tuple[CartLine, ...]:
+class Cart(tuple[CartLine, ...]):
+    """Cart lines normalize_cart validated and summed: handed to it again, taken as they are
+    (the API normalizes a body's cart before the sold-out memory and the rate limits, and the
+    inventory need not do it twice)."""
+
+    __slots__ = ()
+
+
+def normalize_cart(items: CartInput) -> Cart:
     """Validated cart lines, the same SKU summed into one line, first-seen order kept."""
+    if type(items) is Cart:
+        return items
     if isinstance(items, (str, bytes, Mapping)):
         raise InvalidRequest("items must be a list of cart lines", field="items")
     lines = list(items)
@@ -63,7 +73,7 @@ def normalize_cart(items: CartInput) -> tuple[CartLine, ...]:
         summed[sku] = summed.get(sku, 0) + check_quantity(quantity_value)
     for sku, quantity in summed.items():
         check_quantity(quantity, f"total quantity of {sku}")
-    return tuple(CartLine(sku, quantity) for sku, quantity in summed.items())
+    return Cart(CartLine(sku, quantity) for sku, quantity in summed.items())
 
 
 def encode_cart(lines: Iterable[CartLine]) -> str:

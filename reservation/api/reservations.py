@@ -64,10 +64,12 @@ async def create_reservation(request: Request) -> Response:
     # Sold out a moment ago: refused from this process's memory before the request is counted
     # against the rate limits. Such a refusal holds nothing and asks Stripe nothing; counting
     # it would cost the crowd's refusals the Redis calls the memory is there to save.
-    refusal = await _remembered_refusal(state, lines, key, body.customer_id)
-    if refusal is not None:
-        state.metrics.count_reservation(REFUSALS[OutOfStock])
-        raise refusal.error()
+    remembered = state.inventory.sold_out.refusal(lines)
+    if remembered is not None:
+        refusal = await _remembered_refusal(state, remembered, lines, key, body.customer_id)
+        if refusal is not None:
+            state.metrics.count_reservation(REFUSALS[OutOfStock])
+            raise refusal.error()
     try:
         await limit_client(state, request)
         await limit_customer(state, body.customer_id)
@@ -76,7 +78,7 @@ async def create_reservation(request: Request) -> Response:
         raise
     started = time.perf_counter()
     if key is None:
-        # The memory was asked above (_remembered_refusal): not again.
+        # The memory was asked above: not again.
         outcome = await state.inventory.reserve(
             lines, customer_id=body.customer_id, consult_memory=False
         )
@@ -94,16 +96,17 @@ async def create_reservation(request: Request) -> Response:
 
 
 async def _remembered_refusal(
-    state: Services, lines: tuple[CartLine, ...], key: str | None, customer_id: str | None
+    state: Services,
+    refusal: OutOfStock,
+    lines: tuple[CartLine, ...],
+    key: str | None,
+    customer_id: str | None,
 ) -> OutOfStock | None:
-    """The sold-out memory's refusal of this cart (reservation/soldout.py), if it has one.
+    """The sold-out memory's `refusal` of this cart (reservation/soldout.py), when it stands.
 
     With an Idempotency-Key, only for a key never used (one read, nothing stored: a key is
     kept a day, and a crowd retries with a new key each time); a key already claimed goes on
     and finds its reservation, held or not."""
-    refusal = state.inventory.sold_out.refusal(lines)
-    if refusal is None:
-        return None
     # What the reserve itself would answer before the memory: a cart of several pools, or
     # with a SKU unknown (the pools of known SKUs are cached: no Redis call).
     check_customer(customer_id)
