@@ -21,6 +21,8 @@ ports (--cases picks some of them):
 - floor: `loadtests/floor.py`, one route doing one Redis GET and answering a small JSON,
   served by `python -m loadtests.floor` exactly as `reservation serve` runs the API (uvloop,
   the service's httptools protocol, 1 worker, no access log);
+- floor_post: the same floor route receiving the reserve's POST and body (read whole before the
+  GET): the floor of a request that carries a body, reported beside the targets;
 - reserve_2_workers: reserve against `reservation serve --workers 2`.
 
 After every window the server's own count of answers (/metrics, 1 worker) and the SKU's

@@ -1,4 +1,5 @@
-"""The HTTP benchmark's floor: a bare Starlette app, one route doing one Redis GET.
+"""The HTTP benchmark's floor: a bare Starlette app, one route doing one Redis GET (after
+reading the body, when the request is a POST).
 
 Served by `python -m loadtests.floor --port P` exactly as `reservation serve` serves the API:
 uvicorn with uvloop and the service's own HTTP protocol (reservation.connections: httptools
@@ -57,13 +58,17 @@ async def floor_lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 async def floor_endpoint(request: Request) -> JSONResponse:
+    """GET: one Redis GET. POST: the body read whole first (what a reserve receives), then the
+    same GET: the floor of a request that carries a body."""
+    if request.method == "POST":
+        await request.body()
     client: Redis = request.app.state.redis
     value = await client.get(request.app.state.key)
     return JSONResponse({"value": value.decode() if isinstance(value, bytes) else value})
 
 
 floor_app = Starlette(
-    routes=[Route(FLOOR_PATH, floor_endpoint, methods=["GET"])], lifespan=floor_lifespan
+    routes=[Route(FLOOR_PATH, floor_endpoint, methods=["GET", "POST"])], lifespan=floor_lifespan
 )
 
 

@@ -63,6 +63,7 @@ CASES = (
     Case("get_product", "app", "GET", f"/v1/products/{SKU}", 200),
     Case("list_products", "app", "GET", "/v1/products", 200),
     Case("floor", "floor", "GET", FLOOR_PATH, 200),
+    Case("floor_post", "floor", "POST", FLOOR_PATH, 200, RESERVE_BODY),
     Case("reserve_2_workers", "app2", "POST", "/v1/reservations", 201, RESERVE_BODY, SKU),
 )
 

@@ -213,6 +213,12 @@ def method_items(run: Run) -> list[str]:
         " floor and the service differ only in the code a request runs (with uvicorn's stock"
         " protocol the floor would pay a second write per answer that the service does not)."
         " ratio_to_floor = requests/s of the case / requests/s of the floor.",
+        "floor_post: the same floor app and route answering the request a reserve gets: a POST"
+        " of the reserve's JSON body, which it reads whole (`request.body()`) before the same"
+        " GET. Receiving a body costs the server its own share of a request (httptools' body"
+        " callback, the body message, reading it); the GET floor pays none of it. The targets"
+        " are checked against the floor, as issue 13 set them, and also against floor_post,"
+        " beside them, to show what the app's own code costs.",
         "reserve_2_workers: the reserve case against `reservation serve --workers 2` (uvicorn's"
         " supervisor and 2 worker processes, one listening socket).",
         f"MongoDB: {mongo} Only start-up and the PUTs touch it; no case reads it.",
