@@ -9,7 +9,7 @@ Run from the repository root, with Redis and PostgreSQL up:
 
 Strategies, each given the same stock and the same buyers:
 
-- lua: this project's core, `Inventory.reserve([("hot", 1)])` (one EVALSHA);
+- lua: this project's core, `Inventory.reserve([("hot", 1)])` (one FCALL);
 - floor: a one-command Lua script (INCR) on the same client, the round-trip floor;
 - watch: WATCH / GET / MULTI DECR + SET / EXEC, retried on WatchError;
 - lock: redis-py's Lock around GET, check, SET available - 1, SET the hold;
@@ -22,8 +22,9 @@ counters are checked against the holds granted; then a "scarce" phase gives the 
 50 units and lets the same N buyers race until sold out. `oversold` is the worst of both.
 
 A lua-only phase after `CONFIG RESETSTAT` reads `INFO commandstats` for the server-side
-cost of one 1-SKU reserve (usec_per_call of EVALSHA); a floor-only phase does the same for
-the fixed cost of any EVALSHA. CONFIG RESETSTAT clears the server's stats for every client.
+cost of one 1-SKU reserve (usec_per_call of FCALL); a floor-only phase does the same for
+the fixed cost of a script call (EVALSHA and FCALL; loadtests/script_costs.py). CONFIG
+RESETSTAT clears the server's stats for every client.
 
 Needs psycopg 3 and psycopg-pool (`.venv/bin/pip install psycopg-pool`), matplotlib, and
 uses uvloop when it is installed.
@@ -665,7 +666,7 @@ def markdown(
         "- One `redis.asyncio` client for every Redis strategy, its connection pool larger than N,"
         " with the service's connection class (commands packed by hiredis:"
         " reservation/packing.py).",
-        "- lua: `Inventory.reserve([('hot', 1)])`, one EVALSHA of the reserve script."
+        "- lua: `Inventory.reserve([('hot', 1)])`, one FCALL of the reserve function."
         " floor: a one-command script (`INCR`) on the same client: the round-trip floor, it"
         " sells nothing, so it has no oversold figure.",
         "- watch: WATCH, GET, MULTI, DECR + SET of the hold, EXEC; retried on WatchError"
