@@ -32,6 +32,32 @@ def ratio(a: float | None, b: float | None) -> float | None:
     return None if a is None or not b else a / b
 
 
+def rps(row: Row | None) -> float | None:
+    return None if row is None else row.requests_per_second
+
+
+def p99(row: Row | None) -> float | None:
+    return None if row is None else row.p99_ms
+
+
+def against_floor(reserve: Row | None, floor: Row | None, name: str, said: str) -> list[Check]:
+    """Reserve's throughput and p99 against a floor case's."""
+    return [
+        Check(
+            f"reserve / {name}{said} (requests/s)",
+            "≥ 0.75",
+            ratio(rps(reserve), rps(floor)),
+            lambda x: x >= 0.75,
+        ),
+        Check(
+            f"reserve p99 / {name} p99{said}",
+            "≤ 1.5",
+            ratio(p99(reserve), p99(floor)),
+            lambda x: x <= 1.5,
+        ),
+    ]
+
+
 def checks(rows: Sequence[Row], connections: int) -> list[Check]:
     reserve, floor = speed(rows, "reserve"), speed(rows, "floor")
     floor_post = speed(rows, "floor_post")
@@ -39,40 +65,15 @@ def checks(rows: Sequence[Row], connections: int) -> list[Check]:
     sold_out = speed(rows, "reserve_sold_out")
     pool = Settings.from_env().redis_pool_size
 
-    def rps(row: Row | None) -> float | None:
-        return row.requests_per_second if row else None
-
     def of(row: Row | None, value: Callable[[Row], float | None]) -> float | None:
         return None if row is None else value(row)
 
     return [
-        Check(
-            "reserve / floor (requests/s)",
-            "≥ 0.75",
-            ratio(rps(reserve), rps(floor)),
-            lambda x: x >= 0.75,
-        ),
-        Check(
-            "reserve p99 / floor p99",
-            "≤ 1.5",
-            ratio(of(reserve, lambda r: r.p99_ms), of(floor, lambda r: r.p99_ms)),
-            lambda x: x <= 1.5,
-        ),
+        *against_floor(reserve, floor, "floor", ""),
         # The same two targets against the floor answering the request a reserve gets (a POST
         # of the same body, read whole): what the app's own code costs, without the cost of
         # receiving a body, which the GET floor does not pay. Shown beside, not instead.
-        Check(
-            "reserve / floor_post, the same request (requests/s)",
-            "≥ 0.75",
-            ratio(rps(reserve), rps(floor_post)),
-            lambda x: x >= 0.75,
-        ),
-        Check(
-            "reserve p99 / floor_post p99, the same request",
-            "≤ 1.5",
-            ratio(of(reserve, lambda r: r.p99_ms), of(floor_post, lambda r: r.p99_ms)),
-            lambda x: x <= 1.5,
-        ),
+        *against_floor(reserve, floor_post, "floor_post", ", the same request"),
         Check(
             "2 workers / 1 worker (reserve)",
             "≥ 1.6",
