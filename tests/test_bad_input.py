@@ -8,8 +8,10 @@ import pytest
 from redis.asyncio import Redis
 
 from domain import errors
+from reservation.cart import Cart, normalize_cart
 from reservation.inventory import Inventory
 from reservation.keys import KeySpace
+from reservation.models import CartLine
 
 BAD_CARTS: list[tuple[str, Any]] = [
     ("zero quantity", [("a", 0)]),
@@ -127,3 +129,16 @@ async def test_bad_hold_lengths_are_refused(stocked: Any) -> None:
         await inventory.reserve([("a", 1)], hold_seconds=0)
     with pytest.raises(errors.InvalidRequest):
         await inventory.extend(held.reservation.id, hold_seconds=-5)
+
+
+def test_only_a_cart_normalize_cart_made_skips_the_checks() -> None:
+    """The API normalizes a body's cart once and hands the Cart on; lines given any other way,
+    CartLines included, are checked again."""
+    cart = normalize_cart([("a", 1), ("a", 2)])
+    assert isinstance(cart, Cart)
+    assert cart == (CartLine("a", 3),)
+    assert normalize_cart(cart) is cart
+    with pytest.raises(errors.InvalidRequest):
+        normalize_cart((CartLine("a", 0),))
+    with pytest.raises(errors.InvalidRequest):
+        normalize_cart([CartLine("a b", 1)])
