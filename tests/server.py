@@ -68,12 +68,18 @@ def start_server(
 
 def stop_server(server: Server, mongodb_uri: str) -> None:
     stop_process(server.process)
+    forget_run(server.prefix, server.database, mongodb_uri)
+
+
+def forget_run(prefix: str, database: str, mongodb_uri: str) -> None:
+    """Delete what a served process left in the shared stores: its Redis keys (a leftover
+    crowd of keys makes every later SCAN of the test Redis slower) and its database."""
     client = redis.Redis.from_url(REDIS_URL)
-    for key in client.scan_iter(match=f"{server.prefix}:*", count=1000):
+    for key in client.scan_iter(match=f"{prefix}:*", count=1000):
         client.delete(key)
     client.close()
     mongo: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(mongodb_uri)
-    mongo.drop_database(server.database)
+    mongo.drop_database(database)
     mongo.close()
 
 

@@ -29,6 +29,7 @@ from reservation.demo import DEMO_PRODUCTS
 from reservation.servers import free_port
 from tests.browser import WAIT_MS, chromium, screenshot
 from tests.conftest import REDIS_URL
+from tests.server import forget_run
 
 READY = "Press Ctrl-C to stop."
 START_SECONDS = 90.0
@@ -275,32 +276,35 @@ def test_with_redis_url_and_mongodb_uri_the_demo_uses_them_and_starts_no_store(
     tmp_path: Path, mongodb_uri: str
 ) -> None:
     prefix, database = f"demo-{uuid.uuid4().hex[:8]}", f"demo_{uuid.uuid4().hex[:8]}"
-    with demo(
-        tmp_path,
-        free_port(),
-        REDIS_URL=REDIS_URL,
-        MONGODB_URI=mongodb_uri,
-        MONGODB_DATABASE=database,
-        RESERVATION_KEY_PREFIX=prefix,
-        RESERVATION_ADMIN_TOKEN="a-token-of-my-own",
-    ) as running:
-        assert running.lines[-1] == READY, "\n".join(running.lines)
-        assert running.banner["Redis"].endswith("(REDIS_URL)")
-        assert running.banner["MongoDB"].endswith("(MONGODB_URI)")
-        assert running.banner["admin token"] == "a-token-of-my-own"
-        commands = [" ".join(child.cmdline()) for child in running.descendants()]
-        assert not any("redis-server" in c or "nx-27017" in c for c in commands), commands
-        session_id = _buy(running, "hoodie", "cus_urls")
-        running.stop(signal.SIGINT)
-    import pymongo
-
-    client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongodb_uri)
     try:
-        stored = client[database]["orders"].find_one({"checkout_session_id": session_id})
+        with demo(
+            tmp_path,
+            free_port(),
+            REDIS_URL=REDIS_URL,
+            MONGODB_URI=mongodb_uri,
+            MONGODB_DATABASE=database,
+            RESERVATION_KEY_PREFIX=prefix,
+            RESERVATION_ADMIN_TOKEN="a-token-of-my-own",
+        ) as running:
+            assert running.lines[-1] == READY, "\n".join(running.lines)
+            assert running.banner["Redis"].endswith("(REDIS_URL)")
+            assert running.banner["MongoDB"].endswith("(MONGODB_URI)")
+            assert running.banner["admin token"] == "a-token-of-my-own"
+            commands = [" ".join(child.cmdline()) for child in running.descendants()]
+            assert not any("redis-server" in c or "nx-27017" in c for c in commands), commands
+            session_id = _buy(running, "hoodie", "cus_urls")
+            running.stop(signal.SIGINT)
+        import pymongo
+
+        client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(mongodb_uri)
+        try:
+            stored = client[database]["orders"].find_one({"checkout_session_id": session_id})
+        finally:
+            client.close()
+        assert stored is not None
+        assert stored["status"] == "paid"
     finally:
-        client.close()
-    assert stored is not None
-    assert stored["status"] == "paid"
+        forget_run(prefix, database, mongodb_uri)
 
 
 def test_a_port_in_use_is_refused_with_a_clear_message(tmp_path: Path) -> None:
