@@ -101,3 +101,55 @@ async def test_on_a_cluster_a_crowd_waits_instead_of_max_connections_error(
     finally:
         await client.delete(key)
         await client.aclose()
+
+
+async def test_the_line_serves_in_order_and_a_waiter_that_gives_up_holds_no_place() -> None:
+    line = Line(1, wait_seconds=5)
+    await line.enter()  # the one connection is taken
+    served: list[str] = []
+
+    async def wait(name: str) -> None:
+        await line.enter()
+        served.append(name)
+
+    first, quitter, last = (asyncio.ensure_future(wait(n)) for n in ("first", "quitter", "last"))
+    await asyncio.sleep(0)
+    quitter.cancel()
+    await asyncio.sleep(0)
+    line.leave()  # to the first in line
+    await first
+    assert served == ["first"]
+    line.leave()  # the quitter gave up: to the last
+    await last
+    assert served == ["first", "last"]
+    assert quitter.cancelled()
+    line.leave()
+    await line.enter()  # free again: taken without waiting
+    line.leave()
+
+
+async def test_a_waiter_cancelled_after_its_turn_came_passes_the_connection_on() -> None:
+    line = Line(1, wait_seconds=5)
+    await line.enter()
+    taker = asyncio.ensure_future(line.enter())
+    behind = asyncio.ensure_future(line.enter())
+    await asyncio.sleep(0)
+    line.leave()  # the taker's turn comes ...
+    taker.cancel()  # ... and it is cancelled before it runs again
+    await asyncio.gather(taker, return_exceptions=True)
+    await asyncio.wait_for(behind, 1)  # the connection went on to the next in line
+
+
+async def test_waiters_past_their_deadline_fail_in_order_and_the_rest_keep_waiting() -> None:
+    line = Line(1, wait_seconds=0.3)
+    await line.enter()
+    early = asyncio.ensure_future(line.enter())
+    await asyncio.sleep(0.15)
+    late = asyncio.ensure_future(line.enter())
+    # The first waiter's 0.3 s run out while the second still has about half of its own.
+    with pytest.raises(ConnectionError, match="No connection available"):
+        await early
+    assert not late.done()
+    line.leave()
+    await late
+    line.leave()
