@@ -414,7 +414,7 @@ class Inventory:
         hold_ms = self.hold_ms if hold_seconds is None else int(hold_seconds * 1000)
         if hold_ms < 1:
             raise errors.InvalidRequest("hold_seconds must be positive", field="hold_seconds")
-        pool = self._known_pool(lines) or await self.cart_pool(lines)
+        pool = await self.cart_pool(lines)
         fresh = reservation_id is None
         if reservation_id is None:
             remembered = self.sold_out.refusal(lines) if consult_memory else None
@@ -546,13 +546,11 @@ class Inventory:
 
     # -- plumbing ----------------------------------------------------------------------
 
-    def _known_pool(self, lines: Sequence[CartLine]) -> str | None:
-        """The pool of a 1-line cart when this process knows it (no await); None otherwise."""
-        return self._pools.get(lines[0].sku) if len(lines) == 1 else None
-
-    async def cart_pool(self, lines: Iterable[CartLine]) -> str:
+    async def cart_pool(self, lines: Sequence[CartLine]) -> str:
         """The one pool every line of a cart is stocked in (MixedPools otherwise)."""
         cached = self._pools
+        if len(lines) == 1 and (known := cached.get(lines[0].sku)):
+            return known  # the usual cart: one line, its pool known
         pools = {line.sku: cached.get(line.sku) or await self.pool_of(line.sku) for line in lines}
         distinct = sorted(set(pools.values()))
         if len(distinct) > 1:

@@ -14,8 +14,7 @@ goes through; the pool underneath never has to refuse. redis-py offers a pool th
 (`BlockingConnectionPool`), but not for a cluster (`RedisCluster` raises `MaxConnectionsError`
 when a node's connections are all in use), and its wait (a condition, a lock and a timeout per
 command) cost about 25 µs more CPU per command than a semaphore line when 64 commands shared 16
-connections. Pipelines
-and pub/sub would bypass the line; the service uses neither.
+connections. Pipelines and pub/sub would bypass the line; the service uses neither.
 """
 
 from __future__ import annotations
@@ -45,12 +44,11 @@ class Line:
     system call on Python 3.11.
     """
 
-    __slots__ = ("_free", "_timer", "_waiting", "size", "wait_seconds")
+    __slots__ = ("_free", "_timer", "_waiting", "wait_seconds")
 
     def __init__(self, size: int, wait_seconds: float = WAIT_SECONDS) -> None:
         if size < 1:
             raise ValueError("a Redis pool has at least 1 connection")
-        self.size = size
         self.wait_seconds = wait_seconds
         self._free = size  # never above 0 while someone waits
         self._waiting: deque[tuple[float, asyncio.Future[None]]] = deque()
