@@ -185,6 +185,7 @@ def start_stack(
         "STRIPE_SECRET_KEY": STRIPE_KEY,
         "STRIPE_API_BASE": stack.sim_url,
         "STRIPE_WEBHOOK_SECRET": secret,
+        "RESERVATION_SESSION_SECRET": secrets.token_urlsafe(32),
         "PUBLIC_URL": stack.service_url,
         **rate_limit_env(args.rate_limits),
     }

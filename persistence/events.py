@@ -8,7 +8,15 @@ from typing import Any
 
 from pymongo.errors import DuplicateKeyError
 
-from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
+from persistence.mongo import (
+    IS_NULL,
+    NOT_NULL,
+    Database,
+    Document,
+    as_utc,
+    storage_errors,
+    utc_now,
+)
 from persistence.revisions import Write, read_modify_replace, revised
 
 MAX_EXCEPTION = 2000
@@ -80,9 +88,9 @@ class StripeEventRepository:
         count = self.collection.count_documents
         async with storage_errors():
             received = await count({})
-            processed = await count({"processed_at": {"$ne": None}})
-            failed = await count({"failed_at": {"$ne": None}})
-            failing = await count({"failed_at": {"$ne": None}, "processed_at": None})
+            processed = await count({"processed_at": NOT_NULL})
+            failed = await count({"failed_at": NOT_NULL})
+            failing = await count({"failed_at": NOT_NULL, "processed_at": IS_NULL})
         return EventCounts(received, processed, failed, failing)
 
     async def recent(self, limit: int) -> list[EventTimes]:

@@ -98,6 +98,12 @@ async def ping(db: Database) -> bool:
     return bool(reply.get("ok"))
 
 
+# A filter matching a field that is null (or missing), the same on MongoDB and nx-27017:
+# nx-27017 reads a bare `{field: None}` as matching nothing, though it applies `$eq` to null.
+IS_NULL: Document = {"$eq": None}
+NOT_NULL: Document = {"$ne": None}
+
+
 def utc_now() -> datetime:
     """Now, as MongoDB will store it (see `stored_time`)."""
     return stored_time(datetime.now(UTC))

@@ -16,6 +16,7 @@ from persistence.attempts import CheckoutAttempt, CheckoutAttempts
 from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
 from persistence.products import ProductRepository
 from reservation import session_metadata
+from reservation.expiry import SessionExpiry
 from reservation.inventory import Inventory
 from reservation.models import CartLine, Reservation, ReservationStatus
 from reservation.money import check_total
@@ -141,8 +142,10 @@ class CheckoutService:
         attempts: CheckoutAttempts,
         stripe_client: stripe.StripeClient,
         gate: StripeGate,
+        expiry: SessionExpiry,
     ) -> None:
         self.settings = settings
+        self.expiry = expiry
         self.inventory = inventory
         self.products = products
         self.checkouts = checkouts
@@ -208,6 +211,7 @@ class CheckoutService:
             raise
         with contextlib.suppress(errors.StorageUnavailable):
             await self.attempts.finish(reservation.id)  # else the sweeper finds it recorded
+        await self._released_meanwhile(reservation, stored)
         lines, currency = priced
         amount = sum(line.quantity * line.unit_amount for line, _ in lines)
         logger.info(
@@ -225,6 +229,38 @@ class CheckoutService:
             },
         )
         return stored
+
+    async def _released_meanwhile(self, reservation: Reservation, checkout: Checkout) -> None:
+        """A DELETE of the hold that ran while its session was being made found no session to
+        expire: this one is expired now rather than by the sweeper (409, nobody can pay it).
+
+        The release reads the session record after releasing, and this reads the hold after
+        recording the session: of the two, one always sees the other's write."""
+        try:
+            current = await self.inventory.get(reservation.id)
+        except errors.ReservationError:
+            return  # Redis forgot it or did not answer: the sweeper looks at this session later
+        if current.status is not ReservationStatus.RELEASED:
+            return
+        result = await self.expiry.expire(checkout.session_id)
+        if result.paid:
+            return  # paid in between: its webhook takes the late path (commit or refund)
+        logger.info(
+            "checkout of %s: the hold was released while its session %s was made; session expired",
+            reservation.id,
+            checkout.session_id,
+            extra={
+                **_context(reservation),
+                "session_id": checkout.session_id,
+                "outcome": "released_meanwhile",
+                "session_expired": result.expired,
+            },
+        )
+        raise errors.ReservationNotHeld(
+            "the reservation was released while its Checkout Session was being made",
+            reservation_id=reservation.id,
+            status=current.status.value,
+        )
 
     async def _unrecorded(self, reservation: Reservation, checkout: Checkout) -> None:
         """Stripe made the session but MongoDB did not take it: the sweeper, which walks the
@@ -268,6 +304,11 @@ class CheckoutService:
         """Write the attempt ahead, then ask Stripe: a process that dies in between leaves the
         attempt for the sweeper (`resume_stale`), which asks again under the same key."""
         lines, currency = priced
+        if not (self.gate.configured and self.settings.session_secrets):
+            # A session that cannot be sealed is one its own webhooks could not tell from a
+            # stranger's (reservation/session_metadata.py): none is made.
+            missing = "RESERVATION_SESSION_SECRET" if self.gate.configured else "STRIPE_SECRET_KEY"
+            raise self.gate.unavailable(f"{missing} is not configured", sent=False)
         expires_at = session_expiry(reservation, datetime.now(UTC))
         attempt = CheckoutAttempt(
             reservation_id=reservation.id,
@@ -401,7 +442,10 @@ class CheckoutService:
             ],
             "client_reference_id": reservation.id,
             "metadata": session_metadata.encode(
-                reservation.id, [line for line, _ in lines], reservation.customer_id
+                reservation.id,
+                [line for line, _ in lines],
+                reservation.customer_id,
+                self.settings.session_secrets[0],
             ),
             "payment_intent_data": {"metadata": {"reservation_id": reservation.id}},
             "expires_at": int(expires_at.timestamp()),

@@ -173,6 +173,8 @@ class Demo:
         sim_url = url_of(self.host, sim_port)
         webhook_secret = "whsec_" + secrets.token_urlsafe(24)
         admin_token = self.settings.admin_token or secrets.token_urlsafe(18)
+        # Sessions of an earlier run are still known by their records in MongoDB.
+        session_secret = ",".join(self.settings.session_secrets) or secrets.token_urlsafe(32)
         sim = self.spawn(
             stack,
             "stripe-sim",
@@ -197,6 +199,7 @@ class Demo:
                 "STRIPE_SECRET_KEY": DEMO_STRIPE_KEY,
                 "STRIPE_API_BASE": sim_url,
                 "STRIPE_WEBHOOK_SECRET": webhook_secret,
+                "RESERVATION_SESSION_SECRET": session_secret,
                 "PUBLIC_URL": url,
                 "RESERVATION_ADMIN_TOKEN": admin_token,
                 "RESERVATION_DATA_DIR": str(data_dir),

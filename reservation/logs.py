@@ -44,7 +44,7 @@ SERVICE_LOGGERS = ("reservation", "persistence")
 def secrets_of(settings: Settings) -> tuple[str, ...]:
     """The configured values that must never reach a log line."""
     values = (settings.stripe_secret_key, settings.stripe_webhook_secret, settings.admin_token)
-    return tuple(value for value in values if value)
+    return tuple(value for value in (*values, *settings.session_secrets) if value)
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:

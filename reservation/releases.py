@@ -15,7 +15,7 @@ from domain import errors
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
 from reservation.expiry import SessionExpiry
 from reservation.inventory import Inventory, pool_of_reservation
-from reservation.outcomes import ReleaseOutcome
+from reservation.outcomes import Released, ReleaseOutcome
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,4 +41,11 @@ async def release(
                 checkout_session_id=checkout.session_id,
             )
     outcome = await inventory.release(reservation_id)
+    if checkout is None and isinstance(outcome, Released):
+        # A checkout may have made its session meanwhile: read again after releasing (that
+        # checkout reads the hold after recording its session, see CheckoutService), so a
+        # session made for a released hold is expired now, not by the sweeper.
+        checkout = await checkouts.get_by_reservation(reservation_id)
+        if checkout is not None and checkout.status is CheckoutStatus.OPEN:
+            await expiry.expire(checkout.session_id)
     return Release(outcome, None if checkout is None else checkout.session_id)

@@ -200,6 +200,7 @@ def _build(
     checkouts = CheckoutRepository(db)
     events = StripeEventRepository(db)
     gate = StripeGate.from_settings(settings)
+    expiry = SessionExpiry(checkouts, stripe_api, gate)
     recovery = Recovery(settings, inventory, products, orders)
     if settings.rebuild_check_seconds > 0:
         inventory.on_lost = recovery.notice_loss
@@ -221,6 +222,7 @@ def _build(
         gate=gate,
         checkout=CheckoutService(
             settings=settings,
+            expiry=expiry,
             inventory=inventory,
             products=products,
             checkouts=checkouts,
@@ -233,13 +235,14 @@ def _build(
             inventory=inventory,
             orders=orders,
             checkouts=checkouts,
+            products=products,
             events=events,
             pending_refunds=PendingRefunds(db),
             stripe=stripe_api,
             gate=gate,
             metrics=metrics,
         ),
-        expiry=SessionExpiry(checkouts, stripe_api, gate),
+        expiry=expiry,
         recovery=recovery,
         rate_limiter=new_rate_limiter(settings, redis),
     )

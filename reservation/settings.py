@@ -33,6 +33,9 @@ class Settings:
     mongodb_database: str = "reservation"
     stripe_secret_key: str | None = field(default=None, repr=False)
     stripe_webhook_secret: str | None = field(default=None, repr=False)
+    # Keys of the seal a Checkout Session's metadata carries (reservation/session_metadata.py):
+    # the first seals new sessions, every one verifies (rotation). Empty: checkout answers 503.
+    session_secrets: tuple[str, ...] = field(default=(), repr=False)
     stripe_api_base: str | None = None
     hold_seconds: float = 600.0
     admin_token: str | None = field(default=None, repr=False)
@@ -191,6 +194,22 @@ def count_or_off(name: str, raw: str) -> int:
 
 # A header name (RFC 9110 token characters).
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+MIN_SESSION_SECRET = 32
+
+
+def secret_list(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated secrets, newest first, each at least 32 characters."""
+    secrets = tuple(part.strip() for part in raw.split(","))
+    for secret in secrets:
+        if len(secret) < MIN_SESSION_SECRET or not secret.isascii() or not secret.isprintable():
+            raise SettingsError(
+                f"{name} must be comma-separated secrets of at least {MIN_SESSION_SECRET}"
+                " printable ASCII characters each (e.g. `python -c 'import secrets;"
+                " print(secrets.token_urlsafe(32))'`)"
+            )
+    return secrets
 
 
 def header_name(name: str, raw: str) -> str:
@@ -438,6 +457,16 @@ VARIABLES: tuple[Variable, ...] = (
         text,
         "signing secret of the webhooks (`whsec_…`)",
         "none (webhooks refused)",
+    ),
+    Variable(
+        "RESERVATION_SESSION_SECRET",
+        "session_secrets",
+        secret_list,
+        "the key of the seal (HMAC-SHA256) each Checkout Session's metadata carries, so that a"
+        " webhook acts only on sessions this service made: 32 or more characters, the same in"
+        " every process; to rotate, put the new one first, comma-separated, and drop the old"
+        " one once its sessions are settled (a week)",
+        "none (checkout answers 503; webhooks act only on recorded sessions)",
     ),
     Variable(
         "STRIPE_API_BASE",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -19,11 +20,13 @@ from domain import errors
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
 from persistence.events import StripeEventRepository
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
+from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
 from reservation import session_metadata
 from reservation.inventory import Inventory, pool_of_reservation
 from reservation.logs import redact, secrets_of
 from reservation.metrics import Metrics
+from reservation.money import MAX_AMOUNT
 from reservation.outcomes import CommittedLate, Oversold
 from reservation.payments import StripeGate
 from reservation.session_metadata import SessionCart
@@ -31,10 +34,15 @@ from reservation.settings import Settings
 
 Event = dict[str, Any]
 Handler = Callable[["WebhookHandlers", dict[str, Any]], Awaitable[str]]
+SessionHandler = Callable[["WebhookHandlers", dict[str, Any], SessionCart], Awaitable[str]]
+Run = Callable[[], Awaitable[str]]
 REGISTRY: dict[str, Handler] = {}
+SESSION_REGISTRY: dict[str, SessionHandler] = {}
 LIVE_CHECKOUT = (CheckoutStatus.OPEN, CheckoutStatus.EXPIRING)
 NOT_OURS = "not_ours"
 MAX_CONTEXT = 255  # the longest id a log line quotes from an event
+MAX_EMAIL = 320  # RFC 5321's longest address
+CURRENCY = re.compile(r"[a-z]{3}")
 
 logger = logging.getLogger("reservation.webhooks")
 # What each outcome means for the sale, for the log line a person reads afterwards.
@@ -66,6 +74,30 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
     return register
 
 
+def handles_session(*event_types: str) -> Callable[[SessionHandler], SessionHandler]:
+    """Register a handler of Checkout Session events: it runs with the session's checked cart,
+    and only for sessions this service made."""
+
+    def register(handler: SessionHandler) -> SessionHandler:
+        for event_type in event_types:
+            SESSION_REGISTRY[event_type] = handler
+        return handler
+
+    return register
+
+
+class NotOurs(Exception):
+    """A Checkout Session this service did not make: acknowledged, nothing done."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+async def _ignored() -> str:
+    return "ignored"
+
+
 def refund_key(session_id: str) -> str:
     """One refund per session, however often the payment event is delivered."""
     return f"refund-oversold-{session_id}"
@@ -77,6 +109,7 @@ class WebhookHandlers:
     inventory: Inventory
     orders: OrderRepository
     checkouts: CheckoutRepository
+    products: ProductRepository
     events: StripeEventRepository
     pending_refunds: PendingRefunds
     stripe: stripe.StripeClient
@@ -84,20 +117,26 @@ class WebhookHandlers:
     metrics: Metrics
 
     async def dispatch(self, event: Event) -> str:
-        """Record the event, run its handler (again, if an earlier try did not finish)."""
+        """Check the whole event, then record it and run its handler (again, if an earlier try
+        did not finish). An event that fails the checks is refused (400) with nothing stored;
+        a session this service did not make is recorded, and nothing else is done."""
         event_id, event_type = event["id"], event["type"]
         # Only the types this service handles become metric labels: the type is the sender's.
-        label = event_type if event_type in REGISTRY else "other"
+        label = event_type if event_type in REGISTRY or event_type in SESSION_REGISTRY else "other"
         context = event_context(event)
+        try:
+            run = await self.checked(event_type, event["data"]["object"])
+        except NotOurs as exc:
+            context["reason"] = exc.reason
+            run = None
         if not await self.events.record(event_id, event_type, event):
             stored = await self.events.get(event_id)
             if stored is not None and stored.get("processed_at") is not None:
                 self.metrics.webhooks.labels(label, "duplicate").inc()
                 self.log_outcome(context, "duplicate")
                 return "duplicate"
-        handler = REGISTRY.get(event_type)
         try:
-            outcome = "ignored" if handler is None else await handler(self, event["data"]["object"])
+            outcome = NOT_OURS if run is None else await run()
         except Exception as exc:
             await self.failed(context, exc)
             raise
@@ -106,13 +145,66 @@ class WebhookHandlers:
         self.log_outcome(context, outcome)
         return outcome
 
+    async def checked(self, event_type: str, subject: dict[str, Any]) -> Run:
+        """What the event's handler will do, once every field it acts on has been checked:
+        InvalidPayload (400) for a field that cannot be, NotOurs for a session this service
+        did not make. Nothing is stored or changed here."""
+        session_handler = SESSION_REGISTRY.get(event_type)
+        if session_handler is not None:
+            cart = await self.owned_cart(subject)
+            return lambda: session_handler(self, subject, cart)
+        handler = REGISTRY.get(event_type)
+        if handler is None:
+            return _ignored
+        _check_payment_intent(subject)
+        return lambda: handler(self, subject)
+
+    async def owned_cart(self, session: dict[str, Any]) -> SessionCart:
+        """The cart of a Checkout Session this service made, checked whole.
+
+        Ours is a session recorded under its reservation, or one whose metadata carries this
+        service's seal (reservation/session_metadata.py) and whose reservation has no other
+        recorded session: the seal covers a session whose checkout never got recorded (a
+        process died between Stripe and MongoDB), the record covers one sealed with a secret
+        rotated away (or made before sessions were sealed)."""
+        metadata = session.get("metadata")
+        if not isinstance(metadata, dict) or not session_metadata.carries_cart(metadata):
+            raise NotOurs("its metadata carries no reservation")
+        session_id = session["id"]
+        recorded = await self.checkouts.get(session_id)
+        if recorded is not None:
+            if recorded.reservation_id != metadata.get("reservation_id"):
+                raise NotOurs("its metadata names another reservation than its checkout")
+        elif not session_metadata.is_sealed(metadata, self.settings.session_secrets):
+            raise NotOurs("neither recorded nor sealed by this service")
+        cart = session_metadata.decode(metadata)
+        try:
+            pool_of_reservation(cart.reservation_id)
+        except errors.NotFound:
+            raise errors.InvalidPayload("the metadata's reservation_id is not one") from None
+        if recorded is None:
+            made = await self.checkouts.get_by_reservation(cart.reservation_id)
+            if made is not None and made.session_id != session_id:
+                raise NotOurs("its reservation has another Checkout Session")
+        _check_session_fields(session)
+        if session["amount_total"] != cart.amount_total:
+            raise NotOurs("its amount_total is not its cart's price at checkout")
+        catalog = await self.products.get_many(line.sku for line in cart.lines)
+        unknown = sorted({line.sku for line in cart.lines} - set(catalog))
+        if unknown:
+            raise errors.InvalidPayload("the cart names SKUs not in the catalog", skus=unknown)
+        return cart
+
     def log_outcome(self, context: dict[str, Any], outcome: str) -> None:
+        told = OUTCOMES.get(outcome, outcome)
+        if "reason" in context:
+            told = f"{told} ({context['reason']})"
         logger.log(
             LOUD.get(outcome, logging.INFO),
             "webhook %s %s: %s",
             context["event_id"],
             context["event_type"],
-            OUTCOMES.get(outcome, outcome),
+            told,
             extra={**context, "outcome": outcome},
         )
 
@@ -150,18 +242,15 @@ class WebhookHandlers:
                 reservation_id=cart.reservation_id,
                 status=status,
                 items=tuple(OrderLine(x.sku, x.quantity, x.unit_amount) for x in cart.lines),
-                amount_total=_amount_total(session, cart),
+                amount_total=session["amount_total"],  # Stripe's, equal to the cart's (checked)
                 currency=_text(session.get("currency")) or "",
-                customer_email=_text(email) or _text(session.get("customer_email")),
+                customer_email=_email(email) or _email(session.get("customer_email")),
                 payment_intent=_payment_intent(session),
             )
         )
 
-    async def settle_payment(self, session: dict[str, Any]) -> str:
+    async def settle_payment(self, session: dict[str, Any], cart: SessionCart) -> str:
         """Paid: commit (or commit late); oversold: refund once and say so on the order."""
-        cart = cart_of(session)
-        if cart is None:
-            return NOT_OURS
         # The status ladder never moves a refunded order back to paid: what comes back says
         # whether this payment was refunded already (then nothing may be committed again).
         recorded = await self.record_order(session, cart, OrderStatus.PAID)
@@ -263,25 +352,23 @@ class WebhookHandlers:
             await self.inventory.release(reservation_id)
 
 
-def cart_of(session: dict[str, Any]) -> SessionCart | None:
-    """The reservation and cart a session carries; None for a session this service did not make
-    (e.g. `stripe trigger`): it is acknowledged, not retried forever."""
+def logged_cart(session: dict[str, Any]) -> SessionCart | None:
+    """The reservation and cart a session's metadata names, for a log line only: whether the
+    session is ours is `WebhookHandlers.owned_cart`'s to say."""
     metadata = session.get("metadata")
     if not isinstance(metadata, dict):
         return None
     try:
-        cart = session_metadata.decode(metadata)
-        pool_of_reservation(cart.reservation_id)
-    except (errors.InvalidPayload, errors.NotFound):
+        return session_metadata.decode(metadata)
+    except errors.InvalidPayload:
         return None
-    return cart
 
 
 def session_context(session: dict[str, Any]) -> dict[str, Any]:
     """What a log line says about a Checkout Session: its id, and its reservation, SKUs and
     payment intent when it carries them."""
     context: dict[str, Any] = {"session_id": _bounded(session.get("id"))}
-    cart = cart_of(session)
+    cart = logged_cart(session)
     if cart is not None:
         context["reservation_id"] = cart.reservation_id
         context["skus"] = sorted({line.sku for line in cart.lines})
@@ -317,14 +404,33 @@ def _text(value: object) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def _amount_total(session: dict[str, Any], cart: SessionCart) -> int:
-    """What Stripe says was charged; the cart's sum when a (test) event leaves it out."""
+def _check_session_fields(session: dict[str, Any]) -> None:
+    """Every field of a Checkout Session a handler reads, or stores on an order, is of its
+    kind and within bounds (InvalidPayload, before anything is stored)."""
     amount = session.get("amount_total")
-    if amount is None:
-        return sum(line.quantity * line.unit_amount for line in cart.lines)
-    if not isinstance(amount, int) or isinstance(amount, bool) or amount < 0:
+    if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= MAX_AMOUNT:
         raise errors.InvalidPayload("the Checkout Session's amount_total is not an amount")
-    return amount
+    currency = session.get("currency")
+    if currency is not None and not (isinstance(currency, str) and CURRENCY.fullmatch(currency)):
+        raise errors.InvalidPayload("the Checkout Session's currency is not a currency code")
+    status = session.get("payment_status")
+    if status is not None and not isinstance(status, str):
+        raise errors.InvalidPayload("the Checkout Session's payment_status is not a status")
+    _check_payment_intent(session)
+
+
+def _check_payment_intent(obj: dict[str, Any]) -> None:
+    value = obj.get("payment_intent")
+    if isinstance(value, dict):
+        value = value.get("id")
+    if value is not None and not (isinstance(value, str) and 0 < len(value) <= MAX_CONTEXT):
+        raise errors.InvalidPayload("the payment_intent is not an id")
+
+
+def _email(value: object) -> str | None:
+    """An email address as Stripe gives it; longer than any address can be: none."""
+    text = _text(value)
+    return text if text is not None and len(text) <= MAX_EMAIL else None
 
 
 def _payment_intent(obj: dict[str, Any]) -> str | None:
@@ -334,14 +440,11 @@ def _payment_intent(obj: dict[str, Any]) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@handles("checkout.session.completed")
-async def session_completed(h: WebhookHandlers, session: dict[str, Any]) -> str:
+@handles_session("checkout.session.completed")
+async def session_completed(h: WebhookHandlers, session: dict[str, Any], cart: SessionCart) -> str:
     if session.get("payment_status") in ("paid", "no_payment_required"):
-        return await h.settle_payment(session)
+        return await h.settle_payment(session, cart)
     # A delayed payment method: keep the units until it succeeds or fails.
-    cart = cart_of(session)
-    if cart is None:
-        return NOT_OURS
     with contextlib.suppress(errors.NotFound):  # if the payment comes, it takes the late path
         await h.inventory.extend(
             cart.reservation_id, hold_seconds=h.settings.awaiting_payment_seconds
@@ -351,27 +454,25 @@ async def session_completed(h: WebhookHandlers, session: dict[str, Any]) -> str:
     return "awaiting_payment"
 
 
-@handles("checkout.session.async_payment_succeeded")
-async def async_payment_succeeded(h: WebhookHandlers, session: dict[str, Any]) -> str:
-    return await h.settle_payment(session)
+@handles_session("checkout.session.async_payment_succeeded")
+async def async_payment_succeeded(
+    h: WebhookHandlers, session: dict[str, Any], cart: SessionCart
+) -> str:
+    return await h.settle_payment(session, cart)
 
 
-@handles("checkout.session.async_payment_failed")
-async def async_payment_failed(h: WebhookHandlers, session: dict[str, Any]) -> str:
-    cart = cart_of(session)
-    if cart is None:
-        return NOT_OURS
+@handles_session("checkout.session.async_payment_failed")
+async def async_payment_failed(
+    h: WebhookHandlers, session: dict[str, Any], cart: SessionCart
+) -> str:
     await h.release(cart.reservation_id)
     await h.record_order(session, cart, OrderStatus.PAYMENT_FAILED)
     await h.checkouts.move(session["id"], CheckoutStatus.COMPLETE, only_from=LIVE_CHECKOUT)
     return "payment_failed"
 
 
-@handles("checkout.session.expired")
-async def session_expired(h: WebhookHandlers, session: dict[str, Any]) -> str:
-    cart = cart_of(session)
-    if cart is None:
-        return NOT_OURS
+@handles_session("checkout.session.expired")
+async def session_expired(h: WebhookHandlers, session: dict[str, Any], cart: SessionCart) -> str:
     await h.release(cart.reservation_id)  # a committed reservation refuses, and stays paid
     await h.checkouts.move(session["id"], CheckoutStatus.EXPIRED, only_from=LIVE_CHECKOUT)
     return "lapsed"

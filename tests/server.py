@@ -18,7 +18,7 @@ from reservation.servers import free_port, stop_process, wait_for_http
 from tests.api import ADMIN_TOKEN
 from tests.conftest import REDIS_URL
 from tests.shop import WEBHOOK_SECRET
-from tests.stripe_fake import API_KEY, StripeSim, simulators
+from tests.stripe_fake import API_KEY, SESSION_SECRET, StripeSim, simulators
 
 
 @dataclass
@@ -47,6 +47,7 @@ def start_server(
         "RESERVATION_ADMIN_TOKEN": ADMIN_TOKEN,
         "RESERVATION_KEY_PREFIX": prefix,
         "RESERVATION_DATA_DIR": str(workdir),
+        "RESERVATION_SESSION_SECRET": SESSION_SECRET,
         **env,
     }
     log = workdir / f"server-{port}.log"

@@ -11,7 +11,7 @@ import pytest
 
 from reservation.stripesim import encode_event
 from tests.api import Api, MakeApi
-from tests.stripe_fake import API_KEY, MakeStripeSim, StripeSim, signed
+from tests.stripe_fake import API_KEY, SESSION_SECRET, MakeStripeSim, StripeSim, signed
 
 WEBHOOK_SECRET = "whsec_test_secret"
 
@@ -74,6 +74,7 @@ def make_shop(make_api: MakeApi, make_stripe_sim: MakeStripeSim) -> MakeShop:
         sim = sim or make_stripe_sim()
         options: dict[str, Any] = {
             "stripe_secret_key": API_KEY,
+            "session_secrets": (SESSION_SECRET,),
             "stripe_api_base": sim.url,
             "stripe_webhook_secret": WEBHOOK_SECRET,
             "stripe_timeout_seconds": 4.0,

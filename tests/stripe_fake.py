@@ -29,6 +29,8 @@ from reservation.stripesim import SimSettings, SimState, create_sim_app, encode_
 
 JsonObject = dict[str, Any]
 API_KEY = "sk_test_simulator"
+# The key of the seal on the sessions the tests' services make (RESERVATION_SESSION_SECRET).
+SESSION_SECRET = "test-session-secret-0123456789abcdef"
 
 
 @contextlib.contextmanager

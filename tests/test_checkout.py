@@ -124,6 +124,18 @@ async def test_without_a_stripe_key_checkout_is_503(make_shop: MakeShop) -> None
     assert (await shop.product("tee"))["available"] == 5
 
 
+async def test_no_session_secret_makes_no_session_it_could_not_recognise(
+    make_shop: MakeShop,
+) -> None:
+    shop = await make_shop(session_secrets=())
+    await shop.api.put_product("tee", 5)
+    refused = await shop.checkout(("tee", 1))
+    assert error_of(refused) == (503, "payment_provider_unavailable")
+    assert "RESERVATION_SESSION_SECRET" in refused.json()["message"]
+    assert shop.sim.requests("POST", "/v1/checkout/sessions") == []
+    assert (await shop.product("tee"))["available"] == 5
+
+
 async def test_a_retried_checkout_later_gets_the_same_session(shop: Shop) -> None:
     import asyncio
 

@@ -195,7 +195,7 @@ async def test_a_failed_webhook_keeps_its_reason_and_logs_its_traceback(
     _, session_id = await checkout(shop, ("tee", 1))
     paid = shop.sim.complete(session_id, "paid")
 
-    async def broken(session: dict[str, Any]) -> str:
+    async def broken(session: dict[str, Any], cart: object) -> str:
         raise RuntimeError("the bug")
 
     monkeypatch.setattr(handlers, "settle_payment", broken)

@@ -13,7 +13,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from domain import errors
-from persistence.events import StripeEventRepository
+from persistence.events import EventCounts, StripeEventRepository
 from persistence.mongo import Database, Document, ensure_indexes, ping, storage_errors
 from persistence.orders import Order, OrderConflict, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
@@ -360,6 +360,18 @@ async def test_event_duplicate_is_already_have_it(mongo_db: Database) -> None:
     assert await events.get("evt_unknown") is None
     await events.mark_processed("evt_unknown", "ignored")
     assert await events.get("evt_unknown") is None
+
+
+async def test_event_counts_tell_failing_from_processed(mongo_db: Database) -> None:
+    """On MongoDB and on nx-27017 alike (the suite runs on MONGODB_URI when it is set)."""
+    events = StripeEventRepository(mongo_db)
+    for event_id in ("evt_ok", "evt_retried", "evt_failing", "evt_new"):
+        assert await events.record(event_id, "checkout.session.completed", {})
+    await events.mark_processed("evt_ok", "committed")
+    await events.mark_failed("evt_retried", "RuntimeError: once")
+    await events.mark_processed("evt_retried", "committed")
+    await events.mark_failed("evt_failing", "RuntimeError: still")
+    assert await events.counts() == EventCounts(received=4, processed=2, failed=2, failing=1)
 
 
 # -- MongoDB down ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ so the buyer can no longer pay for units that went back on sale."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
@@ -109,3 +110,65 @@ async def test_an_expiry_refused_while_the_session_stays_open_is_tried_again(sho
     assert await session_status(shop, session_id) is CheckoutStatus.OPEN  # not marked expired
     assert (await sweep(shop.api.services)).expired_sessions == 1
     assert shop.sim.state.sessions[session_id]["status"] == "expired"
+
+
+async def held(shop: Shop) -> str:
+    answer = await shop.api.reserve(("tee", 2))
+    assert answer.status_code == 201, answer.text
+    return str(answer.json()["id"])
+
+
+async def test_a_release_while_the_session_is_being_made_expires_it_at_once(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DELETE runs after Stripe made the session and before checkout recorded it: the release
+    finds no session to expire; the checkout, reading the hold after recording its session,
+    expires it at once (not at the sweeper's next pass) and answers 409."""
+    rid = await held(shop)
+    checkouts = shop.api.services.checkouts
+    add = checkouts.add
+    deleted: list[int] = []
+
+    async def add_after_a_delete(record: Any) -> Any:
+        deleted.append((await shop.http.delete(f"/v1/reservations/{rid}")).status_code)
+        return await add(record)
+
+    monkeypatch.setattr(checkouts, "add", add_after_a_delete)
+    answer = await shop.checkout(reservation_id=rid)
+    assert deleted == [200]
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"] == "reservation_not_held"
+    (made,) = shop.sim.state.sessions
+    assert shop.sim.state.sessions[made]["status"] == "expired"
+    assert await session_status(shop, made) is CheckoutStatus.EXPIRED
+    assert (await shop.reservation(rid))["status"] == "released"
+    assert (await shop.product("tee"))["available"] == 5
+
+
+async def test_a_session_recorded_while_a_release_runs_is_expired_by_the_release(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other order: DELETE read no session, then a whole checkout ran (the hold was still
+    held when it looked), then DELETE released: it reads again and expires the session."""
+    rid = await held(shop)
+    checkouts = shop.api.services.checkouts
+    get_by_reservation = checkouts.get_by_reservation
+    interleaved: list[int] = []
+
+    async def stale_read_around_a_checkout(reservation_id: str) -> Any:
+        if interleaved:
+            return await get_by_reservation(reservation_id)
+        interleaved.append(0)
+        seen = await get_by_reservation(reservation_id)
+        interleaved[0] = (await shop.checkout(reservation_id=rid)).status_code
+        return seen
+
+    monkeypatch.setattr(checkouts, "get_by_reservation", stale_read_around_a_checkout)
+    released = await shop.http.delete(f"/v1/reservations/{rid}")
+    assert interleaved == [201]
+    assert released.status_code == 200, released.text
+    (made,) = shop.sim.state.sessions
+    assert released.json()["checkout_session_id"] == made
+    assert shop.sim.state.sessions[made]["status"] == "expired"
+    assert await session_status(shop, made) is CheckoutStatus.EXPIRED
+    assert (await shop.product("tee"))["available"] == 5

@@ -14,6 +14,8 @@ from reservation.settings import VARIABLES, Settings, SettingsError, markdown_ta
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # A value other than the default for every variable, as a user would write it.
+NEW_SECRET = "new-session-secret-0123456789abcdef"
+OLD_SECRET = "old-session-secret-0123456789abcdef"
 EVERY_VARIABLE = {
     "REDIS_URL": "redis://cache:6379/2",
     "REDIS_CLUSTER": "On",
@@ -47,6 +49,7 @@ EVERY_VARIABLE = {
     "RESERVATION_LOG_FORMAT": "json",
     "STRIPE_SECRET_KEY": "sk_test_123",
     "STRIPE_WEBHOOK_SECRET": "whsec_456",
+    "RESERVATION_SESSION_SECRET": f"{NEW_SECRET}, {OLD_SECRET}",
     "STRIPE_API_BASE": "http://127.0.0.1:12111/",
     "STRIPE_CONCURRENCY": "4",
     "STRIPE_RATE_PER_SECOND": "2.5",
@@ -93,6 +96,19 @@ def test_defaults_and_variables() -> None:
     shown = repr(settings)
     for secret in ("sk_test_123", "whsec_456", "admin-secret", "user:pw"):
         assert secret not in shown
+
+
+def test_session_secrets_newest_first_and_never_shown() -> None:
+    settings = Settings.from_env(EVERY_VARIABLE)
+    assert settings.session_secrets == (NEW_SECRET, OLD_SECRET)
+    assert NEW_SECRET not in repr(settings)
+    assert OLD_SECRET not in repr(settings)
+
+
+@pytest.mark.parametrize("value", ["short", f"{NEW_SECRET},", f"{NEW_SECRET}, x y z", "é" * 40])
+def test_a_weak_or_malformed_session_secret_is_refused(value: str) -> None:
+    with pytest.raises(SettingsError, match="RESERVATION_SESSION_SECRET"):
+        Settings.from_env({"RESERVATION_SESSION_SECRET": value})
 
 
 @pytest.mark.parametrize("value", ["0", "-5", "soon", "nan", "inf"])
