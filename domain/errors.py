@@ -5,6 +5,7 @@ ReservationError
  │    └── MixedPools           a cart spanning pools                 (422 mixed_pools)
  ├── Unauthorized              admin token missing or wrong          (401 unauthorized)
  ├── PayloadTooLarge           body over 64 KiB                      (413 payload_too_large)
+ ├── UnsupportedMediaType      a body not sent as application/json   (415 unsupported_media_type)
  ├── RequestTimeout            request not received whole in time,   (408 request_timeout)
  │                             or its client gone mid-body
  ├── HeadersTooLarge           request line and headers over the     (431 headers_too_large)
@@ -66,6 +67,14 @@ class Unauthorized(ReservationError):
 class PayloadTooLarge(ReservationError):
     code = "payload_too_large"
     status_code = 413
+
+
+class UnsupportedMediaType(ReservationError):
+    """A JSON route's body sent without `Content-Type: application/json`: what an HTML form
+    on another site can send without a CORS preflight, so it is never read."""
+
+    code = "unsupported_media_type"
+    status_code = 415
 
 
 class RequestTimeout(ReservationError):

@@ -22,6 +22,8 @@ from tests.conftest import REDIS_URL
 
 ADMIN_TOKEN = "test-admin-token"
 ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+# What a raw body (httpx's `content=`) must be sent with; `json=` sets it itself.
+JSON = {"Content-Type": "application/json"}
 
 
 class Api:

@@ -12,7 +12,7 @@ import httpx
 from persistence.orders import Order, OrderLine, OrderStatus
 from reservation.inventory import Inventory
 from reservation.outcomes import Committed
-from tests.api import ADMIN, ADMIN_TOKEN, Api, MakeApi
+from tests.api import ADMIN, ADMIN_TOKEN, JSON, Api, MakeApi
 from tests.mongo import MongoServer
 
 
@@ -406,7 +406,7 @@ async def test_error_answers_quote_input_boundedly(api: Api) -> None:
     assert len(missing.json()["details"]["checkout_session_id"]) <= 200
     field = "f" * 60_000
     unknown = await api.http.post(
-        "/v1/reservations", content=b'{"items": [], "' + field.encode() + b'": 1}'
+        "/v1/reservations", content=b'{"items": [], "' + field.encode() + b'": 1}', headers=JSON
     )
     assert error_of(unknown) == (422, "invalid_request")
     assert len(unknown.content) < 2_000
@@ -429,9 +429,9 @@ async def test_a_body_of_exactly_64_kib_is_read_and_one_byte_more_is_413(api: Ap
     await api.put_product("tee", 5)
     body = b'{"items": [{"sku": "tee", "quantity": 1}]}'
     exact = body + b" " * (64 * 1024 - len(body))
-    accepted = await api.http.post("/v1/reservations", content=exact)
+    accepted = await api.http.post("/v1/reservations", content=exact, headers=JSON)
     assert accepted.status_code == 201, accepted.text
-    over = await api.http.post("/v1/reservations", content=exact + b" ")
+    over = await api.http.post("/v1/reservations", content=exact + b" ", headers=JSON)
     assert error_of(over) == (413, "payload_too_large")
     assert over.json()["details"] == {"limit": 64 * 1024}
     # Streamed without a Content-Length, the body is cut off at the limit just the same.
@@ -440,7 +440,7 @@ async def test_a_body_of_exactly_64_kib_is_read_and_one_byte_more_is_413(api: Ap
         for start in range(0, len(exact) + 1, 4096):
             yield (exact + b" ")[start : start + 4096]
 
-    streamed = await api.http.post("/v1/reservations", content=chunks())
+    streamed = await api.http.post("/v1/reservations", content=chunks(), headers=JSON)
     assert error_of(streamed) == (413, "payload_too_large")
     assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 1
 

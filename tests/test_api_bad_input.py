@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.api import ADMIN, Api
+from tests.shop import MakeShop
 
 PRODUCT = {"name": "Tee", "price": 2500, "currency": "eur", "stock": 5}
 JSON = {"Content-Type": "application/json"}
@@ -572,3 +573,109 @@ async def test_bad_input_is_refused_and_changes_nothing(
     assert answer["message"]
     assert isinstance(answer["details"], dict)
     assert await snapshot(api) == before
+
+
+# -- Content-Type: what a form on another site can post is refused before it is read ---------
+
+# Each JSON route with a body it takes, and what it answers when the body is declared JSON.
+JSON_ROUTES = [
+    (
+        "PUT",
+        "/v1/products/new",
+        {"name": "New", "price": 100, "currency": "eur", "stock": 5},
+        ADMIN,
+        200,
+    ),
+    ("POST", "/v1/reservations", {"items": [line()], "customer_id": "cus_1"}, {}, 201),
+    ("POST", "/v1/checkout", {"items": [line()], "customer_id": "cus_1"}, {}, 201),
+]
+# What an HTML form (its three enctypes) or a no-cors fetch may send with no preflight, and
+# media types that are not application/json although they look like it.
+NOT_JSON: list[list[tuple[str, str]]] = [
+    [("Content-Type", "text/plain")],
+    [("Content-Type", "text/plain;charset=UTF-8")],
+    [("Content-Type", "application/x-www-form-urlencoded")],
+    [("Content-Type", "multipart/form-data; boundary=x")],
+    [],
+    [("Content-Type", "application/merge-patch+json")],
+    [("Content-Type", "application/jsonl")],
+    [("Content-Type", "json")],
+    [("Content-Type", "")],
+    [("Content-Type", "application/json"), ("Content-Type", "text/plain")],
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "auth", "accepted"), JSON_ROUTES, ids=[r[1] for r in JSON_ROUTES]
+)
+async def test_a_body_not_declared_json_is_415_and_changes_nothing(
+    make_shop: MakeShop,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    auth: dict[str, str],
+    accepted: int,
+) -> None:
+    # Rate limits on: a refusal must not spend the address's or the customer's budget either.
+    shop = await make_shop(ip_rate_limit=100, customer_rate_limit=100)
+    assert (await shop.api.put_product("tee", 5)).status_code == 200
+    raw = json.dumps(body).encode()
+    before = await snapshot(shop.api)
+    for declared in NOT_JSON:
+        answer = await shop.http.request(
+            method, path, content=raw, headers=[*auth.items(), *declared]
+        )
+        assert answer.status_code == 415, (declared, answer.text)
+        assert answer.json()["error"] == "unsupported_media_type"
+        assert answer.json()["message"]
+        assert await snapshot(shop.api) == before, declared
+    # No body at all is no exception (every one of these routes needs a body).
+    empty = await shop.http.request(method, path, headers=auth)
+    assert (empty.status_code, empty.json()["error"]) == (415, "unsupported_media_type")
+    assert empty.json()["details"] == {"content_type": None}
+    assert await snapshot(shop.api) == before
+    assert shop.sim.requests() == []
+    # The same bytes declared JSON go through.
+    answer = await shop.http.request(method, path, content=raw, headers={**auth, **JSON})
+    assert answer.status_code == accepted, answer.text
+
+
+async def test_json_with_parameters_any_case_and_spaces_is_accepted(make_shop: MakeShop) -> None:
+    shop = await make_shop()
+    assert (await shop.api.put_product("tee", 10)).status_code == 200
+    declared = [
+        "application/json; charset=UTF-8",
+        "application/json;charset=utf-8",
+        "Application/JSON",
+        "application/json ; charset=utf-8",
+        "application/json\t",
+    ]
+    raw = reserve_body(line())
+    for content_type in declared:
+        headers = {"Content-Type": content_type}
+        held = await shop.http.post("/v1/reservations", content=raw, headers=headers)
+        assert held.status_code == 201, (content_type, held.text)
+        session = await shop.http.post("/v1/checkout", content=raw, headers=headers)
+        assert session.status_code == 201, (content_type, session.text)
+    product = json.dumps({**PRODUCT, "stock": 20}).encode()
+    headers = {**ADMIN, "Content-Type": "application/json; charset=utf-8"}
+    stored = await shop.http.put("/v1/products/tee", content=product, headers=headers)
+    assert (stored.status_code, stored.json()["stock"]) == (200, 20), stored.text
+
+
+async def test_a_checkout_not_declared_json_is_refused_before_the_address_is_counted(
+    make_shop: MakeShop,
+) -> None:
+    shop = await make_shop(ip_rate_limit=2, ip_rate_window_seconds=60)
+    assert (await shop.api.put_product("tee", 5)).status_code == 200
+    raw = json.dumps({"items": [line()]}).encode()
+    for _ in range(5):
+        refused = await shop.http.post(
+            "/v1/checkout", content=raw, headers={"Content-Type": "text/plain"}
+        )
+        assert refused.status_code == 415
+    # The address still has its whole budget: two checkouts, then the limit.
+    for _ in range(2):
+        assert (await shop.http.post("/v1/checkout", content=raw, headers=JSON)).status_code == 201
+    limited = await shop.http.post("/v1/checkout", content=raw, headers=JSON)
+    assert (limited.status_code, limited.json()["error"]) == (429, "rate_limited")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.api import ADMIN
+from tests.api import ADMIN, JSON
 from tests.server import Server, start_server, stop_server
 from tests.shop import WEBHOOK_SECRET
 from tests.stripe_fake import signed
@@ -29,6 +29,8 @@ from tests.stripe_fake import signed
 # Generous: how long a test waits for the server to close a connection it should close.
 WAIT = 30.0
 BUSY_LIMIT = 3
+# The head of a reserve, up to its framing headers (the Content-Type it must have: docs/api.md).
+RESERVE = b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
 
 
 @pytest.fixture(scope="module")
@@ -190,7 +192,7 @@ async def test_a_slow_body_gets_408_and_holds_nothing(bounded: Server) -> None:
     async with httpx.AsyncClient(base_url=bounded.url, timeout=10) as client:
         await put_product(client, "slow-body")
         start = b'{"items": [{"sku": "slow-body", "quantity": 1}]'
-        head = b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\nContent-Length: 1000\r\n\r\n"
+        head = RESERVE + b"Content-Length: 1000\r\n\r\n"
         slow = asyncio.ensure_future(trickle(bounded, head + start, byte=b" "))
         while not slow.done():
             assert (await client.get("/v1/products/slow-body")).status_code == 200
@@ -201,7 +203,7 @@ async def test_a_slow_body_gets_408_and_holds_nothing(bounded: Server) -> None:
 
 
 async def test_a_body_that_stops_gets_408(bounded: Server) -> None:
-    head = b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{"
+    head = RESERVE + b"Content-Length: 100\r\n\r\n{"
     async with connection(bounded) as (reader, writer):
         await send(writer, head)
         answer = parse(await until_closed(reader))
@@ -290,14 +292,13 @@ async def test_oversized_bodies_get_413_and_change_nothing(bounded: Server) -> N
         # Chunked, no Content-Length: refused once 64 KiB came, before the rest is read.
         chunk = b" " * 4096
         chunked = (
-            b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n"
+            RESERVE
+            + b"Transfer-Encoding: chunked\r\n\r\n"
             + b"%x\r\n%s\r\n" % (len(cart), cart)
             + b"%x\r\n%s\r\n" % (len(chunk), chunk) * 40
             + b"1\r\n}\r\n0\r\n\r\n"
         )
-        declared = (
-            b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\nContent-Length: 9999999\r\n\r\n"
-        )
+        declared = RESERVE + b"Content-Length: 9999999\r\n\r\n"
         for raw in (chunked, declared + cart):
             async with connection(bounded) as (reader, writer):
                 await send(writer, raw)
@@ -309,7 +310,9 @@ async def test_oversized_bodies_get_413_and_change_nothing(bounded: Server) -> N
         product = {"name": "Padded", "price": 1500, "currency": "eur", "stock": 5}
         padded = json.dumps(product).encode() + b" " * 60_000
         stored = await client.put(
-            "/v1/products/padded", content=padded, headers={**ADMIN, "Connection": "close"}
+            "/v1/products/padded",
+            content=padded,
+            headers={**ADMIN, **JSON, "Connection": "close"},
         )
         assert stored.status_code == 200, stored.text
 
@@ -354,7 +357,7 @@ async def test_the_limits_hold_in_every_worker(
 
 
 async def test_past_the_requests_in_flight_limit_503_with_retry_after(busy: Server) -> None:
-    head = b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{"
+    head = RESERVE + b"Content-Length: 100\r\n\r\n{"
     held = [await asyncio.open_connection(*_address(busy)) for _ in range(BUSY_LIMIT)]
     try:
         for _, writer in held:

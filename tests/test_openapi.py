@@ -138,6 +138,29 @@ async def test_error_answers_name_the_codes_of_the_error_tree() -> None:
     assert error_codes(admin)["401"] == ["unauthorized"]
 
 
+async def test_every_json_body_is_declared_and_may_answer_415() -> None:
+    _, document = await served_document()
+    with_body = [
+        (method, path)
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if "requestBody" in operation
+    ]
+    assert with_body == [
+        ("put", "/v1/products/{sku}"),
+        ("post", "/v1/reservations"),
+        ("post", "/v1/checkout"),
+        ("post", "/v1/webhooks/stripe"),
+    ]
+    for method, path in with_body:
+        operation = document["paths"][path][method]
+        assert list(operation["requestBody"]["content"]) == ["application/json"]
+        refused = error_codes(operation).get("415")
+        # The webhook reads Stripe's bytes whatever their Content-Type.
+        expected = None if path == "/v1/webhooks/stripe" else ["unsupported_media_type"]
+        assert refused == expected, (method, path)
+
+
 def _subclasses(cls: type[errors.ReservationError]) -> list[type[errors.ReservationError]]:
     found = []
     for sub in cls.__subclasses__():

@@ -26,7 +26,7 @@ from reservation.ratelimit import (
     subject_digest,
 )
 from reservation.scripts import RedisClient
-from tests.api import Api, MakeApi
+from tests.api import JSON, Api, MakeApi
 from tests.shop import MakeShop
 
 # -- the sliding log (lua/rate_limit.lua) on Redis, fakeredis and a Redis Cluster ------------
@@ -252,7 +252,8 @@ async def test_reservations_past_the_limit_per_address_answer_429_and_hold_nothi
     assert 55 <= retry_after <= 60
     assert refused.json()["details"]["window_seconds"] == 60
     # Bad input is answered from the body alone, before anything is counted or held.
-    assert (await api.http.post("/v1/reservations", content=b"{")).status_code == 422
+    bad = await api.http.post("/v1/reservations", content=b"{", headers=JSON)
+    assert bad.status_code == 422
     assert await state_of(api) == before  # no hold, no counter, no idempotency key
     log = api.services.rate_limiter.keys.rate_log("ip", subject_digest("127.0.0.1"))
     assert await api.services.redis.zcard(log) == 3  # and the refusals were not counted

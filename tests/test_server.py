@@ -12,7 +12,7 @@ import httpx
 import psutil
 
 from reservation.servers import free_port
-from tests.api import ADMIN
+from tests.api import ADMIN, JSON
 from tests.conftest import REDIS_URL
 from tests.server import Server, start_server, stop_server
 from tests.shop import WEBHOOK_SECRET
@@ -74,7 +74,9 @@ async def test_endpoints_over_real_http(server: Server) -> None:
         rid = created.json()["id"]
         assert (await client.get(f"/v1/reservations/{rid}")).json()["status"] == "held"
         assert (await client.delete(f"/v1/reservations/{rid}")).json()["status"] == "released"
-        huge = await client.post("/v1/reservations", content=b"{" + b" " * (1 << 20) + b"}")
+        huge = await client.post(
+            "/v1/reservations", content=b"{" + b" " * (1 << 20) + b"}", headers=JSON
+        )
         assert huge.status_code == 413
         assert huge.json()["error"] == "payload_too_large"
         assert (await client.get("/readyz")).json()["status"] == "ready"

@@ -58,8 +58,33 @@ def decode(raw: bytes, into: type[T]) -> T:
         raise errors.InvalidRequest("the body is nested too deeply") from None
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def require_json(request: Request) -> None:
+    """Refuse (415) a request not declared `application/json`, before its body is read.
+
+    An HTML form or a `no-cors` fetch on any site may post `text/plain`,
+    `application/x-www-form-urlencoded`, `multipart/form-data` or no Content-Type at all
+    without a CORS preflight; only a page of this origin, or a client that is not a browser,
+    can send `application/json`. So a request without it is refused whatever its body (even
+    none: every JSON route needs one). Parameters (`; charset=utf-8`) and case do not matter:
+    the body is read as UTF-8 JSON whatever they say. A `+json` type is refused too: it names
+    a format of its own (`application/merge-patch+json` is a patch, not the document).
+    """
+    # Two Content-Type fields contradict each other: refused, not one of them picked.
+    declared = request.headers.getlist("content-type")
+    if len(declared) == 1 and declared[0].partition(";")[0].strip().lower() == JSON_MEDIA_TYPE:
+        return
+    raise errors.UnsupportedMediaType(
+        f"a request body must be sent with Content-Type: {JSON_MEDIA_TYPE}",
+        content_type=", ".join(declared) or None,
+    )
+
+
 async def read_json(request: Request, into: type[T]) -> T:
     """Decode and validate a JSON body into a struct; any defect is a 4xx."""
+    require_json(request)
     return decode(await read_body(request), into)
 
 

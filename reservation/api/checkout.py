@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from domain import errors
-from reservation.api.bodies import json_response, read_json, utc_text
+from reservation.api.bodies import json_response, read_json, require_json, utc_text
 from reservation.api.ratelimits import limit_client, limit_customer
 from reservation.api.services import Services, services
 from reservation.models import Reservation
@@ -18,6 +18,8 @@ MAX_SESSION_ID = 255
 
 async def create_checkout(request: Request) -> Response:
     state = services(request)
+    # Before the address is counted: a form on another site must not spend its visitor's budget.
+    require_json(request)
     try:
         await limit_client(state, request)
         body = await read_json(request, CheckoutIn)

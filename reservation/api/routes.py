@@ -34,6 +34,7 @@ from domain.errors import (
     StockBelowCommitted,
     StorageUnavailable,
     UnknownSku,
+    UnsupportedMediaType,
 )
 from persistence.orders import OrderConflict, OrderStatus
 from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
@@ -86,7 +87,7 @@ LIMIT = Parameter(
 StripeEvent = dict[str, Any]
 
 # What reading a JSON body may answer, and any route that reads or writes Redis or MongoDB.
-BODY = (PayloadTooLarge, RequestTimeout, InvalidRequest)
+BODY = (UnsupportedMediaType, PayloadTooLarge, RequestTimeout, InvalidRequest)
 STORAGE = (StorageUnavailable,)
 HOLD_REFUSALS = (
     MixedPools,
