@@ -31,6 +31,7 @@ from domain.errors import (
     ReplayedSignature,
     RequestTimeout,
     ReservationNotHeld,
+    ServerBusy,
     StockBelowCommitted,
     StorageUnavailable,
     UnknownSku,
@@ -85,8 +86,10 @@ LIMIT = Parameter(
 )
 StripeEvent = dict[str, Any]
 
-# What reading a JSON body may answer, and any route that reads or writes Redis or MongoDB.
-BODY = (PayloadTooLarge, RequestTimeout, InvalidRequest)
+# What reading a body may answer (ServerBusy: the process's body budget is spent), a JSON
+# one, and any route that reads or writes Redis or MongoDB.
+RAW_BODY = (PayloadTooLarge, RequestTimeout, ServerBusy)
+BODY = (*RAW_BODY, InvalidRequest)
 STORAGE = (StorageUnavailable,)
 HOLD_REFUSALS = (
     MixedPools,
@@ -196,8 +199,7 @@ ROUTES = [
             InvalidSignature,
             ReplayedSignature,
             InvalidPayload,
-            PayloadTooLarge,
-            RequestTimeout,
+            *RAW_BODY,
             OrderConflict,
             PaymentProviderUnavailable,
             *STORAGE,
