@@ -28,7 +28,9 @@ TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
 SCHEME = stripe.WebhookSignature.EXPECTED_SCHEME  # v1: HMAC-SHA256, in lowercase hex
 SIGNATURE = re.compile(r"[0-9a-f]{64}")
 DIGITS = re.compile(r"[0-9]+")
-MAX_TIMESTAMP_DIGITS = 15  # seconds since 1970: 10 digits until the year 2286
+# A `t` of more digits is far past any clock (10 digits last until the year 2286), and
+# int() refuses strings of more than 4,300 digits.
+MAX_TIMESTAMP_DIGITS = 15
 logger = logging.getLogger("reservation.webhooks")
 # Outcomes of dispatch that sold units (the sales per second of /ops).
 SALES = frozenset({"committed", "committed_late"})
