@@ -29,7 +29,8 @@ ReservationError
  │                             address or customer id                 Retry-After)
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
  ├── ServerBusy                a process has its most requests in    (503 server_busy, Retry-After)
- │                             flight
+ │                             flight, or its most request body
+ │                             bytes in memory
  ├── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
  └── PaymentProviderRefused    Stripe refused for good; details:     (502, no Retry-After)
                                stripe_code, stripe_message

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
+from reservation.api.bodybudget import BodyBudget
 from reservation.api.failures import add_exception_handlers
 from reservation.api.routes import ROUTES
 from reservation.gctuning import tune_after_startup
@@ -20,6 +21,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     """A Starlette app for `settings` (default: from the environment)."""
     settings = settings or Settings.from_env()
     metrics = Metrics()
+    # One per process: every request's body draws from it (reservation/api/bodies.py).
+    bodies = BodyBudget(settings.max_body_bytes_in_flight)
+    metrics.body_bytes.set_function(lambda: bodies.held)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -33,5 +37,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         middleware=[Middleware(RequestTimer, metrics=metrics)],
         lifespan=lifespan,
     )
+    app.state.bodies = bodies
     add_exception_handlers(app)
     return app

@@ -79,6 +79,12 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        # Read when scraped: the app points it at its body budget (reservation/app.py).
+        self.body_bytes = Gauge(
+            "reservation_request_body_bytes",
+            "Bytes of request bodies this process holds while they arrive",
+            registry=r,
+        )
         self.request_seconds = Histogram(
             "reservation_http_request_seconds",
             "HTTP request latency",

@@ -59,6 +59,10 @@ class Settings:
     body_timeout_seconds: float = 30.0
     max_header_bytes: int = 32 * 1024
     max_concurrent_requests: int = 4096
+    # The bytes of request bodies one process holds at once while they arrive, all requests
+    # together (reservation/api/bodybudget.py): 1,024 JSON bodies of 64 KiB, or 64 webhook
+    # bodies of 1 MiB.
+    max_body_bytes_in_flight: int = 64 * 1024 * 1024
     # Stripe gate: concurrent calls, calls per second, and the longest a buyer waits.
     stripe_concurrency: int = 16
     stripe_rate_per_second: float = 25.0
@@ -377,6 +381,15 @@ VARIABLES: tuple[Variable, ...] = (
         "requests one process works on at once; more are refused at once with 503"
         " `server_busy` and `Retry-After` (uvicorn's `--limit-concurrency`, but idle"
         " connections do not count)",
+    ),
+    Variable(
+        "RESERVATION_MAX_BODY_BYTES_IN_FLIGHT",
+        "max_body_bytes_in_flight",
+        count,
+        "the most bytes of request bodies one process holds at once while they arrive (every"
+        " request together; one body is at most 64 KiB, a Stripe event 1 MiB); a body that"
+        " would take more is refused with 503 `server_busy` and `Retry-After`",
+        "67108864 (64 MiB)",
     ),
     Variable(
         "RESERVATION_REQUIRE_CUSTOMER",

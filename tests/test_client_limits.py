@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -59,6 +61,27 @@ def busy(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator
         RESERVATION_MAX_CONCURRENT_REQUESTS=str(BUSY_LIMIT),
         RESERVATION_HEADER_TIMEOUT_SECONDS="120",
         RESERVATION_BODY_TIMEOUT_SECONDS="120",
+    )
+    try:
+        yield running
+    finally:
+        stop_server(running, mongodb_uri)
+
+
+BODY_BUDGET = 150_000
+
+
+@pytest.fixture(scope="module")
+def frugal(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
+    """The service holding at most 150,000 bytes of request bodies at once, with patient
+    deadlines."""
+    running = start_server(
+        tmp_path_factory.mktemp("frugal"),
+        mongodb_uri,
+        RESERVATION_MAX_BODY_BYTES_IN_FLIGHT=str(BODY_BUDGET),
+        RESERVATION_HEADER_TIMEOUT_SECONDS="120",
+        RESERVATION_BODY_TIMEOUT_SECONDS="120",
+        STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
     )
     try:
         yield running
@@ -142,6 +165,27 @@ async def request(server: Server, raw: bytes) -> Answer:
     async with connection(server) as (reader, writer):
         await send(writer, raw)
         return parse(await until_closed(reader))
+
+
+async def first_answer(server: Server, raw: bytes) -> Answer:
+    """Send `raw` on a connection of its own; the first answer, read as soon as it is whole
+    (the server may still be waiting for the rest of a body, which never comes)."""
+    async with connection(server) as (reader, writer):
+        await send(writer, raw)
+        received = b""
+        async with asyncio.timeout(WAIT):
+            while not _whole(received):
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                received += chunk
+        return parse(received)
+
+
+def _whole(raw: bytes) -> bool:
+    head, separator, rest = raw.partition(b"\r\n\r\n")
+    length = re.search(rb"(?im)^content-length: *([0-9]+)", head)
+    return bool(separator and length and len(rest) >= int(length[1]))
 
 
 def get(path: str, *headers: str) -> bytes:
@@ -332,6 +376,42 @@ async def test_a_large_stripe_event_is_received_whole(bounded: Server) -> None:
     assert delivered.json() == {"received": True}
 
 
+def webhook_head(signature: str | None, length: int = 1024 * 1024 - 1) -> bytes:
+    lines = ["POST /v1/webhooks/stripe HTTP/1.1", "Host: test", f"Content-Length: {length}"]
+    if signature is not None:
+        lines.append(f"Stripe-Signature: {signature}")
+    return "\r\n".join([*lines, "", ""]).encode()
+
+
+@pytest.mark.parametrize(
+    ("signature", "said"),
+    [
+        (None, "header is missing"),
+        ("t=1,v1=00", "v1 signature of the Stripe-Signature is not 64 lowercase"),
+        ("t=1,v1=" + "0" * 64, "s old"),
+        ("t={ahead},v1=" + "0" * 64, "ahead of this server's clock"),
+        ("t={now}=x,v1=" + "0" * 64, "not a whole number of seconds"),
+        ("t={now}", "no v1 signature"),
+    ],
+    ids=["missing", "the issue's", "stale", "ahead", "not a number", "no signature"],
+)
+async def test_a_webhook_header_that_cannot_verify_is_refused_before_its_body(
+    bounded: Server, signature: str | None, said: str
+) -> None:
+    # The head alone, declaring nearly 1 MiB: the refusal comes without a byte of the body
+    # (reading it first, the service would wait for it until the body deadline: a 408).
+    now = int(time.time())
+    if signature is not None:
+        signature = signature.format(now=now, ahead=now + 3600)
+    answer = await first_answer(bounded, webhook_head(signature))
+    assert (answer.status, answer.error()) == (400, "invalid_signature"), answer.body
+    assert said in json.loads(answer.body)["message"]
+    # A well-formed header and a length over the route's limit: 413, as at once.
+    well_formed = f"t={now},v1={'0' * 64}"
+    answer = await first_answer(bounded, webhook_head(well_formed, 2 * 1024 * 1024))
+    assert (answer.status, answer.error()) == (413, "payload_too_large")
+
+
 async def test_the_limits_hold_in_every_worker(
     tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str
 ) -> None:
@@ -404,6 +484,61 @@ def _address(server: Server) -> tuple[str, int]:
     assert address.hostname is not None
     assert address.port is not None
     return address.hostname, address.port
+
+
+# -- bodies in flight -----------------------------------------------------------------------
+
+
+async def test_bodies_in_flight_draw_from_one_budget_per_process(frugal: Server) -> None:
+    # A header that passes the checks made before the body (it will not verify any body).
+    signature = f"t={int(time.time())},v1={'0' * 64}"
+    stalled = [await asyncio.open_connection(*_address(frugal)) for _ in range(2)]
+    async with httpx.AsyncClient(base_url=frugal.url, timeout=10) as client:
+        await put_product(client, "frugal")
+        small = {"items": [{"sku": "frugal", "quantity": 1}]}
+        padded = json.dumps(small).encode() + b" " * 20_000  # under the route's 64 KiB
+        try:
+            for _, writer in stalled:  # all but the last byte, then nothing
+                await send(writer, webhook_head(signature, 70_001) + b"x" * 70_000)
+            await body_bytes_become(client, 140_000)
+            # 10,000 bytes left. A declared length over that: refused at once, unread.
+            refused = await first_answer(frugal, webhook_head(signature, 70_001))
+            assert (refused.status, refused.error()) == (503, "server_busy")
+            assert refused.headers["retry-after"] == "1"
+            # Without a length (chunked): refused at the chunk that does not fit.
+            chunked = webhook_head(signature).replace(
+                b"Content-Length: 1048575", b"Transfer-Encoding: chunked"
+            )
+            chunk = b"%x\r\n%s\r\n" % (20_000, b"y" * 20_000)
+            refused = await first_answer(frugal, chunked + chunk)
+            assert (refused.status, refused.error()) == (503, "server_busy")
+            # Every route draws from the same budget: a small reservation fits, a padded one
+            # does not, and neither changes anything it should not.
+            assert (await client.post("/v1/reservations", json=small)).status_code == 201
+            busy = await client.post("/v1/reservations", content=padded)
+            assert (busy.status_code, busy.json()["error"]) == (503, "server_busy")
+            assert await reserved(client, "frugal") == 1
+        finally:
+            for _, writer in stalled:
+                writer.close()
+        # Their clients gone, the stalled bodies are given back, every byte.
+        await body_bytes_become(client, 0)
+        assert (await client.post("/v1/reservations", content=padded)).status_code == 201
+        whole = await first_answer(frugal, webhook_head(signature, 100_000) + b"x" * 100_000)
+        assert (whole.status, whole.error()) == (400, "invalid_signature")  # read, then checked
+        await body_bytes_become(client, 0)
+    assert "unhandled" not in server_log(frugal)
+
+
+async def body_bytes_become(client: httpx.AsyncClient, expected: int) -> None:
+    """Wait (within the generous wait) until the process holds `expected` body bytes."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            text = (await client.get("/metrics")).text
+            found = re.search(r"^reservation_request_body_bytes ([0-9.e+]+)$", text, re.M)
+            if found and float(found[1]) == expected:
+                return
+            await asyncio.sleep(0.05)
 
 
 # -- the process ----------------------------------------------------------------------------

@@ -311,6 +311,55 @@ async def test_a_timestamp_slightly_ahead_is_accepted(shop: Shop) -> None:
     assert (await order(shop, session_id))["status"] == "paid"
 
 
+@pytest.mark.parametrize(
+    ("header", "said"),
+    [
+        # stripe-python reads `t` with int() after split("=", 2): these verify with the
+        # library, and Stripe never sends them.
+        ("t={t}=x,v1={v1}", "timestamp (t) is not a whole number of seconds: '{t}=x'"),
+        ("t=+{t},v1={v1}", "timestamp (t) is not a whole number of seconds: '+{t}'"),
+        ("t= {t},v1={v1}", "timestamp (t) is not a whole number of seconds"),
+        ("t={t:_},v1={v1}", "timestamp (t) is not a whole number of seconds"),
+        ("t={t},v1={v1},t={t}", "more than one timestamp (t=)"),
+        ("v1={v1}", "has no timestamp (t=)"),
+        ("t={t}", "has no v1 signature"),
+        ("t={t},v1={v1_upper}", "v1 signature of the Stripe-Signature is not 64 lowercase"),
+        ("t={t},v1=00", "v1 signature of the Stripe-Signature is not 64 lowercase"),
+        ("t={old},v1={v1}", "s old; at most 300 s are accepted"),
+        ("t={ahead},v1={v1}", "s ahead of this server's clock; at most 300 s are accepted"),
+        ("t=9{t:0>40},v1={v1}", "ahead of this server's clock by more than 300 s"),
+    ],
+    ids=[
+        "t=now=x",
+        "t=+now",
+        "t= now",
+        "t=1_700_000_000",
+        "two t",
+        "no t",
+        "no v1",
+        "v1 upper case",
+        "v1 short",
+        "old",
+        "ahead",
+        "ahead past any clock",
+    ],
+)
+async def test_a_signature_header_is_refused_saying_what_is_wrong(
+    shop: Shop, header: str, said: str
+) -> None:
+    _, session_id = await start(shop, ("tee", 1))
+    t = int(time.time())
+    body, headers = signed(shop.sim.complete(session_id, "paid"), WEBHOOK_SECRET, t)
+    v1 = headers["Stripe-Signature"].rpartition("v1=")[2]
+    values = {"t": t, "v1": v1, "v1_upper": v1.upper(), "old": t - 400, "ahead": t + 400}
+    dressed = header.format(**values)
+    answer = await shop.post_signed(body, {**headers, "Stripe-Signature": dressed})
+    assert (answer.status_code, answer.json()["error"]) == (400, "invalid_signature"), dressed
+    assert said.format(**values) in answer.json()["message"], answer.json()
+    assert await shop.stored_events() == 0
+    assert await delivery_keys(shop) == []
+
+
 async def test_event_types_become_metric_labels_only_when_handled(shop: Shop) -> None:
     _, session_id = await start(shop, ("tee", 1))
     await deliver_twice(shop, shop.sim.complete(session_id, "paid"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -11,36 +12,61 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from domain import errors
+from reservation.api.bodybudget import BodyBudget
 from reservation.schemas import encoder
 
 MAX_BODY_BYTES = 64 * 1024
+logger = logging.getLogger("reservation.bodies")
 DIGITS = re.compile(r"[0-9]{1,19}")
 T = TypeVar("T")
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The raw body, refused with 413 past `limit` bytes without reading the rest.
+    """The raw body, refused with 413 past `limit` bytes without reading the rest, and with
+    503 `server_busy` when the process's body budget cannot hold it (bodybudget.py).
 
     A body that stops coming is cut off by the server (reservation/connections.py, the body
     deadline): the app then hears that the client is gone, which is a 408 nobody reads, not a
     failure of the server.
     """
     declared = request.headers.get("content-length")
-    if declared is not None and DIGITS.fullmatch(declared) and int(declared) > limit:
-        raise errors.PayloadTooLarge(f"request bodies are limited to {limit} bytes", limit=limit)
+    budget: BodyBudget = request.app.state.bodies
+    if declared is not None and DIGITS.fullmatch(declared):
+        if int(declared) > limit:
+            raise errors.PayloadTooLarge(
+                f"request bodies are limited to {limit} bytes", limit=limit
+            )
+        if int(declared) > budget.free:
+            raise _over_budget(request)
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
+            if size + len(chunk) > limit:
                 raise errors.PayloadTooLarge(
                     f"request bodies are limited to {limit} bytes", limit=limit
                 )
+            if not budget.take(len(chunk)):
+                raise _over_budget(request)
+            size += len(chunk)
             chunks.append(chunk)
+        return b"".join(chunks)
     except ClientDisconnect:
         raise errors.RequestTimeout("the request body did not arrive whole") from None
-    return b"".join(chunks)
+    finally:
+        # However the read ended (whole, refused, the client gone, cancelled): a byte not
+        # given back would shrink the budget for good.
+        budget.give_back(size)
+
+
+def _over_budget(request: Request) -> errors.ServerBusy:
+    logger.warning(
+        "503: request bodies at the budget (RESERVATION_MAX_BODY_BYTES_IN_FLIGHT)",
+        extra={"method": request.method, "path": request.url.path, "outcome": "body_budget"},
+    )
+    return errors.ServerBusy(
+        "this process already holds as many request body bytes as it may; try again"
+    )
 
 
 def decode(raw: bytes, into: type[T]) -> T:

@@ -31,6 +31,7 @@ from domain.errors import (
     ReplayedSignature,
     RequestTimeout,
     ReservationNotHeld,
+    ServerBusy,
     StockBelowCommitted,
     StorageUnavailable,
     UnknownSku,
@@ -86,8 +87,10 @@ LIMIT = Parameter(
 )
 StripeEvent = dict[str, Any]
 
-# What reading a JSON body may answer, and any route that reads or writes Redis or MongoDB.
-BODY = (UnsupportedMediaType, PayloadTooLarge, RequestTimeout, InvalidRequest)
+# What reading a body may answer (ServerBusy: the process's body budget is spent), a JSON
+# one, and any route that reads or writes Redis or MongoDB.
+RAW_BODY = (PayloadTooLarge, RequestTimeout, ServerBusy)
+BODY = (UnsupportedMediaType, *RAW_BODY, InvalidRequest)
 STORAGE = (StorageUnavailable,)
 HOLD_REFUSALS = (
     MixedPools,
@@ -197,8 +200,7 @@ ROUTES = [
             InvalidSignature,
             ReplayedSignature,
             InvalidPayload,
-            PayloadTooLarge,
-            RequestTimeout,
+            *RAW_BODY,
             OrderConflict,
             PaymentProviderUnavailable,
             *STORAGE,

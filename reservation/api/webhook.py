@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import time
 from typing import Any
 
@@ -24,6 +25,12 @@ MAX_EVENT_BYTES = 1024 * 1024  # Stripe events stay far below this
 MAX_EVENT_DEPTH = 32
 MAX_ID_LENGTH = 255
 TOLERANCE_SECONDS = stripe.Webhook.DEFAULT_TOLERANCE
+SCHEME = stripe.WebhookSignature.EXPECTED_SCHEME  # v1: HMAC-SHA256, in lowercase hex
+SIGNATURE = re.compile(r"[0-9a-f]{64}")
+DIGITS = re.compile(r"[0-9]+")
+# A `t` of more digits is far past any clock (10 digits last until the year 2286), and
+# int() refuses strings of more than 4,300 digits.
+MAX_TIMESTAMP_DIGITS = 15
 logger = logging.getLogger("reservation.webhooks")
 # Outcomes of dispatch that sold units (the sales per second of /ops).
 SALES = frozenset({"committed", "committed_late"})
@@ -32,20 +39,18 @@ SALES = frozenset({"committed", "committed_late"})
 async def stripe_webhook(request: Request) -> Response:
     state = services(request)
     secret = state.settings.stripe_webhook_secret
-    payload = await read_body(request, MAX_EVENT_BYTES)
     if secret is None:
         raise errors.InvalidSignature("webhooks are refused: STRIPE_WEBHOOK_SECRET is not set")
-    header = request.headers.get("stripe-signature")
-    if not header:
-        raise errors.InvalidSignature("the Stripe-Signature header is missing")
-    if not header.isascii():  # the library's constant-time comparison takes ASCII only
-        raise errors.InvalidSignature("the Stripe-Signature does not match the body")
+    header = request.headers.get("stripe-signature", "")
+    # Before a byte of the body: a header that cannot verify any body, or is out of time,
+    # refuses the request at once instead of after buffering up to 1 MiB of whatever came.
+    signature_timestamp(header, time.time())
+    payload = await read_body(request, MAX_EVENT_BYTES)
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         raise errors.InvalidPayload("the body is not UTF-8") from None
-    now = time.time()
-    timestamp = verify(text, header, secret, now)
+    timestamp = verify(text, header, secret, time.time())
     event = parse_event(payload)
     # Only after the signature verified: an unsigned request cannot mark anything as seen. A
     # delivery is its signed timestamp and body (which determine its v1 signature): extra v1
@@ -72,33 +77,77 @@ async def stripe_webhook(request: Request) -> Response:
 
 
 def verify(text: str, header: str, secret: str, now: float) -> int:
-    """The signature matches and its timestamp is within the tolerance, past or future: the
-    timestamp that was verified.
-
-    stripe-python refuses old timestamps only; a timestamp ahead of the clock would let a
-    captured delivery be replayed until then.
-    """
+    """The header is well formed, its timestamp within the tolerance of `now`, past or
+    future, and its signature matches `text`: the timestamp that was verified."""
+    timestamp = signature_timestamp(header, now)
     try:
-        stripe.WebhookSignature.verify_header(text, header, secret, TOLERANCE_SECONDS)
+        # The time window was checked above, both ways (stripe-python checks the past only,
+        # and a timestamp ahead of the clock would let a captured delivery be replayed until
+        # then); the library checks the signature.
+        stripe.WebhookSignature.verify_header(text, header, secret, tolerance=None)
     except stripe.SignatureVerificationError:
         raise errors.InvalidSignature("the Stripe-Signature does not match the body") from None
-    timestamp = _timestamp(header)
-    if timestamp is None or timestamp > now + TOLERANCE_SECONDS:
+    return timestamp
+
+
+def signature_timestamp(header: str, now: float) -> int:
+    """The timestamp of a Stripe-Signature that may verify a body, within the tolerance of
+    `now` either way; else InvalidSignature saying what is wrong.
+
+    The header is read as stripe-python reads it (items split on `,`, each named by what
+    precedes its first `=`; the first named exactly `t` is the timestamp, every `v1` a
+    signature), and held to what Stripe sends (`t=<seconds>,v1=<64 hex>[,v1=…][,v0=…]`):
+    exactly one `t`, in digits, so that the timestamp checked here is the one the library
+    signs with, and at least one `v1`, each 64 lowercase hex digits as the library computes
+    them. What the library would also take (`t=+1`, `t= 1`, `t=1=x`) no signature of
+    Stripe's carries.
+    """
+    if not header:
+        raise errors.InvalidSignature("the Stripe-Signature header is missing")
+    if not header.isascii():  # the library's constant-time comparison takes ASCII only
+        raise errors.InvalidSignature("the Stripe-Signature header is not ASCII")
+    stamps: list[str] = []
+    signatures = 0
+    for item in header.split(","):
+        name, _, value = item.partition("=")
+        if name == "t":
+            stamps.append(value)
+        elif name == SCHEME:
+            if not SIGNATURE.fullmatch(value):
+                raise errors.InvalidSignature(
+                    f"a {SCHEME} signature of the Stripe-Signature is not 64 lowercase "
+                    f"hexadecimal digits: {value[:80]!r}"
+                )
+            signatures += 1
+    if not stamps:
+        raise errors.InvalidSignature("the Stripe-Signature has no timestamp (t=)")
+    if len(stamps) > 1:
+        raise errors.InvalidSignature("the Stripe-Signature has more than one timestamp (t=)")
+    if not DIGITS.fullmatch(stamps[0]):
+        raise errors.InvalidSignature(
+            "the Stripe-Signature timestamp (t) is not a whole number of seconds: "
+            f"{stamps[0][:80]!r}"
+        )
+    if not signatures:
+        raise errors.InvalidSignature(f"the Stripe-Signature has no {SCHEME} signature")
+    significant = stamps[0].lstrip("0")
+    if len(significant) > MAX_TIMESTAMP_DIGITS:  # beyond any clock; int() would refuse it
         raise errors.InvalidSignature(
             "the Stripe-Signature timestamp is ahead of this server's clock by more than "
             f"{TOLERANCE_SECONDS} s"
         )
+    timestamp = int(significant or "0")
+    if timestamp < now - TOLERANCE_SECONDS:
+        raise errors.InvalidSignature(
+            f"the Stripe-Signature timestamp is {now - timestamp:.0f} s old; at most "
+            f"{TOLERANCE_SECONDS} s are accepted"
+        )
+    if timestamp > now + TOLERANCE_SECONDS:
+        raise errors.InvalidSignature(
+            f"the Stripe-Signature timestamp is {timestamp - now:.0f} s ahead of this server's "
+            f"clock; at most {TOLERANCE_SECONDS} s are accepted"
+        )
     return timestamp
-
-
-def _timestamp(header: str) -> int | None:
-    """The header's `t`, read as stripe-python reads it (the first item named exactly `t`),
-    so that the timestamp checked here is the one that was verified; None unless digits."""
-    for item in header.split(","):
-        name, _, value = item.partition("=")
-        if name == "t":
-            return int(value) if value.isascii() and value.isdigit() else None
-    return None
 
 
 def parse_event(payload: bytes) -> dict[str, Any]:
