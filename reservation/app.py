@@ -38,5 +38,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         lifespan=lifespan,
     )
     app.state.bodies = bodies
+    app.state.trusted_proxy_header = settings.trusted_proxy_header
     add_exception_handlers(app)
     return app

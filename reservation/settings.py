@@ -387,8 +387,9 @@ VARIABLES: tuple[Variable, ...] = (
         "max_body_bytes_in_flight",
         count,
         "the most bytes of request bodies one process holds at once while they arrive (every"
-        " request together; one body is at most 64 KiB, a Stripe event 1 MiB); a body that"
-        " would take more is refused with 503 `server_busy` and `Retry-After`",
+        " request together, an eighth of it for one client address; one body is at most"
+        " 64 KiB, a Stripe event 1 MiB); a body that would take more is refused with 503"
+        " `server_busy` and `Retry-After`",
         "67108864 (64 MiB)",
     ),
     Variable(

@@ -68,13 +68,13 @@ def busy(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator
         stop_server(running, mongodb_uri)
 
 
-BODY_BUDGET = 150_000
+BODY_BUDGET = 80_000  # a client's share: 10,000
 
 
 @pytest.fixture(scope="module")
 def frugal(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
-    """The service holding at most 150,000 bytes of request bodies at once, with patient
-    deadlines."""
+    """The service holding at most 80,000 bytes of request bodies at once (10,000 for one client
+    address), with patient deadlines."""
     running = start_server(
         tmp_path_factory.mktemp("frugal"),
         mongodb_uri,
@@ -489,33 +489,41 @@ def _address(server: Server) -> tuple[str, int]:
 # -- bodies in flight -----------------------------------------------------------------------
 
 
+async def stalled_from(
+    server: Server, source: str
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection from the loopback address `source` (all of 127.0.0.0/8 is this machine)."""
+    return await asyncio.open_connection(*_address(server), local_addr=(source, 0))
+
+
 async def test_bodies_in_flight_draw_from_one_budget_per_process(frugal: Server) -> None:
     # A header that passes the checks made before the body (it will not verify any body).
     signature = f"t={int(time.time())},v1={'0' * 64}"
-    stalled = [await asyncio.open_connection(*_address(frugal)) for _ in range(2)]
+    # Eight clients, each within its share (an eighth), stall 9,000 bytes of a body each.
+    stalled = [await stalled_from(frugal, f"127.0.0.{n}") for n in range(2, 10)]
     async with httpx.AsyncClient(base_url=frugal.url, timeout=10) as client:
         await put_product(client, "frugal")
         small = {"items": [{"sku": "frugal", "quantity": 1}]}
-        padded = json.dumps(small).encode() + b" " * 20_000  # under the route's 64 KiB
+        padded = json.dumps(small).encode() + b" " * 9_000  # under the route's 64 KiB
         try:
             for _, writer in stalled:  # all but the last byte, then nothing
-                await send(writer, webhook_head(signature, 70_001) + b"x" * 70_000)
-            await body_bytes_become(client, 140_000)
-            # 10,000 bytes left. A declared length over that: refused at once, unread.
-            refused = await first_answer(frugal, webhook_head(signature, 70_001))
+                await send(writer, webhook_head(signature, 9_001) + b"x" * 9_000)
+            await body_bytes_become(client, 72_000)
+            # 8,000 bytes left. A declared length over that: refused at once, unread.
+            refused = await first_answer(frugal, webhook_head(signature, 9_001))
             assert (refused.status, refused.error()) == (503, "server_busy")
             assert refused.headers["retry-after"] == "1"
             # Without a length (chunked): refused at the chunk that does not fit.
             chunked = webhook_head(signature).replace(
                 b"Content-Length: 1048575", b"Transfer-Encoding: chunked"
             )
-            chunk = b"%x\r\n%s\r\n" % (20_000, b"y" * 20_000)
+            chunk = b"%x\r\n%s\r\n" % (9_500, b"y" * 9_500)
             refused = await first_answer(frugal, chunked + chunk)
             assert (refused.status, refused.error()) == (503, "server_busy")
             # Every route draws from the same budget: a small reservation fits, a padded one
             # does not, and neither changes anything it should not.
             assert (await client.post("/v1/reservations", json=small)).status_code == 201
-            busy = await client.post("/v1/reservations", content=padded)
+            busy = await client.post("/v1/reservations", content=padded, headers=JSON)
             assert (busy.status_code, busy.json()["error"]) == (503, "server_busy")
             assert await reserved(client, "frugal") == 1
         finally:
@@ -523,11 +531,40 @@ async def test_bodies_in_flight_draw_from_one_budget_per_process(frugal: Server)
                 writer.close()
         # Their clients gone, the stalled bodies are given back, every byte.
         await body_bytes_become(client, 0)
-        assert (await client.post("/v1/reservations", content=padded)).status_code == 201
-        whole = await first_answer(frugal, webhook_head(signature, 100_000) + b"x" * 100_000)
+        reserve = await client.post("/v1/reservations", content=padded, headers=JSON)
+        assert reserve.status_code == 201
+        whole = await first_answer(frugal, webhook_head(signature, 9_000) + b"x" * 9_000)
         assert (whole.status, whole.error()) == (400, "invalid_signature")  # read, then checked
         await body_bytes_become(client, 0)
     assert "unhandled" not in server_log(frugal)
+
+
+async def test_one_client_holds_only_its_share_of_the_body_budget(frugal: Server) -> None:
+    """One address stalling bodies is refused past an eighth of the budget; the budget's
+    rest stays for everybody else."""
+    signature = f"t={int(time.time())},v1={'0' * 64}"
+    _, first = await stalled_from(frugal, "127.0.0.2")
+    async with httpx.AsyncClient(base_url=frugal.url, timeout=10) as client:
+        await put_product(client, "share")
+        small = {"items": [{"sku": "share", "quantity": 1}]}
+        padded = json.dumps(small).encode() + b" " * 9_000
+        try:
+            await send(first, webhook_head(signature, 9_001) + b"x" * 9_000)
+            await body_bytes_become(client, 9_000)
+            reader, second = await stalled_from(frugal, "127.0.0.2")
+            try:
+                await send(second, webhook_head(signature, 2_000))
+                answer = await asyncio.wait_for(reader.read(65536), WAIT)
+            finally:
+                second.close()
+            assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+            assert b"server_busy" in answer
+            # Another address still has the rest of the budget.
+            other = await client.post("/v1/reservations", content=padded, headers=JSON)
+            assert other.status_code == 201, other.text
+        finally:
+            first.close()
+        await body_bytes_become(client, 0)
 
 
 async def body_bytes_become(client: httpx.AsyncClient, expected: int) -> None:

@@ -13,6 +13,7 @@ from starlette.responses import Response
 
 from domain import errors
 from reservation.api.bodybudget import BodyBudget
+from reservation.api.client_address import client_address
 from reservation.schemas import encoder
 
 MAX_BODY_BYTES = 64 * 1024
@@ -31,13 +32,14 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """
     declared = request.headers.get("content-length")
     budget: BodyBudget = request.app.state.bodies
+    client = client_address(request, request.app.state.trusted_proxy_header)
     if declared is not None and DIGITS.fullmatch(declared):
         if int(declared) > limit:
             raise errors.PayloadTooLarge(
                 f"request bodies are limited to {limit} bytes", limit=limit
             )
-        if int(declared) > budget.free:
-            raise _over_budget(request)
+        if int(declared) > budget.free(client):
+            raise _over_budget(request, client)
     chunks: list[bytes] = []
     size = 0
     try:
@@ -46,8 +48,8 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
                 raise errors.PayloadTooLarge(
                     f"request bodies are limited to {limit} bytes", limit=limit
                 )
-            if not budget.take(len(chunk)):
-                raise _over_budget(request)
+            if not budget.take(len(chunk), client):
+                raise _over_budget(request, client)
             size += len(chunk)
             chunks.append(chunk)
         return b"".join(chunks)
@@ -56,13 +58,19 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     finally:
         # However the read ended (whole, refused, the client gone, cancelled): a byte not
         # given back would shrink the budget for good.
-        budget.give_back(size)
+        budget.give_back(size, client)
 
 
-def _over_budget(request: Request) -> errors.ServerBusy:
+def _over_budget(request: Request, client: str) -> errors.ServerBusy:
     logger.warning(
-        "503: request bodies at the budget (RESERVATION_MAX_BODY_BYTES_IN_FLIGHT)",
-        extra={"method": request.method, "path": request.url.path, "outcome": "body_budget"},
+        "503: request bodies at the budget (RESERVATION_MAX_BODY_BYTES_IN_FLIGHT) or at the"
+        " client's share of it",
+        extra={
+            "method": request.method,
+            "path": request.url.path,
+            "client": client,
+            "outcome": "body_budget",
+        },
     )
     return errors.ServerBusy(
         "this process already holds as many request body bytes as it may; try again"

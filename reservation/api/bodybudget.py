@@ -14,34 +14,52 @@ Bytes are counted as they arrive, not as a `Content-Length` declares them: a hea
 handful of heads that never send their body hold the whole budget. A declared length larger
 than what is free is still refused at once, without reading anything.
 
+One client address (the rate limit's, reservation/api/client_address.py) may hold at most a
+`CLIENT_SHARES`th of the budget, so that one client stalling bodies cannot spend it for all
+the others: with the default 64 MiB, 8 MiB, eight of the largest (webhook) bodies at once.
+
 One process, one event loop: no lock.
 """
 
 from __future__ import annotations
 
+CLIENT_SHARES = 8
+
 
 class BodyBudget:
-    """A count of the body bytes this process holds, at most `limit`."""
+    """A count of the body bytes this process holds, at most `limit`, and at most `share` of
+    them for one client address."""
 
-    __slots__ = ("held", "limit")
+    __slots__ = ("by_client", "held", "limit", "share")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
+        self.share = limit // CLIENT_SHARES
         self.held = 0
+        self.by_client: dict[str, int] = {}
 
-    @property
-    def free(self) -> int:
-        """The bytes that may still be taken."""
-        return self.limit - self.held
+    def free(self, client: str) -> int:
+        """The bytes `client` may still take."""
+        return min(self.limit - self.held, self.share - self.by_client.get(client, 0))
 
-    def take(self, size: int) -> bool:
-        """Count `size` more bytes as held; False, and nothing counted, past the limit."""
+    def take(self, size: int, client: str) -> bool:
+        """Count `size` more bytes as held by `client`; False, and nothing counted, past the
+        process's limit or the client's share."""
         held = self.held + size
-        if held > self.limit:
+        mine = self.by_client.get(client, 0) + size
+        if held > self.limit or mine > self.share:
             return False
         self.held = held
+        self.by_client[client] = mine
         return True
 
-    def give_back(self, size: int) -> None:
-        """Bytes taken earlier are no longer held."""
+    def give_back(self, size: int, client: str) -> None:
+        """Bytes `client` took earlier are no longer held."""
+        if not size:
+            return
         self.held -= size
+        left = self.by_client[client] - size
+        if left:
+            self.by_client[client] = left
+        else:
+            del self.by_client[client]
