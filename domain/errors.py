@@ -25,8 +25,11 @@ ReservationError
  ├── InvalidSignature          webhook signature missing or wrong    (400 invalid_signature)
  ├── ReplayedSignature         a signed webhook delivery sent again  (400 replayed_signature)
  ├── InvalidPayload            signed webhook body that is not an event (400 invalid_payload)
+ ├── InvalidHttp               bytes that are not an HTTP/1.1 request (400 invalid_http)
  ├── RateLimited               too many requests from one client     (429 rate_limited,
  │                             address or customer id                 Retry-After)
+ ├── TooManyInFlight           one client address has its share of   (429, Retry-After)
+ │                             a process's requests in flight
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
  ├── ServerBusy                a process has its most requests in    (503 server_busy, Retry-After)
  │                             flight, or its most request body
@@ -163,6 +166,13 @@ class InvalidPayload(ReservationError):
     status_code = 400
 
 
+class InvalidHttp(ReservationError):
+    """The bytes received are not an HTTP/1.1 request (httptools could not parse them)."""
+
+    code = "invalid_http"
+    status_code = 400
+
+
 class RateLimited(ReservationError):
     """Too many requests from one client address or customer id; `retry_after` in seconds."""
 
@@ -172,6 +182,14 @@ class RateLimited(ReservationError):
     def __init__(self, message: str, retry_after: int = 1, **details: object) -> None:
         super().__init__(message, **details)
         self.retry_after = retry_after
+
+
+class TooManyInFlight(ReservationError):
+    """One client address already has RESERVATION_MAX_REQUESTS_PER_CLIENT requests in flight
+    in this process: its own excess, while other clients are still served."""
+
+    code = "too_many_requests_in_flight"
+    status_code = 429
 
 
 class ServerBusy(ReservationError):

@@ -79,14 +79,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8001)
     args = parser.parse_args(argv)
     raise_open_files_limit()
+    settings = Settings.from_env()  # the service's bounds, as the benchmark sets them for both
     config = ServiceConfig(
         "loadtests.floor:floor_app",
-        ClientLimits(),
+        ClientLimits.of(settings),
         host=args.host,
         port=args.port,
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=Settings.from_env().keep_alive_seconds,
+        timeout_keep_alive=settings.keep_alive_seconds,
     )
     uvicorn.Server(config).run()
 

@@ -147,13 +147,16 @@ def cluster_pools(masters: int = 3) -> list[str]:
 def rate_limit_env(rate_limits: str) -> dict[str, str]:
     """The service's rate limits in a rehearsal. "on": the service's defaults, each Locust user
     counted under the X-Forwarded-For it sends (as a proxy in front of the shop would write it;
-    the load comes from one address). "off": no rate limit and no hold cap."""
+    the load comes from one address). "off": no rate limit, no hold cap, and no share of one
+    address (every user is 127.0.0.1 then)."""
     if rate_limits == "on":
         return {"RESERVATION_TRUSTED_PROXY_HEADER": "X-Forwarded-For"}
     return {
         "RESERVATION_IP_RATE_LIMIT": "0",
         "RESERVATION_CUSTOMER_RATE_LIMIT": "0",
         "RESERVATION_MAX_HOLDS_PER_CUSTOMER": "0",
+        "RESERVATION_MAX_REQUESTS_PER_CLIENT": "0",
+        "RESERVATION_MAX_CONNECTIONS_PER_CLIENT": "0",
     }
 
 

@@ -21,37 +21,59 @@ so a crowd of idle connections would turn every answer into a 503. `ClientProtoc
   lines) no longer switch the keep-alive timeout off for good;
 - past `max_requests` requests in flight in this process, 503 `server_busy` with Retry-After.
   Requests, not connections: idle connections cost a file descriptor and a few KiB each and
-  are bounded by the deadlines above and the keep-alive timeout.
+  are bounded by the deadlines above and the keep-alive timeout;
+- one client address may have at most `max_client_requests` of those in flight (its share):
+  past it, 429 `too_many_requests_in_flight` with Retry-After, while other addresses are
+  served. Without it, one address whose requests never send their body held the whole
+  process (issue 22). The address is the rate limit's (reservation/api/client_address.py):
+  the socket peer's, or the trusted proxy header's. A request counts from its start to the end
+  of its task, whatever ends it (its answer, a refusal, a deadline, the client gone);
+- one peer address may have at most `max_client_connections` connections open: one more is
+  closed at once, unanswered. Not applied behind a trusted proxy header, where every
+  connection is the proxy's (the proxy bounds its clients' connections);
+- `/healthz` and `/readyz` are never refused for load (neither bound of requests applies):
+  a busy process answers its probes, and is not taken for a dead one;
+- bytes that are no HTTP request get a 400 `invalid_http` error body, not uvicorn's text;
 
 and one thing for speed: an answer's head and body leave in one write (`OneWrite`; uvicorn
 writes them apart, two system calls and two packets per answer).
 
 Each answer is the project's error body (reservation/api/failures.py). A refusal of a whole
-head (431, 503) is run as the request's app, and the connection stays usable; a refusal of a
-request still coming (408, a 431 of a head still arriving) is written by the protocol and ends
-the connection. h11, uvicorn's other parser, bounds only the head's size, and only of a head
-spread over several reads (`h11_max_incomplete_event_size`), and costs about six times
-httptools' CPU per request; hence httptools with these bounds (docs/design.md, "Slow and
-oversized clients").
+head (429, 431, 503) is run as the request's app, and the connection stays usable; a refusal
+of a request still coming (400, 408, a 431 of a head still arriving) is written by the
+protocol and ends the connection. h11, uvicorn's other parser, bounds only the head's size,
+and only of a head spread over several reads (`h11_max_incomplete_event_size`), and costs
+about six times httptools' CPU per request; hence httptools with these bounds
+(docs/design.md, "Slow and oversized clients").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import logging
 import math
 import resource
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import httptools
 import uvicorn
 from starlette.responses import Response
+from uvicorn._types import ASGI3Application
 from uvicorn.protocols.http.flow_control import CLOSE_HEADER
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
-from domain.errors import HeadersTooLarge, RequestTimeout, ServerBusy
+from domain.errors import HeadersTooLarge, InvalidHttp, RequestTimeout, ServerBusy, TooManyInFlight
+from reservation.api.client_address import UNKNOWN, address_of
 from reservation.api.failures import error_answer
 from reservation.settings import Settings
 
@@ -60,12 +82,16 @@ logger = logging.getLogger("reservation.connections")
 
 @dataclass(frozen=True, slots=True)
 class ClientLimits:
-    """The bounds of one connection and of one worker's requests in flight."""
+    """The bounds of one connection, of one worker's requests in flight, and of one client
+    address's share of them (0: no share)."""
 
     header_seconds: float = 10.0
     body_seconds: float = 30.0
     max_header_bytes: int = 32 * 1024
     max_requests: int = 4096
+    max_client_requests: int = 256
+    max_client_connections: int = 1024
+    trusted_proxy_header: str | None = None  # where the client address is, behind a proxy
 
     @classmethod
     def of(cls, settings: Settings) -> ClientLimits:
@@ -74,6 +100,9 @@ class ClientLimits:
             body_seconds=settings.body_timeout_seconds,
             max_header_bytes=settings.max_header_bytes,
             max_requests=settings.max_concurrent_requests,
+            max_client_requests=settings.max_requests_per_client,
+            max_client_connections=settings.max_connections_per_client,
+            trusted_proxy_header=settings.trusted_proxy_header,
         )
 
 
@@ -88,8 +117,12 @@ class ServiceConfig(uvicorn.Config):
 
     def __init__(self, app: str, limits: ClientLimits, **options: Any) -> None:
         # No WebSocket protocol: the service has no WebSocket route, and an upgrade would
-        # leave these bounds for the other protocol's.
+        # leave these bounds for the other protocol's. No proxy headers: uvicorn's would take
+        # the client of a request from 127.0.0.1 or ::1 out of its X-Forwarded-For, a second
+        # rule beside RESERVATION_TRUSTED_PROXY_HEADER's (reservation/api/client_address.py),
+        # which the rate limit and the shares of this module both follow.
         options.setdefault("backlog", LISTEN_BACKLOG)
+        options.setdefault("proxy_headers", False)
         super().__init__(app, http=ClientProtocol, ws="none", **options)
         self.client_limits = limits
 
@@ -105,6 +138,31 @@ def server_busy() -> Response:
 def head_too_large(limit: int) -> Response:
     message = f"a request's line and headers are limited to {limit} bytes"
     return error_answer(HeadersTooLarge(message, limit=limit))
+
+
+@functools.cache
+def too_many_in_flight(limit: int) -> Response:
+    message = f"this client address already has {limit} requests in flight here"
+    return error_answer(TooManyInFlight(message, limit=limit))
+
+
+# The probes of an orchestrator or load balancer (reservation/api/ops.py): never refused for
+# load, or a busy process would be taken for a dead one and restarted, adding to the load.
+PROBES = frozenset({"/healthz", "/readyz"})
+
+# What each client address holds in this process now: its requests in flight and its open
+# connections (every worker of `serve --workers N` has its own). An address leaves its dict
+# when its count falls to 0: they hold only the clients present.
+REQUESTS: dict[str, int] = {}
+CONNECTIONS: dict[str, int] = {}
+
+
+def count_out(counts: dict[str, int], address: str) -> None:
+    held = counts[address]
+    if held == 1:
+        del counts[address]
+    else:
+        counts[address] = held - 1
 
 
 NONE = math.inf  # no deadline
@@ -201,10 +259,12 @@ class OneWrite(asyncio.Transport):
 
 class ClientProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with deadlines for a request's head and body, a limit on
-    the head's size, and a limit on the requests in flight (see the module's docstring).
+    the head's size, limits on the requests in flight and on one client's share of them and
+    of the connections (see the module's docstring).
 
-    A request that arrives whole in one read, the usual case, passes through four short
-    overrides: a few attribute reads and stores, two clock reads, no timer."""
+    A request that arrives whole in one read, the usual case, passes through five short
+    overrides: a few attribute reads and stores, two clock reads, a count in and out of its
+    client's share, no timer."""
 
     def __init__(
         self,
@@ -231,18 +291,52 @@ class ClientProtocol(HttpToolsProtocol):
         self.head_bytes = 0  # bytes of the unfinished head, from reads before this one
         self.measure_head = False  # the head ending in this read may be over the limit
         self.lingering = False  # refused: what comes is dropped until the connection closes
+        self.max_client_requests = limits.max_client_requests
+        header = limits.trusted_proxy_header
+        # Behind a trusted proxy every connection is the proxy's: the connections are not
+        # counted per client there, the requests are (by the address in the header).
+        self.max_client_connections = 0 if header else limits.max_client_connections
+        self.trusted_header = header.lower().encode("latin-1") if header else None
+        self.service = self.app  # the app itself; a refusal may run in its place
+        self.peer_host: str | None = None  # the socket peer's host
+        self.peer = UNKNOWN  # its address, as the shares count it
+        self.counted = False  # this connection counts toward its peer's connections
+        # Behind the proxy: the header's last value on this connection and its address (a
+        # proxy's connection often carries one client's requests one after another).
+        self.forwarded = b""
+        self.forwarded_address = UNKNOWN
+        self.on_request_done = self.request_done  # bound once: every request's task ends in it
 
     # -- the connection ----------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are asyncio.Transport in all but name.
         super().connection_made(OneWrite(cast("asyncio.Transport", transport), self.loop))
+        if self.max_client_requests or self.max_client_connections:
+            self.peer_host = self.client[0] if self.client else None
+            self.peer = address_of(self.peer_host, None)
+        if self.max_client_connections:
+            held = CONNECTIONS.get(self.peer, 0)
+            if held >= self.max_client_connections:
+                # Closed unanswered: an answer would hold the connection while it is read.
+                logger.info(
+                    "too many connections from one client: closed",
+                    extra=self.context("too_many_connections"),
+                )
+                self.lingering = True
+                self.transport.close()
+                return
+            CONNECTIONS[self.peer] = held + 1
+            self.counted = True
         self.set_deadline(self.header_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
+        if self.counted:
+            self.counted = False
+            count_out(CONNECTIONS, self.peer)
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -275,7 +369,9 @@ class ClientProtocol(HttpToolsProtocol):
             self.check_head_bytes()
 
     def check_head_bytes(self) -> None:
-        if self.head_bytes <= self.max_header_bytes or self.transport.is_closing():
+        if self.head_bytes <= self.max_header_bytes or self.lingering:
+            return  # under the limit, or refused already (bytes no request begins with: 400)
+        if self.transport.is_closing():
             return
         if self.cycle is None or self.cycle.response_complete:
             self.refuse(head_too_large(self.max_header_bytes), "head too large")
@@ -307,7 +403,7 @@ class ClientProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self.in_head = False
-        if self.measure_head or len(self.tasks) >= self.max_requests:
+        if self.measure_head:
             self.refuse_or_start()
         else:
             super().on_headers_complete()
@@ -316,20 +412,14 @@ class ClientProtocol(HttpToolsProtocol):
         self.deadline += self.body_seconds
 
     def refuse_or_start(self) -> None:
-        """Start the request whose head just ended, or its refusal: uvicorn runs it as usual,
-        with the refusal as its app (a body is dropped within the body deadline, and the
-        connection stays usable)."""
-        refusal: Response | None = None
-        if self.measure_head and self.head_size() > self.max_header_bytes:
-            refusal = head_too_large(self.max_header_bytes)
-            logger.info("431: head too large", extra=self.context("head_too_large"))
-        elif len(self.tasks) >= self.max_requests:
-            refusal = server_busy()
-            logger.warning("503: too many requests in flight", extra=self.context("busy"))
-        if refusal is None:
+        """Start the request whose head just ended, or, past the head's limit, its refusal:
+        uvicorn runs it as usual, with the refusal as its app (a body is dropped within the
+        body deadline, and the connection stays usable)."""
+        if self.head_size() <= self.max_header_bytes:
             super().on_headers_complete()
             return
-        app, self.app = self.app, refusal
+        logger.info("431: head too large", extra=self.context("head_too_large"))
+        app, self.app = self.app, head_too_large(self.max_header_bytes)
         try:
             super().on_headers_complete()
         finally:
@@ -342,6 +432,104 @@ class ClientProtocol(HttpToolsProtocol):
 
     def head_size(self) -> int:
         return len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+
+    # -- requests in flight ------------------------------------------------------------------
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        """uvicorn's start of a request (at once, or when a pipelined one's turn comes), which
+        admits it: past the process's requests in flight, or its client's share of them, a
+        refusal runs in its place; and it counts toward that share until its task ends, in
+        the one done callback that also takes it out of the process's count."""
+        done: Callable[[asyncio.Task[None]], object]
+        if self.max_client_requests:
+            if self.trusted_header is None:
+                address, done = self.peer, self.on_request_done
+            else:
+                address = self.proxied(cycle.scope["headers"])
+                done = functools.partial(self.proxied_request_done, address)
+            held = REQUESTS.get(address, 0)
+            if held >= self.max_client_requests or len(self.tasks) >= self.max_requests:
+                app = self.refusal(cycle, app, held)
+            REQUESTS[address] = held + 1
+        else:
+            if len(self.tasks) >= self.max_requests:
+                app = self.refusal(cycle, app, 0)
+            done = self.tasks.discard
+        if self.config.reset_contextvars:
+            task = self.loop.create_task(cycle.run_asgi(app), context=contextvars.Context())
+        else:
+            task = self.loop.create_task(cycle.run_asgi(app))
+        task.add_done_callback(done)
+        self.tasks.add(task)
+
+    def refusal(
+        self, cycle: RequestResponseCycle, app: ASGI3Application, held: int
+    ) -> ASGI3Application:
+        """What runs for a request past a bound of requests in flight, `held` being its
+        client's: 429 past the client's share, else 503; the app itself for a probe, and the
+        refusal it is already (431)."""
+        if app is not self.service or cycle.scope["path"] in PROBES:
+            return app
+        if self.max_client_requests and held >= self.max_client_requests:
+            logger.info(
+                "429: too many requests in flight from one client",
+                extra=self.context("client_busy"),
+            )
+            return cast("ASGI3Application", too_many_in_flight(self.max_client_requests))
+        logger.warning("503: too many requests in flight", extra=self.context("busy"))
+        return cast("ASGI3Application", server_busy())
+
+    def proxied(self, headers: Iterable[tuple[bytes, bytes]]) -> str:
+        """The client address of a request behind the trusted proxy, by the rate limit's rule:
+        the last line of the header, else the peer."""
+        name, forwarded = self.trusted_header, None
+        for key, value in headers:
+            if key == name:
+                forwarded = value
+        if forwarded is None:
+            return self.peer
+        if forwarded != self.forwarded:
+            self.forwarded = forwarded
+            self.forwarded_address = address_of(self.peer_host, forwarded.decode("latin-1"))
+        return self.forwarded_address
+
+    def request_done(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        count_out(REQUESTS, self.peer)
+
+    def proxied_request_done(self, address: str, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        count_out(REQUESTS, address)
+
+    # -- malformed requests ------------------------------------------------------------------
+
+    def send_400_response(self, msg: str) -> None:
+        """uvicorn's answer to bytes httptools cannot parse (it writes plain text, then
+        closes): the API's 400 `invalid_http`, and the connection ends, as the parser cannot
+        go on. Called while uvicorn handles the parser's error."""
+        error = sys.exception()
+        why = f": {error}" if isinstance(error, httptools.HttpParserError) and str(error) else ""
+        answer = error_answer(InvalidHttp(f"the bytes received are not an HTTP/1.1 request{why}"))
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            turn = next((i for i, (c, _) in enumerate(self.pipeline) if c is cycle), None)
+            if not cycle.more_body or turn is not None:
+                # Answers are due before these bytes: the connection ends after them, and
+                # what still comes is dropped (no deadline: the answers are not the client's).
+                if turn is not None and cycle.more_body:
+                    # The broken body of a request waiting its turn (pipelined): its 400 then.
+                    logger.info("400: invalid http", extra=self.context("invalid_http"))
+                    self.pipeline[turn] = (cycle, cast("ASGI3Application", answer))
+                self.last_answer()
+                self.lingering, self.deadline = True, NONE
+                return
+            # A broken body: the app waiting for it hears that the client is gone.
+            cycle.disconnected = True
+            cycle.message_event.set()
+            if cycle.response_started:
+                self.transport.close()
+                return
+        self.refuse(answer, "invalid http")
 
     # -- deadlines ---------------------------------------------------------------------------
 

@@ -53,7 +53,8 @@ class Settings:
     redis_pool_size: int = 32
     # What one client may take (reservation/connections.py): the idle time between two
     # requests of a connection (uvicorn's keep-alive), the time a request's head and body may
-    # take to arrive, the head's size, and the requests one process works on at once.
+    # take to arrive, the head's size, and the requests one process works on at once; of
+    # those, the requests and the connections one client address may hold (0: no share).
     keep_alive_seconds: int = 75
     header_timeout_seconds: float = 10.0
     body_timeout_seconds: float = 30.0
@@ -63,6 +64,8 @@ class Settings:
     # together (reservation/api/bodybudget.py): 1,024 JSON bodies of 64 KiB, or 64 webhook
     # bodies of 1 MiB.
     max_body_bytes_in_flight: int = 64 * 1024 * 1024
+    max_requests_per_client: int = 256
+    max_connections_per_client: int = 1024
     # Stripe gate: concurrent calls, calls per second, and the longest a buyer waits.
     stripe_concurrency: int = 16
     stripe_rate_per_second: float = 25.0
@@ -380,7 +383,23 @@ VARIABLES: tuple[Variable, ...] = (
         count,
         "requests one process works on at once; more are refused at once with 503"
         " `server_busy` and `Retry-After` (uvicorn's `--limit-concurrency`, but idle"
-        " connections do not count)",
+        " connections do not count; `/healthz` and `/readyz` are never refused)",
+    ),
+    Variable(
+        "RESERVATION_MAX_REQUESTS_PER_CLIENT",
+        "max_requests_per_client",
+        count_or_off,
+        "requests one client address may have in flight in a process (the rate limit's"
+        " address); more are refused at once with 429 `too_many_requests_in_flight` and"
+        " `Retry-After`, while other clients are served (0: no share)",
+    ),
+    Variable(
+        "RESERVATION_MAX_CONNECTIONS_PER_CLIENT",
+        "max_connections_per_client",
+        count_or_off,
+        "connections one peer address may have open to a process; a connection past them is"
+        " closed at once, unanswered. Not applied with `RESERVATION_TRUSTED_PROXY_HEADER`,"
+        " where every connection comes from the proxy (0: no share)",
     ),
     Variable(
         "RESERVATION_MAX_BODY_BYTES_IN_FLIGHT",

@@ -1,6 +1,8 @@
-"""Slow and oversized clients against `reservation serve` (reservation/connections.py), over
-raw sockets: each is refused (408, 413, 431, 503 with the error body) or dropped, never held
-for ever nor answered 5xx by the app, and other clients are answered meanwhile.
+"""Slow, oversized, crowding and malformed clients against `reservation serve`
+(reservation/connections.py), over raw sockets: each is refused (400, 408, 413, 429, 431, 503
+with the error body) or dropped, never held for ever nor answered 5xx by the app, and other
+clients are answered meanwhile. A crowd comes from an address of its own (127.0.0.2 and up:
+all of 127.0.0.0/8 is loopback on Linux); others from 127.0.0.1.
 
 The bounds are set short here (1 s); "closed" means closed within a generous wait, never
 within a time.
@@ -17,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import httpx
@@ -33,60 +35,111 @@ WAIT = 30.0
 BUSY_LIMIT = 3
 # The head of a reserve, up to its framing headers (the Content-Type it must have: docs/api.md).
 RESERVE = b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+# The `shared` service: what one client address may hold, and what the process works on.
+SHARE_REQUESTS = 3
+SHARE_CONNECTIONS = 6
+SHARED_PROCESS = 8
+
+
+def served(
+    factory: pytest.TempPathFactory, mongodb_uri: str, name: str, **env: str
+) -> Iterator[Server]:
+    """`reservation serve` with `env`, for the module's tests, stopped after them."""
+    # `env` holds variables only (start_server's own keyword, `port`, is not one of them).
+    running = start_server(factory.mktemp(name), mongodb_uri, **cast("dict[str, Any]", env))
+    try:
+        yield running
+    finally:
+        stop_server(running, mongodb_uri)
+
+
+PATIENT = {"RESERVATION_HEADER_TIMEOUT_SECONDS": "120", "RESERVATION_BODY_TIMEOUT_SECONDS": "120"}
+SHARES = {
+    "RESERVATION_MAX_REQUESTS_PER_CLIENT": str(SHARE_REQUESTS),
+    "RESERVATION_MAX_CONNECTIONS_PER_CLIENT": str(SHARE_CONNECTIONS),
+    "RESERVATION_IP_RATE_LIMIT": "0",
+}
+BODY_BUDGET = 80_000  # a client's share: 10,000
 
 
 @pytest.fixture(scope="module")
 def bounded(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
     """The service with 1-second deadlines and keep-alive, and the default head limit."""
-    running = start_server(
-        tmp_path_factory.mktemp("bounded"),
+    yield from served(
+        tmp_path_factory,
         mongodb_uri,
+        "bounded",
         RESERVATION_HEADER_TIMEOUT_SECONDS="1",
         RESERVATION_BODY_TIMEOUT_SECONDS="1",
         RESERVATION_KEEP_ALIVE_SECONDS="1",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
     )
-    try:
-        yield running
-    finally:
-        stop_server(running, mongodb_uri)
 
 
 @pytest.fixture(scope="module")
 def busy(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
     """The service working on at most 3 requests at once, with patient deadlines."""
-    running = start_server(
-        tmp_path_factory.mktemp("busy"),
+    yield from served(
+        tmp_path_factory,
         mongodb_uri,
+        "busy",
         RESERVATION_MAX_CONCURRENT_REQUESTS=str(BUSY_LIMIT),
-        RESERVATION_HEADER_TIMEOUT_SECONDS="120",
-        RESERVATION_BODY_TIMEOUT_SECONDS="120",
+        **PATIENT,
     )
-    try:
-        yield running
-    finally:
-        stop_server(running, mongodb_uri)
-
-
-BODY_BUDGET = 80_000  # a client's share: 10,000
 
 
 @pytest.fixture(scope="module")
 def frugal(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
     """The service holding at most 80,000 bytes of request bodies at once (10,000 for one client
     address), with patient deadlines."""
-    running = start_server(
-        tmp_path_factory.mktemp("frugal"),
+    yield from served(
+        tmp_path_factory,
         mongodb_uri,
+        "frugal",
         RESERVATION_MAX_BODY_BYTES_IN_FLIGHT=str(BODY_BUDGET),
-        RESERVATION_HEADER_TIMEOUT_SECONDS="120",
-        RESERVATION_BODY_TIMEOUT_SECONDS="120",
         STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+        **PATIENT,
     )
-    try:
-        yield running
-    finally:
-        stop_server(running, mongodb_uri)
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
+    """The service where one client address may have 3 requests in flight and 6 connections,
+    of 8 requests the process works on, with patient deadlines and no rate limit."""
+    yield from served(
+        tmp_path_factory,
+        mongodb_uri,
+        "shared",
+        RESERVATION_MAX_CONCURRENT_REQUESTS=str(SHARED_PROCESS),
+        **SHARES,
+        **PATIENT,
+    )
+
+
+@pytest.fixture(scope="module")
+def hasty(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
+    """The same shares with 3-second deadlines: a crowd that sends no body is timed out."""
+    yield from served(
+        tmp_path_factory,
+        mongodb_uri,
+        "hasty",
+        RESERVATION_HEADER_TIMEOUT_SECONDS="3",
+        RESERVATION_BODY_TIMEOUT_SECONDS="3",
+        **SHARES,
+    )
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str) -> Iterator[Server]:
+    """The shares of `shared` behind a pretended proxy that writes X-Forwarded-For."""
+    yield from served(
+        tmp_path_factory,
+        mongodb_uri,
+        "proxied",
+        RESERVATION_TRUSTED_PROXY_HEADER="X-Forwarded-For",
+        **SHARES,
+        **PATIENT,
+    )
 
 
 @dataclass
@@ -193,8 +246,8 @@ def get(path: str, *headers: str) -> bytes:
     return "\r\n".join(lines).encode()
 
 
-async def put_product(client: httpx.AsyncClient, sku: str) -> None:
-    body = {"name": f"Product {sku}", "price": 1500, "currency": "eur", "stock": 5}
+async def put_product(client: httpx.AsyncClient, sku: str, stock: int = 5) -> None:
+    body = {"name": f"Product {sku}", "price": 1500, "currency": "eur", "stock": stock}
     answer = await client.put(f"/v1/products/{sku}", json=body, headers=ADMIN)
     assert answer.status_code == 200, answer.text
 
@@ -449,7 +502,7 @@ async def test_past_the_requests_in_flight_limit_503_with_retry_after(busy: Serv
         for _, writer in held:
             writer.close()
     # The clients gone, their requests end (a 408 nobody reads: no error logged).
-    assert (await eventually(busy, 200)).status == 200
+    assert (await eventually(busy, 404)).error() == "unknown_sku"
     assert "unhandled" not in server_log(busy)
 
 
@@ -469,11 +522,13 @@ async def test_idle_connections_do_not_count_as_requests(busy: Server) -> None:
             writer.close()
 
 
-async def eventually(server: Server, status: int) -> Answer:
-    """Ask GET /readyz until the answer has `status` (within the generous wait)."""
+async def eventually(server: Server, status: int, path: str = "/v1/products/none") -> Answer:
+    """Ask GET `path` until the answer has `status` (within the generous wait). By default a
+    product that does not exist: 404, or 503 while the process is busy (the health probes are
+    never refused)."""
     async with asyncio.timeout(WAIT):
         while True:
-            answer = await request(server, get("/readyz"))
+            answer = await request(server, get(path))
             if answer.status == status:
                 return answer
             await asyncio.sleep(0.1)
@@ -576,6 +631,287 @@ async def body_bytes_become(client: httpx.AsyncClient, expected: int) -> None:
             if found and float(found[1]) == expected:
                 return
             await asyncio.sleep(0.05)
+
+
+# -- one client's share ---------------------------------------------------------------------
+
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+BODY_BYTES = 100
+
+
+def held_head(sku: str, *headers: str) -> bytes:
+    """The head of a reservation whose 100-byte body is not sent (the crowd of issue 22).
+    With `Expect: 100-continue`: the server says `100 Continue` once the handler waits for the
+    body, which tells an admitted request from a refused one without waiting."""
+    lines = [
+        "POST /v1/reservations HTTP/1.1",
+        "Host: test",
+        "Content-Type: application/json",
+        f"Content-Length: {BODY_BYTES}",
+        "Expect: 100-continue",
+        *headers,
+        "",
+        "",
+    ]
+    return "\r\n".join(lines).encode()
+
+
+def cart_body(sku: str) -> bytes:
+    """The 100 bytes `held_head` announces: a cart of one unit of `sku`."""
+    cart = json.dumps({"items": [{"sku": sku, "quantity": 1}]}).encode()
+    return cart.ljust(BODY_BYTES)
+
+
+async def open_from(server: Server, source: str) -> Stream:
+    """A connection to `server` from the loopback address `source`."""
+    return await asyncio.open_connection(*_address(server), local_addr=(source, 0))
+
+
+async def next_answer(reader: asyncio.StreamReader) -> Answer:
+    """The next answer on a connection that may stay open (one with a Content-Length)."""
+    async with asyncio.timeout(WAIT):
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = int(parse(head).headers["content-length"])
+        return parse(head + await reader.readexactly(length))
+
+
+async def held(
+    server: Server, source: str, sku: str, *headers: str
+) -> tuple[Stream, Answer | None]:
+    """Open a connection from `source` and send `held_head`: see `admitted`."""
+    stream = await open_from(server, source)
+    try:
+        return stream, await admitted(stream, sku, *headers)
+    except BaseException:
+        close_all([stream])
+        raise
+
+
+async def admitted(stream: Stream, sku: str, *headers: str) -> Answer | None:
+    """Send `held_head` on `stream`; None when the request was admitted (the handler waits
+    for its body: 100 Continue), else the answer refusing it."""
+    reader, writer = stream
+    await send(writer, held_head(sku, *headers))
+    async with asyncio.timeout(WAIT):
+        head = await reader.readuntil(b"\r\n\r\n")
+        if head == b"HTTP/1.1 100 Continue\r\n\r\n":
+            return None
+        length = int(parse(head).headers["content-length"])
+        return parse(head + await reader.readexactly(length))
+
+
+def close_all(streams: list[Stream]) -> None:
+    for _, writer in streams:
+        writer.close()
+
+
+async def crowd(server: Server, source: str, sku: str) -> tuple[list[Stream], bool]:
+    """From `source`, as many connections as its share, each sending `held_head`, then one
+    more. True when the server kept exactly its share: the first SHARE_REQUESTS requests
+    admitted, the rest of the connections refused 429 with Retry-After, and the one more
+    connection closed unanswered. The connections stay open (the caller closes them)."""
+    streams: list[Stream] = []
+    outcomes: list[int | None] = []
+    expected = [None] * SHARE_REQUESTS + [429] * (SHARE_CONNECTIONS - SHARE_REQUESTS)
+    try:
+        for _ in range(SHARE_CONNECTIONS):
+            stream = await open_from(server, source)
+            streams.append(stream)
+            try:
+                refused = await admitted(stream, sku)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                return streams, False  # closed: what a crowd before held is not given back yet
+            outcomes.append(None if refused is None else refused.status)
+            if refused is not None and refused.status == 429:
+                assert refused.error() == "too_many_requests_in_flight"
+                assert refused.headers["retry-after"] == "1"
+        if outcomes != expected:
+            return streams, False
+        extra = await open_from(server, source)
+        streams.append(extra)
+        await send(extra[1], held_head(sku))
+        return streams, await until_closed(extra[0]) == b""
+    except BaseException:
+        close_all(streams)
+        raise
+
+
+async def whole_share(server: Server, source: str, sku: str) -> list[Stream]:
+    """`crowd` until the server keeps exactly the share of `source` (what a crowd before it
+    held is given back as the server notices it gone); the crowd's connections."""
+    async with asyncio.timeout(WAIT):
+        while True:
+            streams, exact = await crowd(server, source, sku)
+            if exact:
+                return streams
+            close_all(streams)
+            await asyncio.sleep(0.2)
+
+
+async def test_one_address_cannot_take_the_process_from_others(shared: Server) -> None:
+    # Issue 22: one address, thousands of connections each sending only the head of a POST,
+    # turned every other client's answer into 503 server_busy. Here its share is 3 requests
+    # and 6 connections; the process works on 8.
+    async with httpx.AsyncClient(base_url=shared.url, timeout=10) as client:
+        await put_product(client, "crowded")
+    streams, exact = await crowd(shared, "127.0.0.2", "crowded")
+    try:
+        assert exact
+        async with httpx.AsyncClient(base_url=shared.url, timeout=10) as client:
+            assert (await client.get("/v1/products/crowded")).status_code == 200
+            assert (await client.get("/healthz")).status_code == 200
+            assert (await client.get("/readyz")).status_code == 200
+            created = await client.post(
+                "/v1/reservations", json={"items": [{"sku": "crowded", "quantity": 1}]}
+            )
+            assert created.status_code == 201, created.text
+            # The crowd's admitted requests were only waiting: their bodies come, they are
+            # answered as any other.
+            for reader, writer in streams[:SHARE_REQUESTS]:
+                await send(writer, cart_body("crowded"))
+                assert (await next_answer(reader)).status == 201
+            assert await reserved(client, "crowded") == SHARE_REQUESTS + 1
+    finally:
+        close_all(streams)
+
+
+async def test_health_probes_are_answered_when_the_process_is_full(shared: Server) -> None:
+    # Three addresses, each within its share, fill the process's 8 requests in flight.
+    streams: list[Stream] = []
+    try:
+        async with asyncio.timeout(WAIT):
+            for source in ("127.0.0.3", "127.0.0.4", "127.0.0.5"):
+                for _ in range(min(SHARE_REQUESTS, SHARED_PROCESS - len(streams))):
+                    while True:  # a request of an earlier test may still be ending
+                        stream, refused = await held(shared, source, "full")
+                        if refused is None:
+                            streams.append(stream)
+                            break
+                        close_all([stream])
+                        await asyncio.sleep(0.2)
+        busy = await request(shared, get("/v1/products/full"))
+        assert (busy.status, busy.error()) == (503, "server_busy")
+        for probe in ("/healthz", "/readyz"):
+            assert (await request(shared, get(probe))).status == 200
+    finally:
+        close_all(streams)
+
+
+async def test_an_address_has_its_whole_share_again_after_its_crowd_leaves(
+    shared: Server,
+) -> None:
+    async with httpx.AsyncClient(base_url=shared.url, timeout=10) as client:
+        await put_product(client, "again", stock=100)
+    source = "127.0.0.6"
+    # The crowd leaves with its requests answered (the refused ones' bodies read and dropped).
+    streams = await whole_share(shared, source, "again")
+    for reader, writer in streams[:SHARE_REQUESTS]:
+        await send(writer, cart_body("again"))
+        assert (await next_answer(reader)).status == 201
+    for _, writer in streams[SHARE_REQUESTS:-1]:
+        await send(writer, cart_body("again"))
+    close_all(streams)
+    # The crowd leaves mid-request: the clients close with their bodies unsent.
+    close_all(await whole_share(shared, source, "again"))
+    # After both, the address again holds exactly its share, no less (nothing counted twice
+    # or never given back).
+    close_all(await whole_share(shared, source, "again"))
+
+
+async def test_a_crowd_that_times_out_leaves_nothing_behind(hasty: Server) -> None:
+    source = "127.0.0.7"
+    streams = await whole_share(hasty, source, "late")
+    # Nothing more is sent: the admitted requests get 408 and are closed, the refused ones'
+    # connections are closed when their bodies are late.
+    answers = await asyncio.gather(*(until_closed(reader) for reader, _ in streams))
+    close_all(streams)
+    assert [parse(a).status for a in answers[:SHARE_REQUESTS]] == [408] * SHARE_REQUESTS
+    close_all(await whole_share(hasty, source, "late"))
+
+
+async def test_behind_a_proxy_the_share_is_the_forwarded_address(proxied: Server) -> None:
+    async with httpx.AsyncClient(base_url=proxied.url, timeout=10) as client:
+        await put_product(client, "proxied", stock=100)
+    # Every connection is the proxy's (127.0.0.1): more than the connections' share of them,
+    # and each client is counted by the right-most entry the proxy wrote.
+    one = "X-Forwarded-For: 192.0.2.66, 198.51.100.1"  # the left entry is the client's own
+    streams: list[Stream] = []
+    try:
+        async with asyncio.timeout(WAIT):
+            while len(streams) < SHARE_REQUESTS:  # a request of an earlier test may be ending
+                stream, refused = await held(proxied, "127.0.0.1", "proxied", one)
+                if refused is None:
+                    streams.append(stream)
+                else:
+                    close_all([stream])
+                    await asyncio.sleep(0.2)
+        stream, refused = await held(proxied, "127.0.0.1", "proxied", one)
+        streams.append(stream)
+        assert refused is not None
+        assert (refused.status, refused.error()) == (429, "too_many_requests_in_flight")
+        for last in range(2, 2 + SHARE_CONNECTIONS):
+            other = f"X-Forwarded-For: 198.51.100.1, 198.51.100.{last}"
+            stream, refused = await held(proxied, "127.0.0.1", "proxied", other)
+            streams.append(stream)
+            assert refused is None
+        # One connection carries one client's request, then another's: each counts as its own.
+        reader, writer = streams[-1]
+        await send(writer, cart_body("proxied"))
+        assert (await next_answer(reader)).status == 201
+        refused = await admitted(streams[-1], "proxied", one)  # 198.51.100.1's: its share is full
+        assert refused is not None
+        assert refused.status == 429
+    finally:
+        close_all(streams)
+
+
+# -- malformed HTTP -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"HELLO THERE\r\n\r\n",
+        b"GET /readyz HTTP/1.1\r\nHost: test\r\nNo colon here\r\n\r\n",
+        b"GET /readyz HTTP/9.9\r\nHost: test\r\n\r\n",
+        # Over the head's limit too, in one read: one answer still.
+        b"GET /readyz HTTP/1.1\r\nX-Big: " + b"a" * 40_000 + b"\r\nNo colon\r\n\r\n",
+    ],
+    ids=["request-line", "header", "version", "large-head"],
+)
+async def test_malformed_http_gets_the_api_error_body(bounded: Server, raw: bytes) -> None:
+    async with connection(bounded) as (reader, writer):
+        await send(writer, raw)
+        received = await until_closed(reader)
+    answer = parse(received)
+    assert (answer.status, answer.error()) == (400, "invalid_http")
+    assert answer.headers["connection"] == "close"
+    assert received.count(b"\r\ncontent-length: ") == 1  # one answer
+    assert "Traceback" not in server_log(bounded)
+
+
+async def test_a_malformed_body_gets_400_and_changes_nothing(bounded: Server) -> None:
+    async with httpx.AsyncClient(base_url=bounded.url, timeout=10) as client:
+        await put_product(client, "bad-chunk")
+        cart = b'{"items": [{"sku": "bad-chunk", "quantity": 1}]}'
+        raw = (
+            b"POST /v1/reservations HTTP/1.1\r\nHost: test\r\n"
+            b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+            + b"%x\r\n%s\r\n" % (len(cart), cart)
+            + b"zz\r\n"  # not a chunk size
+        )
+        answer = await request(bounded, raw)
+        assert (answer.status, answer.error()) == (400, "invalid_http")
+        # Behind a request whose answer is in progress (pipelined): that answer, then the 400.
+        async with connection(bounded) as (reader, writer):
+            await send(writer, b"GET /readyz HTTP/1.1\r\nHost: test\r\n\r\n" + raw)
+            received = await until_closed(reader)
+        first = parse(received)
+        assert first.status == 200
+        second = parse(received[received.index(first.body) + len(first.body) :])
+        assert (second.status, second.error()) == (400, "invalid_http")
+        assert await reserved(client, "bad-chunk") == 0
+    assert "Traceback" not in server_log(bounded)
 
 
 # -- the process ----------------------------------------------------------------------------

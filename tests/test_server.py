@@ -159,9 +159,14 @@ async def test_a_crowd_of_connections_is_served_through_a_small_redis_pool(
     tmp_path: Path, mongodb_uri: str
 ) -> None:
     """300 requests at once on 300 connections, a pool of 2 Redis connections: every one is
-    answered (they wait their turn for Redis, none is refused), and the process holds 2."""
+    answered (they wait their turn for Redis, none is refused), and the process holds 2. They
+    come from one address: its rate limit and its share of requests in flight are off."""
     server = start_server(
-        tmp_path, mongodb_uri, RESERVATION_REDIS_POOL_SIZE="2", RESERVATION_IP_RATE_LIMIT="0"
+        tmp_path,
+        mongodb_uri,
+        RESERVATION_REDIS_POOL_SIZE="2",
+        RESERVATION_IP_RATE_LIMIT="0",
+        RESERVATION_MAX_REQUESTS_PER_CLIENT="0",
     )
     try:
         limits = httpx.Limits(max_connections=300, max_keepalive_connections=300)

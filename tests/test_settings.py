@@ -38,6 +38,8 @@ EVERY_VARIABLE = {
     "RESERVATION_MAX_HEADER_BYTES": "16384",
     "RESERVATION_MAX_CONCURRENT_REQUESTS": "10000",
     "RESERVATION_MAX_BODY_BYTES_IN_FLIGHT": "1048576",
+    "RESERVATION_MAX_REQUESTS_PER_CLIENT": "0",
+    "RESERVATION_MAX_CONNECTIONS_PER_CLIENT": "64",
     "RESERVATION_REQUIRE_CUSTOMER": "TRUE",
     "RESERVATION_IP_RATE_LIMIT": "600",
     "RESERVATION_IP_RATE_WINDOW_SECONDS": "0.5",
@@ -140,6 +142,7 @@ def test_every_field_can_be_set_from_the_environment() -> None:
     assert (settings.ip_rate_limit, settings.ip_rate_window_seconds) == (600, 0.5)
     assert (settings.customer_rate_limit, settings.max_holds_per_customer) == (0, 0)
     assert settings.trusted_proxy_header == "X-Forwarded-For"
+    assert (settings.max_requests_per_client, settings.max_connections_per_client) == (0, 64)
     assert (settings.stripe_api_base, settings.public_url) == (
         "http://127.0.0.1:12111",
         "https://shop.example",

@@ -1,4 +1,5 @@
-"""The client's address, which the rate limit per client address counts: the socket peer's,
+"""The client's address, which the rate limit per client address counts (and so do the
+shares of requests in flight and connections, reservation/connections.py): the socket peer's,
 or the one a trusted reverse proxy wrote into RESERVATION_TRUSTED_PROXY_HEADER.
 
 Only the header's right-most entry is read. A proxy appends the address it saw to the
@@ -23,13 +24,20 @@ IPV6_PREFIX = 64
 
 def client_address(request: Request, trusted_header: str | None) -> str:
     """The address the limit per client counts this request under."""
+    forwarded = None
     if trusted_header:
         lines = request.headers.getlist(trusted_header)
-        if lines:
-            proxied = canonical(last_entry(lines[-1]))
-            if proxied is not None:
-                return proxied
-    peer = request.client.host if request.client else None
+        forwarded = lines[-1] if lines else None
+    return address_of(request.client.host if request.client else None, forwarded)
+
+
+def address_of(peer: str | None, forwarded: str | None) -> str:
+    """The client address of a request from the socket peer `peer` whose trusted header's last
+    line is `forwarded` (None: no such line, or no header trusted)."""
+    if forwarded is not None:
+        proxied = canonical(last_entry(forwarded))
+        if proxied is not None:
+            return proxied
     if not peer:
         return UNKNOWN
     return canonical(peer) or peer
