@@ -121,6 +121,13 @@ redis.call('HDEL', KEYS[3], ':next')
 """
 
 
+def age_hold_call(keys: KeySpace, reservation_id: str) -> tuple[str, int, str, str, str, str]:
+    """The EVAL arguments of age_hold (for a client of either kind)."""
+    pool = keys.pool(reservation_id.rpartition(".")[0])
+    record = pool.record(reservation_id)
+    return AGE_HOLD_LUA, 3, pool.holds, record, pool.stock, f"{reservation_id}|*"
+
+
 async def age_hold(client: RedisClient, keys: KeySpace, reservation_id: str) -> None:
     """Make a live hold lapse, as if its time had passed (no sweeper involved).
 
@@ -128,6 +135,4 @@ async def age_hold(client: RedisClient, keys: KeySpace, reservation_id: str) -> 
     record's expires_at, and the pool's stock hash keeps `:next`, no hold lapsing earlier
     (see _pool.lua): all three are moved back to 1 ms after the epoch.
     """
-    pool = keys.pool(reservation_id.rpartition(".")[0])
-    keys_of_hold = [pool.holds, pool.record(reservation_id), pool.stock]
-    await client.eval(AGE_HOLD_LUA, 3, *keys_of_hold, f"{reservation_id}|*")
+    await client.eval(*age_hold_call(keys, reservation_id))
