@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = os.environ.get("SCREENSHOTS_DIR")
@@ -17,6 +17,9 @@ WAIT_MS = 15_000
 
 @contextmanager
 def chromium() -> Iterator[Browser]:
+    # Every wait as patient as an action's (the contexts' default timeout): expect's own
+    # default, 5 s, is short for a page on a busy machine.
+    expect.set_options(timeout=WAIT_MS)
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:

@@ -32,6 +32,10 @@ pytest_plugins = [
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 BACKENDS = ["redis", "fakeredis", "cluster"]
+# What a test must never do to the shared Redis (FUNCTION FLUSH, FLUSHALL: every library or key
+# of every test running on the machine) it does to a redis-server of its own:
+# `@pytest.mark.parametrize("client", OWN_BACKENDS, indirect=True)`.
+OWN_BACKENDS = ["own-redis", "fakeredis", "cluster"]
 
 MakeInventory = Callable[..., Awaitable[Inventory]]
 
@@ -64,8 +68,15 @@ async def _drop_keys(client: RedisClient, keys: KeySpace) -> None:
 async def client(request: pytest.FixtureRequest, keyspace: KeySpace) -> AsyncIterator[Any]:
     """An async Redis client of each backend; the test's keys are deleted afterwards."""
     backend: RedisClient
+    own: servers.RedisServer | None = None
     if request.param == "redis":
         backend = Redis.from_url(REDIS_URL, max_connections=2000)
+    elif request.param == "own-redis":
+        if servers.REDIS_SERVER is None:
+            pytest.skip("redis-server binary not found: this test needs a Redis of its own")
+        own = servers.RedisServer(request.getfixturevalue("tmp_path") / "redis")
+        own.start()
+        backend = Redis.from_url(own.url, max_connections=2000)
     elif request.param == "fakeredis":
         backend = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer(), max_connections=2000)
     else:
@@ -79,6 +90,8 @@ async def client(request: pytest.FixtureRequest, keyspace: KeySpace) -> AsyncIte
     finally:
         await _drop_keys(backend, keyspace)
         await backend.aclose()
+        if own is not None:
+            own.stop()
 
 
 @pytest.fixture
@@ -108,6 +121,13 @@ redis.call('HDEL', KEYS[3], ':next')
 """
 
 
+def age_hold_call(keys: KeySpace, reservation_id: str) -> tuple[str, int, str, str, str, str]:
+    """The EVAL arguments of age_hold (for a client of either kind)."""
+    pool = keys.pool(reservation_id.rpartition(".")[0])
+    record = pool.record(reservation_id)
+    return AGE_HOLD_LUA, 3, pool.holds, record, pool.stock, f"{reservation_id}|*"
+
+
 async def age_hold(client: RedisClient, keys: KeySpace, reservation_id: str) -> None:
     """Make a live hold lapse, as if its time had passed (no sweeper involved).
 
@@ -115,6 +135,4 @@ async def age_hold(client: RedisClient, keys: KeySpace, reservation_id: str) -> 
     record's expires_at, and the pool's stock hash keeps `:next`, no hold lapsing earlier
     (see _pool.lua): all three are moved back to 1 ms after the epoch.
     """
-    pool = keys.pool(reservation_id.rpartition(".")[0])
-    keys_of_hold = [pool.holds, pool.record(reservation_id), pool.stock]
-    await client.eval(AGE_HOLD_LUA, 3, *keys_of_hold, f"{reservation_id}|*")
+    await client.eval(*age_hold_call(keys, reservation_id))

@@ -19,9 +19,12 @@ from typing import Any
 import httpx
 import pymongo
 import pytest
+import redis
 
+from reservation.keys import KeySpace
 from reservation.servers import free_port, stop_process, wait_for_http
 from tests.api import ADMIN
+from tests.conftest import REDIS_URL, age_hold_call
 from tests.server import Server, start_server, stop_server
 from tests.stripe_fake import API_KEY
 
@@ -60,6 +63,15 @@ class LiveShop:
         client: pymongo.MongoClient[dict[str, Any]] = pymongo.MongoClient(self.mongodb_uri)
         try:
             return list(client[self.server.database]["orders"].find({}, {"_id": False}))
+        finally:
+            client.close()
+
+    def age_hold(self, reservation_id: str) -> None:
+        """Make one of the shop's live holds lapse, as if its time had passed (see
+        tests.conftest.age_hold): the service then finds it lapsed, as it would at its end."""
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            client.eval(*age_hold_call(KeySpace(self.server.prefix), reservation_id))
         finally:
             client.close()
 
