@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -163,11 +164,20 @@ async def test_unknown_reservation_is_not_found(inventory: Inventory) -> None:
             await call("garbage{}")
 
 
+# The two tests below let a hold lapse on Redis' own clock (TIME), the only ones that do; every
+# other ages its hold (age_hold). Nothing is checked within the hold's second, which a busy
+# machine may spend before the next line runs: what the hold took, its reply says.
+def assert_lasts_one_second(outcome: Held) -> None:
+    reservation = outcome.reservation
+    assert reservation.expires_at - reservation.created_at == timedelta(seconds=1)
+
+
 async def test_one_second_hold_returns_on_next_read(make_inventory: MakeInventory) -> None:
     inventory = await make_inventory(hold_seconds=1)
     await inventory.set_stock("a", 2)
-    rid = (await held(inventory, ("a", 2))).reservation.id
-    assert await counters(inventory, "a") == (2, 0, 0)
+    outcome = await held(inventory, ("a", 2))
+    assert_lasts_one_second(outcome)
+    rid = outcome.reservation.id
     await asyncio.sleep(1.2)
     assert await counters(inventory, "a") == (0, 0, 2)
     assert (await inventory.get(rid)).status is ReservationStatus.EXPIRED
@@ -181,8 +191,7 @@ async def test_one_second_hold_returns_on_next_read(make_inventory: MakeInventor
 async def test_one_second_hold_returns_on_next_write(make_inventory: MakeInventory) -> None:
     inventory = await make_inventory(hold_seconds=1)
     await inventory.set_stock("a", 1)
-    await held(inventory, ("a", 1))
-    assert isinstance(await inventory.reserve([("a", 1)]), OutOfStock)
+    assert_lasts_one_second(await held(inventory, ("a", 1)))  # the only unit
     await asyncio.sleep(1.2)
     # No read in between: the reserve itself reclaims the lapsed hold first.
     await held(inventory, ("a", 1))
