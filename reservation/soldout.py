@@ -13,17 +13,18 @@ when this process released them.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from reservation.models import CartLine
 from reservation.outcomes import OutOfStock
 
 
 class SoldOutMemory:
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         if seconds < 0:
             raise ValueError("seconds must be >= 0")
         self.seconds = seconds
+        self.clock = clock  # seconds, monotonic (a test moves its own)
         self._until: dict[str, float] = {}
 
     def refusal(self, lines: Iterable[CartLine]) -> OutOfStock | None:
@@ -31,7 +32,7 @@ class SoldOutMemory:
         request that is to ask Redis again (the others are refused meanwhile)."""
         if not self._until:
             return None
-        now = time.monotonic()
+        now = self.clock()
         until = self._until
         for line in lines:
             lapses = until.get(line.sku)
@@ -45,7 +46,7 @@ class SoldOutMemory:
 
     def remember(self, refusal: OutOfStock) -> None:
         if self.seconds and refusal.available == 0:
-            self._until[refusal.sku] = time.monotonic() + self.seconds
+            self._until[refusal.sku] = self.clock() + self.seconds
 
     def forget(self, skus: Iterable[str]) -> None:
         if not self._until:

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import psutil
 import pytest
-from redis.asyncio import RedisCluster
+from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ConnectionError, MaxConnectionsError
 
@@ -55,17 +55,24 @@ async def test_a_command_that_waits_too_long_for_a_connection_fails_as_redis_una
     assert isinstance(client, QueuedRedis)
     client.line = Line(1, wait_seconds=0.05)
     key = f"test-pool-{uuid.uuid4().hex[:12]}"
+    unblock = Redis.from_url(REDIS_URL)
     try:
-        # The one connection blocks on an empty list for a second ...
-        blocked = asyncio.ensure_future(client.blpop([key], timeout=1))
+        # The one connection blocks on an empty list until the test pushes to it (a BLPOP
+        # with a timeout of a second could return before the next command, on a busy machine) ...
+        blocked = asyncio.ensure_future(client.blpop([key], timeout=0))
         await asyncio.sleep(0.1)
         # ... so the next command waits its bound, and fails as a Redis error (a 503).
         with pytest.raises(ConnectionError, match="No connection available"):
             await client.get(key)
-        assert await blocked is None
+        await unblock.rpush(key, "go")
+        popped = await blocked
+        assert popped is not None
+        assert list(popped) == [key.encode(), b"go"]
         # The connection is free again: the next command is served.
         assert await client.get(key) is None
     finally:
+        await unblock.delete(key)
+        await unblock.aclose()
         await client.aclose()
 
 
@@ -140,13 +147,24 @@ async def test_a_waiter_cancelled_after_its_turn_came_passes_the_connection_on()
     await asyncio.wait_for(behind, 1)  # the connection went on to the next in line
 
 
-async def test_waiters_past_their_deadline_fail_in_order_and_the_rest_keep_waiting() -> None:
+async def test_waiters_past_their_deadline_fail_in_order_and_the_rest_keep_waiting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The loop's clock (the Line's deadlines and timers) is the test's: on the wall clock, a
+    # busy machine that stalls this process 0.15 s lets both deadlines pass before the first
+    # timer runs, and fails both waiters at once.
+    loop = asyncio.get_running_loop()
+    now = [loop.time()]
+    monkeypatch.setattr(loop, "time", lambda: now[0])
     line = Line(1, wait_seconds=0.3)
     await line.enter()
     early = asyncio.ensure_future(line.enter())
-    await asyncio.sleep(0.15)
+    await asyncio.sleep(0)  # in line, until now + 0.3
+    now[0] += 0.15
     late = asyncio.ensure_future(line.enter())
-    # The first waiter's 0.3 s run out while the second still has about half of its own.
+    await asyncio.sleep(0)  # in line, until now + 0.3
+    now[0] += 0.16  # (not 0.15: the sum of floats could fall short of the first deadline)
+    # The first waiter's 0.3 s ran out while the second still has about half of its own.
     with pytest.raises(ConnectionError, match="No connection available"):
         await early
     assert not late.done()

@@ -71,8 +71,10 @@ async def test_background_sweeper_runs_when_enabled(make_shop: MakeShop) -> None
     rid, session_id = answer.json()["reservation_id"], answer.json()["checkout_session_id"]
     services = shop.api.services
     await age_hold(services.redis, services.inventory.keys, rid)
-    for _ in range(100):
-        if shop.sim.requests("POST", f"/v1/checkout/sessions/{session_id}/expire"):
+    # A pass every 0.2 s: waited for up to a generous 30 s (a busy machine slows each pass).
+    deadline = asyncio.get_running_loop().time() + 30
+    while not shop.sim.requests("POST", f"/v1/checkout/sessions/{session_id}/expire"):
+        if asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.05)
     assert len(shop.sim.requests("POST", f"/v1/checkout/sessions/{session_id}/expire")) == 1
