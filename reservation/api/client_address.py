@@ -15,6 +15,7 @@ Without the setting, such headers are ignored: anybody can send them.
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from starlette.requests import Request
 
@@ -22,13 +23,31 @@ UNKNOWN = "unknown"  # no peer address (a Unix socket): every such client shares
 IPV6_PREFIX = 64
 
 
+SCOPE_KEY = "reservation.client_address"  # where a request keeps its address once found
+IPV4 = re.compile(r"[0-9]{1,3}(?:\.[0-9]{1,3}){3}")
+
+
 def client_address(request: Request, trusted_header: str | None) -> str:
-    """The address the limit per client counts this request under."""
-    forwarded = None
-    if trusted_header:
-        lines = request.headers.getlist(trusted_header)
-        forwarded = lines[-1] if lines else None
-    return address_of(request.client.host if request.client else None, forwarded)
+    """The address the limit per client counts this request under (found once per request:
+    the body budget and the rate limits both ask)."""
+    scope = request.scope
+    known: str | None = scope.get(SCOPE_KEY)
+    if known is not None:
+        return known
+    client = scope.get("client")
+    peer: str | None = client[0] if client else None
+    address: str
+    if not trusted_header and peer and IPV4.fullmatch(peer):
+        # A socket's IPv4 peer is written canonically already: no parse needed.
+        address = peer
+    else:
+        forwarded = None
+        if trusted_header:
+            lines = request.headers.getlist(trusted_header)
+            forwarded = lines[-1] if lines else None
+        address = address_of(peer, forwarded)
+    scope[SCOPE_KEY] = address
+    return address
 
 
 def address_of(peer: str | None, forwarded: str | None) -> str:
