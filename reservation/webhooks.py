@@ -170,11 +170,15 @@ class WebhookHandlers:
         metadata = session.get("metadata")
         if not isinstance(metadata, dict) or not session_metadata.carries_cart(metadata):
             raise NotOurs("its metadata carries no reservation")
-        session_id = session["id"]
-        recorded = await self.checkouts.get(session_id)
-        if recorded is not None:
-            if recorded.reservation_id != metadata.get("reservation_id"):
-                raise NotOurs("its metadata names another reservation than its checkout")
+        reservation_id = metadata["reservation_id"]
+        if not isinstance(reservation_id, str) or len(reservation_id) > MAX_CONTEXT:
+            raise NotOurs("its metadata's reservation_id is not one of ours")
+        # One read says both: whether this session is the reservation's recorded one, and
+        # whether the reservation has another (a session bearing a copy of its metadata).
+        made = await self.checkouts.get_by_reservation(reservation_id)
+        if made is not None:
+            if made.session_id != session["id"]:
+                raise NotOurs("its reservation has another Checkout Session")
         elif not session_metadata.is_sealed(metadata, self.settings.session_secrets):
             raise NotOurs("neither recorded nor sealed by this service")
         cart = session_metadata.decode(metadata)
@@ -182,10 +186,6 @@ class WebhookHandlers:
             pool_of_reservation(cart.reservation_id)
         except errors.NotFound:
             raise errors.InvalidPayload("the metadata's reservation_id is not one") from None
-        if recorded is None:
-            made = await self.checkouts.get_by_reservation(cart.reservation_id)
-            if made is not None and made.session_id != session_id:
-                raise NotOurs("its reservation has another Checkout Session")
         _check_session_fields(session)
         if session["amount_total"] != cart.amount_total:
             raise NotOurs("its amount_total is not its cart's price at checkout")
