@@ -420,9 +420,7 @@ def _check_session_fields(session: dict[str, Any]) -> None:
 
 
 def _check_payment_intent(obj: dict[str, Any]) -> None:
-    value = obj.get("payment_intent")
-    if isinstance(value, dict):
-        value = value.get("id")
+    value = _payment_intent_field(obj)
     if value is not None and not (isinstance(value, str) and 0 < len(value) <= MAX_CONTEXT):
         raise errors.InvalidPayload("the payment_intent is not an id")
 
@@ -433,10 +431,14 @@ def _email(value: object) -> str | None:
     return text if text is not None and len(text) <= MAX_EMAIL else None
 
 
-def _payment_intent(obj: dict[str, Any]) -> str | None:
+def _payment_intent_field(obj: dict[str, Any]) -> object:
+    """The payment_intent field as sent: an id, or the id of an expanded object."""
     value = obj.get("payment_intent")
-    if isinstance(value, dict):
-        value = value.get("id")
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _payment_intent(obj: dict[str, Any]) -> str | None:
+    value = _payment_intent_field(obj)
     return value if isinstance(value, str) else None
 
 
