@@ -57,6 +57,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from domain.outcomes import Held, OutOfStock
 from loadtests.cleanup import delete_matching, redis_for_run
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
 from loadtests.reporting import add_json_option, fmt, percentile_ms, report_header, write_report
@@ -64,10 +65,9 @@ from loadtests.script_costs import MEMORY_TARGET, Cost, Memory
 from loadtests.script_costs import TARGETS as SCRIPT_TARGETS
 from loadtests.script_costs import lines as script_cost_lines
 from loadtests.script_costs import measure as measure_script_costs
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.outcomes import Held, OutOfStock
-from reservation.packing import connection_class
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.stores.packing import connection_class
 
 SKU = "hot"
 AMPLE_STOCK = 10**9  # far above what any strategy can hold in a window (check_stock: <= 10^12)

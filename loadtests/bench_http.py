@@ -32,7 +32,7 @@ them, and the samples are summed by owner (uvicorn, starlette, redis-py, our cod
 the garbage collector ...).
 
 The floor applies the service's garbage-collector settings after start-up (gc.freeze and a
-young-generation threshold, reservation.gctuning), so the two differ only in the code a
+young-generation threshold, reservation.server.gctuning), so the two differ only in the code a
 request runs. The
 profile needs py-spy (`pip install py-spy`; ptrace rights, e.g. root). Without wrk it falls
 back to an httpx client (much slower than the server: it measures the client).
@@ -70,8 +70,8 @@ from loadtests.http_targets import missed
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
 from loadtests.reporting import add_json_option
 from loadtests.wrk_driver import WRK_THREADS, wrk_version
-from reservation.connections import raise_open_files_limit
-from reservation.embedded import EmbeddedMongo
+from reservation.server.connections import raise_open_files_limit
+from reservation.stores.embedded import EmbeddedMongo
 
 ROOT = Path(__file__).resolve().parent.parent
 CASE_NAMES = [case.name for case in CASES]

@@ -27,15 +27,15 @@ from pathlib import Path
 
 import httpx
 
+from harness.servers import RedisServer
 from loadtests.final_state import Difference, FinalState, compare, final_state, summary
 from loadtests.purchase_plan import CATALOG, CURRENCY, Drive, Plan, Trace, drive, make_plan
 from loadtests.run_flash_sale import Stack, drain, parse_args, start_stack, sweep
 from loadtests.verify import Report, check, read_world
-from reservation.embedded import EmbeddedMongo
-from reservation.payments import stripe_client
-from reservation.reconcile import sold_statuses
-from reservation.servers import RedisServer
+from reservation.operations.reconcile import sold_statuses
+from reservation.payments.gate import stripe_client
 from reservation.settings import Settings
+from reservation.stores.embedded import EmbeddedMongo
 
 DUPLICATE_SHARE = 0.1
 DELIVERY_DELAY_SECONDS = 5.0

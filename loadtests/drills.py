@@ -66,6 +66,7 @@ import httpx
 import psutil
 import redis
 
+from harness.servers import RedisServer, free_port, wait_for_http
 from loadtests import chaos_compare
 from loadtests.run_flash_sale import (
     NameRow,
@@ -78,8 +79,7 @@ from loadtests.run_flash_sale import (
     sweep,
     verify,
 )
-from reservation.embedded import EmbeddedMongo
-from reservation.servers import RedisServer, free_port, wait_for_http
+from reservation.stores.embedded import EmbeddedMongo
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -2,7 +2,7 @@
 reading the body, when the request is a POST).
 
 Served by `python -m loadtests.floor --port P` exactly as `reservation serve` serves the API:
-uvicorn with uvloop and the service's own HTTP protocol (reservation.connections: httptools
+uvicorn with uvloop and the service's own HTTP protocol (reservation.server.connections: httptools
 with the bounds of what a client may take, and an answer's head and body sent in one write),
 1 worker, no access log. Served by uvicorn's stock protocol instead, the floor would pay a
 second write per answer the service does not, and the ratio would credit the app with a
@@ -10,7 +10,7 @@ difference of the server. It imports only what the app and the server need, so i
 holds what a bare Starlette app holds (the benchmark's own tools — httpx, pymongo, matplotlib
 — would double its heap), and it applies the service's garbage-collector settings after
 start-up, and its Redis connections pack commands with hiredis like the service's
-(reservation.packing), so the floor and the service differ only in the code a request runs.
+(reservation.stores.packing), so the floor and the service differ only in the code a request runs.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from loadtests.machine import DEFAULT_REDIS_URL
-from reservation.connections import ClientLimits, ServiceConfig, raise_open_files_limit
-from reservation.gctuning import tune_after_startup
-from reservation.packing import connection_class
+from reservation.server.connections import ClientLimits, ServiceConfig, raise_open_files_limit
+from reservation.server.gctuning import tune_after_startup
 from reservation.settings import Settings
+from reservation.stores.packing import connection_class
 
 FLOOR_PATH = "/floor"
 DEFAULT_PREFIX = "bench-http"

@@ -19,7 +19,7 @@ from loadtests.http_tally import Tally
 from loadtests.http_targets import targets
 from loadtests.reporting import fmt, report_header, write_report
 from loadtests.wrk_driver import WRK_THREADS, WRK_TIMEOUT
-from reservation.gctuning import GC_YOUNG_THRESHOLD
+from reservation.server.gctuning import GC_YOUNG_THRESHOLD
 
 
 def table_lines(rows: Sequence[Row]) -> list[str]:
@@ -152,7 +152,7 @@ def method_items(run: Run) -> list[str]:
         "MONGODB_URI."
         if "MONGODB_URI" in os.environ
         else "nx-27017 (MongoDB wire protocol over SQLite) in a temporary directory"
-        " (reservation.embedded.EmbeddedMongo)."
+        " (reservation.stores.embedded.EmbeddedMongo)."
     )
     tool = (
         f"`wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s --timeout {WRK_TIMEOUT}"
@@ -203,12 +203,12 @@ def method_items(run: Run) -> list[str]:
         " client of that Redis: on a shared Redis the figure is an upper bound.",
         "floor: `loadtests.floor:floor_app`, a bare Starlette app with one route doing one"
         " Redis GET (redis.asyncio, a plain pool of up to 1024 connections, with the service's"
-        " connection class: commands packed by hiredis, reservation.packing) and"
+        " connection class: commands packed by hiredis, reservation.stores.packing) and"
         " answering a small JSONResponse; no middleware, no body, no validation; the same"
         " garbage-collector settings as the service after start-up (gc.freeze, young"
-        f" generation threshold {GC_YOUNG_THRESHOLD:,}, reservation.gctuning); served by"
+        f" generation threshold {GC_YOUNG_THRESHOLD:,}, reservation.server.gctuning); served by"
         " `python -m loadtests.floor`, which runs uvicorn exactly as `reservation serve` does:"
-        " uvloop and the service's HTTP protocol (reservation.connections.ClientProtocol:"
+        " uvloop and the service's HTTP protocol (reservation.server.connections.ClientProtocol:"
         " httptools with the client bounds, an answer's head and body in one write), so the"
         " floor and the service differ only in the code a request runs (with uvicorn's stock"
         " protocol the floor would pay a second write per answer that the service does not)."

@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.servers import free_port, stop_process, wait_for_http
 from loadtests.floor import FLOOR_PATH
-from reservation.servers import free_port, stop_process, wait_for_http
 
 ROOT = Path(__file__).resolve().parent.parent
 READY_SECONDS = 30.0

@@ -41,10 +41,7 @@ from typing import Any
 import httpx
 from redis.crc import key_slot
 
-from loadtests.cpu import process_tree
-from loadtests.pyspy import py_spy, record, summarize
-from reservation.embedded import EmbeddedMongo
-from reservation.servers import (
+from harness.servers import (
     REDIS_SERVER,
     free_port,
     redis_cluster,
@@ -52,6 +49,9 @@ from reservation.servers import (
     stop_process,
     wait_for_http,
 )
+from loadtests.cpu import process_tree
+from loadtests.pyspy import py_spy, record, summarize
+from reservation.stores.embedded import EmbeddedMongo
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks"
@@ -132,7 +132,7 @@ def stores(stack: Stack, cluster: bool) -> Iterator[tuple[str, str]]:
 
 def cluster_pools(masters: int = 3) -> list[str]:
     """A pool name for each master of a cluster whose slots are split evenly (as
-    reservation.servers.redis_cluster splits them): the hot SKU's first, then the others'."""
+    harness.servers.redis_cluster splits them): the hot SKU's first, then the others'."""
     step = 16384 // masters
     found: dict[int, str] = {}
     for number in range(10_000):

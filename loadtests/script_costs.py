@@ -40,12 +40,12 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from domain.outcomes import Held
+from harness.servers import RedisServer
 from loadtests.cleanup import delete_matching
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.outcomes import Held
-from reservation.packing import connection_class
-from reservation.servers import RedisServer
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.stores.packing import connection_class
 
 ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 10

@@ -41,14 +41,14 @@ from typing import Any
 import stripe
 
 from domain import errors
+from domain.reservations import ReservationStatus, StockLevel
 from persistence.mongo import Database, connect, storage_errors
 from persistence.orders import Order, OrderRepository, OrderStatus
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.models import ReservationStatus, StockLevel
-from reservation.payments import stripe_client
-from reservation.reconcile import sold_statuses
-from reservation.scripts import RedisClient
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.lua.library import RedisClient
+from reservation.operations.reconcile import sold_statuses
+from reservation.payments.gate import stripe_client
 from reservation.services import redis_client
 from reservation.settings import Settings
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.models import CartLine, Reservation, ReservationStatus, StockLevel
+from domain.reservations import CartLine, Reservation, ReservationStatus, StockLevel
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
 
 __all__ = [
     "CartLine",

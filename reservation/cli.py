@@ -5,29 +5,26 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-import uvicorn
-from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
-from uvicorn.supervisors.multiprocess import Multiprocess
+from uvicorn.config import LOGGING_CONFIG
 
 from domain.errors import ReservationError
 from domain.rules import DEFAULT_POOL
 from reservation import __version__, logs
-from reservation.embedded import EmbeddedMongo
-from reservation.inventory import Inventory
+from reservation.core.inventory import Inventory
+from reservation.server.serving import StopSignals, run_uvicorn
 from reservation.settings import Settings, SettingsError
 from reservation.settings import help_text as variables_help
+from reservation.stores.embedded import EmbeddedMongo
 
 if TYPE_CHECKING:
-    from reservation.schemas import ProductView
+    from reservation.api.schemas import ProductView
     from reservation.services import Services
 
 T = TypeVar("T")
@@ -88,7 +85,37 @@ def with_services(settings: Settings, action: Callable[[Services], Awaitable[T]]
     return run_once(run())
 
 
-@click.group()
+PLUGIN_GROUP = "reservation.commands"
+
+
+class CommandsWithPlugins(click.Group):
+    """The service's commands, and those other packages add through the entry point group
+    `reservation.commands` (the harness adds `demo` and `stripe-sim`): loaded only when named
+    or listed, so the service never imports them and runs without them."""
+
+    def _plugins(self) -> dict[str, EntryPoint]:
+        return {point.name: point for point in entry_points(group=PLUGIN_GROUP)}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self._plugins()})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        point = self._plugins().get(cmd_name)
+        if point is None:
+            return None
+        try:
+            loaded = point.load()
+        except ImportError as exc:
+            raise click.UsageError(
+                f'`{cmd_name}` needs the demo extra: pip install "stripe-reservation[demo]" ({exc})'
+            ) from exc
+        return loaded if isinstance(loaded, click.Command) else None
+
+
+@click.group(cls=CommandsWithPlugins)
 @click.version_option(__version__, prog_name="reservation")
 def main() -> None:
     """Redis-first stock reservation service for Stripe Checkout."""
@@ -119,7 +146,7 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
 
     from domain.errors import InvalidRequest
     from domain.rules import check_name
-    from reservation.schemas import ProductIn
+    from reservation.api.schemas import ProductIn
 
     settings = load_settings()
     if settings.redis_url is None or settings.mongodb_uri is None:
@@ -186,7 +213,7 @@ def stock(pool: str) -> None:
 @click.option("--dry-run", is_flag=True, help="Print what would change; write nothing.")
 def reconcile_command(dry_run: bool) -> None:
     """Rebuild Redis counters from MongoDB (REDIS_URL, MONGODB_URI) and print the diff."""
-    from reservation.reconcile import format_diff, reconcile, sold_statuses
+    from reservation.operations.reconcile import format_diff, reconcile, sold_statuses
 
     settings = load_settings()
     if settings.redis_url is None:
@@ -205,110 +232,6 @@ def reconcile_command(dry_run: bool) -> None:
         return format_diff(diffs)
 
     click.echo(("dry run: nothing written\n" if dry_run else "") + with_services(settings, run))
-
-
-class StopSignals:
-    """SIGTERM and SIGINT noted, never raised, until uvicorn's own handlers take over.
-
-    An exception raised by a signal handler lands wherever the main thread happens to be, and
-    Python ignores it there when that is a weakref callback or a __del__ (seen: a SIGTERM while
-    the workers started was lost that way and serve ran on). So serve notes the signal, does
-    not start uvicorn once one came, tells a starting uvicorn to stop, and always stops what it
-    started on its way out. uvicorn restores these handlers when it returns and sends them the
-    signals it handled, which changes nothing then.
-    """
-
-    SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        for signum in self.SIGNALS:
-            signal.signal(signum, self.note)
-
-    def note(self, signum: int, frame: FrameType | None) -> None:
-        self.received = signum
-
-
-class ReadyServer(uvicorn.Server):
-    """One uvicorn server that calls `ready` once it listens (after the app's lifespan)."""
-
-    def __init__(
-        self, config: uvicorn.Config, ready: Callable[[], None], stop: StopSignals
-    ) -> None:
-        super().__init__(config)
-        self.ready = ready
-        self.stop = stop
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets)
-        if self.stop.received is not None:
-            self.should_exit = True  # a signal came before uvicorn listened for them
-        if self.started and not self.should_exit:
-            self.ready()
-
-
-class ReadyMultiprocess(Multiprocess):
-    """uvicorn's worker supervisor, calling `ready` once every worker reports started."""
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        sockets: list[socket.socket],
-        ready: Callable[[], None],
-        stop: StopSignals,
-    ) -> None:
-        super().__init__(config, sockets)
-        self.ready: Callable[[], None] | None = ready
-        self.stop = stop
-
-    def keep_subprocess_alive(self) -> None:
-        if self.stop.received is not None:
-            self.should_exit.set()  # a signal came before the supervisor listened for them
-        super().keep_subprocess_alive()
-        if self.ready is None or self.should_exit.is_set():
-            return
-        # A worker answers the supervisor's health check with whether its server has started
-        # (lifespan done, accepting on the shared socket).
-        timeout = self.config.timeout_worker_healthcheck
-        if all(process.is_ready(timeout) for process in self.processes):
-            self.ready()
-            self.ready = None
-
-
-def run_uvicorn(
-    host: str,
-    port: int,
-    workers: int,
-    ready: Callable[[], None],
-    stop: StopSignals,
-    settings: Settings,
-    log_config: dict[str, Any] | None = None,
-) -> None:
-    """uvicorn.run, with a hook once the service accepts requests; `log_config` (uvicorn's
-    when None) is applied in every worker, and so are the bounds of what one client may take
-    (reservation/connections.py)."""
-    from reservation.connections import ClientLimits, ServiceConfig, raise_open_files_limit
-
-    raise_open_files_limit()  # each connection is a file; the workers inherit the limit
-    config = ServiceConfig(
-        "reservation.app:create_app",
-        ClientLimits.of(settings),
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        access_log=False,
-        log_level="warning",
-        log_config=log_config or LOGGING_CONFIG,
-        timeout_keep_alive=settings.keep_alive_seconds,
-    )
-    if workers > 1:
-        ReadyMultiprocess(config, [config.bind_socket()], ready, stop).run()
-        return
-    server = ReadyServer(config, ready, stop)
-    server.run()
-    if not server.started and stop.received is None:
-        raise SystemExit(STARTUP_FAILURE)
 
 
 @main.command(epilog=variables_help())
@@ -356,37 +279,9 @@ def serve(host: str, port: int, workers: int) -> None:
 
 
 @main.command()
-@click.option(
-    "--host",
-    default="127.0.0.1",
-    show_default=True,
-    help="Address the storefront and the Stripe simulator listen on.",
-)
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
-def demo(host: str, port: int) -> None:
-    """The whole shop on this machine: storefront, operations page, Stripe simulator.
-
-    Redis: REDIS_URL, else a redis-server started here (when the binary is on PATH), else
-    the embedded fakeredis. MongoDB: MONGODB_URI, else nx-27017 with its data in
-    RESERVATION_DATA_DIR (default .reservation), so orders survive a restart. Payments always
-    go to the simulator (its pay page has Pay, Decline, Pay later and Cancel). Products are
-    seeded when the catalog is empty; holds last 2 minutes unless RESERVATION_HOLD_SECONDS
-    says otherwise. Ctrl-C or SIGTERM stops everything it started.
-    """
-    from reservation.demo import Demo, DemoError
-
-    settings = load_settings()
-    stop = StopSignals()
-    try:
-        Demo(settings, host, port, click.echo).run(lambda: stop.received is not None)
-    except DemoError as exc:
-        raise click.ClickException(str(exc)) from exc
-
-
-@main.command()
 def sweep() -> None:
     """One sweeper pass: reclaim lapsed holds, expire the sessions of lapsed reservations."""
-    from reservation.sweeper import sweep as sweep_once
+    from reservation.operations.sweeper import sweep as sweep_once
 
     settings = load_settings()
     if settings.redis_url is None or settings.mongodb_uri is None:
@@ -395,84 +290,4 @@ def sweep() -> None:
     click.echo(
         f"{report.reclaimed_holds} holds reclaimed, {report.expired_sessions} sessions expired,"
         f" {report.recovered_sessions} unrecorded sessions recovered"
-    )
-
-
-@main.command("stripe-sim")
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=12111, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--webhook-url", default=None, help="Deliver signed events here.")
-@click.option("--webhook-secret", default=None, help="Sign them with this whsec_ secret.")
-@click.option(
-    "--duplicate-share",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(0, 1),
-    help="Share of events delivered twice.",
-)
-@click.option(
-    "--delivery-delay",
-    default=0.0,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Each delivery waits up to this many seconds (at random): late and out of order.",
-)
-@click.option(
-    "--latency-ms",
-    default=(0, 0),
-    show_default=True,
-    type=(click.IntRange(min=0), click.IntRange(min=0)),
-    help="Every API answer waits between these many milliseconds, e.g. --latency-ms 200 600.",
-)
-@click.option(
-    "--webhook-attempts",
-    default=4,
-    show_default=True,
-    type=click.IntRange(min=1),
-    help="Deliveries of an event until one gets a 2xx (Stripe retries for three days).",
-)
-@click.option(
-    "--webhook-retry-seconds",
-    default=0.2,
-    show_default=True,
-    type=click.FloatRange(min=0),
-    help="Pause after the first failed delivery, doubled after each next one.",
-)
-@click.option("--seed", default=None, type=int, help="Seed of the chaos and latency draws.")
-def stripe_sim(
-    host: str,
-    port: int,
-    webhook_url: str | None,
-    webhook_secret: str | None,
-    duplicate_share: float,
-    delivery_delay: float,
-    latency_ms: tuple[int, int],
-    webhook_attempts: int,
-    webhook_retry_seconds: float,
-    seed: int | None,
-) -> None:
-    """A local Stripe-compatible API for load tests (Stripe's own sandbox is rate limited)."""
-    from reservation.stripesim import SimSettings, create_sim_app
-
-    try:
-        settings = SimSettings(
-            webhook_url=webhook_url,
-            webhook_secret=webhook_secret,
-            public_url=f"http://{host}:{port}",
-            duplicate_share=duplicate_share,
-            delivery_delay_seconds=delivery_delay,
-            latency_seconds=(latency_ms[0] / 1000, latency_ms[1] / 1000),
-            webhook_attempts=webhook_attempts,
-            webhook_retry_seconds=webhook_retry_seconds,
-            chaos_seed=seed,
-        )
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    click.echo(f"Stripe simulator at http://{host}:{port} (STRIPE_API_BASE)")
-    uvicorn.run(
-        create_sim_app(settings),
-        host=host,
-        port=port,
-        log_level="warning",
-        timeout_graceful_shutdown=5,
     )

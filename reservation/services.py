@@ -33,24 +33,24 @@ from persistence.mongo import Database, connect, ensure_indexes
 from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
-from reservation.catalog import Catalog
-from reservation.checkout import CheckoutService
-from reservation.deliveries import SeenDeliveries
-from reservation.embedded import EmbeddedMongo, embedded_redis
-from reservation.expiry import SessionExpiry
-from reservation.idempotency import IdempotencyKeys
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
+from reservation.core.deliveries import SeenDeliveries
+from reservation.core.idempotency import IdempotencyKeys
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.core.ratelimit import RateLimit, RateLimiter
+from reservation.lua.library import RedisClient
 from reservation.metrics import Metrics
-from reservation.packing import connection_class
-from reservation.payments import StripeGate, stripe_client
-from reservation.ratelimit import RateLimit, RateLimiter
-from reservation.recovery import Recovery, watch
-from reservation.redispool import QueuedCluster, QueuedRedis
-from reservation.scripts import RedisClient
+from reservation.operations.recovery import Recovery, watch
+from reservation.operations.sweeper import run_periodically
+from reservation.payments.expiry import SessionExpiry
+from reservation.payments.gate import StripeGate, stripe_client
 from reservation.settings import Settings
-from reservation.sweeper import run_periodically
-from reservation.webhooks import WebhookHandlers
+from reservation.stores.embedded import EmbeddedMongo, embedded_redis
+from reservation.stores.packing import connection_class
+from reservation.stores.queued_pool import QueuedCluster, QueuedRedis
+from reservation.usecases.catalog import Catalog
+from reservation.usecases.checkout import CheckoutService
+from reservation.usecases.webhooks import WebhookHandlers
 
 logger = logging.getLogger("reservation")
 

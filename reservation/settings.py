@@ -16,7 +16,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
-from reservation.keys import DEFAULT_PREFIX
+# Every Redis key of the service starts with this (RESERVATION_KEY_PREFIX; core/keys.py).
+DEFAULT_PREFIX = "rsv"
 
 
 class SettingsError(ValueError):
@@ -44,7 +45,7 @@ class Settings:
     data_dir: str = ".reservation"
     reconcile_on_start: bool = True
     # How often each process checks that Redis still has its counters, rebuilding them from
-    # MongoDB when it lost them (reservation.recovery); 0: off, `reservation reconcile` by hand.
+    # MongoDB when it lost them (operations/recovery.py); 0: off, `reservation reconcile` by hand.
     rebuild_check_seconds: float = 1.0
     # The longest one Redis command may take (connecting included) before it is a 503.
     redis_timeout_seconds: float = 2.0

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from persistence.mongo import connect
 from reservation.api.services import Services
 from reservation.app import create_app
-from reservation.keys import KeySpace
+from reservation.core.keys import KeySpace
 from reservation.settings import Settings
 from tests.conftest import REDIS_URL
 

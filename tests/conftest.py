@@ -13,11 +13,11 @@ import pytest
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 
-from reservation import servers
-from reservation.cluster import Cluster
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.scripts import RedisClient
+from harness import servers
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.lua.library import RedisClient
+from reservation.stores.cluster import Cluster
 
 # Fixture modules: MongoDB (nx-27017 or MONGODB_URI), the in-process HTTP app, and the shop as
 # real processes (tests.live).

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from reservation.keys import PoolKeys
-from reservation.models import StockLevel
-from reservation.scripts import RedisClient
+from domain.reservations import StockLevel
+from reservation.core.keys import PoolKeys
+from reservation.lua.library import RedisClient
 
 COUNTERS = ("total", "reserved", "sold", "limit")
 HOLDS = ":holds|"  # usage field prefix: a customer's count of live holds (lua/_pool.lua)

@@ -21,8 +21,8 @@ import pymongo
 import pytest
 import redis
 
-from reservation.keys import KeySpace
-from reservation.servers import free_port, stop_process, wait_for_http
+from harness.servers import free_port, stop_process, wait_for_http
+from reservation.core.keys import KeySpace
 from tests.api import ADMIN
 from tests.conftest import REDIS_URL, age_hold_call
 from tests.server import Server, start_server, stop_server

@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from persistence.mongo import Database, connect, ensure_indexes
-from reservation.embedded import EmbeddedMongo, nx_binary
+from reservation.stores.embedded import EmbeddedMongo, nx_binary
 
 
 class MongoServer(EmbeddedMongo):

@@ -14,7 +14,7 @@ import pymongo
 import pytest
 import redis
 
-from reservation.servers import free_port, stop_process, wait_for_http
+from harness.servers import free_port, stop_process, wait_for_http
 from tests.api import ADMIN_TOKEN
 from tests.conftest import REDIS_URL
 from tests.shop import WEBHOOK_SECRET

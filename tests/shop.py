@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reservation.stripesim import encode_event
+from stripesim import encode_event
 from tests.api import Api, MakeApi
 from tests.stripe_fake import API_KEY, SESSION_SECRET, MakeStripeSim, StripeSim, signed
 

@@ -24,8 +24,8 @@ import stripe
 import uvicorn
 from starlette.types import ASGIApp
 
-from reservation.servers import free_port
-from reservation.stripesim import SimSettings, SimState, create_sim_app, encode_event, sign
+from harness.servers import free_port
+from stripesim import SimSettings, SimState, create_sim_app, encode_event, sign
 
 JsonObject = dict[str, Any]
 API_KEY = "sk_test_simulator"

@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
+from domain.outcomes import Committed
 from persistence.orders import Order, OrderLine, OrderStatus
-from reservation.inventory import Inventory
-from reservation.outcomes import Committed
+from reservation.core.inventory import Inventory
 from tests.api import ADMIN, ADMIN_TOKEN, JSON, Api, MakeApi
 from tests.mongo import MongoServer
 
@@ -269,7 +269,7 @@ async def test_health_readiness_metrics_openapi(api: Api, make_api: MakeApi) -> 
 
 
 async def test_redis_down_is_503_and_not_ready(make_api: MakeApi) -> None:
-    from reservation.servers import free_port
+    from harness.servers import free_port
 
     api = await make_api(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     ready = await api.http.get("/readyz")
@@ -556,7 +556,7 @@ async def test_a_process_starting_with_redis_empty_answers_from_mongodb_then_red
 async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: Api) -> None:
     import msgspec
 
-    from reservation.schemas import ProductView
+    from reservation.api.schemas import ProductView
 
     await api.put_product("plain", 5)
     await api.put_product("big", 10**12, price=99_999_999, max_per_customer=3)

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from domain import errors
-from reservation.background import every
+from reservation.operations.background import every
 
 logger = logging.getLogger("tests.background")
 

@@ -8,10 +8,10 @@ import pytest
 from redis.asyncio import Redis
 
 from domain import errors
-from reservation.cart import Cart, normalize_cart
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.models import CartLine
+from domain.reservations import CartLine
+from reservation.core.cart import Cart, normalize_cart
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
 
 BAD_CARTS: list[tuple[str, Any]] = [
     ("zero quantity", [("a", 0)]),

@@ -9,8 +9,8 @@ import pytest
 import stripe
 
 from domain import errors
-from reservation.checkout import session_expiry
-from reservation.models import CartLine, Reservation, ReservationStatus
+from domain.reservations import CartLine, Reservation, ReservationStatus
+from reservation.usecases.checkout import session_expiry
 from tests.shop import MakeShop, Shop
 
 

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-import reservation.checkout
+import reservation.usecases.checkout
 from persistence.attempts import CheckoutAttempt
-from reservation.schemas import CartLineIn, CheckoutIn
-from reservation.sweeper import sweep
+from reservation.api.schemas import CartLineIn, CheckoutIn
+from reservation.operations.sweeper import sweep
 from tests.conftest import age_hold
 from tests.shop import MakeShop, Shop
 
@@ -26,7 +26,7 @@ class Died(BaseException):
 @pytest.fixture(autouse=True)
 def no_caller_left(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every attempt counts as one whose caller is gone, without waiting out the gate's bound.
-    monkeypatch.setattr(reservation.checkout, "ATTEMPT_GRACE", timedelta(hours=-1))
+    monkeypatch.setattr(reservation.usecases.checkout, "ATTEMPT_GRACE", timedelta(hours=-1))
 
 
 async def attempts(shop: Shop) -> list[dict[str, Any]]:
@@ -109,11 +109,11 @@ async def test_an_attempt_that_never_reached_stripe_is_made_then_expired(shop: S
     services = shop.api.services
     rid = (await shop.api.reserve(("tee", 1))).json()["id"]
     held = await services.inventory.get(rid)
-    expires_at = reservation.checkout.session_expiry(held, datetime.now(UTC))
+    expires_at = reservation.usecases.checkout.session_expiry(held, datetime.now(UTC))
     await services.checkout.attempts.begin(
         CheckoutAttempt(
             reservation_id=rid,
-            idempotency_key=reservation.checkout.idempotency_key(rid),
+            idempotency_key=reservation.usecases.checkout.idempotency_key(rid),
             params={
                 "mode": "payment",
                 "line_items": [

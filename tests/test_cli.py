@@ -26,14 +26,14 @@ import pytest
 from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 
+from domain.outcomes import Held, OverCustomerLimit
+from harness.servers import free_port
 from persistence.mongo import connect, ensure_indexes
 from persistence.products import ProductRepository
-from reservation.catalog import Catalog
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.outcomes import Held, OverCustomerLimit
-from reservation.schemas import ProductIn
-from reservation.servers import free_port
+from reservation.api.schemas import ProductIn
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.usecases.catalog import Catalog
 from tests.conftest import REDIS_URL
 
 # What Settings reads: the test machine's own configuration must not leak into the commands.

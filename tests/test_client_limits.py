@@ -919,7 +919,7 @@ async def test_a_malformed_body_gets_400_and_changes_nothing(bounded: Server) ->
 
 def test_serve_raises_its_soft_open_files_limit() -> None:
     lowered = (
-        "import resource; from reservation.connections import raise_open_files_limit; "
+        "import resource; from reservation.server.connections import raise_open_files_limit; "
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
         "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard)); "
         "print(*raise_open_files_limit(), hard)"

@@ -8,10 +8,10 @@ import pytest
 from redis.asyncio import Redis
 
 from domain import errors
-from reservation import servers
-from reservation.deliveries import MARGIN_SECONDS, SeenDeliveries
-from reservation.keys import KeySpace
-from reservation.scripts import RedisClient
+from harness import servers
+from reservation.core.deliveries import MARGIN_SECONDS, SeenDeliveries
+from reservation.core.keys import KeySpace
+from reservation.lua.library import RedisClient
 
 
 async def test_a_delivery_is_new_once(client: RedisClient, keyspace: KeySpace) -> None:

@@ -25,8 +25,8 @@ import psutil
 import pytest
 from playwright.sync_api import expect
 
-from reservation.demo import DEMO_PRODUCTS
-from reservation.servers import free_port
+from harness.demo import DEMO_PRODUCTS
+from harness.servers import free_port
 from tests.browser import WAIT_MS, chromium, screenshot
 from tests.conftest import REDIS_URL
 from tests.server import forget_run

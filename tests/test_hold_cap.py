@@ -7,14 +7,14 @@ from __future__ import annotations
 import pytest
 from redis.asyncio import Redis
 
+from domain.outcomes import Committed, Held, OverCustomerLimit, OverHoldCap
 from persistence.mongo import Database
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.outcomes import Committed, Held, OverCustomerLimit, OverHoldCap
-from reservation.reconcile import reconcile
-from reservation.scripts import RedisClient
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.lua.library import RedisClient
+from reservation.operations.reconcile import reconcile
 from tests.api import MakeApi
 from tests.conftest import REDIS_URL, MakeInventory, age_hold
 

@@ -10,11 +10,7 @@ from typing import Any
 import pytest
 
 from domain import errors
-from reservation.cluster import Cluster
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.models import CartLine, ReservationStatus
-from reservation.outcomes import (
+from domain.outcomes import (
     Committed,
     CommittedLate,
     CustomerRequired,
@@ -27,6 +23,10 @@ from reservation.outcomes import (
     Released,
     ReleaseRefused,
 )
+from domain.reservations import CartLine, ReservationStatus
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
+from reservation.stores.cluster import Cluster
 from tests.conftest import OWN_BACKENDS, MakeInventory, age_hold
 
 

@@ -15,10 +15,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from redis.asyncio import Redis
 
 from domain import errors
-from reservation.inventory import Inventory
-from reservation.keys import KeySpace
-from reservation.models import CartLine
-from reservation.outcomes import (
+from domain.outcomes import (
     Committed,
     CommittedLate,
     Extended,
@@ -31,6 +28,9 @@ from reservation.outcomes import (
     Released,
     ReleaseRefused,
 )
+from domain.reservations import CartLine
+from reservation.core.inventory import Inventory
+from reservation.core.keys import KeySpace
 from tests.conftest import REDIS_URL, age_hold
 from tests.invariants import assert_counts_hold, assert_hold_counts_hold
 

@@ -1,8 +1,8 @@
 """Hypothesis over the Lua scripts' argument space (issue 12, "Fuzzing").
 
 Each script (every file of reservation/lua/ but the prelude: test_every_script_is_fuzzed) is
-called directly — FCALL of its function through reservation.scripts.Scripts, with the keys
-reservation.keys builds — with arguments valid, at their bounds and hostile: empty, negative,
+called directly — FCALL of its function through reservation.lua.library.Scripts, with the keys
+reservation.core.keys builds — with arguments valid, at their bounds and hostile: empty, negative,
 fractional, huge and non-numeric numbers, malformed carts, separators and unicode inside names
 and ids, very long strings, too few and too many arguments. Whatever comes in:
 
@@ -38,10 +38,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from domain import errors
-from domain.rules import NAME_PATTERN
-from reservation.inventory import Inventory, new_reservation_id
-from reservation.keys import KeySpace, PoolKeys
-from reservation.outcomes import (
+from domain.outcomes import (
     CustomerRequired,
     Held,
     NotExtended,
@@ -50,8 +47,11 @@ from reservation.outcomes import (
     Released,
     ReleaseRefused,
 )
-from reservation.ratelimit import IP, subject_digest
-from reservation.scripts import (
+from domain.rules import NAME_PATTERN
+from reservation.core.inventory import Inventory, new_reservation_id
+from reservation.core.keys import KeySpace, PoolKeys
+from reservation.core.ratelimit import IP, subject_digest
+from reservation.lua.library import (
     POOL_PRELUDE,
     SCRIPT_NAMES,
     STANDALONE_NAMES,

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from persistence.orders import STATUS_RANK, OrderStatus
-from reservation.webhooks import refund_key
+from reservation.usecases.webhooks import refund_key
 from tests.conftest import age_hold
 from tests.shop import MakeShop, Shop
 

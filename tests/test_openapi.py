@@ -10,15 +10,15 @@ import pytest
 from starlette.routing import Route
 
 from domain import errors
+from domain.reservations import ReservationStatus
 from domain.rules import NAME_PATTERN
 from persistence.orders import OrderStatus
 from reservation.api.openapi import Answer, Operation, openapi_document
 from reservation.api.ops import healthz
 from reservation.app import create_app
-from reservation.cart import CUSTOMER_PATTERN
-from reservation.idempotency import KEY_PATTERN
-from reservation.inventory import new_reservation_id, pool_of_reservation
-from reservation.models import ReservationStatus
+from reservation.core.cart import CUSTOMER_PATTERN
+from reservation.core.idempotency import KEY_PATTERN
+from reservation.core.inventory import new_reservation_id, pool_of_reservation
 from reservation.settings import Settings
 
 # Starlette answers HEAD wherever it answers GET; the document leaves HEAD implicit.

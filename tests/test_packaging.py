@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from harness.servers import free_port, stop_process, wait_until
 from loadtests.cpu import process_tree
-from reservation.scripts import SCRIPT_NAMES, STANDALONE_NAMES
-from reservation.servers import free_port, stop_process, wait_until
+from reservation.lua.library import SCRIPT_NAMES, STANDALONE_NAMES
 from tests.conftest import REDIS_URL
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,8 +14,8 @@ from redis.asyncio.connection import Connection, SSLConnection, UnixDomainSocket
 from redis.exceptions import DataError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from reservation import servers
-from reservation.packing import (
+from harness import servers
+from reservation.stores.packing import (
     PackedConnection,
     PackedSSLConnection,
     PackedUnixConnection,

@@ -12,8 +12,8 @@ from starlette.requests import Request
 
 from domain import errors
 from reservation.api.client_address import client_address
-from reservation.keys import KeySpace
-from reservation.ratelimit import (
+from reservation.core.keys import KeySpace
+from reservation.core.ratelimit import (
     CUSTOMER,
     IP,
     MAX_REQUESTS,
@@ -24,7 +24,7 @@ from reservation.ratelimit import (
     RateLimiter,
     subject_digest,
 )
-from reservation.scripts import RedisClient
+from reservation.lua.library import RedisClient
 from tests.api import JSON, Api, MakeApi
 from tests.shop import MakeShop
 

@@ -8,9 +8,9 @@ import asyncio
 import pytest
 
 from domain import errors
-from reservation.inventory import Inventory
-from reservation.outcomes import Held
-from reservation.readcache import ReadCache
+from domain.outcomes import Held
+from reservation.core.inventory import Inventory
+from reservation.core.readcache import ReadCache
 from tests.conftest import MakeInventory
 
 

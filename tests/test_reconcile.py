@@ -12,15 +12,15 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from domain.outcomes import CommittedLate, Held, Oversold
+from domain.reservations import StockLevel
+from harness import servers
 from persistence.mongo import Database
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
-from reservation import servers
-from reservation.inventory import Inventory, new_reservation_id
-from reservation.keys import KeySpace
-from reservation.models import StockLevel
-from reservation.outcomes import CommittedLate, Held, Oversold
-from reservation.reconcile import StockDiff, format_diff, reconcile
+from reservation.core.inventory import Inventory, new_reservation_id
+from reservation.core.keys import KeySpace
+from reservation.operations.reconcile import StockDiff, format_diff, reconcile
 from tests.conftest import age_hold
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

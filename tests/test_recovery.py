@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from domain import errors
+from domain.outcomes import CommittedLate
+from harness import servers
+from harness.servers import RedisServer
 from persistence.orders import Order, OrderLine, OrderStatus
-from reservation import servers
-from reservation.outcomes import CommittedLate
-from reservation.servers import RedisServer
 from tests.api import Api, MakeApi
 
 pytestmark = pytest.mark.skipif(servers.REDIS_SERVER is None, reason="needs redis-server")

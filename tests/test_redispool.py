@@ -14,9 +14,9 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import ConnectionError, MaxConnectionsError
 
-from reservation.redispool import Line, QueuedCluster, QueuedRedis
 from reservation.services import redis_client
 from reservation.settings import Settings
+from reservation.stores.queued_pool import Line, QueuedCluster, QueuedRedis
 from tests.conftest import REDIS_URL
 
 CROWD = 300

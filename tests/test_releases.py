@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from persistence.checkouts import CheckoutStatus
-from reservation.sweeper import sweep
+from reservation.operations.sweeper import sweep
 from tests.shop import Shop
 from tests.stripe_fake import SimRefused
 

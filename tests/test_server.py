@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 import psutil
 
-from reservation.servers import free_port
+from harness.servers import free_port
 from tests.api import ADMIN, JSON
 from tests.conftest import REDIS_URL
 from tests.server import Server, start_server, stop_server

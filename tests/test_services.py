@@ -10,7 +10,7 @@ import psutil
 import pytest
 from redis.asyncio import Redis
 
-from reservation.keys import KeySpace
+from reservation.core.keys import KeySpace
 from reservation.services import RECOVERY_TASK, SWEEPER_TASK, open_services
 from reservation.settings import Settings
 from tests.conftest import REDIS_URL

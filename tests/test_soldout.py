@@ -3,9 +3,9 @@ while the others are still refused."""
 
 from __future__ import annotations
 
-from reservation.models import CartLine
-from reservation.outcomes import OutOfStock
-from reservation.soldout import SoldOutMemory
+from domain.outcomes import OutOfStock
+from domain.reservations import CartLine
+from reservation.core.soldout import SoldOutMemory
 
 
 def test_once_lapsed_one_request_asks_redis_and_the_others_are_still_refused() -> None:

@@ -6,8 +6,8 @@ import pytest
 from redis.asyncio import Redis
 
 from domain import errors
-from reservation import servers
-from reservation.inventory import Inventory
+from harness import servers
+from reservation.core.inventory import Inventory
 
 
 async def test_unreachable_redis_is_storage_unavailable() -> None:

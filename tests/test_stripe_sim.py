@@ -16,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from stripe.params.checkout import SessionCreateParams
 
-from reservation.servers import free_port
-from reservation.stripesim import SimSettings, create_sim_app, sign
+from harness.servers import free_port
+from stripesim import SimSettings, create_sim_app, sign
 from tests.stripe_fake import MakeStripeSim, SimRefused, StripeSim, serve, signed
 
 SECRET = "whsec_test_secret"

@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from reservation.sweeper import sweep
+from reservation.operations.sweeper import sweep
 from tests.api import ADMIN_TOKEN
 from tests.conftest import REDIS_URL, age_hold
 from tests.shop import MakeShop, Shop

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from reservation import session_metadata
-from reservation.session_metadata import PaidLine
+from reservation.payments import session_metadata
+from reservation.payments.session_metadata import PaidLine
 from tests.conftest import age_hold
 from tests.shop import MakeShop, Shop
 from tests.stripe_fake import SESSION_SECRET

@@ -285,7 +285,7 @@ async def test_bad_deliveries_are_400_and_store_nothing(shop: Shop, case: str) -
         answer = await shop.http.post("/v1/webhooks/stripe", content=json.dumps(event))
         expected = "invalid_signature"
     else:
-        from reservation.stripesim import sign
+        from stripesim import sign
 
         body = BAD_BODIES[case]
         answer = await shop.http.post(
@@ -476,7 +476,7 @@ async def test_payment_after_redis_lost_its_counters_waits_for_reconcile(shop: S
     failed = await shop.deliver(paid)
     assert (failed.status_code, failed.json()["error"]) == (503, "storage_unavailable")
     assert shop.sim.requests("POST", "/v1/refunds") == []
-    from reservation.reconcile import reconcile
+    from reservation.operations.reconcile import reconcile
 
     await reconcile(services.inventory, services.products, services.orders)
     await deliver_twice(shop, paid)
@@ -646,7 +646,7 @@ async def test_the_issue_s_four_webhooks_change_no_order(shop: Shop) -> None:
 
 
 async def test_redis_down_answers_503_and_stores_nothing(make_shop: MakeShop) -> None:
-    from reservation.servers import free_port
+    from harness.servers import free_port
 
     shop = await make_shop(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     answer = await shop.deliver(completed_event("evt_while_redis_is_down", {}))

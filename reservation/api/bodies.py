@@ -14,7 +14,7 @@ from starlette.responses import Response
 from domain import errors
 from reservation.api.bodybudget import BodyBudget
 from reservation.api.client_address import client_address
-from reservation.schemas import encoder
+from reservation.api.schemas import encoder
 
 MAX_BODY_BYTES = 64 * 1024
 logger = logging.getLogger("reservation.bodies")

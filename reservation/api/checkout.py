@@ -6,12 +6,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from domain import errors
+from domain.reservations import Reservation
 from reservation.api.bodies import json_response, read_json, require_json, utc_text
 from reservation.api.ratelimits import limit_client, limit_customer
+from reservation.api.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView
 from reservation.api.services import Services, services
-from reservation.models import Reservation
-from reservation.ratelimit import CUSTOMER
-from reservation.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView
+from reservation.core.ratelimit import CUSTOMER
 
 MAX_SESSION_ID = 255
 

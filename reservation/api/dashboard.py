@@ -20,10 +20,7 @@ from persistence.events import EventTimes
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, utc_text
 from reservation.api.orders import order_view
-from reservation.api.services import Services, services
-from reservation.cart import decode_cart
-from reservation.inventory import Inventory, storage_errors
-from reservation.schemas import (
+from reservation.api.schemas import (
     CartLineView,
     GateSummary,
     HoldsSummary,
@@ -34,6 +31,9 @@ from reservation.schemas import (
     SkuSummary,
     WebhooksSummary,
 )
+from reservation.api.services import Services, services
+from reservation.core.cart import decode_cart
+from reservation.core.inventory import Inventory, storage_errors
 
 LAPSING_HOLDS = 10  # the holds that lapse first, listed
 RECENT_ORDERS = 15

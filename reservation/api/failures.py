@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from domain.errors import PaymentProviderUnavailable, RateLimited, ReservationError
 from reservation.api.bodies import json_response
-from reservation.schemas import ErrorBody
+from reservation.api.schemas import ErrorBody
 
 logger = logging.getLogger("reservation")
 

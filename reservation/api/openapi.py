@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute, Route
 
 from domain.errors import ReservationError, Unauthorized
 from reservation import __version__
-from reservation.schemas import ErrorBody
+from reservation.api.schemas import ErrorBody
 
 REF = "#/components/schemas/"
 Handler = Callable[[Request], Awaitable[Response]]

@@ -13,8 +13,8 @@ from persistence.mongo import ping as ping_mongodb
 from reservation.api.bodies import json_response
 from reservation.api.failures import error_response
 from reservation.api.openapi import openapi_document
+from reservation.api.schemas import Health, Readiness, encoder
 from reservation.api.services import Services, services
-from reservation.schemas import Health, Readiness, encoder
 
 PROBE_SECONDS = 2.0
 

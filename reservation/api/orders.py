@@ -11,8 +11,8 @@ from domain import errors
 from persistence.orders import Order, OrderStatus
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, utc_text
+from reservation.api.schemas import OrderLineView, OrderList, OrderView
 from reservation.api.services import services
-from reservation.schemas import OrderLineView, OrderList, OrderView
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 100

@@ -8,8 +8,8 @@ from starlette.responses import Response
 from domain.rules import check_name
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, read_json
+from reservation.api.schemas import ProductIn
 from reservation.api.services import services
-from reservation.schemas import ProductIn
 
 
 async def put_product(request: Request) -> Response:

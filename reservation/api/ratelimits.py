@@ -8,7 +8,7 @@ from starlette.requests import Request
 
 from reservation.api.client_address import client_address
 from reservation.api.services import Services
-from reservation.ratelimit import CUSTOMER, IP
+from reservation.core.ratelimit import CUSTOMER, IP
 
 
 async def limit_client(state: Services, request: Request) -> None:

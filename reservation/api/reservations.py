@@ -8,14 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from domain import errors
-from reservation.api.bodies import json_response, read_json, utc_text
-from reservation.api.ratelimits import limit_client, limit_customer
-from reservation.api.services import Services, services
-from reservation.cart import check_customer, encode_cart, normalize_cart
-from reservation.idempotency import check_key, fingerprint
-from reservation.inventory import new_reservation_id
-from reservation.models import CartLine, Reservation
-from reservation.outcomes import (
+from domain.outcomes import (
     CustomerRequired,
     Held,
     OutOfStock,
@@ -25,8 +18,15 @@ from reservation.outcomes import (
     ReleaseRefused,
     ReserveOutcome,
 )
-from reservation.releases import release
-from reservation.schemas import CartLineView, ReservationIn, ReservationView
+from domain.reservations import CartLine, Reservation
+from reservation.api.bodies import json_response, read_json, utc_text
+from reservation.api.ratelimits import limit_client, limit_customer
+from reservation.api.schemas import CartLineView, ReservationIn, ReservationView
+from reservation.api.services import Services, services
+from reservation.core.cart import check_customer, encode_cart, normalize_cart
+from reservation.core.idempotency import check_key, fingerprint
+from reservation.core.inventory import new_reservation_id
+from reservation.usecases.release import release
 
 REFUSALS = {
     OutOfStock: "insufficient_stock",

@@ -41,7 +41,7 @@ from persistence.orders import OrderConflict, OrderStatus
 from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
 from reservation.api.openapi import Answer, Operation, Parameter
 from reservation.api.pages import PAGES
-from reservation.schemas import (
+from reservation.api.schemas import (
     CheckoutIn,
     CheckoutStateView,
     CheckoutView,

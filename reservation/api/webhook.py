@@ -15,9 +15,9 @@ from starlette.responses import Response
 
 from domain import errors
 from reservation.api.bodies import json_response, read_body
+from reservation.api.schemas import WebhookAnswer
 from reservation.api.services import services
-from reservation.schemas import WebhookAnswer
-from reservation.webhooks import event_context
+from reservation.usecases.webhooks import event_context
 
 MAX_EVENT_BYTES = 1024 * 1024  # Stripe events stay far below this
 # Stripe events nest a few levels (event.data.object.some_hash.field); a body nested far deeper

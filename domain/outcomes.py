@@ -1,0 +1,150 @@
+"""Typed answers of the core's operations; raw script replies never leave inventory.py.
+
+The refusals a buyer can meet in normal traffic (out of stock, over the limit, oversold) are
+results, not exceptions, so a caller handles them where it decides what to do; `error()` turns
+one into the matching ReservationError when the caller wants to answer with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain import errors
+from domain.reservations import Reservation
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """The cart is held. `created` is False when an existing reservation was returned."""
+
+    reservation: Reservation
+    created: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OutOfStock:
+    sku: str
+    requested: int
+    available: int
+
+    def error(self) -> errors.InsufficientStock:
+        return errors.InsufficientStock(
+            f"only {self.available} of {self.sku} available, {self.requested} requested",
+            sku=self.sku,
+            requested=self.requested,
+            available=self.available,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OverCustomerLimit:
+    sku: str
+    limit: int
+    already: int
+
+    def error(self) -> errors.CustomerLimitExceeded:
+        return errors.CustomerLimitExceeded(
+            f"at most {self.limit} of {self.sku} per reservation and per customer",
+            sku=self.sku,
+            limit=self.limit,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRequired:
+    """A SKU with a per-customer limit, a cart without a customer id, and the service set to
+    refuse those (RESERVATION_REQUIRE_CUSTOMER)."""
+
+    sku: str
+
+    def error(self) -> errors.CustomerRequired:
+        return errors.CustomerRequired(
+            f"{self.sku} is limited per customer: reserve it with a customer_id",
+            sku=self.sku,
+            field="customer_id",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OverHoldCap:
+    """The customer already has `limit` live holds (held, not paid) in the cart's pool."""
+
+    limit: int
+    held: int
+
+    def error(self) -> errors.HoldCapReached:
+        return errors.HoldCapReached(
+            f"at most {self.limit} live holds per customer: pay for or release one first",
+            limit=self.limit,
+            held=self.held,
+        )
+
+
+ReserveOutcome = Held | OutOfStock | OverCustomerLimit | CustomerRequired | OverHoldCap
+
+
+@dataclass(frozen=True, slots=True)
+class Released:
+    """Units are back (`changed`), or the reservation had already lapsed or been released."""
+
+    reservation: Reservation
+    changed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseRefused:
+    """The reservation is committed: paid units are never released."""
+
+    reservation: Reservation
+
+    def error(self) -> errors.AlreadyCommitted:
+        return errors.AlreadyCommitted(
+            "the reservation is paid for and cannot be released",
+            reservation_id=self.reservation.id,
+        )
+
+
+ReleaseOutcome = Released | ReleaseRefused
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """Held units are sold. `repeated` when this commit had already happened."""
+
+    reservation: Reservation
+    repeated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommittedLate:
+    """The hold had lapsed, but free stock covered the paid cart."""
+
+    reservation: Reservation
+
+
+@dataclass(frozen=True, slots=True)
+class Oversold:
+    """The hold had lapsed and the stock is gone: nothing changed, the payment is refunded."""
+
+    reservation_id: str
+    sku: str
+    requested: int
+    available: int
+
+
+CommitOutcome = Committed | CommittedLate | Oversold
+
+
+@dataclass(frozen=True, slots=True)
+class Extended:
+    reservation: Reservation
+
+
+@dataclass(frozen=True, slots=True)
+class NotExtended:
+    """Only a live hold can wait for a delayed payment; this one is committed or gone."""
+
+    reservation: Reservation
+
+
+ExtendOutcome = Extended | NotExtended

@@ -1,0 +1,85 @@
+"""Every Redis key name of the project, built here and nowhere else."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from reservation.settings import DEFAULT_PREFIX
+
+
+@dataclass(frozen=True, slots=True)
+class PoolKeys:
+    """The keys of one pool; the braces make them share one Redis Cluster slot."""
+
+    stock: str
+    holds: str
+    usage: str
+    record_prefix: str
+    fence: str
+    # KEYS[1..3] of every pool script, in the order the scripts expect (built once: every
+    # script call passes them).
+    shared: tuple[str, str, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shared", (self.stock, self.holds, self.usage))
+
+    def record(self, reservation_id: str) -> str:
+        return self.record_prefix + reservation_id
+
+
+@dataclass(frozen=True, slots=True)
+class KeySpace:
+    """Builds key names under one prefix (tests isolate themselves with their own)."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def pool(self, pool: str) -> PoolKeys:
+        base = f"{self.prefix}:{{{pool}}}"
+        return PoolKeys(
+            stock=f"{base}:stock",
+            holds=f"{base}:holds",
+            usage=f"{base}:usage",
+            record_prefix=f"{base}:res:",
+            fence=f"{base}:fence",
+        )
+
+    @property
+    def sku_pools(self) -> str:
+        """Hash sku -> pool: which pool each SKU is stocked in."""
+        return f"{self.prefix}:sku-pools"
+
+    @property
+    def pools(self) -> str:
+        """Set of every pool that has stock (the sweeper walks it)."""
+        return f"{self.prefix}:pools"
+
+    @property
+    def built(self) -> str:
+        """String: present once the counters were built beside MongoDB; an empty Redis lacks
+        it, which is how a lost Redis is noticed (reservation.operations.recovery)."""
+        return f"{self.prefix}:built"
+
+    @property
+    def rebuild_lock(self) -> str:
+        """String: the process rebuilding lost counters holds it (one at a time)."""
+        return f"{self.prefix}:rebuild-lock"
+
+    def idempotency(self, key_digest: str) -> str:
+        """String: the reservation id an Idempotency-Key produced (24 hours)."""
+        return f"{self.prefix}:idem:{key_digest}"
+
+    def rate_log(self, scope: str, subject_digest: str) -> str:
+        """Sorted set: the requests one client (a `scope`: "ip" or "customer") made in the
+        rate limit's window (reservation.core.ratelimit). A digest names the client, so no address
+        or customer id is stored, and no brace in a customer id makes a cluster hash tag."""
+        return f"{self.prefix}:rate:{scope}:{subject_digest}"
+
+    def webhook_delivery(self, timestamp: int, body_digest: str) -> str:
+        """String: a webhook delivery received (its signed timestamp and the SHA-256 of its
+        body, which together determine its signature), kept while that timestamp is within the
+        tolerance; its presence refuses a replay."""
+        return f"{self.prefix}:webhook:{timestamp}:{body_digest}"
+
+    def pattern(self) -> str:
+        """A SCAN pattern matching every key of this key space."""
+        return f"{self.prefix}:*"

@@ -1,0 +1,2 @@
+"""What keeps the stores true while nobody asks: the sweeper, the recovery of lost counters,
+reconcile, and the loop that runs them."""

@@ -1,0 +1,51 @@
+"""Releasing a reservation: its Checkout Session is expired first, then its units go back.
+
+Expiring first closes the window in which the buyer could still pay for units that are back on
+sale. If Stripe cannot be reached the units go back all the same and the sweeper expires the
+session later (a payment meanwhile takes the late-payment path: committed if stock is free,
+else refunded). If the buyer has already paid, nothing is released: the payment's webhook
+commits the reservation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from domain import errors
+from domain.outcomes import Released, ReleaseOutcome
+from persistence.checkouts import CheckoutRepository, CheckoutStatus
+from reservation.core.inventory import Inventory, pool_of_reservation
+from reservation.payments.expiry import SessionExpiry
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    outcome: ReleaseOutcome
+    checkout_session_id: str | None
+
+
+async def release(
+    inventory: Inventory,
+    checkouts: CheckoutRepository,
+    expiry: SessionExpiry,
+    reservation_id: str,
+) -> Release:
+    pool_of_reservation(reservation_id)  # a malformed id is a 404 before any lookup
+    checkout = await checkouts.get_by_reservation(reservation_id)
+    if checkout is not None and checkout.status is CheckoutStatus.OPEN:
+        expiry_result = await expiry.expire(checkout.session_id)
+        if expiry_result.paid:
+            raise errors.AlreadyCommitted(
+                "the buyer has paid for this reservation; its order is being recorded",
+                reservation_id=reservation_id,
+                checkout_session_id=checkout.session_id,
+            )
+    outcome = await inventory.release(reservation_id)
+    if checkout is None and isinstance(outcome, Released):
+        # A checkout may have made its session meanwhile: read again after releasing (that
+        # checkout reads the hold after recording its session, see CheckoutService), so a
+        # session made for a released hold is expired now, not by the sweeper.
+        checkout = await checkouts.get_by_reservation(reservation_id)
+        if checkout is not None and checkout.status is CheckoutStatus.OPEN:
+            await expiry.expire(checkout.session_id)
+    return Release(outcome, None if checkout is None else checkout.session_id)
