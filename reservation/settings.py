@@ -50,7 +50,7 @@ class Settings:
     # The Redis connections one process keeps at most (per node of a cluster); a command that
     # finds them all busy waits for one (reservation/stores/connection_queue.py).
     redis_pool_size: int = 32
-    # What one client may take (reservation/server/): the idle time between two
+    # What one client may take (reservation/server/limits.py): the idle time between two
     # requests of a connection (uvicorn's keep-alive), the time a request's head and body may
     # take to arrive, the head's size, and the requests one process works on at once; of
     # those, the requests and the connections one client address may hold (0: no share).
