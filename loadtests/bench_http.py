@@ -70,7 +70,7 @@ from loadtests.http_targets import missed
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
 from loadtests.reporting import add_json_option
 from loadtests.wrk_driver import WRK_THREADS, wrk_version
-from reservation.server.connections import raise_open_files_limit
+from reservation.server.open_files import raise_open_files_limit
 from reservation.stores.embedded import EmbeddedMongo
 
 ROOT = Path(__file__).resolve().parent.parent

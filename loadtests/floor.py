@@ -2,7 +2,7 @@
 reading the body, when the request is a POST).
 
 Served by `python -m loadtests.floor --port P` exactly as `reservation serve` serves the API:
-uvicorn with uvloop and the service's own HTTP protocol (reservation.server.connections: httptools
+uvicorn with uvloop and the service's own HTTP protocol (reservation.server.protocol: httptools
 with the bounds of what a client may take, and an answer's head and body sent in one write),
 1 worker, no access log. Served by uvicorn's stock protocol instead, the floor would pay a
 second write per answer the service does not, and the ratio would credit the app with a
@@ -28,8 +28,10 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from loadtests.machine import DEFAULT_REDIS_URL
-from reservation.server.connections import ClientLimits, ServiceConfig, raise_open_files_limit
 from reservation.server.gctuning import tune_after_startup
+from reservation.server.limits import ClientLimits
+from reservation.server.open_files import raise_open_files_limit
+from reservation.server.protocol import ServiceConfig
 from reservation.settings import Settings
 from reservation.stores.packing import connection_class
 

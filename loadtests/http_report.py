@@ -208,7 +208,7 @@ def method_items(run: Run) -> list[str]:
         " garbage-collector settings as the service after start-up (gc.freeze, young"
         f" generation threshold {GC_YOUNG_THRESHOLD:,}, reservation.server.gctuning); served by"
         " `python -m loadtests.floor`, which runs uvicorn exactly as `reservation serve` does:"
-        " uvloop and the service's HTTP protocol (reservation.server.connections.ClientProtocol:"
+        " uvloop and the service's HTTP protocol (reservation.server.protocol.ClientProtocol:"
         " httptools with the client bounds, an answer's head and body in one write), so the"
         " floor and the service differ only in the code a request runs (with uvicorn's stock"
         " protocol the floor would pay a second write per answer that the service does not)."

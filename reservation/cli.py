@@ -18,8 +18,9 @@ from domain.errors import ReservationError
 from domain.rules import DEFAULT_POOL
 from reservation import __version__, logs
 from reservation.core.inventory import Inventory
+from reservation.env_readers import SettingsError
 from reservation.server.serving import StopSignals, run_uvicorn
-from reservation.settings import Settings, SettingsError
+from reservation.settings import Settings
 from reservation.settings import help_text as variables_help
 from reservation.stores.embedded import EmbeddedMongo
 

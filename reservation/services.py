@@ -45,9 +45,9 @@ from reservation.operations.sweeper import run_periodically
 from reservation.payments.expiry import SessionExpiry
 from reservation.payments.gate import StripeGate, stripe_client
 from reservation.settings import Settings
+from reservation.stores.connection_queue import QueuedCluster, QueuedRedis
 from reservation.stores.embedded import EmbeddedMongo, embedded_redis
 from reservation.stores.packing import connection_class
-from reservation.stores.queued_pool import QueuedCluster, QueuedRedis
 from reservation.usecases.catalog import Catalog
 from reservation.usecases.checkout import CheckoutService
 from reservation.usecases.webhooks import WebhookHandlers
@@ -89,7 +89,7 @@ def redis_client(settings: Settings) -> RedisClient:
     """A client of REDIS_URL (a cluster with REDIS_CLUSTER), else an in-process fakeredis.
 
     Its connections are a pool of RESERVATION_REDIS_POOL_SIZE that queues: a command that
-    finds them all busy waits for one (reservation/redispool.py)."""
+    finds them all busy waits for one (reservation/stores/connection_queue.py)."""
     if settings.redis_url is None:
         return embedded_redis()
     # A Redis that hangs (or a connection that never opens) is a 503 within this bound.

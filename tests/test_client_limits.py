@@ -1,5 +1,5 @@
 """Slow, oversized, crowding and malformed clients against `reservation serve`
-(reservation/connections.py), over raw sockets: each is refused (400, 408, 413, 429, 431, 503
+(reservation/server/), over raw sockets: each is refused (400, 408, 413, 429, 431, 503
 with the error body) or dropped, never held for ever nor answered 5xx by the app, and other
 clients are answered meanwhile. A crowd comes from an address of its own (127.0.0.2 and up:
 all of 127.0.0.0/8 is loopback on Linux); others from 127.0.0.1.
@@ -919,7 +919,7 @@ async def test_a_malformed_body_gets_400_and_changes_nothing(bounded: Server) ->
 
 def test_serve_raises_its_soft_open_files_limit() -> None:
     lowered = (
-        "import resource; from reservation.server.connections import raise_open_files_limit; "
+        "import resource; from reservation.server.open_files import raise_open_files_limit; "
         "soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE); "
         "resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard)); "
         "print(*raise_open_files_limit(), hard)"

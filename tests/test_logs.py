@@ -20,7 +20,8 @@ import pytest
 from uvicorn.config import LOGGING_CONFIG
 
 from reservation import logs
-from reservation.settings import Settings, SettingsError
+from reservation.env_readers import SettingsError
+from reservation.settings import Settings
 from tests.conftest import age_hold
 from tests.server import start_server, stop_server
 from tests.shop import WEBHOOK_SECRET, Shop

@@ -12,14 +12,14 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 # (module, attribute path, parameters it must take, or None for a name only)
 PRIVATE_NAMES = [
-    # reservation/connections.py: where uvicorn starts a request (at once, or a pipelined one
+    # reservation/server/protocol.py: where uvicorn starts a request (at once, or a pipelined one
     # in its turn); overridden to admit it against the process's and the client's bounds.
     (
         "uvicorn.protocols.http.httptools_impl",
         "HttpToolsProtocol._start_asgi_task",
         ["self", "cycle", "app"],
     ),
-    # reservation/connections.py: the ASGI application type of that method's signature.
+    # reservation/server/: the ASGI application type of that method's signature.
     ("uvicorn._types", "ASGI3Application", None),
 ]
 

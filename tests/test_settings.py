@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner
 
 from reservation.cli import main
-from reservation.settings import VARIABLES, Settings, SettingsError, markdown_table
+from reservation.env_readers import SettingsError
+from reservation.env_variables import VARIABLES
+from reservation.settings import Settings, markdown_table, shown_default
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 # A value other than the default for every variable, as a user would write it.
@@ -222,4 +224,4 @@ def test_serve_help_says_what_the_readme_says() -> None:
     said = " ".join(answer.output.split())
     for variable in VARIABLES:
         assert variable.meaning.replace("`", "") in said
-        assert variable.shown_default().replace("`", "") in said
+        assert shown_default(variable).replace("`", "") in said

@@ -95,8 +95,10 @@ def run_uvicorn(
 ) -> None:
     """uvicorn.run, with a hook once the service accepts requests; `log_config` (uvicorn's
     when None) is applied in every worker, and so are the bounds of what one client may take
-    (reservation/connections.py)."""
-    from reservation.server.connections import ClientLimits, ServiceConfig, raise_open_files_limit
+    (reservation/server/limits.py)."""
+    from reservation.server.limits import ClientLimits
+    from reservation.server.open_files import raise_open_files_limit
+    from reservation.server.protocol import ServiceConfig
 
     raise_open_files_limit()  # each connection is a file; the workers inherit the limit
     config = ServiceConfig(

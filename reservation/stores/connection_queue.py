@@ -2,19 +2,19 @@
 
 A process keeps at most `RESERVATION_REDIS_POOL_SIZE` connections to Redis (to each node of a
 cluster), however many requests it works on: a command that finds every connection busy waits
-in line (first come, first served) for up to `WAIT_SECONDS`, then fails as a redis-py
+its turn (first come, first served) for up to `WAIT_SECONDS`, then fails as a redis-py
 `ConnectionError` ("No connection available."), which the service answers 503
 `storage_unavailable`. A crowd of 3,000 connections is thus served through a few dozen Redis
 connections, instead of opening a thousand of them (each one more client for Redis to poll
 and a handshake of several commands) and failing past that.
 
-The line (`Line`: a count of free connections and a queue of waiters) stands in front of
+A `ConnectionQueue` (a count of free connections and a queue of waiters) stands in front of
 `execute_command`, the one method every command, script call (FCALL, FUNCTION LOAD) and lock
 goes through; the pool underneath never has to refuse. redis-py offers a pool that waits
 (`BlockingConnectionPool`), but not for a cluster (`RedisCluster` raises `MaxConnectionsError`
 when a node's connections are all in use), and its wait (a condition, a lock and a timeout per
-command) cost about 25 µs more CPU per command than a semaphore line when 64 commands shared 16
-connections. Pipelines and pub/sub would bypass the line; the service uses neither.
+command) cost about 25 µs more CPU per command than this queue when 64 commands shared 16
+connections. Pipelines and pub/sub would bypass the queue; the service uses neither.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from reservation.stores.cluster import Cluster
 WAIT_SECONDS = 5.0
 
 
-class Line:
+class ConnectionQueue:
     """At most `size` commands at once; the rest wait their turn, first come first served, up
     to `wait_seconds` each.
 
@@ -67,7 +67,7 @@ class Line:
         try:
             await turn
         except asyncio.CancelledError:
-            # Cancelled once its turn had come: the connection goes to the next in line.
+            # Cancelled once its turn had come: the connection goes to the next waiter.
             if turn.done() and not turn.cancelled() and turn.exception() is None:
                 self.leave()
             raise
@@ -99,15 +99,15 @@ class QueuedRedis(Redis):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.line = Line(self.connection_pool.max_connections)
+        self.connection_queue = ConnectionQueue(self.connection_pool.max_connections)
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
-        line = self.line
-        await line.enter()
+        queue = self.connection_queue
+        await queue.enter()
         try:
             return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
         finally:
-            line.leave()
+            queue.leave()
 
 
 class QueuedCluster(Cluster):
@@ -120,12 +120,12 @@ class QueuedCluster(Cluster):
     def __init__(self, *args: Any, pool_size: int, **kwargs: Any) -> None:
         kwargs["max_connections"] = pool_size + 1
         super().__init__(*args, **kwargs)
-        self.line = Line(pool_size)
+        self.connection_queue = ConnectionQueue(pool_size)
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
-        line = self.line
-        await line.enter()
+        queue = self.connection_queue
+        await queue.enter()
         try:
             return await super().execute_command(*args, **kwargs)
         finally:
-            line.leave()
+            queue.leave()

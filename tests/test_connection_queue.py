@@ -1,6 +1,6 @@
-"""The service's Redis clients (reservation/redispool.py): a crowd larger than the pool waits
-for a connection instead of failing, and the connections stay at RESERVATION_REDIS_POOL_SIZE,
-on one Redis and on each node of a cluster."""
+"""The service's Redis clients (reservation/stores/connection_queue.py): a crowd larger than
+the pool waits for a connection instead of failing, and the connections stay at
+RESERVATION_REDIS_POOL_SIZE, on one Redis and on each node of a cluster."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from redis.exceptions import ConnectionError, MaxConnectionsError
 
 from reservation.services import redis_client
 from reservation.settings import Settings
-from reservation.stores.queued_pool import Line, QueuedCluster, QueuedRedis
+from reservation.stores.connection_queue import ConnectionQueue, QueuedCluster, QueuedRedis
 from tests.conftest import REDIS_URL
 
 CROWD = 300
@@ -53,7 +53,7 @@ async def test_a_crowd_waits_for_the_pool_s_connections_and_opens_no_more() -> N
 async def test_a_command_that_waits_too_long_for_a_connection_fails_as_redis_unavailable() -> None:
     client = redis_client(Settings(redis_url=REDIS_URL, redis_pool_size=1))
     assert isinstance(client, QueuedRedis)
-    client.line = Line(1, wait_seconds=0.05)
+    client.connection_queue = ConnectionQueue(1, wait_seconds=0.05)
     key = f"test-pool-{uuid.uuid4().hex[:12]}"
     unblock = Redis.from_url(REDIS_URL)
     try:
@@ -110,38 +110,38 @@ async def test_on_a_cluster_a_crowd_waits_instead_of_max_connections_error(
         await client.aclose()
 
 
-async def test_the_line_serves_in_order_and_a_waiter_that_gives_up_holds_no_place() -> None:
-    line = Line(1, wait_seconds=5)
-    await line.enter()  # the one connection is taken
+async def test_the_queue_serves_in_order_and_a_waiter_that_gives_up_holds_no_place() -> None:
+    queue = ConnectionQueue(1, wait_seconds=5)
+    await queue.enter()  # the one connection is taken
     served: list[str] = []
 
     async def wait(name: str) -> None:
-        await line.enter()
+        await queue.enter()
         served.append(name)
 
     first, quitter, last = (asyncio.ensure_future(wait(n)) for n in ("first", "quitter", "last"))
     await asyncio.sleep(0)
     quitter.cancel()
     await asyncio.sleep(0)
-    line.leave()  # to the first in line
+    queue.leave()  # to the first in line
     await first
     assert served == ["first"]
-    line.leave()  # the quitter gave up: to the last
+    queue.leave()  # the quitter gave up: to the last
     await last
     assert served == ["first", "last"]
     assert quitter.cancelled()
-    line.leave()
-    await line.enter()  # free again: taken without waiting
-    line.leave()
+    queue.leave()
+    await queue.enter()  # free again: taken without waiting
+    queue.leave()
 
 
 async def test_a_waiter_cancelled_after_its_turn_came_passes_the_connection_on() -> None:
-    line = Line(1, wait_seconds=5)
-    await line.enter()
-    taker = asyncio.ensure_future(line.enter())
-    behind = asyncio.ensure_future(line.enter())
+    queue = ConnectionQueue(1, wait_seconds=5)
+    await queue.enter()
+    taker = asyncio.ensure_future(queue.enter())
+    behind = asyncio.ensure_future(queue.enter())
     await asyncio.sleep(0)
-    line.leave()  # the taker's turn comes ...
+    queue.leave()  # the taker's turn comes ...
     taker.cancel()  # ... and it is cancelled before it runs again
     await asyncio.gather(taker, return_exceptions=True)
     await asyncio.wait_for(behind, 1)  # the connection went on to the next in line
@@ -150,24 +150,24 @@ async def test_a_waiter_cancelled_after_its_turn_came_passes_the_connection_on()
 async def test_waiters_past_their_deadline_fail_in_order_and_the_rest_keep_waiting(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # The loop's clock (the Line's deadlines and timers) is the test's: on the wall clock, a
+    # The loop's clock (the queue's deadlines and timers) is the test's: on the wall clock, a
     # busy machine that stalls this process 0.15 s lets both deadlines pass before the first
     # timer runs, and fails both waiters at once.
     loop = asyncio.get_running_loop()
     now = [loop.time()]
     monkeypatch.setattr(loop, "time", lambda: now[0])
-    line = Line(1, wait_seconds=0.3)
-    await line.enter()
-    early = asyncio.ensure_future(line.enter())
+    queue = ConnectionQueue(1, wait_seconds=0.3)
+    await queue.enter()
+    early = asyncio.ensure_future(queue.enter())
     await asyncio.sleep(0)  # in line, until now + 0.3
     now[0] += 0.15
-    late = asyncio.ensure_future(line.enter())
+    late = asyncio.ensure_future(queue.enter())
     await asyncio.sleep(0)  # in line, until now + 0.3
     now[0] += 0.16  # (not 0.15: the sum of floats could fall short of the first deadline)
     # The first waiter's 0.3 s ran out while the second still has about half of its own.
     with pytest.raises(ConnectionError, match="No connection available"):
         await early
     assert not late.done()
-    line.leave()
+    queue.leave()
     await late
-    line.leave()
+    queue.leave()

@@ -1,0 +1,139 @@
+"""How an environment variable's text is read: (variable name, non-empty text) -> value.
+
+Each reader returns its `Settings` field's type, or raises a SettingsError that names the
+variable and says what it takes (reservation/env_variables.py pairs each variable with one).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+
+
+class SettingsError(ValueError):
+    """A configuration variable has a value the service cannot use."""
+
+
+Reader = Callable[[str, str], object]
+
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True}
+FLAG_WORDS.update({"0": False, "false": False, "no": False, "off": False})
+
+
+def text(name: str, raw: str) -> str:
+    return raw
+
+
+def url(name: str, raw: str) -> str:
+    """A base URL, without the trailing slash paths are appended to."""
+    return raw.rstrip("/")
+
+
+def flag(name: str, raw: str) -> bool:
+    """1/true/yes/on or 0/false/no/off, in any case; anything else is refused."""
+    try:
+        return FLAG_WORDS[raw.lower()]
+    except KeyError:
+        raise SettingsError(
+            f"{name} must be 1, true, yes or on (on) or 0, false, no or off (off), not {raw!r}"
+        ) from None
+
+
+# The largest count or number of seconds a variable takes: the scripts take counts (units,
+# holds, requests) up to 10^12 and durations up to 10^15 ms, and refuse more.
+MAX_VALUE = 10**12
+
+
+def _number(name: str, raw: str, unit: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of {unit}, not {raw!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise SettingsError(f"{name} must be a positive, finite number of {unit}, not {raw!r}")
+    if value > MAX_VALUE:
+        raise SettingsError(f"{name} must be at most 10^12 {unit}, not {raw!r}")
+    return value
+
+
+def seconds(name: str, raw: str) -> float:
+    """A positive number of seconds, at most 10^12."""
+    return _number(name, raw, "seconds")
+
+
+def seconds_or_off(name: str, raw: str) -> float:
+    """A number of seconds where 0 turns the feature off."""
+    try:
+        if float(raw) == 0:
+            return 0.0
+    except ValueError:
+        pass
+    return seconds(name, raw)
+
+
+def per_second(name: str, raw: str) -> float:
+    return _number(name, raw, "calls per second")
+
+
+def count(name: str, raw: str) -> int:
+    """A whole number from 1 to 10^12."""
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 1:
+        raise SettingsError(f"{name} must be at least 1, not {raw!r}")
+    if value > MAX_VALUE:
+        raise SettingsError(f"{name} must be at most 10^12, not {raw!r}")
+    return value
+
+
+def count_or_off(name: str, raw: str) -> int:
+    """A whole number where 0 turns the feature off."""
+    try:
+        if int(raw) == 0:
+            return 0
+    except ValueError:
+        pass
+    return count(name, raw)
+
+
+# A header name (RFC 9110 token characters).
+HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+
+
+MIN_SESSION_SECRET = 32
+
+
+def secret_list(name: str, raw: str) -> tuple[str, ...]:
+    """Comma-separated secrets, newest first, each at least 32 characters."""
+    secrets = tuple(part.strip() for part in raw.split(","))
+    for secret in secrets:
+        if len(secret) < MIN_SESSION_SECRET or not secret.isascii() or not secret.isprintable():
+            raise SettingsError(
+                f"{name} must be comma-separated secrets of at least {MIN_SESSION_SECRET}"
+                " printable ASCII characters each (e.g. `python -c 'import secrets;"
+                " print(secrets.token_urlsafe(32))'`)"
+            )
+    return secrets
+
+
+def header_name(name: str, raw: str) -> str:
+    """An HTTP header's name, as written (headers are matched in any case)."""
+    if not HEADER_NAME.fullmatch(raw):
+        raise SettingsError(
+            f"{name} must be an HTTP header name, e.g. X-Forwarded-For, not {raw!r}"
+        )
+    return raw
+
+
+def choice(*choices: str) -> Reader:
+    """One of `choices`, in any case."""
+
+    def read(name: str, raw: str) -> str:
+        if raw.lower() not in choices:
+            raise SettingsError(f"{name} must be one of {', '.join(choices)}, not {raw!r}")
+        return raw.lower()
+
+    return read
