@@ -26,7 +26,7 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
     """The raw body, refused with 413 past `limit` bytes without reading the rest, and with
     503 `server_busy` when the process's body budget cannot hold it (bodybudget.py).
 
-    A body that stops coming is cut off by the server (reservation/connections.py, the body
+    A body that stops coming is cut off by the server (reservation/server/deadlines.py, the body
     deadline): the app then hears that the client is gone, which is a 408 nobody reads, not a
     failure of the server.
     """

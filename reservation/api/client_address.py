@@ -1,5 +1,5 @@
 """The client's address, which the rate limit per client address counts (and so do the
-shares of requests in flight and connections, reservation/connections.py): the socket peer's,
+shares of requests in flight and connections, reservation/server/protocol.py): the socket peer's,
 or the one a trusted reverse proxy wrote into RESERVATION_TRUSTED_PROXY_HEADER.
 
 Only the header's right-most entry is read. A proxy appends the address it saw to the

@@ -57,7 +57,7 @@ def error_response(
 
 def error_answer(exc: ReservationError) -> Response:
     """The answer to an error of the tree (also written by the server itself, before or
-    without the app: reservation/connections.py)."""
+    without the app: reservation/server/deadlines.py)."""
     retry_after = 1
     if isinstance(exc, PaymentProviderUnavailable | RateLimited):
         retry_after = exc.retry_after
