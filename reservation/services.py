@@ -50,6 +50,7 @@ from reservation.stores.packing import connection_class
 from reservation.stores.queued_pool import QueuedCluster, QueuedRedis
 from reservation.usecases.catalog import Catalog
 from reservation.usecases.checkout import CheckoutService
+from reservation.usecases.hold import Hold
 from reservation.usecases.webhooks import WebhookHandlers
 
 logger = logging.getLogger("reservation")
@@ -78,6 +79,7 @@ class Services:
     checkouts: CheckoutRepository
     stripe: stripe.StripeClient
     gate: StripeGate
+    hold: Hold
     checkout: CheckoutService
     webhooks: WebhookHandlers
     expiry: SessionExpiry
@@ -202,6 +204,11 @@ def _build(
     gate = StripeGate.from_settings(settings)
     expiry = SessionExpiry(checkouts, stripe_api, gate)
     recovery = Recovery(settings, inventory, products, orders)
+    idempotency = IdempotencyKeys(redis, inventory.keys)
+    rate_limiter = new_rate_limiter(settings, redis)
+    hold = Hold(
+        inventory=inventory, idempotency=idempotency, rate_limiter=rate_limiter, metrics=metrics
+    )
     if settings.rebuild_check_seconds > 0:
         inventory.on_lost = recovery.notice_loss
     return Services(
@@ -214,12 +221,13 @@ def _build(
         orders=orders,
         events=events,
         catalog=Catalog(products, inventory),
-        idempotency=IdempotencyKeys(redis, inventory.keys),
+        idempotency=idempotency,
         deliveries=SeenDeliveries(redis, inventory.keys),
         metrics=metrics,
         checkouts=checkouts,
         stripe=stripe_api,
         gate=gate,
+        hold=hold,
         checkout=CheckoutService(
             settings=settings,
             expiry=expiry,
@@ -229,6 +237,9 @@ def _build(
             attempts=CheckoutAttempts(db),
             stripe_client=stripe_api,
             gate=gate,
+            hold=hold,
+            rate_limiter=rate_limiter,
+            metrics=metrics,
         ),
         webhooks=WebhookHandlers(
             settings=settings,
@@ -244,7 +255,7 @@ def _build(
         ),
         expiry=expiry,
         recovery=recovery,
-        rate_limiter=new_rate_limiter(settings, redis),
+        rate_limiter=rate_limiter,
     )
 
 
