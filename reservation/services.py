@@ -51,7 +51,8 @@ from reservation.stores.queued_pool import QueuedCluster, QueuedRedis
 from reservation.usecases.catalog import Catalog
 from reservation.usecases.checkout import CheckoutService
 from reservation.usecases.hold import Hold
-from reservation.usecases.webhooks import WebhookHandlers
+from reservation.usecases.payment_events import PaymentEvents
+from reservation.usecases.webhooks import StripeWebhooks
 
 logger = logging.getLogger("reservation")
 
@@ -74,14 +75,13 @@ class Services:
     events: StripeEventRepository
     catalog: Catalog
     idempotency: IdempotencyKeys
-    deliveries: SeenDeliveries
     metrics: Metrics
     checkouts: CheckoutRepository
     stripe: stripe.StripeClient
     gate: StripeGate
     hold: Hold
     checkout: CheckoutService
-    webhooks: WebhookHandlers
+    webhooks: StripeWebhooks
     expiry: SessionExpiry
     recovery: Recovery
     rate_limiter: RateLimiter
@@ -222,7 +222,6 @@ def _build(
         events=events,
         catalog=Catalog(products, inventory),
         idempotency=idempotency,
-        deliveries=SeenDeliveries(redis, inventory.keys),
         metrics=metrics,
         checkouts=checkouts,
         stripe=stripe_api,
@@ -241,21 +240,45 @@ def _build(
             rate_limiter=rate_limiter,
             metrics=metrics,
         ),
-        webhooks=WebhookHandlers(
-            settings=settings,
-            inventory=inventory,
-            orders=orders,
-            checkouts=checkouts,
-            products=products,
-            events=events,
-            pending_refunds=PendingRefunds(db),
-            stripe=stripe_api,
-            gate=gate,
-            metrics=metrics,
+        webhooks=new_webhooks(
+            settings, db, stripe_api, gate, metrics, inventory, orders, checkouts, products, events
         ),
         expiry=expiry,
         recovery=recovery,
         rate_limiter=rate_limiter,
+    )
+
+
+def new_webhooks(
+    settings: Settings,
+    db: Database,
+    stripe_api: stripe.StripeClient,
+    gate: StripeGate,
+    metrics: Metrics,
+    inventory: Inventory,
+    orders: OrderRepository,
+    checkouts: CheckoutRepository,
+    products: ProductRepository,
+    events: StripeEventRepository,
+) -> StripeWebhooks:
+    """The webhook use case, and the steps of its handlers."""
+    payments = PaymentEvents(
+        settings=settings,
+        inventory=inventory,
+        orders=orders,
+        checkouts=checkouts,
+        pending_refunds=PendingRefunds(db),
+        stripe=stripe_api,
+        gate=gate,
+    )
+    return StripeWebhooks(
+        settings=settings,
+        events=events,
+        deliveries=SeenDeliveries(inventory.client, inventory.keys),
+        checkouts=checkouts,
+        products=products,
+        payments=payments,
+        metrics=metrics,
     )
 
 
