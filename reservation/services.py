@@ -50,7 +50,9 @@ from reservation.stores.embedded import EmbeddedMongo, embedded_redis
 from reservation.stores.packing import connection_class
 from reservation.usecases.catalog import Catalog
 from reservation.usecases.checkout import CheckoutService
-from reservation.usecases.webhooks import WebhookHandlers
+from reservation.usecases.hold import Hold
+from reservation.usecases.payment_events import PaymentEvents
+from reservation.usecases.webhooks import StripeWebhooks
 
 logger = logging.getLogger("reservation")
 
@@ -73,13 +75,13 @@ class Services:
     events: StripeEventRepository
     catalog: Catalog
     idempotency: IdempotencyKeys
-    deliveries: SeenDeliveries
     metrics: Metrics
     checkouts: CheckoutRepository
     stripe: stripe.StripeClient
     gate: StripeGate
+    hold: Hold
     checkout: CheckoutService
-    webhooks: WebhookHandlers
+    webhooks: StripeWebhooks
     expiry: SessionExpiry
     recovery: Recovery
     rate_limiter: RateLimiter
@@ -202,6 +204,11 @@ def _build(
     gate = StripeGate.from_settings(settings)
     expiry = SessionExpiry(checkouts, stripe_api, gate)
     recovery = Recovery(settings, inventory, products, orders)
+    idempotency = IdempotencyKeys(redis, inventory.keys)
+    rate_limiter = new_rate_limiter(settings, redis)
+    hold = Hold(
+        inventory=inventory, idempotency=idempotency, rate_limiter=rate_limiter, metrics=metrics
+    )
     if settings.rebuild_check_seconds > 0:
         inventory.on_lost = recovery.notice_loss
     return Services(
@@ -214,12 +221,12 @@ def _build(
         orders=orders,
         events=events,
         catalog=Catalog(products, inventory),
-        idempotency=IdempotencyKeys(redis, inventory.keys),
-        deliveries=SeenDeliveries(redis, inventory.keys),
+        idempotency=idempotency,
         metrics=metrics,
         checkouts=checkouts,
         stripe=stripe_api,
         gate=gate,
+        hold=hold,
         checkout=CheckoutService(
             settings=settings,
             expiry=expiry,
@@ -229,22 +236,49 @@ def _build(
             attempts=CheckoutAttempts(db),
             stripe_client=stripe_api,
             gate=gate,
-        ),
-        webhooks=WebhookHandlers(
-            settings=settings,
-            inventory=inventory,
-            orders=orders,
-            checkouts=checkouts,
-            products=products,
-            events=events,
-            pending_refunds=PendingRefunds(db),
-            stripe=stripe_api,
-            gate=gate,
+            hold=hold,
+            rate_limiter=rate_limiter,
             metrics=metrics,
+        ),
+        webhooks=new_webhooks(
+            settings, db, stripe_api, gate, metrics, inventory, orders, checkouts, products, events
         ),
         expiry=expiry,
         recovery=recovery,
-        rate_limiter=new_rate_limiter(settings, redis),
+        rate_limiter=rate_limiter,
+    )
+
+
+def new_webhooks(
+    settings: Settings,
+    db: Database,
+    stripe_api: stripe.StripeClient,
+    gate: StripeGate,
+    metrics: Metrics,
+    inventory: Inventory,
+    orders: OrderRepository,
+    checkouts: CheckoutRepository,
+    products: ProductRepository,
+    events: StripeEventRepository,
+) -> StripeWebhooks:
+    """The webhook use case, and the steps of its handlers."""
+    payments = PaymentEvents(
+        settings=settings,
+        inventory=inventory,
+        orders=orders,
+        checkouts=checkouts,
+        pending_refunds=PendingRefunds(db),
+        stripe=stripe_api,
+        gate=gate,
+    )
+    return StripeWebhooks(
+        settings=settings,
+        events=events,
+        deliveries=SeenDeliveries(inventory.client, inventory.keys),
+        checkouts=checkouts,
+        products=products,
+        payments=payments,
+        metrics=metrics,
     )
 
 

@@ -10,7 +10,7 @@ import stripe
 
 from domain import errors
 from domain.reservations import CartLine, Reservation, ReservationStatus
-from reservation.usecases.checkout import session_expiry
+from reservation.payments.sessions import session_expiry
 from tests.shop import MakeShop, Shop
 
 

@@ -10,9 +10,11 @@ from typing import Any
 import pytest
 
 import reservation.usecases.checkout
+from domain.reservations import CartLine
 from persistence.attempts import CheckoutAttempt
-from reservation.api.schemas import CartLineIn, CheckoutIn
 from reservation.operations.sweeper import sweep
+from reservation.payments.sessions import idempotency_key, session_expiry
+from reservation.usecases.checkout import CheckoutRequest
 from tests.conftest import age_hold
 from tests.shop import MakeShop, Shop
 
@@ -44,7 +46,7 @@ async def die_after_stripe(shop: Shop, monkeypatch: pytest.MonkeyPatch) -> str:
     with monkeypatch.context() as patch:
         patch.setattr(services.checkouts, "add", dies)
         with pytest.raises(Died):
-            await services.checkout.start(CheckoutIn(reservation_id=rid))
+            await services.checkout.start(CheckoutRequest(reservation_id=rid))
     assert len(shop.sim.state.sessions) == 1
     assert await services.checkouts.get_by_reservation(rid) is None
     return rid
@@ -109,11 +111,11 @@ async def test_an_attempt_that_never_reached_stripe_is_made_then_expired(shop: S
     services = shop.api.services
     rid = (await shop.api.reserve(("tee", 1))).json()["id"]
     held = await services.inventory.get(rid)
-    expires_at = reservation.usecases.checkout.session_expiry(held, datetime.now(UTC))
+    expires_at = session_expiry(held, datetime.now(UTC))
     await services.checkout.attempts.begin(
         CheckoutAttempt(
             reservation_id=rid,
-            idempotency_key=reservation.usecases.checkout.idempotency_key(rid),
+            idempotency_key=idempotency_key(rid),
             params={
                 "mode": "payment",
                 "line_items": [
@@ -185,7 +187,7 @@ async def test_a_cart_checkout_records_its_attempt_under_the_reservation(
     services = shop.api.services
     monkeypatch.setattr(services.checkouts, "add", dies)
     with pytest.raises(Died):
-        await services.checkout.start(CheckoutIn(items=[CartLineIn(sku="cap", quantity=1)]))
+        await services.checkout.start(CheckoutRequest(items=(CartLine("cap", 1),)))
     (attempt,) = await attempts(shop)
     (created,) = shop.sim.requests(*CREATE)
     assert created["idempotency_key"] == attempt["idempotency_key"]

@@ -460,34 +460,6 @@ async def test_restock_puts_refunded_units_back_once(inventory: Inventory) -> No
     assert (await inventory.restock(held_only)).status is ReservationStatus.HELD
 
 
-async def test_sold_out_memory_answers_refusals_without_redis(
-    make_inventory: MakeInventory,
-) -> None:
-    inventory = await make_inventory(sold_out_seconds=0.5)
-    # The memory's clock is the test's: on the wall clock, a busy machine could spend the
-    # half second before the second refusal below, and Redis would answer it instead.
-    now = [0.0]
-    inventory.sold_out.clock = lambda: now[0]
-    other_process = await make_inventory()
-    await inventory.set_stock("a", 1)
-    rid = (await held(inventory, ("a", 1))).reservation.id
-    assert await inventory.reserve([("a", 1)]) == OutOfStock("a", 1, 0)
-    # Another process gives the unit back: this one keeps refusing for a moment, no longer.
-    assert isinstance(await other_process.release(rid), Released)
-    now[0] += 0.4
-    assert await inventory.reserve([("a", 1), ("a", 2)]) == OutOfStock("a", 3, 0)
-    now[0] += 0.2
-    second = (await held(inventory, ("a", 1))).reservation.id
-    # Units this process gives back are offered again at once.
-    assert await inventory.reserve([("a", 1)]) == OutOfStock("a", 1, 0)
-    await inventory.release(second)
-    await held(inventory, ("a", 1))
-    # A retry of a known reservation always asks Redis.
-    again = await inventory.reserve([("a", 1)], reservation_id=second)
-    assert isinstance(again, Held)
-    assert not again.created
-
-
 async def test_commit_without_counters_decides_nothing(inventory: Inventory) -> None:
     await inventory.set_stock("a", 5)
     rid = (await held(inventory, ("a", 2))).reservation.id

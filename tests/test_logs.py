@@ -192,7 +192,7 @@ async def test_json_lines_are_one_object_each_with_the_context(
 async def test_a_failed_webhook_keeps_its_reason_and_logs_its_traceback(
     shop: Shop, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    handlers = shop.api.services.webhooks
+    handlers = shop.api.services.webhooks.payments
     _, session_id = await checkout(shop, ("tee", 1))
     paid = shop.sim.complete(session_id, "paid")
 

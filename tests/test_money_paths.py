@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from persistence.orders import STATUS_RANK, OrderStatus
-from reservation.usecases.webhooks import refund_key
+from reservation.usecases.payment_events import refund_key
 from tests.conftest import age_hold
 from tests.shop import MakeShop, Shop
 
@@ -117,7 +117,7 @@ async def test_our_oversold_refund_told_before_its_order_says_so_stays_ours(
     shop = await make_shop(restock_on_refund=restock)
     await shop.api.put_product("tee", 5, price=2500)
     session_id, paid = await oversold_payment(shop)
-    webhooks = shop.api.services.webhooks
+    webhooks = shop.api.services.webhooks.payments
     record_order = webhooks.record_order
 
     async def dies_after_the_refund(session: Any, cart: Any, status: OrderStatus) -> Any:

@@ -402,13 +402,8 @@ class Inventory:
         customer_id: str | None = None,
         reservation_id: str | None = None,
         hold_seconds: float | None = None,
-        consult_memory: bool = True,
     ) -> ReserveOutcome:
-        """Hold every line of the cart, or none. Idempotent by reservation id.
-
-        A cart with no reservation id is first refused from the sold-out memory when it knows
-        a line sold out; `consult_memory=False` for a caller that asked it already for this
-        request (asking twice would take the one re-check a lapsed memory lets through)."""
+        """Hold every line of the cart, or none. Idempotent by reservation id."""
         lines = normalize_cart(items)
         customer = check_customer(customer_id)
         hold_ms = self.hold_ms if hold_seconds is None else int(hold_seconds * 1000)
@@ -417,9 +412,6 @@ class Inventory:
         pool = await self.cart_pool(lines)
         fresh = reservation_id is None
         if reservation_id is None:
-            remembered = self.sold_out.refusal(lines) if consult_memory else None
-            if remembered is not None:
-                return remembered
             reservation_id = new_reservation_id(pool)
         elif pool_of_reservation(reservation_id) != pool:
             raise errors.MixedPools("the reservation id names another pool than the cart")

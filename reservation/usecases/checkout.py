@@ -1,10 +1,11 @@
-"""Checkout: a held reservation becomes a Stripe Checkout Session, priced from the catalog."""
+"""Checkout: a held reservation, or a cart held right now, becomes a Stripe Checkout Session
+priced from the catalog (reservation/payments/sessions.py makes its parameters)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import cast
 
@@ -12,63 +13,41 @@ import stripe
 from stripe.params.checkout import SessionCreateParams
 
 from domain import errors
-from domain.outcomes import Held
 from domain.reservations import CartLine, Reservation, ReservationStatus
 from persistence.attempts import CheckoutAttempt, CheckoutAttempts
-from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
+from persistence.checkouts import Checkout, CheckoutRepository
 from persistence.products import ProductRepository
-from reservation.api.schemas import CheckoutIn
 from reservation.core.inventory import Inventory
-from reservation.payments import session_metadata
+from reservation.core.ratelimit import RateLimiter
+from reservation.metrics import Metrics
 from reservation.payments.expiry import SessionExpiry
 from reservation.payments.gate import StripeGate
-from reservation.payments.money import check_total
-from reservation.payments.session_metadata import PaidLine
+from reservation.payments.sessions import (
+    PricedCart,
+    idempotency_key,
+    price,
+    refused,
+    session_expiry,
+    session_params,
+    session_record,
+)
 from reservation.settings import Settings
+from reservation.usecases.hold import Hold, HoldRequest
+from reservation.usecases.limits import limit_client, limit_customer
 
 logger = logging.getLogger("reservation.checkout")
-Priced = tuple[list[tuple[PaidLine, str]], str]
-# Stripe accepts expires_at from 30 minutes to 24 hours ahead; keep clear of both edges.
-MIN_SESSION = timedelta(minutes=30)
-MAX_SESSION = timedelta(hours=24)
-MARGIN = timedelta(minutes=2)
 # An attempt still recorded this long after the gate's bound has no caller left to finish it.
 ATTEMPT_GRACE = timedelta(seconds=10)
-SESSION_STATUS = {
-    "open": CheckoutStatus.OPEN,
-    "complete": CheckoutStatus.COMPLETE,
-    "expired": CheckoutStatus.EXPIRED,
-}
 
 
-def session_expiry(reservation: Reservation, now: datetime) -> datetime:
-    """30 min + margin past the end of the hold, so at least max(hold expiry, now + 30 min +
-    margin), and within Stripe's 24 hours.
+@dataclass(frozen=True, slots=True)
+class CheckoutRequest:
+    """Either `reservation_id` (a held reservation) or `items` (held first, then checked out)."""
 
-    It depends on the reservation only, not on the clock: a retried checkout sends the very
-    same parameters, and Stripe's idempotency hands back the same session (different parameters
-    under one key would be refused).
-    """
-    wanted = reservation.expires_at + MIN_SESSION + MARGIN
-    latest = reservation.created_at + MAX_SESSION - MARGIN
-    if wanted <= latest:
-        return wanted
-    if latest >= now + MIN_SESSION + MARGIN:
-        return latest
-    return now + MIN_SESSION + MARGIN  # a hold of nearly a day: no fixed choice fits
-
-
-def refused(exc: stripe.StripeError) -> errors.PaymentProviderRefused:
-    """Stripe's own words about a permanent refusal, for the client (bounded when answered)."""
-    error = exc.error
-    return errors.PaymentProviderRefused(
-        f"Stripe refused the Checkout Session: {type(exc).__name__}",
-        stripe_status=exc.http_status,
-        stripe_type=getattr(error, "type", None),
-        stripe_code=exc.code,
-        stripe_message=getattr(error, "message", None) or exc.user_message,
-        stripe_param=getattr(error, "param", None),
-    )
+    reservation_id: str | None = None
+    items: tuple[CartLine, ...] | None = None
+    customer_id: str | None = None
+    customer_email: str | None = None
 
 
 def _context(reservation: Reservation) -> dict[str, object]:
@@ -126,76 +105,86 @@ def _log_failure(reservation: Reservation, exc: Exception, released: bool) -> No
         )
 
 
-def idempotency_key(reservation_id: str) -> str:
-    """One Checkout Session per reservation, however often checkout is retried."""
-    return f"checkout-session-{reservation_id}"
-
-
+@dataclass
 class CheckoutService:
-    def __init__(
-        self,
-        *,
-        settings: Settings,
-        inventory: Inventory,
-        products: ProductRepository,
-        checkouts: CheckoutRepository,
-        attempts: CheckoutAttempts,
-        stripe_client: stripe.StripeClient,
-        gate: StripeGate,
-        expiry: SessionExpiry,
-    ) -> None:
-        self.settings = settings
-        self.expiry = expiry
-        self.inventory = inventory
-        self.products = products
-        self.checkouts = checkouts
-        self.attempts = attempts
-        self.stripe = stripe_client
-        self.gate = gate
+    settings: Settings
+    inventory: Inventory
+    products: ProductRepository
+    checkouts: CheckoutRepository
+    attempts: CheckoutAttempts
+    stripe_client: stripe.StripeClient
+    gate: StripeGate
+    expiry: SessionExpiry
+    hold: Hold
+    rate_limiter: RateLimiter
+    metrics: Metrics
 
-    async def start(self, request: CheckoutIn, reservation: Reservation | None = None) -> Checkout:
-        """The session for this reservation (made once), or for a cart reserved right now.
+    async def limit_client(self, address: str) -> None:
+        """Count a checkout against its client address, before its body is read: a client
+        past its limit is refused without a byte of it buffered."""
+        try:
+            await limit_client(self.rate_limiter, address)
+        except errors.RateLimited as exc:
+            self.metrics.checkouts.labels(exc.code).inc()
+            raise
 
-        `reservation`: the caller's read of `request.reservation_id` a moment ago (the API's
-        rate limit per customer needs it), so it is not read again."""
+    async def start(self, request: CheckoutRequest) -> Checkout:
+        """The session for this reservation (made once), or for a cart held right now; counted
+        by outcome (reservation_checkouts_total), and its cart's hold once its session is made
+        (the holds per second of /ops)."""
+        try:
+            checkout = await self._start(request)
+        except errors.ReservationError as exc:
+            self.metrics.checkouts.labels(exc.code).inc()
+            raise
+        self.metrics.checkouts.labels("session").inc()
+        if request.items is not None:
+            self.metrics.holds_per_second.add()  # a cart was held for this session just now
+        return checkout
+
+    async def _start(self, request: CheckoutRequest) -> Checkout:
         if (request.reservation_id is None) == (request.items is None):
             raise errors.InvalidRequest("give either reservation_id or items, not both")
-        priced: Priced | None = None
-        if request.reservation_id is not None:
-            if request.customer_id is not None:
-                raise errors.InvalidRequest("customer_id belongs to the reservation already")
-            if reservation is None or reservation.id != request.reservation_id:
-                reservation = await self.inventory.get(request.reservation_id)
-            existing = await self.checkouts.get_by_reservation(reservation.id)
-            if existing is not None:
-                logger.info(
-                    "checkout of reservation %s: its session %s already exists",
-                    reservation.id,
-                    existing.session_id,
-                    extra={"reservation_id": reservation.id, "session_id": existing.session_id},
-                )
-                return existing
-            if reservation.status is not ReservationStatus.HELD:
-                raise errors.ReservationNotHeld(
-                    f"the reservation is {reservation.status.value}",
-                    reservation_id=reservation.id,
-                    status=reservation.status.value,
-                )
-            priced = await self._priced(reservation.items)
-        else:
-            assert request.items is not None
-            # Reserved first: a sold-out crowd is refused by Redis alone, before any catalog
-            # read. A cart that cannot be paid gives its hold straight back (below).
-            outcome = await self.inventory.reserve(
-                [(line.sku, line.quantity) for line in request.items],
-                customer_id=request.customer_id,
+        if request.items is not None:
+            # Held first (usecases/hold.py): a sold-out crowd is refused by Redis alone (or
+            # the sold-out memory), before any catalog read. A cart that cannot be paid gives
+            # its hold straight back (in `_session_for`).
+            held = await self.hold(
+                HoldRequest(items=request.items, customer_id=request.customer_id, for_checkout=True)
             )
-            if not isinstance(outcome, Held):
-                raise outcome.error()
-            reservation = outcome.reservation
+            return await self._session_for(held.reservation, None, request.customer_email)
+        assert request.reservation_id is not None
+        if request.customer_id is not None:
+            raise errors.InvalidRequest("customer_id belongs to the reservation already")
+        reservation = await self.inventory.get(request.reservation_id)
+        # Asking again for the session of a reservation is a request of its customer too.
+        await limit_customer(self.rate_limiter, reservation.customer_id)
+        existing = await self.checkouts.get_by_reservation(reservation.id)
+        if existing is not None:
+            logger.info(
+                "checkout of reservation %s: its session %s already exists",
+                reservation.id,
+                existing.session_id,
+                extra={"reservation_id": reservation.id, "session_id": existing.session_id},
+            )
+            return existing
+        if reservation.status is not ReservationStatus.HELD:
+            raise errors.ReservationNotHeld(
+                f"the reservation is {reservation.status.value}",
+                reservation_id=reservation.id,
+                status=reservation.status.value,
+            )
+        priced = await price(self.products, reservation.items)
+        return await self._session_for(reservation, priced, request.customer_email)
+
+    async def _session_for(
+        self, reservation: Reservation, priced: PricedCart | None, email: str | None
+    ) -> Checkout:
+        """Make, record and return the reservation's session; with no session made, the hold
+        goes back on sale."""
         try:
-            priced = priced or await self._priced(reservation.items)
-            checkout = await self._create_session(reservation, priced, request.customer_email)
+            priced = priced or await price(self.products, reservation.items)
+            checkout = await self._create_session(reservation, priced, email)
         except Exception as exc:
             # No session, no hold: the units go back to the crowd (unless a concurrent
             # checkout of the same reservation made its session meanwhile).
@@ -212,19 +201,17 @@ class CheckoutService:
         with contextlib.suppress(errors.StorageUnavailable):
             await self.attempts.finish(reservation.id)  # else the sweeper finds it recorded
         await self._released_meanwhile(reservation, stored)
-        lines, currency = priced
-        amount = sum(line.quantity * line.unit_amount for line, _ in lines)
         logger.info(
             "checkout session %s created for reservation %s: %d %s",
             stored.session_id,
             reservation.id,
-            amount,
-            currency,
+            priced.amount,
+            priced.currency,
             extra={
                 **_context(reservation),
                 "session_id": stored.session_id,
-                "amount_total": amount,
-                "currency": currency,
+                "amount_total": priced.amount,
+                "currency": priced.currency,
                 "outcome": "session_created",
             },
         )
@@ -272,7 +259,7 @@ class CheckoutService:
         context = {**_context(reservation), "session_id": checkout.session_id}
         try:
             await self.gate.call(
-                lambda: self.stripe.v1.checkout.sessions.expire_async(checkout.session_id),
+                lambda: self.stripe_client.v1.checkout.sessions.expire_async(checkout.session_id),
                 action="session expiry",
                 context=context,
             )
@@ -299,11 +286,10 @@ class CheckoutService:
             return True
 
     async def _create_session(
-        self, reservation: Reservation, priced: Priced, email: str | None
+        self, reservation: Reservation, priced: PricedCart, email: str | None
     ) -> Checkout:
         """Write the attempt ahead, then ask Stripe: a process that dies in between leaves the
         attempt for the sweeper (`resume_stale`), which asks again under the same key."""
-        lines, currency = priced
         if not (self.gate.configured and self.settings.session_secrets):
             # A session that cannot be sealed is one its own webhooks could not tell from a
             # stranger's (reservation/session_metadata.py): none is made.
@@ -313,7 +299,16 @@ class CheckoutService:
         attempt = CheckoutAttempt(
             reservation_id=reservation.id,
             idempotency_key=idempotency_key(reservation.id),
-            params=dict(self._params(reservation, lines, currency, expires_at, email)),
+            params=dict(
+                session_params(
+                    reservation,
+                    priced,
+                    expires_at=expires_at,
+                    email=email,
+                    public_url=self.settings.public_url,
+                    session_secret=self.settings.session_secrets[0],
+                )
+            ),
             session_expires_at=expires_at,
         )
         recorded = await self.attempts.begin(attempt)
@@ -334,12 +329,12 @@ class CheckoutService:
             raise refused(exc) from exc
         if session.url is None:
             raise self.gate.unavailable("the Checkout Session came back without a URL")
-        return _recorded(reservation.id, session)
+        return session_record(reservation.id, session)
 
     async def _send(self, attempt: CheckoutAttempt, action: str) -> stripe.checkout.Session:
         params = cast("SessionCreateParams", attempt.params)
         return await self.gate.call(
-            lambda: self.stripe.v1.checkout.sessions.create_async(
+            lambda: self.stripe_client.v1.checkout.sessions.create_async(
                 params, {"idempotency_key": attempt.idempotency_key}
             ),
             action=action,
@@ -368,7 +363,7 @@ class CheckoutService:
             made = await self._send(attempt, "checkout session recovery")
             # The replay is the first answer; what became of the session since is Stripe's now.
             session = await self.gate.call(
-                lambda: self.stripe.v1.checkout.sessions.retrieve_async(made.id),
+                lambda: self.stripe_client.v1.checkout.sessions.retrieve_async(made.id),
                 action="session retrieval",
                 context={"reservation_id": rid, "session_id": made.id},
             )
@@ -387,7 +382,7 @@ class CheckoutService:
             return False
         except errors.PaymentProviderUnavailable:
             return False  # the next sweep asks again
-        stored = await self.checkouts.add(_recorded(rid, session))
+        stored = await self.checkouts.add(session_record(rid, session))
         await self.attempts.finish(rid)
         logger.warning(
             "recovered Checkout Session %s of %s (%s), which its checkout never recorded",
@@ -397,72 +392,3 @@ class CheckoutService:
             extra={"reservation_id": rid, "session_id": stored.session_id},
         )
         return True
-
-    async def _priced(self, items: Iterable[CartLine]) -> Priced:
-        """Each line with its catalog price and name; the cart's one currency; a total Stripe
-        accepts."""
-        cart = list(items)
-        catalog = await self.products.get_many(line.sku for line in cart)
-        priced = []
-        for line in cart:
-            product = catalog.get(line.sku)
-            if product is None:
-                raise errors.UnknownSku(f"{line.sku} is not in the catalog", sku=line.sku)
-            priced.append((PaidLine(line.sku, line.quantity, product.price), product.name))
-        currencies = {catalog[line.sku].currency for line in cart}
-        if len(currencies) != 1:
-            raise errors.InvalidRequest(
-                "a cart can only be paid in one currency", currencies=sorted(currencies)
-            )
-        currency = currencies.pop()
-        check_total(sum(line.quantity * line.unit_amount for line, _ in priced), currency)
-        return priced, currency
-
-    def _params(
-        self,
-        reservation: Reservation,
-        lines: list[tuple[PaidLine, str]],
-        currency: str,
-        expires_at: datetime,
-        email: str | None,
-    ) -> SessionCreateParams:
-        public = self.settings.public_url
-        params: SessionCreateParams = {
-            "mode": "payment",
-            "line_items": [
-                {
-                    "quantity": line.quantity,
-                    "price_data": {
-                        "currency": currency,
-                        "unit_amount": line.unit_amount,
-                        "product_data": {"name": name, "metadata": {"sku": line.sku}},
-                    },
-                }
-                for line, name in lines
-            ],
-            "client_reference_id": reservation.id,
-            "metadata": session_metadata.encode(
-                reservation.id,
-                [line for line, _ in lines],
-                reservation.customer_id,
-                self.settings.session_secrets[0],
-            ),
-            "payment_intent_data": {"metadata": {"reservation_id": reservation.id}},
-            "expires_at": int(expires_at.timestamp()),
-            "success_url": f"{public}/checkout/success?session_id={{CHECKOUT_SESSION_ID}}",
-            "cancel_url": f"{public}/checkout/cancel?reservation_id={reservation.id}",
-        }
-        if email is not None:
-            params["customer_email"] = email
-        return params
-
-
-def _recorded(reservation_id: str, session: stripe.checkout.Session) -> Checkout:
-    """The record of a session Stripe made, in the status Stripe gave it."""
-    return Checkout(
-        reservation_id=reservation_id,
-        session_id=session.id,
-        url=session.url or "",
-        expires_at=datetime.fromtimestamp(session.expires_at, UTC),
-        status=SESSION_STATUS.get(session.status or "open", CheckoutStatus.OPEN),
-    )

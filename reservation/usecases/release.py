@@ -12,15 +12,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain import errors
-from domain.outcomes import Released, ReleaseOutcome
+from domain.outcomes import ReleaseRefused
+from domain.reservations import Reservation
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
 from reservation.core.inventory import Inventory, pool_of_reservation
+from reservation.metrics import Metrics
 from reservation.payments.expiry import SessionExpiry
 
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    outcome: ReleaseOutcome
+    reservation: Reservation
     checkout_session_id: str | None
 
 
@@ -28,8 +30,11 @@ async def release(
     inventory: Inventory,
     checkouts: CheckoutRepository,
     expiry: SessionExpiry,
+    metrics: Metrics,
     reservation_id: str,
 ) -> Release:
+    """The reservation released (or as it was, if it was no longer held); AlreadyCommitted
+    once it is paid for (counted in reservation_releases_total{outcome})."""
     pool_of_reservation(reservation_id)  # a malformed id is a 404 before any lookup
     checkout = await checkouts.get_by_reservation(reservation_id)
     if checkout is not None and checkout.status is CheckoutStatus.OPEN:
@@ -41,11 +46,15 @@ async def release(
                 checkout_session_id=checkout.session_id,
             )
     outcome = await inventory.release(reservation_id)
-    if checkout is None and isinstance(outcome, Released):
+    if isinstance(outcome, ReleaseRefused):
+        metrics.releases.labels("refused").inc()
+        raise outcome.error()
+    if checkout is None:
         # A checkout may have made its session meanwhile: read again after releasing (that
         # checkout reads the hold after recording its session, see CheckoutService), so a
         # session made for a released hold is expired now, not by the sweeper.
         checkout = await checkouts.get_by_reservation(reservation_id)
         if checkout is not None and checkout.status is CheckoutStatus.OPEN:
             await expiry.expire(checkout.session_id)
-    return Release(outcome, None if checkout is None else checkout.session_id)
+    metrics.releases.labels("released" if outcome.changed else "unchanged").inc()
+    return Release(outcome.reservation, None if checkout is None else checkout.session_id)
