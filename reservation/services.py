@@ -203,7 +203,7 @@ def _build(
     expiry = SessionExpiry(checkouts, stripe_api, gate)
     recovery = Recovery(settings, inventory, products, orders)
     if settings.rebuild_check_seconds > 0:
-        inventory.on_lost = recovery.notice_loss
+        inventory.pools.on_lost = recovery.notice_loss
     return Services(
         settings=settings,
         redis=redis,
