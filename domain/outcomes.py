@@ -1,4 +1,5 @@
-"""Typed answers of the core's operations; raw script replies never leave inventory.py.
+"""Typed answers of the core's operations; raw script replies never leave the decoder beside
+each script (reservation/lua/<script>.py).
 
 The refusals a buyer can meet in normal traffic (out of stock, over the limit, oversold) are
 results, not exceptions, so a caller handles them where it decides what to do; `error()` turns
@@ -7,7 +8,9 @@ one into the matching ReservationError when the caller wants to answer with it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import Literal
 
 from domain import errors
 from domain.reservations import Reservation
@@ -148,3 +151,25 @@ class NotExtended:
 
 
 ExtendOutcome = Extended | NotExtended
+
+
+# What reconcile's word that an order is paid (settle_paid) did to the reservation's record:
+# "settled" it changed, "unchanged" it was committed already, "oversold" its payment was
+# refused for good (the order sells nothing), "unknown" the id is not one of this service.
+SettleOutcome = Literal["settled", "unchanged", "oversold", "unknown"]
+SETTLED_BY_SCRIPT: tuple[SettleOutcome, ...] = ("settled", "unchanged", "oversold")
+
+
+@dataclass(frozen=True, slots=True)
+class Admitted:
+    left: int  # requests still admitted in the window now
+
+
+@dataclass(frozen=True, slots=True)
+class Limited:
+    retry_after_ms: int  # until one more request is admitted
+
+    @property
+    def retry_after(self) -> int:
+        """Whole seconds for `Retry-After`: rounded up, at least 1."""
+        return max(1, math.ceil(self.retry_after_ms / 1000))

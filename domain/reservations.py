@@ -14,11 +14,6 @@ class ReservationStatus(StrEnum):
     RELEASED = "released"
     EXPIRED = "expired"
 
-    @property
-    def is_live(self) -> bool:
-        """Units are still set aside for this reservation."""
-        return self in (ReservationStatus.HELD, ReservationStatus.AWAITING_PAYMENT)
-
 
 @dataclass(frozen=True, slots=True)
 class CartLine:

@@ -9,7 +9,7 @@ Run from the repository root, with Redis and PostgreSQL up:
 
 Strategies, each given the same stock and the same buyers:
 
-- lua: this project's core, `Inventory.reserve([("hot", 1)])` (one FCALL);
+- lua: this project's core, `Inventory.holds.reserve([("hot", 1)])` (one FCALL);
 - floor: a one-command Lua script (INCR) on the same client, the round-trip floor;
 - watch: WATCH / GET / MULTI DECR + SET / EXEC, retried on WatchError;
 - lock: redis-py's Lock around GET, check, SET available - 1, SET the hold;
@@ -169,10 +169,10 @@ class LuaStrategy(RedisStrategy):
 
     async def prepare(self, stock: int) -> None:
         self.inventory = Inventory(self.client, keys=KeySpace(self.next_space()))
-        await self.inventory.set_stock(SKU, stock)
+        await self.inventory.stock.set_stock(SKU, stock)
 
     async def hold(self, deadline: float) -> Outcome:
-        outcome = await self.inventory.reserve([(SKU, 1)])
+        outcome = await self.inventory.holds.reserve([(SKU, 1)])
         if isinstance(outcome, Held):
             return Outcome.HELD
         if isinstance(outcome, OutOfStock):
@@ -180,7 +180,7 @@ class LuaStrategy(RedisStrategy):
         raise RuntimeError(f"unexpected reserve outcome: {outcome!r}")
 
     async def taken(self) -> int:
-        level = await self.inventory.stock_level(SKU)
+        level = await self.inventory.stock.level(SKU)
         return level.reserved + level.sold
 
 
@@ -666,7 +666,7 @@ def markdown(
         "- One `redis.asyncio` client for every Redis strategy, its connection pool larger than N,"
         " with the service's connection class (commands packed by hiredis:"
         " reservation/packing.py).",
-        "- lua: `Inventory.reserve([('hot', 1)])`, one FCALL of the reserve function."
+        "- lua: `Inventory.holds.reserve([('hot', 1)])`, one FCALL of the reserve function."
         " floor: a one-command script (`INCR`) on the same client: the round-trip floor, it"
         " sells nothing, so it has no oversold figure.",
         "- watch: WATCH, GET, MULTI, DECR + SET of the hold, EXEC; retried on WatchError"

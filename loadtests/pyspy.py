@@ -44,7 +44,7 @@ GROUPS = (  # owners summed: first word of the owner label -> group
 )
 MARKERS = (  # inclusive: samples with this function anywhere in the stack
     ("create_reservation", "the handler, create_reservation (all of it)"),
-    ("Inventory.reserve", "  Inventory.reserve (redis-py FCALL, send + parse)"),
+    ("Holds.reserve", "  Holds.reserve (redis-py FCALL, send + parse)"),
     ("read_json", "  read_json (body + msgspec decode)"),
     ("json_response", "  json_response (msgspec encode + Response)"),
     ("RequestResponseCycle.send", "uvicorn RequestResponseCycle.send (answer + socket write)"),

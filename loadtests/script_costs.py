@@ -172,13 +172,13 @@ async def inventory_costs(
     client: Redis, inventory: Inventory, version: str, command: str, calls: int
 ) -> list[Cost]:
     """reserve, reserve with a customer, sold out, commit and release on one inventory."""
-    await inventory.set_stock("hot", AMPLE)
-    await inventory.set_stock("gone", 0)
-    await inventory.reserve([("hot", 1)])  # loads the scripts before the stats are reset
+    await inventory.stock.set_stock("hot", AMPLE)
+    await inventory.stock.set_stock("gone", 0)
+    await inventory.holds.reserve([("hot", 1)])  # loads the scripts before the stats are reset
     ids: list[str] = []
 
     async def hold(i: int, customer: str | None = None) -> None:
-        outcome = await inventory.reserve([("hot", 1)], customer_id=customer)
+        outcome = await inventory.holds.reserve([("hot", 1)], customer_id=customer)
         assert isinstance(outcome, Held), outcome
         ids.append(outcome.reservation.id)
 
@@ -188,18 +188,33 @@ async def inventory_costs(
             client, version, "reserve, customer", command, calls, lambda i: hold(i, f"cus_{i}")
         ),
         await phase(
-            client, version, "sold out", command, calls, lambda i: inventory.reserve([("gone", 1)])
+            client,
+            version,
+            "sold out",
+            command,
+            calls,
+            lambda i: inventory.holds.reserve([("gone", 1)]),
         ),
     ]
     committing, releasing = ids[:calls], ids[calls : 2 * calls]
     costs.append(
         await phase(
-            client, version, "commit", command, calls, lambda i: inventory.commit(committing[i])
+            client,
+            version,
+            "commit",
+            command,
+            calls,
+            lambda i: inventory.holds.commit(committing[i]),
         )
     )
     costs.append(
         await phase(
-            client, version, "release", command, calls, lambda i: inventory.release(releasing[i])
+            client,
+            version,
+            "release",
+            command,
+            calls,
+            lambda i: inventory.holds.release(releasing[i]),
         )
     )
     return costs
@@ -210,14 +225,16 @@ async def memory_per_hold(
 ) -> Memory:
     """Redis' used_memory per hold over `holds` 1-unit holds, from an empty server."""
     await client.flushall()
-    await inventory.set_stock("mem", AMPLE)
-    await inventory.reserve([("mem", 1)], customer_id="warm-up" if customer else None)
+    await inventory.stock.set_stock("mem", AMPLE)
+    await inventory.holds.reserve([("mem", 1)], customer_id="warm-up" if customer else None)
     before = int((await client.info("memory"))["used_memory"])
     todo = iter(range(holds))
 
     async def buyer() -> None:
         for i in todo:
-            await inventory.reserve([("mem", 1)], customer_id=f"cus_{i:08d}" if customer else None)
+            await inventory.holds.reserve(
+                [("mem", 1)], customer_id=f"cus_{i:08d}" if customer else None
+            )
 
     await asyncio.gather(*(buyer() for _ in range(CONCURRENCY)))
     after = int((await client.info("memory"))["used_memory"])
@@ -324,7 +341,7 @@ async def measure(
 def inventory_for(client: Redis, space: KeySpace, version: str) -> Inventory:
     inventory = Inventory(client, keys=space)
     if version != "now":
-        inventory.scripts = BaselineScripts(client, version)  # type: ignore[assignment]
+        inventory.calls.scripts = BaselineScripts(client, version)  # type: ignore[assignment]
     return inventory
 
 

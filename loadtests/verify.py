@@ -267,11 +267,11 @@ async def read_world(settings: Settings, stripe_client: stripe.StripeClient) -> 
         # Holds past their expiry are counted before anything is read through the scripts
         # (which give lapsed holds back as they go).
         now_ms = await _redis_now_ms(redis)
-        pools = await inventory.pools()
+        pools = await inventory.pools.stocked()
         lapsed = {
             pool: int(await redis.zcount(keys.pool(pool).holds, "-inf", now_ms)) for pool in pools
         }
-        levels = [level for pool in pools for level in await inventory.stock(pool=pool)]
+        levels = [level for pool in pools for level in await inventory.stock.levels(pool=pool)]
         orders = [order async for order in OrderRepository(db).with_status(tuple(OrderStatus))]
         checkouts = await _checkouts(db)
         sessions = await _list_all(stripe_client.v1.checkout.sessions.list_async)
@@ -300,7 +300,7 @@ async def _checkouts(db: Database) -> dict[str, str]:
 
 async def _status(inventory: Inventory, reservation_id: str) -> ReservationStatus | None:
     try:
-        return (await inventory.get(reservation_id)).status
+        return (await inventory.holds.get(reservation_id)).status
     except errors.NotFound:
         return None
 

@@ -201,7 +201,7 @@ def stock(pool: str) -> None:
     settings = load_settings()
     if settings.redis_url is None:
         raise click.UsageError(NO_REDIS_URL)
-    levels = with_inventory(settings, lambda inventory: inventory.stock(pool=pool))
+    levels = with_inventory(settings, lambda inventory: inventory.stock.levels(pool=pool))
     click.echo(f"{'sku':<24} {'total':>8} {'reserved':>8} {'sold':>8} {'available':>9}")
     for level in levels:
         click.echo(

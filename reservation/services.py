@@ -210,7 +210,7 @@ def _build(
         inventory=inventory, idempotency=idempotency, rate_limiter=rate_limiter, metrics=metrics
     )
     if settings.rebuild_check_seconds > 0:
-        inventory.on_lost = recovery.notice_loss
+        inventory.pools.on_lost = recovery.notice_loss
     return Services(
         settings=settings,
         redis=redis,

@@ -134,7 +134,7 @@ async def test_reserve_get_and_release(api: Api) -> None:
 async def test_release_after_commit_is_refused(api: Api) -> None:
     await api.put_product("tee", 5)
     rid = (await api.reserve(("tee", 1))).json()["id"]
-    assert isinstance(await api.services.inventory.commit(rid), Committed)
+    assert isinstance(await api.services.inventory.holds.commit(rid), Committed)
     assert error_of(await api.http.delete(f"/v1/reservations/{rid}")) == (409, "already_committed")
 
 
@@ -542,7 +542,7 @@ async def test_a_process_starting_with_redis_empty_answers_from_mongodb_then_red
         # Counters back (as reconcile does at start), but written without catalog entries, as
         # an older version would have: the first read falls back to MongoDB and fills Redis.
         for sku, stock in (("tee", 5), ("cap", 3)):
-            await fresh.services.inventory.set_stock(sku, stock)
+            await fresh.services.inventory.stock.set_stock(sku, stock)
         assert (await fresh.http.get("/v1/products/tee")).json()["available"] == 5
         assert len((await fresh.http.get("/v1/products")).json()["data"]) == 2
         server.stop()
@@ -564,7 +564,7 @@ async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: A
     assert (await api.reserve(("big", 2))).status_code == 201
     catalog = api.services.catalog
     for sku in ("plain", "big", "odd"):
-        raw = await api.services.inventory.product_json(sku)
+        raw = await api.services.inventory.stock.product_json(sku)
         assert raw is not None  # Redis had everything: no fallback
         assembled = msgspec.json.decode(raw, type=ProductView, strict=True)
         assert assembled == await catalog.get(sku)
@@ -582,6 +582,6 @@ async def test_units_that_come_back_are_offered_once_the_sold_out_memory_lapses(
     assert error_of(await api.reserve(("drop", 1))) == (409, "insufficient_stock")
     # Another process restocks (this one's memory is not told).
     elsewhere = Inventory(api.services.redis, keys=api.services.inventory.keys)
-    await elsewhere.set_stock("drop", 2, keep_limit=True)
+    await elsewhere.stock.set_stock("drop", 2, keep_limit=True)
     await asyncio.sleep(0.3)
     assert (await api.reserve(("drop", 1))).status_code == 201

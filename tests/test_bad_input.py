@@ -50,8 +50,8 @@ async def dump(client: Redis, keys: KeySpace) -> dict[bytes, Any]:
 async def stocked(keyspace: KeySpace) -> Any:
     client = Redis()
     inventory = Inventory(client, keys=keyspace)
-    await inventory.set_stock("a", 10, max_per_customer=5)
-    held = await inventory.reserve([("a", 1)], customer_id="bob")
+    await inventory.stock.set_stock("a", 10, max_per_customer=5)
+    held = await inventory.holds.reserve([("a", 1)], customer_id="bob")
     yield inventory, held
     async for key in client.scan_iter(match=keyspace.pattern()):
         await client.delete(key)
@@ -63,7 +63,7 @@ async def test_bad_cart_is_refused_and_changes_nothing(stocked: Any, case: str, 
     inventory, _ = stocked
     before = await dump(inventory.client, inventory.keys)
     with pytest.raises(errors.InvalidRequest) as refused:
-        await inventory.reserve(cart)
+        await inventory.holds.reserve(cart)
     assert refused.value.code == "invalid_request"
     assert refused.value.message
     assert await dump(inventory.client, inventory.keys) == before
@@ -74,7 +74,7 @@ async def test_bad_customer_id_is_refused(stocked: Any, customer: Any) -> None:
     inventory, _ = stocked
     before = await dump(inventory.client, inventory.keys)
     with pytest.raises(errors.InvalidRequest):
-        await inventory.reserve([("a", 1)], customer_id=customer)
+        await inventory.holds.reserve([("a", 1)], customer_id=customer)
     assert await dump(inventory.client, inventory.keys) == before
 
 
@@ -98,7 +98,7 @@ async def test_bad_stock_update_is_refused(
     inventory, _ = stocked
     before = await dump(inventory.client, inventory.keys)
     with pytest.raises(errors.InvalidRequest):
-        await inventory.set_stock(sku, total, **options)
+        await inventory.stock.set_stock(sku, total, **options)
     assert await dump(inventory.client, inventory.keys) == before
 
 
@@ -109,7 +109,7 @@ async def test_bad_stock_update_is_refused(
 async def test_malformed_reservation_ids_are_not_found(stocked: Any, reservation_id: str) -> None:
     inventory, _ = stocked
     before = await dump(inventory.client, inventory.keys)
-    for call in (inventory.get, inventory.release, inventory.commit):
+    for call in (inventory.holds.get, inventory.holds.release, inventory.holds.commit):
         with pytest.raises(errors.NotFound):
             await call(reservation_id)
     assert await dump(inventory.client, inventory.keys) == before
@@ -119,16 +119,16 @@ async def test_reserve_with_an_id_of_another_pool_is_refused(stocked: Any) -> No
     inventory, _ = stocked
     before = await dump(inventory.client, inventory.keys)
     with pytest.raises(errors.MixedPools):
-        await inventory.reserve([("a", 1)], reservation_id="other.abcdefghijklmnopqrstuv")
+        await inventory.holds.reserve([("a", 1)], reservation_id="other.abcdefghijklmnopqrstuv")
     assert await dump(inventory.client, inventory.keys) == before
 
 
 async def test_bad_hold_lengths_are_refused(stocked: Any) -> None:
     inventory, held = stocked
     with pytest.raises(errors.InvalidRequest):
-        await inventory.reserve([("a", 1)], hold_seconds=0)
+        await inventory.holds.reserve([("a", 1)], hold_seconds=0)
     with pytest.raises(errors.InvalidRequest):
-        await inventory.extend(held.reservation.id, hold_seconds=-5)
+        await inventory.holds.extend(held.reservation.id, hold_seconds=-5)
 
 
 def test_only_a_cart_normalize_cart_made_skips_the_checks() -> None:

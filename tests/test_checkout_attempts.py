@@ -110,7 +110,7 @@ async def test_a_lapsed_hold_gets_its_unrecorded_session_expired_in_one_sweep(
 async def test_an_attempt_that_never_reached_stripe_is_made_then_expired(shop: Shop) -> None:
     services = shop.api.services
     rid = (await shop.api.reserve(("tee", 1))).json()["id"]
-    held = await services.inventory.get(rid)
+    held = await services.inventory.holds.get(rid)
     expires_at = session_expiry(held, datetime.now(UTC))
     await services.checkout.attempts.begin(
         CheckoutAttempt(
@@ -135,7 +135,7 @@ async def test_an_attempt_that_never_reached_stripe_is_made_then_expired(shop: S
             session_expires_at=expires_at,
         )
     )
-    await services.inventory.release(rid)
+    await services.inventory.holds.release(rid)
     report = await sweep(services)
     assert (report.recovered_sessions, report.expired_sessions) == (1, 1)
     (session_id,) = shop.sim.state.sessions

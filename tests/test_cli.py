@@ -140,7 +140,7 @@ async def test_without_the_stores_serve_uses_the_commands_refuse(
     product = await stores.products.get("tee")
     assert product is not None
     assert product.stock == 10
-    (level,) = await stores.inventory.stock(["tee"], pool="drop")
+    (level,) = await stores.inventory.stock.levels(["tee"], pool="drop")
     assert level.total == 10
 
 
@@ -154,7 +154,7 @@ async def test_set_stock_writes_mongodb_then_redis_and_keeps_the_product(stores:
             name="Black tee", price=2500, currency="eur", stock=10, pool="drop", max_per_customer=2
         ),
     )
-    held = await stores.inventory.reserve([("tee", 1)], customer_id="cus_1")
+    held = await stores.inventory.holds.reserve([("tee", 1)], customer_id="cus_1")
     assert isinstance(held, Held)
 
     done = await reservation("set-stock", "tee", "4", env=stores.env)
@@ -180,14 +180,14 @@ async def test_set_stock_writes_mongodb_then_redis_and_keeps_the_product(stores:
     assert "0 of 1 SKUs changed" in checked.stdout
 
     # The limit of 2 still holds in Redis, until 0 removes it in both stores.
-    over = await stores.inventory.reserve([("tee", 2)], customer_id="cus_1")
+    over = await stores.inventory.holds.reserve([("tee", 2)], customer_id="cus_1")
     assert isinstance(over, OverCustomerLimit)
     done = await reservation("set-stock", "tee", "4", "--max-per-customer", "0", env=stores.env)
     assert done.returncode == 0, done.stderr
     product = await stores.products.get("tee")
     assert product is not None
     assert product.max_per_customer is None
-    assert isinstance(await stores.inventory.reserve([("tee", 2)], customer_id="cus_1"), Held)
+    assert isinstance(await stores.inventory.holds.reserve([("tee", 2)], customer_id="cus_1"), Held)
 
 
 async def test_set_stock_of_an_unknown_or_invalid_sku_writes_nothing(stores: Stores) -> None:
@@ -212,7 +212,7 @@ async def test_set_stock_keeps_the_products_pool(stores: Stores) -> None:
     product = await stores.products.get("tee")
     assert product is not None
     assert (product.stock, product.pool) == (10, "drop")
-    assert await stores.inventory.stock(pool="default") == []
+    assert await stores.inventory.stock.levels(pool="default") == []
     done = await reservation("set-stock", "tee", "4", "--pool", "drop", env=stores.env)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "tee: total=4 reserved=0 sold=0 available=4"
@@ -220,7 +220,7 @@ async def test_set_stock_keeps_the_products_pool(stores: Stores) -> None:
 
 async def test_set_stock_reports_core_errors_as_code_and_message(stores: Stores) -> None:
     await stores.catalog.put("tee", TEE)
-    assert isinstance(await stores.inventory.reserve([("tee", 3)]), Held)
+    assert isinstance(await stores.inventory.holds.reserve([("tee", 3)]), Held)
     done = await reservation("set-stock", "tee", "2", env=stores.env)
     assert done.returncode == 2
     assert "stock_below_committed: stock of tee cannot go below reserved + sold" in done.stderr

@@ -35,3 +35,23 @@ def test_no_function_is_over_60_lines() -> None:
                 if count > MAX_FUNCTION_LINES:
                     long[f"{path.relative_to(ROOT)}:{node.lineno} {node.name}"] = count
     assert long == {}
+
+
+def test_every_script_reply_is_decoded_beside_its_lua_file() -> None:
+    """A reply's shape is written once: lua/<script>.py decodes lua/<script>.lua's reply (and
+    lua/_pool.py what _pool.lua builds for several scripts); the core never indexes a reply."""
+    lua = ROOT / "reservation" / "lua"
+    undecoded = [
+        path.name
+        for path in sorted(lua.glob("*.lua"))
+        if not (lua / f"{path.stem}.py").exists()
+        or (path.stem != "_pool" and "def decode(" not in (lua / f"{path.stem}.py").read_text())
+    ]
+    assert undecoded == []
+    indexed = [
+        f"{path.relative_to(ROOT)}:{number}"
+        for path in sorted((ROOT / "reservation" / "core").glob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "reply[" in line
+    ]
+    assert indexed == []

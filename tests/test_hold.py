@@ -82,21 +82,21 @@ async def test_sold_out_memory_answers_refusals_without_redis(
     now = [0.0]
     inventory.sold_out.clock = lambda: now[0]
     other_process = await make_inventory()
-    await inventory.set_stock("a", 1)
+    await inventory.stock.set_stock("a", 1)
     rid = (await hold(HoldRequest([("a", 1)]))).reservation.id
     assert await refused(hold, HoldRequest([("a", 1)])) == out_of_stock("a", 1, 0)
     # Another process gives the unit back: this one keeps refusing for a moment, no longer.
-    assert isinstance(await other_process.release(rid), Released)
+    assert isinstance(await other_process.holds.release(rid), Released)
     now[0] += 0.4
     assert await refused(hold, HoldRequest([("a", 1), ("a", 2)])) == out_of_stock("a", 3, 0)
     now[0] += 0.2
     second = (await hold(HoldRequest([("a", 1)]))).reservation.id
     # Units this process gives back are offered again at once.
     assert await refused(hold, HoldRequest([("a", 1)])) == out_of_stock("a", 1, 0)
-    await inventory.release(second)
+    await inventory.holds.release(second)
     await hold(HoldRequest([("a", 1)]))
     # A retry of a known reservation always asks Redis.
-    again = await inventory.reserve([("a", 1)], reservation_id=second)
+    again = await inventory.holds.reserve([("a", 1)], reservation_id=second)
     assert isinstance(again, Held)
     assert not again.created
 
@@ -105,7 +105,7 @@ async def test_a_refusal_from_memory_comes_before_the_limits_and_the_key(
     make_hold: MakeHold,
 ) -> None:
     hold = await make_hold(per_ip=5, per_customer=5, sold_out_seconds=60)
-    await hold.inventory.set_stock("gone", 0)
+    await hold.inventory.stock.set_stock("gone", 0)
     first = HoldRequest([("gone", 1)], customer_id="cus_1", client_address=ADDRESS)
     assert await refused(hold, first) == out_of_stock("gone", 1, 0)  # Redis said so
     assert (await logged(hold, IP, ADDRESS), await logged(hold, CUSTOMER, "cus_1")) == (1, 1)
@@ -125,8 +125,8 @@ async def test_what_the_memory_cannot_answer_is_refused_as_the_reserve_would(
     make_hold: MakeHold,
 ) -> None:
     hold = await make_hold(sold_out_seconds=60)
-    await hold.inventory.set_stock("gone", 0)
-    await hold.inventory.set_stock("other", 5, pool="elsewhere")
+    await hold.inventory.stock.set_stock("gone", 0)
+    await hold.inventory.stock.set_stock("other", 5, pool="elsewhere")
     await refused(hold, HoldRequest([("gone", 1)]))
     # A customer id that is none, a cart of two pools, a SKU unknown: what the reserve says.
     bad_customer = HoldRequest([("gone", 1)], customer_id="has space")
@@ -141,7 +141,7 @@ async def test_a_key_already_claimed_goes_past_the_memory_to_its_reservation(
     make_hold: MakeHold,
 ) -> None:
     hold = await make_hold(sold_out_seconds=60)
-    await hold.inventory.set_stock("drop", 1)
+    await hold.inventory.stock.set_stock("drop", 1)
     first = await hold(HoldRequest([("drop", 1)], customer_id="cus_1", idempotency_key="k1"))
     assert first.created
     assert await refused(hold, HoldRequest([("drop", 1)])) == out_of_stock("drop", 1, 0)
@@ -155,7 +155,7 @@ async def test_a_key_already_claimed_goes_past_the_memory_to_its_reservation(
 
 async def test_the_limits_come_before_the_key_and_the_script(make_hold: MakeHold) -> None:
     hold = await make_hold(per_ip=3, per_customer=2)
-    await hold.inventory.set_stock("tee", 10)
+    await hold.inventory.stock.set_stock("tee", 10)
     for n in range(2):
         request = HoldRequest([("tee", 1)], customer_id="cus_1", client_address=ADDRESS)
         assert (await hold(request)).created, n
@@ -165,7 +165,7 @@ async def test_the_limits_come_before_the_key_and_the_script(make_hold: MakeHold
     code, details = await refused(hold, limited)
     assert (code, details["scope"]) == ("rate_limited", "customer")
     assert not await hold.idempotency.known("late", "cus_1")
-    assert (await hold.inventory.stock_level("tee")).reserved == 2
+    assert (await hold.inventory.stock.level("tee")).reserved == 2
     # The address is counted first: the request its customer's limit refused counted for it.
     assert await logged(hold, IP, ADDRESS) == 3
     code, details = await refused(hold, HoldRequest([("tee", 1)], client_address=ADDRESS))
@@ -178,7 +178,7 @@ async def test_the_limits_come_before_the_key_and_the_script(make_hold: MakeHold
 
 async def test_a_checkouts_hold_is_counted_as_its_checkout_not_here(make_hold: MakeHold) -> None:
     hold = await make_hold(per_customer=1, sold_out_seconds=60)
-    await hold.inventory.set_stock("tee", 1)
+    await hold.inventory.stock.set_stock("tee", 1)
     request = HoldRequest([("tee", 1)], customer_id="cus_1", for_checkout=True)
     assert (await hold(request)).created
     assert (await refused(hold, HoldRequest([("tee", 1)], for_checkout=True)))[0] == (
@@ -198,11 +198,11 @@ async def test_a_hold_after_a_sold_out_refusal_forgets_it(make_hold: MakeHold) -
     inventory = hold.inventory
     now = [0.0]
     inventory.sold_out.clock = lambda: now[0]
-    await inventory.set_stock("a", 1)
+    await inventory.stock.set_stock("a", 1)
     assert (await hold(HoldRequest([("a", 1)]))).created
     await refused(hold, HoldRequest([("a", 1)]))
     elsewhere = Inventory(inventory.client, keys=inventory.keys)
-    await elsewhere.set_stock("a", 3)  # another process restocks: this one is not told
+    await elsewhere.stock.set_stock("a", 3)  # another process restocks: this one is not told
     assert await refused(hold, HoldRequest([("a", 1)])) == out_of_stock("a", 1, 0)
     now[0] += 0.6
     assert (await hold(HoldRequest([("a", 1)]))).created  # the re-check held a unit

@@ -29,7 +29,7 @@ async def pool_state(client: RedisClient, keys: KeySpace) -> dict[str, bytes | N
 
 
 async def hold(inventory: Inventory, customer: str | None = "ann", sku: str = "tee") -> str:
-    outcome = await inventory.reserve([(sku, 1)], customer_id=customer)
+    outcome = await inventory.holds.reserve([(sku, 1)], customer_id=customer)
     assert isinstance(outcome, Held), outcome
     return outcome.reservation.id
 
@@ -38,40 +38,42 @@ async def test_the_cap_holds_at_the_boundary_and_every_ending_frees_a_place(
     make_inventory: MakeInventory, client: RedisClient, keyspace: KeySpace
 ) -> None:
     inventory = await make_inventory(max_holds_per_customer=CAP)
-    await inventory.set_stock("tee", 100)
-    await inventory.set_stock("cap", 100, max_per_customer=1)
+    await inventory.stock.set_stock("tee", 100)
+    await inventory.stock.set_stock("cap", 100, max_per_customer=1)
     held = [await hold(inventory) for _ in range(CAP)]
     before = await pool_state(client, keyspace)
-    assert await inventory.reserve([("tee", 1)], customer_id="ann") == OverHoldCap(CAP, CAP)
+    assert await inventory.holds.reserve([("tee", 1)], customer_id="ann") == OverHoldCap(CAP, CAP)
     assert await pool_state(client, keyspace) == before  # the refusal changed nothing
     # Another customer, and carts without one, are not capped by ann's holds.
     await hold(inventory, "bob")
     for _ in range(CAP + 1):
         await hold(inventory, None)
     # A retry of a hold ann has (its id) is answered with it, whatever the cap.
-    again = await inventory.reserve([("tee", 1)], customer_id="ann", reservation_id=held[0])
+    again = await inventory.holds.reserve([("tee", 1)], customer_id="ann", reservation_id=held[0])
     assert isinstance(again, Held)
     assert (again.reservation.id, again.created) == (held[0], False)
 
     # Released: a place again, and only one.
-    await inventory.release(held[0])
+    await inventory.holds.release(held[0])
     ann_4 = await hold(inventory)
-    assert isinstance(await inventory.reserve([("tee", 1)], customer_id="ann"), OverHoldCap)
+    assert isinstance(await inventory.holds.reserve([("tee", 1)], customer_id="ann"), OverHoldCap)
     # Lapsed, given back by the next script (no sweeper).
     await age_hold(client, keyspace, held[1])
     ann_5 = await hold(inventory)
-    assert isinstance(await inventory.reserve([("tee", 1)], customer_id="ann"), OverHoldCap)
+    assert isinstance(await inventory.holds.reserve([("tee", 1)], customer_id="ann"), OverHoldCap)
     # Paid: the units are sold, not held, and the hold's place is free.
-    assert isinstance(await inventory.commit(held[2]), Committed)
+    assert isinstance(await inventory.holds.commit(held[2]), Committed)
     ann_6 = await hold(inventory)
     # Waiting for a delayed payment is still a live hold.
-    await inventory.extend(ann_4, hold_seconds=3600)
-    refused = await inventory.reserve([("tee", 1)], customer_id="ann")
+    await inventory.holds.extend(ann_4, hold_seconds=3600)
+    refused = await inventory.holds.reserve([("tee", 1)], customer_id="ann")
     assert refused == OverHoldCap(CAP, CAP)
     # The cart's own refusals come first; a per-SKU limit still counts what was bought.
-    assert isinstance(await inventory.reserve([("cap", 2)], customer_id="ann"), OverCustomerLimit)
+    assert isinstance(
+        await inventory.holds.reserve([("cap", 2)], customer_id="ann"), OverCustomerLimit
+    )
     for reservation_id in (ann_4, ann_5, ann_6):
-        await inventory.release(reservation_id)
+        await inventory.holds.release(reservation_id)
     usage = keyspace.pool("default").usage
     assert await client.hget(usage, ":holds|ann") is None  # no live hold: no entry
     assert await client.hget(usage, ":holds|bob") == b"1"
@@ -79,7 +81,7 @@ async def test_the_cap_holds_at_the_boundary_and_every_ending_frees_a_place(
 
 async def test_no_cap_when_off(make_inventory: MakeInventory) -> None:
     inventory = await make_inventory(max_holds_per_customer=0)
-    await inventory.set_stock("tee", 100)
+    await inventory.stock.set_stock("tee", 100)
     for _ in range(CAP * 3):
         await hold(inventory)
 
@@ -89,7 +91,7 @@ async def test_the_largest_cap_is_taken_and_a_larger_one_refused(
 ) -> None:
     """The script takes a cap up to 10^12 (and refuses more); so does Inventory, at once."""
     inventory = await make_inventory(max_holds_per_customer=10**12)
-    await inventory.set_stock("tee", 100)
+    await inventory.stock.set_stock("tee", 100)
     await hold(inventory)
     for cap in (10**12 + 1, -1):
         with pytest.raises(ValueError, match="max_holds_per_customer"):
@@ -131,7 +133,9 @@ async def test_reconcile_and_a_lost_redis_keep_the_count_true(
         await reconcile(inventory, products, orders)
         paid_hold = await hold(inventory)
         await hold(inventory)
-        assert isinstance(await inventory.reserve([("tee", 1)], customer_id="ann"), OverHoldCap)
+        assert isinstance(
+            await inventory.holds.reserve([("tee", 1)], customer_id="ann"), OverHoldCap
+        )
         # MongoDB has a payment Redis never heard of: reconcile settles it, the hold is sold.
         await orders.upsert(
             Order(
@@ -144,22 +148,26 @@ async def test_reconcile_and_a_lost_redis_keep_the_count_true(
             )
         )
         await reconcile(inventory, products, orders)
-        level = await inventory.stock_level("tee")
+        level = await inventory.stock.level("tee")
         assert (level.reserved, level.sold) == (1, 1)
         usage = keyspace.pool("default").usage
         assert await client.hget(usage, ":holds|ann") == b"1"
         await hold(inventory)
-        assert isinstance(await inventory.reserve([("tee", 1)], customer_id="ann"), OverHoldCap)
+        assert isinstance(
+            await inventory.holds.reserve([("tee", 1)], customer_id="ann"), OverHoldCap
+        )
 
         # Redis loses everything: the holds are gone, and so is their count.
         async for key in client.scan_iter(match=keyspace.pattern()):
             await client.delete(key)
         await reconcile(inventory, products, orders, only_missing=True)
-        level = await inventory.stock_level("tee")
+        level = await inventory.stock.level("tee")
         assert (level.reserved, level.sold) == (0, 1)
         await hold(inventory)
         await hold(inventory)
-        assert isinstance(await inventory.reserve([("tee", 1)], customer_id="ann"), OverHoldCap)
+        assert isinstance(
+            await inventory.holds.reserve([("tee", 1)], customer_id="ann"), OverHoldCap
+        )
     finally:
         async for key in client.scan_iter(match=keyspace.pattern()):
             await client.delete(key)

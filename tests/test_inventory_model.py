@@ -99,7 +99,7 @@ class InventoryMachine(RuleBasedStateMachine):
         )
         self.model = Model()
         for sku in SKUS:
-            self.run(self.inventory.set_stock(sku, 6, max_per_customer=LIMITS[sku]))
+            self.run(self.inventory.stock.set_stock(sku, 6, max_per_customer=LIMITS[sku]))
             self.model.total[sku] = 6
 
     def run(self, awaitable: Awaitable[T]) -> T:
@@ -119,7 +119,7 @@ class InventoryMachine(RuleBasedStateMachine):
 
     @rule(target=reservations, cart=carts, customer=customers)
     def reserve(self, cart: list[tuple[str, int]], customer: str | None) -> str:
-        outcome = self.run(self.inventory.reserve(cart, customer_id=customer))
+        outcome = self.run(self.inventory.holds.reserve(cart, customer_id=customer))
         summed: dict[str, int] = {}
         for sku, quantity in cart:
             summed[sku] = summed.get(sku, 0) + quantity
@@ -152,11 +152,11 @@ class InventoryMachine(RuleBasedStateMachine):
         mine = self.known(reservation_id)
         if mine is None:
             try:
-                self.run(self.inventory.release(reservation_id))
+                self.run(self.inventory.holds.release(reservation_id))
             except errors.NotFound:
                 return
             raise AssertionError("released an unknown reservation")
-        outcome = self.run(self.inventory.release(reservation_id))
+        outcome = self.run(self.inventory.holds.release(reservation_id))
         if mine.status == "committed":
             assert isinstance(outcome, ReleaseRefused)
         elif mine.status in LIVE:
@@ -173,7 +173,7 @@ class InventoryMachine(RuleBasedStateMachine):
         mine = self.known(reservation_id)
         if mine is None:
             return
-        outcome = self.run(self.inventory.commit(reservation_id))
+        outcome = self.run(self.inventory.holds.commit(reservation_id))
         if mine.status in LIVE:
             assert isinstance(outcome, Committed)
             assert not outcome.repeated
@@ -205,7 +205,7 @@ class InventoryMachine(RuleBasedStateMachine):
         mine = self.known(reservation_id)
         if mine is None:
             return
-        outcome = self.run(self.inventory.extend(reservation_id, hold_seconds=3600))
+        outcome = self.run(self.inventory.holds.extend(reservation_id, hold_seconds=3600))
         if mine.status in LIVE:
             assert isinstance(outcome, Extended)
             mine.status = "awaiting_payment"
@@ -218,17 +218,17 @@ class InventoryMachine(RuleBasedStateMachine):
         floor = self.model.reserved(sku) + self.model.sold(sku)
         if total < floor:
             try:
-                self.run(self.inventory.set_stock(sku, total, keep_limit=True))
+                self.run(self.inventory.stock.set_stock(sku, total, keep_limit=True))
             except errors.StockBelowCommitted:
                 return
             raise AssertionError("stock went below reserved + sold")
-        level = self.run(self.inventory.set_stock(sku, total, keep_limit=True))
+        level = self.run(self.inventory.stock.set_stock(sku, total, keep_limit=True))
         self.model.total[sku] = total
         assert level.max_per_customer == (LIMITS[sku] or None)
 
     @invariant()
     def counters_match_the_model(self) -> None:
-        for level in self.run(self.inventory.stock(list(SKUS))):
+        for level in self.run(self.inventory.stock.levels(list(SKUS))):
             assert_counts_hold(level)
             assert (level.total, level.reserved, level.sold) == (
                 self.model.total[level.sku],

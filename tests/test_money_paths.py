@@ -268,7 +268,7 @@ async def test_a_payment_redis_forgot_still_counts_against_the_customers_limit(
     services = shop.api.services
     # Redis forgets the reservation and its hold lapses: only the session's metadata is left.
     await age_hold(services.redis, services.inventory.keys, rid)
-    await services.inventory.reclaim("default")
+    await services.inventory.holds.reclaim("default")
     await services.redis.delete(services.inventory.keys.pool("default").record(rid))
     await delivered(shop, shop.sim.complete(session_id, "paid"))
     assert await counts(shop, "lim") == (0, 1, 4)

@@ -18,7 +18,7 @@ from reservation.api.ops import healthz
 from reservation.app import create_app
 from reservation.core.cart import CUSTOMER_PATTERN
 from reservation.core.idempotency import KEY_PATTERN
-from reservation.core.inventory import new_reservation_id, pool_of_reservation
+from reservation.core.reservation_ids import new_reservation_id, pool_of_reservation
 from reservation.settings import Settings
 
 # Starlette answers HEAD wherever it answers GET; the document leaves HEAD implicit.

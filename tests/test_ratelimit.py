@@ -11,6 +11,7 @@ import pytest
 from starlette.requests import Request
 
 from domain import errors
+from domain.outcomes import Admitted, Limited
 from reservation.api.client_address import client_address
 from reservation.core.keys import KeySpace
 from reservation.core.ratelimit import (
@@ -18,8 +19,6 @@ from reservation.core.ratelimit import (
     IP,
     MAX_REQUESTS,
     MAX_WINDOW_SECONDS,
-    Admitted,
-    Limited,
     RateLimit,
     RateLimiter,
     subject_digest,

@@ -123,11 +123,11 @@ async def test_on_redis_a_process_sees_its_own_holds_at_once_and_others_within_s
     ours: Inventory = await make_inventory(read_cache_seconds=60)
     brief: Inventory = await make_inventory(read_cache_seconds=0.2)
     theirs: Inventory = await make_inventory(read_cache_seconds=60)
-    await ours.set_stock("tee", 5, entry='{"name":"Tee","price":1500,"currency":"eur"}')
+    await ours.stock.set_stock("tee", 5, entry='{"name":"Tee","price":1500,"currency":"eur"}')
 
     async def available(inventory: Inventory) -> int:
         async def load() -> bytes:
-            found = await inventory.product_json("tee")
+            found = await inventory.stock.product_json("tee")
             assert found is not None
             return found
 
@@ -135,12 +135,12 @@ async def test_on_redis_a_process_sees_its_own_holds_at_once_and_others_within_s
         return int(text.split(b'"available":')[1].split(b",")[0].rstrip(b"}"))
 
     assert [await available(each) for each in (ours, brief, theirs)] == [5, 5, 5]
-    await theirs.reserve([("tee", 2)])
+    await theirs.holds.reserve([("tee", 2)])
     assert await available(theirs) == 3  # its own write, at once
     assert await available(ours) == 5  # another's write: remembered for up to its 60 s
     await asyncio.sleep(0.25)
     assert await available(brief) == 3  # ... and read again once older than its 0.2 s
-    again = await theirs.reserve([("tee", 1)])
+    again = await theirs.holds.reserve([("tee", 1)])
     assert isinstance(again, Held)
-    await ours.release(again.reservation.id)
+    await ours.holds.release(again.reservation.id)
     assert await available(ours) == 3  # its own write (a release) forgets what it read

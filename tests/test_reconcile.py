@@ -18,8 +18,9 @@ from harness import servers
 from persistence.mongo import Database
 from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
 from persistence.products import ProductRepository
-from reservation.core.inventory import Inventory, new_reservation_id
+from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace
+from reservation.core.reservation_ids import new_reservation_id
 from reservation.operations.reconcile import StockDiff, format_diff, reconcile
 from tests.conftest import age_hold
 
@@ -82,7 +83,7 @@ def level(
 
 
 async def levels(inventory: Inventory) -> dict[str, StockLevel]:
-    found = await inventory.stock(pool="default") + await inventory.stock(pool="shop")
+    found = await inventory.stock.levels(pool="default") + await inventory.stock.levels(pool="shop")
     return {stock.sku: stock for stock in found}
 
 
@@ -95,9 +96,9 @@ EXPECTED = {
 
 async def wrong_counters(inventory: Inventory) -> None:
     """tee stocked at 99 with one live hold; mug stocked but nothing sold; cap missing."""
-    await inventory.set_stock("tee", 99)
-    assert isinstance(await inventory.reserve([("tee", 1)]), Held)
-    await inventory.set_stock("mug", 5, pool="shop", max_per_customer=2)
+    await inventory.stock.set_stock("tee", 99)
+    assert isinstance(await inventory.holds.reserve([("tee", 1)]), Held)
+    await inventory.stock.set_stock("mug", 5, pool="shop", max_per_customer=2)
 
 
 async def test_reconcile_fixes_wrong_counters_and_reports(
@@ -175,10 +176,10 @@ async def test_after_flushall_counters_match_paid_orders(
         products, orders = await catalog(mongo_db)
         await reconcile(inventory, products, orders)
         for _ in range(3):  # the paid tee units, held and committed as the webhook would
-            held = await inventory.reserve([("tee", 1)])
+            held = await inventory.holds.reserve([("tee", 1)])
             assert isinstance(held, Held)
-            await inventory.commit(held.reservation.id)
-        assert isinstance(await inventory.reserve([("tee", 2)]), Held)  # lost with Redis
+            await inventory.holds.commit(held.reservation.id)
+        assert isinstance(await inventory.holds.reserve([("tee", 2)]), Held)  # lost with Redis
 
         await client.flushall()
         assert await levels(inventory) == {}
@@ -196,8 +197,8 @@ async def test_after_flushall_counters_match_paid_orders(
             "tee": level("tee", "default", 10, 0, 3),
         }
         # No unit is sold twice: only what paid orders left is available.
-        assert not isinstance(await inventory.reserve([("tee", 8)]), Held)
-        assert isinstance(await inventory.reserve([("tee", 7)]), Held)
+        assert not isinstance(await inventory.holds.reserve([("tee", 8)]), Held)
+        assert isinstance(await inventory.holds.reserve([("tee", 7)]), Held)
     finally:
         await client.aclose()
         servers.stop_process(process)
@@ -221,7 +222,7 @@ async def test_a_payment_recorded_while_reconcile_reads_counts_once(
     monkeypatch.setattr(orders, "with_status", recorded_during_the_walk)
     await reconcile(inventory, products, orders)
     assert (await levels(inventory))["tee"].sold == 3
-    assert isinstance(await inventory.commit(rid, items=[("tee", 2)]), CommittedLate)
+    assert isinstance(await inventory.holds.commit(rid, items=[("tee", 2)]), CommittedLate)
     assert (await levels(inventory))["tee"].sold == 5  # = the paid orders: 2 + 1 + 2
 
 
@@ -232,12 +233,12 @@ async def test_a_payment_redis_refused_for_good_sells_nothing(
     # handler's refund is recorded. Reconcile does not count it as sold.
     products, orders = await catalog(mongo_db)
     await reconcile(inventory, products, orders)
-    held = await inventory.reserve([("cap", 3)])
+    held = await inventory.holds.reserve([("cap", 3)])
     assert isinstance(held, Held)
     rid = held.reservation.id
     await age_hold(redis_client, keyspace, rid)
-    assert isinstance(await inventory.reserve([("cap", 3)]), Held)  # the crowd took them
-    assert isinstance(await inventory.commit(rid), Oversold)
+    assert isinstance(await inventory.holds.reserve([("cap", 3)]), Held)  # the crowd took them
+    assert isinstance(await inventory.holds.commit(rid), Oversold)
     await orders.upsert(paid("cs_oversold", ("cap", 3), reservation_id=rid))
     await reconcile(inventory, products, orders)
     assert (await levels(inventory))["cap"] == level("cap", "default", 3, 3, 0)

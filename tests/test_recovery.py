@@ -81,7 +81,7 @@ async def sell(api: Api, sku: str, session: str) -> str:
             currency="eur",
         )
     )
-    await api.services.inventory.commit(reservation_id)
+    await api.services.inventory.holds.commit(reservation_id)
     return reservation_id
 
 
@@ -141,7 +141,7 @@ async def test_redis_restarted_empty_is_rebuilt_without_an_operator(
     assert refused.json()["error"] == "insufficient_stock"
 
     # The session of the lost hold pays now: the late-payment path, and no unit is free.
-    late = await api.services.inventory.commit(lost_hold, items=[("tee", 1)])
+    late = await api.services.inventory.holds.commit(lost_hold, items=[("tee", 1)])
     assert not isinstance(late, CommittedLate)
     assert (await product(api, "tee"))["sold"] == 1
 
@@ -150,7 +150,7 @@ async def test_a_request_that_finds_counters_lost_starts_the_rebuild(
     own_redis: RedisServer, make_api: MakeApi
 ) -> None:
     api = await sold_then_lost(own_redis, make_api, sold=1)
-    api.services.inventory._pools.clear()  # a process that never served the SKU before
+    api.services.inventory.pools.forget()  # a process that never served the SKU before
     noticed = await api.reserve(("tee", 1))
     assert noticed.status_code == 503, noticed.text
     assert noticed.json()["error"] == "storage_unavailable"
@@ -179,11 +179,11 @@ async def test_a_payment_while_redis_is_empty_is_retried_then_counted_once(
     inventory = api.services.inventory
     # The payment's webhook finds no counters: 503 (Stripe delivers again), rebuild started.
     with pytest.raises(errors.StorageUnavailable, match="being rebuilt"):
-        await inventory.commit(held, items=[("tee", 1)])
+        await inventory.holds.commit(held, items=[("tee", 1)])
 
     async def committed() -> bool:
         try:
-            outcome = await inventory.commit(held, items=[("tee", 1)])
+            outcome = await inventory.holds.commit(held, items=[("tee", 1)])
         except errors.StorageUnavailable:
             return False
         return isinstance(outcome, CommittedLate)

@@ -14,10 +14,10 @@ async def test_unreachable_redis_is_storage_unavailable() -> None:
     client = Redis(host="127.0.0.1", port=servers.free_port(), socket_connect_timeout=1)
     inventory = Inventory(client)
     with pytest.raises(errors.StorageUnavailable) as raised:
-        await inventory.set_stock("a", 1)
+        await inventory.stock.set_stock("a", 1)
     assert raised.value.status_code == 503
     with pytest.raises(errors.StorageUnavailable):
-        await inventory.stock(pool="default")
+        await inventory.stock.levels(pool="default")
     with pytest.raises(errors.StorageUnavailable):
-        await inventory.get("default.abcdefghijklmnopqrstuv")
+        await inventory.holds.get("default.abcdefghijklmnopqrstuv")
     await client.aclose()

@@ -107,7 +107,7 @@ async def test_a_paid_order_of_an_unpaid_session_is_reported(sold: Shop) -> None
     await services.orders.upsert(
         Order(session_id, rid, OrderStatus.PAID, (OrderLine("cap", 1, 1200),), 1200, "eur")
     )
-    await services.inventory.commit(rid)
+    await services.inventory.holds.commit(rid)
     found = await report(sold)
     assert broken(found) == {"paid"}
     assert f"{session_id}: order is paid, the session is not" in found.text()

@@ -32,8 +32,9 @@ from reservation.api.schemas import (
     WebhooksSummary,
 )
 from reservation.api.services import Services, services
-from reservation.core.cart import decode_cart
-from reservation.core.inventory import Inventory, storage_errors
+from reservation.core.inventory import Inventory
+from reservation.core.redis_errors import storage_errors
+from reservation.lua._pool import decode_cart
 
 LAPSING_HOLDS = 10  # the holds that lapse first, listed
 RECENT_ORDERS = 15
@@ -53,7 +54,7 @@ async def lapsing_holds(inventory: Inventory, limit: int) -> HoldsSummary:
     live = 0
     found: list[tuple[float, str, str]] = []
     async with storage_errors():
-        for pool in await inventory.pools():
+        for pool in await inventory.pools.stocked():
             key = inventory.keys.pool(pool).holds
             live += await inventory.client.zcount(key, now_ms, "+inf")
             members: list[Any] = await inventory.client.zrangebyscore(

@@ -58,8 +58,8 @@ async def readyz(request: Request) -> Response:
 async def metrics(request: Request) -> Response:
     state = services(request)
     try:
-        for pool in await state.inventory.pools():
-            state.metrics.expired.labels(pool).set(await state.inventory.expired_holds(pool))
+        for pool in await state.inventory.pools.stocked():
+            state.metrics.expired.labels(pool).set(await state.inventory.stock.expired_holds(pool))
     except ReservationError:
         pass  # Redis down: serve what this process knows; /readyz reports the outage
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)

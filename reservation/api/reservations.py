@@ -44,7 +44,7 @@ async def create_reservation(request: Request) -> Response:
 
 async def get_reservation(request: Request) -> Response:
     state = services(request)
-    reservation = await state.inventory.get(request.path_params["reservation_id"])
+    reservation = await state.inventory.holds.get(request.path_params["reservation_id"])
     checkout = await state.checkouts.get_by_reservation(reservation.id)
     session_id = None if checkout is None else checkout.session_id
     return json_response(reservation_view(reservation, session_id))

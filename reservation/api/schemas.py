@@ -19,7 +19,7 @@ from persistence.checkouts import CheckoutStatus
 from persistence.orders import OrderStatus
 from reservation.core.cart import CUSTOMER_REGEX, MAX_CART_LINES, MAX_CUSTOMER_ID, MAX_QUANTITY
 from reservation.core.idempotency import KEY_REGEX, MAX_KEY
-from reservation.core.inventory import RESERVATION_ID_REGEX
+from reservation.core.reservation_ids import RESERVATION_ID_REGEX
 from reservation.payments.money import MAX_AMOUNT
 
 # A SKU or pool name.

@@ -74,17 +74,3 @@ def normalize_cart(items: CartInput) -> Cart:
     for sku, quantity in summed.items():
         check_quantity(quantity, f"total quantity of {sku}")
     return Cart(CartLine(sku, quantity) for sku, quantity in summed.items())
-
-
-def encode_cart(lines: Iterable[CartLine]) -> str:
-    """The scripts' cart format: "sku=qty,sku=qty"."""
-    return ",".join(f"{line.sku}={line.quantity}" for line in lines)
-
-
-def decode_cart(encoded: str) -> tuple[CartLine, ...]:
-    lines = []
-    for part in encoded.split(","):
-        if part:
-            sku, _, quantity = part.partition("=")
-            lines.append(CartLine(sku, int(quantity)))
-    return tuple(lines)

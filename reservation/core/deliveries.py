@@ -14,8 +14,8 @@ import time
 
 from redis.exceptions import RedisError
 
-from reservation.core.inventory import storage_unavailable
 from reservation.core.keys import KeySpace
+from reservation.core.redis_errors import storage_unavailable
 from reservation.lua.library import RedisClient
 
 # Kept this much longer than the tolerance strictly needs: the clocks of the service's

@@ -8,8 +8,8 @@ import re
 from redis.exceptions import RedisError
 
 from domain import errors
-from reservation.core.inventory import storage_unavailable
 from reservation.core.keys import KeySpace
+from reservation.core.redis_errors import storage_unavailable
 from reservation.lua.library import RedisClient
 
 MAX_KEY = 255

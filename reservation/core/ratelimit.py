@@ -17,9 +17,12 @@ from dataclasses import dataclass
 from redis.exceptions import RedisError
 
 from domain import errors
-from reservation.core.inventory import storage_unavailable
+from domain.outcomes import Admitted, Limited
 from reservation.core.keys import KeySpace
+from reservation.core.redis_errors import storage_unavailable
+from reservation.lua._pool import refused_argument
 from reservation.lua.library import STANDALONE_NAMES, RedisClient, Scripts
+from reservation.lua.rate_limit import decode as decode_rate_limit
 
 IP = "ip"
 CUSTOMER = "customer"
@@ -57,21 +60,6 @@ class RateLimit:
 OFF = RateLimit(0, 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Admitted:
-    left: int  # requests still admitted in the window now
-
-
-@dataclass(frozen=True, slots=True)
-class Limited:
-    retry_after_ms: int  # until one more request is admitted
-
-    @property
-    def retry_after(self) -> int:
-        """Whole seconds for `Retry-After`: rounded up, at least 1."""
-        return max(1, math.ceil(self.retry_after_ms / 1000))
-
-
 def subject_digest(subject: str) -> str:
     """What names a client in its key: no address or customer id is stored in Redis."""
     return hashlib.sha256(subject.encode()).hexdigest()[:32]
@@ -102,20 +90,18 @@ class RateLimiter:
             return Admitted(limit.requests)
         key = self.keys.rate_log(scope, subject_digest(subject))
         try:
-            admitted, value = await self.scripts.run(
-                "rate_limit", [key], [limit.requests, limit.window_ms]
-            )
+            reply = await self.scripts.run("rate_limit", [key], [limit.requests, limit.window_ms])
         except RedisError as exc:
             raise storage_unavailable(exc) from exc
-        if not isinstance(admitted, int):
+        argument = refused_argument(reply)
+        if argument is not None:
             # {'bad_request', argument}: a limit RateLimit refuses; the client is not to blame.
-            argument = value.decode() if isinstance(value, bytes) else str(value)
             raise errors.ReservationError(
                 f"the rate limit per {scope} is misconfigured: the script refused its {argument}",
                 scope=scope,
                 argument=argument,
             )
-        return Admitted(int(value)) if admitted else Limited(int(value))
+        return decode_rate_limit(reply)
 
     async def check(self, scope: str, subject: str) -> None:
         """Admit one request of `subject`, or raise RateLimited (429 with Retry-After)."""

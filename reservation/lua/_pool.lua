@@ -1,4 +1,4 @@
--- The library's shared part: reservation/scripts.py builds one Redis Functions library from
+-- The library's shared part: reservation/lua/library.py builds one Redis Functions library from
 -- this file and every script's file. Everything here is defined once, when the library loads
 -- (FUNCTION LOAD), not on every call; each function sets the call's KEYS and ARGV first.
 --
@@ -23,9 +23,9 @@
 -- Every script checks its arguments before it touches anything and answers
 -- {'bad_request', <which argument>} to one it cannot use (a missing one too): numbers are
 -- decimal digits (no sign, fraction, exponent or hex), SKUs and pools follow domain/rules.py
--- (1-64 of A-Za-z0-9._-), ids never hold '|'. The service validates first (reservation/cart.py,
--- domain/rules.py); these checks keep a script from failing, or writing what it cannot read
--- back, whoever calls it (tests/test_lua_fuzz.py).
+-- (1-64 of A-Za-z0-9._-), ids never hold '|'. The service validates first
+-- (reservation/core/cart.py, domain/rules.py); these checks keep a script from failing, or
+-- writing what it cannot read back, whoever calls it (tests/test_lua_fuzz.py).
 --
 -- Every key of a pool shares the pool's hash tag, so a script stays in one cluster slot. A
 -- hold's member carries its cart, so a lapsed hold is given back from `holds` alone. A live
@@ -361,7 +361,7 @@ end
 -- True while reconcile rebuilds this pool from MongoDB (see KEYS[5]).
 local function fenced() return call('EXISTS', KEYS[5]) == 1 end
 
--- The reply shape of every script about one reservation.
+-- The reply shape of every script about one reservation (decoded once: _pool.py beside this).
 local function record_reply(outcome, r)
   return {outcome, r.status, r.items, r.customer, r.expires_text, r.created_text, r.late}
 end

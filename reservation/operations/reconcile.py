@@ -73,7 +73,7 @@ async def reconcile(
         if not pools:
             return []
     # No payment may change `sold` between reading MongoDB and writing Redis.
-    async with inventory.fenced(pools):
+    async with inventory.stock.fenced(pools):
         return await _rebuild(inventory, orders, catalog, dry_run, only_missing, statuses)
 
 
@@ -104,7 +104,7 @@ async def _rebuild(
                 product.max_per_customer,
             )
         else:
-            before, after = await inventory.restore(
+            before, after = await inventory.stock.restore(
                 product.sku,
                 total=product.stock,
                 sold=units_sold,
@@ -136,7 +136,7 @@ async def _sold_and_settled(
     async for order in orders.with_status(statuses):
         touched = any(line.sku in skus for line in order.items)
         if settle and touched and order.status is OrderStatus.PAID:
-            settled = await inventory.settle_paid(
+            settled = await inventory.holds.settle_paid(
                 order.reservation_id, items=[(line.sku, line.quantity) for line in order.items]
             )
             if settled == "oversold":
@@ -152,7 +152,7 @@ async def _current_levels(
     """The live counters of the catalog's SKUs, read pool by pool (a missing SKU is absent)."""
     levels: dict[str, StockLevel] = {}
     for pool in sorted({product.pool for product in catalog}):
-        levels.update((level.sku, level) for level in await inventory.stock(pool=pool))
+        levels.update((level.sku, level) for level in await inventory.stock.levels(pool=pool))
     return levels
 
 

@@ -27,7 +27,8 @@ from redis.exceptions import RedisError
 from domain.errors import ReservationError, StorageUnavailable
 from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
-from reservation.core.inventory import Inventory, storage_unavailable
+from reservation.core.inventory import Inventory
+from reservation.core.redis_errors import storage_unavailable
 from reservation.operations.background import every
 from reservation.operations.reconcile import reconcile, sold_statuses
 from reservation.settings import Settings
@@ -54,7 +55,7 @@ class Recovery:
 
     async def lost(self) -> bool:
         """Whether Redis lacks the marker a rebuild leaves: it lost (or never had) counters."""
-        return await self.inventory.counters_lost()
+        return await self.inventory.pools.counters_lost()
 
     async def rebuild(self) -> int:
         """Restore every catalog SKU Redis is missing; returns how many. One at a time per
@@ -98,7 +99,7 @@ class Recovery:
                 only_missing=True,
                 sold_statuses=sold_statuses(self.settings),
             )
-            await self.inventory.mark_built()
+            await self.inventory.pools.mark_built()
         finally:
             with contextlib.suppress(RedisError):  # else the lock lapses by itself
                 await lock.release()

@@ -46,8 +46,8 @@ class SweepReport:
 async def sweep(services: SweepTargets) -> SweepReport:
     """One pass over every pool and every open Checkout Session."""
     reclaimed = 0
-    for pool in await services.inventory.pools():
-        reclaimed += await services.inventory.reclaim(pool)
+    for pool in await services.inventory.pools.stocked():
+        reclaimed += await services.inventory.holds.reclaim(pool)
     recovered = await services.checkout.resume_stale()
     expired = 0
     for checkout in await services.checkouts.list_open():
@@ -65,7 +65,7 @@ async def _expire_if_lapsed(services: SweepTargets, checkout: Checkout) -> bool:
 
 async def _lapsed(services: SweepTargets, checkout: Checkout) -> bool:
     try:
-        reservation = await services.inventory.get(checkout.reservation_id)
+        reservation = await services.inventory.holds.get(checkout.reservation_id)
     except errors.NotFound:
         return True  # Redis lost it: no hold stands behind this session
     return reservation.status in LAPSED

@@ -9,7 +9,7 @@ from typing import Any
 from domain import errors
 from persistence.checkouts import CheckoutRepository
 from persistence.products import ProductRepository
-from reservation.core.inventory import pool_of_reservation
+from reservation.core.reservation_ids import pool_of_reservation
 from reservation.payments import session_metadata
 from reservation.payments.events import MAX_CONTEXT, check_session_fields
 from reservation.payments.session_metadata import SessionCart

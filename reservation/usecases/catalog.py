@@ -108,7 +108,7 @@ class Catalog:
             max_per_customer=body.max_per_customer,
         )
         try:
-            level = await self.inventory.set_stock(
+            level = await self.inventory.stock.set_stock(
                 sku,
                 body.stock,
                 pool=pool,
@@ -136,7 +136,7 @@ class Catalog:
         """Redis assembles the answer in one call; when Redis cannot (no entry yet, or no
         counters), the view is built here, as `get` builds it."""
         try:
-            found = await self.inventory.product_json(sku)
+            found = await self.inventory.stock.product_json(sku)
         except errors.UnknownSku:
             found = None
         if found is not None:
@@ -145,7 +145,7 @@ class Catalog:
 
     async def get(self, sku: str) -> ProductView:
         try:
-            listed = await self.inventory.listing([sku])
+            listed = await self.inventory.stock.listing([sku])
         except errors.UnknownSku:
             listed = []  # Redis does not stock it (yet): MongoDB says whether it exists
         if listed and (entry := _entry(listed[0].entry)) is not None:
@@ -153,10 +153,12 @@ class Catalog:
         return (await self._from_mongodb([sku], {item.level.sku: item for item in listed}))[0]
 
     async def list(self) -> list[ProductView]:
-        pools = await self.inventory.pools(max_age=POOL_LIST_SECONDS)
+        pools = await self.inventory.pools.stocked(max_age=POOL_LIST_SECONDS)
         if not pools:  # Redis is empty: MongoDB still knows the catalog
             return await self._from_mongodb(None, {})
-        per_pool = await asyncio.gather(*(self.inventory.listing(pool=pool) for pool in pools))
+        per_pool = await asyncio.gather(
+            *(self.inventory.stock.listing(pool=pool) for pool in pools)
+        )
         listed = {item.level.sku: item for items in per_pool for item in items}
         views: dict[str, ProductView] = {}
         missing = []
@@ -186,6 +188,8 @@ class Catalog:
         for product in products:
             item = listed.get(product.sku)
             if item is not None:
-                await self.inventory.keep_entry(product.sku, product.pool, catalog_entry(product))
+                await self.inventory.stock.keep_entry(
+                    product.sku, product.pool, catalog_entry(product)
+                )
             views.append(product_view(product, None if item is None else item.level))
         return views

@@ -156,7 +156,7 @@ class CheckoutService:
         assert request.reservation_id is not None
         if request.customer_id is not None:
             raise errors.InvalidRequest("customer_id belongs to the reservation already")
-        reservation = await self.inventory.get(request.reservation_id)
+        reservation = await self.inventory.holds.get(request.reservation_id)
         # Asking again for the session of a reservation is a request of its customer too.
         await limit_customer(self.rate_limiter, reservation.customer_id)
         existing = await self.checkouts.get_by_reservation(reservation.id)
@@ -190,7 +190,7 @@ class CheckoutService:
             # checkout of the same reservation made its session meanwhile).
             released = await self._no_session_recorded(reservation.id)
             if released:
-                await self.inventory.release(reservation.id)
+                await self.inventory.holds.release(reservation.id)
             _log_failure(reservation, exc, released)
             raise
         try:
@@ -224,7 +224,7 @@ class CheckoutService:
         The release reads the session record after releasing, and this reads the hold after
         recording the session: of the two, one always sees the other's write."""
         try:
-            current = await self.inventory.get(reservation.id)
+            current = await self.inventory.holds.get(reservation.id)
         except errors.ReservationError:
             return  # Redis forgot it or did not answer: the sweeper looks at this session later
         if current.status is not ReservationStatus.RELEASED:
@@ -267,7 +267,7 @@ class CheckoutService:
         except (stripe.StripeError, errors.ReservationError):
             expired = False  # its payment, if any, takes the late path (commit or refund)
         with contextlib.suppress(errors.ReservationError):
-            await self.inventory.release(reservation.id)
+            await self.inventory.holds.release(reservation.id)
         logger.error(
             "Checkout Session %s of %s was made but MongoDB did not record it, answered 503:"
             " session %s, hold released",

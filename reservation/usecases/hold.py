@@ -28,10 +28,12 @@ from dataclasses import dataclass
 from domain import errors
 from domain.outcomes import CustomerRequired, Held, OutOfStock, OverCustomerLimit, OverHoldCap
 from domain.reservations import CartLine
-from reservation.core.cart import CartInput, check_customer, encode_cart, normalize_cart
+from reservation.core.cart import CartInput, check_customer, normalize_cart
 from reservation.core.idempotency import IdempotencyKeys, check_key, fingerprint
-from reservation.core.inventory import Inventory, new_reservation_id
+from reservation.core.inventory import Inventory
 from reservation.core.ratelimit import RateLimiter
+from reservation.core.reservation_ids import new_reservation_id
+from reservation.lua._pool import encode_cart
 from reservation.metrics import Metrics
 from reservation.usecases.limits import limit_client, limit_customer
 
@@ -93,7 +95,7 @@ class Hold:
             raise
         started = time.perf_counter()
         reservation_id = None if key is None else await self._claim(key, lines, customer_id)
-        outcome = await self.inventory.reserve(
+        outcome = await self.inventory.holds.reserve(
             lines, customer_id=customer_id, reservation_id=reservation_id
         )
         if not request.for_checkout:
@@ -122,12 +124,12 @@ class Hold:
         # several pools, or with a SKU unknown (the pools of known SKUs are cached: no Redis
         # call).
         check_customer(customer_id)
-        await self.inventory.cart_pool(lines)
+        await self.inventory.pools.of_cart(lines)
         return key is None or not await self.idempotency.known(key, customer_id)
 
     async def _claim(self, key: str, lines: tuple[CartLine, ...], customer_id: str | None) -> str:
         """The reservation id an Idempotency-Key stands for: a new one, claimed first."""
-        pool = await self.inventory.cart_pool(lines)
+        pool = await self.inventory.pools.of_cart(lines)
         return await self.idempotency.claim(
             key,
             fingerprint(encode_cart(lines), customer_id or ""),

@@ -99,7 +99,7 @@ class PaymentEvents:
         recorded = await self.record_order(session, cart, OrderStatus.PAID)
         if recorded.status in (OrderStatus.REFUNDED_OVERSOLD, OrderStatus.REFUNDED):
             return recorded.status.value
-        outcome = await self.inventory.commit(
+        outcome = await self.inventory.holds.commit(
             cart.reservation_id,
             items=[(line.sku, line.quantity) for line in cart.lines],
             customer_id=cart.customer_id,
@@ -124,7 +124,7 @@ class PaymentEvents:
             # Redis may have forgotten the reservation (retention, a rebuild): nothing to
             # restock then; `reconcile` counts from the orders, where the refund is recorded.
             with contextlib.suppress(errors.NotFound):
-                await self.inventory.restock(order.reservation_id)
+                await self.inventory.holds.restock(order.reservation_id)
                 restocked = True
         logger.info(
             "order of session %s refunded: units %s",
@@ -192,7 +192,7 @@ class PaymentEvents:
 
     async def release(self, reservation_id: str) -> None:
         with contextlib.suppress(errors.NotFound):  # Redis no longer has it: nothing is held
-            await self.inventory.release(reservation_id)
+            await self.inventory.holds.release(reservation_id)
 
 
 @handles_session("checkout.session.completed")
@@ -201,7 +201,7 @@ async def session_completed(h: PaymentEvents, session: dict[str, Any], cart: Ses
         return await h.settle_payment(session, cart)
     # A delayed payment method: keep the units until it succeeds or fails.
     with contextlib.suppress(errors.NotFound):  # if the payment comes, it takes the late path
-        await h.inventory.extend(
+        await h.inventory.holds.extend(
             cart.reservation_id, hold_seconds=h.settings.awaiting_payment_seconds
         )
     await h.record_order(session, cart, OrderStatus.AWAITING_PAYMENT)

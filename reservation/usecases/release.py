@@ -15,7 +15,8 @@ from domain import errors
 from domain.outcomes import ReleaseRefused
 from domain.reservations import Reservation
 from persistence.checkouts import CheckoutRepository, CheckoutStatus
-from reservation.core.inventory import Inventory, pool_of_reservation
+from reservation.core.inventory import Inventory
+from reservation.core.reservation_ids import pool_of_reservation
 from reservation.metrics import Metrics
 from reservation.payments.expiry import SessionExpiry
 
@@ -45,7 +46,7 @@ async def release(
                 reservation_id=reservation_id,
                 checkout_session_id=checkout.session_id,
             )
-    outcome = await inventory.release(reservation_id)
+    outcome = await inventory.holds.release(reservation_id)
     if isinstance(outcome, ReleaseRefused):
         metrics.releases.labels("refused").inc()
         raise outcome.error()

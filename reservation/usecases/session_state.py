@@ -41,7 +41,7 @@ async def session_state(
         raise errors.NotFound("no such Checkout Session", checkout_session_id=session_id)
     order = await orders.get(session_id)
     try:
-        reservation = await inventory.get(checkout.reservation_id)
+        reservation = await inventory.holds.get(checkout.reservation_id)
     except errors.NotFound:
         reservation = None  # Redis no longer knows it (its record outlived its retention)
     return SessionState(checkout, reservation, order)

@@ -1,0 +1,14 @@
+"""The reply of lookup.lua: the reservation as it stands now."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.reservations import Reservation
+from reservation.lua._pool import outcome, reservation
+
+
+def decode(reply: Any, reservation_id: str, pool: str) -> Reservation:
+    """The reservation found (NotFound when there is none)."""
+    outcome(reply, reservation_id, pool)
+    return reservation(reply, reservation_id, pool)

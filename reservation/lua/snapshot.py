@@ -1,0 +1,22 @@
+"""The reply of snapshot.lua: the counters and catalog entry of some SKUs of a pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.reservations import Listed
+from reservation.lua._pool import stock_level, text
+
+FIELDS = 6  # per SKU: sku, total, reserved, sold, limit, catalog entry
+
+
+def decode(reply: Any, pool: str) -> list[Listed]:
+    """The flat {sku, total, reserved, sold, limit, entry, ...} as listed SKUs; a SKU not in
+    the pool (total -1) is left out."""
+    found = []
+    for start in range(0, len(reply), FIELDS):
+        sku, total, reserved, sold, limit, entry = reply[start : start + FIELDS]
+        if int(total) >= 0:
+            level = stock_level(text(sku), pool, (total, reserved, sold, limit))
+            found.append(Listed(level, None if entry is None else text(entry)))
+    return found
