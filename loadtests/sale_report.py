@@ -143,18 +143,7 @@ def write_markdown(
         "",
         f"`{command}`",
         "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
-        f"{platform.python_version()}; Locust ({args.locust_processes} process(es), nice "
-        f"{args.locust_nice}), the service ({args.workers} workers), Redis, MongoDB and the "
-        "simulator all share it.",
-        "",
-        f"Sizes: {args.users} users over {args.seconds} s (arriving within "
-        f"{args.spike_seconds} s; a buyer tries for up to "
-        f"{args.seconds if args.patience is None else args.patience} s), "
-        f"{args.stock} units of the hot SKU and of each of {args.skus} others, holds of "
-        f"{args.hold_seconds} s, delivery chaos: {args.duplicate_share:.0%} duplicated, delays up "
-        f"to {args.delivery_delay} s, Stripe latency {args.latency_ms[0]}-{args.latency_ms[1]} ms.",
-        "",
+        *_setting(args),
         "| request | requests | failures | req/s | p50 ms | p99 ms |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -185,3 +174,21 @@ def write_markdown(
     path = report_dir / "flash-sale.md"
     path.write_text("\n".join(lines))
     return path
+
+
+def _setting(args: argparse.Namespace) -> list[str]:
+    """The machine and what shares it, and the sale's sizes."""
+    return [
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
+        f"{platform.python_version()}; Locust ({args.locust_processes} process(es), nice "
+        f"{args.locust_nice}), the service ({args.workers} workers), Redis, MongoDB and the "
+        "simulator all share it.",
+        "",
+        f"Sizes: {args.users} users over {args.seconds} s (arriving within "
+        f"{args.spike_seconds} s; a buyer tries for up to "
+        f"{args.seconds if args.patience is None else args.patience} s), "
+        f"{args.stock} units of the hot SKU and of each of {args.skus} others, holds of "
+        f"{args.hold_seconds} s, delivery chaos: {args.duplicate_share:.0%} duplicated, delays up "
+        f"to {args.delivery_delay} s, Stripe latency {args.latency_ms[0]}-{args.latency_ms[1]} ms.",
+        "",
+    ]

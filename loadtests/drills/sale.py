@@ -52,7 +52,6 @@ def run_sale(
     stack = Stack(workdir)
     report_dir = workdir / "report"
     report_dir.mkdir(parents=True)
-    timings: list[Timings] = []
     with own_stores(workdir, drill.redis_args) as stores:
         try:
             start_stack(
@@ -65,20 +64,7 @@ def run_sale(
             )
             probe = Probe(stack.service_url)
             target = Target(stores, stack, probe, sale.workers)
-            prober = threading.Thread(target=probe.run, daemon=True)
-
-            def fault() -> None:
-                if fault_at is not None:
-                    time.sleep(fault_at)
-                    timings.append(drill.inject(target))
-
-            injector = threading.Thread(target=fault, daemon=True)
-            prober.start()
-            injector.start()
-            run_locust(stack, sale, report_dir)
-            injector.join()
-            probe.stopped.set()
-            prober.join()
+            timings = _sale_under_fault(drill, sale, target, report_dir, fault_at)
             time.sleep(sale.hold_seconds + 1 + drill.settle_seconds)
             drain(stack)
             swept = sweep(stack)
@@ -91,7 +77,7 @@ def run_sale(
         rows=locust_rows(report_dir),
         failures=failures_by_message(report_dir),
         probe=probe,
-        timings=timings[0] if timings else None,
+        timings=timings,
         problems=target.problems,
         cut_checkouts=target.cut_checkouts,
         verified=passed,
@@ -101,6 +87,33 @@ def run_sale(
         recovered_sessions=_count_in(stack.logs["service"], "recovered Checkout Session")
         + _recovered_by(swept),
     )
+
+
+def _sale_under_fault(
+    drill: Drill,
+    sale: argparse.Namespace,
+    target: Target,
+    report_dir: Path,
+    fault_at: float | None,
+) -> Timings | None:
+    """Locust's sale, with the probe asking all along and the drill's fault injected
+    `fault_at` seconds in (None: no fault); the fault's timings."""
+    timings: list[Timings] = []
+
+    def fault() -> None:
+        if fault_at is not None:
+            time.sleep(fault_at)
+            timings.append(drill.inject(target))
+
+    prober = threading.Thread(target=target.probe.run, daemon=True)
+    injector = threading.Thread(target=fault, daemon=True)
+    prober.start()
+    injector.start()
+    run_locust(target.stack, sale, report_dir)
+    injector.join()
+    target.probe.stopped.set()
+    prober.join()
+    return timings[0] if timings else None
 
 
 def _deliveries_cut_off(stack: Stack) -> int:
