@@ -83,6 +83,19 @@ class Child:
 
 
 @dataclass(frozen=True, slots=True)
+class Wiring:
+    """What ties the service and the simulator together: where each listens, and the secrets
+    both sides must agree on."""
+
+    url: str
+    sim_port: int
+    sim_url: str
+    webhook_secret: str
+    admin_token: str
+    session_secret: str
+
+
+@dataclass(frozen=True, slots=True)
 class Running:
     """Where the started demo answers, as printed."""
 
@@ -161,6 +174,8 @@ class Demo:
             self.echo("reservation demo: stopping")
 
     def start(self, stack: contextlib.ExitStack, stopped: Callable[[], bool]) -> Running | None:
+        """The stores, the simulator and the service, ready and seeded; None when asked to
+        stop on the way."""
         data_dir = writable_data_dir(self.settings.data_dir)
         check_port_free(self.host, self.port)
         logs = data_dir / "logs"
@@ -169,23 +184,58 @@ class Demo:
         mongodb_uri, mongodb_text = self.mongodb(stack, data_dir)
         if stopped():
             return None
-        url, sim_port = url_of(self.host, self.port), free_port()
-        sim_url = url_of(self.host, sim_port)
-        webhook_secret = "whsec_" + secrets.token_urlsafe(24)
-        admin_token = self.settings.admin_token or secrets.token_urlsafe(18)
-        # Sessions of an earlier run are still known by their records in MongoDB.
-        session_secret = ",".join(self.settings.session_secrets) or secrets.token_urlsafe(32)
-        sim = self.spawn(
+        wiring = self.wiring()
+        sim = self.spawn(stack, "stripe-sim", self.simulator_arguments(wiring), self.environ, logs)
+        env = self.service_env(wiring, redis_url, mongodb_uri, data_dir)
+        serve = self.spawn(
             stack,
-            "stripe-sim",
-            [
-                *("stripe-sim", "--host", self.host, "--port", str(sim_port)),
-                *("--webhook-url", f"{url}/v1/webhooks/stripe"),
-                *("--webhook-secret", webhook_secret),
-            ],
-            self.environ,
+            "serve",
+            ["serve", "--host", self.host, "--port", str(self.port)],
+            env,
             logs,
         )
+        self.wait_ready("the Stripe simulator", f"{wiring.sim_url}/_sim/faults", sim, stopped)
+        self.wait_ready("the service", f"{wiring.url}/readyz", serve, stopped)
+        if stopped():
+            return None
+        seeded = seed(wiring.url, wiring.admin_token)
+        return Running(
+            url=wiring.url,
+            ops_url=f"{wiring.url}/ops",
+            sim_url=wiring.sim_url,
+            admin_token=wiring.admin_token,
+            data_dir=data_dir,
+            redis=redis_text,
+            mongodb=mongodb_text,
+            seeded=seeded,
+        )
+
+    def wiring(self) -> Wiring:
+        """Where the service and the simulator listen, and the secrets both sides must share."""
+        sim_port = free_port()
+        return Wiring(
+            url=url_of(self.host, self.port),
+            sim_port=sim_port,
+            sim_url=url_of(self.host, sim_port),
+            webhook_secret="whsec_" + secrets.token_urlsafe(24),
+            admin_token=self.settings.admin_token or secrets.token_urlsafe(18),
+            # Sessions of an earlier run are still known by their records in MongoDB.
+            session_secret=",".join(self.settings.session_secrets) or secrets.token_urlsafe(32),
+        )
+
+    def simulator_arguments(self, wiring: Wiring) -> list[str]:
+        """`reservation stripe-sim` delivering its webhooks to the service, signed."""
+        return [
+            *("stripe-sim", "--host", self.host, "--port", str(wiring.sim_port)),
+            *("--webhook-url", f"{wiring.url}/v1/webhooks/stripe"),
+            *("--webhook-secret", wiring.webhook_secret),
+        ]
+
+    def service_env(
+        self, wiring: Wiring, redis_url: str | None, mongodb_uri: str, data_dir: Path
+    ) -> dict[str, str]:
+        """The service's environment: the demo's defaults under the caller's, the stores picked
+        (no REDIS_URL: fakeredis inside the service), Stripe at the simulator."""
         env = {**DEMO_DEFAULTS, **self.environ}
         env.pop("REDIS_URL", None)
         env.pop("REDIS_CLUSTER", None)
@@ -197,36 +247,15 @@ class Demo:
             {
                 "MONGODB_URI": mongodb_uri,
                 "STRIPE_SECRET_KEY": DEMO_STRIPE_KEY,
-                "STRIPE_API_BASE": sim_url,
-                "STRIPE_WEBHOOK_SECRET": webhook_secret,
-                "RESERVATION_SESSION_SECRET": session_secret,
-                "PUBLIC_URL": url,
-                "RESERVATION_ADMIN_TOKEN": admin_token,
+                "STRIPE_API_BASE": wiring.sim_url,
+                "STRIPE_WEBHOOK_SECRET": wiring.webhook_secret,
+                "RESERVATION_SESSION_SECRET": wiring.session_secret,
+                "PUBLIC_URL": wiring.url,
+                "RESERVATION_ADMIN_TOKEN": wiring.admin_token,
                 "RESERVATION_DATA_DIR": str(data_dir),
             }
         )
-        serve = self.spawn(
-            stack,
-            "serve",
-            ["serve", "--host", self.host, "--port", str(self.port)],
-            env,
-            logs,
-        )
-        self.wait_ready("the Stripe simulator", f"{sim_url}/_sim/faults", sim, stopped)
-        self.wait_ready("the service", f"{url}/readyz", serve, stopped)
-        if stopped():
-            return None
-        seeded = seed(url, admin_token)
-        return Running(
-            url=url,
-            ops_url=f"{url}/ops",
-            sim_url=sim_url,
-            admin_token=admin_token,
-            data_dir=data_dir,
-            redis=redis_text,
-            mongodb=mongodb_text,
-            seeded=seeded,
-        )
+        return env
 
     def redis(self, stack: contextlib.ExitStack, data_dir: Path) -> tuple[str | None, str]:
         """REDIS_URL; else a redis-server of the demo's own; else None (fakeredis in serve)."""

@@ -30,7 +30,8 @@ import httpx
 from harness.servers import RedisServer
 from loadtests.final_state import Difference, FinalState, compare, final_state, summary
 from loadtests.purchase_plan import CATALOG, CURRENCY, Drive, Plan, Trace, drive, make_plan
-from loadtests.run_flash_sale import Stack, drain, parse_args, start_stack, sweep
+from loadtests.run_flash_sale import parse_args
+from loadtests.sale_stack import Stack, drain, start_stack, sweep
 from loadtests.verify import Report, check, read_world
 from reservation.operations.reconcile import sold_statuses
 from reservation.payments.gate import stripe_client

@@ -147,13 +147,14 @@ def latency_lines(rows: Sequence[Row], connections: int) -> list[str]:
 
 
 def method_items(run: Run) -> list[str]:
+    """The items of "How it is measured": the load, the machine, the cases, the floor, the
+    stores and the clean-up."""
+    return [*_load_items(run), *_case_items(), *_floor_items(), *_store_items()]
+
+
+def _load_items(run: Run) -> list[str]:
+    """How the load is made and counted, and what the machine shares between the processes."""
     args = run.args
-    mongo = (
-        "MONGODB_URI."
-        if "MONGODB_URI" in os.environ
-        else "nx-27017 (MongoDB wire protocol over SQLite) in a temporary directory"
-        " (reservation.stores.embedded.EmbeddedMongo)."
-    )
     tool = (
         f"`wrk -t{WRK_THREADS} -c{args.connections} -d{args.seconds}s --timeout {WRK_TIMEOUT}"
         " --latency` with a Lua"
@@ -180,6 +181,12 @@ def method_items(run: Run) -> list[str]:
         " including the kernel's loopback networking). One worker tops out at 100 %; two"
         " workers get what wrk, Redis and the rest leave of the second core, not a free core"
         " each. Absolute figures are lower than on a dedicated server.",
+    ]
+
+
+def _case_items() -> list[str]:
+    """The servers, their products and each case's request."""
+    return [
         "Servers: `python -m reservation serve --port P --workers 1|2` (uvicorn, uvloop +"
         " httptools, no access log, log level warning) with REDIS_URL, MONGODB_URI, a"
         " MONGODB_DATABASE, RESERVATION_KEY_PREFIX of this run and a random admin token;"
@@ -201,6 +208,12 @@ def method_items(run: Run) -> list[str]:
         " window, per request wrk counted. Redis counts the calls a script makes as commands"
         " too (a reserve is one FCALL and the calls inside it), and the commands of any other"
         " client of that Redis: on a shared Redis the figure is an upper bound.",
+    ]
+
+
+def _floor_items() -> list[str]:
+    """The floor app, and its POST twin, that every case is compared against."""
+    return [
         "floor: `loadtests.floor:floor_app`, a bare Starlette app with one route doing one"
         " Redis GET (redis.asyncio, a plain pool of up to 1024 connections, with the service's"
         " connection class: commands packed by hiredis, reservation.stores.packing) and"
@@ -219,6 +232,18 @@ def method_items(run: Run) -> list[str]:
         " callback, the body message, reading it); the GET floor pays none of it. The targets"
         " are checked against the floor, as issue 13 set them, and also against floor_post,"
         " beside them, to show what the app's own code costs.",
+    ]
+
+
+def _store_items() -> list[str]:
+    """The two-worker case, MongoDB, and what is cleaned up after the run."""
+    mongo = (
+        "MONGODB_URI."
+        if "MONGODB_URI" in os.environ
+        else "nx-27017 (MongoDB wire protocol over SQLite) in a temporary directory"
+        " (reservation.stores.embedded.EmbeddedMongo)."
+    )
+    return [
         "reserve_2_workers: the reserve case against `reservation serve --workers 2` (uvicorn's"
         " supervisor and 2 worker processes, one listening socket).",
         f"MongoDB: {mongo} Only start-up and the PUTs touch it; no case reads it.",

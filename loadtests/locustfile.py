@@ -27,6 +27,9 @@ The load follows `SaleShape`: with `--spike-seconds R` the users arrive within R
 and leave over the last R seconds of `--run-time` (`--leave-seconds`: another span; 0: they
 stay to the end, as buyers who stop by themselves do); without, Locust's usual ramp at
 `--spawn-rate`.
+
+Run it from the repository root: the sale's options are in loadtests/locust_options.py and
+its products in loadtests/locust_products.py.
 """
 
 from __future__ import annotations
@@ -40,11 +43,10 @@ from typing import Any
 
 from locust import FastHttpUser, LoadTestShape, between, events, tag, task
 from locust.env import Environment
-from locust.runners import WorkerRunner
 
-HOT_SKU = "hot"
-PAYMENTS = ("paid", "declined", "delayed_paid", "delayed_failed", "cancelled")
-DEFAULT_MIX = "paid=70,declined=10,delayed_paid=10,delayed_failed=5,cancelled=5"
+from loadtests.locust_options import add_options, options, payment_mix
+from loadtests.locust_products import HOT_SKU, create_products, shelves
+
 FINAL_ORDER = {"paid", "payment_failed", "refunded", "refunded_oversold"}
 FORWARDED_FOR = "X-Forwarded-For"
 # The request names of the refusals the contract promises, by error code.
@@ -55,112 +57,6 @@ REFUSALS = {
     "hold_cap_reached": "hold cap",
     "rate_limited": "rate limited",
 }
-
-
-def add_options(parser: Any) -> None:
-    group = parser.add_argument_group("flash sale")
-    group.add_argument("--skus", type=int, default=20, help="SKUs besides the hot one")
-    group.add_argument(
-        "--stock", type=int, default=0, help="units of each SKU, created at start (0: none)"
-    )
-    group.add_argument("--hot-stock", type=int, default=0, help="units of the hot SKU (0: --stock)")
-    group.add_argument(
-        "--limit", type=int, default=2, help="max_per_customer of the other SKUs (0: none)"
-    )
-    group.add_argument(
-        "--hot-share", type=float, default=0.8, help="share of shoppers' lines on the hot SKU"
-    )
-    group.add_argument(
-        "--payment-mix",
-        default=DEFAULT_MIX,
-        help=f"buyers' outcomes as name=weight ({', '.join(PAYMENTS)})",
-    )
-    group.add_argument(
-        "--pools",
-        default="",
-        help="comma-separated pools the other SKUs are spread over (none: all in the hot SKU's)",
-    )
-    group.add_argument("--hot-pool", default="", help="the hot SKU's pool (none: default)")
-    group.add_argument("--sim-url", default="http://127.0.0.1:12111", help="Stripe simulator")
-    group.add_argument("--admin-token", default="", help="creates products; buyers poll orders")
-    group.add_argument(
-        "--patience", type=float, default=60.0, help="how long a buyer keeps trying, seconds"
-    )
-    group.add_argument(
-        "--spike-seconds", type=float, default=0.0, help="arrive (and leave) within this long"
-    )
-    group.add_argument(
-        "--leave-seconds",
-        type=float,
-        default=-1.0,
-        help="leave over the last this long of --run-time (default: --spike-seconds; 0: stay)",
-    )
-    group.add_argument(
-        "--buyers", type=int, default=0, help="this many of the users are buyers (0: by weight)"
-    )
-    group.add_argument(
-        "--arrival-jitter",
-        type=float,
-        default=1.0,
-        help="a new user waits up to this long (at random) before its first request: Locust "
-        "spawns a second's worth of users at once, and they would otherwise all ask at once",
-    )
-
-
-def options(environment: Environment) -> Any:
-    return environment.parsed_options
-
-
-def payment_mix(text: str) -> tuple[list[str], list[float]]:
-    """`paid=70,declined=10,...` as outcomes and weights; unknown names are refused."""
-    names, weights = [], []
-    for part in filter(None, (piece.strip() for piece in text.split(","))):
-        name, _, weight = part.partition("=")
-        if name not in PAYMENTS:
-            raise ValueError(f"unknown payment outcome {name!r}: one of {', '.join(PAYMENTS)}")
-        names.append(name)
-        weights.append(float(weight or 1))
-    if not names or sum(weights) <= 0:
-        raise ValueError("the payment mix needs at least one outcome with a weight")
-    return names, weights
-
-
-def sku_names(count: int) -> list[str]:
-    return [f"sku-{number:03d}" for number in range(count)]
-
-
-def pool_names(parsed: Any) -> list[str]:
-    return [pool for pool in parsed.pools.split(",") if pool]
-
-
-def shelves(parsed: Any) -> dict[str, list[str]]:
-    """Pool -> its SKUs: the hot SKU in --hot-pool, the others spread over --pools."""
-    hot_pool = parsed.hot_pool or "default"
-    pools = pool_names(parsed) or [hot_pool]
-    found: dict[str, list[str]] = {hot_pool: [HOT_SKU]}
-    for number, sku in enumerate(sku_names(parsed.skus)):
-        found.setdefault(pools[number % len(pools)], []).append(sku)
-    return found
-
-
-def create_products(environment: Environment, **_: Any) -> None:
-    """PUT the sale's products once (not on distributed workers), when asked to."""
-    parsed = options(environment)
-    if isinstance(environment.runner, WorkerRunner) or not parsed.stock or not parsed.admin_token:
-        return
-    import httpx
-
-    headers = {"Authorization": f"Bearer {parsed.admin_token}"}
-    with httpx.Client(base_url=environment.host or "", headers=headers, timeout=30) as http:
-        for pool, skus in shelves(parsed).items():
-            for sku in skus:
-                body: dict[str, Any] = {"name": sku, "price": 1500, "currency": "eur"}
-                body.update(stock=parsed.stock, pool=pool)
-                if sku == HOT_SKU:
-                    body.update(name="The drop", price=4900, stock=parsed.hot_stock or parsed.stock)
-                elif parsed.limit:
-                    body["max_per_customer"] = parsed.limit
-                http.put(f"/v1/products/{sku}", json=body).raise_for_status()
 
 
 def choose_scenarios(environment: Environment, **_: Any) -> None:

@@ -1,5 +1,5 @@
-"""The fault drills' report (loadtests/drills.py): a run of some drills replaces their rows and
-keeps the others'. The drills themselves run for minutes: `python -m loadtests.drills`."""
+"""The fault drills' report (loadtests/drills/report.py): a run of some drills replaces their
+rows and keeps the others'. The drills themselves run for minutes: `python -m loadtests.drills`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests import drills
-from loadtests.drills import Outcome, write_report
+from loadtests.drills import Outcome, report, write_report
 
 ROW = Outcome(
     drill="redis-lost",
@@ -30,7 +29,7 @@ ROW = Outcome(
 
 @pytest.fixture
 def docs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setattr(drills, "DOCS", tmp_path)
+    monkeypatch.setattr(report, "DOCS", tmp_path)
     return tmp_path
 
 
