@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-import subprocess
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,12 +41,12 @@ from redis.asyncio import Redis
 
 from domain.outcomes import Held
 from harness.servers import RedisServer
+from loadtests.baseline_scripts import inventory_for
 from loadtests.cleanup import delete_matching
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace
 from reservation.stores.packing import connection_class
 
-ROOT = Path(__file__).resolve().parent.parent
 CONCURRENCY = 10
 ROUNDS = 3  # each phase's quickest of this many rounds is kept
 FLOOR_LUA = "return redis.call('INCR', KEYS[1])"
@@ -104,34 +103,6 @@ class Memory:
     version: str
     customer: bool
     bytes_per_hold: float
-
-
-class BaselineScripts:
-    """The scripts of a git revision, called as they were then (EVALSHA, prelude + script)."""
-
-    def __init__(self, client: Redis, revision: str) -> None:
-        self.client = client
-        prelude = git_show(revision, "reservation/lua/_pool.lua")
-        self.sources = {
-            name: prelude + "\n" + git_show(revision, f"reservation/lua/{name}.lua")
-            for name in ("reserve", "commit", "release", "set_stock")
-        }
-        self.scripts = {name: client.register_script(text) for name, text in self.sources.items()}
-
-    async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
-        if len(keys) == 4:
-            keys = [*keys, keys[0].rsplit(":", 1)[0] + ":fence"]
-        reply = await self.scripts[name](keys=keys, args=args)
-        if name == "reserve" and reply[0] == b"held":
-            # Then a new hold answered its whole record; today only its two times.
-            return [reply[0], reply[4], reply[5]]
-        return reply
-
-
-def git_show(revision: str, path: str) -> str:
-    return subprocess.run(
-        ["git", "show", f"{revision}:{path}"], cwd=ROOT, check=True, capture_output=True, text=True
-    ).stdout
 
 
 async def phase(
@@ -336,13 +307,6 @@ async def measure(
             if key not in best or cost.usec_per_call < best[key].usec_per_call:
                 best[key] = cost
     return list(best.values()), await memory_per_hold_everywhere(baseline, holds)
-
-
-def inventory_for(client: Redis, space: KeySpace, version: str) -> Inventory:
-    inventory = Inventory(client, keys=space)
-    if version != "now":
-        inventory.calls.scripts = BaselineScripts(client, version)  # type: ignore[assignment]
-    return inventory
 
 
 def floor_of(costs: Sequence[Cost], command: str) -> float:
