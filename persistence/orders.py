@@ -6,21 +6,13 @@ import builtins
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 
 from domain.errors import InvalidRequest, ReservationError
+from domain.statuses import OrderStatus
 from persistence.mongo import Database, Document, as_utc, storage_errors, stored_time, utc_now
 from persistence.revisions import Write, read_modify_replace
 
 MAX_LIST_LIMIT = 1000
-
-
-class OrderStatus(StrEnum):
-    PAID = "paid"
-    AWAITING_PAYMENT = "awaiting_payment"
-    PAYMENT_FAILED = "payment_failed"
-    REFUNDED = "refunded"
-    REFUNDED_OVERSOLD = "refunded_oversold"
 
 
 class OrderConflict(ReservationError):

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from domain.outcomes import Committed
-from persistence.orders import Order, OrderLine, OrderStatus
+from domain.statuses import OrderStatus
+from persistence.orders import Order, OrderLine
 from reservation.core.inventory import Inventory
 from tests.api import ADMIN, ADMIN_TOKEN, JSON, Api, MakeApi
 from tests.mongo import MongoServer

@@ -13,9 +13,10 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from domain import errors
+from domain.statuses import OrderStatus
 from persistence.events import EventCounts, StripeEventRepository
 from persistence.mongo import Database, Document, ensure_indexes, ping, storage_errors
-from persistence.orders import Order, OrderConflict, OrderLine, OrderRepository, OrderStatus
+from persistence.orders import Order, OrderConflict, OrderLine, OrderRepository
 from persistence.products import ProductRepository
 from tests.mongo import MongoServer
 

@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 
 from domain.outcomes import CommittedLate, Held, Oversold
 from domain.reservations import StockLevel
+from domain.statuses import OrderStatus
 from harness import servers
 from persistence.mongo import Database
-from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
+from persistence.orders import Order, OrderLine, OrderRepository
 from persistence.products import ProductRepository
 from reservation.core.inventory import Inventory, new_reservation_id
 from reservation.core.keys import KeySpace

@@ -43,7 +43,7 @@ from domain.rules import (
     DEFAULT_POOL,
     MAX_STOCK,
     NAME_PATTERN,
-    NAME_REGEX,
+    TOKEN_REGEX,
     check_name,
     check_stock,
 )
@@ -59,10 +59,7 @@ from reservation.core.readcache import ReadCache
 from reservation.core.soldout import SoldOutMemory
 from reservation.lua.library import RedisClient, Scripts
 
-# A reservation id is "<pool>.<token>" (see new_reservation_id): the token is URL-safe base64.
-TOKEN_REGEX = r"[A-Za-z0-9_-]{16,64}"
 TOKEN_PATTERN = re.compile(TOKEN_REGEX)
-RESERVATION_ID_REGEX = rf"{NAME_REGEX}\.{TOKEN_REGEX}"
 # Scripts that only read (and reclaim lapsed holds, which a reader's answer already reflects).
 READ_SCRIPTS = frozenset({"snapshot", "product", "lookup"})
 # Scripts that sell, and so read the pool's fence (KEYS[5]); the others take 4 keys.

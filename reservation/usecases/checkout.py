@@ -14,8 +14,9 @@ from stripe.params.checkout import SessionCreateParams
 from domain import errors
 from domain.outcomes import Held
 from domain.reservations import CartLine, Reservation, ReservationStatus
+from domain.statuses import CheckoutStatus
 from persistence.attempts import CheckoutAttempt, CheckoutAttempts
-from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
+from persistence.checkouts import Checkout, CheckoutRepository
 from persistence.products import ProductRepository
 from reservation.api.schemas import CheckoutIn
 from reservation.core.inventory import Inventory

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from domain import errors
 from domain.outcomes import Released, ReleaseOutcome
-from persistence.checkouts import CheckoutRepository, CheckoutStatus
+from domain.statuses import CheckoutStatus
+from persistence.checkouts import CheckoutRepository
 from reservation.core.inventory import Inventory, pool_of_reservation
 from reservation.payments.expiry import SessionExpiry
 

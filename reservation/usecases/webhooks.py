@@ -18,9 +18,11 @@ import stripe
 
 from domain import errors
 from domain.outcomes import CommittedLate, Oversold
-from persistence.checkouts import CheckoutRepository, CheckoutStatus
+from domain.rules import MAX_AMOUNT
+from domain.statuses import CheckoutStatus, OrderStatus
+from persistence.checkouts import CheckoutRepository
 from persistence.events import StripeEventRepository
-from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
+from persistence.orders import Order, OrderLine, OrderRepository
 from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
 from reservation.core.inventory import Inventory, pool_of_reservation
@@ -28,7 +30,6 @@ from reservation.logs import redact, secrets_of
 from reservation.metrics import Metrics
 from reservation.payments import session_metadata
 from reservation.payments.gate import StripeGate
-from reservation.payments.money import MAX_AMOUNT
 from reservation.payments.session_metadata import SessionCart
 from reservation.settings import Settings
 
