@@ -557,6 +557,7 @@ async def test_a_process_starting_with_redis_empty_answers_from_mongodb_then_red
 async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: Api) -> None:
     import msgspec
 
+    from reservation.api.products import product_view
     from reservation.api.schemas import ProductView
 
     await api.put_product("plain", 5)
@@ -568,7 +569,7 @@ async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: A
         raw = await api.services.inventory.product_json(sku)
         assert raw is not None  # Redis had everything: no fallback
         assembled = msgspec.json.decode(raw, type=ProductView, strict=True)
-        assert assembled == await catalog.get(sku)
+        assert assembled == product_view(await catalog.get(sku))
         assert (await api.http.get(f"/v1/products/{sku}")).json() == msgspec.to_builtins(assembled)
 
 
