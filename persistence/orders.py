@@ -210,18 +210,3 @@ class OrderRepository:
             cursor = self.collection.find({"status": {"$in": wanted}}).batch_size(batch)
             async for document in cursor:
                 yield _order(document)
-
-    async def sold_by_sku(
-        self, statuses: Iterable[OrderStatus] = (OrderStatus.PAID,)
-    ) -> dict[str, int]:
-        """Units per SKU in orders of the given statuses (reconcile's `sold`)."""
-        wanted = sorted({OrderStatus(status).value for status in statuses})
-        pipeline: builtins.list[Document] = [
-            {"$match": {"status": {"$in": wanted}}},
-            {"$unwind": "$items"},
-            {"$group": {"_id": "$items.sku", "sold": {"$sum": "$items.quantity"}}},
-        ]
-        async with storage_errors():
-            cursor = await self.collection.aggregate(pipeline)
-            rows = await cursor.to_list()
-        return {row["_id"]: int(row["sold"]) for row in sorted(rows, key=lambda row: row["_id"])}
