@@ -7,6 +7,7 @@ product.lua, and a test holds the two equal).
 
 from __future__ import annotations
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -19,31 +20,13 @@ from reservation.api.services import services
 
 
 def product_spec(body: ProductIn) -> ProductSpec:
-    """What a PUT body asks the catalog to set."""
-    return ProductSpec(
-        name=body.name,
-        price=body.price,
-        currency=body.currency,
-        stock=body.stock,
-        pool=body.pool,
-        max_per_customer=body.max_per_customer,
-    )
+    """What a PUT body asks the catalog to set (its fields, by name)."""
+    return msgspec.convert(body, ProductSpec, from_attributes=True)
 
 
 def product_view(product: StockedProduct) -> ProductView:
-    """The HTTP view of a catalog product."""
-    return ProductView(
-        sku=product.sku,
-        name=product.name,
-        price=product.price,
-        currency=product.currency,
-        pool=product.pool,
-        stock=product.stock,
-        reserved=product.reserved,
-        sold=product.sold,
-        available=product.available,
-        max_per_customer=product.max_per_customer,
-    )
+    """The HTTP view of a catalog product: ProductView's fields, read from it by name."""
+    return msgspec.convert(product, ProductView, from_attributes=True)
 
 
 def _product_json(product: StockedProduct) -> bytes:
