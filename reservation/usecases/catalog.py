@@ -49,6 +49,7 @@ _decode = msgspec.json.Decoder(CatalogEntry).decode
 
 
 def catalog_entry(product: Product) -> str:
+    """The JSON entry Redis keeps beside a product's counters (the `product` script reads it)."""
     return _encode(CatalogEntry(product.name, product.price, product.currency)).decode()
 
 
