@@ -1,7 +1,8 @@
-"""Rules the service and its storage check the same way: SKU and pool names, counts of units.
+"""Rules the service, its storage and its HTTP contract state the same way (docs/api.md).
 
-Defined here once: the validators of the core (reservation/cart.py), the product records of
-MongoDB (persistence/products.py), the msgspec schemas and the OpenAPI document all use them.
+Defined here once: the validators of the core (reservation/core/cart.py, idempotency.py), the
+product records of MongoDB (persistence/products.py), the msgspec schemas and so the OpenAPI
+document (reservation/api/schemas.py) all use them, so none can drift from another.
 """
 
 from __future__ import annotations
@@ -19,6 +20,29 @@ MAX_NAME = 64
 NAME_REGEX = rf"[{NAME_CHARACTERS}]{{1,{MAX_NAME}}}"
 NAME_PATTERN = re.compile(NAME_REGEX)
 MAX_STOCK = 10**12
+
+# A product's name, as buyers (and Stripe's page) see it, and its currency (ISO 4217, lowercase
+# as Stripe writes it).
+MAX_PRODUCT_NAME = 200
+CURRENCY_REGEX = r"[a-z]{3}"
+
+# Carts: units of one line, lines of one cart.
+MAX_QUANTITY = 1_000_000
+MAX_CART_LINES = 100
+MAX_CUSTOMER_ID = 128
+CUSTOMER_REGEX = rf"[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}"  # printable ASCII, no space
+
+# The most Stripe takes in one payment, in the currency's smallest unit (whatever the currency).
+MAX_AMOUNT = 99_999_999
+
+# The Idempotency-Key header of POST /v1/reservations.
+MAX_KEY = 255
+KEY_REGEX = rf"[\x21-\x7e]{{1,{MAX_KEY}}}"  # printable ASCII, no space
+
+# A reservation id is "<pool>.<token>" (the core's new_reservation_id): the token is URL-safe
+# base64.
+TOKEN_REGEX = r"[A-Za-z0-9_-]{16,64}"
+RESERVATION_ID_REGEX = rf"{NAME_REGEX}\.{TOKEN_REGEX}"
 
 
 def check_name(value: object, what: str) -> str:

@@ -42,8 +42,9 @@ import stripe
 
 from domain import errors
 from domain.reservations import ReservationStatus, StockLevel
+from domain.statuses import OrderStatus
 from persistence.mongo import Database, connect, storage_errors
-from persistence.orders import Order, OrderRepository, OrderStatus
+from persistence.orders import Order, OrderRepository
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace
 from reservation.lua.library import RedisClient

@@ -6,20 +6,13 @@ import builtins
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from pymongo.errors import DuplicateKeyError
 
 from domain.errors import StorageUnavailable
+from domain.statuses import CheckoutStatus
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
-
-
-class CheckoutStatus(StrEnum):
-    OPEN = "open"
-    EXPIRING = "expiring"  # a sweeper claimed it and is asking Stripe to expire it
-    EXPIRED = "expired"
-    COMPLETE = "complete"
 
 
 @dataclass(frozen=True, slots=True)

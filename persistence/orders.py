@@ -6,21 +6,13 @@ import builtins
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from enum import StrEnum
 
 from domain.errors import InvalidRequest, ReservationError
+from domain.statuses import OrderStatus
 from persistence.mongo import Database, Document, as_utc, storage_errors, stored_time, utc_now
 from persistence.revisions import Write, read_modify_replace
 
 MAX_LIST_LIMIT = 1000
-
-
-class OrderStatus(StrEnum):
-    PAID = "paid"
-    AWAITING_PAYMENT = "awaiting_payment"
-    PAYMENT_FAILED = "payment_failed"
-    REFUNDED = "refunded"
-    REFUNDED_OVERSOLD = "refunded_oversold"
 
 
 class OrderConflict(ReservationError):
@@ -218,18 +210,3 @@ class OrderRepository:
             cursor = self.collection.find({"status": {"$in": wanted}}).batch_size(batch)
             async for document in cursor:
                 yield _order(document)
-
-    async def sold_by_sku(
-        self, statuses: Iterable[OrderStatus] = (OrderStatus.PAID,)
-    ) -> dict[str, int]:
-        """Units per SKU in orders of the given statuses (reconcile's `sold`)."""
-        wanted = sorted({OrderStatus(status).value for status in statuses})
-        pipeline: builtins.list[Document] = [
-            {"$match": {"status": {"$in": wanted}}},
-            {"$unwind": "$items"},
-            {"$group": {"_id": "$items.sku", "sold": {"$sum": "$items.quantity"}}},
-        ]
-        async with storage_errors():
-            cursor = await self.collection.aggregate(pipeline)
-            rows = await cursor.to_list()
-        return {row["_id"]: int(row["sold"]) for row in sorted(rows, key=lambda row: row["_id"])}

@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import InvalidRequest
-from domain.rules import DEFAULT_POOL, check_name, check_stock
+from domain.rules import CURRENCY_REGEX, DEFAULT_POOL, MAX_PRODUCT_NAME, check_name, check_stock
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
 
-CURRENCY_PATTERN = re.compile(r"[a-z]{3}")
-MAX_NAME = 200
+CURRENCY_PATTERN = re.compile(CURRENCY_REGEX)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +34,8 @@ def _check_fields(
 ) -> str:
     check_name(sku, "sku")
     check_name(pool, "pool")
-    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_NAME:
-        raise InvalidRequest(f"name must be 1 to {MAX_NAME} characters", field="name")
+    if not isinstance(name, str) or not 1 <= len(name.strip()) <= MAX_PRODUCT_NAME:
+        raise InvalidRequest(f"name must be 1 to {MAX_PRODUCT_NAME} characters", field="name")
     check_stock(price, "price")
     check_stock(stock, "stock")
     lowered = currency.lower() if isinstance(currency, str) else None

@@ -10,8 +10,9 @@ from starlette.middleware import Middleware
 
 from reservation.api.bodybudget import BodyBudget
 from reservation.api.failures import add_exception_handlers
+from reservation.api.request_timer import RequestTimer
 from reservation.api.routes import ROUTES
-from reservation.metrics import Metrics, RequestTimer
+from reservation.metrics import Metrics
 from reservation.server.gctuning import tune_after_startup
 from reservation.services import open_services
 from reservation.settings import Settings

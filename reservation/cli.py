@@ -25,7 +25,7 @@ from reservation.settings import help_text as variables_help
 from reservation.stores.embedded import EmbeddedMongo
 
 if TYPE_CHECKING:
-    from reservation.api.schemas import ProductView
+    from domain.products import StockedProduct
     from reservation.services import Services
 
 T = TypeVar("T")
@@ -147,6 +147,7 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
 
     from domain.errors import InvalidRequest
     from domain.rules import check_name
+    from reservation.api.products import product_spec
     from reservation.api.schemas import ProductIn
 
     settings = load_settings()
@@ -154,7 +155,7 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
         hints = ((NO_REDIS_URL, settings.redis_url), (NO_MONGODB_URI, settings.mongodb_uri))
         raise click.UsageError("\n".join(hint for hint, value in hints if value is None))
 
-    async def run(services: Services) -> ProductView:
+    async def run(services: Services) -> StockedProduct:
         check_name(sku, "sku")
         product = await services.products.get(sku)
         if product is None:
@@ -185,7 +186,7 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
         # Counters Redis lost are rebuilt from MongoDB first (what was sold stays sold): the
         # new total never starts again from nothing sold.
         await services.recovery.ensure()
-        return await services.catalog.put(sku, body)
+        return await services.catalog.put(sku, product_spec(body))
 
     view = with_services(settings, run)
     click.echo(

@@ -1,4 +1,9 @@
-"""Prometheus metrics of one process: reservations by outcome, lapsed holds, latencies."""
+"""Prometheus metrics of one process: reservations by outcome, lapsed holds, latencies.
+
+A plain module the use cases count into: the HTTP side of metrics (the middleware timing each
+request, reservation/api/request_timer.py; the /metrics answer, reservation/api/ops.py) lives
+in the HTTP layer.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-# The request method is the client's to choose: any other becomes "other", so no label grows
-# with what clients send.
-METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -113,39 +114,3 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
-
-
-class RequestTimer:
-    """ASGI middleware observing each request's latency under its route template."""
-
-    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
-        self.app = app
-        self.metrics = metrics
-        # labels() costs a lock and a dict walk per call: keep each child once found.
-        self.children: dict[tuple[str, str, int], Histogram] = {}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def timed_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await self.app(scope, receive, timed_send)
-        finally:
-            route = scope.get("route")
-            method = scope["method"] if scope["method"] in METHODS else "other"
-            key = (method, getattr(route, "path", "unmatched"), status)
-            child = self.children.get(key)
-            if child is None:
-                child = self.children[key] = self.metrics.request_seconds.labels(
-                    key[0], key[1], str(status)
-                )
-            child.observe(time.perf_counter() - started)

@@ -10,7 +10,8 @@ from typing import Any
 import httpx
 
 from domain.outcomes import Committed
-from persistence.orders import Order, OrderLine, OrderStatus
+from domain.statuses import OrderStatus
+from persistence.orders import Order, OrderLine
 from reservation.core.inventory import Inventory
 from tests.api import ADMIN, ADMIN_TOKEN, JSON, Api, MakeApi
 from tests.mongo import MongoServer
@@ -556,6 +557,7 @@ async def test_a_process_starting_with_redis_empty_answers_from_mongodb_then_red
 async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: Api) -> None:
     import msgspec
 
+    from reservation.api.products import product_view
     from reservation.api.schemas import ProductView
 
     await api.put_product("plain", 5)
@@ -567,7 +569,7 @@ async def test_the_product_redis_assembles_is_the_view_the_service_builds(api: A
         raw = await api.services.inventory.stock.product_json(sku)
         assert raw is not None  # Redis had everything: no fallback
         assembled = msgspec.json.decode(raw, type=ProductView, strict=True)
-        assert assembled == await catalog.get(sku)
+        assert assembled == product_view(await catalog.get(sku))
         assert (await api.http.get(f"/v1/products/{sku}")).json() == msgspec.to_builtins(assembled)
 
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from domain.statuses import OrderStatus
 from loadtests.final_state import FinalState, compare, final_state, summary
 from loadtests.purchase_plan import CATALOG, Fate, Plan, Purchase, Trace, make_plan
 from loadtests.verify import World
-from persistence.orders import Order, OrderLine, OrderStatus
+from persistence.orders import Order, OrderLine
 
 PLAN = Plan(
     seed=0,

@@ -27,10 +27,10 @@ from redis.asyncio import Redis, RedisCluster
 from redis.asyncio.cluster import ClusterNode
 
 from domain.outcomes import Held, OverCustomerLimit
+from domain.products import ProductSpec
 from harness.servers import free_port
 from persistence.mongo import connect, ensure_indexes
 from persistence.products import ProductRepository
-from reservation.api.schemas import ProductIn
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace
 from reservation.usecases.catalog import Catalog
@@ -39,7 +39,7 @@ from tests.conftest import REDIS_URL
 # What Settings reads: the test machine's own configuration must not leak into the commands.
 CONFIGURATION = ("REDIS_", "MONGODB_", "RESERVATION_", "STRIPE_", "PUBLIC_URL", "WEB_CONCURRENCY")
 READY = "reservation: ready at "
-TEE = ProductIn(name="Black tee", price=2500, currency="eur", stock=10, pool="drop")
+TEE = ProductSpec(name="Black tee", price=2500, currency="eur", stock=10, pool="drop")
 
 
 def environment(**variables: str) -> dict[str, str]:
@@ -150,7 +150,7 @@ async def test_without_the_stores_serve_uses_the_commands_refuse(
 async def test_set_stock_writes_mongodb_then_redis_and_keeps_the_product(stores: Stores) -> None:
     await stores.catalog.put(
         "tee",
-        ProductIn(
+        ProductSpec(
             name="Black tee", price=2500, currency="eur", stock=10, pool="drop", max_per_customer=2
         ),
     )

@@ -8,8 +8,9 @@ import pytest
 from redis.asyncio import Redis
 
 from domain.outcomes import Committed, Held, OverCustomerLimit, OverHoldCap
+from domain.statuses import OrderStatus
 from persistence.mongo import Database
-from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
+from persistence.orders import Order, OrderLine, OrderRepository
 from persistence.products import ProductRepository
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace

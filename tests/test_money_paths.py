@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from persistence.orders import STATUS_RANK, OrderStatus
+from domain.statuses import OrderStatus
+from persistence.orders import STATUS_RANK
 from reservation.usecases.payment_events import refund_key
 from tests.conftest import age_hold
 from tests.shop import MakeShop, Shop

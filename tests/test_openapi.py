@@ -12,7 +12,7 @@ from starlette.routing import Route
 from domain import errors
 from domain.reservations import ReservationStatus
 from domain.rules import NAME_PATTERN
-from persistence.orders import OrderStatus
+from domain.statuses import OrderStatus
 from reservation.api.openapi import Answer, Operation, openapi_document
 from reservation.api.ops import healthz
 from reservation.app import create_app

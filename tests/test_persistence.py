@@ -13,9 +13,10 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
 
 from domain import errors
+from domain.statuses import OrderStatus
 from persistence.events import EventCounts, StripeEventRepository
 from persistence.mongo import Database, Document, ensure_indexes, ping, storage_errors
-from persistence.orders import Order, OrderConflict, OrderLine, OrderRepository, OrderStatus
+from persistence.orders import Order, OrderConflict, OrderLine, OrderRepository
 from persistence.products import ProductRepository
 from tests.mongo import MongoServer
 
@@ -321,18 +322,6 @@ async def test_list_newest_first_with_filter_and_limit(mongo_db: Database) -> No
             await orders.list(limit=limit)
 
 
-async def test_sold_by_sku_counts_paid_orders(mongo_db: Database) -> None:
-    orders = OrderRepository(mongo_db)
-    assert await orders.sold_by_sku() == {}
-    await orders.upsert(order("cs_1"))  # tee 2, mug 1
-    await orders.upsert(order("cs_2", items=(OrderLine("tee", 3, 1500),)))
-    await orders.upsert(order("cs_3", OrderStatus.REFUNDED, items=(OrderLine("tee", 7, 1500),)))
-    await orders.upsert(order("cs_4", OrderStatus.AWAITING_PAYMENT))
-    assert await orders.sold_by_sku() == {"mug": 1, "tee": 5}
-    with_refunds = await orders.sold_by_sku([OrderStatus.PAID, OrderStatus.REFUNDED])
-    assert with_refunds == {"mug": 1, "tee": 12}
-
-
 # -- Stripe events -----------------------------------------------------------------------
 
 
@@ -399,7 +388,7 @@ async def test_mongodb_down_is_storage_unavailable(tmp_path: Path) -> None:
             lambda: orders.get("cs_1"),
             orders.list,
             lambda: orders.upsert(order()),
-            orders.sold_by_sku,
+            orders.count_by_status,
             lambda: events.record("evt_1", "x", {}),
             lambda: events.mark_processed("evt_1", "done"),
             lambda: events.get("evt_1"),

@@ -17,9 +17,10 @@ import pytest
 
 from domain import errors
 from domain.outcomes import CommittedLate
+from domain.statuses import OrderStatus
 from harness import servers
 from harness.servers import RedisServer
-from persistence.orders import Order, OrderLine, OrderStatus
+from persistence.orders import Order, OrderLine
 from tests.api import Api, MakeApi
 
 pytestmark = pytest.mark.skipif(servers.REDIS_SERVER is None, reason="needs redis-server")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from persistence.checkouts import CheckoutStatus
+from domain.statuses import CheckoutStatus
 from reservation.operations.sweeper import sweep
 from tests.shop import Shop
 from tests.stripe_fake import SimRefused

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
+from domain.statuses import OrderStatus
 from loadtests.verify import Report, verify
-from persistence.orders import Order, OrderLine, OrderStatus
+from persistence.orders import Order, OrderLine
 from tests.conftest import age_hold
 from tests.shop import Shop
 

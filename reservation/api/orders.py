@@ -8,7 +8,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from domain import errors
-from persistence.orders import Order, OrderStatus
+from domain.statuses import OrderStatus
+from persistence.orders import Order
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, utc_text
 from reservation.api.schemas import OrderLineView, OrderList, OrderView

@@ -1,15 +1,40 @@
-"""PUT /v1/products/{sku} (admin), GET /v1/products/{sku}, GET /v1/products."""
+"""PUT /v1/products/{sku} (admin), GET /v1/products/{sku}, GET /v1/products.
+
+The product view is written here alone: `product_view` is the one converter from the catalog's
+products to the HTTP answer (Redis assembles the same shape on the hot read, reservation/lua/
+product.lua, and a test holds the two equal).
+"""
 
 from __future__ import annotations
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.products import ProductSpec, StockedProduct
 from domain.rules import check_name
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, read_json
-from reservation.api.schemas import ProductIn
+from reservation.api.schemas import ProductIn, ProductList, ProductView, encoder
 from reservation.api.services import services
+
+
+def product_spec(body: ProductIn) -> ProductSpec:
+    """What a PUT body asks the catalog to set (its fields, by name)."""
+    return msgspec.convert(body, ProductSpec, from_attributes=True)
+
+
+def product_view(product: StockedProduct) -> ProductView:
+    """The HTTP view of a catalog product: ProductView's fields, read from it by name."""
+    return msgspec.convert(product, ProductView, from_attributes=True)
+
+
+def _product_json(product: StockedProduct) -> bytes:
+    return encoder.encode(product_view(product))
+
+
+def _list_json(products: list[StockedProduct]) -> bytes:
+    return encoder.encode(ProductList([product_view(product) for product in products]))
 
 
 async def put_product(request: Request) -> Response:
@@ -17,14 +42,16 @@ async def put_product(request: Request) -> Response:
     require_admin(request, state.settings.admin_token)
     sku = check_name(request.path_params["sku"], "sku")
     body = await read_json(request, ProductIn)
-    return json_response(await state.catalog.put(sku, body))
+    return json_response(product_view(await state.catalog.put(sku, product_spec(body))))
 
 
 async def get_product(request: Request) -> Response:
     sku = check_name(request.path_params["sku"], "sku")
     # The JSON text comes whole from Redis: nothing to decode or encode on the hot read.
-    return Response(await services(request).catalog.get_json(sku), media_type="application/json")
+    answer = await services(request).catalog.get_json(sku, _product_json)
+    return Response(answer, media_type="application/json")
 
 
 async def list_products(request: Request) -> Response:
-    return Response(await services(request).catalog.list_json(), media_type="application/json")
+    answer = await services(request).catalog.list_json(_list_json)
+    return Response(answer, media_type="application/json")

@@ -37,7 +37,8 @@ from domain.errors import (
     UnknownSku,
     UnsupportedMediaType,
 )
-from persistence.orders import OrderConflict, OrderStatus
+from domain.statuses import OrderStatus
+from persistence.orders import OrderConflict
 from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
 from reservation.api.openapi import Answer, Operation, Parameter
 from reservation.api.pages import PAGES

@@ -2,8 +2,10 @@
 
 msgspec decodes and validates in one pass (strict: no strings for ints, no floats, no unknown
 fields) and its JSON Schema is the schema part of the OpenAPI document (reservation/api/openapi.py).
-Patterns come from the validators' own constants, and statuses are the core's enums, so the
-document cannot drift from what the code accepts and answers.
+Limits and patterns are the rules of domain/rules.py and statuses the enums of domain/, which
+the core and the storage check and write too, so the document cannot drift from what the code
+accepts and answers. This module imports nothing of the project but domain/: below the HTTP
+layer nothing imports it (the import-linter contract `no-schemas-below-api`).
 """
 
 from __future__ import annotations
@@ -14,13 +16,22 @@ import msgspec
 from msgspec import Meta, Struct
 
 from domain.reservations import ReservationStatus
-from domain.rules import MAX_NAME, NAME_REGEX
-from persistence.checkouts import CheckoutStatus
-from persistence.orders import OrderStatus
-from reservation.core.cart import CUSTOMER_REGEX, MAX_CART_LINES, MAX_CUSTOMER_ID, MAX_QUANTITY
-from reservation.core.idempotency import KEY_REGEX, MAX_KEY
-from reservation.core.reservation_ids import RESERVATION_ID_REGEX
-from reservation.payments.money import MAX_AMOUNT
+from domain.rules import (
+    CURRENCY_REGEX,
+    CUSTOMER_REGEX,
+    KEY_REGEX,
+    MAX_AMOUNT,
+    MAX_CART_LINES,
+    MAX_CUSTOMER_ID,
+    MAX_KEY,
+    MAX_NAME,
+    MAX_PRODUCT_NAME,
+    MAX_QUANTITY,
+    MAX_STOCK,
+    NAME_REGEX,
+    RESERVATION_ID_REGEX,
+)
+from domain.statuses import CheckoutStatus, OrderStatus
 
 # A SKU or pool name.
 Name = Annotated[
@@ -45,14 +56,14 @@ CustomerId = Annotated[
     str,
     Meta(pattern=f"^{CUSTOMER_REGEX}$", min_length=1, max_length=MAX_CUSTOMER_ID),
 ]
-Currency = Annotated[str, Meta(pattern=r"^[a-z]{3}$", description="ISO 4217, lowercase")]
+Currency = Annotated[str, Meta(pattern=f"^{CURRENCY_REGEX}$", description="ISO 4217, lowercase")]
 # A product name is shown to buyers (and on Stripe's page): printable text only, no control
 # characters (NUL, CR/LF…), line separators or bidirectional overrides that reorder what is shown.
 ProductName = Annotated[
     str,
     Meta(
         min_length=1,
-        max_length=200,
+        max_length=MAX_PRODUCT_NAME,
         pattern="^[^\\x00-\\x1f\\x7f-\\x9f\\u2028\\u2029\\u202a-\\u202e\\u2066-\\u2069]+$",
         description="printable text: no control characters or bidirectional overrides",
     ),
@@ -61,7 +72,7 @@ Money = Annotated[
     int,
     Meta(ge=0, le=MAX_AMOUNT, description="minor units (cents); at most what Stripe accepts"),
 ]
-Stock = Annotated[int, Meta(ge=0, le=10**12)]
+Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
 
 
 class ProductIn(Struct, forbid_unknown_fields=True):

@@ -1,5 +1,5 @@
-"""Input rules of the core (docs/api.md): quantities, carts, customer ids. SKU and pool names
-and counts of units follow domain/rules.py, which the storage checks too."""
+"""Input checks of the core (docs/api.md): quantities, carts, customer ids. Their limits, and
+the rules of SKU and pool names and counts of units, are domain/rules.py's."""
 
 from __future__ import annotations
 
@@ -8,12 +8,8 @@ from collections.abc import Iterable, Mapping
 
 from domain.errors import InvalidRequest
 from domain.reservations import CartLine
-from domain.rules import check_name
+from domain.rules import CUSTOMER_REGEX, MAX_CART_LINES, MAX_CUSTOMER_ID, MAX_QUANTITY, check_name
 
-MAX_QUANTITY = 1_000_000
-MAX_CART_LINES = 100
-MAX_CUSTOMER_ID = 128
-CUSTOMER_REGEX = rf"[\x21-\x7e]{{1,{MAX_CUSTOMER_ID}}}"  # printable ASCII, no space
 CUSTOMER_PATTERN = re.compile(CUSTOMER_REGEX)
 
 CartInput = Iterable[CartLine | tuple[str, int] | Mapping[str, object]]

@@ -8,12 +8,11 @@ import re
 from redis.exceptions import RedisError
 
 from domain import errors
+from domain.rules import KEY_REGEX, MAX_KEY
 from reservation.core.keys import KeySpace
 from reservation.core.redis_errors import storage_unavailable
 from reservation.lua.library import RedisClient
 
-MAX_KEY = 255
-KEY_REGEX = rf"[\x21-\x7e]{{1,{MAX_KEY}}}"  # printable ASCII, no space
 KEY_PATTERN = re.compile(KEY_REGEX)
 KEEP_SECONDS = 24 * 3600
 

@@ -7,12 +7,10 @@ import re
 import secrets
 
 from domain import errors
-from domain.rules import NAME_PATTERN, NAME_REGEX
+from domain.rules import NAME_PATTERN, TOKEN_REGEX
 
-# The token is URL-safe base64.
-TOKEN_REGEX = r"[A-Za-z0-9_-]{16,64}"
+# The token is URL-safe base64 (domain/rules.py states the id's shape for the HTTP contract).
 TOKEN_PATTERN = re.compile(TOKEN_REGEX)
-RESERVATION_ID_REGEX = rf"{NAME_REGEX}\.{TOKEN_REGEX}"
 # Random bytes of a new reservation id: 96 bits, unguessable, and 16 characters of URL-safe
 # base64 (the id is part of the record's key and of its member in `holds`: every byte is
 # stored twice per live hold).

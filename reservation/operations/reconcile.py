@@ -7,7 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from domain.reservations import StockLevel
-from persistence.orders import OrderRepository, OrderStatus
+from domain.statuses import OrderStatus
+from persistence.orders import OrderRepository
 from persistence.products import Product, ProductRepository
 from reservation.core.inventory import Inventory
 from reservation.settings import Settings

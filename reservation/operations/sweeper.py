@@ -13,7 +13,8 @@ from typing import Protocol
 
 from domain import errors
 from domain.reservations import ReservationStatus
-from persistence.checkouts import Checkout, CheckoutRepository, CheckoutStatus
+from domain.statuses import CheckoutStatus
+from persistence.checkouts import Checkout, CheckoutRepository
 from reservation.core.inventory import Inventory
 from reservation.operations.background import every
 from reservation.payments.expiry import SessionExpiry

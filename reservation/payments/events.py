@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 
 from domain import errors
+from domain.rules import MAX_AMOUNT
 from reservation.payments import session_metadata
-from reservation.payments.money import MAX_AMOUNT
 from reservation.payments.session_metadata import SessionCart
 
 Event = dict[str, Any]

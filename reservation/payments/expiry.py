@@ -14,7 +14,8 @@ from datetime import timedelta
 import stripe
 
 from domain import errors
-from persistence.checkouts import CheckoutRepository, CheckoutStatus
+from domain.statuses import CheckoutStatus
+from persistence.checkouts import CheckoutRepository
 from reservation.payments.gate import StripeGate
 
 logger = logging.getLogger("reservation.expiry")

@@ -10,8 +10,8 @@ hundredths).
 from __future__ import annotations
 
 from domain.errors import InvalidRequest
+from domain.rules import MAX_AMOUNT
 
-MAX_AMOUNT = 99_999_999
 ZERO_DECIMAL = frozenset(
     {
         *("bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga"),

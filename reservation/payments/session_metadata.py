@@ -20,9 +20,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from domain.errors import InvalidPayload
-from domain.rules import NAME_PATTERN
-from reservation.core.cart import CUSTOMER_PATTERN, MAX_CART_LINES, MAX_QUANTITY
-from reservation.payments.money import MAX_AMOUNT
+from domain.rules import MAX_AMOUNT, MAX_CART_LINES, MAX_QUANTITY, NAME_PATTERN
+from reservation.core.cart import CUSTOMER_PATTERN
 
 VALUE_LIMIT = 500  # Stripe's limit of one metadata value
 SEAL = "seal"

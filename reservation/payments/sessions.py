@@ -12,7 +12,8 @@ from stripe.params.checkout import SessionCreateParams
 
 from domain import errors
 from domain.reservations import CartLine, Reservation
-from persistence.checkouts import Checkout, CheckoutStatus
+from domain.statuses import CheckoutStatus
+from persistence.checkouts import Checkout
 from persistence.products import ProductRepository
 from reservation.payments import session_metadata
 from reservation.payments.money import check_total

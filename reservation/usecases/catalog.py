@@ -5,21 +5,28 @@ catalog entry (name, price, currency). A product read is then one Redis call and
 call, and every worker of every process sees a PUT at once. When Redis has no entry (it was
 emptied and rebuilt, or filled by an older version) the read falls back to MongoDB and fills
 Redis with what it served.
+
+The catalog takes and returns domain values (domain/products.py). The JSON it handles is of two
+kinds: the entry it keeps beside the counters (a storage format the `product` script reads), and
+the bytes of a product read, which Redis assembles and this process remembers briefly; where
+Redis cannot assemble them, the HTTP layer's `encode` writes them, so the answer's shape is
+defined by the HTTP layer alone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import builtins
+from collections.abc import Callable
 from functools import partial
 
 import msgspec
 
 from domain import errors
+from domain.products import ProductSpec, StockedProduct
 from domain.reservations import Listed, StockLevel
 from domain.rules import DEFAULT_POOL
 from persistence.products import Product, ProductRepository
-from reservation.api.schemas import ProductIn, ProductList, ProductView, encoder
 from reservation.core.inventory import Inventory
 from reservation.payments.money import check_price
 
@@ -42,6 +49,7 @@ _decode = msgspec.json.Decoder(CatalogEntry).decode
 
 
 def catalog_entry(product: Product) -> str:
+    """The JSON entry Redis keeps beside a product's counters (the `product` script reads it)."""
     return _encode(CatalogEntry(product.name, product.price, product.currency)).decode()
 
 
@@ -54,8 +62,8 @@ def _entry(raw: str | None) -> CatalogEntry | None:
         return None  # unreadable: served from MongoDB instead, like a missing one
 
 
-def _view(sku: str, entry: CatalogEntry, level: StockLevel) -> ProductView:
-    return ProductView(
+def _stocked(sku: str, entry: CatalogEntry, level: StockLevel) -> StockedProduct:
+    return StockedProduct(
         sku=sku,
         name=entry.name,
         price=entry.price,
@@ -69,12 +77,12 @@ def _view(sku: str, entry: CatalogEntry, level: StockLevel) -> ProductView:
     )
 
 
-def product_view(product: Product, level: StockLevel | None) -> ProductView:
+def _recorded(product: Product, level: StockLevel | None) -> StockedProduct:
     # A SKU missing from Redis (lost, not yet reconciled) offers nothing rather than guessing.
     reserved, sold, available = (
         (level.reserved, level.sold, level.available) if level else (0, 0, 0)
     )
-    return ProductView(
+    return StockedProduct(
         sku=product.sku,
         name=product.name,
         price=product.price,
@@ -93,66 +101,71 @@ class Catalog:
         self.products = products
         self.inventory = inventory
 
-    async def put(self, sku: str, body: ProductIn) -> ProductView:
+    async def put(self, sku: str, spec: ProductSpec) -> StockedProduct:
         """Write MongoDB first (the durable truth), then Redis; undo MongoDB if Redis refuses."""
-        check_price(body.price, body.currency)
+        check_price(spec.price, spec.currency)
         current = await self.products.get(sku)
-        pool = body.pool or (current.pool if current else DEFAULT_POOL)
+        pool = spec.pool or (current.pool if current else DEFAULT_POOL)
         product, previous = await self.products.upsert(
             sku,
-            name=body.name,
-            price=body.price,
-            currency=body.currency,
-            stock=body.stock,
+            name=spec.name,
+            price=spec.price,
+            currency=spec.currency,
+            stock=spec.stock,
             pool=pool,
-            max_per_customer=body.max_per_customer,
+            max_per_customer=spec.max_per_customer,
         )
         try:
             level = await self.inventory.stock.set_stock(
                 sku,
-                body.stock,
+                spec.stock,
                 pool=pool,
-                max_per_customer=body.max_per_customer,
+                max_per_customer=spec.max_per_customer,
                 entry=catalog_entry(product),
                 existing=previous is not None,
             )
         except errors.ReservationError:
             await self.products.restore(sku, previous)
             raise
-        return product_view(product, level)
+        return _recorded(product, level)
 
-    async def get_json(self, sku: str) -> bytes:
-        """GET /v1/products/{sku}'s answer, remembered briefly by this process (readcache)."""
-        return await self.inventory.reads.get(("product", sku), partial(self._product_json, sku))
+    async def get_json(self, sku: str, encode: Callable[[StockedProduct], bytes]) -> bytes:
+        """GET /v1/products/{sku}'s answer, remembered briefly by this process (readcache).
 
-    async def list_json(self) -> bytes:
-        """GET /v1/products's answer, remembered briefly by this process (readcache)."""
-        return await self.inventory.reads.get(("list",), self._list_json)
+        `encode` writes the answer when Redis cannot assemble it; the process remembers the
+        bytes whichever wrote them, so every caller passes the HTTP layer's one encoder."""
+        return await self.inventory.reads.get(
+            ("product", sku), partial(self._product_json, sku, encode)
+        )
 
-    async def _list_json(self) -> bytes:
-        return encoder.encode(ProductList(await self.list()))
+    async def list_json(self, encode: Callable[[builtins.list[StockedProduct]], bytes]) -> bytes:
+        """GET /v1/products's answer (`encode` writes it), remembered briefly by this process."""
+        return await self.inventory.reads.get(("list",), partial(self._list_json, encode))
 
-    async def _product_json(self, sku: str) -> bytes:
+    async def _list_json(self, encode: Callable[[builtins.list[StockedProduct]], bytes]) -> bytes:
+        return encode(await self.list())
+
+    async def _product_json(self, sku: str, encode: Callable[[StockedProduct], bytes]) -> bytes:
         """Redis assembles the answer in one call; when Redis cannot (no entry yet, or no
-        counters), the view is built here, as `get` builds it."""
+        counters), the product is read as `get` reads it, and encoded here."""
         try:
             found = await self.inventory.stock.product_json(sku)
         except errors.UnknownSku:
             found = None
         if found is not None:
             return found
-        return encoder.encode(await self.get(sku))
+        return encode(await self.get(sku))
 
-    async def get(self, sku: str) -> ProductView:
+    async def get(self, sku: str) -> StockedProduct:
         try:
             listed = await self.inventory.stock.listing([sku])
         except errors.UnknownSku:
             listed = []  # Redis does not stock it (yet): MongoDB says whether it exists
         if listed and (entry := _entry(listed[0].entry)) is not None:
-            return _view(sku, entry, listed[0].level)
+            return _stocked(sku, entry, listed[0].level)
         return (await self._from_mongodb([sku], {item.level.sku: item for item in listed}))[0]
 
-    async def list(self) -> list[ProductView]:
+    async def list(self) -> list[StockedProduct]:
         pools = await self.inventory.pools.stocked(max_age=POOL_LIST_SECONDS)
         if not pools:  # Redis is empty: MongoDB still knows the catalog
             return await self._from_mongodb(None, {})
@@ -160,21 +173,21 @@ class Catalog:
             *(self.inventory.stock.listing(pool=pool) for pool in pools)
         )
         listed = {item.level.sku: item for items in per_pool for item in items}
-        views: dict[str, ProductView] = {}
+        stocked: dict[str, StockedProduct] = {}
         missing = []
         for sku, item in listed.items():
             entry = _entry(item.entry)
             if entry is None:
                 missing.append(sku)
             else:
-                views[sku] = _view(sku, entry, item.level)
+                stocked[sku] = _stocked(sku, entry, item.level)
         if missing:
-            views.update((view.sku, view) for view in await self._from_mongodb(missing, listed))
-        return [views[sku] for sku in sorted(views)]
+            stocked.update((one.sku, one) for one in await self._from_mongodb(missing, listed))
+        return [stocked[sku] for sku in sorted(stocked)]
 
     async def _from_mongodb(
         self, skus: builtins.list[str] | None, listed: dict[str, Listed]
-    ) -> builtins.list[ProductView]:
+    ) -> builtins.list[StockedProduct]:
         """Products Redis could not describe, from MongoDB; their entries are filled in Redis
         for next time (UnknownSku for a single SKU the catalog does not have)."""
         if skus is None:
@@ -184,12 +197,12 @@ class Catalog:
             if len(skus) == 1 and skus[0] not in found:
                 raise errors.UnknownSku(f"unknown SKU {skus[0]}", sku=skus[0])
             products = [found[sku] for sku in skus if sku in found]
-        views = []
+        stocked = []
         for product in products:
             item = listed.get(product.sku)
             if item is not None:
                 await self.inventory.stock.keep_entry(
                     product.sku, product.pool, catalog_entry(product)
                 )
-            views.append(product_view(product, None if item is None else item.level))
-        return views
+            stocked.append(_recorded(product, None if item is None else item.level))
+        return stocked

@@ -18,8 +18,9 @@ import stripe
 
 from domain import errors
 from domain.outcomes import CommittedLate, Oversold
-from persistence.checkouts import CheckoutRepository, CheckoutStatus
-from persistence.orders import Order, OrderLine, OrderRepository, OrderStatus
+from domain.statuses import CheckoutStatus, OrderStatus
+from persistence.checkouts import CheckoutRepository
+from persistence.orders import Order, OrderLine, OrderRepository
 from persistence.refunds import PendingRefunds
 from reservation.core.inventory import Inventory
 from reservation.payments.events import email_of, payment_intent_of, session_context, text_of

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from domain import errors
 from domain.outcomes import ReleaseRefused
 from domain.reservations import Reservation
-from persistence.checkouts import CheckoutRepository, CheckoutStatus
+from domain.statuses import CheckoutStatus
+from persistence.checkouts import CheckoutRepository
 from reservation.core.inventory import Inventory
 from reservation.core.reservation_ids import pool_of_reservation
 from reservation.metrics import Metrics
