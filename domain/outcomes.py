@@ -173,3 +173,20 @@ class Limited:
     def retry_after(self) -> int:
         """Whole seconds for `Retry-After`: rounded up, at least 1."""
         return max(1, math.ceil(self.retry_after_ms / 1000))
+
+
+@dataclass(frozen=True, slots=True)
+class BelowCommitted:
+    """Refused: the new total is below what is held plus sold (nothing changed)."""
+
+    sku: str
+    reserved: int
+    sold: int
+
+    def error(self) -> errors.StockBelowCommitted:
+        return errors.StockBelowCommitted(
+            f"stock of {self.sku} cannot go below reserved + sold",
+            sku=self.sku,
+            reserved=self.reserved,
+            sold=self.sold,
+        )

@@ -24,15 +24,11 @@ class ProductSpec:
 
 @dataclass(frozen=True, slots=True)
 class StockedProduct:
-    """A catalog product with its live counters: what a product read answers."""
+    """A catalog product with its live counts: what a product read answers. `spec` is the
+    product as recorded (its `pool` always set here, its `stock` the units on hand)."""
 
     sku: str
-    name: str
-    price: int
-    currency: str
-    pool: str
-    stock: int
+    spec: ProductSpec
     reserved: int
     sold: int
     available: int
-    max_per_customer: int | None

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import InvalidRequest
+from domain.products import ProductSpec
 from domain.rules import CURRENCY_REGEX, DEFAULT_POOL, MAX_PRODUCT_NAME, check_name, check_stock
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
@@ -27,6 +28,12 @@ class Product:
     max_per_customer: int | None
     created_at: datetime
     updated_at: datetime
+
+    def spec(self) -> ProductSpec:
+        """What a write set of this product."""
+        return ProductSpec(
+            self.name, self.price, self.currency, self.stock, self.pool, self.max_per_customer
+        )
 
 
 def _check_fields(

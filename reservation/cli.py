@@ -190,7 +190,7 @@ def set_stock(sku: str, total: int, pool: str | None, max_per_customer: int | No
 
     view = with_services(settings, run)
     click.echo(
-        f"{view.sku}: total={view.stock} reserved={view.reserved} "
+        f"{view.sku}: total={view.spec.stock} reserved={view.reserved} "
         f"sold={view.sold} available={view.available}"
     )
 

@@ -16,6 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.rules import DEFAULT_POOL
 from persistence.events import EventTimes
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, utc_text
@@ -163,13 +164,13 @@ async def ops_summary(request: Request) -> Response:
         products=[
             SkuSummary(
                 sku=product.sku,
-                name=product.name,
-                pool=product.pool,
-                total=product.stock,
+                name=product.spec.name,
+                pool=product.spec.pool or DEFAULT_POOL,
+                total=product.spec.stock,
                 held=product.reserved,
                 sold=product.sold,
                 available=product.available,
-                max_per_customer=product.max_per_customer,
+                max_per_customer=product.spec.max_per_customer,
             )
             for product in products
         ],

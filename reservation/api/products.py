@@ -7,6 +7,8 @@ product.lua, and a test holds the two equal).
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,8 +27,14 @@ def product_spec(body: ProductIn) -> ProductSpec:
 
 
 def product_view(product: StockedProduct) -> ProductView:
-    """The HTTP view of a catalog product: ProductView's fields, read from it by name."""
-    return msgspec.convert(product, ProductView, from_attributes=True)
+    """The HTTP view of a catalog product: its recorded fields and its live counts."""
+    return ProductView(
+        sku=product.sku,
+        reserved=product.reserved,
+        sold=product.sold,
+        available=product.available,
+        **asdict(product.spec),
+    )
 
 
 def _product_json(product: StockedProduct) -> bytes:

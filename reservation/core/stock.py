@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 
 from domain import errors
+from domain.outcomes import BelowCommitted
 from domain.reservations import Listed, StockLevel
 from domain.rules import DEFAULT_POOL, check_name, check_stock
 from reservation.core.calls import PoolCalls
@@ -19,7 +20,6 @@ from reservation.lua._pool import NoCounters, text
 from reservation.lua.library import RedisClient
 from reservation.lua.product import decode as decode_product
 from reservation.lua.restore import decode as decode_restore
-from reservation.lua.set_stock import BelowCommitted
 from reservation.lua.set_stock import decode as decode_set_stock
 from reservation.lua.snapshot import decode as decode_snapshot
 

@@ -63,37 +63,16 @@ def _entry(raw: str | None) -> CatalogEntry | None:
 
 
 def _stocked(sku: str, entry: CatalogEntry, level: StockLevel) -> StockedProduct:
-    return StockedProduct(
-        sku=sku,
-        name=entry.name,
-        price=entry.price,
-        currency=entry.currency,
-        pool=level.pool,
-        stock=level.total,
-        reserved=level.reserved,
-        sold=level.sold,
-        available=level.available,
-        max_per_customer=level.max_per_customer,
+    spec = ProductSpec(
+        entry.name, entry.price, entry.currency, level.total, level.pool, level.max_per_customer
     )
+    return StockedProduct(sku, spec, level.reserved, level.sold, level.available)
 
 
 def _recorded(product: Product, level: StockLevel | None) -> StockedProduct:
     # A SKU missing from Redis (lost, not yet reconciled) offers nothing rather than guessing.
-    reserved, sold, available = (
-        (level.reserved, level.sold, level.available) if level else (0, 0, 0)
-    )
-    return StockedProduct(
-        sku=product.sku,
-        name=product.name,
-        price=product.price,
-        currency=product.currency,
-        pool=product.pool,
-        stock=product.stock,
-        reserved=reserved,
-        sold=sold,
-        available=available,
-        max_per_customer=product.max_per_customer,
-    )
+    counts = (level.reserved, level.sold, level.available) if level else (0, 0, 0)
+    return StockedProduct(product.sku, product.spec(), *counts)
 
 
 class Catalog:
