@@ -33,7 +33,7 @@ import httpx
 from harness import servers
 from harness.servers import free_port, log_tail, stop_process, wait_for_http
 from reservation.settings import Settings
-from reservation.stores.embedded import EmbeddedMongo
+from reservation.stores.embedded import EmbeddedMongo, NotInstalled, require_embedded_redis
 
 # What a visitor should see: a drop of a few units (one per customer), a larger stock, and a
 # product with a per-customer limit of two.
@@ -262,6 +262,10 @@ class Demo:
         if self.settings.redis_url is not None:
             return self.settings.redis_url, f"{redact(self.settings.redis_url)} (REDIS_URL)"
         if servers.REDIS_SERVER is None:
+            try:
+                require_embedded_redis()
+            except NotInstalled as exc:
+                raise DemoError(str(exc)) from None
             return None, (
                 "embedded fakeredis inside the service (no redis-server on PATH): "
                 "holds are lost when the demo stops"
@@ -277,7 +281,10 @@ class Demo:
             return self.settings.mongodb_uri, f"{redact(self.settings.mongodb_uri)} (MONGODB_URI)"
         embedded = EmbeddedMongo(data_dir)
         stack.callback(embedded.stop)
-        uri = embedded.start()
+        try:
+            uri = embedded.start()
+        except NotInstalled as exc:
+            raise DemoError(str(exc)) from None
         return uri, f"nx-27017 at {uri}, data in {data_dir / 'data'}"
 
     def spawn(

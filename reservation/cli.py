@@ -22,7 +22,7 @@ from reservation.env_readers import SettingsError
 from reservation.server.serving import StopSignals, run_uvicorn
 from reservation.settings import Settings
 from reservation.settings import help_text as variables_help
-from reservation.stores.embedded import EmbeddedMongo
+from reservation.stores.embedded import EmbeddedMongo, NotInstalled, require_embedded_redis
 
 if TYPE_CHECKING:
     from domain.products import StockedProduct
@@ -247,6 +247,16 @@ def serve(host: str, port: int, workers: int) -> None:
         raise click.UsageError(
             "set REDIS_URL to run more than one worker: the embedded Redis lives in one process"
         )
+    try:
+        if settings.redis_url is None:
+            require_embedded_redis()
+        serve_until_stopped(settings, host, port, workers)
+    except NotInstalled as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def serve_until_stopped(settings: Settings, host: str, port: int, workers: int) -> None:
+    """Start the embedded MongoDB when MONGODB_URI is unset, then uvicorn, until a signal."""
     stop = StopSignals()
     if settings.redis_url is None:
         click.echo(

@@ -52,3 +52,14 @@ def test_without_the_extra_the_embedded_mongodb_names_it(
     monkeypatch.setattr(embedded, "nx_binary", lambda: None)
     with pytest.raises(RuntimeError, match=r"MONGODB_URI is not set .*stripe-reservation\[demo\]"):
         embedded.EmbeddedMongo(tmp_path).start()
+
+
+def test_serve_without_redis_url_or_the_extra_is_refused_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "fakeredis", None)
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    result = CliRunner().invoke(cli.main, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "REDIS_URL is not set" in result.output
+    assert 'pip install "stripe-reservation[demo]"' in result.output

@@ -22,12 +22,24 @@ from reservation.stores.processes import free_port, stop_process, wait_until
 MISSING_EXTRA = 'the embedded stores are not installed: pip install "stripe-reservation[demo]"'
 
 
+class NotInstalled(RuntimeError):
+    """A store is left unset and its embedded stand-in is not installed (the `demo` extra)."""
+
+
+def require_embedded_redis() -> None:
+    """NotInstalled unless fakeredis can be imported (checked before a server starts, so the
+    answer is a clear refusal rather than a worker failing on its lifespan)."""
+    try:
+        import fakeredis  # noqa: F401
+    except ImportError as exc:
+        raise NotInstalled(f"REDIS_URL is not set and {MISSING_EXTRA}") from exc
+
+
 def embedded_redis() -> RedisClient:
     """An in-process Redis (fakeredis with Lua): one process only, nothing kept."""
-    try:
-        import fakeredis
-    except ImportError as exc:
-        raise RuntimeError(f"REDIS_URL is not set and {MISSING_EXTRA}") from exc
+    require_embedded_redis()
+    import fakeredis
+
     client: RedisClient = fakeredis.FakeAsyncRedis(server=fakeredis.FakeServer())
     return client
 
@@ -58,7 +70,7 @@ class EmbeddedMongo:
         """Start the server (same port, same data), wait until it answers; its URI."""
         binary = nx_binary()
         if binary is None:
-            raise RuntimeError(f"MONGODB_URI is not set and {MISSING_EXTRA}")
+            raise NotInstalled(f"MONGODB_URI is not set and {MISSING_EXTRA}")
         data = self.workdir / "data"
         data.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
