@@ -17,6 +17,8 @@ class ReservationStatus(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class CartLine:
+    """One line of a cart: how many units of one SKU."""
+
     sku: str
     quantity: int
 
