@@ -44,6 +44,7 @@ from reservation.operations.recovery import Recovery, watch
 from reservation.operations.sweeper import run_periodically
 from reservation.payments.expiry import SessionExpiry
 from reservation.payments.gate import StripeGate, stripe_client
+from reservation.payments.session_maker import SessionMaker
 from reservation.settings import Settings
 from reservation.stores.connection_queue import QueuedCluster, QueuedRedis
 from reservation.stores.embedded import EmbeddedMongo, embedded_redis
@@ -233,9 +234,7 @@ def _build(
             inventory=inventory,
             products=products,
             checkouts=checkouts,
-            attempts=CheckoutAttempts(db),
-            stripe_client=stripe_api,
-            gate=gate,
+            sessions=SessionMaker(settings, CheckoutAttempts(db), checkouts, stripe_api, gate),
             hold=hold,
             rate_limiter=rate_limiter,
             metrics=metrics,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-import reservation.usecases.checkout
+import reservation.payments.session_maker
 from domain.reservations import CartLine
 from persistence.attempts import CheckoutAttempt
 from reservation.operations.sweeper import sweep
@@ -28,7 +28,7 @@ class Died(BaseException):
 @pytest.fixture(autouse=True)
 def no_caller_left(monkeypatch: pytest.MonkeyPatch) -> None:
     # Every attempt counts as one whose caller is gone, without waiting out the gate's bound.
-    monkeypatch.setattr(reservation.usecases.checkout, "ATTEMPT_GRACE", timedelta(hours=-1))
+    monkeypatch.setattr(reservation.payments.session_maker, "ATTEMPT_GRACE", timedelta(hours=-1))
 
 
 async def attempts(shop: Shop) -> list[dict[str, Any]]:
@@ -112,7 +112,7 @@ async def test_an_attempt_that_never_reached_stripe_is_made_then_expired(shop: S
     rid = (await shop.api.reserve(("tee", 1))).json()["id"]
     held = await services.inventory.holds.get(rid)
     expires_at = session_expiry(held, datetime.now(UTC))
-    await services.checkout.attempts.begin(
+    await services.checkout.sessions.attempts.begin(
         CheckoutAttempt(
             reservation_id=rid,
             idempotency_key=idempotency_key(rid),
@@ -169,7 +169,7 @@ async def test_a_permanent_refusal_leaves_no_attempt(shop: Shop) -> None:
 async def test_an_attempt_past_its_session_expiry_is_dropped_without_a_call(shop: Shop) -> None:
     services = shop.api.services
     past = datetime.now(UTC) - timedelta(minutes=1)
-    await services.checkout.attempts.begin(
+    await services.checkout.sessions.attempts.begin(
         CheckoutAttempt("r-gone", "checkout-session-r-gone", {"mode": "payment"}, past)
     )
     report = await sweep(services)

@@ -49,7 +49,7 @@ async def sweep(services: SweepTargets) -> SweepReport:
     reclaimed = 0
     for pool in await services.inventory.pools.stocked():
         reclaimed += await services.inventory.holds.reclaim(pool)
-    recovered = await services.checkout.resume_stale()
+    recovered = await services.checkout.sessions.resume_stale()
     expired = 0
     for checkout in await services.checkouts.list_open():
         if await _expire_if_lapsed(services, checkout):
