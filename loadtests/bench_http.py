@@ -67,6 +67,7 @@ from loadtests.http_measure import Driver, Run, run_cases
 from loadtests.http_profile import CaseProfile, profiles
 from loadtests.http_report import machine_notes, report, server_log_notes
 from loadtests.http_targets import missed
+from loadtests.http_tokens import verification_costs
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
 from loadtests.reporting import add_json_option
 from loadtests.wrk_driver import WRK_THREADS, wrk_version
@@ -109,6 +110,16 @@ def git_revision() -> str:
     )
 
 
+def token_note() -> str:
+    """What one customer token's verification costs in this process, by algorithm."""
+    costs = verification_costs()
+    shown = ", ".join(f"{algorithm} {usec:.1f} µs" for algorithm, usec in costs.items())
+    return (
+        f"one customer token verified (PyJWT jwt.decode: signature, exp, aud), in this process: "
+        f"{shown} (RS256/ES256: a public key or a JWKS; the server's share is in the token rows)"
+    )
+
+
 async def bench(
     args: argparse.Namespace, mongodb_uri: str, mongo_pid: int | None, workdir: Path
 ) -> int:
@@ -138,7 +149,7 @@ async def bench(
                 found = await profiles(run)
         finally:
             drop_database(mongodb_uri, run.database)
-    run.notes += machine_notes(rows) + server_log_notes(run.logs)
+    run.notes += machine_notes(rows) + server_log_notes(run.logs) + [token_note()]
     report(rows, run, info, found)
     return 0
 

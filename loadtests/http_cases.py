@@ -12,6 +12,7 @@ SKU = "hot"
 SOLD_OUT_SKU = "gone"
 STOCK = 10**11  # far above what a run can hold (the API takes at most 10^12)
 CROWD = 3000  # connections of the many-connections case
+TOKENS = 20_000  # buyers of the token case, each with a token of its own
 LISTED_SKUS = 20  # the list case's catalog: SKU, SOLD_OUT_SKU and these others
 RESERVE_BODY = json.dumps({"items": [{"sku": SKU, "quantity": 1}]}, separators=(",", ":"))
 SOLD_OUT_BODY = RESERVE_BODY.replace(f'"{SKU}"', f'"{SOLD_OUT_SKU}"')
@@ -33,6 +34,9 @@ class Case:
     body: str | None = None
     counts_sku: str | None = None  # the SKU whose `reserved` counter must match the 201s
     connections: int | None = None  # of the load generator; None: the run's --connections
+    # Customer tokens sent as Authorization: Bearer, one buyer's after another, round robin
+    # (loadtests/http_tokens.py); 0: none (an anonymous request).
+    tokens: int = 0
 
     @property
     def route(self) -> str | None:
@@ -59,6 +63,10 @@ CASES = (
         SKU,
         connections=CROWD,
     ),
+    # The same reserve by verified buyers: every request a token of its own (TOKENS of them, so
+    # none repeats within a window's first seconds), and one buyer's token sent again and again.
+    Case("reserve_token", "app", "POST", "/v1/reservations", 201, RESERVE_BODY, SKU, tokens=TOKENS),
+    Case("reserve_same_token", "app", "POST", "/v1/reservations", 201, RESERVE_BODY, SKU, tokens=1),
     Case("reserve_sold_out", "app", "POST", "/v1/reservations", 409, SOLD_OUT_BODY, SOLD_OUT_SKU),
     Case("get_product", "app", "GET", f"/v1/products/{SKU}", 200),
     Case("list_products", "app", "GET", "/v1/products", 200),

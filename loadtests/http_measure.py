@@ -23,6 +23,7 @@ from loadtests.http_cases import CASES, LISTED_SKUS, SKU, SOLD_OUT_SKU, STOCK, U
 from loadtests.http_redis import commands_processed, redis_port, watching
 from loadtests.http_servers import Server, serving
 from loadtests.http_tally import Tally, answered, quiesce, reserved
+from loadtests.http_tokens import SECRET
 from loadtests.httpx_driver import run_httpx
 from loadtests.reporting import fmt
 from loadtests.wrk_driver import run_wrk, write_script
@@ -113,6 +114,11 @@ class Run:
             # flight); they are still counted, so their cost is measured, in the floor too.
             "RESERVATION_MAX_REQUESTS_PER_CLIENT": str(10**9),
             "RESERVATION_MAX_CONNECTIONS_PER_CLIENT": str(10**9),
+            # The token cases' buyers are verified (HS256, loadtests/http_tokens.py); no limit
+            # per customer refuses them (a buyer's token may be sent many times in a window).
+            "RESERVATION_CUSTOMER_TOKEN_SECRET": SECRET,
+            "RESERVATION_CUSTOMER_RATE_LIMIT": "0",
+            "RESERVATION_MAX_HOLDS_PER_CUSTOMER": "0",
         }
 
     @contextlib.asynccontextmanager

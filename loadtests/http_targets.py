@@ -58,6 +58,36 @@ def against_floor(reserve: Row | None, floor: Row | None, name: str, said: str) 
     ]
 
 
+def server_us(row: Row | None) -> float | None:
+    """The server's CPU time per request, in µs (its share of a core over the window)."""
+    if row is None or not row.requests_per_second:
+        return None
+    return row.cpu.server / 100 / row.requests_per_second * 1e6
+
+
+def token_costs(reserve: Row | None, token: Row | None, same: Row | None) -> list[Check]:
+    """What verifying a customer token adds to a reserve's server time (issue 24)."""
+
+    def extra(row: Row | None) -> float | None:
+        with_token, without = server_us(row), server_us(reserve)
+        return None if with_token is None or not without else (with_token / without - 1) * 100
+
+    return [
+        Check(
+            "server time per reserve, a new buyer's HS256 token: % over none",
+            "< 10",
+            extra(token),
+            lambda x: x < 10,
+        ),
+        Check(
+            "server time per reserve, one buyer's token again: % over none",
+            "< 10",
+            extra(same),
+            lambda x: x < 10,
+        ),
+    ]
+
+
 def checks(rows: Sequence[Row], connections: int) -> list[Check]:
     reserve, floor = speed(rows, "reserve"), speed(rows, "floor")
     floor_post = speed(rows, "floor_post")
@@ -74,6 +104,7 @@ def checks(rows: Sequence[Row], connections: int) -> list[Check]:
         # of the same body, read whole): what the app's own code costs, without the cost of
         # receiving a body, which the GET floor does not pay. Shown beside, not instead.
         *against_floor(reserve, floor_post, "floor_post", ", the same request"),
+        *token_costs(reserve, speed(rows, "reserve_token"), speed(rows, "reserve_same_token")),
         Check(
             "2 workers / 1 worker (reserve)",
             "≥ 1.6",

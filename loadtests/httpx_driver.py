@@ -4,11 +4,13 @@ one httpx client, one request after another (slower than the server: it measures
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import httpx
 
 from loadtests.http_cases import Case, Load
+from loadtests.http_tokens import bench_tokens
 from loadtests.reporting import percentile_ms
 
 
@@ -18,6 +20,7 @@ async def run_httpx(url: str, case: Case, seconds: int, connections: int) -> Loa
     non_2xx = errors = 0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
     headers = {"content-type": "application/json"} if case.body is not None else {}
+    tokens = itertools.cycle(bench_tokens(case.tokens) if case.tokens else [None])
     deadline = time.perf_counter() + seconds
 
     async def client(http: httpx.AsyncClient) -> None:
@@ -25,7 +28,9 @@ async def run_httpx(url: str, case: Case, seconds: int, connections: int) -> Loa
         while time.perf_counter() < deadline:
             started = time.perf_counter()
             try:
-                response = await http.request(case.method, url, content=case.body, headers=headers)
+                token = next(tokens)
+                sent = headers if token is None else {**headers, "authorization": f"Bearer {token}"}
+                response = await http.request(case.method, url, content=case.body, headers=sent)
             except httpx.HTTPError:
                 errors += 1
                 continue

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 from loadtests.http_cases import Case, Load
+from loadtests.http_tokens import bench_tokens
 
 WRK_THREADS = 2
 # wrk's own default (2 s) counts a slower answer as a timeout and leaves it out of the
@@ -31,6 +32,18 @@ def wrk_script(case: Case) -> str:
     lines = [f'wrk.method = "{case.method}"']
     if case.body is not None:
         lines += [f"wrk.body = [[{case.body}]]", 'wrk.headers["Content-Type"] = "application/json"']
+    if case.tokens:
+        # Each request the next buyer's token (each of wrk's threads walks the list on its own).
+        tokens = ",".join(f'"Bearer {token}"' for token in bench_tokens(case.tokens))
+        lines += [
+            f"local tokens = {{{tokens}}}",
+            "local next_token = 0",
+            "request = function()",
+            "  next_token = next_token % #tokens + 1",
+            '  wrk.headers["Authorization"] = tokens[next_token]',
+            "  return wrk.format()",
+            "end",
+        ]
     return "\n".join(lines) + "\n" + WRK_DONE
 
 
