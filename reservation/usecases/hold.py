@@ -1,10 +1,12 @@
 """Holding a cart: the one way both POST /v1/reservations and POST /v1/checkout (with `items`)
 set units aside.
 
-One order for both: the sold-out memory, the rate limits, the Idempotency-Key's claim, the
-reserve script, the metrics. A refusal from the memory comes first because it holds nothing,
-asks Redis nothing and Stripe nothing: counting it against the rate limits would cost the
-crowd's refusals the Redis calls the memory is there to save.
+One order for both: whose cart it is (the verified customer, when customer tokens are
+configured: reservation/customers/caller.py), the sold-out memory, the rate limits, the
+Idempotency-Key's claim, the reserve script, the metrics. A refusal from the memory comes
+first (after the customer, which costs no Redis call) because it holds nothing, asks Redis
+nothing and Stripe nothing: counting it against the rate limits would cost the crowd's
+refusals the Redis calls the memory is there to save.
 
 What differs by route, and why:
 
