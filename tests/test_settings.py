@@ -241,3 +241,47 @@ def test_serve_help_says_what_the_readme_says() -> None:
     for variable in VARIABLES:
         assert variable.meaning.replace("`", "") in said
         assert shown_default(variable).replace("`", "") in said
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RESERVATION_CUSTOMER_TOKEN_SECRET", "too-short"),
+        ("RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY", "not a key"),
+        # A private key's PEM, or a curve other than P-256 (ES256), is no key to verify with.
+        ("RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY", "-----BEGIN PRIVATE KEY-----\nAAAA\n"),
+        (
+            "RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY",
+            ec.generate_private_key(ec.SECP384R1())
+            .public_key()
+            .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            .decode(),
+        ),
+        ("RESERVATION_CUSTOMER_JWKS_URL", "file:///etc/passwd"),
+        ("RESERVATION_CUSTOMER_TOKEN_LEEWAY_SECONDS", "-1"),
+    ],
+)
+def test_bad_customer_token_settings_are_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name} "):
+        Settings.from_env({name: value})
+
+
+def test_one_key_of_customer_tokens_at_most_and_the_secret_never_shown() -> None:
+    secret = EVERY_VARIABLE["RESERVATION_CUSTOMER_TOKEN_SECRET"]
+    settings = Settings.from_env({"RESERVATION_CUSTOMER_TOKEN_SECRET": secret})
+    settings.check()
+    assert settings.verifies_customers
+    assert not Settings().verifies_customers
+    assert secret not in repr(settings)
+    with pytest.raises(SettingsError, match="at most one"):
+        Settings.from_env(EVERY_VARIABLE).check()
+    answer = CliRunner().invoke(
+        main,
+        ["stock"],
+        env={
+            "RESERVATION_CUSTOMER_TOKEN_SECRET": secret,
+            "RESERVATION_CUSTOMER_JWKS_URL": "https://shop.example/jwks.json",
+        },
+    )
+    assert answer.exit_code == 2
+    assert "at most one of RESERVATION_CUSTOMER_TOKEN_SECRET" in answer.output
