@@ -4,6 +4,12 @@ ReservationError
  ├── InvalidRequest            bad input, nothing touched            (422 invalid_request)
  │    └── MixedPools           a cart spanning pools                 (422 mixed_pools)
  ├── Unauthorized              admin token missing or wrong          (401 unauthorized)
+ ├── CustomerTokenRequired     a body customer_id without a customer (401 customer_token_required,
+ │                             token, while customer ids are verified WWW-Authenticate: Bearer)
+ ├── InvalidCustomerToken      a customer token malformed, expired,  (401 invalid_customer_token,
+ │                             wrongly signed or for another audience WWW-Authenticate: Bearer)
+ ├── CustomerMismatch          a body customer_id other than the     (403 customer_mismatch)
+ │                             token's subject
  ├── PayloadTooLarge           body over 64 KiB                      (413 payload_too_large)
  ├── UnsupportedMediaType      a body not sent as application/json   (415 unsupported_media_type)
  ├── RequestTimeout            request not received whole in time,   (408 request_timeout)
@@ -66,6 +72,27 @@ class MixedPools(InvalidRequest):
 class Unauthorized(ReservationError):
     code = "unauthorized"
     status_code = 401
+
+
+class CustomerTokenRequired(ReservationError):
+    """A body names a customer, customer ids are verified, and no token says who is asking."""
+
+    code = "customer_token_required"
+    status_code = 401
+
+
+class InvalidCustomerToken(ReservationError):
+    """A customer token that does not verify: nothing of the request is held, counted or kept."""
+
+    code = "invalid_customer_token"
+    status_code = 401
+
+
+class CustomerMismatch(ReservationError):
+    """A body's customer_id is not the customer the token names."""
+
+    code = "customer_mismatch"
+    status_code = 403
 
 
 class PayloadTooLarge(ReservationError):

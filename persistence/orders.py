@@ -45,6 +45,9 @@ class Order:
     currency: str
     customer_email: str | None = None
     payment_intent: str | None = None
+    # The reservation's customer (a verified one when customer tokens are configured), from
+    # the sealed metadata of its Checkout Session.
+    customer_id: str | None = None
     created_at: datetime = field(default_factory=utc_now)
     updated_at: datetime = field(default_factory=utc_now)
     status_history: tuple[tuple[str, datetime], ...] = ()
@@ -63,6 +66,7 @@ def _document(order: Order) -> Document:
         "currency": order.currency,
         "customer_email": order.customer_email,
         "payment_intent": order.payment_intent,
+        "customer_id": order.customer_id,
         "created_at": order.created_at,
         "updated_at": order.updated_at,
         "status_history": [
@@ -84,6 +88,7 @@ def _order(document: Document) -> Order:
         currency=document["currency"],
         customer_email=document.get("customer_email"),
         payment_intent=document.get("payment_intent"),
+        customer_id=document.get("customer_id"),
         created_at=as_utc(document["created_at"]),
         updated_at=as_utc(document["updated_at"]),
         status_history=tuple(
@@ -125,6 +130,7 @@ def _merged(current: Order | None, incoming: Order, now: datetime) -> Order:
         reservation_id=current.reservation_id,
         customer_email=incoming.customer_email or current.customer_email,
         payment_intent=incoming.payment_intent or current.payment_intent,
+        customer_id=incoming.customer_id or current.customer_id,
         created_at=current.created_at,
         updated_at=current.updated_at,
         status_history=history,

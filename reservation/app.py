@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,6 +18,8 @@ from reservation.server.gctuning import tune_after_startup
 from reservation.services import open_services
 from reservation.settings import Settings
 
+logger = logging.getLogger("reservation")
+
 
 def create_app(settings: Settings | None = None) -> Starlette:
     """A Starlette app for `settings` (default: from the environment)."""
@@ -28,6 +31,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not settings.verifies_customers:
+            logger.warning(
+                "customer ids are not verified: per-customer limits, the hold cap and"
+                " Idempotency-Keys trust the customer_id a client sends; set"
+                " RESERVATION_CUSTOMER_TOKEN_SECRET (or _PUBLIC_KEY, or"
+                " RESERVATION_CUSTOMER_JWKS_URL) so that they bind verified customers",
+                extra={"outcome": "customers_unverified"},
+            )
         async with open_services(settings, metrics=metrics) as services:
             app.state.services = services
             tune_after_startup()

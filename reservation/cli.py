@@ -44,9 +44,11 @@ NO_MONGODB_URI = (
 
 def load_settings() -> Settings:
     try:
-        return Settings.from_env()
+        settings = Settings.from_env()
+        settings.check()
     except SettingsError as exc:
         raise click.UsageError(str(exc)) from exc
+    return settings
 
 
 def run_once(work: Coroutine[Any, Any, T]) -> T:

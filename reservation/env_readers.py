@@ -10,6 +10,9 @@ import math
 import re
 from collections.abc import Callable
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
 
 class SettingsError(ValueError):
     """A configuration variable has a value the service cannot use."""
@@ -117,6 +120,45 @@ def secret_list(name: str, raw: str) -> tuple[str, ...]:
                 " print(secrets.token_urlsafe(32))'`)"
             )
     return secrets
+
+
+def secret(name: str, raw: str) -> str:
+    """One secret of at least 32 printable ASCII characters."""
+    if len(raw) < MIN_SESSION_SECRET or not raw.isascii() or not raw.isprintable():
+        raise SettingsError(
+            f"{name} must be a secret of at least {MIN_SESSION_SECRET} printable ASCII"
+            " characters (e.g. `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)"
+        )
+    return raw
+
+
+def http_url(name: str, raw: str) -> str:
+    """An http:// or https:// URL, as written."""
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", raw, flags=re.IGNORECASE):
+        raise SettingsError(f"{name} must be an http:// or https:// URL, not {raw!r}")
+    return raw
+
+
+MIN_RSA_BITS = 2048
+
+
+def public_key(name: str, raw: str) -> str:
+    """A PEM public key that signs RS256 (RSA, 2048 bits or more) or ES256 (EC P-256); a `\\n`
+    written for each line break (as an env file holds it) is read as one."""
+    pem = raw.replace("\\n", "\n").strip() + "\n"
+    try:
+        key = load_pem_public_key(pem.encode())
+    except ValueError:
+        key = None
+    usable = (isinstance(key, rsa.RSAPublicKey) and key.key_size >= MIN_RSA_BITS) or (
+        isinstance(key, ec.EllipticCurvePublicKey) and isinstance(key.curve, ec.SECP256R1)
+    )
+    if not usable:
+        raise SettingsError(
+            f"{name} must be a PEM public key (-----BEGIN PUBLIC KEY-----): RSA of at least"
+            f" {MIN_RSA_BITS} bits (RS256) or EC P-256 (ES256)"
+        )
+    return pem
 
 
 def header_name(name: str, raw: str) -> str:

@@ -16,9 +16,12 @@ from reservation.env_readers import (
     count_or_off,
     flag,
     header_name,
+    http_url,
     per_second,
+    public_key,
     seconds,
     seconds_or_off,
+    secret,
     secret_list,
     text,
     url,
@@ -242,6 +245,51 @@ VARIABLES: tuple[Variable, ...] = (
         " `X-Forwarded-For` (its right-most entry is taken) or `X-Real-IP`; set it only behind"
         " a proxy that writes it, since clients can send any header",
         "none (the socket peer's address; such headers are ignored)",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_TOKEN_SECRET",
+        "customer_token_secret",
+        secret,
+        "the HS256 secret your shop signs customer tokens with (`Authorization: Bearer`, see"
+        " *Customer tokens*): 32 or more characters; with a key set, a request's customer is"
+        " the token's `sub`. Set at most one of this, the public key and the JWKS URL",
+        "none (customer ids are not verified)",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY",
+        "customer_token_public_key",
+        public_key,
+        "or the PEM public key that verifies them: RSA (RS256) or EC P-256 (ES256); `\\n` may"
+        " stand for each line break",
+        "none",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_JWKS_URL",
+        "customer_jwks_url",
+        http_url,
+        "or a JWKS URL of such public keys, chosen by the token's `kid`: kept in memory,"
+        " fetched again every 5 minutes and on an unknown `kid` (at most every 10 s), never per"
+        " request",
+        "none",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_TOKEN_AUDIENCE",
+        "customer_token_audience",
+        text,
+        "the `aud` a customer token must carry",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_TOKEN_ISSUER",
+        "customer_token_issuer",
+        text,
+        "the `iss` a customer token must carry",
+        "none (not checked)",
+    ),
+    Variable(
+        "RESERVATION_CUSTOMER_TOKEN_LEEWAY_SECONDS",
+        "customer_token_leeway_seconds",
+        seconds_or_off,
+        "the clock difference allowed when a token's `exp`, `nbf` and `iat` are checked",
     ),
     Variable(
         "RESERVATION_RESTOCK_ON_REFUND",

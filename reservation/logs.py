@@ -43,7 +43,12 @@ SERVICE_LOGGERS = ("reservation", "persistence")
 
 def secrets_of(settings: Settings) -> tuple[str, ...]:
     """The configured values that must never reach a log line."""
-    values = (settings.stripe_secret_key, settings.stripe_webhook_secret, settings.admin_token)
+    values = (
+        settings.stripe_secret_key,
+        settings.stripe_webhook_secret,
+        settings.admin_token,
+        settings.customer_token_secret,
+    )
     return tuple(value for value in (*values, *settings.session_secrets) if value)
 
 

@@ -38,6 +38,7 @@ from reservation.core.idempotency import IdempotencyKeys
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace
 from reservation.core.ratelimit import RateLimit, RateLimiter
+from reservation.customers.tokens import CustomerTokens
 from reservation.lua.library import RedisClient
 from reservation.metrics import Metrics
 from reservation.operations.recovery import Recovery, watch
@@ -86,6 +87,7 @@ class Services:
     expiry: SessionExpiry
     recovery: Recovery
     rate_limiter: RateLimiter
+    customers: CustomerTokens
 
 
 def redis_client(settings: Settings) -> RedisClient:
@@ -245,6 +247,7 @@ def _build(
         expiry=expiry,
         recovery=recovery,
         rate_limiter=rate_limiter,
+        customers=CustomerTokens(settings),
     )
 
 

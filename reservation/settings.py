@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from reservation.env_readers import SettingsError
 from reservation.env_variables import VARIABLES, Variable
 
 # Every Redis key of the service starts with this (RESERVATION_KEY_PREFIX; core/keys.py).
@@ -96,6 +97,14 @@ class Settings:
     # The header a trusted reverse proxy writes the client's address into (its right-most
     # entry); None: the socket peer's address, and such headers are ignored.
     trusted_proxy_header: str | None = None
+    # Customer tokens (reservation/customers/): the key that verifies them, one of an HS256
+    # secret, a PEM public key (RS256/ES256) or a JWKS URL; none: customer ids are not verified.
+    customer_token_secret: str | None = field(default=None, repr=False)
+    customer_token_public_key: str | None = field(default=None, repr=False)
+    customer_jwks_url: str | None = None
+    customer_token_audience: str = "reservation"
+    customer_token_issuer: str | None = None
+    customer_token_leeway_seconds: float = 30.0
     # Log lines: "text" for people, "json" for one JSON object per line (reservation/logs.py).
     log_format: str = "text"
 
@@ -110,6 +119,22 @@ class Settings:
             if raw:
                 values[variable.field] = variable.read(variable.name, raw)
         return replace(cls(), **values)
+
+    @property
+    def verifies_customers(self) -> bool:
+        """Whether a key of customer tokens is configured: customer ids are then verified."""
+        return any(self._customer_keys())
+
+    def check(self) -> None:
+        """Refuse settings whose variables contradict each other (SettingsError)."""
+        if sum(1 for key in self._customer_keys() if key) > 1:
+            raise SettingsError(
+                "set at most one of RESERVATION_CUSTOMER_TOKEN_SECRET,"
+                " RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY and RESERVATION_CUSTOMER_JWKS_URL"
+            )
+
+    def _customer_keys(self) -> tuple[str | None, ...]:
+        return (self.customer_token_secret, self.customer_token_public_key, self.customer_jwks_url)
 
 
 def shown_default(variable: Variable) -> str:

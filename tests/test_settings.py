@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from reservation.cli import main
 from reservation.env_readers import SettingsError
@@ -18,6 +20,12 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 # A value other than the default for every variable, as a user would write it.
 NEW_SECRET = "new-session-secret-0123456789abcdef"
 OLD_SECRET = "old-session-secret-0123456789abcdef"
+EC_PUBLIC_KEY = (
+    ec.generate_private_key(ec.SECP256R1())
+    .public_key()
+    .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    .decode()
+)
 EVERY_VARIABLE = {
     "REDIS_URL": "redis://cache:6379/2",
     "REDIS_CLUSTER": "On",
@@ -49,6 +57,14 @@ EVERY_VARIABLE = {
     "RESERVATION_CUSTOMER_RATE_WINDOW_SECONDS": "10",
     "RESERVATION_MAX_HOLDS_PER_CUSTOMER": "0",
     "RESERVATION_TRUSTED_PROXY_HEADER": "X-Forwarded-For",
+    # One key of customer tokens is what a service takes (Settings.check); the variables are
+    # read each on its own.
+    "RESERVATION_CUSTOMER_TOKEN_SECRET": "customer-token-secret-0123456789abcdef",
+    "RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY": EC_PUBLIC_KEY,
+    "RESERVATION_CUSTOMER_JWKS_URL": "https://shop.example/.well-known/jwks.json",
+    "RESERVATION_CUSTOMER_TOKEN_AUDIENCE": "drops",
+    "RESERVATION_CUSTOMER_TOKEN_ISSUER": "https://shop.example",
+    "RESERVATION_CUSTOMER_TOKEN_LEEWAY_SECONDS": "5",
     "RESERVATION_RESTOCK_ON_REFUND": "yes",
     "RESERVATION_DATA_DIR": "/var/lib/reservation",
     "RESERVATION_LOG_FORMAT": "json",
@@ -225,3 +241,47 @@ def test_serve_help_says_what_the_readme_says() -> None:
     for variable in VARIABLES:
         assert variable.meaning.replace("`", "") in said
         assert shown_default(variable).replace("`", "") in said
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("RESERVATION_CUSTOMER_TOKEN_SECRET", "too-short"),
+        ("RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY", "not a key"),
+        # A private key's PEM, or a curve other than P-256 (ES256), is no key to verify with.
+        ("RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY", "-----BEGIN PRIVATE KEY-----\nAAAA\n"),
+        (
+            "RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY",
+            ec.generate_private_key(ec.SECP384R1())
+            .public_key()
+            .public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            .decode(),
+        ),
+        ("RESERVATION_CUSTOMER_JWKS_URL", "file:///etc/passwd"),
+        ("RESERVATION_CUSTOMER_TOKEN_LEEWAY_SECONDS", "-1"),
+    ],
+)
+def test_bad_customer_token_settings_are_refused(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name} "):
+        Settings.from_env({name: value})
+
+
+def test_one_key_of_customer_tokens_at_most_and_the_secret_never_shown() -> None:
+    secret = EVERY_VARIABLE["RESERVATION_CUSTOMER_TOKEN_SECRET"]
+    settings = Settings.from_env({"RESERVATION_CUSTOMER_TOKEN_SECRET": secret})
+    settings.check()
+    assert settings.verifies_customers
+    assert not Settings().verifies_customers
+    assert secret not in repr(settings)
+    with pytest.raises(SettingsError, match="at most one"):
+        Settings.from_env(EVERY_VARIABLE).check()
+    answer = CliRunner().invoke(
+        main,
+        ["stock"],
+        env={
+            "RESERVATION_CUSTOMER_TOKEN_SECRET": secret,
+            "RESERVATION_CUSTOMER_JWKS_URL": "https://shop.example/jwks.json",
+        },
+    )
+    assert answer.exit_code == 2
+    assert "at most one of RESERVATION_CUSTOMER_TOKEN_SECRET" in answer.output

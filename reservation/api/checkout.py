@@ -7,9 +7,11 @@ from starlette.responses import Response
 
 from domain.reservations import CartLine
 from reservation.api.bodies import json_response, read_json, require_json, utc_text
+from reservation.api.customers import caller_of
 from reservation.api.ratelimits import counted_address
 from reservation.api.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView
 from reservation.api.services import services
+from reservation.customers.caller import Caller
 from reservation.usecases.checkout import CheckoutRequest
 from reservation.usecases.session_state import session_state
 
@@ -18,20 +20,25 @@ async def create_checkout(request: Request) -> Response:
     state = services(request)
     # Before the address is counted: a form on another site must not spend its visitor's budget.
     require_json(request)
+    # Then who asks: a token that does not verify is refused before anything is counted.
+    caller = await caller_of(state, request)
     await state.checkout.limit_client(counted_address(state, request))
-    checkout = await state.checkout.start(checkout_request(await read_json(request, CheckoutIn)))
+    body = await read_json(request, CheckoutIn)
+    checkout = await state.checkout.start(checkout_request(body, caller))
     view = CheckoutView(
         checkout.reservation_id, checkout.session_id, checkout.url, utc_text(checkout.expires_at)
     )
     return json_response(view, 201)
 
 
-def checkout_request(body: CheckoutIn) -> CheckoutRequest:
-    """The body as the checkout use case takes it."""
+def checkout_request(body: CheckoutIn, caller: Caller) -> CheckoutRequest:
+    """The body, and who sent it, as the checkout use case takes them."""
     items = None
     if body.items is not None:
         items = tuple(CartLine(line.sku, line.quantity) for line in body.items)
-    return CheckoutRequest(body.reservation_id, items, body.customer_id, body.customer_email)
+    return CheckoutRequest(
+        body.reservation_id, items, body.customer_id, body.customer_email, caller
+    )
 
 
 async def get_checkout(request: Request) -> Response:

@@ -181,5 +181,6 @@ async def ops_summary(request: Request) -> Response:
         webhooks=webhooks,
         stripe_gate=gate_summary(state),
         rates=rates_summary(state),
+        customer_ids_verified=state.settings.verifies_customers,
     )
     return json_response(summary)

@@ -9,7 +9,13 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain.errors import PaymentProviderUnavailable, RateLimited, ReservationError
+from domain.errors import (
+    CustomerTokenRequired,
+    InvalidCustomerToken,
+    PaymentProviderUnavailable,
+    RateLimited,
+    ReservationError,
+)
 from reservation.api.bodies import json_response
 from reservation.api.schemas import ErrorBody
 
@@ -61,7 +67,11 @@ def error_answer(exc: ReservationError) -> Response:
     retry_after = 1
     if isinstance(exc, PaymentProviderUnavailable | RateLimited):
         retry_after = exc.retry_after
-    return error_response(exc.status_code, exc.code, exc.message, exc.details, retry_after)
+    response = error_response(exc.status_code, exc.code, exc.message, exc.details, retry_after)
+    if isinstance(exc, InvalidCustomerToken | CustomerTokenRequired):
+        # A 401 names the scheme of the credentials it asks for (RFC 9110 §11.6.1).
+        response.headers["WWW-Authenticate"] = "Bearer"
+    return response
 
 
 async def on_reservation_error(request: Request, exc: Exception) -> Response:

@@ -62,6 +62,7 @@ class Operation(Route):
         parameters: Sequence[Parameter] = (),
         errors: Sequence[type[ReservationError]] = (),
         admin: bool = False,
+        customer: bool = False,
     ) -> None:
         super().__init__(path, endpoint, methods=[method])
         self.method = method.upper()
@@ -74,6 +75,8 @@ class Operation(Route):
             (Unauthorized, *errors) if admin else tuple(errors)
         )
         self.admin = admin
+        # A buyer's route: it takes a customer token (reservation/customers/), optional.
+        self.customer = customer
         declared = {p.name for p in parameters if p.where == "path"}
         if declared != set(self.param_convertors):
             raise ValueError(f"{method} {path}: path parameters {sorted(declared)} declared")
@@ -115,7 +118,16 @@ def openapi_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
         },
         "components": {
             "schemas": components,
-            "securitySchemes": {"adminToken": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "adminToken": {"type": "http", "scheme": "bearer"},
+                "customerToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "bearerFormat": "JWT",
+                    "description": "the buyer's token, signed by the shop: README, *Customer"
+                    " tokens*. Required to name a customer_id once customer ids are verified",
+                },
+            },
         },
         "paths": paths,
     }
@@ -126,6 +138,8 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
     operation: dict[str, Any] = {"operationId": endpoint, "summary": op.summary}
     if op.admin:
         operation["security"] = [{"adminToken": []}]
+    if op.customer:
+        operation["security"] = [{}, {"customerToken": []}]  # anonymous, or a customer
     if op.parameters:
         operation["parameters"] = [_parameter(p, schema_of[p.schema]) for p in op.parameters]
     if op.body is not None:
@@ -187,6 +201,10 @@ def _error_answer(status: int, codes: list[str]) -> dict[str, Any]:
             }
         },
     }
+    if status == 401 and "invalid_customer_token" in codes:
+        answer["headers"] = {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}
+        }
     if status in (429, 503):
         answer["headers"] = {
             "Retry-After": {

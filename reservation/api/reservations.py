@@ -7,10 +7,12 @@ from starlette.responses import Response
 
 from domain.reservations import Reservation
 from reservation.api.bodies import json_response, read_json, utc_text
+from reservation.api.customers import caller_of
 from reservation.api.ratelimits import counted_address
 from reservation.api.schemas import CartLineView, ReservationIn, ReservationView
 from reservation.api.services import services
 from reservation.usecases.hold import HoldRequest
+from reservation.usecases.lookup import look_up
 from reservation.usecases.release import release
 
 
@@ -29,11 +31,13 @@ def reservation_view(
 
 async def create_reservation(request: Request) -> Response:
     state = services(request)
+    caller = await caller_of(state, request)
     body = await read_json(request, ReservationIn)
     held = await state.hold(
         HoldRequest(
             items=[(line.sku, line.quantity) for line in body.items],
             customer_id=body.customer_id,
+            caller=caller,
             idempotency_key=request.headers.get("idempotency-key"),
             client_address=counted_address(state, request),
         )
@@ -44,10 +48,13 @@ async def create_reservation(request: Request) -> Response:
 
 async def get_reservation(request: Request) -> Response:
     state = services(request)
-    reservation = await state.inventory.holds.get(request.path_params["reservation_id"])
-    checkout = await state.checkouts.get_by_reservation(reservation.id)
-    session_id = None if checkout is None else checkout.session_id
-    return json_response(reservation_view(reservation, session_id))
+    found = await look_up(
+        state.inventory,
+        state.checkouts,
+        await caller_of(state, request),
+        request.path_params["reservation_id"],
+    )
+    return json_response(reservation_view(found.reservation, found.checkout_session_id))
 
 
 async def delete_reservation(request: Request) -> Response:
@@ -58,5 +65,6 @@ async def delete_reservation(request: Request) -> Response:
         state.expiry,
         state.metrics,
         request.path_params["reservation_id"],
+        await caller_of(state, request),
     )
     return json_response(reservation_view(released.reservation, released.checkout_session_id))

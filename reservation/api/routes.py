@@ -15,9 +15,12 @@ from msgspec import Meta
 from domain.errors import (
     AlreadyCommitted,
     CustomerLimitExceeded,
+    CustomerMismatch,
     CustomerRequired,
+    CustomerTokenRequired,
     HoldCapReached,
     InsufficientStock,
+    InvalidCustomerToken,
     InvalidPayload,
     InvalidRequest,
     InvalidSignature,
@@ -103,6 +106,9 @@ HOLD_REFUSALS = (
 )
 # The routes that hold stock or ask Stripe: limited per client address and per customer id.
 LIMITED = (RateLimited,)
+# A buyer's routes with a body that may name a customer, and those of one reservation.
+CUSTOMER = (InvalidCustomerToken, CustomerTokenRequired, CustomerMismatch)
+OWNER = (InvalidCustomerToken,)
 
 ROUTES = [
     Operation(
@@ -141,7 +147,8 @@ ROUTES = [
         parameters=[IDEMPOTENCY_KEY],
         body=ReservationIn,
         answer=Answer(201, "the hold", ReservationView),
-        errors=(*BODY, *HOLD_REFUSALS, *LIMITED, *STORAGE),
+        errors=(*CUSTOMER, *BODY, *HOLD_REFUSALS, *LIMITED, *STORAGE),
+        customer=True,
     ),
     Operation(
         "GET",
@@ -150,7 +157,8 @@ ROUTES = [
         "A reservation as it stands now (a lapsed hold reads as expired)",
         parameters=[RESERVATION],
         answer=Answer(200, "the reservation", ReservationView),
-        errors=(NotFound, *STORAGE),
+        errors=(*OWNER, NotFound, *STORAGE),
+        customer=True,
     ),
     Operation(
         "DELETE",
@@ -159,7 +167,8 @@ ROUTES = [
         "Release a hold (idempotent); its open Checkout Session is expired at Stripe first",
         parameters=[RESERVATION],
         answer=Answer(200, "the reservation, released", ReservationView),
-        errors=(NotFound, AlreadyCommitted, *STORAGE),
+        errors=(*OWNER, NotFound, AlreadyCommitted, *STORAGE),
+        customer=True,
     ),
     Operation(
         "POST",
@@ -168,7 +177,9 @@ ROUTES = [
         "A Stripe Checkout Session for a held reservation, or for a cart reserved now",
         body=CheckoutIn,
         answer=Answer(201, "the session to send the buyer to", CheckoutView),
+        customer=True,
         errors=(
+            *CUSTOMER,
             *BODY,
             NotFound,
             *HOLD_REFUSALS,

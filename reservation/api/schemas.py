@@ -267,6 +267,8 @@ class OpsSummary(Struct):
     webhooks: WebhooksSummary
     stripe_gate: GateSummary
     rates: RatesSummary
+    # False: no key of customer tokens is configured, so customer ids are whatever clients send.
+    customer_ids_verified: bool
 
 
 class ErrorBody(Struct):

@@ -13,6 +13,7 @@ from persistence.checkouts import Checkout, CheckoutRepository
 from persistence.products import ProductRepository
 from reservation.core.inventory import Inventory
 from reservation.core.ratelimit import RateLimiter
+from reservation.customers.caller import ANYONE, Caller
 from reservation.metrics import Metrics
 from reservation.payments.expiry import SessionExpiry
 from reservation.payments.session_maker import SessionMaker
@@ -29,12 +30,14 @@ logger = logging.getLogger("reservation.checkout")
 
 @dataclass(frozen=True, slots=True)
 class CheckoutRequest:
-    """Either `reservation_id` (a held reservation) or `items` (held first, then checked out)."""
+    """Either `reservation_id` (a held reservation) or `items` (held first, then checked out);
+    `caller`: who asks (a verified customer checks out only their own reservations)."""
 
     reservation_id: str | None = None
     items: tuple[CartLine, ...] | None = None
     customer_id: str | None = None
     customer_email: str | None = None
+    caller: Caller = ANYONE
 
 
 def _context(reservation: Reservation) -> dict[str, object]:
@@ -135,13 +138,20 @@ class CheckoutService:
             # the sold-out memory), before any catalog read. A cart that cannot be paid gives
             # its hold straight back (in `_session_for`).
             held = await self.hold(
-                HoldRequest(items=request.items, customer_id=request.customer_id, for_checkout=True)
+                HoldRequest(
+                    items=request.items,
+                    customer_id=request.customer_id,
+                    caller=request.caller,
+                    for_checkout=True,
+                )
             )
             return await self._session_for(held.reservation, None, request.customer_email)
         assert request.reservation_id is not None
+        request.caller.acting_for(request.customer_id)  # a body id without its token: refused
         if request.customer_id is not None:
             raise errors.InvalidRequest("customer_id belongs to the reservation already")
         reservation = await self.inventory.holds.get(request.reservation_id)
+        request.caller.check_owns(reservation.id, reservation.customer_id)
         # Asking again for the session of a reservation is a request of its customer too.
         await limit_customer(self.rate_limiter, reservation.customer_id)
         existing = await self.checkouts.get_by_reservation(reservation.id)

@@ -1,10 +1,12 @@
 """Holding a cart: the one way both POST /v1/reservations and POST /v1/checkout (with `items`)
 set units aside.
 
-One order for both: the sold-out memory, the rate limits, the Idempotency-Key's claim, the
-reserve script, the metrics. A refusal from the memory comes first because it holds nothing,
-asks Redis nothing and Stripe nothing: counting it against the rate limits would cost the
-crowd's refusals the Redis calls the memory is there to save.
+One order for both: whose cart it is (the verified customer, when customer tokens are
+configured: reservation/customers/caller.py), the sold-out memory, the rate limits, the
+Idempotency-Key's claim, the reserve script, the metrics. A refusal from the memory comes
+first (after the customer, which costs no Redis call) because it holds nothing, asks Redis
+nothing and Stripe nothing: counting it against the rate limits would cost the crowd's
+refusals the Redis calls the memory is there to save.
 
 What differs by route, and why:
 
@@ -33,6 +35,7 @@ from reservation.core.idempotency import IdempotencyKeys, check_key, fingerprint
 from reservation.core.inventory import Inventory
 from reservation.core.ratelimit import RateLimiter
 from reservation.core.reservation_ids import new_reservation_id
+from reservation.customers.caller import ANYONE, Caller
 from reservation.lua._pool import encode_cart
 from reservation.metrics import Metrics
 from reservation.usecases.limits import limit_client, limit_customer
@@ -50,12 +53,15 @@ REFUSALS = {
 class HoldRequest:
     """A cart to hold, as the client sent it.
 
-    `client_address`: what the limit per client address counts; None when the caller counted
-    it already (POST /v1/checkout, before its body was read). `for_checkout`: the first step
-    of a checkout, whose request is counted as a checkout, not here."""
+    `customer_id`: the body's; `caller`: who sent it (reservation/customers/caller.py), whose
+    verified customer the cart is held for when customer ids are verified. `client_address`:
+    what the limit per client address counts; None when the caller counted it already (POST
+    /v1/checkout, before its body was read). `for_checkout`: the first step of a checkout,
+    whose request is counted as a checkout, not here."""
 
     items: CartInput
     customer_id: str | None = None
+    caller: Caller = ANYONE
     idempotency_key: str | None = None
     client_address: str | None = None
     for_checkout: bool = False
@@ -79,9 +85,11 @@ class Hold:
 
     async def __call__(self, request: HoldRequest) -> Held:
         """The cart held (or, under a claimed Idempotency-Key, the reservation it stands for)."""
+        # Whose cart, first: a body naming a customer its token does not is refused before
+        # anything is counted for anybody (the limits, the cap and the key's scope are its).
+        customer_id = request.caller.acting_for(request.customer_id)
         lines = normalize_cart(request.items)
         key = None if request.idempotency_key is None else check_key(request.idempotency_key)
-        customer_id = request.customer_id
         remembered = self.inventory.sold_out.refusal(lines)
         if remembered is not None and await self._refusal_stands(lines, key, customer_id):
             self._count(request, REFUSALS[OutOfStock])

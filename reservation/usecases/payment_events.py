@@ -90,6 +90,7 @@ class PaymentEvents:
                 currency=text_of(session.get("currency")) or "",
                 customer_email=email_of(email) or email_of(session.get("customer_email")),
                 payment_intent=payment_intent_of(session),
+                customer_id=cart.customer_id,
             )
         )
 

@@ -18,6 +18,7 @@ from domain.statuses import CheckoutStatus
 from persistence.checkouts import CheckoutRepository
 from reservation.core.inventory import Inventory
 from reservation.core.reservation_ids import pool_of_reservation
+from reservation.customers.caller import ANYONE, Caller
 from reservation.metrics import Metrics
 from reservation.payments.expiry import SessionExpiry
 
@@ -34,10 +35,15 @@ async def release(
     expiry: SessionExpiry,
     metrics: Metrics,
     reservation_id: str,
+    caller: Caller = ANYONE,
 ) -> Release:
     """The reservation released (or as it was, if it was no longer held); AlreadyCommitted
-    once it is paid for (counted in reservation_releases_total{outcome})."""
+    once it is paid for (counted in reservation_releases_total{outcome}). A verified
+    customer's reservation is released by that customer alone (NotFound for anybody else)."""
     pool_of_reservation(reservation_id)  # a malformed id is a 404 before any lookup
+    if caller.verifying:
+        reservation = await inventory.holds.get(reservation_id)
+        caller.check_owns(reservation_id, reservation.customer_id)
     checkout = await checkouts.get_by_reservation(reservation_id)
     if checkout is not None and checkout.status is CheckoutStatus.OPEN:
         expiry_result = await expiry.expire(checkout.session_id)

@@ -142,6 +142,19 @@
     chart(summary.rates);
     document.getElementById("updated").textContent =
       `Updated ${time(summary.generated_at)}. The gate and the chart are this server process's.`;
+    customerNote(summary.customer_ids_verified);
+  }
+
+  // Without a key of customer tokens, per-customer limits trust whatever id a client sends.
+  function customerNote(verified) {
+    let note = document.getElementById("unverified");
+    if (!note) {
+      note = el("p", { id: "unverified", class: "message bad", role: "status" });
+      document.getElementById("updated").after(note);
+    }
+    note.hidden = verified;
+    note.textContent = verified ? "" : "Customer ids are not verified: set RESERVATION_CUSTOMER_TOKEN_SECRET " +
+      "(or a public key, or a JWKS URL) so that per-customer limits bind real buyers.";
   }
 
   function buckets(series, step) {

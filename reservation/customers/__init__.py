@@ -1,0 +1,1 @@
+"""Who a buyer is: customer tokens (JWTs the shop signs) verified, and the caller they name."""
