@@ -148,7 +148,7 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
                     drain(stack)
                     print("sweep:", sweep(stack), flush=True)
                     undelivered = drain(stack)
-                    passed, report = verify(stack)
+                    passed, report = verify(stack, report_dir / "flash-sale_stats.csv")
                     rows = locust_rows(report_dir)
                     totals = sale_totals(stack)
                     rates = webhook_rates(stack)
