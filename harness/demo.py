@@ -17,8 +17,8 @@ drops the other customer-token settings (a public key, a JWKS URL, an audience, 
 A stop request (Ctrl-C, SIGTERM) or a child that dies stops everything it started, newest first.
 
 The children run in sessions of their own, so a Ctrl-C typed in the terminal reaches the
-demo alone and the demo stops them in order: the service first (it finishes its requests),
-then the simulator, then the stores.
+demo alone and the demo stops them in order: the shop's backend first, then the service (it
+finishes its requests), then the simulator, then the stores.
 """
 
 from __future__ import annotations

@@ -126,12 +126,14 @@ async def forward(request: Request) -> Response:
     return response
 
 
-def app(secret: str, upstream: str) -> Starlette:
-    """The shop backend: /shop and /shop/token here, everything else at `upstream`."""
+def app(secret: str, upstream: str, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """The shop backend: /shop and /shop/token here, everything else at `upstream` (through
+    `transport`, for the tests; default: the network)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(application: Starlette) -> AsyncIterator[None]:
-        async with httpx.AsyncClient(base_url=upstream, timeout=30) as client:
+        client = httpx.AsyncClient(base_url=upstream, timeout=30, transport=transport)
+        async with client:
             application.state.upstream = client
             yield
 
