@@ -24,7 +24,9 @@ def demo(host: str, port: int) -> None:
     Redis: REDIS_URL, else a redis-server started here (when the binary is on PATH), else
     the embedded fakeredis. MongoDB: MONGODB_URI, else nx-27017 with its data in
     RESERVATION_DATA_DIR (default .reservation), so orders survive a restart. Payments always
-    go to the simulator (its pay page has Pay, Decline, Pay later and Cancel). Products are
+    go to the simulator (its pay page has Pay, Decline, Pay later and Cancel). Visitors type a
+    name in the storefront and a small shop backend (demo only) hands them a customer token
+    signed with RESERVATION_CUSTOMER_TOKEN_SECRET (else a fresh one). Products are
     seeded when the catalog is empty; holds last 2 minutes unless RESERVATION_HOLD_SECONDS
     says otherwise. Ctrl-C or SIGTERM stops everything it started.
     """

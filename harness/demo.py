@@ -3,14 +3,22 @@
 The demo is a small supervisor. It picks the stores (REDIS_URL, else a `redis-server` of its
 own on a free loopback port, else the embedded fakeredis inside the service; MONGODB_URI,
 else nx-27017 with its files in the data directory, so orders survive a restart), starts the
-Stripe simulator and `reservation serve` as child processes wired to each other (the API base,
-the webhook URL and its secret, PUBLIC_URL and the admin token agree on both sides), seeds a
-few products when the catalog is empty, prints where to look, and waits. A stop request
-(Ctrl-C, SIGTERM) or a child that dies stops everything it started, newest first.
+Stripe simulator, `reservation serve` and the shop's backend (harness/shop_front.py) as child
+processes wired to each other (the API base, the webhook URL and its secret, PUBLIC_URL, the
+admin token and the customer tokens' secret agree on every side), seeds a few products when the
+catalog is empty, prints where to look, and waits.
+
+Visitors reach the shop's backend on --port: it hands out customer tokens (a visitor types a
+name in the storefront) and passes everything else to the service, which listens on a port of
+its own. The service verifies those tokens with RESERVATION_CUSTOMER_TOKEN_SECRET: the caller's,
+else a fresh one; the demo's shop signs HS256 tokens for the default audience, so the demo
+drops the other customer-token settings (a public key, a JWKS URL, an audience, an issuer).
+
+A stop request (Ctrl-C, SIGTERM) or a child that dies stops everything it started, newest first.
 
 The children run in sessions of their own, so a Ctrl-C typed in the terminal reaches the
-demo alone and the demo stops them in order: the service first (it finishes its requests),
-then the simulator, then the stores.
+demo alone and the demo stops them in order: the shop's backend first, then the service (it
+finishes its requests), then the simulator, then the stores.
 """
 
 from __future__ import annotations
@@ -24,48 +32,33 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from harness import servers
+from harness.customer_tokens import SECRET_VARIABLE, new_secret
+from harness.demo_catalog import DEMO_PRODUCTS, SeedError, seed
 from harness.servers import free_port, log_tail, stop_process, wait_for_http
 from reservation.settings import Settings
 from reservation.stores.embedded import EmbeddedMongo, NotInstalled, require_embedded_redis
 
-# What a visitor should see: a drop of a few units (one per customer), a larger stock, and a
-# product with a per-customer limit of two.
-DEMO_PRODUCTS: tuple[tuple[str, dict[str, Any]], ...] = (
-    (
-        "sneaker-drop",
-        {
-            "name": "Numbered sneaker drop",
-            "price": 18900,
-            "currency": "eur",
-            "stock": 5,
-            "max_per_customer": 1,
-        },
-    ),
-    ("hoodie", {"name": "Heavyweight hoodie", "price": 6900, "currency": "eur", "stock": 200}),
-    (
-        "signed-poster",
-        {
-            "name": "Signed tour poster",
-            "price": 2500,
-            "currency": "eur",
-            "stock": 30,
-            "max_per_customer": 2,
-        },
-    ),
-)
 # Short holds, so a visitor sees units come back; a sweeper often enough to see it happen.
 # Either is kept when its variable is set.
 DEMO_DEFAULTS = {"RESERVATION_HOLD_SECONDS": "120", "RESERVATION_SWEEP_SECONDS": "5"}
 # The simulator takes any key; the service needs one to talk to "Stripe".
 DEMO_STRIPE_KEY = "sk_test_reservation_demo"
 START_SECONDS = 60.0
+# The customer-token settings the demo's shop cannot sign for (it signs HS256 tokens for the
+# default audience with the demo's secret).
+FOREIGN_TOKEN_SETTINGS = (
+    "RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY",
+    "RESERVATION_CUSTOMER_JWKS_URL",
+    "RESERVATION_CUSTOMER_TOKEN_AUDIENCE",
+    "RESERVATION_CUSTOMER_TOKEN_ISSUER",
+)
+__all__ = ["DEMO_PRODUCTS", "Demo", "DemoError"]
 POLL_SECONDS = 0.1  # how soon a stop request or a dead child is seen
 
 
@@ -84,15 +77,19 @@ class Child:
 
 @dataclass(frozen=True, slots=True)
 class Wiring:
-    """What ties the service and the simulator together: where each listens, and the secrets
-    both sides must agree on."""
+    """What ties the service, the shop's backend and the simulator together: where each
+    listens, and the secrets both sides must agree on. `url` is the shop's (what visitors and
+    Stripe's redirects reach), `service_url` the service's own."""
 
     url: str
+    service_port: int
+    service_url: str
     sim_port: int
     sim_url: str
     webhook_secret: str
     admin_token: str
     session_secret: str
+    customer_token_secret: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,18 +184,19 @@ class Demo:
         wiring = self.wiring()
         sim = self.spawn(stack, "stripe-sim", self.simulator_arguments(wiring), self.environ, logs)
         env = self.service_env(wiring, redis_url, mongodb_uri, data_dir)
-        serve = self.spawn(
-            stack,
-            "serve",
-            ["serve", "--host", self.host, "--port", str(self.port)],
-            env,
-            logs,
-        )
+        serve_arguments = ["serve", "--host", "127.0.0.1", "--port", str(wiring.service_port)]
+        serve = self.spawn(stack, "serve", serve_arguments, env, logs)
+        shop_arguments = self.shop_arguments(wiring)
+        shop = self.spawn(stack, "shop", shop_arguments, env, logs, "harness.shop_front")
         self.wait_ready("the Stripe simulator", f"{wiring.sim_url}/_sim/faults", sim, stopped)
-        self.wait_ready("the service", f"{wiring.url}/readyz", serve, stopped)
+        self.wait_ready("the service", f"{wiring.service_url}/readyz", serve, stopped)
+        self.wait_ready("the shop's backend", f"{wiring.url}/shop", shop, stopped)
         if stopped():
             return None
-        seeded = seed(wiring.url, wiring.admin_token)
+        try:
+            seeded = seed(wiring.service_url, wiring.admin_token)
+        except SeedError as exc:
+            raise DemoError(str(exc)) from None
         return Running(
             url=wiring.url,
             ops_url=f"{wiring.url}/ops",
@@ -212,23 +210,34 @@ class Demo:
 
     def wiring(self) -> Wiring:
         """Where the service and the simulator listen, and the secrets both sides must share."""
-        sim_port = free_port()
+        sim_port, service_port = free_port(), free_port()
         return Wiring(
             url=url_of(self.host, self.port),
+            service_port=service_port,
+            service_url=url_of("127.0.0.1", service_port),
             sim_port=sim_port,
             sim_url=url_of(self.host, sim_port),
             webhook_secret="whsec_" + secrets.token_urlsafe(24),
             admin_token=self.settings.admin_token or secrets.token_urlsafe(18),
             # Sessions of an earlier run are still known by their records in MongoDB.
             session_secret=",".join(self.settings.session_secrets) or secrets.token_urlsafe(32),
+            customer_token_secret=self.environ.get(SECRET_VARIABLE, "").strip() or new_secret(),
         )
 
     def simulator_arguments(self, wiring: Wiring) -> list[str]:
         """`reservation stripe-sim` delivering its webhooks to the service, signed."""
         return [
             *("stripe-sim", "--host", self.host, "--port", str(wiring.sim_port)),
-            *("--webhook-url", f"{wiring.url}/v1/webhooks/stripe"),
+            *("--webhook-url", f"{wiring.service_url}/v1/webhooks/stripe"),
             *("--webhook-secret", wiring.webhook_secret),
+        ]
+
+    def shop_arguments(self, wiring: Wiring) -> list[str]:
+        """The shop's backend on the demo's port, in front of the service (its secret comes
+        with the service's environment)."""
+        return [
+            *("--host", self.host, "--port", str(self.port)),
+            *("--upstream", wiring.service_url),
         ]
 
     def service_env(
@@ -239,6 +248,8 @@ class Demo:
         env = {**DEMO_DEFAULTS, **self.environ}
         env.pop("REDIS_URL", None)
         env.pop("REDIS_CLUSTER", None)
+        for name in FOREIGN_TOKEN_SETTINGS:
+            env.pop(name, None)
         if redis_url is not None:
             env["REDIS_URL"] = redis_url
             if self.settings.redis_cluster and redis_url == self.settings.redis_url:
@@ -253,6 +264,7 @@ class Demo:
                 "PUBLIC_URL": wiring.url,
                 "RESERVATION_ADMIN_TOKEN": wiring.admin_token,
                 "RESERVATION_DATA_DIR": str(data_dir),
+                SECRET_VARIABLE: wiring.customer_token_secret,
             }
         )
         return env
@@ -294,11 +306,12 @@ class Demo:
         arguments: list[str],
         env: Mapping[str, str],
         logs: Path,
+        module: str = "reservation",
     ) -> Child:
         log = logs / f"{name}.log"
         with log.open("wb") as output:
             process = subprocess.Popen(
-                [sys.executable, "-m", "reservation", *arguments],
+                [sys.executable, "-m", module, *arguments],
                 env=dict(env),
                 stdout=output,
                 stderr=subprocess.STDOUT,
@@ -335,21 +348,6 @@ class Demo:
             time.sleep(POLL_SECONDS)
 
 
-def seed(url: str, admin_token: str) -> tuple[str, ...]:
-    """PUT the demo products when the catalog is empty; the SKUs written (none otherwise)."""
-    headers = {"Authorization": f"Bearer {admin_token}"}
-    with httpx.Client(base_url=url, timeout=10, headers=headers) as client:
-        listed = client.get("/v1/products")
-        listed.raise_for_status()
-        if listed.json()["data"]:
-            return ()
-        for sku, body in DEMO_PRODUCTS:
-            answer = client.put(f"/v1/products/{sku}", json=body)
-            if answer.status_code != 200:
-                raise DemoError(f"seeding {sku} was refused: {answer.status_code} {answer.text}")
-    return tuple(sku for sku, _ in DEMO_PRODUCTS)
-
-
 def redact(url: str) -> str:
     """A store URL without its password, fit to print."""
     parsed = httpx.URL(url)
@@ -369,6 +367,7 @@ def banner(running: Running) -> str:
         "reservation demo is running",
         "",
         f"  storefront          {running.url}/",
+        f"  shop backend        {running.url}/shop/token  (type a name: a customer token)",
         f"  operations page     {running.ops_url}",
         f"  admin token         {running.admin_token}",
         f"  Stripe simulator    {running.sim_url}  (pay, decline, pay later or cancel there)",

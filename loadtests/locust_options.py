@@ -3,9 +3,12 @@ and the buyers' payment mix they give."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from locust.env import Environment
+
+from harness.customer_tokens import SECRET_VARIABLE
 
 PAYMENTS = ("paid", "declined", "delayed_paid", "delayed_failed", "cancelled")
 DEFAULT_MIX = "paid=70,declined=10,delayed_paid=10,delayed_failed=5,cancelled=5"
@@ -54,12 +57,23 @@ def add_options(parser: Any) -> None:
         "--buyers", type=int, default=0, help="this many of the users are buyers (0: by weight)"
     )
     group.add_argument(
+        "--customer-token-secret",
+        default="",
+        help=f"the shop's secret: every buyer's token is signed with it (default: {SECRET_VARIABLE}"
+        " from the environment, which keeps it off the command line; none: buyers send no token)",
+    )
+    group.add_argument(
         "--arrival-jitter",
         type=float,
         default=1.0,
         help="a new user waits up to this long (at random) before its first request: Locust "
         "spawns a second's worth of users at once, and they would otherwise all ask at once",
     )
+
+
+def customer_token_secret(parsed: Any) -> str:
+    """The secret buyers' tokens are signed with ("": none)."""
+    return str(parsed.customer_token_secret or os.environ.get(SECRET_VARIABLE, ""))
 
 
 def options(environment: Environment) -> Any:

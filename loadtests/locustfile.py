@@ -4,8 +4,8 @@
         --users 2000 --run-time 60s --tags crowd buyers \\
         --sim-url http://127.0.0.1:12111 --admin-token TOKEN --stock 100
 
-Pick scenarios with Locust's tags (`--tags crowd shoppers buyers abandoners browsers`; none:
-all of them). Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from
+Pick scenarios with Locust's tags (`--tags crowd shoppers buyers abandoners browsers bots`;
+none: all of them). Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from
 the options below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
 With `--admin-token` and `--stock`, the products are created at the start (a hot SKU and
 `--skus` others). Buyers pay through the Stripe simulator's programmatic endpoints
@@ -17,6 +17,13 @@ reserve is `reserve: sold out` (409 insufficient_stock), a cart over the per-cus
 `reserve: over the limit` (409 customer_limit_exceeded), a customer with the most live holds
 allowed `reserve: hold cap` (409 hold_cap_reached), a request past a rate limit
 `reserve: rate limited` or `checkout: rate limited` (429 rate_limited).
+
+Every buyer is a customer the shop vouches for: with the shop's secret
+(`--customer-token-secret`, default RESERVATION_CUSTOMER_TOKEN_SECRET, which the rehearsal sets
+on the service and on Locust) it mints its own token (PyJWT, as harness/customer_tokens.py) and
+sends `Authorization: Bearer <token>` with its holds, checkouts and reads of its reservation.
+The `bots` scenario (loadtests/locust_bots.py) tries the ways around that: invented ids, borrowed
+ids, forged tokens, forwarded headers, stolen holds; every attempt must be refused.
 
 Every user is a buyer of their own address: it sends `X-Forwarded-For: <a random IPv4>` on every
 request, as the proxy in front of a shop would write it. A service started with
@@ -44,7 +51,9 @@ from typing import Any
 from locust import FastHttpUser, LoadTestShape, between, events, tag, task
 from locust.env import Environment
 
-from loadtests.locust_options import add_options, options, payment_mix
+from harness.customer_tokens import bearer, mint
+from loadtests.locust_bots import Bots, remember_customer, remember_hold
+from loadtests.locust_options import add_options, customer_token_secret, options, payment_mix
 from loadtests.locust_products import HOT_SKU, create_products, shelves
 
 FINAL_ORDER = {"paid", "payment_failed", "refunded", "refunded_oversold"}
@@ -78,6 +87,9 @@ events.init.add_listener(choose_scenarios)  # type: ignore[no-untyped-call]
 # replaced by a new one while Locust is still ramping up, and the run would have more distinct
 # buyers than --users; one that lingers keeps the count exact and costs an idle greenlet.
 LINGER_SECONDS = 10.0**6
+# A buyer's token lasts 15 minutes; a new one is minted when this one is this old.
+RENEW_TOKEN_SECONDS = 10 * 60.0
+__all__ = ["Bots"]  # Locust spawns the User classes it finds here, the bots among them
 
 
 class SaleUser(FastHttpUser):
@@ -93,6 +105,9 @@ class SaleUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.customer_id = f"cus_{uuid.uuid4().hex[:16]}"
+        self.secret = customer_token_secret(self.parsed)
+        self.token, self.minted_at = "", 0.0
+        remember_customer(self.customer_id)
         self.gone = False
         # Every user's objects live as long as the run: freeze them out of the collector's
         # way. Otherwise each full collection walks all of them, and with thousands of users
@@ -107,6 +122,14 @@ class SaleUser(FastHttpUser):
     def wait_time(self) -> float:
         return LINGER_SECONDS if self.gone else float(self.pause())
 
+    def authorization(self) -> dict[str, str]:
+        """The header of this buyer's token (minted again when old); none without a secret."""
+        if not self.secret:
+            return {}
+        if time.monotonic() - self.minted_at > RENEW_TOKEN_SECONDS or not self.token:
+            self.token, self.minted_at = mint(self.customer_id, self.secret), time.monotonic()
+        return bearer(self.token)
+
     def leave(self) -> None:
         """This user is done for the run (bought, gave up, walked away): no more tasks."""
         self.gone = True
@@ -119,14 +142,17 @@ class SaleUser(FastHttpUser):
         """POST /v1/reservations; the reservation id, or None when refused as the contract
         says (reported under the refusal's own name)."""
         body: dict[str, Any] = {"items": [{"sku": s, "quantity": q} for s, q in lines]}
+        headers = {"Idempotency-Key": str(uuid.uuid4())}
         if customer_id:
             body["customer_id"] = customer_id
-        headers = {"Idempotency-Key": str(uuid.uuid4())}
+            headers.update(self.authorization())
         with self.client.post(
             "/v1/reservations", json=body, headers=headers, name="reserve", catch_response=True
         ) as response:
             if response.status_code == 201:
-                return str(response.json()["id"])
+                reservation_id = str(response.json()["id"])
+                remember_hold(reservation_id)
+                return reservation_id
             refusal = refusal_name(response, "reserve")
             if refusal is None:
                 response.failure(answered(response))
@@ -252,6 +278,7 @@ class Buyers(SaleUser):
         with self.client.post(
             "/v1/checkout",
             json={"reservation_id": reservation_id},
+            headers=self.authorization(),
             name="checkout",
             catch_response=True,
         ) as response:
@@ -308,7 +335,7 @@ class Buyers(SaleUser):
             time.sleep(0.5)
 
     def poll(self, path: str, name: str, admin: bool = False) -> dict[str, Any] | None:
-        headers = {"Authorization": f"Bearer {self.parsed.admin_token}"} if admin else {}
+        headers = bearer(self.parsed.admin_token) if admin else self.authorization()
         with self.client.get(path, headers=headers, name=name, catch_response=True) as response:
             if response.status_code == 200:
                 found: dict[str, Any] = response.json()

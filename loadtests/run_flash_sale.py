@@ -6,10 +6,12 @@
 Starts the stack on free loopback ports: Redis (REDIS_URL, else a `redis-server` of its own),
 MongoDB (MONGODB_URI, else nx-27017), the Stripe simulator with delivery chaos on (a share of
 events delivered twice, late and out of order) and Stripe-like latency, and `reservation serve
---workers W` with webhooks from the simulator and the sweeper on. It creates the products, runs
-Locust headless (loadtests/locustfile.py: buyers, a crowd, abandoners, browsers), waits for the
-webhooks to drain and every hold to lapse, sweeps, drains again and runs the verifier
-(loadtests.verify). It writes Locust's CSV and HTML, flash-sale.json (the numbers), a PNG of
+--workers W` with webhooks from the simulator, the sweeper on and customer tokens verified with
+a secret of the run's (RESERVATION_CUSTOMER_TOKEN_SECRET). It creates the products, runs Locust
+headless (loadtests/locustfile.py: buyers with tokens of their own, a crowd, abandoners,
+browsers, and bots whose every attempt must be refused), waits for the webhooks to drain and
+every hold to lapse, sweeps, drains again and runs the verifier (loadtests.verify, the bots
+included). It writes Locust's CSV and HTML, flash-sale.json (the numbers), a PNG of
 requests/s and p50/p99 per request name over time, and flash-sale.md (the command, the machine,
 the sizes, a table per request name, paid orders against stock, refunds, the verifier's
 report) to --report-dir (docs/benchmarks by default).
@@ -89,8 +91,9 @@ def add_simulation_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tags",
         nargs="+",
-        default=["buyers", "abandoners", "browsers"],
-        help="Locust scenarios (crowd, shoppers, buyers, abandoners, browsers)",
+        default=["buyers", "abandoners", "browsers", "bots"],
+        help="Locust scenarios (crowd, shoppers, buyers, abandoners, browsers, bots: a"
+        " scalper's, every attempt of which the service must refuse)",
     )
     parser.add_argument(
         "--redis-cluster",
@@ -148,7 +151,7 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
                     drain(stack)
                     print("sweep:", sweep(stack), flush=True)
                     undelivered = drain(stack)
-                    passed, report = verify(stack)
+                    passed, report = verify(stack, report_dir / "flash-sale_stats.csv")
                     rows = locust_rows(report_dir)
                     totals = sale_totals(stack)
                     rates = webhook_rates(stack)

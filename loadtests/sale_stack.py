@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 from redis.crc import key_slot
 
+from harness.customer_tokens import SECRET_VARIABLE, new_secret
 from harness.servers import (
     REDIS_SERVER,
     free_port,
@@ -45,6 +46,7 @@ class Stack:
     service_url: str = ""
     sim_url: str = ""
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
+    customer_token_secret: str = field(default_factory=new_secret, repr=False)
     profile: list[tuple[str, float]] = field(default_factory=list)
 
     def start(self, name: str, argv: Sequence[str], **env: str) -> subprocess.Popen[bytes]:
@@ -176,6 +178,8 @@ def stack_env(
         "STRIPE_WEBHOOK_SECRET": webhook_secret,
         "RESERVATION_SESSION_SECRET": secrets.token_urlsafe(32),
         "PUBLIC_URL": stack.service_url,
+        # The shop's secret: the service verifies the buyers' tokens with it, Locust mints them.
+        SECRET_VARIABLE: stack.customer_token_secret,
         **rate_limit_env(args.rate_limits),
     }
 
@@ -249,9 +253,11 @@ def sweep(stack: Stack) -> str:
     return done.stdout.strip()
 
 
-def verify(stack: Stack) -> tuple[bool, str]:
-    """The invariant verifier (loadtests.verify) on the stack: passed, and its report."""
-    done = run_module(stack, "loadtests.verify")
+def verify(stack: Stack, locust_stats: Path | None = None) -> tuple[bool, str]:
+    """The invariant verifier (loadtests.verify) on the stack: passed, and its report; with
+    `locust_stats` (the sale's Locust stats CSV), its bots checked too."""
+    more = () if locust_stats is None else ("--locust-stats", str(locust_stats))
+    done = run_module(stack, "loadtests.verify", *more)
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 
 

@@ -2,7 +2,7 @@
 
     python -m loadtests.verify [--redis-url URL] [--mongodb-uri URI] [--mongodb-database NAME]
                                [--key-prefix PREFIX] [--stripe-api-base URL] [--restock-on-refund]
-                               [--merchant-refunds]
+                               [--merchant-refunds] [--locust-stats CSV]
 
 Reads Redis, MongoDB and Stripe (the simulator, or Stripe's test mode) as the service sees them:
 every option defaults to the service's own environment variable (REDIS_URL, MONGODB_URI,
@@ -25,7 +25,9 @@ The invariants:
   allowed, and each must show on its order: a payment refunded in full is a `refunded` order,
   one refunded in part is still `paid` (either may be `refunded_oversold`);
 - lapsed: no hold is past its expiry, and no session of a lapsed or released reservation is
-  still open at Stripe.
+  still open at Stripe;
+- bots (with `--locust-stats`, a sale's Locust stats CSV): every attempt of the `bots` scenario
+  was refused, and no checkout was made for a bot's id (loadtests/verify_bots.py).
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import stripe
@@ -43,6 +46,7 @@ import stripe
 from domain import errors
 from domain.reservations import ReservationStatus, StockLevel
 from domain.statuses import OrderStatus
+from loadtests.verify_bots import attempts, bot_findings, bot_rows
 from persistence.mongo import Database, connect, storage_errors
 from persistence.orders import Order, OrderRepository
 from reservation.core.inventory import Inventory
@@ -315,8 +319,9 @@ async def _list_all(list_page: Any) -> list[dict[str, Any]]:
 # -- command line ------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
-    """The settings to read with, and whether the merchant's refunds are expected."""
+def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool, Path | None]:
+    """The settings to read with, whether the merchant's refunds are expected, and the Locust
+    stats whose bots are checked."""
     base = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m loadtests.verify", description=__doc__)
     parser.add_argument("--redis-url", default=base.redis_url)
@@ -339,6 +344,12 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         help="the merchant refunded payments too (as from the Dashboard): such refunds are "
         "expected, and each must show on its order",
     )
+    parser.add_argument(
+        "--locust-stats",
+        type=Path,
+        default=None,
+        help="a sale's Locust stats CSV: its bots' attempts must all have been refused",
+    )
     args = parser.parse_args(argv)
     if not args.redis_url or not args.mongodb_uri:
         parser.error(
@@ -354,21 +365,29 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool]:
         stripe_secret_key=base.stripe_secret_key,
         restock_on_refund=args.restock_on_refund,
     )
-    return settings, args.merchant_refunds
+    return settings, args.merchant_refunds, args.locust_stats
 
 
-async def verify(settings: Settings, merchant_refunds: bool = False) -> Report:
+async def verify(
+    settings: Settings, merchant_refunds: bool = False, locust_stats: Path | None = None
+) -> Report:
     client, http_client = stripe_client(settings)
     try:
         world = await read_world(settings, client)
     finally:
         await http_client.close_async()  # type: ignore[no-untyped-call]
-    return check(world, sold_statuses(settings), merchant_refunds)
+    report = check(world, sold_statuses(settings), merchant_refunds)
+    if locust_stats is not None:
+        rows = bot_rows(locust_stats)
+        found = bot_findings(rows, world.sessions)
+        report.violations += [Violation("bots", "the bots", line) for line in found]
+        report.checked["bot attempts"] = attempts(rows)
+    return report
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, merchant_refunds = parse_args(argv)
-    report = asyncio.run(verify(settings, merchant_refunds))
+    settings, merchant_refunds, locust_stats = parse_args(argv)
+    report = asyncio.run(verify(settings, merchant_refunds, locust_stats))
     print(report.text())
     return 0 if report.passed else 1
 

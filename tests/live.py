@@ -7,6 +7,7 @@ test drive it.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pymongo
 import pytest
 import redis
 
+from harness.customer_tokens import SECRET_VARIABLE
 from harness.servers import free_port, stop_process, wait_for_http
 from reservation.core.keys import KeySpace
 from tests.api import ADMIN
@@ -29,6 +31,7 @@ from tests.server import Server, start_server, stop_server
 from tests.stripe_fake import API_KEY
 
 WEBHOOK_SECRET = "whsec_live_test"
+CUSTOMER_TOKEN_SECRET = "customer-token-secret-of-the-live-tests-0123456789"
 START_SECONDS = 30.0
 
 
@@ -83,17 +86,26 @@ class LiveShop:
             time.sleep(0.1)
 
 
-def start_live_shop(stack: ExitStack, workdir: Path, mongodb_uri: str, **env: str) -> LiveShop:
-    """Start both processes (at once), stopped and cleaned up by `stack`."""
+def start_live_shop(
+    stack: ExitStack, workdir: Path, mongodb_uri: str, *, named: bool = False, **env: str
+) -> LiveShop:
+    """Start both processes (at once), stopped and cleaned up by `stack`. `named`: the demo's
+    shop backend (harness/shop_front.py) in front of the service, as `reservation demo` runs
+    it, handing out customer tokens signed with CUSTOMER_TOKEN_SECRET; the shop's URL is its."""
     port, sim_port = free_port(), free_port()
     url, sim_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sim_port}"
+    service_url = url
+    if named:
+        url = f"http://127.0.0.1:{free_port()}"
+        env = {SECRET_VARIABLE: CUSTOMER_TOKEN_SECRET, **env}
     workdir.mkdir(parents=True, exist_ok=True)
     sim_log = workdir / "stripe-sim.log"
     with sim_log.open("wb") as output:
         sim = subprocess.Popen(
             [
                 *(sys.executable, "-m", "reservation", "stripe-sim", "--port", str(sim_port)),
-                *("--webhook-url", f"{url}/v1/webhooks/stripe", "--webhook-secret", WEBHOOK_SECRET),
+                *("--webhook-url", f"{service_url}/v1/webhooks/stripe"),
+                *("--webhook-secret", WEBHOOK_SECRET),
             ],
             stdout=output,
             stderr=subprocess.STDOUT,
@@ -110,8 +122,25 @@ def start_live_shop(stack: ExitStack, workdir: Path, mongodb_uri: str, **env: st
         **env,
     )
     stack.callback(stop_server, server, mongodb_uri)
+    if named:
+        start_shop_front(stack, workdir, url, service_url)
     wait_for_http(f"{sim_url}/_sim/faults", sim_url, START_SECONDS, exited=sim.poll, log=sim_log)
     return LiveShop(url=url, sim_url=sim_url, server=server, mongodb_uri=mongodb_uri)
+
+
+def start_shop_front(stack: ExitStack, workdir: Path, url: str, service_url: str) -> None:
+    """The demo's shop backend at `url`, in front of the service at `service_url`."""
+    port = url.rsplit(":", 1)[1]
+    log = workdir / "shop-front.log"
+    with log.open("wb") as output:
+        front = subprocess.Popen(
+            [sys.executable, "-m", "harness.shop_front", "--port", port, "--upstream", service_url],
+            env={**os.environ, SECRET_VARIABLE: CUSTOMER_TOKEN_SECRET},
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    stack.callback(stop_process, front)
+    wait_for_http(f"{url}/shop", "the shop backend", START_SECONDS, exited=front.poll, log=log)
 
 
 MakeLiveShop = Callable[..., LiveShop]
@@ -123,10 +152,11 @@ def make_live_shop(tmp_path: Path, mongodb_uri: str) -> Iterator[MakeLiveShop]:
     with ExitStack() as stack:
         count = 0
 
-        def make(**env: str) -> LiveShop:
+        def make(named: bool = False, **env: str) -> LiveShop:
             nonlocal count
             count += 1
-            return start_live_shop(stack, tmp_path / f"shop-{count}", mongodb_uri, **env)
+            workdir = tmp_path / f"shop-{count}"
+            return start_live_shop(stack, workdir, mongodb_uri, named=named, **env)
 
         yield make
 
@@ -134,3 +164,9 @@ def make_live_shop(tmp_path: Path, mongodb_uri: str) -> Iterator[MakeLiveShop]:
 @pytest.fixture
 def live_shop(make_live_shop: MakeLiveShop) -> LiveShop:
     return make_live_shop()
+
+
+@pytest.fixture
+def named_live_shop(make_live_shop: MakeLiveShop) -> LiveShop:
+    """A live shop whose storefront asks for the buyer's name (the demo's shop backend)."""
+    return make_live_shop(named=True)

@@ -15,12 +15,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+import jwt
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect
+from playwright.sync_api import Browser, Locator, Page, Request, expect
 
+from harness.customer_tokens import bearer, mint
 from tests.api import ADMIN, ADMIN_TOKEN
 from tests.browser import CHROMIUM, WAIT_MS, chromium, screenshot
-from tests.live import LiveShop, MakeLiveShop
+from tests.live import CUSTOMER_TOKEN_SECRET, LiveShop, MakeLiveShop
 from tests.stripe_fake import API_KEY
 
 TIMES = "\N{MULTIPLICATION SIGN}"  # as in "1 TIMES Black tee"
@@ -134,6 +136,65 @@ def test_a_purchase_ends_on_the_success_page_with_a_paid_order(
     expect(page.locator("#holds")).to_be_hidden()
     product = shop.product("sneaker-drop")
     assert (product["sold"], product["reserved"], product["available"]) == (1, 0, 2)
+
+
+def test_a_named_buyer_holds_and_pays_with_the_shop_s_token(
+    named_live_shop: LiveShop, new_buyer: NewBuyer
+) -> None:
+    """Behind the demo's shop backend the storefront asks for a name once, gets a customer
+    token for it, and sends it with the hold, the checkout and the reads of the hold."""
+    shop = named_live_shop
+    shop.put_product("tee", 3, name="Tee", max_per_customer=1)
+    page = new_buyer(shop)
+    sent: dict[str, str | None] = {}  # "POST /v1/checkout" -> its Authorization
+
+    def note(request: Request) -> None:
+        path = urlparse(request.url).path
+        sent[f"{request.method} {path.rsplit('/', 1)[0] if path.count('/') > 2 else path}"] = (
+            request.headers.get("authorization")
+        )
+
+    page.on("request", note)
+    page.goto("/")
+    expect(page.get_by_role("heading", name="Who is buying?")).to_be_visible()
+    card(page, "tee").get_by_role("button", name="Buy").click()
+    expect(card(page, "tee").locator(".message")).to_contain_text("Type your name above first")
+    assert shop.product("tee")["reserved"] == 0
+    page.get_by_label("Your name").fill("Grace Hopper")
+    page.get_by_role("button", name="Continue").click()
+    expect(page.locator("#who-shown")).to_have_text("Grace Hopper")
+    card(page, "tee").get_by_role("button", name="Buy").click()
+    expect(hold_of(page, "Tee")).to_contain_text(f"1 {TIMES} Tee")
+    reservation_id = hold_of(page, "Tee").get_attribute("data-reservation")
+    token = mint("grace-hopper", CUSTOMER_TOKEN_SECRET)
+    with shop.http() as http:
+        held = http.get(f"/v1/reservations/{reservation_id}", headers=bearer(token))
+    assert held.status_code == 200, held.text
+    assert held.json()["customer_id"] == "grace-hopper"
+    with page.expect_request(lambda r: r.method == "GET" and "/v1/reservations/" in r.url):
+        # The storefront reads its hold again within two seconds.
+        expect(hold_of(page, "Tee").get_by_role("timer")).to_have_text(re.compile(r"^\d+:\d\d$"))
+
+    go_pay(page, shop, "Tee")
+    page.get_by_role("button", name="Pay", exact=True).click()
+    expect(page.locator("main")).to_have_attribute("data-status", "paid")
+    stored = page.evaluate("JSON.parse(localStorage.getItem('shop.buyer'))")
+    bearing = f"Bearer {stored['token']}"
+    assert sent["POST /v1/reservations"] == bearing
+    assert sent["POST /v1/checkout"] == bearing
+    assert sent["GET /v1/reservations"] == bearing  # the storefront's reads of its hold
+    assert (
+        jwt.decode(
+            stored["token"], CUSTOMER_TOKEN_SECRET, algorithms=["HS256"], audience="reservation"
+        )["sub"]
+        == "grace-hopper"
+    )
+    [order] = shop.stored_orders()
+    assert order["status"] == "paid"
+
+    page.get_by_role("link", name="Back to the shop").click()
+    page.get_by_role("button", name="Not you?").click()
+    expect(page.get_by_label("Your name")).to_be_focused()
 
 
 def test_two_buyers_race_for_the_last_unit(live_shop: LiveShop, new_buyer: NewBuyer) -> None:

@@ -19,11 +19,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import httpx
+import jwt
 import psutil
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Request, expect
 
 from harness.demo import DEMO_PRODUCTS
 from harness.servers import free_port
@@ -47,6 +49,7 @@ UNSET = (
     "STRIPE_API_BASE",
     "STRIPE_WEBHOOK_SECRET",
     "PUBLIC_URL",
+    "RESERVATION_CUSTOMER_TOKEN_SECRET",
 )
 
 
@@ -142,12 +145,24 @@ def demo(cwd: Path, port: int, *, wrapper: Sequence[str] = (), **env: str) -> It
             process.stdout.close()
 
 
+def _token(running: RunningDemo, name: str) -> tuple[str, dict[str, str]]:
+    """What the demo's shop backend answers a visitor who typed `name`: the customer id it
+    vouches for, and the header that carries its token."""
+    answer = httpx.post(f"{running.url}/shop/token", json={"name": name}, timeout=10)
+    assert answer.status_code == 200, answer.text
+    minted = answer.json()
+    return minted["customer_id"], {"Authorization": f"Bearer {minted['token']}"}
+
+
 def _buy(running: RunningDemo, sku: str, customer: str) -> str:
-    """Check out one unit and pay on the simulator; the paid session's id."""
+    """Check out one unit as the buyer the shop backend vouches for under the name `customer`,
+    and pay on the simulator; the paid session's id."""
+    customer_id, bearer = _token(running, customer)
     with httpx.Client(base_url=running.url, timeout=30) as client:
         started = client.post(
             "/v1/checkout",
-            json={"items": [{"sku": sku, "quantity": 1}], "customer_id": customer},
+            json={"items": [{"sku": sku, "quantity": 1}], "customer_id": customer_id},
+            headers=bearer,
         )
         assert started.status_code == 201, started.text
         session_id: str = started.json()["checkout_session_id"]
@@ -178,7 +193,7 @@ def test_the_demo_sells_stops_cleanly_and_keeps_its_orders(tmp_path: Path) -> No
         assert "nx-27017" in running.banner["MongoDB"]
         assert str(tmp_path / ".reservation") in running.banner["MongoDB"]
         commands = [" ".join(child.cmdline()) for child in running.descendants()]
-        for program in ("redis-server", "nx-27017", "stripe-sim", "serve"):
+        for program in ("redis-server", "nx-27017", "stripe-sim", "serve", "harness.shop_front"):
             assert any(program in command for command in commands), (program, commands)
 
         # The storefront and the operations page are served; the catalog was seeded.
@@ -236,10 +251,27 @@ def test_a_visitor_buys_in_a_browser_from_the_demo_s_storefront(tmp_path: Path) 
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
+        sent: dict[str, str | None] = {}  # "POST /v1/reservations" -> its Authorization
+
+        def note(request: Request) -> None:
+            sent[f"{request.method} {urlparse(request.url).path}"] = request.headers.get(
+                "authorization"
+            )
+
+        page.on("request", note)
         page.goto("/")
         drop = page.locator('li.product[data-sku="sneaker-drop"]')
         expect(drop.locator('[data-field="stock"]')).to_have_text("5 of 5 left")
         expect(drop.locator(".limit")).to_have_text("At most 1 per customer")
+        # The shop's backend vouches for a named buyer: Buy first asks for the name.
+        drop.get_by_role("button", name="Buy").click()
+        expect(drop.locator(".message")).to_contain_text("Type your name above first")
+        expect(page.get_by_label("Your name")).to_be_focused()
+        page.get_by_label("Your name").fill("Ada Lovelace")
+        page.get_by_role("button", name="Continue").click()
+        expect(page.locator("#who-shown")).to_have_text("Ada Lovelace")
+        buyer = page.evaluate("JSON.parse(localStorage.getItem('shop.buyer'))")
+        assert buyer["customer_id"] == "ada-lovelace"
         drop.get_by_role("button", name="Buy").click()
         hold = page.locator(".hold").filter(has_text="Numbered sneaker drop")
         expect(hold.get_by_role("timer")).to_have_text(re.compile(r"^(1|2):\d\d$"))
@@ -251,6 +283,12 @@ def test_a_visitor_buys_in_a_browser_from_the_demo_s_storefront(tmp_path: Path) 
         page.wait_for_url(f"{running.url}/checkout/success?session_id=*")
         expect(page.locator("main")).to_have_attribute("data-status", "paid")
         assert _product(running, "sneaker-drop")["sold"] == 1
+        # The hold and the checkout went with the buyer's token, which names the buyer.
+        assert sent["POST /v1/reservations"] == f"Bearer {buyer['token']}"
+        assert sent["POST /v1/checkout"] == f"Bearer {buyer['token']}"
+        claims = jwt.decode(buyer["token"], options={"verify_signature": False})
+        assert (claims["sub"], claims["aud"]) == ("ada-lovelace", "reservation")
+        assert claims["exp"] - claims["iat"] == 15 * 60
         context.close()
         assert errors == []
         running.stop(signal.SIGTERM)

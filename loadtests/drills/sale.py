@@ -69,7 +69,7 @@ def run_sale(
             drain(stack)
             swept = sweep(stack)
             undelivered = drain(stack)
-            passed, report = verify(stack)
+            passed, report = verify(stack, report_dir / "flash-sale_stats.csv")
             cut_deliveries = _deliveries_cut_off(stack)
         finally:
             stack.stop()

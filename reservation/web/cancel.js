@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const { api, holds } = window.Shop;
+  const { api, buyer, holds } = window.Shop;
   const reservationId = new URLSearchParams(window.location.search).get("reservation_id") || "";
   const main = document.getElementById("cancel");
   const state = document.getElementById("state");
@@ -18,7 +18,8 @@
       show("unknown", "Nothing to give back.");
       return;
     }
-    const answer = await api("DELETE", `/v1/reservations/${encodeURIComponent(reservationId)}`);
+    const path = `/v1/reservations/${encodeURIComponent(reservationId)}`;
+    const answer = await api("DELETE", path, undefined, await buyer.headers());
     if (answer.ok) {
       holds.forget((hold) => hold.reservation_id === reservationId);
       show("released", "Nothing was charged, and the units went back on sale.");

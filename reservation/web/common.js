@@ -92,8 +92,40 @@ window.Shop = (() => {
     }
   }
 
-  // This browser's buyer: per-customer limits count what it holds and buys.
+  // The buyer a shop's backend vouches for: a name in, a customer token out (the demo's,
+  // harness/shop_front.py, on this origin). {name, customer_id, token, expires_at}, or null.
+  const RENEW_MS = 60000; // a token this close to its end is renewed before it is sent
+  const buyer = {
+    get: () => readJson(localStorage, "shop.buyer", null),
+    forget: () => localStorage.removeItem("shop.buyer"),
+    // Is there a shop's backend to ask? (Without one, the storefront is anonymous as before.)
+    async offered() {
+      const answer = await api("GET", "/shop");
+      return answer.ok && Boolean(answer.body && answer.body.tokens);
+    },
+    async signIn(name) {
+      const answer = await api("POST", "/shop/token", { name });
+      if (answer.ok) localStorage.setItem("shop.buyer", JSON.stringify(answer.body));
+      return answer;
+    },
+    // The headers of one of the buyer's requests: `Authorization: Bearer <token>`, the token
+    // renewed first when it is about to end; none without a buyer.
+    async headers() {
+      let current = this.get();
+      if (!current) return {};
+      if (Date.parse(current.expires_at) - Date.now() < RENEW_MS) {
+        const renewed = await this.signIn(current.name);
+        if (renewed.ok) current = renewed.body;
+      }
+      return { Authorization: `Bearer ${current.token}` };
+    },
+  };
+
+  // This browser's buyer: per-customer limits count what it holds and buys. The id the shop
+  // vouches for, else one of this browser's own.
   function customerId() {
+    const vouched = buyer.get();
+    if (vouched) return vouched.customer_id;
     let id = localStorage.getItem("shop.customer");
     if (!id) {
       id = `web-${randomHex(12)}`;
@@ -128,5 +160,5 @@ window.Shop = (() => {
     return names;
   }
 
-  return { api, money, el, newKey, customerId, holds, serverNow, formatLeft, describeItems, productNames, readJson };
+  return { api, money, el, newKey, customerId, buyer, holds, serverNow, formatLeft, describeItems, productNames, readJson };
 })();

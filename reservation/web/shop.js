@@ -2,7 +2,7 @@
 "use strict";
 
 (() => {
-  const { api, money, el, newKey, customerId, holds, serverNow, formatLeft, describeItems } = window.Shop;
+  const { api, money, el, newKey, customerId, buyer, holds, serverNow, formatLeft, describeItems } = window.Shop;
   const REFRESH_MS = 2000;
   const MAX_CHOICE = 10; // the most units the quantity menu offers
   const cards = new Map(); // sku -> {view, nodes}
@@ -13,6 +13,42 @@
   function announce(text) {
     announcer.textContent = "";
     window.setTimeout(() => { announcer.textContent = text; }, 50);
+  }
+
+  // ---- who is buying ----------------------------------------------------------------
+
+  // The refusals of a buyer the shop's backend did not vouch for (or not any more).
+  const TOKEN_REFUSALS = new Set(["customer_token_required", "invalid_customer_token", "customer_mismatch"]);
+  let vouching = false; // a shop's backend hands out customer tokens on this origin
+  const who = (part) => document.getElementById(`who-${part}`);
+
+  function showWho() {
+    const known = buyer.get();
+    document.getElementById("who").hidden = !vouching;
+    who("form").hidden = Boolean(known);
+    who("known").hidden = !known;
+    who("shown").textContent = known ? known.name : "";
+  }
+
+  function askWho(text) {
+    buyer.forget();
+    showWho();
+    who("message").className = "message bad";
+    who("message").textContent = text;
+    who("name").focus();
+  }
+
+  async function signIn(event) {
+    event.preventDefault();
+    const answer = await buyer.signIn(who("name").value);
+    showWho();
+    if (answer.ok) {
+      who("message").className = "message good";
+      who("message").textContent = `Welcome, ${answer.body.name}: press Buy on anything below.`;
+    } else {
+      who("message").className = "message bad";
+      who("message").textContent = (answer.body && answer.body.message) || `The shop cannot say who you are (${answer.status}).`;
+    }
   }
 
   // ---- products ---------------------------------------------------------------------
@@ -109,6 +145,7 @@
         : "Sold out: someone was faster.";
     }
     if (error === "customer_limit_exceeded") return `At most ${details.limit} per customer.`;
+    if (TOKEN_REFUSALS.has(error)) return "Not held: the shop could not say who you are.";
     if (error === "hold_cap_reached") {
       return `You hold as many carts as a customer may (${details.limit}): pay for or give back one first.`;
     }
@@ -126,13 +163,19 @@
 
   async function buy(sku, quantity) {
     const card = cards.get(sku);
+    if (vouching && !buyer.get()) {
+      card.nodes.message.className = "message bad";
+      card.nodes.message.textContent = "Type your name above first: the shop holds units for a named buyer.";
+      who("name").focus();
+      return;
+    }
     card.busy = true;
     card.nodes.button.disabled = true;
     card.nodes.message.className = "message";
     card.nodes.message.textContent = "Holding…";
     const answer = await api("POST", "/v1/reservations",
       { items: [{ sku, quantity }], customer_id: customerId() },
-      { "Idempotency-Key": newKey() });
+      { "Idempotency-Key": newKey(), ...(await buyer.headers()) });
     card.busy = false;
     if (answer.ok) {
       const reservation = answer.body;
@@ -149,6 +192,9 @@
     } else {
       card.nodes.message.className = "message bad";
       card.nodes.message.textContent = refusal(answer, quantity);
+      if (TOKEN_REFUSALS.has(answer.body && answer.body.error)) {
+        askWho("The shop could not vouch for you: type your name again.");
+      }
     }
     await refreshProducts();
   }
@@ -235,7 +281,8 @@
 
   async function syncHolds() {
     for (const hold of holds.all()) {
-      const answer = await api("GET", `/v1/reservations/${encodeURIComponent(hold.reservation_id)}`);
+      const path = `/v1/reservations/${encodeURIComponent(hold.reservation_id)}`;
+      const answer = await api("GET", path, undefined, await buyer.headers());
       if (answer.status === 404) {
         dropHold(hold.reservation_id, null);
         continue;
@@ -262,7 +309,7 @@
   async function pay(reservationId, button) {
     button.disabled = true;
     button.textContent = "Opening checkout…";
-    const answer = await api("POST", "/v1/checkout", { reservation_id: reservationId });
+    const answer = await api("POST", "/v1/checkout", { reservation_id: reservationId }, await buyer.headers());
     if (answer.ok) {
       const list = holds.all();
       for (const stored of list) {
@@ -282,7 +329,8 @@
     }
     // A checkout Stripe could not make gives its hold back: say whether this one is left.
     const wait = answer.status === 503 ? ` Try again in ${Number(answer.retryAfter) || 1} s.` : "";
-    const check = await api("GET", `/v1/reservations/${encodeURIComponent(reservationId)}`);
+    const path = `/v1/reservations/${encodeURIComponent(reservationId)}`;
+    const check = await api("GET", path, undefined, await buyer.headers());
     const live = check.ok && ["held", "awaiting_payment"].includes(check.body.status);
     if (live) {
       showHoldMessage(reservationId, `Checkout failed (${why}); the units are still held for you.${wait}`);
@@ -294,7 +342,8 @@
 
   async function release(reservationId, button) {
     button.disabled = true;
-    const answer = await api("DELETE", `/v1/reservations/${encodeURIComponent(reservationId)}`);
+    const path = `/v1/reservations/${encodeURIComponent(reservationId)}`;
+    const answer = await api("DELETE", path, undefined, await buyer.headers());
     if (answer.ok || answer.status === 404) {
       dropHold(reservationId, "given back: the units are on sale again.");
     } else if (answer.body && answer.body.error === "already_committed") {
@@ -313,6 +362,16 @@
     renderHolds();
   }
 
+  who("form").addEventListener("submit", signIn);
+  who("change").addEventListener("click", () => {
+    buyer.forget();
+    showWho();
+    who("name").focus();
+  });
+  buyer.offered().then((offered) => {
+    vouching = offered;
+    showWho();
+  });
   refresh();
   window.setInterval(() => {
     if (!document.hidden) refresh();

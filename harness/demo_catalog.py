@@ -1,0 +1,53 @@
+"""The demo's catalog: what a visitor sees on a fresh demo, put when the catalog is empty."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class SeedError(Exception):
+    """The service refused a product of the demo's catalog."""
+
+
+# What a visitor should see: a drop of a few units (one per customer), a larger stock, and a
+# product with a per-customer limit of two.
+DEMO_PRODUCTS: tuple[tuple[str, dict[str, Any]], ...] = (
+    (
+        "sneaker-drop",
+        {
+            "name": "Numbered sneaker drop",
+            "price": 18900,
+            "currency": "eur",
+            "stock": 5,
+            "max_per_customer": 1,
+        },
+    ),
+    ("hoodie", {"name": "Heavyweight hoodie", "price": 6900, "currency": "eur", "stock": 200}),
+    (
+        "signed-poster",
+        {
+            "name": "Signed tour poster",
+            "price": 2500,
+            "currency": "eur",
+            "stock": 30,
+            "max_per_customer": 2,
+        },
+    ),
+)
+
+
+def seed(url: str, admin_token: str) -> tuple[str, ...]:
+    """PUT the demo products when the catalog is empty; the SKUs written (none otherwise)."""
+    headers = {"Authorization": f"Bearer {admin_token}"}
+    with httpx.Client(base_url=url, timeout=10, headers=headers) as client:
+        listed = client.get("/v1/products")
+        listed.raise_for_status()
+        if listed.json()["data"]:
+            return ()
+        for sku, body in DEMO_PRODUCTS:
+            answer = client.put(f"/v1/products/{sku}", json=body)
+            if answer.status_code != 200:
+                raise SeedError(f"seeding {sku} was refused: {answer.status_code} {answer.text}")
+    return tuple(sku for sku, _ in DEMO_PRODUCTS)

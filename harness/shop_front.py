@@ -1,0 +1,173 @@
+"""The demo's shop backend: a name in, a customer token out; and the storefront's origin.
+
+A real shop mints its buyers' tokens from its own login. The demo has no login: a visitor types
+a name in the storefront, and `POST /shop/token` signs that name (as a customer id) into a
+token with the secret the demo gave the service (RESERVATION_CUSTOMER_TOKEN_SECRET). Anybody
+may be anybody here; that is the demo's login, not a way to run a shop.
+
+The storefront calls only its own origin (reservation/api/pages.py's Content-Security-Policy
+says `connect-src 'self'`), so this server is that origin: it answers /shop itself and passes
+every other request to the service as it came (the visitor's address in X-Forwarded-For, which
+the service ignores unless RESERVATION_TRUSTED_PROXY_HEADER names it). No CORS is needed, none
+is offered.
+
+    python -m harness.shop_front --port 8000 --upstream http://127.0.0.1:8001
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import time
+import unicodedata
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from harness.customer_tokens import AUDIENCE, LIFETIME_SECONDS, SECRET_VARIABLE, mint
+
+MAX_NAME = 40
+# Headers about one hop, not the message: never passed on (RFC 9110 7.6.1), and the
+# addresses a visitor may claim (this server writes the one it saw).
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+}
+CLAIMED_ADDRESS = {"forwarded", "x-forwarded-for", "x-real-ip"}
+NOT_FORWARDED = HOP_BY_HOP | CLAIMED_ADDRESS
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+def customer_of(name: str) -> str | None:
+    """The customer id a name stands for ("José Díaz" -> "jose-diaz"); None without a letter
+    or digit."""
+    folded = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode().lower()
+    slug = re.sub(r"[^a-z0-9]+", "-", folded).strip("-")[:MAX_NAME].strip("-")
+    return slug or None
+
+
+def refused(status: int, error: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": error, "message": message}, status, headers=NO_STORE)
+
+
+async def about(request: Request) -> JSONResponse:
+    """What the storefront asks to know whether a shop backend is there."""
+    return JSONResponse({"tokens": True, "audience": AUDIENCE}, headers=NO_STORE)
+
+
+async def token(request: Request) -> JSONResponse:
+    """A token for the name in the JSON body: {token, customer_id, name, expires_at}."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+        return refused(415, "unsupported_media_type", "Send the name as JSON.")
+    try:
+        body = await request.json()
+    except ValueError:
+        return refused(400, "malformed_json", "The body is not JSON.")
+    name = body.get("name") if isinstance(body, dict) else None
+    name = name.strip() if isinstance(name, str) else ""
+    customer_id = customer_of(name)
+    if not 1 <= len(name) <= MAX_NAME or customer_id is None:
+        return refused(422, "invalid_name", f"Type a name of 1 to {MAX_NAME} letters or digits.")
+    now = time.time()
+    expires_at = datetime.fromtimestamp(now + LIFETIME_SECONDS, UTC).isoformat()
+    minted = mint(customer_id, request.app.state.secret, now=now)
+    answer = {"token": minted, "customer_id": customer_id, "name": name, "expires_at": expires_at}
+    return JSONResponse(answer, headers=NO_STORE)
+
+
+async def forward(request: Request) -> Response:
+    """The request, passed to the service; its answer, passed back as it came."""
+    upstream: httpx.AsyncClient = request.app.state.upstream
+    headers = [
+        (key, value)
+        for key, value in request.headers.raw
+        if key.decode("latin-1").lower() not in NOT_FORWARDED
+    ]
+    if request.client is not None:
+        headers.append((b"x-forwarded-for", request.client.host.encode()))
+    target = request.scope.get("raw_path") or request.url.path.encode()
+    if request.url.query:
+        target += b"?" + request.url.query.encode("latin-1")
+    sent = upstream.build_request(
+        request.method, target.decode("latin-1"), headers=headers, content=await request.body()
+    )
+    try:
+        answer = await upstream.send(sent, stream=True)
+        try:
+            content = b"".join([chunk async for chunk in answer.aiter_raw()])
+        finally:
+            await answer.aclose()
+    except httpx.HTTPError:
+        return refused(502, "bad_gateway", "The reservation service cannot be reached.")
+    response = Response(content, answer.status_code)
+    response.raw_headers = [
+        (key, value)
+        for key, value in answer.headers.raw
+        if key.decode("latin-1").lower() not in HOP_BY_HOP
+    ]
+    if "content-length" not in answer.headers:
+        response.raw_headers.append((b"content-length", str(len(content)).encode()))
+    return response
+
+
+def app(secret: str, upstream: str, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
+    """The shop backend: /shop and /shop/token here, everything else at `upstream` (through
+    `transport`, for the tests; default: the network)."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(application: Starlette) -> AsyncIterator[None]:
+        client = httpx.AsyncClient(base_url=upstream, timeout=30, transport=transport)
+        async with client:
+            application.state.upstream = client
+            yield
+
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    routes = [
+        Route("/shop", about, methods=["GET"]),
+        Route("/shop/token", token, methods=["POST"]),
+        Route("/{path:path}", forward, methods=methods),
+    ]
+    application = Starlette(routes=routes, lifespan=lifespan)
+    application.state.secret = secret
+    return application
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Serve the shop backend; the secret comes from the environment, never the command line
+    (which every user of the machine can read)."""
+    parser = argparse.ArgumentParser(prog="python -m harness.shop_front", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--upstream", required=True, help="the reservation service's URL")
+    args = parser.parse_args(argv)
+    secret = os.environ.get(SECRET_VARIABLE, "")
+    if len(secret) < 32:
+        parser.error(f"{SECRET_VARIABLE} must hold the service's secret (32 characters or more)")
+    uvicorn.run(
+        app(secret, args.upstream),
+        host=args.host,
+        port=args.port,
+        proxy_headers=False,  # the visitor's own address, whatever headers it sends
+        access_log=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()
