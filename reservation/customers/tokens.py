@@ -23,6 +23,7 @@ from domain import errors
 from domain.rules import CUSTOMER_REGEX
 from reservation.customers.caller import ANYONE, Caller
 from reservation.customers.jwks import JwksKeys
+from reservation.customers.verified import VerifiedTokens
 from reservation.settings import Settings
 
 CUSTOMER_PATTERN = re.compile(CUSTOMER_REGEX)
@@ -52,6 +53,7 @@ class CustomerTokens:
         self.leeway = settings.customer_token_leeway_seconds
         required = ["exp", "sub", "aud"] + ([] if self.issuer is None else ["iss"])
         self.options: Any = {"require": required}
+        self.verified = VerifiedTokens(self.leeway)
 
     async def caller(self, authorization: str | None) -> Caller:
         """Who sent a request with this Authorization header (None: it had none);
@@ -71,6 +73,9 @@ class CustomerTokens:
 
     async def subject(self, token: str) -> str:
         """The customer id (`sub`) of a token that verifies; InvalidCustomerToken otherwise."""
+        known = self.verified.subject(token)
+        if known is not None:
+            return known
         try:
             key = self.key if self.jwks is None else await self.jwks.key(self._kid(token))
             claims = jwt.decode(
@@ -91,6 +96,9 @@ class CustomerTokens:
                 "the customer token's sub is not a customer id (1 to 128 printable ASCII"
                 " characters)"
             )
+        expires_at = claims["exp"]
+        if isinstance(expires_at, int | float):
+            self.verified.keep(token, subject, float(expires_at))
         return subject
 
     @staticmethod
