@@ -13,7 +13,7 @@ from loadtests.pyspy import Profile, py_spy, record, summarize
 
 PROFILE_SECONDS = 5
 PROFILE_RATE = 200  # samples per second
-PROFILED = ("reserve", "get_product", "floor")
+PROFILED = ("reserve", "reserve_token", "get_product", "floor")
 
 
 @dataclass(frozen=True, slots=True)

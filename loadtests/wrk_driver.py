@@ -33,11 +33,18 @@ def wrk_script(case: Case) -> str:
     if case.body is not None:
         lines += [f"wrk.body = [[{case.body}]]", 'wrk.headers["Content-Type"] = "application/json"']
     if case.tokens:
-        # Each request the next buyer's token (each of wrk's threads walks the list on its own).
+        # Each request the next buyer's token. wrk's threads walk the list from points half a
+        # list apart (setup() runs once per thread, in the main script), so no thread sends a
+        # token another sent a moment ago: with more tokens than a process remembers, every
+        # token case's request is verified anew.
         tokens = ",".join(f'"Bearer {token}"' for token in bench_tokens(case.tokens))
         lines += [
-            f"local tokens = {{{tokens}}}",
-            "local next_token = 0",
+            f"tokens = {{{tokens}}}",
+            "local threads = 0",
+            "setup = function(thread)",
+            f"  thread:set('next_token', threads * {max(case.tokens // WRK_THREADS, 1)})",
+            "  threads = threads + 1",
+            "end",
             "request = function()",
             "  next_token = next_token % #tokens + 1",
             '  wrk.headers["Authorization"] = tokens[next_token]',
