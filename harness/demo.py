@@ -265,6 +265,10 @@ class Demo:
                 "RESERVATION_ADMIN_TOKEN": wiring.admin_token,
                 "RESERVATION_DATA_DIR": str(data_dir),
                 SECRET_VARIABLE: wiring.customer_token_secret,
+                # The shop backend in front (harness/shop_front.py) drops the addresses a
+                # visitor claims and writes the one it saw: each visitor counts as itself
+                # against the limit per address, not all as the backend's loopback address.
+                "RESERVATION_TRUSTED_PROXY_HEADER": "X-Forwarded-For",
             }
         )
         return env
