@@ -20,6 +20,9 @@ ReservationError
  ├── UnknownSku                                                      (404 unknown_sku)
  ├── InsufficientStock         details: sku, requested, available    (409)
  ├── CustomerLimitExceeded     details: sku, limit                   (409)
+ ├── NotOnSale                 outside the SKU's sale window, by     (409 not_on_sale)
+ │                             Redis's clock; details: sku,
+ │                             starts_at, ends_at
  ├── HoldCapReached            the customer has the most live holds  (409 hold_cap_reached)
  │                             a pool allows; details: limit, held
  ├── CustomerRequired          a limited SKU, no customer_id, and    (422 customer_required)
@@ -130,6 +133,13 @@ class UnknownSku(ReservationError):
 
 class InsufficientStock(ReservationError):
     code = "insufficient_stock"
+    status_code = 409
+
+
+class NotOnSale(ReservationError):
+    """A line's SKU is outside its sale window (by Redis's clock): nothing was held."""
+
+    code = "not_on_sale"
     status_code = 409
 
 

@@ -9,10 +9,12 @@ one into the matching ReservationError when the caller wants to answer with it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Literal
 
 from domain import errors
+from domain.products import utc_text
 from domain.reservations import Reservation
 
 
@@ -29,6 +31,8 @@ class OutOfStock:
     sku: str
     requested: int
     available: int
+    # The SKU's sale has an end: its refusal must not be remembered past it (core/soldout.py).
+    windowed: bool = field(default=False, compare=False)
 
     def error(self) -> errors.InsufficientStock:
         return errors.InsufficientStock(
@@ -83,7 +87,27 @@ class OverHoldCap:
         )
 
 
-ReserveOutcome = Held | OutOfStock | OverCustomerLimit | CustomerRequired | OverHoldCap
+@dataclass(frozen=True, slots=True)
+class NotOnSale:
+    """A line's SKU is outside its sale window (None: open on that side), by Redis's clock."""
+
+    sku: str
+    starts_at: datetime | None
+    ends_at: datetime | None
+
+    def window(self) -> tuple[datetime | None, datetime | None]:
+        return self.starts_at, self.ends_at
+
+    def error(self) -> errors.NotOnSale:
+        starts, ends = (
+            None if at is None else utc_text(at) for at in (self.starts_at, self.ends_at)
+        )
+        return errors.NotOnSale(
+            f"{self.sku} is not on sale now", sku=self.sku, starts_at=starts, ends_at=ends
+        )
+
+
+ReserveOutcome = Held | OutOfStock | OverCustomerLimit | CustomerRequired | OverHoldCap | NotOnSale
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,9 @@ sees an HTTP schema.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from domain import errors
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +23,8 @@ class ProductSpec:
     stock: int
     pool: str | None = None  # None: the product's current pool, or the default one
     max_per_customer: int | None = None  # None: no limit
+    sale_starts_at: datetime | None = None  # None: on sale from the start
+    sale_ends_at: datetime | None = None  # None: on sale with no end
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,3 +37,31 @@ class StockedProduct:
     reserved: int
     sold: int
     available: int
+    on_sale: bool = True  # inside its sale window now, by Redis's clock
+
+
+def utc_text(value: datetime) -> str:
+    """A time as the API writes it: ISO 8601 in UTC with milliseconds and a `Z`."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def sale_window(
+    starts_at: datetime | None, ends_at: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """A sale window as stored: each bound in UTC to the millisecond (Redis compares ms); an
+    aware time only, and a start before the end (InvalidRequest otherwise)."""
+    bounds = []
+    for name, at in (("sale_starts_at", starts_at), ("sale_ends_at", ends_at)):
+        if at is not None and (not isinstance(at, datetime) or at.utcoffset() is None):
+            raise errors.InvalidRequest(f"{name} must be a time with its offset", field=name)
+        bounds.append(
+            None
+            if at is None
+            else at.astimezone(UTC).replace(microsecond=at.microsecond // 1000 * 1000)
+        )
+    starts, ends = bounds
+    if starts is not None and ends is not None and starts >= ends:
+        raise errors.InvalidRequest(
+            "sale_starts_at must be before sale_ends_at", field="sale_starts_at"
+        )
+    return starts, ends

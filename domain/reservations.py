@@ -43,6 +43,7 @@ class StockLevel:
     reserved: int
     sold: int
     max_per_customer: int | None
+    on_sale: bool = True  # inside the SKU's sale window, by Redis's clock when read
 
     @property
     def available(self) -> int:
@@ -55,6 +56,7 @@ class Listed:
 
     level: StockLevel
     entry: str | None
+    sale: tuple[datetime | None, datetime | None] = (None, None)  # the sale window kept beside
 
 
 def from_epoch_ms(value: int) -> datetime:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import InvalidRequest
-from domain.products import ProductSpec
+from domain.products import ProductSpec, sale_window
 from domain.rules import CURRENCY_REGEX, DEFAULT_POOL, MAX_PRODUCT_NAME, check_name, check_stock
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
@@ -28,11 +28,20 @@ class Product:
     max_per_customer: int | None
     created_at: datetime
     updated_at: datetime
+    sale_starts_at: datetime | None = None  # None: on sale from the start
+    sale_ends_at: datetime | None = None  # None: on sale with no end
 
     def spec(self) -> ProductSpec:
         """What a write set of this product."""
         return ProductSpec(
-            self.name, self.price, self.currency, self.stock, self.pool, self.max_per_customer
+            self.name,
+            self.price,
+            self.currency,
+            self.stock,
+            self.pool,
+            self.max_per_customer,
+            self.sale_starts_at,
+            self.sale_ends_at,
         )
 
 
@@ -62,7 +71,13 @@ def _document(product: Product) -> Document:
         "max_per_customer": product.max_per_customer,
         "created_at": product.created_at,
         "updated_at": product.updated_at,
+        "sale_starts_at": product.sale_starts_at,
+        "sale_ends_at": product.sale_ends_at,
     }
+
+
+def _optional_time(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
 
 
 def _product(document: Document) -> Product:
@@ -76,6 +91,8 @@ def _product(document: Document) -> Product:
         max_per_customer=document.get("max_per_customer"),
         created_at=as_utc(document["created_at"]),
         updated_at=as_utc(document["updated_at"]),
+        sale_starts_at=_optional_time(document.get("sale_starts_at")),
+        sale_ends_at=_optional_time(document.get("sale_ends_at")),
     )
 
 
@@ -114,9 +131,12 @@ class ProductRepository:
         stock: int,
         pool: str = DEFAULT_POOL,
         max_per_customer: int | None = None,
+        sale_starts_at: datetime | None = None,
+        sale_ends_at: datetime | None = None,
     ) -> tuple[Product, Product | None]:
         """Create or replace a product: the stored product and the one it replaced (or None)."""
         currency = _check_fields(sku, name, price, currency, stock, pool)
+        starts, ends = sale_window(sale_starts_at, sale_ends_at)
         if max_per_customer is not None:
             check_stock(max_per_customer, "max_per_customer")
 
@@ -132,6 +152,8 @@ class ProductRepository:
                 max_per_customer=max_per_customer or None,
                 created_at=now if current is None else as_utc(current["created_at"]),
                 updated_at=now,
+                sale_starts_at=starts,
+                sale_ends_at=ends,
             )
             return Write(
                 _document(product), (product, None if current is None else _product(current))

@@ -37,6 +37,9 @@ async def test_put_and_get_products(api: Api) -> None:
         "sold": 0,
         "available": 10,
         "max_per_customer": 2,
+        "sale_starts_at": None,
+        "sale_ends_at": None,
+        "on_sale": True,
     }
     assert put.json() == view
     assert (await api.http.get("/v1/products/tee")).json() == view
@@ -471,6 +474,9 @@ async def test_product_reads_make_no_mongodb_call(make_api: MakeApi, tmp_path: P
             "sold": 0,
             "available": 3,
             "max_per_customer": None,
+            "sale_starts_at": None,
+            "sale_ends_at": None,
+            "on_sale": True,
         }
         listed = (await api.http.get("/v1/products")).json()["data"]
         assert [p["sku"] for p in listed] == [f"sku-{n:02d}" for n in range(20)]

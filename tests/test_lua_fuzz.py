@@ -258,6 +258,19 @@ new_or_known = Slot(st.one_of(fresh, fresh, reservation.valid), hostile_text)
 customer = Slot(st.sampled_from(["", "bob", "ann", "c|d", "é", "x" * 128]), hostile_text)
 flag = Slot(st.sampled_from(["0", "1"]), st.sampled_from(["", "2", "yes"]))
 entry = Slot(st.sampled_from(["", ENTRY]), hostile_text)
+# A sale window (parse_sale in _pool.lua): open, past, current, future; a start after its end
+# and a quote spliced into the product view are refused.
+sale = Slot(
+    st.sampled_from(
+        [
+            "",
+            "|1|" + "|1970-01-01T00:00:00.001Z",
+            "1||1970-01-01T00:00:00.001Z|",
+            "9999999999999||2286-11-20T17:46:39.999Z|",
+        ]
+    ),
+    st.one_of(st.sampled_from(["2|1|a|b", '1||"|', "1|2|x|"]), hostile_text),
+)
 limit = Slot(st.one_of(st.just(""), count.valid), hostile_text)
 pool = Slot(st.just(POOL), st.one_of(name, hostile_text))
 batch = Slot(st.sampled_from(["64", "1"]), st.one_of(st.just("0"), hostile_text))
@@ -388,6 +401,19 @@ def _short(reply: list[Any]) -> None:  # {outcome, sku, requested, available}
     _count(reply[3])
 
 
+def _insufficient(reply: list[Any]) -> None:  # reserve's: _short's, then windowed '0'/'1'
+    assert len(reply) == 5, reply
+    _short(reply[:4])
+    assert reply[4] in (b"0", b"1"), reply
+
+
+def _not_on_sale(reply: list[Any]) -> None:  # {'not_on_sale', sku, starts_ms, ends_ms}
+    assert len(reply) == 4, reply
+    _text(reply[1])
+    for value in reply[2:]:
+        assert value == b"" or _text(value).isdigit(), reply
+
+
 def _limit(reply: list[Any]) -> None:  # {'customer_limit', sku, limit, already}
     assert len(reply) == 4, reply
     _text(reply[1])
@@ -401,10 +427,11 @@ def _hold_cap(reply: list[Any]) -> None:  # {'hold_cap', cap, held}
     _count(reply[2], least=reply[1])
 
 
-def _counters(reply: list[Any]) -> None:  # {'ok', total, reserved, sold, limit}
-    assert len(reply) == 5, reply
-    for value in reply[1:]:
+def _counters(reply: list[Any]) -> None:  # {'ok', total, reserved, sold, limit, on_sale}
+    assert len(reply) == 6, reply
+    for value in reply[1:5]:
         _count(value)
+    assert reply[5] in (b"0", b"1"), reply
 
 
 def _below(reply: list[Any]) -> None:  # {'below_committed', reserved, sold}
@@ -421,8 +448,9 @@ def _product(reply: Any) -> str:
     view = json.loads(_text(reply))
     assert set(view) == {
         *("sku", "name", "price", "currency", "pool", "stock", "reserved", "sold"),
-        *("available", "max_per_customer"),
+        *("available", "max_per_customer", "sale_starts_at", "sale_ends_at", "on_sale"),
     }, view
+    assert isinstance(view["on_sale"], bool), view
     assert view["available"] + view["reserved"] + view["sold"] == view["stock"], view
     return "json"
 
@@ -441,10 +469,11 @@ def _restore(reply: Any) -> str:
     if isinstance(reply, list) and reply and isinstance(reply[0], bytes):
         return shaped(bad_request=_bad_request)(reply)
     assert isinstance(reply, list), reply
-    assert len(reply) == 8, reply
+    assert len(reply) == 9, reply
     _count(reply[0], least=-1)
-    for value in reply[1:]:
+    for value in reply[1:8]:
         _count(value)
+    assert reply[8] in (b"0", b"1"), reply
     return "restored"
 
 
@@ -452,13 +481,15 @@ def _snapshot(reply: Any) -> str:
     assert isinstance(reply, list), reply
     if len(reply) == 2:
         return shaped(bad_request=_bad_request)(reply)
-    assert len(reply) % 6 == 0, reply
-    for i in range(0, len(reply), 6):
+    assert len(reply) % 8 == 0, reply
+    for i in range(0, len(reply), 8):
         _text(reply[i])
         _count(reply[i + 1], least=-1)
         for value in reply[i + 2 : i + 5]:
             _count(value)
         assert reply[i + 5] is None or isinstance(reply[i + 5], bytes), reply
+        assert reply[i + 6] is None or isinstance(reply[i + 6], bytes), reply
+        assert reply[i + 7] in (b"0", b"1"), reply
     return "listed"
 
 
@@ -482,7 +513,8 @@ SPECS = {
             held=_new_hold,
             **_records("existing"),
             unknown_sku=_sku,
-            insufficient=_short,
+            insufficient=_insufficient,
+            not_on_sale=_not_on_sale,
             customer_limit=_limit,
             customer_required=_sku,
             hold_cap=_hold_cap,
@@ -490,7 +522,7 @@ SPECS = {
         ),
         frozenset(
             {"existing", "unknown_sku", "insufficient", "customer_limit", "customer_required"}
-            | {"hold_cap", "bad_request"}
+            | {"hold_cap", "bad_request", "not_on_sale"}
         ),
         record=True,
     ),
@@ -727,7 +759,7 @@ async def test_settle_paid(stage: Stage, args: list[Any]) -> None:
 
 
 @FUZZ
-@given(args=argv(sku, count, limit, entry, flag))
+@given(args=argv(sku, count, limit, entry, flag, sale))
 @example(args=[])
 @example(args=["64", "b", "abc", "", "", "0"])  # nil compared with a number
 @example(args=["64", "b", "1.5", "", "", "0"])  # a fractional total stored
@@ -739,7 +771,7 @@ async def test_set_stock(stage: Stage, args: list[Any]) -> None:
 
 
 @FUZZ
-@given(args=argv(sku, count, count, count, entry))
+@given(args=argv(sku, count, count, count, entry, sale))
 @example(args=["64", "a", "0", "0", "", ""])  # HSET with a nil limit
 @example(args=["64", "zz", "-1", "0", "0", ""])
 async def test_restore(stage: Stage, args: list[Any]) -> None:

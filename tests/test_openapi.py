@@ -123,7 +123,10 @@ async def test_error_answers_name_the_codes_of_the_error_tree() -> None:
                 if status in ("429", "503"):
                     assert operation["responses"][status]["headers"]["Retry-After"]["required"]
     reserve = error_codes(document["paths"]["/v1/reservations"]["post"])
-    assert reserve["409"] == ["insufficient_stock", "customer_limit_exceeded", "hold_cap_reached"]
+    assert reserve["409"] == [
+        *("insufficient_stock", "customer_limit_exceeded", "hold_cap_reached"),
+        "not_on_sale",
+    ]
     # The routes that hold stock or ask Stripe are rate limited; no other route is.
     limited = [
         (method, path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -120,11 +119,6 @@ async def read_json(request: Request, into: type[T]) -> T:
     """Decode and validate a JSON body into a struct; any defect is a 4xx."""
     require_json(request)
     return decode(await read_body(request), into)
-
-
-def utc_text(value: datetime) -> str:
-    """The API's time format (docs/api.md): ISO 8601 in UTC, milliseconds, with a Z."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def json_response(

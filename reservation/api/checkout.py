@@ -5,8 +5,9 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.products import utc_text
 from domain.reservations import CartLine
-from reservation.api.bodies import json_response, read_json, require_json, utc_text
+from reservation.api.bodies import json_response, read_json, require_json
 from reservation.api.customers import caller_of
 from reservation.api.ratelimits import counted_address
 from reservation.api.schemas import CartLineView, CheckoutIn, CheckoutStateView, CheckoutView

@@ -16,10 +16,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from domain.products import utc_text
 from domain.rules import DEFAULT_POOL
 from persistence.events import EventTimes
 from reservation.api.auth import require_admin
-from reservation.api.bodies import json_response, utc_text
+from reservation.api.bodies import json_response
 from reservation.api.orders import order_view
 from reservation.api.schemas import (
     CartLineView,

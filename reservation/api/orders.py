@@ -8,10 +8,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from domain import errors
+from domain.products import utc_text
 from domain.statuses import OrderStatus
 from persistence.orders import Order
 from reservation.api.auth import require_admin
-from reservation.api.bodies import json_response, utc_text
+from reservation.api.bodies import json_response
 from reservation.api.schemas import OrderLineView, OrderList, OrderView
 from reservation.api.services import services
 

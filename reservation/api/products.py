@@ -13,7 +13,7 @@ import msgspec
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain.products import ProductSpec, StockedProduct
+from domain.products import ProductSpec, StockedProduct, utc_text
 from domain.rules import check_name
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, read_json
@@ -28,12 +28,16 @@ def product_spec(body: ProductIn) -> ProductSpec:
 
 def product_view(product: StockedProduct) -> ProductView:
     """The HTTP view of a catalog product: its recorded fields and its live counts."""
+    fields = asdict(product.spec)
+    for name in ("sale_starts_at", "sale_ends_at"):
+        fields[name] = None if fields[name] is None else utc_text(fields[name])
     return ProductView(
         sku=product.sku,
         reserved=product.reserved,
         sold=product.sold,
         available=product.available,
-        **asdict(product.spec),
+        on_sale=product.on_sale,
+        **fields,
     )
 
 

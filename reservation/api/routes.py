@@ -26,6 +26,7 @@ from domain.errors import (
     InvalidSignature,
     MixedPools,
     NotFound,
+    NotOnSale,
     PayloadTooLarge,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
@@ -103,6 +104,7 @@ HOLD_REFUSALS = (
     InsufficientStock,
     CustomerLimitExceeded,
     HoldCapReached,
+    NotOnSale,
 )
 # The routes that hold stock or ask Stripe: limited per client address and per customer id.
 LIMITED = (RateLimited,)

@@ -10,6 +10,7 @@ layer nothing imports it (the import-linter contract `no-schemas-below-api`).
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -73,6 +74,13 @@ Money = Annotated[
     Meta(ge=0, le=MAX_AMOUNT, description="minor units (cents); at most what Stripe accepts"),
 ]
 Stock = Annotated[int, Meta(ge=0, le=MAX_STOCK)]
+SaleTime = Annotated[
+    datetime,
+    Meta(
+        tz=True,
+        description="ISO 8601 with its offset, e.g. 2026-11-26T16:00:00.000Z (kept to the ms)",
+    ),
+]
 
 
 class ProductIn(Struct, forbid_unknown_fields=True):
@@ -82,6 +90,9 @@ class ProductIn(Struct, forbid_unknown_fields=True):
     stock: Stock
     pool: Name | None = None  # omitted: the product's current pool, or "default"
     max_per_customer: Annotated[int, Meta(ge=1, le=MAX_QUANTITY)] | None = None
+    # The sale window, by Redis's clock (null or omitted: open on that side).
+    sale_starts_at: SaleTime | None = None
+    sale_ends_at: SaleTime | None = None
 
 
 class ProductView(Struct):
@@ -95,6 +106,9 @@ class ProductView(Struct):
     sold: int
     available: int
     max_per_customer: int | None
+    sale_starts_at: str | None
+    sale_ends_at: str | None
+    on_sale: bool  # inside the sale window now, by Redis's clock
 
 
 class ProductList(Struct):

@@ -45,7 +45,8 @@ class SoldOutMemory:
         return None
 
     def remember(self, refusal: OutOfStock) -> None:
-        if self.seconds and refusal.available == 0:
+        # A SKU whose sale ends is not remembered: past the end Redis answers not_on_sale.
+        if self.seconds and refusal.available == 0 and not refusal.windowed:
             self._until[refusal.sku] = self.clock() + self.seconds
 
     def forget(self, skus: Iterable[str]) -> None:

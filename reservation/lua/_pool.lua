@@ -4,10 +4,11 @@
 --
 -- KEYS[1] stock   hash    "<sku>:total" | ":reserved" | ":sold" | ":limit" -> integer,
 --                         "<sku>:product" -> its catalog entry (JSON, written by set_stock and
---                         restore, read by snapshot), ":expired" -> holds of the pool that
---                         lapsed, ever, and ":next" -> no hold of `holds` lapses before this
---                         time (ms; absent: not known), so a script that finds it in the
---                         future skips the range query of reclaim
+--                         restore, read by snapshot), "<sku>:sale" -> its sale window (see
+--                         parse_sale; written with the entry; absent: none), ":expired" ->
+--                         holds of the pool that lapsed, ever, and ":next" -> no hold of
+--                         `holds` lapses before this time (ms; absent: not known), so a
+--                         script that finds it in the future skips the range query of reclaim
 -- KEYS[2] holds   zset    "<id>|<items>|<customer>", scored by hold expiry (ms, Redis TIME)
 -- KEYS[3] usage   hash    "<sku>|<customer>" -> units that customer holds or bought, and
 --                         ":holds|<customer>" -> how many members of `holds` are that
@@ -246,26 +247,30 @@ local function next_due() return tonumber(call('HGET', stock_key, NEXT)) end
 local function reclaim_due(now) return reclaim(now, next_due()) end
 
 -- Per SKU of `skus`: {total, reserved, sold, limit}, or false when it is not in this pool;
--- and the pool's NEXT (nil: unknown), read by the same first HMGET.
+-- and NEXT (nil: unknown), by the same first HMGET; `with_sale`: the sale window too (5th).
 -- One HMGET per CHUNK fields (a cart's SKUs take one; a pool of thousands of SKUs, several).
-local function counters(skus)
+local function counters(skus, with_sale)
   local found, due = {}, nil
-  for first = 1, max(#skus, 1), CHUNK / 4 do
-    local last = min(first + CHUNK / 4 - 1, #skus)
+  local width = with_sale and 5 or 4
+  local step = floor(CHUNK / width)
+  for first = 1, max(#skus, 1), step do
+    local last = min(first + step - 1, #skus)
     local fields = {}
     for i = first, last do
       local sku, n = skus[i], #fields
       fields[n + 1], fields[n + 2] = sku .. ':total', sku .. ':reserved'
       fields[n + 3], fields[n + 4] = sku .. ':sold', sku .. ':limit'
+      if with_sale then fields[n + 5] = sku .. ':sale' end
     end
     if first == 1 then fields[#fields + 1] = NEXT end
     local values = call('HMGET', stock_key, unpack(fields))
     if first == 1 then due = tonumber(values[#fields]) end
     for i = first, last do
-      local at = (i - first) * 4
+      local at = (i - first) * width
       if values[at + 1] then
         found[skus[i]] = {tonumber(values[at + 1]), tonumber(values[at + 2]) or 0,
-                          tonumber(values[at + 3]) or 0, tonumber(values[at + 4]) or 0}
+                          tonumber(values[at + 3]) or 0, tonumber(values[at + 4]) or 0,
+                          with_sale and values[at + 5] or false}
       else
         found[skus[i]] = false
       end
@@ -282,6 +287,34 @@ local function current_counters(skus, now)
 end
 
 local function skus_of(items) return items.skus end
+
+-- A sale window "<starts>|<ends>|<starts_at>|<ends_at>": bounds in ms of Redis TIME, then as
+-- the API writes times (spliced into the product view); an empty bound is open on that side.
+-- -> {starts, ends, starts_at, ends_at} (false: open side); nil for any other text, or a start
+-- not before the end. Remembered: every reserve of the SKU reads it.
+local TIME_TEXT = '[%dTZ:.%-]*'
+local parse_sale = remembered(function(text)
+  if not is_text(text) then return nil end
+  local s, e, s_at, e_at = match(text, '^(%d*)|(%d*)|(' .. TIME_TEXT .. ')|(' .. TIME_TEXT .. ')$')
+  if not s or #s > 16 or #e > 16 or (s == '') ~= (s_at == '') or (e == '') ~= (e_at == '') then
+    return nil
+  end
+  local starts, ends = tonumber(s) or false, tonumber(e) or false
+  if starts and ends and starts >= ends then return nil end
+  return {starts, ends, s_at, e_at}
+end)
+
+-- Whether a SKU with this window (parsed; nil: none) is on sale at `now` (ms, Redis TIME):
+-- from its start, inclusive, to its end, exclusive.
+local function on_sale(sale, now)
+  return not sale or ((not sale[1] or now >= sale[1]) and (not sale[2] or now < sale[2]))
+end
+
+-- Write (or, for '', delete) a SKU's sale window beside its counters.
+local function write_sale(sku, text)
+  if text == '' then call('HDEL', stock_key, sku .. ':sale')
+  else call('HSET', stock_key, sku .. ':sale', text) end
+end
 
 -- A record: its times stay the text they were read as (created_at is never computed with, and
 -- expires_at is written back as it came unless it changes: set_expiry), since turning a

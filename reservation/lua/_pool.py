@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from domain import errors
+from domain.products import utc_text
 from domain.reservations import (
     CartLine,
     Reservation,
@@ -86,7 +88,34 @@ def reservation(reply: Sequence[Any], reservation_id: str, pool: str) -> Reserva
     )
 
 
-def stock_level(sku: str, pool: str, counters: Iterable[Any]) -> StockLevel:
-    """A SKU's {total, reserved, sold, limit} (limit 0: none) as its stock level."""
+def stock_level(sku: str, pool: str, counters: Iterable[Any], on_sale: Any = b"1") -> StockLevel:
+    """A SKU's {total, reserved, sold, limit} (limit 0: none), and whether it is on sale (a
+    script's '1'/'0'), as its stock level."""
     total, reserved, sold, limit = (int(value) for value in counters)
-    return StockLevel(sku, pool, total, reserved, sold, limit or None)
+    return StockLevel(sku, pool, total, reserved, sold, limit or None, text(on_sale) == "1")
+
+
+def _ms(at: datetime | None) -> str:
+    return "" if at is None else str(int(at.timestamp() * 1000))
+
+
+def encode_sale(starts_at: datetime | None, ends_at: datetime | None) -> str:
+    """The scripts' sale window (parse_sale in _pool.lua): "<starts>|<ends>|<starts_at>|
+    <ends_at>", ms then the API's text, an open side empty; '' for a window open both ways."""
+    if starts_at is None and ends_at is None:
+        return ""
+    texts = ("" if at is None else utc_text(at) for at in (starts_at, ends_at))
+    return "|".join((_ms(starts_at), _ms(ends_at), *texts))
+
+
+def optional_ms(value: Any) -> datetime | None:
+    """A script's time in ms as text, '' (or nothing) for none."""
+    raw = "" if value is None else text(value)
+    return from_epoch_ms(int(raw)) if raw else None
+
+
+def decode_sale(value: Any) -> tuple[datetime | None, datetime | None]:
+    """A sale window as the scripts keep it (None or '': open both ways)."""
+    raw = "" if value is None else text(value)
+    starts, ends, *_ = [*raw.split("|"), "", ""]
+    return optional_ms(starts), optional_ms(ends)

@@ -1,6 +1,7 @@
 -- product: one SKU's product view, as the JSON text GET /v1/products/{sku} answers, assembled
 -- here from the counters and the catalog entry a PUT keeps beside them: a product read is one
--- call, and the service passes the text on without parsing it.
+-- call, and the service passes the text on without parsing it. `on_sale` is decided here, by
+-- Redis TIME and the SKU's sale window (`<sku>:sale`, read by the same HMGET).
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2] sku, ARGV[3] the pool's name.
 -- Reply: the JSON text, or false when the SKU has no counters or no catalog entry here;
@@ -10,17 +11,23 @@ local sku, pool = ARGV[2], ARGV[3]
 if not is_name(sku) then return {'bad_request', 'sku'} end
 if not is_name(pool) then return {'bad_request', 'pool'} end
 local fields = {sku .. ':total', sku .. ':reserved', sku .. ':sold', sku .. ':limit',
-  sku .. ':product', NEXT}
+  sku .. ':product', NEXT, sku .. ':sale'}
 local v = call('HMGET', stock_key, unpack(fields))
-if reclaim(now_ms(), tonumber(v[6])) > 0 then v = call('HMGET', stock_key, unpack(fields)) end
+local now = now_ms()
+if reclaim(now, tonumber(v[6])) > 0 then v = call('HMGET', stock_key, unpack(fields)) end
 if not v[1] or not v[5] then return false end
 local total, reserved = tonumber(v[1]), tonumber(v[2]) or 0
 local sold, limit = tonumber(v[3]) or 0, tonumber(v[4]) or 0
 -- %d: integers up to 10^12 print whole (tostring would print 1e+12).
 local function int(n) return string.format('%d', n) end
+-- The window's times are spliced in as stored (parse_sale admits no quote or backslash).
+local sale = v[7] and parse_sale(v[7])
+local function time_json(at) return (sale and at ~= '') and '"' .. at .. '"' or 'null' end
 -- The entry is a JSON object {"name", "price", "currency"}; its members are spliced in.
 return table.concat({
   '{"sku":"', sku, '",', string.sub(v[5], 2, -2),
   ',"pool":"', pool, '","stock":', int(total), ',"reserved":', int(reserved),
   ',"sold":', int(sold), ',"available":', int(math.max(total - reserved - sold, 0)),
-  ',"max_per_customer":', limit > 0 and int(limit) or 'null', '}'})
+  ',"max_per_customer":', limit > 0 and int(limit) or 'null',
+  ',"sale_starts_at":', time_json(sale and sale[3]), ',"sale_ends_at":', time_json(sale and sale[4]),
+  ',"on_sale":', on_sale(sale or nil, now) and 'true' or 'false', '}'})

@@ -12,9 +12,13 @@
 --        sent, summed, the customer as sent, not late)
 --      | {'existing', status, items, customer, expires_at_ms, created_at_ms, late}
 --   (times as decimal text)
---      | {'unknown_sku', sku} | {'insufficient', sku, requested, available}
+--      | {'unknown_sku', sku} | {'not_on_sale', sku, starts_ms, ends_ms} ('' for an open side)
+--      | {'insufficient', sku, requested, available, windowed ('1': the SKU's sale has an end,
+--        so a process must not remember it as sold out past that end)}
 --      | {'customer_limit', sku, limit, already} | {'customer_required', sku}
 --      | {'hold_cap', cap, held} | {'bad_request', reason}
+-- A SKU is on sale inside its window (`<sku>:sale`, by Redis TIME), read by the same HMGET as
+-- its counters; the window is checked here only: a commit of a hold made inside it is honoured.
 -- A refusal costs TIME and one HMGET (counters and `:next`; with a customer id, one more of
 -- their usage); a hold adds SET, one HSET of the counters (and `:next` when this hold lapses
 -- first), ZADD, and with a customer id one HSET of their usage. Lapsed holds are reclaimed
@@ -39,10 +43,10 @@ if not hold_cap then return {'bad_request', 'hold_cap'} end
 
 local now = now_ms()
 local skus = skus_of(items)
-local c, due = counters(skus)
+local c, due = counters(skus, true)
 local reclaimed
 reclaimed, due = reclaim(now, due)
-if reclaimed > 0 then c = counters(skus) end
+if reclaimed > 0 then c = counters(skus, true) end
 
 -- What the customer holds or bought of each SKU, and their live holds: read whenever there is
 -- a customer, since a hold writes them all back.
@@ -60,10 +64,16 @@ local function refusal()
     local sku, qty = item[1], item[2]
     local s = c[sku]
     if not s then return {'unknown_sku', sku} end
+    local sale = s[5] and parse_sale(s[5])
+    if not on_sale(sale, now) then
+      return {'not_on_sale', sku, sale[1] and int(sale[1]) or '', sale[2] and int(sale[2]) or ''}
+    end
     local limit = s[4]
     if limit > 0 and customer == '' and require_customer then return {'customer_required', sku} end
     local available = s[1] - s[2] - s[3]
-    if qty > available then return {'insufficient', sku, qty, math.max(available, 0)} end
+    if qty > available then
+      return {'insufficient', sku, qty, math.max(available, 0), sale and sale[2] and '1' or '0'}
+    end
     local already = used[sku .. '|' .. customer] or 0
     if limit > 0 and already + qty > limit then return {'customer_limit', sku, limit, already} end
   end

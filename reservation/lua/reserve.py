@@ -8,13 +8,14 @@ from domain import errors
 from domain.outcomes import (
     CustomerRequired,
     Held,
+    NotOnSale,
     OutOfStock,
     OverCustomerLimit,
     OverHoldCap,
     ReserveOutcome,
 )
 from domain.reservations import CartLine, Reservation, ReservationStatus, from_epoch_ms
-from reservation.lua._pool import NoCounters, reservation, text
+from reservation.lua._pool import NoCounters, optional_ms, reservation, text
 
 
 def decode(
@@ -48,8 +49,11 @@ def decode(
 
 def _refusal(outcome: str, reply: Any) -> ReserveOutcome | NoCounters:
     if outcome == "insufficient":
-        _, sku, requested, available = reply
-        return OutOfStock(text(sku), int(requested), int(available))
+        _, sku, requested, available, windowed = reply
+        return OutOfStock(text(sku), int(requested), int(available), text(windowed) == "1")
+    if outcome == "not_on_sale":
+        _, sku, starts, ends = reply
+        return NotOnSale(text(sku), optional_ms(starts), optional_ms(ends))
     if outcome == "customer_limit":
         _, sku, limit, already = reply
         return OverCustomerLimit(text(sku), int(limit), int(already))

@@ -18,5 +18,5 @@ def decode(reply: Any, sku: str, pool: str) -> StockLevel | BelowCommitted | NoC
     if outcome == "below_committed":
         _, reserved, sold = reply
         return BelowCommitted(sku, int(reserved), int(sold))
-    _, *counters = reply
-    return stock_level(sku, pool, counters)
+    _, *counters, on_sale = reply
+    return stock_level(sku, pool, counters, on_sale)

@@ -2,11 +2,14 @@
 -- reclaiming lapsed holds.
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2..] SKUs (none: every SKU of the pool).
--- Reply: flat {sku, total, reserved, sold, limit, product, ...} | {'bad_request', argument};
+-- Reply: flat {sku, total, reserved, sold, limit, product, sale, on_sale, ...}
+--      | {'bad_request', argument};
 -- total is -1 for a SKU not in
 -- the pool (any text that is not a stocked SKU reads so); product is the catalog entry PUT
--- stored beside the counters (JSON), or false. Thousands of SKUs are read in chunks.
-reclaim_due(now_ms())
+-- stored beside the counters (JSON), or false; sale its sale window text (false: none);
+-- on_sale '1'/'0' by Redis TIME. Thousands of SKUs are read in chunks.
+local now = now_ms()
+reclaim_due(now)
 local skus = {}
 if #ARGV > 1 then
   for i = 2, #ARGV do skus[#skus + 1] = ARGV[i] end
@@ -20,14 +23,18 @@ end
 local reply = {}
 if #skus == 0 then return reply end
 local c = counters(skus)
-local products = {}
-for first = 1, #skus, CHUNK do
+local products, sales = {}, {}
+local step = CHUNK / 2
+for first = 1, #skus, step do
   local fields = {}
-  for i = first, math.min(first + CHUNK - 1, #skus) do
+  for i = first, math.min(first + step - 1, #skus) do
     fields[#fields + 1] = skus[i] .. ':product'
+    fields[#fields + 1] = skus[i] .. ':sale'
   end
-  for i, entry in ipairs(call('HMGET', stock_key, unpack(fields))) do
-    products[first + i - 1] = entry
+  local values = call('HMGET', stock_key, unpack(fields))
+  for i = 1, #fields / 2 do
+    products[first + i - 1] = values[2 * i - 1]
+    sales[first + i - 1] = values[2 * i]
   end
 end
 for i, sku in ipairs(skus) do
@@ -35,5 +42,7 @@ for i, sku in ipairs(skus) do
   reply[#reply + 1] = sku
   for j = 1, 4 do reply[#reply + 1] = s[j] end
   reply[#reply + 1] = products[i]
+  reply[#reply + 1] = sales[i]
+  reply[#reply + 1] = on_sale(sales[i] and parse_sale(sales[i]) or nil, now) and '1' or '0'
 end
 return reply

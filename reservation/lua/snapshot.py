@@ -5,18 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from domain.reservations import Listed
-from reservation.lua._pool import stock_level, text
+from reservation.lua._pool import decode_sale, stock_level, text
 
-FIELDS = 6  # per SKU: sku, total, reserved, sold, limit, catalog entry
+FIELDS = 8  # per SKU: sku, total, reserved, sold, limit, catalog entry, sale window, on_sale
 
 
 def decode(reply: Any, pool: str) -> list[Listed]:
-    """The flat {sku, total, reserved, sold, limit, entry, ...} as listed SKUs; a SKU not in
-    the pool (total -1) is left out."""
+    """The flat {sku, total, reserved, sold, limit, entry, sale, on_sale, ...} as listed SKUs;
+    a SKU not in the pool (total -1) is left out."""
     found = []
     for start in range(0, len(reply), FIELDS):
-        sku, total, reserved, sold, limit, entry = reply[start : start + FIELDS]
+        sku, total, reserved, sold, limit, entry, sale, on_sale = reply[start : start + FIELDS]
         if int(total) >= 0:
-            level = stock_level(text(sku), pool, (total, reserved, sold, limit))
-            found.append(Listed(level, None if entry is None else text(entry)))
+            level = stock_level(text(sku), pool, (total, reserved, sold, limit), on_sale)
+            entry_text = None if entry is None else text(entry)
+            found.append(Listed(level, entry_text, decode_sale(sale)))
     return found

@@ -23,11 +23,12 @@ from functools import partial
 import msgspec
 
 from domain import errors
-from domain.products import ProductSpec, StockedProduct
+from domain.products import ProductSpec, StockedProduct, sale_window
 from domain.reservations import Listed, StockLevel
 from domain.rules import DEFAULT_POOL
 from persistence.products import Product, ProductRepository
 from reservation.core.inventory import Inventory
+from reservation.lua._pool import encode_sale
 from reservation.payments.money import check_price
 
 # A PUT that adds a pool is seen by the list within this long (a new SKU of a known pool, and
@@ -53,6 +54,11 @@ def catalog_entry(product: Product) -> str:
     return _encode(CatalogEntry(product.name, product.price, product.currency)).decode()
 
 
+def sale_text(product: Product) -> str:
+    """The sale window Redis keeps beside a product's counters (reserve and product read it)."""
+    return encode_sale(product.sale_starts_at, product.sale_ends_at)
+
+
 def _entry(raw: str | None) -> CatalogEntry | None:
     if raw is None:
         return None
@@ -62,17 +68,27 @@ def _entry(raw: str | None) -> CatalogEntry | None:
         return None  # unreadable: served from MongoDB instead, like a missing one
 
 
-def _stocked(sku: str, entry: CatalogEntry, level: StockLevel) -> StockedProduct:
+def _stocked(sku: str, entry: CatalogEntry, listed: Listed) -> StockedProduct:
+    level = listed.level
     spec = ProductSpec(
-        entry.name, entry.price, entry.currency, level.total, level.pool, level.max_per_customer
+        entry.name,
+        entry.price,
+        entry.currency,
+        level.total,
+        level.pool,
+        level.max_per_customer,
+        *listed.sale,
     )
-    return StockedProduct(sku, spec, level.reserved, level.sold, level.available)
+    return StockedProduct(sku, spec, level.reserved, level.sold, level.available, level.on_sale)
 
 
 def _recorded(product: Product, level: StockLevel | None) -> StockedProduct:
-    # A SKU missing from Redis (lost, not yet reconciled) offers nothing rather than guessing.
-    counts = (level.reserved, level.sold, level.available) if level else (0, 0, 0)
-    return StockedProduct(product.sku, product.spec(), *counts)
+    # A SKU missing from Redis (lost, not yet reconciled) offers nothing rather than guessing
+    # (nor is it on sale: only Redis's clock says so, and nothing can be held of it).
+    if level is None:
+        return StockedProduct(product.sku, product.spec(), 0, 0, 0, on_sale=False)
+    counts = (level.reserved, level.sold, level.available)
+    return StockedProduct(product.sku, product.spec(), *counts, on_sale=level.on_sale)
 
 
 class Catalog:
@@ -83,6 +99,7 @@ class Catalog:
     async def put(self, sku: str, spec: ProductSpec) -> StockedProduct:
         """Write MongoDB first (the durable truth), then Redis; undo MongoDB if Redis refuses."""
         check_price(spec.price, spec.currency)
+        starts, ends = sale_window(spec.sale_starts_at, spec.sale_ends_at)
         current = await self.products.get(sku)
         pool = spec.pool or (current.pool if current else DEFAULT_POOL)
         product, previous = await self.products.upsert(
@@ -93,6 +110,8 @@ class Catalog:
             stock=spec.stock,
             pool=pool,
             max_per_customer=spec.max_per_customer,
+            sale_starts_at=starts,
+            sale_ends_at=ends,
         )
         try:
             level = await self.inventory.stock.set_stock(
@@ -102,6 +121,7 @@ class Catalog:
                 max_per_customer=spec.max_per_customer,
                 entry=catalog_entry(product),
                 existing=previous is not None,
+                sale=sale_text(product),
             )
         except errors.ReservationError:
             await self.products.restore(sku, previous)
@@ -141,7 +161,7 @@ class Catalog:
         except errors.UnknownSku:
             listed = []  # Redis does not stock it (yet): MongoDB says whether it exists
         if listed and (entry := _entry(listed[0].entry)) is not None:
-            return _stocked(sku, entry, listed[0].level)
+            return _stocked(sku, entry, listed[0])
         return (await self._from_mongodb([sku], {item.level.sku: item for item in listed}))[0]
 
     async def list(self) -> list[StockedProduct]:
@@ -159,7 +179,7 @@ class Catalog:
             if entry is None:
                 missing.append(sku)
             else:
-                stocked[sku] = _stocked(sku, entry, item.level)
+                stocked[sku] = _stocked(sku, entry, item)
         if missing:
             stocked.update((one.sku, one) for one in await self._from_mongodb(missing, listed))
         return [stocked[sku] for sku in sorted(stocked)]
@@ -181,7 +201,7 @@ class Catalog:
             item = listed.get(product.sku)
             if item is not None:
                 await self.inventory.stock.keep_entry(
-                    product.sku, product.pool, catalog_entry(product)
+                    product.sku, product.pool, catalog_entry(product), sale_text(product)
                 )
             stocked.append(_recorded(product, None if item is None else item.level))
         return stocked

@@ -28,7 +28,14 @@ import time
 from dataclasses import dataclass
 
 from domain import errors
-from domain.outcomes import CustomerRequired, Held, OutOfStock, OverCustomerLimit, OverHoldCap
+from domain.outcomes import (
+    CustomerRequired,
+    Held,
+    NotOnSale,
+    OutOfStock,
+    OverCustomerLimit,
+    OverHoldCap,
+)
 from domain.reservations import CartLine
 from reservation.core.cart import CartInput, check_customer, normalize_cart
 from reservation.core.idempotency import IdempotencyKeys, check_key, fingerprint
@@ -46,6 +53,7 @@ REFUSALS = {
     OverCustomerLimit: "customer_limit_exceeded",
     CustomerRequired: "customer_required",
     OverHoldCap: "hold_cap_reached",
+    NotOnSale: "not_on_sale",
 }
 
 
