@@ -310,10 +310,17 @@ local function on_sale(sale, now)
   return not sale or ((not sale[1] or now >= sale[1]) and (not sale[2] or now < sale[2]))
 end
 
--- Write (or, for '', delete) a SKU's sale window beside its counters.
-local function write_sale(sku, text)
-  if text == '' then call('HDEL', stock_key, sku .. ':sale')
-  else call('HSET', stock_key, sku .. ':sale', text) end
+-- Keep a SKU's catalog entry and sale window (text; '': none) beside its counters; an empty
+-- entry keeps both as they are. Whether the SKU is on sale at `now`.
+local function keep_entry(sku, entry, sale_text, now)
+  if entry ~= '' then
+    call('HSET', stock_key, sku .. ':product', entry)
+    if sale_text == '' then call('HDEL', stock_key, sku .. ':sale')
+    else call('HSET', stock_key, sku .. ':sale', sale_text) end
+  else
+    sale_text = call('HGET', stock_key, sku .. ':sale') or ''
+  end
+  return on_sale(sale_text ~= '' and parse_sale(sale_text) or nil, now)
 end
 
 -- A record: its times stay the text they were read as (created_at is never computed with, and

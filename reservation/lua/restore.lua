@@ -28,12 +28,6 @@ for _, member in ipairs(call('ZRANGE', holds_key, 0, -1)) do
 end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', reserved,
   sku .. ':sold', sold, sku .. ':limit', limit)
-if entry ~= '' then
-  call('HSET', stock_key, sku .. ':product', entry)
-  write_sale(sku, sale_text)
-else
-  sale_text = call('HGET', stock_key, sku .. ':sale') or ''
-end
-local open = on_sale(sale_text ~= '' and parse_sale(sale_text) or nil, now)
+local open = keep_entry(sku, entry, sale_text, now)
 return {before[1], before[2], before[3], before[4], total, reserved, sold, limit,
   open and '1' or '0'}

@@ -28,11 +28,5 @@ if total < c[2] + c[3] then return {'below_committed', c[2], c[3]} end
 if limit == nil then limit = c[4] end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', c[2],
   sku .. ':sold', c[3], sku .. ':limit', limit)
-if entry ~= '' then
-  call('HSET', stock_key, sku .. ':product', entry)
-  write_sale(sku, sale_text)
-else
-  sale_text = call('HGET', stock_key, sku .. ':sale') or ''
-end
-local open = on_sale(sale_text ~= '' and parse_sale(sale_text) or nil, now)
+local open = keep_entry(sku, entry, sale_text, now)
 return {'ok', total, c[2], c[3], limit, open and '1' or '0'}
