@@ -1,4 +1,4 @@
-"""Fault drills under load: `python -m loadtests.drills [--only NAME ...] [--quick]`.
+"""Fault drills under load: `python -m loadtests.drills [--only NAME ...] [--no-report]`.
 
 Each drill starts a stack of its own on free loopback ports (a redis-server, an nx-27017, the
 Stripe simulator with delivery chaos, the service with 2 workers; never the machine's Redis),
