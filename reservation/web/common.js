@@ -6,35 +6,57 @@ window.Shop = (() => {
   const ZERO_DECIMAL = new Set(["bif", "clp", "djf", "gnf", "jpy", "kmf", "krw", "mga",
     "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]);
   const THREE_DECIMAL = new Set(["bhd", "jod", "kwd", "omr", "tnd"]);
-  let skew = 0; // the server's clock minus this browser's, in ms (from the Date header)
+  // The server's clock minus this browser's, in ms, known within [low, high]. A response's
+  // Date header has whole seconds and was written between the request's start (t0) and its
+  // answer (t1), so each one bounds the skew; the bounds of several answers together pin it
+  // to within a round trip. A cacheable answer may be older than the request by its max-age.
+  // Bounds that stop agreeing (a clock was set) start again from the latest answer.
+  const clock = { low: -Infinity, high: Infinity };
 
-  function noteClock(response) {
+  function noteClock(response, t0, t1) {
     const date = Date.parse(response.headers.get("date") || "");
-    if (!Number.isNaN(date)) {
-      // Date has whole seconds: the server's now lies within the second after it.
-      const measured = date + 500 - Date.now();
-      skew = Math.abs(measured) > 2000 ? measured : 0;
+    if (Number.isNaN(date)) return;
+    const maxAge = /max-age=(\d+)/.exec(response.headers.get("cache-control") || "");
+    const age = Number(response.headers.get("age")) || 0;
+    const stale = maxAge ? (Number(maxAge[1]) + age) * 1000 : 0;
+    const low = date - t1;
+    const high = date + 1000 + stale - t0;
+    if (Math.max(low, clock.low) > Math.min(high, clock.high)) {
+      clock.low = low;
+      clock.high = high;
+    } else {
+      clock.low = Math.max(low, clock.low);
+      clock.high = Math.min(high, clock.high);
     }
   }
 
-  function serverNow() {
-    return Date.now() + skew;
+  function skew() {
+    if (clock.low === -Infinity) return 0;
+    return (clock.low + clock.high) / 2;
   }
 
-  // One call of the JSON API: {ok, status, body, retryAfter}; never throws.
-  async function api(method, path, body, headers) {
+  function serverNow() {
+    return Date.now() + skew();
+  }
+
+  // One call of the JSON API: {ok, status, body, retryAfter}; never throws. `cache`: the
+  // fetch's cache mode ("no-cache": not an answer the browser kept, for a read that must see
+  // the page's own write).
+  async function api(method, path, body, headers, cache) {
     const init = { method, headers: { Accept: "application/json", ...(headers || {}) } };
+    if (cache) init.cache = cache;
     if (body !== undefined) {
       init.body = JSON.stringify(body);
       init.headers["Content-Type"] = "application/json";
     }
     let response;
+    const t0 = Date.now();
     try {
       response = await fetch(path, init);
     } catch (error) {
       return { ok: false, status: 0, body: { error: "network", message: "The shop cannot be reached." } };
     }
-    noteClock(response);
+    noteClock(response, t0, Date.now());
     let data = null;
     try {
       data = await response.json();
