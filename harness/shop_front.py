@@ -8,8 +8,9 @@ may be anybody here; that is the demo's login, not a way to run a shop.
 The storefront calls only its own origin (reservation/api/pages.py's Content-Security-Policy
 says `connect-src 'self'`), so this server is that origin: it answers /shop itself and passes
 every other request to the service as it came (the visitor's address in X-Forwarded-For, which
-the service ignores unless RESERVATION_TRUSTED_PROXY_HEADER names it). No CORS is needed, none
-is offered.
+the service ignores unless RESERVATION_TRUSTED_PROXY_HEADER names it), and streams the answer
+back as it comes, so the storefront's live stock (Server-Sent Events) passes through event by
+event. No CORS is needed, none is offered.
 
     python -m harness.shop_front --port 8000 --upstream http://127.0.0.1:8001
 """
@@ -29,8 +30,9 @@ import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from harness.customer_tokens import AUDIENCE, LIFETIME_SECONDS, SECRET_VARIABLE, mint
 
@@ -52,6 +54,7 @@ HOP_BY_HOP = {
 CLAIMED_ADDRESS = {"forwarded", "x-forwarded-for", "x-real-ip"}
 NOT_FORWARDED = HOP_BY_HOP | CLAIMED_ADDRESS
 NO_STORE = {"Cache-Control": "no-store"}
+TIMEOUT_SECONDS = 30
 
 
 def customer_of(name: str) -> str | None:
@@ -92,7 +95,8 @@ async def token(request: Request) -> JSONResponse:
 
 
 async def forward(request: Request) -> Response:
-    """The request, passed to the service; its answer, passed back as it came."""
+    """The request, passed to the service; its answer, passed back as it comes: streamed, so
+    that a stream of events (`/v1/products/{sku}/events`) reaches the page event by event."""
     upstream: httpx.AsyncClient = request.app.state.upstream
     headers = [
         (key, value)
@@ -104,26 +108,43 @@ async def forward(request: Request) -> Response:
     target = request.scope.get("raw_path") or request.url.path.encode()
     if request.url.query:
         target += b"?" + request.url.query.encode("latin-1")
+    # A stream of events stays quiet for as long as nothing changes (the service sends a
+    # keep-alive comment every 15 s): no read timeout for one.
+    events = "text/event-stream" in request.headers.get("accept", "")
     sent = upstream.build_request(
-        request.method, target.decode("latin-1"), headers=headers, content=await request.body()
+        request.method,
+        target.decode("latin-1"),
+        headers=headers,
+        content=await request.body(),
+        timeout=httpx.Timeout(TIMEOUT_SECONDS, read=None) if events else TIMEOUT_SECONDS,
     )
     try:
         answer = await upstream.send(sent, stream=True)
-        try:
-            content = b"".join([chunk async for chunk in answer.aiter_raw()])
-        finally:
-            await answer.aclose()
     except httpx.HTTPError:
         return refused(502, "bad_gateway", "The reservation service cannot be reached.")
-    response = Response(content, answer.status_code)
-    response.raw_headers = [
-        (key, value)
-        for key, value in answer.headers.raw
-        if key.decode("latin-1").lower() not in HOP_BY_HOP
-    ]
-    if "content-length" not in answer.headers:
-        response.raw_headers.append((b"content-length", str(len(content)).encode()))
-    return response
+    return Relayed(answer)
+
+
+class Relayed(StreamingResponse):
+    """An answer of the service, passed on as it comes (its hop-by-hop headers left out), its
+    connection to the service closed however the visitor's ends."""
+
+    def __init__(self, answer: httpx.Response) -> None:
+        super().__init__(answer.aiter_raw(), answer.status_code)
+        self.answer = answer
+        self.raw_headers = [  # lower case, as ASGI has header names
+            (key.lower(), value)
+            for key, value in answer.headers.raw
+            if key.decode("latin-1").lower() not in HOP_BY_HOP
+        ]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except httpx.HTTPError:
+            pass  # the service went away mid-answer: the visitor's connection ends too
+        finally:
+            await self.answer.aclose()
 
 
 def app(secret: str, upstream: str, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
@@ -132,7 +153,12 @@ def app(secret: str, upstream: str, transport: httpx.AsyncBaseTransport | None =
 
     @contextlib.asynccontextmanager
     async def lifespan(application: Starlette) -> AsyncIterator[None]:
-        client = httpx.AsyncClient(base_url=upstream, timeout=30, transport=transport)
+        # One connection per open stream of events: no cap on the pool (the service caps its
+        # streams, RESERVATION_MAX_STREAMS).
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
+        client = httpx.AsyncClient(
+            base_url=upstream, timeout=TIMEOUT_SECONDS, limits=limits, transport=transport
+        )
         async with client:
             application.state.upstream = client
             yield

@@ -4,12 +4,14 @@ visitor's claimed addresses replaced by the one it saw."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
 import jwt
 import pytest
+from starlette.types import Message
 
 from harness.customer_tokens import AUDIENCE, mint, new_secret
 from harness.shop_front import app, customer_of
@@ -135,3 +137,67 @@ async def test_a_service_it_cannot_reach_is_a_502() -> None:
     async with client(httpx.MockTransport(down)) as http:
         answer = await http.get("/v1/products")
     assert (answer.status_code, answer.json()["error"]) == (502, "bad_gateway")
+
+
+async def test_a_stream_of_events_passes_through_event_by_event() -> None:
+    """The live stock (Server-Sent Events) reaches the page as the service sends it: the first
+    event is passed on while the service has not sent the second, and a quiet stream is never
+    cut for being quiet (no read timeout)."""
+    second = asyncio.Event()
+    seen: list[httpx.Request] = []
+
+    class Events(httpx.AsyncByteStream):
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            yield b'event: stock\ndata: {"available": 5}\n\n'
+            await second.wait()
+            yield b'event: stock\ndata: {"available": 4}\n\n'
+
+    def service(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, stream=Events(), headers={"Content-Type": "text/event-stream"})
+
+    shop = app(SECRET, NOWHERE, httpx.MockTransport(service))
+    sent: list[Message] = []
+    first = asyncio.Event()
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+        if message["type"] == "http.response.body" and message.get("body"):
+            first.set()
+
+    asked: list[Message] = [{"type": "http.request", "body": b"", "more_body": False}]
+
+    async def receive() -> Message:
+        if asked:
+            return asked.pop()
+        await asyncio.Event().wait()  # then the visitor stays
+        raise AssertionError("unreachable")
+
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/products/tee/events",
+        "raw_path": b"/v1/products/tee/events",
+        "query_string": b"",
+        "headers": [(b"accept", b"text/event-stream")],
+        "client": ("203.0.113.9", 4000),
+        "server": ("shop", 80),
+        "scheme": "http",
+        "http_version": "1.1",
+        "root_path": "",
+        "app": shop,
+    }
+    async with shop.router.lifespan_context(shop):
+        relaying = asyncio.create_task(shop(scope, receive, send))
+        await first.wait()
+        bodies = [m["body"] for m in sent if m["type"] == "http.response.body"]
+        assert bodies == [b'event: stock\ndata: {"available": 5}\n\n']
+        [start] = [m for m in sent if m["type"] == "http.response.start"]
+        assert (b"content-type", b"text/event-stream") in start["headers"]
+        second.set()
+        await relaying
+    bodies = [m["body"] for m in sent if m["type"] == "http.response.body" and m["body"]]
+    assert bodies[-1] == b'event: stock\ndata: {"available": 4}\n\n'
+    assert sent[-1] == {"type": "http.response.body", "body": b"", "more_body": False}
+    [request] = seen
+    assert request.extensions["timeout"]["read"] is None
