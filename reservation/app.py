@@ -11,8 +11,11 @@ from starlette.middleware import Middleware
 
 from reservation.api.bodybudget import BodyBudget
 from reservation.api.failures import add_exception_handlers
+from reservation.api.products import product_reader
 from reservation.api.request_timer import RequestTimer
 from reservation.api.routes import ROUTES
+from reservation.api.stock_events import stock_frame
+from reservation.api.stock_feed import StockFeed
 from reservation.metrics import Metrics
 from reservation.server.gctuning import tune_after_startup
 from reservation.services import open_services
@@ -41,8 +44,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             )
         async with open_services(settings, metrics=metrics) as services:
             app.state.services = services
+            # One per process: every event stream of a SKU shares its one reader.
+            feed = StockFeed(
+                product_reader(services), stock_frame, max_streams=settings.max_streams
+            )
+            app.state.stock_feed = feed
+            metrics.event_streams.set_function(lambda: feed.streams)
+            metrics.stock_feed_reads.set_function(lambda: feed.reads)
             tune_after_startup()
-            yield
+            try:
+                yield
+            finally:
+                await feed.close()
 
     app = Starlette(
         routes=ROUTES,

@@ -104,6 +104,18 @@ def count_or_off(name: str, raw: str) -> int:
 
 # A header name (RFC 9110 token characters).
 HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")
+# A header value the service sends as configured: visible ASCII and inner spaces (no control
+# character, so no line break that would start another header).
+HEADER_VALUE = re.compile(r"[!-~]+(?: +[!-~]+)*")
+
+
+def header_value_or_off(name: str, raw: str) -> str:
+    """A header's value; `off` (any case): send no such header (the empty string)."""
+    if raw.lower() == "off":
+        return ""
+    if not HEADER_VALUE.fullmatch(raw):
+        raise SettingsError(f"{name} must be visible ASCII characters and spaces, not {raw!r}")
+    return raw
 
 
 MIN_SESSION_SECRET = 32

@@ -16,6 +16,7 @@ from reservation.env_readers import (
     count_or_off,
     flag,
     header_name,
+    header_value_or_off,
     http_url,
     per_second,
     public_key,
@@ -186,6 +187,26 @@ VARIABLES: tuple[Variable, ...] = (
         "connections one peer address may have open to a process; a connection past them is"
         " closed at once, unanswered. Not applied with `RESERVATION_TRUSTED_PROXY_HEADER`,"
         " where every connection comes from the proxy (0: no share)",
+    ),
+    Variable(
+        "RESERVATION_MAX_STREAMS",
+        "max_streams",
+        count,
+        "open event streams (`GET /v1/products/{sku}/events`) one process keeps; one more is"
+        " refused with 503 `server_busy` and `Retry-After`. Streams are not requests in flight",
+    ),
+    Variable(
+        "RESERVATION_STREAM_KEEPALIVE_SECONDS",
+        "stream_keepalive_seconds",
+        seconds,
+        "how often an event stream with nothing new sends a keep-alive comment",
+    ),
+    Variable(
+        "RESERVATION_PRODUCT_CACHE_CONTROL",
+        "product_cache_control",
+        header_value_or_off,
+        "the `Cache-Control` of product reads (`GET /v1/products`, `GET /v1/products/{sku}`),"
+        " so a CDN may answer the crowd's polling (`off`: none)",
     ),
     Variable(
         "RESERVATION_MAX_BODY_BYTES_IN_FLIGHT",

@@ -86,6 +86,15 @@ class Metrics:
             "Bytes of request bodies this process holds while they arrive",
             registry=r,
         )
+        # Read when scraped: the app points them at its stock feed (reservation/app.py).
+        self.event_streams = Gauge(
+            "reservation_event_streams", "Event streams this process has open", registry=r
+        )
+        self.stock_feed_reads = Gauge(
+            "reservation_stock_feed_reads",
+            "Product reads the stock feed's readers made so far (one per watched SKU per tick)",
+            registry=r,
+        )
         self.request_seconds = Histogram(
             "reservation_http_request_seconds",
             "HTTP request latency",

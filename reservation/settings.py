@@ -66,6 +66,14 @@ class Settings:
     max_body_bytes_in_flight: int = 64 * 1024 * 1024
     max_requests_per_client: int = 256
     max_connections_per_client: int = 1024
+    # Server-Sent Events of a product's stock (reservation/api/stock_events.py): the streams one
+    # process keeps open at once (they do not count as requests in flight), and how often an
+    # idle stream sends a keep-alive comment.
+    max_streams: int = 10_000
+    stream_keepalive_seconds: float = 15.0
+    # Cache-Control of the product reads (GET /v1/products[/{sku}]), so that a CDN can answer
+    # the crowd's polling; "" sends none.
+    product_cache_control: str = "public, max-age=1"
     # Stripe gate: concurrent calls, calls per second, and the longest a buyer waits.
     stripe_concurrency: int = 16
     stripe_rate_per_second: float = 25.0

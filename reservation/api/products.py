@@ -1,4 +1,5 @@
-"""PUT /v1/products/{sku} (admin), GET /v1/products/{sku}, GET /v1/products.
+"""PUT /v1/products/{sku} (admin), GET /v1/products/{sku}, GET /v1/products (with the
+configured Cache-Control).
 
 The product view is written here alone: `product_view` is the one converter from the catalog's
 products to the HTTP answer (Redis assembles the same shape on the hot read, reservation/lua/
@@ -7,7 +8,9 @@ product.lua, and a test holds the two equal).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict
+from functools import partial
 
 import msgspec
 from starlette.requests import Request
@@ -18,7 +21,7 @@ from domain.rules import check_name
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, read_json
 from reservation.api.schemas import ProductIn, ProductList, ProductView, encoder
-from reservation.api.services import services
+from reservation.api.services import Services, services
 
 
 def product_spec(body: ProductIn) -> ProductSpec:
@@ -57,13 +60,27 @@ async def put_product(request: Request) -> Response:
     return json_response(product_view(await state.catalog.put(sku, product_spec(body))))
 
 
+def product_reader(state: Services) -> Callable[[str], Awaitable[bytes]]:
+    """GET /v1/products/{sku}'s read, the answer's JSON, for the stock feed
+    (reservation/api/stock_feed.py)."""
+    return partial(state.catalog.get_json, encode=_product_json)
+
+
+def _cached(answer: bytes, state: Services) -> Response:
+    # A CDN or browser may reuse a product read for a moment (RESERVATION_PRODUCT_CACHE_CONTROL):
+    # what a page shows of the stock is never what decides a hold.
+    cache_control = state.settings.product_cache_control
+    headers = {"Cache-Control": cache_control} if cache_control else None
+    return Response(answer, media_type="application/json", headers=headers)
+
+
 async def get_product(request: Request) -> Response:
     sku = check_name(request.path_params["sku"], "sku")
+    state = services(request)
     # The JSON text comes whole from Redis: nothing to decode or encode on the hot read.
-    answer = await services(request).catalog.get_json(sku, _product_json)
-    return Response(answer, media_type="application/json")
+    return _cached(await state.catalog.get_json(sku, _product_json), state)
 
 
 async def list_products(request: Request) -> Response:
-    answer = await services(request).catalog.list_json(_list_json)
-    return Response(answer, media_type="application/json")
+    state = services(request)
+    return _cached(await state.catalog.list_json(_list_json), state)

@@ -43,7 +43,16 @@ from domain.errors import (
 )
 from domain.statuses import OrderStatus
 from persistence.orders import OrderConflict
-from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
+from reservation.api import (
+    checkout,
+    dashboard,
+    ops,
+    orders,
+    products,
+    reservations,
+    stock_events,
+    webhook,
+)
 from reservation.api.openapi import Answer, Operation, Parameter
 from reservation.api.pages import PAGES
 from reservation.api.schemas import (
@@ -69,6 +78,12 @@ from reservation.api.schemas import (
 SKU = Parameter("sku", "path", Name)
 RESERVATION = Parameter(
     "reservation_id", "path", ReservationId, description="the id POST /v1/reservations answered"
+)
+LAST_EVENT_ID = Parameter(
+    "Last-Event-ID",
+    "header",
+    str,
+    description="sent by a reconnecting EventSource; the current value comes at once, whatever",
 )
 SESSION = Parameter("checkout_session_id", "path", str, description="Stripe's cs_… id")
 IDEMPOTENCY_KEY = Parameter(
@@ -129,6 +144,16 @@ ROUTES = [
         parameters=[SKU],
         answer=Answer(200, "the product", ProductView),
         errors=(InvalidRequest, UnknownSku, *STORAGE),
+    ),
+    Operation(
+        "GET",
+        "/v1/products/{sku}/events",
+        stock_events.product_events,
+        "A product's live stock as Server-Sent Events: `stock` {sku, available, on_sale} at "
+        "once, then on every change (at most 4 a second), and a keep-alive comment",
+        parameters=[SKU, LAST_EVENT_ID],
+        answer=Answer(200, "the event stream", media_type="text/event-stream"),
+        errors=(InvalidRequest, UnknownSku, ServerBusy, *STORAGE),
     ),
     Operation(
         "PUT",

@@ -18,6 +18,7 @@ from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
 from uvicorn.server import ServerState
 
 from reservation.api.client_address import UNKNOWN, address_of
+from reservation.api.stock_events import LONG_LIVED
 from reservation.server.deadlines import DeadlineProtocol
 from reservation.server.limits import PROBES, ClientLimits, server_busy, too_many_in_flight
 
@@ -49,6 +50,10 @@ class ServiceConfig(uvicorn.Config):
 # when its count falls to 0: they hold only the clients present.
 REQUESTS: dict[str, int] = {}
 CONNECTIONS: dict[str, int] = {}
+# The tasks of requests that left those counts while they run: event streams, which last
+# minutes and have a cap of their own (reservation/api/stock_events.py). Still in the server's
+# tasks, so a graceful shutdown waits for them.
+LONG_LIVED_TASKS: set[asyncio.Task[None]] = set()
 
 
 def count_out(counts: dict[str, int], address: str) -> None:
@@ -94,6 +99,10 @@ class ClientProtocol(DeadlineProtocol):
         self.forwarded = b""
         self.forwarded_address = UNKNOWN
         self.on_request_done = self.request_done  # bound once: every request's task ends in it
+        # Offered to every request's app (the same dict for each: nobody writes to it).
+        self.extensions: dict[str, dict[object, object]] = {
+            LONG_LIVED: {"leave": self.leave_counts}
+        }
 
     # -- the connection ----------------------------------------------------------------------
 
@@ -130,6 +139,8 @@ class ClientProtocol(DeadlineProtocol):
         refusal runs in its place; and it counts toward that share until its task ends, in
         the one done callback that also takes it out of the process's count."""
         done: Callable[[asyncio.Task[None]], object]
+        cycle.scope["extensions"] = self.extensions
+        in_flight = len(self.tasks) - len(LONG_LIVED_TASKS)
         if self.max_client_requests:
             if self.trusted_header is None:
                 address, done = self.peer, self.on_request_done
@@ -137,13 +148,13 @@ class ClientProtocol(DeadlineProtocol):
                 address = self.proxied(cycle.scope["headers"])
                 done = functools.partial(self.proxied_request_done, address)
             held = REQUESTS.get(address, 0)
-            if held >= self.max_client_requests or len(self.tasks) >= self.max_requests:
+            if held >= self.max_client_requests or in_flight >= self.max_requests:
                 app = self.refusal(cycle, app, held)
             REQUESTS[address] = held + 1
         else:
-            if len(self.tasks) >= self.max_requests:
+            if in_flight >= self.max_requests:
                 app = self.refusal(cycle, app, 0)
-            done = self.tasks.discard
+            done = self.request_done_unshared
         if self.config.reset_contextvars:
             task = self.loop.create_task(cycle.run_asgi(app), context=contextvars.Context())
         else:
@@ -182,10 +193,31 @@ class ClientProtocol(DeadlineProtocol):
             self.forwarded_address = address_of(self.peer_host, forwarded.decode("latin-1"))
         return self.forwarded_address
 
+    def leave_counts(self, scope: dict[str, Any]) -> None:
+        """The request running now (an event stream that starts) leaves the requests in
+        flight and its client's share of them, for the rest of its task."""
+        task = asyncio.current_task()
+        if task not in self.tasks or task in LONG_LIVED_TASKS:
+            return
+        LONG_LIVED_TASKS.add(cast("asyncio.Task[None]", task))
+        if self.max_client_requests:
+            address = self.peer if self.trusted_header is None else self.proxied(scope["headers"])
+            count_out(REQUESTS, address)
+
     def request_done(self, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        count_out(REQUESTS, self.peer)
+        if task in LONG_LIVED_TASKS:
+            LONG_LIVED_TASKS.discard(task)  # counted out when it left
+        else:
+            count_out(REQUESTS, self.peer)
 
     def proxied_request_done(self, address: str, task: asyncio.Task[None]) -> None:
         self.tasks.discard(task)
-        count_out(REQUESTS, address)
+        if task in LONG_LIVED_TASKS:
+            LONG_LIVED_TASKS.discard(task)
+        else:
+            count_out(REQUESTS, address)
+
+    def request_done_unshared(self, task: asyncio.Task[None]) -> None:
+        self.tasks.discard(task)
+        LONG_LIVED_TASKS.discard(task)
