@@ -20,7 +20,7 @@ from reservation.lua.library import RedisClient
 from reservation.stores.cluster import Cluster
 
 # Fixture modules: MongoDB (nx-27017 or MONGODB_URI), the in-process HTTP app, and the shop as
-# real processes (tests.live).
+# real processes (tests.live), a browser on it (tests.browser).
 pytest_plugins = [
     "tests.mongo",
     "tests.stripe_fake",
@@ -28,6 +28,7 @@ pytest_plugins = [
     "tests.shop",
     "tests.server",
     "tests.live",
+    "tests.browser",
 ]
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -9,7 +9,6 @@ tests also save the pictures the README shows: the storefront, the success page 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -17,11 +16,11 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import jwt
 import pytest
-from playwright.sync_api import Browser, Locator, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, expect
 
 from harness.customer_tokens import bearer, mint
 from tests.api import ADMIN, ADMIN_TOKEN
-from tests.browser import CHROMIUM, WAIT_MS, chromium, screenshot
+from tests.browser import CHROMIUM, NewBuyer, card, hold_of, screenshot, stock_of
 from tests.live import CUSTOMER_TOKEN_SECRET, LiveShop, MakeLiveShop
 from tests.stripe_fake import API_KEY
 
@@ -31,52 +30,6 @@ pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(),
     reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)",
 )
-
-NewBuyer = Callable[[LiveShop], Page]
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as launched:
-        yield launched
-
-
-@pytest.fixture
-def new_buyer(browser: Browser) -> Iterator[NewBuyer]:
-    """A browser context of its own per buyer (its own storage: its own customer id); no
-    page may throw a JavaScript error."""
-    contexts = []
-    errors: list[str] = []
-
-    def make(shop: LiveShop) -> Page:
-        context = browser.new_context(
-            base_url=shop.url,
-            viewport={"width": 1200, "height": 800},
-            locale="en-US",
-            timezone_id="UTC",
-        )
-        context.set_default_timeout(WAIT_MS)
-        contexts.append(context)
-        page = context.new_page()
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        return page
-
-    yield make
-    for context in contexts:
-        context.close()
-    assert errors == []
-
-
-def card(page: Page, sku: str) -> Locator:
-    return page.locator(f'li.product[data-sku="{sku}"]')
-
-
-def stock_of(page: Page, sku: str) -> Locator:
-    return card(page, sku).locator('[data-field="stock"]')
-
-
-def hold_of(page: Page, name: str) -> Locator:
-    return page.locator(".hold").filter(has_text=name)
 
 
 def go_pay(page: Page, shop: LiveShop, name: str) -> str:
@@ -225,6 +178,9 @@ def test_two_buyers_race_for_the_last_unit(live_shop: LiveShop, new_buyer: NewBu
     go_pay(winner, shop, "Last one")
     winner.get_by_role("button", name="Pay", exact=True).click()
     expect(winner.locator("main")).to_have_attribute("data-status", "paid")
+    # The loser's page follows `available` live (0 throughout); that the held unit was paid
+    # for, not given back, it reads with the products on its next load.
+    loser.reload()
     expect(stock_of(loser, "last-one")).to_have_text("Sold out")
     orders = shop.stored_orders()
     assert [(order["status"], order["checkout_session_id"]) for order in orders] == [

@@ -1,0 +1,111 @@
+"""The storefront of a fair start, in Chromium against the shop as processes (tests/live.py):
+the countdown to a sale's start, which enables Buy by itself; live stock from the product's
+stream of events instead of reading the products again and again, also through the demo's shop
+backend (which must pass the stream on as it comes); the waiting room's line.
+
+Every wait is on the page's own state (Playwright's expect): none races the clock.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from playwright.sync_api import Page, Request, expect
+
+from tests.browser import CHROMIUM, NewBuyer, card, hold_of, stock_of
+from tests.live import LiveShop
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(),
+    reason="Debian's chromium is not installed (apt-get install chromium; .ci/run does)",
+)
+
+SLOW_MS = 60_000  # waits for the service to do what it does by its own clock
+
+
+def at(seconds: float) -> str:
+    """A time `seconds` from now, in the API's time format."""
+    moment = datetime.now(UTC) + timedelta(seconds=seconds)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def product_reads(page: Page) -> list[str]:
+    """The page's reads of products from now on (its streams not counted), as they happen."""
+    reads: list[str] = []
+
+    def note(request: Request) -> None:
+        path = urlparse(request.url).path
+        if path.startswith("/v1/products") and not path.endswith("/events"):
+            reads.append(f"{request.method} {path}")
+
+    page.on("request", note)
+    return reads
+
+
+def test_the_countdown_reaching_zero_enables_buy_without_a_reload(
+    live_shop: LiveShop, new_buyer: NewBuyer
+) -> None:
+    shop = live_shop
+    shop.put_product("drop", 3, name="Drop", sale_starts_at=at(3600))
+    shop.put_product("gone", 3, name="Gone", sale_starts_at=at(-7200), sale_ends_at=at(-3600))
+    page = new_buyer(shop)
+    page.goto("/")
+    drop = card(page, "drop")
+    expect(drop.locator('[data-field="when"]')).to_have_text(
+        re.compile(r"^Sale starts in (59:\d\d|1:00:00)$")
+    )
+    expect(drop.get_by_role("button", name="Buy")).to_be_disabled()
+    expect(card(page, "gone").locator('[data-field="when"]')).to_have_text("The sale has ended.")
+    expect(card(page, "gone").get_by_role("button", name="Sale ended")).to_be_disabled()
+
+    # A start a few seconds ahead: the page counts down to it, then Buy opens by itself.
+    shop.put_product("drop", 3, name="Drop", sale_starts_at=at(4))
+    page.reload()
+    page.evaluate("window.sameDocument = true")
+    when = drop.locator('[data-field="when"]').text_content()
+    disabled = drop.get_by_role("button").is_disabled()
+    if not shop.product("drop")["on_sale"]:  # (it was not yet on sale when the page was read)
+        assert re.fullmatch(r"Sale starts in 00:0[0-5]|The sale is opening…", when or ""), when
+        assert disabled
+    buy = drop.get_by_role("button", name="Buy")
+    expect(buy).to_be_enabled(timeout=SLOW_MS)
+    expect(drop.locator('[data-field="when"]')).to_be_hidden()
+    assert page.evaluate("window.sameDocument") is True  # no reload
+    buy.click()
+    expect(hold_of(page, "Drop")).to_contain_text("Drop")
+    assert shop.product("drop")["reserved"] == 1
+
+
+@pytest.mark.parametrize("front", ["live_shop", "named_live_shop"])
+def test_stock_changed_elsewhere_reaches_the_page_by_its_stream(
+    front: str, request: pytest.FixtureRequest, new_buyer: NewBuyer
+) -> None:
+    """Another buyer's hold moves the page's number, through the product's stream: the page
+    reads no product meanwhile. Through the demo's shop backend too (named_live_shop), which
+    must pass the stream on as it comes."""
+    shop: LiveShop = request.getfixturevalue(front)
+    shop.put_product("tee", 10, name="Tee")
+    shop.put_product("cap", 4, name="Cap")
+    page = new_buyer(shop)
+    with page.expect_request(lambda request: request.url.endswith("/v1/products/cap/events")):
+        page.goto("/")
+    expect(stock_of(page, "cap")).to_have_text("4 of 4 left")
+    expect(stock_of(page, "tee")).to_have_text("10 of 10 left")
+    reads = product_reads(page)
+    with shop.http() as http:
+        held = http.post("/v1/reservations", json={"items": [{"sku": "cap", "quantity": 3}]})
+        assert held.status_code == 201, held.text
+        expect(stock_of(page, "cap")).to_have_text("1 of 4 left")
+        given_back = http.delete(f"/v1/reservations/{held.json()['id']}")
+        assert given_back.status_code == 200, given_back.text
+        expect(stock_of(page, "cap")).to_have_text("4 of 4 left")
+        sold_out = http.post("/v1/reservations", json={"items": [{"sku": "cap", "quantity": 4}]})
+        assert sold_out.status_code == 201, sold_out.text
+    expect(stock_of(page, "cap")).to_have_text("Sold out")
+    expect(card(page, "cap").get_by_role("button", name="Sold out")).to_be_disabled()
+    expect(stock_of(page, "tee")).to_have_text("10 of 10 left")
+    assert reads == []
