@@ -1,5 +1,6 @@
 // The operations page: GET /v1/ops/summary every two seconds with the admin token the owner
-// typed (kept in sessionStorage), drawn as tables, tiles and a hand-made SVG chart.
+// typed (kept in sessionStorage), drawn as tables, tiles and a hand-made SVG chart; and the
+// line of every SKU with a waiting room (GET /v1/queue/{sku}).
 "use strict";
 
 (() => {
@@ -208,6 +209,25 @@
       `(averaged over ${BUCKET} s).`;
   }
 
+  // Each roomed SKU's line (admin GET /v1/queue/{sku}); the rooms are in the product views.
+  async function lines(headers) {
+    const listed = await api("GET", "/v1/products");
+    if (!listed.ok) return;
+    const roomed = listed.body.data.filter((product) => product.waiting_room);
+    const answers = await Promise.all(roomed.map((product) =>
+      api("GET", `/v1/queue/${encodeURIComponent(product.sku)}`, undefined, headers)));
+    const rows = answers.filter((answer) => answer.ok).map(({ body }) => {
+      const count = (field) => el("td", { class: "n", "data-field": field }, String(body[field]));
+      return el("tr", { "data-sku": body.sku },
+        el("th", { scope: "row" }, body.sku),
+        cell(body.waiting_room.admit_per_second, true), cell(body.waiting_room.max_active, true),
+        el("td", { "data-field": "started" }, body.started ? "yes" : "not yet"),
+        count("waiting"), count("active"), count("admitted"), count("used"));
+    });
+    document.getElementById("rooms").hidden = rows.length === 0;
+    fill("lines", rows);
+  }
+
   async function load(first) {
     window.clearTimeout(timer);
     const secret = token();
@@ -215,7 +235,8 @@
       showLogin("");
       return;
     }
-    const answer = await api("GET", "/v1/ops/summary", undefined, { Authorization: `Bearer ${secret}` });
+    const headers = { Authorization: `Bearer ${secret}` };
+    const [answer] = await Promise.all([api("GET", "/v1/ops/summary", undefined, headers), lines(headers)]);
     if (answer.status === 401) {
       sessionStorage.removeItem(KEY);
       showLogin("That token was refused.");
