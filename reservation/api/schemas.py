@@ -18,9 +18,14 @@ from msgspec import Meta, Struct
 
 from domain.reservations import ReservationStatus
 from domain.rules import (
+    ADMISSION_TOKEN_REGEX,
     CURRENCY_REGEX,
     CUSTOMER_REGEX,
+    DEFAULT_ADMISSION_SECONDS,
     KEY_REGEX,
+    MAX_ACTIVE_ADMISSIONS,
+    MAX_ADMISSION_SECONDS,
+    MAX_ADMIT_PER_SECOND,
     MAX_AMOUNT,
     MAX_CART_LINES,
     MAX_CUSTOMER_ID,
@@ -83,6 +88,23 @@ SaleTime = Annotated[
 ]
 
 
+class WaitingRoomIn(Struct, forbid_unknown_fields=True):
+    """A SKU's waiting room: buyers queue (POST /v1/queue/{sku}) and are admitted to hold at
+    this rate, at most `max_active` admissions live at once, each for `admission_seconds`."""
+
+    admit_per_second: Annotated[int, Meta(ge=1, le=MAX_ADMIT_PER_SECOND)]
+    max_active: Annotated[int, Meta(ge=1, le=MAX_ACTIVE_ADMISSIONS)]
+    admission_seconds: Annotated[int, Meta(ge=1, le=MAX_ADMISSION_SECONDS)] = (
+        DEFAULT_ADMISSION_SECONDS
+    )
+
+
+class WaitingRoomView(Struct):
+    admit_per_second: int
+    max_active: int
+    admission_seconds: int
+
+
 class ProductIn(Struct, forbid_unknown_fields=True):
     name: ProductName
     price: Money
@@ -93,6 +115,8 @@ class ProductIn(Struct, forbid_unknown_fields=True):
     # The sale window, by Redis's clock (null or omitted: open on that side).
     sale_starts_at: SaleTime | None = None
     sale_ends_at: SaleTime | None = None
+    # null or omitted: no waiting room (a reserve needs no admission token).
+    waiting_room: WaitingRoomIn | None = None
 
 
 class ProductView(Struct):
@@ -109,6 +133,7 @@ class ProductView(Struct):
     sale_starts_at: str | None
     sale_ends_at: str | None
     on_sale: bool  # inside the sale window now, by Redis's clock
+    waiting_room: WaitingRoomView | None
 
 
 class ProductList(Struct):
@@ -120,9 +145,23 @@ class CartLineIn(Struct, forbid_unknown_fields=True):
     quantity: Quantity
 
 
+# What a waiting room's admission answered (GET /v1/queue/{sku}/{ticket}); a text of another
+# shape is no admission (403 admission_invalid where a room needs one), so only its length is
+# bounded here.
+AdmissionToken = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description=f"the admission_token of an admitted ticket ({ADMISSION_TOKEN_REGEX})",
+    ),
+]
+
+
 class ReservationIn(Struct, forbid_unknown_fields=True):
     items: Annotated[list[CartLineIn], Meta(min_length=1, max_length=MAX_CART_LINES)]
     customer_id: CustomerId | None = None
+    admission_token: AdmissionToken | None = None  # needed for a SKU whose waiting room is on
 
 
 # What Stripe takes as customer_email: a local part, "@", and a domain with a dot in it
@@ -143,6 +182,7 @@ class CheckoutIn(Struct, forbid_unknown_fields=True):
     items: Annotated[list[CartLineIn], Meta(min_length=1, max_length=MAX_CART_LINES)] | None = None
     customer_id: CustomerId | None = None
     customer_email: Email | None = None
+    admission_token: AdmissionToken | None = None  # with `items` of a SKU with a waiting room
 
 
 class CheckoutView(Struct):
