@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from domain.outcomes import AdmissionRefused, Committed, Held, OutOfStock
 from domain.products import WaitingRoom
-from domain.queue import TicketState
 from domain.reservations import CartLine
 from reservation.core.inventory import Inventory
-from reservation.lua._pool import encode_room, encode_sale
+from reservation.lua._pool import encode_room, encode_sale, text
 
 ENTRY = '{"name":"Tee","price":1500,"currency":"eur"}'
 HOUR = timedelta(hours=1)
@@ -50,7 +50,7 @@ async def admitted(inventory: Inventory, sku: str, customer: str | None) -> str:
 async def age_admission(inventory: Inventory, sku: str, token: str) -> None:
     """Make an admission lapse as if its time had passed: its expiry moved to 1 ms."""
     room = inventory.keys.room("default", sku)
-    entry = (await inventory.client.hget(room.admissions, token)).decode()
+    entry = text(await inventory.client.hget(room.admissions, token))
     ticket, admitted_ms, _, rest = entry.split("|", 3)
     await inventory.client.hset(room.admissions, token, f"{ticket}|{admitted_ms}|1|{rest}")
     await inventory.client.zadd(room.live, {token: 1})
@@ -234,7 +234,7 @@ async def test_anonymous_and_rejoining_buyers(inventory: Inventory) -> None:
     await roomed(inventory, "tee", 5, ONE)
     ann = await inventory.rooms.join("tee", "ann")
     again = await inventory.rooms.join("tee", "ann")
-    assert again == TicketState(**{**_fields(ann), "created": False})
+    assert again == replace(ann, created=False)
     assert ann.created
     anonymous = [await inventory.rooms.join("tee") for _ in range(2)]
     assert anonymous[0].ticket != anonymous[1].ticket
@@ -245,10 +245,6 @@ async def test_anonymous_and_rejoining_buyers(inventory: Inventory) -> None:
         await inventory.holds.reserve([("tee", 1)], admission_token=ann.admission_token),
         AdmissionRefused,
     )
-
-
-def _fields(state: TicketState) -> dict[str, object]:
-    return {name: getattr(state, name) for name in TicketState.__slots__}
 
 
 async def test_waiting_tickets_answer_sold_out_and_wait_again_when_units_come_back(
