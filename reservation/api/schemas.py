@@ -36,6 +36,7 @@ from domain.rules import (
     MAX_STOCK,
     NAME_REGEX,
     RESERVATION_ID_REGEX,
+    TICKET_REGEX,
 )
 from domain.statuses import CheckoutStatus, OrderStatus
 
@@ -162,6 +163,49 @@ class ReservationIn(Struct, forbid_unknown_fields=True):
     items: Annotated[list[CartLineIn], Meta(min_length=1, max_length=MAX_CART_LINES)]
     customer_id: CustomerId | None = None
     admission_token: AdmissionToken | None = None  # needed for a SKU whose waiting room is on
+
+
+# A ticket of a waiting room, as POST /v1/queue/{sku} answered it.
+Ticket = Annotated[str, Meta(pattern=f"^{TICKET_REGEX}$")]
+
+
+class QueueIn(Struct, forbid_unknown_fields=True):
+    """POST /v1/queue/{sku}'s body (optional): the buyer, as for a reservation."""
+
+    customer_id: CustomerId | None = None
+
+
+class TicketView(Struct, omit_defaults=True):
+    """A ticket of a waiting room; the admission's two fields only while it is admitted."""
+
+    ticket: str
+    status: Annotated[str, Meta(pattern="^(waiting|admitted|sold_out|expired)$")]
+    position: int  # 1-based among the tickets waiting; 0 once admitted or expired
+    estimated_wait_seconds: int
+    poll_after_ms: int  # ask again no sooner than this
+    admission_token: str | msgspec.UnsetType = msgspec.UNSET
+    admission_expires_at: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class AdmissionView(Struct):
+    ticket: str
+    admitted_at: str
+    expires_at: str
+    used_at: str | None  # when a hold used it (null: not used)
+    reservation_id: str | None  # the hold it made
+
+
+class RoomView(Struct):
+    """GET /v1/queue/{sku} (admin): a SKU's waiting room now."""
+
+    sku: str
+    waiting_room: WaitingRoomView
+    started: bool  # the fair start's shuffle is done
+    waiting: int  # tickets in line
+    active: int  # admissions live: admitted, not used, not expired
+    admitted: int  # admissions ever made
+    used: int  # of those, used for a hold
+    admissions: list[AdmissionView]  # every admission, oldest first
 
 
 # What Stripe takes as customer_email: a local part, "@", and a domain with a dot in it
