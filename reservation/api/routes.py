@@ -13,6 +13,9 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from domain.errors import (
+    AdmissionInvalid,
+    AdmissionRequired,
+    AdmissionUsed,
     AlreadyCommitted,
     CustomerLimitExceeded,
     CustomerMismatch,
@@ -27,6 +30,7 @@ from domain.errors import (
     MixedPools,
     NotFound,
     NotOnSale,
+    NoWaitingRoom,
     PayloadTooLarge,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
@@ -38,6 +42,7 @@ from domain.errors import (
     ServerBusy,
     StockBelowCommitted,
     StorageUnavailable,
+    TicketNotFound,
     UnknownSku,
     UnsupportedMediaType,
 )
@@ -49,6 +54,7 @@ from reservation.api import (
     ops,
     orders,
     products,
+    queue,
     reservations,
     stock_events,
     webhook,
@@ -68,10 +74,14 @@ from reservation.api.schemas import (
     ProductIn,
     ProductList,
     ProductView,
+    QueueIn,
     Readiness,
     ReservationId,
     ReservationIn,
     ReservationView,
+    RoomView,
+    Ticket,
+    TicketView,
     WebhookAnswer,
 )
 
@@ -85,6 +95,7 @@ LAST_EVENT_ID = Parameter(
     str,
     description="sent by a reconnecting EventSource; the current value comes at once, whatever",
 )
+TICKET = Parameter("ticket", "path", Ticket, description="the ticket POST /v1/queue/{sku} answered")
 SESSION = Parameter("checkout_session_id", "path", str, description="Stripe's cs_… id")
 IDEMPOTENCY_KEY = Parameter(
     "Idempotency-Key",
@@ -120,6 +131,9 @@ HOLD_REFUSALS = (
     CustomerLimitExceeded,
     HoldCapReached,
     NotOnSale,
+    AdmissionRequired,
+    AdmissionInvalid,
+    AdmissionUsed,
 )
 # The routes that hold stock or ask Stripe: limited per client address and per customer id.
 LIMITED = (RateLimited,)
@@ -176,6 +190,38 @@ ROUTES = [
         answer=Answer(201, "the hold", ReservationView),
         errors=(*CUSTOMER, *BODY, *HOLD_REFUSALS, *LIMITED, *STORAGE),
         customer=True,
+    ),
+    Operation(
+        "POST",
+        "/v1/queue/{sku}",
+        queue.join_queue,
+        "Join a SKU's waiting room (201), or find your ticket again (200); the body is optional",
+        parameters=[SKU],
+        body=QueueIn,
+        body_required=False,
+        answer=Answer(201, "the ticket", TicketView),
+        errors=(*CUSTOMER, *BODY, UnknownSku, NoWaitingRoom, *STORAGE),
+        customer=True,
+    ),
+    Operation(
+        "GET",
+        "/v1/queue/{sku}/{ticket}",
+        queue.get_ticket,
+        "Where a ticket stands: waiting (position, estimated wait, when to ask again), admitted"
+        " (the admission token), sold out or expired",
+        parameters=[SKU, TICKET],
+        answer=Answer(200, "the ticket", TicketView),
+        errors=(InvalidRequest, UnknownSku, NoWaitingRoom, TicketNotFound, *STORAGE),
+    ),
+    Operation(
+        "GET",
+        "/v1/queue/{sku}",
+        queue.get_room,
+        "A SKU's waiting room: its line, live admissions and every admission made (admin)",
+        admin=True,
+        parameters=[SKU],
+        answer=Answer(200, "the room", RoomView),
+        errors=(InvalidRequest, UnknownSku, NoWaitingRoom, *STORAGE),
     ),
     Operation(
         "GET",
