@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import Page, Request, expect
 
+from tests.api import ADMIN, ADMIN_TOKEN
 from tests.browser import CHROMIUM, NewBuyer, card, hold_of, stock_of
 from tests.live import LiveShop
 
@@ -109,3 +110,69 @@ def test_stock_changed_elsewhere_reaches_the_page_by_its_stream(
     expect(card(page, "cap").get_by_role("button", name="Sold out")).to_be_disabled()
     expect(stock_of(page, "tee")).to_have_text("10 of 10 left")
     assert reads == []
+
+
+def test_the_line_gives_a_place_then_a_turn_that_makes_one_hold(
+    live_shop: LiveShop, new_buyer: NewBuyer
+) -> None:
+    """A drop with a waiting room: Join the line, a place kept across a reload, then the turn
+    and a Buy that sends the admission token; one hold a turn. /ops shows the line."""
+    shop = live_shop
+    room = {"admit_per_second": 50, "max_active": 1, "admission_seconds": 120}
+    shop.put_product("drop", 5, name="Drop", waiting_room=room)
+    shop.put_product("later", 5, name="Later", waiting_room=room, sale_starts_at=at(3600))
+    with shop.http() as http:
+        first = http.post("/v1/queue/drop", json={"customer_id": "cus-first"}).json()
+        second = http.post("/v1/queue/drop", json={"customer_id": "cus-second"}).json()
+    assert (first["status"], second["status"], second["position"]) == ("admitted", "waiting", 1)
+
+    page = new_buyer(shop)
+    page.goto("/")
+    drop, line = card(page, "drop"), card(page, "drop").locator('[data-field="line"]')
+    drop.get_by_role("button", name="Join the line").click()
+    expect(line).to_have_text(re.compile(r"^You are number 2 in the line \(about \d+ s to wait\)"))
+    expect(drop.get_by_role("button", name="In line")).to_be_disabled()
+    page.reload()  # the place is kept
+    expect(line).to_have_text(re.compile(r"^You are number 2 in the line"))
+    # Before the start, the line is open and says how places are given.
+    later = card(page, "later")
+    expect(later.locator('[data-field="when"]')).to_have_text(re.compile(r"^Sale starts in"))
+    later.get_by_role("button", name="Join the line").click()
+    expect(later.locator('[data-field="line"]')).to_contain_text("one random draw")
+
+    # The two ahead use their turns; then it is this buyer's.
+    with shop.http() as http:
+        for customer, ticket in (("cus-first", first), ("cus-second", second)):
+
+            def admitted(ticket: dict[str, str] = ticket) -> bool:
+                answer = http.get(f"/v1/queue/drop/{ticket['ticket']}").json()
+                ticket.update(answer)
+                return bool(answer["status"] == "admitted")
+
+            shop.wait_for(admitted, f"{customer} was admitted")
+            body = {
+                "items": [{"sku": "drop", "quantity": 1}],
+                "customer_id": customer,
+                "admission_token": ticket["admission_token"],
+            }
+            assert http.post("/v1/reservations", json=body).status_code == 201
+    expect(line).to_have_text(re.compile(r"^It's your turn: buy within \d+:\d\d\.$"))
+    drop.get_by_role("button", name="Buy").click()
+    expect(hold_of(page, "Drop")).to_contain_text("Drop")
+    expect(line).to_have_text("Your turn made a hold: pay for it above.")
+    expect(drop.get_by_role("button", name="Turn used")).to_be_disabled()
+    with shop.http() as http:
+        state = http.get("/v1/queue/drop", headers=ADMIN).json()
+    assert (state["waiting"], state["admitted"], state["used"]) == (0, 3, 3)
+    assert shop.product("drop")["reserved"] == 3
+
+    page.goto("/ops")
+    page.get_by_label("Admin token").fill(ADMIN_TOKEN)
+    page.get_by_role("button", name="Show the sale").click()
+    row = page.locator('#lines tr[data-sku="drop"]')
+    for field, value in (("waiting", "0"), ("active", "0"), ("admitted", "3"), ("used", "3")):
+        expect(row.locator(f'[data-field="{field}"]')).to_have_text(value)
+    expect(page.locator('#lines tr[data-sku="later"] [data-field="started"]')).to_have_text(
+        "not yet"
+    )
+    expect(page.locator('#lines tr[data-sku="later"] [data-field="waiting"]')).to_have_text("1")

@@ -10,16 +10,19 @@ window.Line = (() => {
   const KEY = "shop.tickets";
   const RETRY_MS = 2000; // after an answer that is no ticket's state (busy, unreachable)
 
+  // sku -> {ticket, customer_id, used?}: used once the turn made a hold (the service goes on
+  // answering that ticket `admitted`, its token spent: a turn makes one hold).
   const tickets = {
     all: () => readJson(localStorage, KEY, {}),
-    // The ticket this buyer holds for `sku` (one taken for another buyer does not count).
-    get(sku) {
+    // This buyer's ticket for `sku` (one taken for another buyer does not count), or null.
+    entry(sku) {
       const entry = tickets.all()[sku];
-      return entry && entry.customer_id === customerId() ? entry.ticket : null;
+      return entry && entry.customer_id === customerId() ? entry : null;
     },
-    save(sku, ticket) {
+    get: (sku) => (tickets.entry(sku) || {}).ticket || null,
+    save(sku, ticket, used) {
       const all = tickets.all();
-      all[sku] = { ticket, customer_id: customerId() };
+      all[sku] = { ticket, customer_id: customerId(), used: Boolean(used) };
       localStorage.setItem(KEY, JSON.stringify(all));
     },
     forget(sku) {
@@ -49,8 +52,12 @@ window.Line = (() => {
     }
 
     function take(answer) {
-      tickets.save(sku, answer.body.ticket);
-      show(answer.body);
+      const before = tickets.entry(sku);
+      const same = Boolean(before && before.ticket === answer.body.ticket);
+      tickets.save(sku, answer.body.ticket, same && before.used);
+      // A join that answers the buyer's own lapsed ticket again: one turn per buyer.
+      const again = answer.method === "POST" && same && answer.body.status === "expired";
+      show({ ...answer.body, used: same && before.used, again });
       if (answer.body.status === "waiting") schedule(answer.body.poll_after_ms);
     }
 
@@ -75,19 +82,19 @@ window.Line = (() => {
 
     async function join() {
       const answer = await api("POST", base, { customer_id: customerId() }, await buyer.headers());
-      if (answer.ok) take(answer);
+      if (answer.ok) take({ ...answer, method: "POST" });
       else onRefused(answer);
       return answer;
     }
 
-    // The hold was made (the token is spent) or the buyer changed: no ticket any more.
-    function leave() {
-      window.clearTimeout(timer);
-      tickets.forget(sku);
-      show(null);
+    // The turn made its hold (or the service says it did): the ticket stays, spent.
+    function used() {
+      if (!state) return;
+      tickets.save(sku, state.ticket, true);
+      show({ ...state, used: true });
     }
 
-    return { join, read, leave, state: () => state };
+    return { join, read, used, state: () => state };
   }
 
   return { follow, tickets };

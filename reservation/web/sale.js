@@ -59,11 +59,13 @@ window.Sale = (() => {
         : "";
       return `You are number ${ticket.position} in the line${wait}.${draw}`;
     }
+    if (ticket.used) return "Your turn made a hold: pay for it above.";
     if (ticket.status === "admitted") {
       const left = Date.parse(ticket.admission_expires_at) - now;
       return `It's your turn: buy within ${formatLeft(left)}.`;
     }
     if (ticket.status === "sold_out") return "Sold out while you waited.";
+    if (ticket.status === "expired" && ticket.again) return "Your turn passed, and the line gives each buyer one turn.";
     if (ticket.status === "expired") return "Your turn passed: join the line again.";
     return "";
   }
@@ -75,12 +77,14 @@ window.Sale = (() => {
     if (state === "ended") return { text: "Sale ended", enabled: false, action: null };
     if (!view.waiting_room) return { text: "Buy", enabled: state === "open", action: "buy" };
     if (!ticket) return { text: "Join the line", enabled: true, action: "join" };
+    if (ticket.used) return { text: "Turn used", enabled: false, action: null };
     if (ticket.status === "waiting") return { text: "In line", enabled: false, action: null };
     if (ticket.status === "admitted") {
       const live = Date.parse(ticket.admission_expires_at) > now;
       return { text: "Buy", enabled: live && state === "open", action: "buy" };
     }
     if (ticket.status === "sold_out") return { text: "Sold out", enabled: false, action: null };
+    if (ticket.again) return { text: "Turn passed", enabled: false, action: null };
     return { text: "Join the line again", enabled: true, action: "join" };
   }
 

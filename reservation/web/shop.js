@@ -135,7 +135,7 @@
     nodes.button.textContent = offer.text;
     nodes.button.disabled = !offer.enabled || card.busy;
     if (when.phase === "opening") confirmOpening(card);
-    if (ticket && ticket.status === "admitted" && Date.parse(ticket.admission_expires_at) <= now) {
+    if (ticket && ticket.status === "admitted" && !ticket.used && Date.parse(ticket.admission_expires_at) <= now) {
       rereadTicket(card);
     }
   }
@@ -165,7 +165,7 @@
     const line = Line.follow(sku, (ticket) => {
       const card = cards.get(sku);
       if (!card) return;
-      if (ticket && ticket.status === "admitted" && card.announced !== ticket.ticket) {
+      if (ticket && ticket.status === "admitted" && !ticket.used && card.announced !== ticket.ticket) {
         card.announced = ticket.ticket;
         announce(`It's your turn for ${card.view.name}: press Buy.`);
       }
@@ -247,7 +247,7 @@
       return ended ? "The sale has ended." : "Not on sale yet: wait for the start.";
     }
     if (error === "admission_required") return "This product sells through a line: join it first.";
-    if (error === "admission_invalid") return "Your turn is over: join the line again.";
+    if (error === "admission_invalid") return "Your turn is over.";
     if (error === "admission_used") return "Your turn was used for a hold already.";
     if (error === "no_waiting_room") return "There is no line for this product any more: press Buy.";
     if (answer.status === 429) {
@@ -299,9 +299,8 @@
       { "Idempotency-Key": newKey(), ...(await buyer.headers()) });
     card.busy = false;
     const error = answer.body && answer.body.error;
-    if (answer.ok || ["admission_invalid", "admission_used"].includes(error)) {
-      if (card.line && admission.admission_token) card.line.leave(); // a turn makes one hold
-    }
+    if (admission.admission_token && (answer.ok || error === "admission_used")) card.line.used(); // one hold a turn
+    if (admission.admission_token && error === "admission_invalid") card.line.read(); // lapsed?
     if (answer.ok) {
       const reservation = answer.body;
       const list = holds.all();
