@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -11,8 +12,11 @@ class SeedError(Exception):
     """The service refused a product of the demo's catalog."""
 
 
-# What a visitor should see: a drop of a few units (one per customer), a larger stock, and a
-# product with a per-customer limit of two.
+# What a visitor should see: a drop of a few units (one per customer), a larger stock, a
+# product with a per-customer limit of two, and a fair start: a launch whose sale opens a
+# minute and a half after the demo seeded it (LAUNCH_STARTS_IN), behind a waiting room that
+# lets in two buyers a second, at most three with a turn at once. Whoever joins its line
+# before the start is placed by one random draw at the start.
 DEMO_PRODUCTS: tuple[tuple[str, dict[str, Any]], ...] = (
     (
         "sneaker-drop",
@@ -35,7 +39,28 @@ DEMO_PRODUCTS: tuple[tuple[str, dict[str, Any]], ...] = (
             "max_per_customer": 2,
         },
     ),
+    (
+        "launch-jacket",
+        {
+            "name": "Launch-day jacket (fair start)",
+            "price": 24900,
+            "currency": "eur",
+            "stock": 20,
+            "max_per_customer": 1,
+            "waiting_room": {"admit_per_second": 2, "max_active": 3, "admission_seconds": 120},
+        },
+    ),
 )
+LAUNCH = "launch-jacket"
+LAUNCH_STARTS_IN = timedelta(seconds=90)
+
+
+def _with_start(sku: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The launch's body with its start, LAUNCH_STARTS_IN from now (the others as they are)."""
+    if sku != LAUNCH:
+        return body
+    starts = datetime.now(UTC) + LAUNCH_STARTS_IN
+    return {**body, "sale_starts_at": starts.isoformat(timespec="milliseconds")}
 
 
 def seed(url: str, admin_token: str) -> tuple[str, ...]:
@@ -47,7 +72,7 @@ def seed(url: str, admin_token: str) -> tuple[str, ...]:
         if listed.json()["data"]:
             return ()
         for sku, body in DEMO_PRODUCTS:
-            answer = client.put(f"/v1/products/{sku}", json=body)
+            answer = client.put(f"/v1/products/{sku}", json=_with_start(sku, body))
             if answer.status_code != 200:
                 raise SeedError(f"seeding {sku} was refused: {answer.status_code} {answer.text}")
     return tuple(sku for sku, _ in DEMO_PRODUCTS)

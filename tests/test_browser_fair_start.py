@@ -176,3 +176,22 @@ def test_the_line_gives_a_place_then_a_turn_that_makes_one_hold(
         "not yet"
     )
     expect(page.locator('#lines tr[data-sku="later"] [data-field="waiting"]')).to_have_text("1")
+
+
+def test_a_turn_that_passes_says_so_and_offers_the_line_again(
+    live_shop: LiveShop, new_buyer: NewBuyer
+) -> None:
+    """A turn of one second, let pass: the card says so and offers to join again; the service
+    answers the buyer's own ticket again (one turn per buyer), which the card then says."""
+    shop = live_shop
+    room = {"admit_per_second": 50, "max_active": 1, "admission_seconds": 1}
+    shop.put_product("drop", 5, name="Drop", waiting_room=room)
+    page = new_buyer(shop)
+    page.goto("/")
+    drop, line = card(page, "drop"), card(page, "drop").locator('[data-field="line"]')
+    drop.get_by_role("button", name="Join the line").click()
+    expect(line).to_have_text("Your turn passed: join the line again.")
+    drop.get_by_role("button", name="Join the line again").click()
+    expect(line).to_have_text("Your turn passed, and the line gives each buyer one turn.")
+    expect(drop.get_by_role("button", name="Turn passed")).to_be_disabled()
+    assert shop.product("drop")["reserved"] == 0

@@ -202,7 +202,20 @@ def test_the_demo_sells_stops_cleanly_and_keeps_its_orders(tmp_path: Path) -> No
         listed = httpx.get(running.url + "/v1/products", timeout=10).json()["data"]
         assert [product["sku"] for product in listed] == sorted(sku for sku, _ in DEMO_PRODUCTS)
         limits = {product["sku"]: product["max_per_customer"] for product in listed}
-        assert limits == {"hoodie": None, "signed-poster": 2, "sneaker-drop": 1}
+        assert limits == {
+            "hoodie": None,
+            "launch-jacket": 1,
+            "signed-poster": 2,
+            "sneaker-drop": 1,
+        }
+        # The fair start: the launch opens a minute and a half after the seeding, behind a line.
+        launch = {product["sku"]: product for product in listed}["launch-jacket"]
+        assert launch["waiting_room"] == {
+            "admit_per_second": 2,
+            "max_active": 3,
+            "admission_seconds": 120,
+        }
+        assert launch["sale_starts_at"] is not None
         refused = httpx.get(f"{running.url}/v1/ops/summary", timeout=10)
         assert refused.status_code == 401
         ops = httpx.get(f"{running.url}/v1/ops/summary", headers=running.admin, timeout=10)
