@@ -58,7 +58,8 @@ window.Line = (() => {
       // A join that answers the buyer's own lapsed ticket again: one turn per buyer.
       const again = answer.method === "POST" && same && answer.body.status === "expired";
       show({ ...answer.body, used: same && before.used, again });
-      if (answer.body.status === "waiting") schedule(answer.body.poll_after_ms);
+      // A sold-out line moves again when units come back (a hold lapses or is given back).
+      if (["waiting", "sold_out"].includes(answer.body.status)) schedule(answer.body.poll_after_ms);
     }
 
     async function read() {

@@ -132,7 +132,7 @@
     nodes.card.dataset.line = ticket ? ticket.status : "";
     const offer = Sale.button(view, ticket, now);
     card.action = offer.action;
-    nodes.button.textContent = offer.text;
+    if (nodes.button.textContent !== offer.text) nodes.button.textContent = offer.text;
     nodes.button.disabled = !offer.enabled || card.busy;
     if (when.phase === "opening") confirmOpening(card);
     if (ticket && ticket.status === "admitted" && !ticket.used && Date.parse(ticket.admission_expires_at) <= now) {
@@ -140,13 +140,15 @@
     }
   }
 
-  // The start passed by this page's clock: ask the service (Redis's clock decides), again
-  // every half second until it agrees. The stream may say so first.
+  // The start passed by this page's clock; the service's (Redis's) decides. A streamed
+  // product hears of it from its stream (`on_sale`) within a quarter of a second: no read, so
+  // every open page asking at the same instant is no crowd. Another is read every half second
+  // until the service agrees.
   function confirmOpening(card) {
-    if (card.confirming) return;
+    if (card.confirming || feed.streaming(card.view.sku)) return;
     card.confirming = true;
     window.setTimeout(async () => {
-      await refreshProduct(card.view.sku);
+      await refreshProduct(card.view.sku, false);
       card.confirming = false;
     }, CONFIRM_MS);
   }
@@ -174,7 +176,7 @@
       const card = cards.get(sku);
       card.nodes.message.className = "message bad";
       card.nodes.message.textContent = refusal(answer, 0);
-      if (answer.body && answer.body.error === "no_waiting_room") refreshProduct(sku);
+      if (answer.body && answer.body.error === "no_waiting_room") refreshProduct(sku, true);
     });
     line.read();
     return line;
@@ -215,8 +217,9 @@
     feed.watch([...cards.keys()]);
   }
 
-  async function refreshProduct(sku) {
-    const answer = await api("GET", `/v1/products/${encodeURIComponent(sku)}`, undefined, undefined, "no-cache");
+  async function refreshProduct(sku, fresh) {
+    const path = `/v1/products/${encodeURIComponent(sku)}`;
+    const answer = await api("GET", path, undefined, undefined, fresh ? "no-cache" : undefined);
     if (answer.ok && cards.has(sku)) show(answer.body);
   }
 
