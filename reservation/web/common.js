@@ -7,10 +7,13 @@ window.Shop = (() => {
     "pyg", "rwf", "ugx", "vnd", "vuv", "xaf", "xof", "xpf"]);
   const THREE_DECIMAL = new Set(["bhd", "jod", "kwd", "omr", "tnd"]);
   // The server's clock minus this browser's, in ms, known within [low, high]. A response's
-  // Date header has whole seconds and was written between the request's start (t0) and its
-  // answer (t1), so each one bounds the skew; the bounds of several answers together pin it
-  // to within a round trip. A cacheable answer may be older than the request by its max-age.
-  // Bounds that stop agreeing (a clock was set) start again from the latest answer.
+  // Date header has whole seconds, and a server may keep it for a second (uvicorn does), so
+  // the server's clock read D to D + 2 s at some moment between the request's start (t0) and
+  // its answer (t1): each answer bounds the skew, and several answers together pin it. A
+  // cacheable answer may be older than the request by its max-age. Bounds that stop agreeing
+  // (a clock was set) start again from the latest answer. A skew under SKEW_MS is not told
+  // apart from none: this browser's clock is used as it is.
+  const SKEW_MS = 2000;
   const clock = { low: -Infinity, high: Infinity };
 
   function noteClock(response, t0, t1) {
@@ -20,7 +23,7 @@ window.Shop = (() => {
     const age = Number(response.headers.get("age")) || 0;
     const stale = maxAge ? (Number(maxAge[1]) + age) * 1000 : 0;
     const low = date - t1;
-    const high = date + 1000 + stale - t0;
+    const high = date + 2000 + stale - t0;
     if (Math.max(low, clock.low) > Math.min(high, clock.high)) {
       clock.low = low;
       clock.high = high;
@@ -32,7 +35,8 @@ window.Shop = (() => {
 
   function skew() {
     if (clock.low === -Infinity) return 0;
-    return (clock.low + clock.high) / 2;
+    const estimate = (clock.low + clock.high) / 2;
+    return Math.abs(estimate) > SKEW_MS ? estimate : 0;
   }
 
   function serverNow() {
