@@ -54,7 +54,7 @@ async def test_every_route_is_in_the_document_and_nothing_else() -> None:
         for method in operations
     }
     assert documented == routed
-    assert len(routed) == 16
+    assert len(routed) == 17
     operation_ids = [
         operation["operationId"]
         for operations in document["paths"].values()
@@ -179,3 +179,17 @@ def test_a_route_the_document_does_not_describe_is_refused() -> None:
         openapi_document([described, Route("/storefront", healthz)])
     with pytest.raises(ValueError, match="path parameters"):
         Operation("GET", "/v1/products/{sku}", healthz, "no sku", answer=Answer(200, "x"))
+
+
+async def test_the_event_stream_is_described_as_one() -> None:
+    _, document = await served_document()
+    events = document["paths"]["/v1/products/{sku}/events"]["get"]
+    assert list(events["responses"]["200"]["content"]) == ["text/event-stream"]
+    codes = error_codes(events)
+    assert codes == {
+        "404": ["unknown_sku"],
+        "422": ["invalid_request"],
+        "503": ["server_busy", "storage_unavailable"],
+    }
+    headers = [p["name"] for p in events["parameters"] if p["in"] == "header"]
+    assert headers == ["Last-Event-ID"]
