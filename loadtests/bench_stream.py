@@ -2,8 +2,9 @@
 
 `reservation serve` (1 worker) runs against a redis-server of this benchmark's own on a free
 port, so that no other client's commands are counted (INFO commandstats counts every client).
-A driver holds one unit at a time at `--changes` per second (100): each hold is a change of the
-stock. Three windows of `--seconds` (10) each, the driver running throughout:
+A driver makes holds of one unit at `--changes` a second (100; up to 32 in flight, so that a
+slow answer does not slow the pace): each hold is a change of the stock. Three windows of
+`--seconds` (10) each, the driver running throughout:
 
 - 0 streams: the driver alone, which gives what one hold costs Redis (all commands, and FCALLs:
   one, the reserve script);

@@ -3,8 +3,8 @@
 A watcher is one `GET /v1/products/{sku}/events` on a raw asyncio connection: it counts the
 `stock` events it receives and keeps the last `available`. Raw sockets rather than an HTTP
 client library, so that 2,000 of them cost this process little CPU, and the server's and
-Redis' figures are not those of a machine busy parsing on the client's side. The driver holds
-one unit at a time at a steady pace, each hold a change of the stock every stream sees.
+Redis' figures are not those of a machine busy parsing on the client's side. The driver makes
+holds of one unit at a steady pace, each a change of the stock every stream sees.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-IN_FLIGHT = 8
+IN_FLIGHT = 32
 EVENT = b"event: stock"
 DATA = b"data: "
 

@@ -130,8 +130,8 @@ def markdown(rows: Sequence[Row], info: dict[str, str], args: argparse.Namespace
         "",
         *table(rows),
         "",
-        f"Each window: {args.seconds:g} s, the driver holding one unit at a time at up to"
-        f" {args.changes:g} holds/s (each hold a change of the stock), after"
+        f"Each window: {args.seconds:g} s, the driver making holds of one unit at up to"
+        f" {args.changes:g} a second (each a change of the stock), after"
         f" {1:g} s for the streams to open and the driver to reach its pace. `reservation serve`"
         " runs one worker against a redis-server of the benchmark's own, so INFO commandstats"
         " counts nothing else; the sweeper and the rebuild check are off for the same reason.",
