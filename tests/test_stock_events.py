@@ -232,6 +232,38 @@ async def test_open_streams_take_no_slot_of_the_requests_in_flight(
     await until_no_streams(client)
 
 
+async def test_a_stream_outlives_the_deadlines_and_its_clients_share(
+    tmp_path_factory: pytest.TempPathFactory, mongodb_uri: str
+) -> None:
+    """Behind a trusted proxy (the share counted by the forwarded address), with every
+    deadline of a request at 1 s: a stream lives on past them, and its client's one request in
+    flight is free for a reserve while it streams."""
+    env = {
+        **STREAMS_ENV,
+        "RESERVATION_HEADER_TIMEOUT_SECONDS": "1",
+        "RESERVATION_BODY_TIMEOUT_SECONDS": "1",
+        "RESERVATION_KEEP_ALIVE_SECONDS": "1",
+        "RESERVATION_TRUSTED_PROXY_HEADER": "X-Forwarded-For",
+    }
+    running = start_server(tmp_path_factory.mktemp("deadlines"), mongodb_uri, **env)
+    buyer = {"X-Forwarded-For": "203.0.113.9"}
+    try:
+        async with httpx.AsyncClient(base_url=running.url, timeout=WAIT) as client:
+            await put_product(client, "lasting", 5)
+            async with stream(client, "lasting", buyer) as events:
+                assert (await events.event())["available"] == 5
+                for _ in range(8):  # 4 s of keep-alives at least: past every deadline
+                    assert await events.item() == {"comment": "keep-alive"}
+                # A connection of its own: the kept-alive ones close after 1 s idle.
+                async with httpx.AsyncClient(base_url=running.url, timeout=WAIT) as other:
+                    body = {"items": [{"sku": "lasting", "quantity": 2}]}
+                    held = await other.post("/v1/reservations", json=body, headers=buyer)
+                assert held.status_code == 201, held.text
+                assert (await events.event())["available"] == 3
+    finally:
+        stop_server(running, mongodb_uri)
+
+
 async def until_the_end(events: Stream) -> None:
     while True:
         await events.item()
