@@ -53,7 +53,8 @@ ReservationError
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
  ├── ServerBusy                a process has its most requests in    (503 server_busy, Retry-After)
  │                             flight, or its most request body
- │                             bytes in memory
+ │                             bytes in memory, or its most event
+ │                             streams open (details: limit)
  ├── PaymentProviderUnavailable  Stripe failed within the bound      (503, Retry-After)
  └── PaymentProviderRefused    Stripe refused for good; details:     (502, no Retry-After)
                                stripe_code, stripe_message

@@ -189,3 +189,17 @@ def test_a_route_the_document_does_not_describe_is_refused() -> None:
         openapi_document([described, Route("/storefront", healthz)])
     with pytest.raises(ValueError, match="path parameters"):
         Operation("GET", "/v1/products/{sku}", healthz, "no sku", answer=Answer(200, "x"))
+
+
+async def test_the_event_stream_is_described_as_one() -> None:
+    _, document = await served_document()
+    events = document["paths"]["/v1/products/{sku}/events"]["get"]
+    assert list(events["responses"]["200"]["content"]) == ["text/event-stream"]
+    codes = error_codes(events)
+    assert codes == {
+        "404": ["unknown_sku"],
+        "422": ["invalid_request"],
+        "503": ["server_busy", "storage_unavailable"],
+    }
+    headers = [p["name"] for p in events["parameters"] if p["in"] == "header"]
+    assert headers == ["Last-Event-ID"]

@@ -40,7 +40,11 @@ def test_every_operation_conforms_to_the_schema(server: Server) -> None:
     operations = []
     for result in schema.get_all_operations():
         assert isinstance(result, Ok), result
-        operations.append(result.ok())
+        operation = result.ok()
+        # An event stream never ends (a generated SKU the run PUT would open one for ever):
+        # tests/test_stock_events.py checks its answers instead.
+        if not operation.path.endswith("/events"):
+            operations.append(operation)
     assert len(operations) >= 11
     for operation in operations:
 

@@ -50,6 +50,9 @@ EVERY_VARIABLE = {
     "RESERVATION_MAX_BODY_BYTES_IN_FLIGHT": "1048576",
     "RESERVATION_MAX_REQUESTS_PER_CLIENT": "0",
     "RESERVATION_MAX_CONNECTIONS_PER_CLIENT": "64",
+    "RESERVATION_MAX_STREAMS": "50",
+    "RESERVATION_STREAM_KEEPALIVE_SECONDS": "2.5",
+    "RESERVATION_PRODUCT_CACHE_CONTROL": "public, max-age=10, stale-while-revalidate=30",
     "RESERVATION_REQUIRE_CUSTOMER": "TRUE",
     "RESERVATION_IP_RATE_LIMIT": "600",
     "RESERVATION_IP_RATE_WINDOW_SECONDS": "0.5",
@@ -161,6 +164,8 @@ def test_every_field_can_be_set_from_the_environment() -> None:
     assert (settings.customer_rate_limit, settings.max_holds_per_customer) == (0, 0)
     assert settings.trusted_proxy_header == "X-Forwarded-For"
     assert (settings.max_requests_per_client, settings.max_connections_per_client) == (0, 64)
+    assert (settings.max_streams, settings.stream_keepalive_seconds) == (50, 2.5)
+    assert settings.product_cache_control == "public, max-age=10, stale-while-revalidate=30"
     assert (settings.stripe_api_base, settings.public_url) == (
         "http://127.0.0.1:12111",
         "https://shop.example",
@@ -212,11 +217,23 @@ def test_an_unknown_flag_value_is_an_error_naming_the_variable(value: str) -> No
         ("RESERVATION_HOLD_SECONDS", "1e20"),
         ("RESERVATION_TRUSTED_PROXY_HEADER", "X-Forwarded-For:"),
         ("RESERVATION_TRUSTED_PROXY_HEADER", "X Real IP"),
+        ("RESERVATION_MAX_STREAMS", "0"),
+        ("RESERVATION_STREAM_KEEPALIVE_SECONDS", "0"),
+        # A header value with a line break would start another header of the answer.
+        ("RESERVATION_PRODUCT_CACHE_CONTROL", "max-age=1\r\nSet-Cookie: x=1"),
+        ("RESERVATION_PRODUCT_CACHE_CONTROL", "max-age=1,\tpublic"),
+        ("RESERVATION_PRODUCT_CACHE_CONTROL", "max-age=é"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(name: str, value: str) -> None:
     with pytest.raises(SettingsError, match=f"^{name} "):
         Settings.from_env({name: value})
+
+
+def test_product_cache_control_off_sends_none() -> None:
+    assert (
+        Settings.from_env({"RESERVATION_PRODUCT_CACHE_CONTROL": "OFF"}).product_cache_control == ""
+    )
 
 
 def test_the_cli_refuses_a_bad_value_naming_the_variable() -> None:

@@ -149,7 +149,8 @@ class StockFeed:
             raise
         if channel.error is not None:
             subscription.close()
-            raise channel.error
+            # The one error of every waiting watcher: raised afresh, its traceback not grown.
+            raise channel.error.with_traceback(None)
         return subscription
 
     def leave(self, channel: Channel) -> None:
