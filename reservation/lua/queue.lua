@@ -18,6 +18,7 @@
 --        'sold_out' | 'expired'), position, estimated_wait_seconds, poll_after_ms, token,
 --        token_expires_ms} (token and its expiry '' unless admitted)
 --      | {'unknown_sku'} | {'no_room'} | {'no_ticket'} | {'bad_request', argument}
+-- A customer's join answers their ticket, unless its admission lapsed unused: then a new one.
 -- Rules: the fair start is the first call at or after the sale's start (any call, with no
 -- start): the line, every ticket that joined before it, is shuffled (Fisher-Yates, by a
 -- combined LCG seeded from ARGV: Redis' math.random is not ours to seed), once. After it, an
@@ -88,10 +89,19 @@ if not started and (not starts or now >= starts) then
   started, wrote = true, true
 end
 
+-- Whether a ticket's record is an admission that lapsed unused: its buyer may join again, at
+-- the end of the line, with a new ticket (the old one keeps answering `expired`).
+local function lapsed(raw)
+  local status, token = match(raw, '^[^|]*|([^|]*)|([^|]*)|')
+  if status ~= 'admitted' then return false end
+  local a = decode_admission(call('HGET', admissions_key, token) or '')
+  return a ~= nil and a.used == '' and a.expires <= now
+end
+
 if mode == 'join' then
-  if state[5] then
-    ticket, outcome = state[5], 'again'
-    record = call('HGET', tickets_key, ticket)
+  local mine = state[5] and call('HGET', tickets_key, state[5])
+  if mine and not lapsed(mine) then
+    ticket, outcome, record = state[5], 'again', mine
   elseif record then
     outcome = 'again'  -- this very join, sent again (a retried command)
   else

@@ -55,9 +55,7 @@ window.Line = (() => {
       const before = tickets.entry(sku);
       const same = Boolean(before && before.ticket === answer.body.ticket);
       tickets.save(sku, answer.body.ticket, same && before.used);
-      // A join that answers the buyer's own lapsed ticket again: one turn per buyer.
-      const again = answer.method === "POST" && same && answer.body.status === "expired";
-      show({ ...answer.body, used: same && before.used, again });
+      show({ ...answer.body, used: same && before.used });
       // A sold-out line moves again when units come back (a hold lapses or is given back).
       if (["waiting", "sold_out"].includes(answer.body.status)) schedule(answer.body.poll_after_ms);
     }

@@ -65,7 +65,6 @@ window.Sale = (() => {
       return `It's your turn: buy within ${formatLeft(left)}.`;
     }
     if (ticket.status === "sold_out") return "Sold out while you waited.";
-    if (ticket.status === "expired" && ticket.again) return "Your turn passed, and the line gives each buyer one turn.";
     if (ticket.status === "expired") return "Your turn passed: join the line again.";
     return "";
   }
@@ -84,7 +83,6 @@ window.Sale = (() => {
       return { text: "Buy", enabled: live && state === "open", action: "buy" };
     }
     if (ticket.status === "sold_out") return { text: "Sold out", enabled: false, action: null };
-    if (ticket.again) return { text: "Turn passed", enabled: false, action: null };
     return { text: "Join the line again", enabled: true, action: "join" };
   }
 
