@@ -143,7 +143,11 @@ async def test_error_answers_name_the_codes_of_the_error_tree() -> None:
         for method, operation in operations.items()
         if "429" in error_codes(operation)
     ]
-    assert limited == [("post", "/v1/reservations"), ("post", "/v1/checkout")]
+    assert limited == [
+        ("post", "/v1/reservations"),
+        ("post", "/v1/queue/{sku}"),
+        ("post", "/v1/checkout"),
+    ]
     assert reserve["429"] == ["rate_limited"]
     admin = document["paths"]["/v1/orders"]["get"]
     assert admin["security"] == [{"adminToken": []}]

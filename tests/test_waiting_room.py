@@ -184,7 +184,8 @@ async def test_never_more_than_max_active_live_admissions(inventory: Inventory) 
     assert (await inventory.rooms.poll("tee", first.ticket)).status == "admitted"
     # A lapsed turn's buyer joins again at the end of the line; a used one keeps their ticket.
     again = await inventory.rooms.join("tee", "buyer-1")
-    assert again.created and again.ticket != second.ticket
+    assert again.created
+    assert again.ticket != second.ticket
     assert (again.status, again.position) == ("waiting", 6)
     assert (await inventory.rooms.poll("tee", second.ticket)).status == "expired"
     assert (await inventory.rooms.join("tee", "buyer-0")).ticket == first.ticket

@@ -337,3 +337,25 @@ async def test_reconcile_and_the_self_rebuild_restore_the_room(api: Api) -> None
     assert view["waiting_room"] == ROOM
     assert (await api.reserve(("tee", 1))).json()["error"] == "admission_required"
     assert (await join(api)).json()["status"] == "admitted"
+
+
+async def test_joins_count_against_the_limits_per_address_and_customer(make_api: MakeApi) -> None:
+    """A ticket is kept for a day: joins are bounded like holds, by client address and by
+    customer; a refused join makes no ticket. Polls are not counted (they create nothing, and
+    poll_after_ms paces them)."""
+    api = await make_api(ip_rate_limit=3, customer_rate_limit=1, ip_rate_window_seconds=60)
+    assert (await api.put_product("tee", 10, waiting_room=ONE)).status_code == 200
+    first = await join(api, customer_id="ann")
+    assert first.status_code == 201
+    again = await join(api, customer_id="ann")
+    assert (again.status_code, again.json()["error"]) == (429, "rate_limited")
+    # The address counted ann's two joins (the second was refused for her, not for it).
+    assert (await join(api)).status_code == 201
+    refused = await join(api)
+    assert (refused.status_code, refused.json()["error"]) == (429, "rate_limited")
+    assert refused.json()["details"]["scope"] == "ip"
+    line = await room(api)
+    assert (line["active"], line["waiting"]) == (1, 1)  # ann admitted at once, one waiting
+    ticket = first.json()["ticket"]
+    for _ in range(5):
+        assert (await api.http.get(f"/v1/queue/tee/{ticket}")).status_code == 200

@@ -11,6 +11,7 @@ from domain.queue import RoomState, TicketState
 from reservation.api.auth import require_admin
 from reservation.api.bodies import decode, json_response, read_body, require_json
 from reservation.api.customers import caller_of
+from reservation.api.ratelimits import counted_address
 from reservation.api.schemas import AdmissionView, QueueIn, RoomView, TicketView, WaitingRoomView
 from reservation.api.services import services
 from reservation.usecases import queue
@@ -48,7 +49,10 @@ async def join_queue(request: Request) -> Response:
     state = services(request)
     caller = await caller_of(state, request)
     body = await _queue_body(request)
-    ticket = await queue.join(state.inventory, caller, request.path_params["sku"], body.customer_id)
+    asked = queue.JoinRequest(
+        request.path_params["sku"], body.customer_id, counted_address(state, request)
+    )
+    ticket = await queue.join(state.inventory, state.rate_limiter, caller, asked)
     return json_response(ticket_view(ticket), 201 if ticket.created else 200, NO_STORE)
 
 

@@ -135,7 +135,8 @@ HOLD_REFUSALS = (
     AdmissionInvalid,
     AdmissionUsed,
 )
-# The routes that hold stock or ask Stripe: limited per client address and per customer id.
+# The routes that hold stock, ask Stripe or join a line: limited per client address and per
+# customer id.
 LIMITED = (RateLimited,)
 # A buyer's routes with a body that may name a customer, and those of one reservation.
 CUSTOMER = (InvalidCustomerToken, CustomerTokenRequired, CustomerMismatch)
@@ -200,7 +201,7 @@ ROUTES = [
         body=QueueIn,
         body_required=False,
         answer=Answer(201, "the ticket", TicketView),
-        errors=(*CUSTOMER, *BODY, UnknownSku, NoWaitingRoom, *STORAGE),
+        errors=(*CUSTOMER, *BODY, UnknownSku, NoWaitingRoom, *LIMITED, *STORAGE),
         customer=True,
     ),
     Operation(

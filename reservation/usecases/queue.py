@@ -8,16 +8,39 @@ anybody else."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from domain.queue import RoomState, TicketState
 from reservation.core.inventory import Inventory
+from reservation.core.ratelimit import RateLimiter
 from reservation.customers.caller import Caller
+from reservation.usecases.limits import limit_client, limit_customer
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRequest:
+    """A join as asked: the SKU, the body's customer_id (None: none), and the client address
+    counted against the limit per address (None: not counted)."""
+
+    sku: str
+    customer_id: str | None
+    client_address: str | None
 
 
 async def join(
-    inventory: Inventory, caller: Caller, sku: str, customer_id: str | None
+    inventory: Inventory,
+    rate_limiter: RateLimiter,
+    caller: Caller,
+    request: JoinRequest,
 ) -> TicketState:
-    """The buyer's ticket in the SKU's line: new (`created`), or theirs from before."""
-    return await inventory.rooms.join(sku, caller.acting_for(customer_id))
+    """The buyer's ticket in the SKU's line: new (`created`), or theirs from before. A join
+    counts against the same limits as a hold (client address, then customer): a ticket is
+    stored for a day, so an anonymous crowd of joins from one address must be bounded."""
+    customer_id = caller.acting_for(request.customer_id)
+    if request.client_address is not None:
+        await limit_client(rate_limiter, request.client_address)
+    await limit_customer(rate_limiter, customer_id)
+    return await inventory.rooms.join(request.sku, customer_id)
 
 
 async def poll(inventory: Inventory, sku: str, ticket: str) -> TicketState:
