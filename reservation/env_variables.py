@@ -228,7 +228,7 @@ VARIABLES: tuple[Variable, ...] = (
         "RESERVATION_IP_RATE_LIMIT",
         "ip_rate_limit",
         count_or_off,
-        "reservations and checkouts one client address may ask for within"
+        "reservations, checkouts and queue joins one client address may ask for within"
         " `RESERVATION_IP_RATE_WINDOW_SECONDS`, in every process together; more answer 429"
         " (0: off)",
     ),
@@ -242,7 +242,7 @@ VARIABLES: tuple[Variable, ...] = (
         "RESERVATION_CUSTOMER_RATE_LIMIT",
         "customer_rate_limit",
         count_or_off,
-        "reservations and checkouts one `customer_id` may ask for within"
+        "reservations, checkouts and queue joins one `customer_id` may ask for within"
         " `RESERVATION_CUSTOMER_RATE_WINDOW_SECONDS`; more answer 429 (0: off)",
     ),
     Variable(
