@@ -399,8 +399,14 @@ def test_the_operations_page_shows_the_sale_as_the_api_does(
     for order in orders:
         badge = page.locator(f'#orders tr[data-session="{order["checkout_session_id"]}"] .badge')
         expect(badge).to_have_text(order["status"].replace("_", " "))
-    received = summary["webhooks"]["received"]
-    expect(page.locator('#webhooks [data-field="received"]')).to_have_text(str(received))
+    # Stripe's deliveries may still land after the six orders (a failed payment's events): the
+    # page shows a count at least the one read before it, and at most the one read after.
+    received = page.locator('#webhooks [data-field="received"]')
+    expect(received).to_have_text(re.compile(r"^\d+$"))
+    shown = int(received.inner_text())
+    with shop.http() as http:
+        after = http.get("/v1/ops/summary", headers=ADMIN).json()["webhooks"]["received"]
+    assert summary["webhooks"]["received"] <= shown <= after
     expect(page.locator('#webhooks [data-field="failing"]')).to_have_text("0")
     expect(page.locator("#lapsing tbody tr")).to_have_count(summary["holds"]["live"])
     expect(page.locator("#chart svg polyline")).to_have_count(2)
