@@ -55,6 +55,13 @@ def locust_argv(stack: Stack, args: argparse.Namespace, report_dir: Path) -> lis
         str(args.seconds if args.patience is None else args.patience),
         *("--tags", *args.tags),
     ]
+    if getattr(args, "waiting_room", False):
+        argv += [
+            *("--admit-per-second", str(args.admit_per_second)),
+            *("--max-active", str(args.max_active)),
+            *("--admission-seconds", str(args.admission_seconds)),
+            *("--start-in", str(args.start_in)),
+        ]
     if args.locust_processes > 1:
         argv += ["--processes", str(args.locust_processes)]
     if args.redis_cluster:

@@ -253,10 +253,15 @@ def sweep(stack: Stack) -> str:
     return done.stdout.strip()
 
 
-def verify(stack: Stack, locust_stats: Path | None = None) -> tuple[bool, str]:
+def verify(
+    stack: Stack, locust_stats: Path | None = None, waiting_room: bool = False
+) -> tuple[bool, str]:
     """The invariant verifier (loadtests.verify) on the stack: passed, and its report; with
-    `locust_stats` (the sale's Locust stats CSV), its bots checked too."""
-    more = () if locust_stats is None else ("--locust-stats", str(locust_stats))
+    `locust_stats` (the sale's Locust stats CSV), its bots checked too; with `waiting_room`,
+    the rooms (from the service's admissions log, read at the stack's own URL)."""
+    more = [] if locust_stats is None else ["--locust-stats", str(locust_stats)]
+    if waiting_room:
+        more.append("--waiting-room")
     done = run_module(stack, "loadtests.verify", *more)
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 
