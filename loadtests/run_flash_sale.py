@@ -222,6 +222,7 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
         "totals": totals,
         "webhook_rates": rates,
         "profile": stack.profile,
+        "cpu": stack.cpu,
     }
     (report_dir / "flash-sale.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(report)

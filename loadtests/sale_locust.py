@@ -7,11 +7,12 @@ import argparse
 import csv
 import shlex
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.cpu import process_tree
+from loadtests.cpu import cpu_seconds, machine_cpu_seconds, process_tree
 from loadtests.pyspy import py_spy, record, summarize
 from loadtests.sale_stack import CLUSTER_MASTERS, Stack, cluster_pools
 
@@ -30,9 +31,52 @@ def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
     # timings still include any wait of its own to be scheduled.
     niced = ["nice", "-n", str(args.locust_nice)] if args.locust_nice else []
     locust = stack.start("locust", [*niced, *argv], GEVENT_RESOLVER="block")
+    watch = CpuWatch({"locust": locust.pid, "service": stack.processes[1].pid})
+    watch.start()
     if args.profile_seconds:
         stack.profile = profile_service(stack, args.profile_seconds, args.spike_seconds + 5)
-    return locust.wait()
+    code = locust.wait()
+    watch.stop()
+    stack.cpu = watch.shares()
+    return code
+
+
+class CpuWatch(threading.Thread):
+    """CPU of process trees (Locust, the service) and of the machine, sampled every second
+    while the sale runs: each one's mean and busiest second, in percent of one core."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        found = {name: cpu_seconds(process_tree(pid)) for name, pid in self.roots.items()}
+        found["machine"] = machine_cpu_seconds()[0]
+        self.samples.append((time.monotonic(), found))
+
+    def run(self) -> None:
+        self.sample()
+        while not self.done.wait(1.0):
+            self.sample()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+    def shares(self) -> dict[str, float]:
+        """`<name> mean %` and `<name> peak %` (of one core) over the samples."""
+        found: dict[str, float] = {}
+        if len(self.samples) < 2:
+            return found
+        pairs = list(zip(self.samples, self.samples[1:], strict=False))
+        for name in self.samples[0][1]:
+            rates = [100 * (b[name] - a[name]) / (tb - ta) for (ta, a), (tb, b) in pairs]
+            (t0, first), (t1, last) = self.samples[0], self.samples[-1]
+            found[f"{name} mean %"] = 100 * (last[name] - first[name]) / (t1 - t0)
+            found[f"{name} peak %"] = max(rates)
+        return found
 
 
 def locust_argv(stack: Stack, args: argparse.Namespace, report_dir: Path) -> list[str]:

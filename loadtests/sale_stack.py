@@ -48,6 +48,7 @@ class Stack:
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     customer_token_secret: str = field(default_factory=new_secret, repr=False)
     profile: list[tuple[str, float]] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # loadtests.sale_locust.CpuWatch's
 
     def start(self, name: str, argv: Sequence[str], **env: str) -> subprocess.Popen[bytes]:
         """Start a process of the stack in a session of its own, its output in `name`.log."""

@@ -1,0 +1,111 @@
+"""The spike search's sales with the waiting room on (`python -m loadtests.spike_search
+--waiting-room on|both`): one whole sale per size, the crowd in the `fair-start` scenario, and
+its row of the room-on table."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from loadtests import run_flash_sale
+
+JOINS = ("queue join", "queue join: again")
+POLLS = ("queue poll", "queue poll: admitted", "queue poll: sold out", "queue poll: expired")
+ADMITTED = "reserve (admitted)"
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRung:
+    buyers: int
+    absorbed: bool
+    joins: int
+    join_p99_ms: float
+    polls: int
+    poll_p99_ms: float
+    requests_per_second: float  # every request of the sale, over its length
+    admitted_holds: int
+    failed: int
+    paid: int
+    stock: int
+    verifier: bool
+    undelivered: int
+    locust_cpu: float  # mean % of one core over the sale
+    locust_cpu_peak: float
+    service_cpu: float
+    machine_cpu: float
+
+
+def room_rung_of(buyers: int, stock: int, summary: dict[str, Any]) -> RoomRung:
+    rows = {row["name"]: row for row in summary["rows"]}
+    total = rows.get("Aggregated", {})
+    cpu = summary.get("cpu", {})
+
+    def count(names: tuple[str, ...]) -> int:
+        return sum(rows[name]["requests"] for name in names if name in rows)
+
+    def p99(names: tuple[str, ...]) -> float:
+        return max((rows[name]["p99"] for name in names if name in rows), default=0.0)
+
+    return RoomRung(
+        buyers=buyers,
+        absorbed=bool(summary["passed"]),
+        joins=count(JOINS),
+        join_p99_ms=p99(JOINS),
+        polls=count(POLLS),
+        poll_p99_ms=p99(POLLS),
+        requests_per_second=float(total.get("per_second", 0.0)),
+        admitted_holds=count((ADMITTED,)),
+        failed=int(summary["requests_failed"]),
+        paid=int(summary["totals"].get("orders paid", 0)),
+        stock=stock,
+        verifier=bool(summary["verifier_passed"]),
+        undelivered=int(summary["undelivered"]),
+        locust_cpu=float(cpu.get("locust mean %", 0.0)),
+        locust_cpu_peak=float(cpu.get("locust peak %", 0.0)),
+        service_cpu=float(cpu.get("service mean %", 0.0)),
+        machine_cpu=float(cpu.get("machine mean %", 0.0)),
+    )
+
+
+def run_room_rung(args: argparse.Namespace, buyers: int) -> tuple[RoomRung, dict[str, Any]]:
+    """One sale of `buyers` arriving within --arrive-seconds into the hot SKU's room."""
+    report_dir: Path = args.report_dir / f"room-{buyers}"
+    argv = [
+        *("--users", str(buyers), "--tags", "fair-start", "--waiting-room"),
+        *("--admit-per-second", str(args.admit_per_second)),
+        *("--max-active", str(args.max_active)),
+        *("--admission-seconds", str(args.admission_seconds)),
+        *("--stock", str(args.stock), "--skus", "0", "--seconds", str(args.room_seconds)),
+        *("--spike-seconds", str(args.arrive_seconds), "--leave-seconds", "0"),
+        *("--patience", str(args.patience), "--hold-seconds", str(args.hold_seconds)),
+        *("--workers", str(args.workers), "--profile-seconds", str(args.profile_seconds)),
+        *("--locust-processes", str(args.locust_processes)),
+        *("--report-dir", str(report_dir)),
+    ]
+    print(f"\n=== room on: {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
+    run_flash_sale.main(argv)
+    summary: dict[str, Any] = json.loads((report_dir / "flash-sale.json").read_text())
+    return room_rung_of(buyers, args.stock, summary), summary
+
+
+def room_table(args: argparse.Namespace, rungs: list[RoomRung]) -> list[str]:
+    """The room-on table of search.md, and its largest absorbed spike."""
+    lines = [
+        "| buyers | absorbed | joins | join p99 ms | polls | poll p99 ms | requests/s "
+        "| holds admitted | failed requests | paid / stock | verifier | Locust CPU mean / peak "
+        "| service CPU | machine CPU |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.buyers:,} | {'yes' if r.absorbed else '**no**'} | {r.joins:,} | "
+        f"{r.join_p99_ms:,.0f} | {r.polls:,} | {r.poll_p99_ms:,.0f} | "
+        f"{r.requests_per_second:,.0f} | {r.admitted_holds:,} | {r.failed:,} | "
+        f"{r.paid} / {r.stock} | {'green' if r.verifier else '**red**'} | "
+        f"{r.locust_cpu:.0f} % / {r.locust_cpu_peak:.0f} % | {r.service_cpu:.0f} % | "
+        f"{r.machine_cpu:.0f} % |"
+        for r in rungs
+    ]
+    return lines
