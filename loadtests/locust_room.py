@@ -12,8 +12,8 @@ nothing sooner. Then, by the status:
   (`409 admission_used`: a token makes one hold); then check-out, payment and the final order
   as the `buyers` do. One purchase per user.
 - `sold_out`: the user is done.
-- `expired` (its admission lapsed unused, or its ticket did): it joins again, at most
-  `MAX_REJOINS` times.
+- `expired` (its admission lapsed unused): it joins again, once. Joining again returns the
+  customer's own ticket, so a join that answers `expired` too ends the user's try.
 
 Request names: `queue join` (201), `queue join: again` (200, the same ticket), `queue poll`
 (still waiting), `queue poll: admitted` / `: sold out` / `: expired`, `reserve (admitted)`,
@@ -42,7 +42,6 @@ TOKEN_AGAIN = f"{ADMITTED}: token again"
 # A sold-out hold is retried with the token only while it has more than this long left, so a
 # retry never races the token's expiry (which would be refused as admission_invalid).
 RETRY_MARGIN_SECONDS = 5.0
-MAX_REJOINS = 3
 POLL_NAMES = {
     "waiting": "queue poll",
     "admitted": "queue poll: admitted",
@@ -62,16 +61,14 @@ class FairStart(Paying):
     def wait_in_line(self) -> None:
         if self.gone:
             return
-        rejoins = 0
-        state = self.join()
+        state, rejoined = self.join(), False
         while state is not None:
             status = state.get("status")
             if status == "admitted":
                 self.buy_admitted(state)
                 break
-            if status == "expired" and rejoins < MAX_REJOINS:
-                rejoins += 1
-                state = self.join()
+            if status == "expired" and not rejoined:
+                state, rejoined = self.join(), True
                 continue
             if status != "waiting":
                 break  # sold out (or expired too often): this user is done
