@@ -5,6 +5,7 @@ its row of the room-on table."""
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,9 +37,27 @@ class RoomRung:
     locust_cpu_peak: float
     service_cpu: float
     machine_cpu: float
+    arrived_seconds: float  # from Locust's first user to its last (its history CSV)
 
 
-def room_rung_of(buyers: int, stock: int, summary: dict[str, Any]) -> RoomRung:
+def arrived_seconds(report_dir: Path, users: int) -> float:
+    """How long Locust took from its start to running all `users` (its history CSV; the
+    users' first requests come up to a second of arrival jitter later); -1 when it never
+    ran them all."""
+    path = report_dir / "flash-sale_stats_history.csv"
+    if not path.exists():
+        return -1.0
+    with path.open() as handle:
+        rows = [
+            (int(row["Timestamp"]), int(row["User Count"]))
+            for row in csv.DictReader(handle)
+            if row["Name"] == "Aggregated"
+        ]
+    full = [t for t, count in rows if count >= users]
+    return float(full[0] - rows[0][0]) if rows and full else -1.0
+
+
+def room_rung_of(buyers: int, stock: int, summary: dict[str, Any], report_dir: Path) -> RoomRung:
     rows = {row["name"]: row for row in summary["rows"]}
     total = rows.get("Aggregated", {})
     cpu = summary.get("cpu", {})
@@ -67,6 +86,7 @@ def room_rung_of(buyers: int, stock: int, summary: dict[str, Any]) -> RoomRung:
         locust_cpu_peak=float(cpu.get("locust peak %", 0.0)),
         service_cpu=float(cpu.get("service mean %", 0.0)),
         machine_cpu=float(cpu.get("machine mean %", 0.0)),
+        arrived_seconds=arrived_seconds(report_dir, buyers),
     )
 
 
@@ -88,19 +108,21 @@ def run_room_rung(args: argparse.Namespace, buyers: int) -> tuple[RoomRung, dict
     print(f"\n=== room on: {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
     run_flash_sale.main(argv)
     summary: dict[str, Any] = json.loads((report_dir / "flash-sale.json").read_text())
-    return room_rung_of(buyers, args.stock, summary), summary
+    return room_rung_of(buyers, args.stock, summary, report_dir), summary
 
 
 def room_table(args: argparse.Namespace, rungs: list[RoomRung]) -> list[str]:
     """The room-on table of search.md, and its largest absorbed spike."""
     lines = [
-        "| buyers | absorbed | joins | join p99 ms | polls | poll p99 ms | requests/s "
+        "| buyers | all arrived after s | absorbed | joins | join p99 ms | polls | poll p99 ms "
+        "| requests/s "
         "| holds admitted | failed requests | paid / stock | verifier | Locust CPU mean / peak "
         "| service CPU | machine CPU |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     lines += [
-        f"| {r.buyers:,} | {'yes' if r.absorbed else '**no**'} | {r.joins:,} | "
+        f"| {r.buyers:,} | {r.arrived_seconds:g} | {'yes' if r.absorbed else '**no**'} | "
+        f"{r.joins:,} | "
         f"{r.join_p99_ms:,.0f} | {r.polls:,} | {r.poll_p99_ms:,.0f} | "
         f"{r.requests_per_second:,.0f} | {r.admitted_holds:,} | {r.failed:,} | "
         f"{r.paid} / {r.stock} | {'green' if r.verifier else '**red**'} | "

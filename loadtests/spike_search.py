@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import run_flash_sale
-from loadtests.spike_room import RoomRung, room_table, run_room_rung
+from loadtests.spike_room import RoomRung, arrived_seconds, room_table, run_room_rung
 
 DOCS = run_flash_sale.DOCS / "spike"
 RESERVE_NAMES = ("reserve", "reserve: sold out")
@@ -57,9 +57,10 @@ class Rung:
     locust_cpu_peak: float = 0.0
     service_cpu: float = 0.0
     machine_cpu: float = 0.0
+    arrived_seconds: float = -1.0  # from Locust's first user to its last
 
 
-def rung_of(buyers: int, stock: int, summary: dict[str, Any]) -> Rung:
+def rung_of(buyers: int, stock: int, summary: dict[str, Any], report_dir: Path) -> Rung:
     rows = {row["name"]: row for row in summary["rows"]}
     reserve = [rows[name] for name in RESERVE_NAMES if name in rows]
     cpu = summary.get("cpu", {})
@@ -79,6 +80,7 @@ def rung_of(buyers: int, stock: int, summary: dict[str, Any]) -> Rung:
         locust_cpu_peak=float(cpu.get("locust peak %", 0.0)),
         service_cpu=float(cpu.get("service mean %", 0.0)),
         machine_cpu=float(cpu.get("machine mean %", 0.0)),
+        arrived_seconds=arrived_seconds(report_dir, buyers),
     )
 
 
@@ -96,7 +98,7 @@ def run_rung(args: argparse.Namespace, buyers: int) -> tuple[Rung, dict[str, Any
     print(f"\n=== {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
     run_flash_sale.main(argv)
     summary: dict[str, Any] = json.loads((report_dir / "flash-sale.json").read_text())
-    return rung_of(buyers, args.stock, summary), summary
+    return rung_of(buyers, args.stock, summary, report_dir), summary
 
 
 @dataclass
@@ -150,13 +152,15 @@ def off_section(args: argparse.Namespace, off: Search) -> list[str]:
         f"({args.workers} workers), Redis, MongoDB and the Stripe simulator share the machine's "
         "2 cores. CPU is the mean over the sale in percent of one core (the machine: of 200 %).",
         "",
-        "| buyers | absorbed | reserve attempts | attempts/s | reserve p99 ms "
+        "| buyers | all arrived after s | absorbed | reserve attempts | attempts/s "
+        "| reserve p99 ms "
         "| sold-out p99 ms | failed requests | paid / stock | verifier "
         "| Locust CPU mean / peak | service CPU | machine CPU |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
     ]
     lines += [
-        f"| {r.buyers:,} | {'yes' if r.absorbed else '**no**'} | {r.attempts:,} | "
+        f"| {r.buyers:,} | {r.arrived_seconds:g} | {'yes' if r.absorbed else '**no**'} | "
+        f"{r.attempts:,} | "
         f"{r.attempts_per_second:,.0f} | {r.reserve_p99_ms:,.0f} | {r.sold_out_p99_ms:,.0f} | "
         f"{r.failed:,} | {r.paid} / {r.stock} | {'green' if r.verifier else '**red**'} | "
         f"{r.locust_cpu:.0f} % / {r.locust_cpu_peak:.0f} % | {r.service_cpu:.0f} % | "
