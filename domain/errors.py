@@ -25,6 +25,17 @@ ReservationError
  │                             starts_at, ends_at
  ├── HoldCapReached            the customer has the most live holds  (409 hold_cap_reached)
  │                             a pool allows; details: limit, held
+ ├── AdmissionRequired         a reserve of a SKU whose waiting room (403 admission_required)
+ │                             is on, without an admission token;
+ │                             details: sku
+ ├── AdmissionInvalid          an admission token unknown, expired,  (403 admission_invalid)
+ │                             another buyer's or another SKU's;
+ │                             details: sku
+ ├── AdmissionUsed             an admission token that made a hold   (409 admission_used)
+ │                             already; details: sku
+ ├── NoWaitingRoom             a queue request for a SKU without a   (409 no_waiting_room)
+ │                             waiting room; details: sku
+ ├── TicketNotFound            no such ticket in the SKU's room      (404 ticket_not_found)
  ├── CustomerRequired          a limited SKU, no customer_id, and    (422 customer_required)
  │                             RESERVATION_REQUIRE_CUSTOMER is on
  ├── AlreadyCommitted          release of a paid reservation         (409)
@@ -153,6 +164,37 @@ class HoldCapReached(ReservationError):
 
     code = "hold_cap_reached"
     status_code = 409
+
+
+class AdmissionRequired(ReservationError):
+    """A SKU with a waiting room is held only with an admission token: none was sent."""
+
+    code = "admission_required"
+    status_code = 403
+
+
+class AdmissionInvalid(ReservationError):
+    """The admission token is not one of the SKU's live admissions for this buyer."""
+
+    code = "admission_invalid"
+    status_code = 403
+
+
+class AdmissionUsed(ReservationError):
+    """The admission token made a hold already: a token makes one."""
+
+    code = "admission_used"
+    status_code = 409
+
+
+class NoWaitingRoom(ReservationError):
+    code = "no_waiting_room"
+    status_code = 409
+
+
+class TicketNotFound(ReservationError):
+    code = "ticket_not_found"
+    status_code = 404
 
 
 class CustomerRequired(ReservationError):

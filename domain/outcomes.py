@@ -107,7 +107,37 @@ class NotOnSale:
         )
 
 
-ReserveOutcome = Held | OutOfStock | OverCustomerLimit | CustomerRequired | OverHoldCap | NotOnSale
+@dataclass(frozen=True, slots=True)
+class AdmissionRefused:
+    """A line's SKU has a waiting room and the admission token does not let this cart hold it
+    (`reason`: required, invalid or used): nothing was held, and the token is as it was."""
+
+    sku: str
+    reason: Literal["required", "invalid", "used"]
+
+    def error(self) -> errors.ReservationError:
+        if self.reason == "required":
+            return errors.AdmissionRequired(
+                f"{self.sku} has a waiting room: send the admission_token it gave you",
+                sku=self.sku,
+            )
+        if self.reason == "used":
+            return errors.AdmissionUsed("the admission token made a hold already", sku=self.sku)
+        return errors.AdmissionInvalid(
+            f"the admission token is not a live admission of {self.sku} for this buyer",
+            sku=self.sku,
+        )
+
+
+ReserveOutcome = (
+    Held
+    | OutOfStock
+    | OverCustomerLimit
+    | CustomerRequired
+    | OverHoldCap
+    | NotOnSale
+    | AdmissionRefused
+)
 
 
 @dataclass(frozen=True, slots=True)

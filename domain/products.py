@@ -11,6 +11,36 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from domain import errors
+from domain.rules import (
+    DEFAULT_ADMISSION_SECONDS,
+    MAX_ACTIVE_ADMISSIONS,
+    MAX_ADMISSION_SECONDS,
+    MAX_ADMIT_PER_SECOND,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingRoom:
+    """A SKU's waiting room: buyers queue, and are admitted to hold at this rate (a token
+    bucket of one admission), never more than `max_active` admissions live at once; an
+    admission lasts `admission_seconds` unless a hold uses it first."""
+
+    admit_per_second: int
+    max_active: int
+    admission_seconds: int = DEFAULT_ADMISSION_SECONDS
+
+    def __post_init__(self) -> None:
+        for name, most in (
+            ("admit_per_second", MAX_ADMIT_PER_SECOND),
+            ("max_active", MAX_ACTIVE_ADMISSIONS),
+            ("admission_seconds", MAX_ADMISSION_SECONDS),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= most:
+                raise errors.InvalidRequest(
+                    f"waiting_room.{name} must be an integer from 1 to {most}",
+                    field=f"waiting_room.{name}",
+                )
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +55,7 @@ class ProductSpec:
     max_per_customer: int | None = None  # None: no limit
     sale_starts_at: datetime | None = None  # None: on sale from the start
     sale_ends_at: datetime | None = None  # None: on sale with no end
+    waiting_room: WaitingRoom | None = None  # None: no room, buyers hold directly
 
 
 @dataclass(frozen=True, slots=True)

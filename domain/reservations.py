@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from domain.products import WaitingRoom
+
 
 class ReservationStatus(StrEnum):
     HELD = "held"
@@ -57,6 +59,7 @@ class Listed:
     level: StockLevel
     entry: str | None
     sale: tuple[datetime | None, datetime | None] = (None, None)  # the sale window kept beside
+    room: WaitingRoom | None = None  # the waiting room kept beside (None: none)
 
 
 def from_epoch_ms(value: int) -> datetime:

@@ -39,6 +39,17 @@ MAX_AMOUNT = 99_999_999
 MAX_KEY = 255
 KEY_REGEX = rf"[\x21-\x7e]{{1,{MAX_KEY}}}"  # printable ASCII, no space
 
+# A waiting room (domain/products.py WaitingRoom): its admissions per second, live admissions
+# at most, and how long an admission lasts (seconds; 120 when not given).
+MAX_ADMIT_PER_SECOND = 100_000
+MAX_ACTIVE_ADMISSIONS = 1_000_000
+MAX_ADMISSION_SECONDS = 86_400
+DEFAULT_ADMISSION_SECONDS = 120
+# A queue ticket (the core's new_ticket) and an admission token ("<sku>.<random>"): URL-safe
+# base64 of 16 random bytes.
+TICKET_REGEX = r"[A-Za-z0-9_-]{22}"
+ADMISSION_TOKEN_REGEX = rf"{NAME_REGEX}\.{TICKET_REGEX}"
+
 # A reservation id is "<pool>.<token>" (the core's new_reservation_id): the token is URL-safe
 # base64.
 TOKEN_REGEX = r"[A-Za-z0-9_-]{16,64}"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.errors import InvalidRequest
-from domain.products import ProductSpec, sale_window
+from domain.products import ProductSpec, WaitingRoom, sale_window
 from domain.rules import CURRENCY_REGEX, DEFAULT_POOL, MAX_PRODUCT_NAME, check_name, check_stock
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
@@ -30,6 +30,7 @@ class Product:
     updated_at: datetime
     sale_starts_at: datetime | None = None  # None: on sale from the start
     sale_ends_at: datetime | None = None  # None: on sale with no end
+    waiting_room: WaitingRoom | None = None  # None: no room
 
     def spec(self) -> ProductSpec:
         """What a write set of this product."""
@@ -42,6 +43,7 @@ class Product:
             self.max_per_customer,
             self.sale_starts_at,
             self.sale_ends_at,
+            self.waiting_room,
         )
 
 
@@ -73,7 +75,26 @@ def _document(product: Product) -> Document:
         "updated_at": product.updated_at,
         "sale_starts_at": product.sale_starts_at,
         "sale_ends_at": product.sale_ends_at,
+        "waiting_room": _room_document(product.waiting_room),
     }
+
+
+def _room_document(room: WaitingRoom | None) -> Document | None:
+    if room is None:
+        return None
+    return {
+        "admit_per_second": room.admit_per_second,
+        "max_active": room.max_active,
+        "admission_seconds": room.admission_seconds,
+    }
+
+
+def _room(document: Document | None) -> WaitingRoom | None:
+    if not document:
+        return None
+    return WaitingRoom(
+        document["admit_per_second"], document["max_active"], document["admission_seconds"]
+    )
 
 
 def _optional_time(value: datetime | None) -> datetime | None:
@@ -93,6 +114,7 @@ def _product(document: Document) -> Product:
         updated_at=as_utc(document["updated_at"]),
         sale_starts_at=_optional_time(document.get("sale_starts_at")),
         sale_ends_at=_optional_time(document.get("sale_ends_at")),
+        waiting_room=_room(document.get("waiting_room")),
     )
 
 
@@ -133,6 +155,7 @@ class ProductRepository:
         max_per_customer: int | None = None,
         sale_starts_at: datetime | None = None,
         sale_ends_at: datetime | None = None,
+        waiting_room: WaitingRoom | None = None,
     ) -> tuple[Product, Product | None]:
         """Create or replace a product: the stored product and the one it replaced (or None)."""
         currency = _check_fields(sku, name, price, currency, stock, pool)
@@ -154,6 +177,7 @@ class ProductRepository:
                 updated_at=now,
                 sale_starts_at=starts,
                 sale_ends_at=ends,
+                waiting_room=waiting_room,
             )
             return Write(
                 _document(product), (product, None if current is None else _product(current))

@@ -48,11 +48,13 @@ from domain.outcomes import (
     Released,
     ReleaseRefused,
 )
+from domain.products import WaitingRoom
 from domain.rules import NAME_PATTERN
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace, PoolKeys
 from reservation.core.ratelimit import IP, subject_digest
 from reservation.core.reservation_ids import new_reservation_id
+from reservation.lua._pool import encode_room
 from reservation.lua.library import (
     POOL_PRELUDE,
     SCRIPT_NAMES,
@@ -65,6 +67,8 @@ from tests.conftest import REDIS_URL
 from tests.invariants import assert_counts_hold, assert_hold_counts_hold, held_units, stored_levels
 
 POOL = "default"
+ROOMED = "d"  # the stage's SKU with a waiting room
+ONE_AT_A_TIME = WaitingRoom(1, 1, 120)
 ENTRY = '{"name":"Tee","price":2500,"currency":"eur"}'
 HOLD, KEEP = "600000", "259200000"  # ms: what Inventory passes by default
 # The stage's rate log: requests admitted this long ago (ms), the oldest out of most windows.
@@ -98,6 +102,14 @@ class Stage:
 
     def record_keys(self, reservation_id: str) -> tuple[str, ...]:
         return (*self.pool.shared, self.pool.record(reservation_id), self.pool.fence)
+
+    def reserve_keys(self, reservation_id: str) -> tuple[str, ...]:
+        """reserve's: the record, then the admissions and live tokens of d's room."""
+        room = self.keys.room(POOL, ROOMED)
+        return (*self.pool.shared, self.pool.record(reservation_id), room.admissions, room.live)
+
+    def room_keys(self) -> tuple[str, ...]:
+        return (*self.pool.shared, *self.keys.room(POOL, ROOMED).all)
 
     def __repr__(self) -> str:
         return f"Stage({self.keys.prefix!r})"
@@ -147,7 +159,14 @@ async def stage(request: pytest.FixtureRequest) -> AsyncIterator[Stage]:
         await inventory.stock.set_stock("a", 10, max_per_customer=5, entry=ENTRY)
         await inventory.stock.set_stock("b", 3, entry=ENTRY)
         await inventory.stock.set_stock("c", 0, entry=ENTRY)
-        ids = {"gone": new_reservation_id(POOL)}
+        # d has a waiting room: ann was admitted (her token is live), bob waits.
+        await inventory.stock.set_stock(ROOMED, 5, entry=ENTRY, room=encode_room(ONE_AT_A_TIME))
+        ann = await inventory.rooms.join(ROOMED, "ann")
+        bob = await inventory.rooms.join(ROOMED, "bob")
+        assert (ann.status, bob.status) == ("admitted", "waiting")
+        assert ann.admission_token is not None
+        ids = {"gone": new_reservation_id(POOL), "ann_ticket": ann.ticket}
+        ids |= {"bob_ticket": bob.ticket, "ann_token": ann.admission_token}
         for name, cart, customer in (
             ("held", [("a", 2)], "bob"),
             ("paid", [("b", 1)], "ann"),
@@ -236,7 +255,7 @@ boundary = st.sampled_from(["0", "1", "2", "3", "5", "8", "10", "1000000", "1000
 count = Slot(st.one_of(st.integers(0, 12).map(str), boundary), hostile_text)
 hold = Slot(st.sampled_from(["600000", "1", "259200000"]), st.one_of(st.just("0"), hostile_text))
 retention = Slot(st.sampled_from(["259200000", "1", "0"]), hostile_text)
-name = st.one_of(st.sampled_from(["a", "b", "c", "zz", "x" * 64, "-", ".", "A.b_c-9"]))
+name = st.one_of(st.sampled_from(["a", "b", "c", "d", "zz", "x" * 64, "-", ".", "A.b_c-9"]))
 sku = Slot(name, hostile_text)
 units = st.one_of(st.integers(1, 3), st.integers(1, 12), st.sampled_from([1_000_000, 10**12])).map(
     str
@@ -272,6 +291,34 @@ sale = Slot(
     st.one_of(st.sampled_from(["2|1|a|b", '1||"|', "1|2|x|"]), hostile_text),
 )
 limit = Slot(st.one_of(st.just(""), count.valid), hostile_text)
+# A waiting room (parse_room in _pool.lua), and what the queue and reserve scripts take.
+room = Slot(
+    st.sampled_from(["", "1|1|120", "50|3|1", "100000|1000000|86400"]),
+    st.one_of(
+        st.sampled_from(["0|1|1", "1|0|1", "1|1|0", "1|1", "1.5|1|1", "-1|1|1"]), hostile_text
+    ),
+)
+RANDOM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+random_part = st.text(RANDOM, min_size=22, max_size=22)
+mode = Slot(st.sampled_from(["join", "poll"]), hostile_text)
+ticket = Slot(
+    st.one_of(st.sampled_from([Ref("ann_ticket"), Ref("bob_ticket")]), random_part), hostile_text
+)
+token_part = Slot(random_part, hostile_text)
+seed = Slot(
+    st.sampled_from(["1", "12345", "2147483398"]),
+    st.one_of(st.sampled_from(["0", "2147483563", *NUMBERS]), hostile_text),
+)
+idle = Slot(st.sampled_from(["86400000", "1"]), st.one_of(st.just("0"), hostile_text))
+admission_token = Slot(
+    st.one_of(
+        st.just(""),
+        st.just(Ref("ann_token")),
+        random_part.map(lambda part: f"{ROOMED}.{part}"),
+        random_part.map(lambda part: f"a.{part}"),
+    ),
+    hostile_text,
+)
 pool = Slot(st.just(POOL), st.one_of(name, hostile_text))
 batch = Slot(st.sampled_from(["64", "1"]), st.one_of(st.just("0"), hostile_text))
 # reserve's cap on a customer's live holds: 0 is off; bob has one live hold, ann none.
@@ -449,6 +496,7 @@ def _product(reply: Any) -> str:
     assert set(view) == {
         *("sku", "name", "price", "currency", "pool", "stock", "reserved", "sold"),
         *("available", "max_per_customer", "sale_starts_at", "sale_ends_at", "on_sale"),
+        "waiting_room",
     }, view
     assert isinstance(view["on_sale"], bool), view
     assert view["available"] + view["reserved"] + view["sold"] == view["stock"], view
@@ -481,16 +529,35 @@ def _snapshot(reply: Any) -> str:
     assert isinstance(reply, list), reply
     if len(reply) == 2:
         return shaped(bad_request=_bad_request)(reply)
-    assert len(reply) % 8 == 0, reply
-    for i in range(0, len(reply), 8):
+    assert len(reply) % 9 == 0, reply
+    for i in range(0, len(reply), 9):
         _text(reply[i])
         _count(reply[i + 1], least=-1)
         for value in reply[i + 2 : i + 5]:
             _count(value)
-        assert reply[i + 5] is None or isinstance(reply[i + 5], bytes), reply
-        assert reply[i + 6] is None or isinstance(reply[i + 6], bytes), reply
-        assert reply[i + 7] in (b"0", b"1"), reply
+        for value in reply[i + 5 : i + 8]:  # catalog entry, sale window, waiting room
+            assert value is None or isinstance(value, bytes), reply
+        assert reply[i + 8] in (b"0", b"1"), reply
     return "listed"
+
+
+def _ticket(reply: list[Any]) -> None:  # {outcome, ticket, status, position, wait, poll
+    assert len(reply) == 8, reply  # after, token, token expires}
+    _text(reply[1])
+    status = _text(reply[2])
+    assert status in ("waiting", "admitted", "sold_out", "expired"), reply
+    _count(reply[3], least=0 if status in ("admitted", "expired") else 1)
+    _count(reply[4])
+    assert 1000 <= int(reply[5]) <= 60000, reply
+    assert (reply[6] != b"") == (status == "admitted") == (reply[7] != b""), reply
+
+
+def _room(reply: list[Any]) -> None:  # {'ok', room, started, waiting, active, token, entry...}
+    assert len(reply) >= 5, reply
+    assert len(reply) % 2 == 1, reply
+    assert reply[2] in (b"0", b"1"), reply
+    _count(reply[3])
+    _count(reply[4])
 
 
 @dataclass(frozen=True)
@@ -500,6 +567,7 @@ class Spec:
     check: Callable[[Any], str]
     unchanged: frozenset[str]
     record: bool = False  # KEYS[4] (and KEYS[5]) are ARGV[2]'s record (and the fence)
+    room: bool = False  # KEYS[4..7] are the keys of d's waiting room
 
 
 def _records(*outcomes: str) -> dict[str, Callable[[list[Any]], None]]:
@@ -518,11 +586,15 @@ SPECS = {
             customer_limit=_limit,
             customer_required=_sku,
             hold_cap=_hold_cap,
+            admission_required=_sku,
+            admission_invalid=_sku,
+            admission_used=_sku,
             bad_request=_bad_request,
         ),
         frozenset(
             {"existing", "unknown_sku", "insufficient", "customer_limit", "customer_required"}
             | {"hold_cap", "bad_request", "not_on_sale"}
+            | {"admission_required", "admission_invalid", "admission_used"}
         ),
         record=True,
     ),
@@ -584,6 +656,22 @@ SPECS = {
     "product": Spec(_product, frozenset({"json", "none", "bad_request"})),
     "snapshot": Spec(_snapshot, frozenset({"listed", "bad_request"})),
     "reclaim": Spec(_reclaim, frozenset({"reclaimed", "bad_request"})),
+    "queue": Spec(
+        shaped(
+            **dict.fromkeys(("new", "again", "found"), _ticket),
+            unknown_sku=_just,
+            no_room=_just,
+            no_ticket=_just,
+            bad_request=_bad_request,
+        ),
+        frozenset({"unknown_sku", "no_room", "no_ticket", "bad_request"}),
+        room=True,
+    ),
+    "room": Spec(
+        shaped(ok=_room, unknown_sku=_just, no_room=_just, bad_request=_bad_request),
+        frozenset({"ok", "unknown_sku", "no_room", "bad_request"}),
+        room=True,
+    ),
 }
 
 
@@ -660,7 +748,13 @@ async def exercise(stage: Stage, script: str, drawn: list[Any], fenced: bool = F
     """Call `script` with `drawn` ARGV; check the three properties; put the stage back."""
     spec = SPECS[script]
     args = resolve(stage, drawn)
-    keys = stage.record_keys(args[1] if len(args) > 1 else "") if spec.record else stage.pool.shared
+    keys: tuple[str, ...] = stage.pool.shared
+    if script == "reserve":
+        keys = stage.reserve_keys(args[1] if len(args) > 1 else "")
+    elif spec.record:
+        keys = stage.record_keys(args[1] if len(args) > 1 else "")
+    elif spec.room:
+        keys = stage.room_keys()
     try:
         if fenced:
             await stage.client.set(stage.pool.fence, "1", px=600_000)
@@ -687,7 +781,7 @@ async def exercise(stage: Stage, script: str, drawn: list[Any], fenced: bool = F
 # write) before the scripts checked their arguments; kept so that it stays fixed.
 @FUZZ
 @given(
-    args=argv(new_or_known, hold, retention, customer, cart, flag, flag, hold_cap),
+    args=argv(new_or_known, hold, retention, customer, cart, flag, flag, hold_cap, admission_token),
     fenced=st.booleans(),
 )
 # gmatch on a missing cart; PX 1.5 and PX 1e300; "requested" -2^63 answered for "a=inf" and
@@ -759,7 +853,7 @@ async def test_settle_paid(stage: Stage, args: list[Any]) -> None:
 
 
 @FUZZ
-@given(args=argv(sku, count, limit, entry, flag, sale))
+@given(args=argv(sku, count, limit, entry, flag, sale, room))
 @example(args=[])
 @example(args=["64", "b", "abc", "", "", "0"])  # nil compared with a number
 @example(args=["64", "b", "1.5", "", "", "0"])  # a fractional total stored
@@ -771,7 +865,7 @@ async def test_set_stock(stage: Stage, args: list[Any]) -> None:
 
 
 @FUZZ
-@given(args=argv(sku, count, count, count, entry, sale))
+@given(args=argv(sku, count, count, count, entry, sale, room))
 @example(args=["64", "a", "0", "0", "", ""])  # HSET with a nil limit
 @example(args=["64", "zz", "-1", "0", "0", ""])
 async def test_restore(stage: Stage, args: list[Any]) -> None:
@@ -797,6 +891,24 @@ async def test_product(stage: Stage, args: list[Any]) -> None:
 @example(args=["64", *(f"s{i}" for i in range(2100))])  # HMGET of 8,400 fields: unpack
 async def test_snapshot(stage: Stage, args: list[Any]) -> None:
     await exercise(stage, "snapshot", args)
+
+
+@FUZZ
+@given(args=argv(mode, sku, ticket, customer, token_part, seed, seed, idle))
+@example(args=[])
+# d's room admits one at a time and ann's token is live: bob waits, a newcomer queues behind.
+@example(args=["64", "poll", "d", Ref("bob_ticket"), "", "A" * 22, "1", "1", "86400000"])
+@example(args=["64", "join", "d", "B" * 22, "", "A" * 22, "1", "1", "86400000"])
+@example(args=["64", "join", "d", "B" * 22, "ann", "A" * 22, "1", "1", "86400000"])
+async def test_queue(stage: Stage, args: list[Any]) -> None:
+    await exercise(stage, "queue", args)
+
+
+@FUZZ
+@given(args=argv(sku))
+@example(args=["64", "d"])
+async def test_room(stage: Stage, args: list[Any]) -> None:
+    await exercise(stage, "room", args)
 
 
 @FUZZ
@@ -936,8 +1048,8 @@ async def test_a_pool_of_thousands_of_skus_is_listed(stage: Stage) -> None:
     ]
     await stage.client.hset(stage.pool.stock, items=fields)  # as set_stock writes them
     listed = await Inventory(stage.client, keys=stage.keys).stock.listing(pool=POOL)
-    assert [item.level.sku for item in listed] == sorted(["a", "b", "c", *skus])
-    assert {(item.level.total, item.level.sold) for item in listed[3:]} == {(5, 1)}
+    assert [item.level.sku for item in listed] == sorted(["a", "b", "c", ROOMED, *skus])
+    assert {(item.level.total, item.level.sold) for item in listed[4:]} == {(5, 1)}
     assert all(item.entry == ENTRY for item in listed)
 
 

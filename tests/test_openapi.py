@@ -54,7 +54,7 @@ async def test_every_route_is_in_the_document_and_nothing_else() -> None:
         for method in operations
     }
     assert documented == routed
-    assert len(routed) == 16
+    assert len(routed) == 19
     operation_ids = [
         operation["operationId"]
         for operations in document["paths"].values()
@@ -125,7 +125,16 @@ async def test_error_answers_name_the_codes_of_the_error_tree() -> None:
     reserve = error_codes(document["paths"]["/v1/reservations"]["post"])
     assert reserve["409"] == [
         *("insufficient_stock", "customer_limit_exceeded", "hold_cap_reached"),
-        "not_on_sale",
+        *("not_on_sale", "admission_used"),
+    ]
+    assert "admission_required" in reserve["403"]
+    assert "admission_invalid" in reserve["403"]
+    join = document["paths"]["/v1/queue/{sku}"]["post"]
+    assert join["requestBody"]["required"] is False  # an anonymous join sends none
+    assert error_codes(join)["409"] == ["no_waiting_room"]
+    assert error_codes(document["paths"]["/v1/queue/{sku}/{ticket}"]["get"])["404"] == [
+        "unknown_sku",
+        "ticket_not_found",
     ]
     # The routes that hold stock or ask Stripe are rate limited; no other route is.
     limited = [
@@ -152,6 +161,7 @@ async def test_every_json_body_is_declared_and_may_answer_415() -> None:
     assert with_body == [
         ("put", "/v1/products/{sku}"),
         ("post", "/v1/reservations"),
+        ("post", "/v1/queue/{sku}"),
         ("post", "/v1/checkout"),
         ("post", "/v1/webhooks/stripe"),
     ]

@@ -38,7 +38,12 @@ def checkout_request(body: CheckoutIn, caller: Caller) -> CheckoutRequest:
     if body.items is not None:
         items = tuple(CartLine(line.sku, line.quantity) for line in body.items)
     return CheckoutRequest(
-        body.reservation_id, items, body.customer_id, body.customer_email, caller
+        body.reservation_id,
+        items,
+        body.customer_id,
+        body.customer_email,
+        caller,
+        body.admission_token,
     )
 
 

@@ -59,6 +59,7 @@ class Operation(Route):
         *,
         answer: Answer,
         body: Any = None,
+        body_required: bool = True,
         parameters: Sequence[Parameter] = (),
         errors: Sequence[type[ReservationError]] = (),
         admin: bool = False,
@@ -69,6 +70,7 @@ class Operation(Route):
         self.summary = summary
         self.answer = answer
         self.body = body
+        self.body_required = body_required
         self.parameters = tuple(parameters)
         # Admin routes refuse a missing or wrong token first.
         self.errors: tuple[type[ReservationError], ...] = (
@@ -144,7 +146,7 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
         operation["parameters"] = [_parameter(p, schema_of[p.schema]) for p in op.parameters]
     if op.body is not None:
         operation["requestBody"] = {
-            "required": True,
+            "required": op.body_required,
             "content": {"application/json": {"schema": schema_of[op.body]}},
         }
     answer = op.answer

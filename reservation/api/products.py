@@ -17,7 +17,13 @@ from domain.products import ProductSpec, StockedProduct, utc_text
 from domain.rules import check_name
 from reservation.api.auth import require_admin
 from reservation.api.bodies import json_response, read_json
-from reservation.api.schemas import ProductIn, ProductList, ProductView, encoder
+from reservation.api.schemas import (
+    ProductIn,
+    ProductList,
+    ProductView,
+    WaitingRoomView,
+    encoder,
+)
 from reservation.api.services import services
 
 
@@ -31,6 +37,8 @@ def product_view(product: StockedProduct) -> ProductView:
     fields = asdict(product.spec)
     for name in ("sale_starts_at", "sale_ends_at"):
         fields[name] = None if fields[name] is None else utc_text(fields[name])
+    room = product.spec.waiting_room
+    fields["waiting_room"] = None if room is None else WaitingRoomView(**asdict(room))
     return ProductView(
         sku=product.sku,
         reserved=product.reserved,

@@ -41,6 +41,7 @@ async def create_reservation(request: Request) -> Response:
             caller=caller,
             idempotency_key=request.headers.get("idempotency-key"),
             client_address=counted_address(state, request),
+            admission_token=body.admission_token,
         )
     )
     # A retry with the same Idempotency-Key gets the answer the first request got.

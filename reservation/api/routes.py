@@ -13,6 +13,9 @@ from typing import Annotated, Any
 from msgspec import Meta
 
 from domain.errors import (
+    AdmissionInvalid,
+    AdmissionRequired,
+    AdmissionUsed,
     AlreadyCommitted,
     CustomerLimitExceeded,
     CustomerMismatch,
@@ -27,6 +30,7 @@ from domain.errors import (
     MixedPools,
     NotFound,
     NotOnSale,
+    NoWaitingRoom,
     PayloadTooLarge,
     PaymentProviderRefused,
     PaymentProviderUnavailable,
@@ -38,12 +42,22 @@ from domain.errors import (
     ServerBusy,
     StockBelowCommitted,
     StorageUnavailable,
+    TicketNotFound,
     UnknownSku,
     UnsupportedMediaType,
 )
 from domain.statuses import OrderStatus
 from persistence.orders import OrderConflict
-from reservation.api import checkout, dashboard, ops, orders, products, reservations, webhook
+from reservation.api import (
+    checkout,
+    dashboard,
+    ops,
+    orders,
+    products,
+    queue,
+    reservations,
+    webhook,
+)
 from reservation.api.openapi import Answer, Operation, Parameter
 from reservation.api.pages import PAGES
 from reservation.api.schemas import (
@@ -59,10 +73,14 @@ from reservation.api.schemas import (
     ProductIn,
     ProductList,
     ProductView,
+    QueueIn,
     Readiness,
     ReservationId,
     ReservationIn,
     ReservationView,
+    RoomView,
+    Ticket,
+    TicketView,
     WebhookAnswer,
 )
 
@@ -70,6 +88,7 @@ SKU = Parameter("sku", "path", Name)
 RESERVATION = Parameter(
     "reservation_id", "path", ReservationId, description="the id POST /v1/reservations answered"
 )
+TICKET = Parameter("ticket", "path", Ticket, description="the ticket POST /v1/queue/{sku} answered")
 SESSION = Parameter("checkout_session_id", "path", str, description="Stripe's cs_… id")
 IDEMPOTENCY_KEY = Parameter(
     "Idempotency-Key",
@@ -105,6 +124,9 @@ HOLD_REFUSALS = (
     CustomerLimitExceeded,
     HoldCapReached,
     NotOnSale,
+    AdmissionRequired,
+    AdmissionInvalid,
+    AdmissionUsed,
 )
 # The routes that hold stock or ask Stripe: limited per client address and per customer id.
 LIMITED = (RateLimited,)
@@ -151,6 +173,38 @@ ROUTES = [
         answer=Answer(201, "the hold", ReservationView),
         errors=(*CUSTOMER, *BODY, *HOLD_REFUSALS, *LIMITED, *STORAGE),
         customer=True,
+    ),
+    Operation(
+        "POST",
+        "/v1/queue/{sku}",
+        queue.join_queue,
+        "Join a SKU's waiting room (201), or find your ticket again (200); the body is optional",
+        parameters=[SKU],
+        body=QueueIn,
+        body_required=False,
+        answer=Answer(201, "the ticket", TicketView),
+        errors=(*CUSTOMER, *BODY, UnknownSku, NoWaitingRoom, *STORAGE),
+        customer=True,
+    ),
+    Operation(
+        "GET",
+        "/v1/queue/{sku}/{ticket}",
+        queue.get_ticket,
+        "Where a ticket stands: waiting (position, estimated wait, when to ask again), admitted"
+        " (the admission token), sold out or expired",
+        parameters=[SKU, TICKET],
+        answer=Answer(200, "the ticket", TicketView),
+        errors=(InvalidRequest, UnknownSku, NoWaitingRoom, TicketNotFound, *STORAGE),
+    ),
+    Operation(
+        "GET",
+        "/v1/queue/{sku}",
+        queue.get_room,
+        "A SKU's waiting room: its line, live admissions and every admission made (admin)",
+        admin=True,
+        parameters=[SKU],
+        answer=Answer(200, "the room", RoomView),
+        errors=(InvalidRequest, UnknownSku, NoWaitingRoom, *STORAGE),
     ),
     Operation(
         "GET",

@@ -18,9 +18,14 @@ from msgspec import Meta, Struct
 
 from domain.reservations import ReservationStatus
 from domain.rules import (
+    ADMISSION_TOKEN_REGEX,
     CURRENCY_REGEX,
     CUSTOMER_REGEX,
+    DEFAULT_ADMISSION_SECONDS,
     KEY_REGEX,
+    MAX_ACTIVE_ADMISSIONS,
+    MAX_ADMISSION_SECONDS,
+    MAX_ADMIT_PER_SECOND,
     MAX_AMOUNT,
     MAX_CART_LINES,
     MAX_CUSTOMER_ID,
@@ -31,6 +36,7 @@ from domain.rules import (
     MAX_STOCK,
     NAME_REGEX,
     RESERVATION_ID_REGEX,
+    TICKET_REGEX,
 )
 from domain.statuses import CheckoutStatus, OrderStatus
 
@@ -83,6 +89,23 @@ SaleTime = Annotated[
 ]
 
 
+class WaitingRoomIn(Struct, forbid_unknown_fields=True):
+    """A SKU's waiting room: buyers queue (POST /v1/queue/{sku}) and are admitted to hold at
+    this rate, at most `max_active` admissions live at once, each for `admission_seconds`."""
+
+    admit_per_second: Annotated[int, Meta(ge=1, le=MAX_ADMIT_PER_SECOND)]
+    max_active: Annotated[int, Meta(ge=1, le=MAX_ACTIVE_ADMISSIONS)]
+    admission_seconds: Annotated[int, Meta(ge=1, le=MAX_ADMISSION_SECONDS)] = (
+        DEFAULT_ADMISSION_SECONDS
+    )
+
+
+class WaitingRoomView(Struct):
+    admit_per_second: int
+    max_active: int
+    admission_seconds: int
+
+
 class ProductIn(Struct, forbid_unknown_fields=True):
     name: ProductName
     price: Money
@@ -93,6 +116,8 @@ class ProductIn(Struct, forbid_unknown_fields=True):
     # The sale window, by Redis's clock (null or omitted: open on that side).
     sale_starts_at: SaleTime | None = None
     sale_ends_at: SaleTime | None = None
+    # null or omitted: no waiting room (a reserve needs no admission token).
+    waiting_room: WaitingRoomIn | None = None
 
 
 class ProductView(Struct):
@@ -109,6 +134,7 @@ class ProductView(Struct):
     sale_starts_at: str | None
     sale_ends_at: str | None
     on_sale: bool  # inside the sale window now, by Redis's clock
+    waiting_room: WaitingRoomView | None
 
 
 class ProductList(Struct):
@@ -120,9 +146,66 @@ class CartLineIn(Struct, forbid_unknown_fields=True):
     quantity: Quantity
 
 
+# What a waiting room's admission answered (GET /v1/queue/{sku}/{ticket}); a text of another
+# shape is no admission (403 admission_invalid where a room needs one), so only its length is
+# bounded here.
+AdmissionToken = Annotated[
+    str,
+    Meta(
+        min_length=1,
+        max_length=200,
+        description=f"the admission_token of an admitted ticket ({ADMISSION_TOKEN_REGEX})",
+    ),
+]
+
+
 class ReservationIn(Struct, forbid_unknown_fields=True):
     items: Annotated[list[CartLineIn], Meta(min_length=1, max_length=MAX_CART_LINES)]
     customer_id: CustomerId | None = None
+    admission_token: AdmissionToken | None = None  # needed for a SKU whose waiting room is on
+
+
+# A ticket of a waiting room, as POST /v1/queue/{sku} answered it.
+Ticket = Annotated[str, Meta(pattern=f"^{TICKET_REGEX}$")]
+
+
+class QueueIn(Struct, forbid_unknown_fields=True):
+    """POST /v1/queue/{sku}'s body (optional): the buyer, as for a reservation."""
+
+    customer_id: CustomerId | None = None
+
+
+class TicketView(Struct, omit_defaults=True):
+    """A ticket of a waiting room; the admission's two fields only while it is admitted."""
+
+    ticket: str
+    status: Annotated[str, Meta(pattern="^(waiting|admitted|sold_out|expired)$")]
+    position: int  # 1-based among the tickets waiting; 0 once admitted or expired
+    estimated_wait_seconds: int
+    poll_after_ms: int  # ask again no sooner than this
+    admission_token: str | msgspec.UnsetType = msgspec.UNSET
+    admission_expires_at: str | msgspec.UnsetType = msgspec.UNSET
+
+
+class AdmissionView(Struct):
+    ticket: str
+    admitted_at: str
+    expires_at: str
+    used_at: str | None  # when a hold used it (null: not used)
+    reservation_id: str | None  # the hold it made
+
+
+class RoomView(Struct):
+    """GET /v1/queue/{sku} (admin): a SKU's waiting room now."""
+
+    sku: str
+    waiting_room: WaitingRoomView
+    started: bool  # the fair start's shuffle is done
+    waiting: int  # tickets in line
+    active: int  # admissions live: admitted, not used, not expired
+    admitted: int  # admissions ever made
+    used: int  # of those, used for a hold
+    admissions: list[AdmissionView]  # every admission, oldest first
 
 
 # What Stripe takes as customer_email: a local part, "@", and a domain with a dot in it
@@ -143,6 +226,7 @@ class CheckoutIn(Struct, forbid_unknown_fields=True):
     items: Annotated[list[CartLineIn], Meta(min_length=1, max_length=MAX_CART_LINES)] | None = None
     customer_id: CustomerId | None = None
     customer_email: Email | None = None
+    admission_token: AdmissionToken | None = None  # with `items` of a SKU with a waiting room
 
 
 class CheckoutView(Struct):

@@ -16,8 +16,10 @@ from reservation.core.reservation_ids import pool_of_reservation
 from reservation.lua._pool import refused_argument
 from reservation.lua.library import Scripts
 
-# Scripts that only read (and reclaim lapsed holds, which a reader's answer already reflects).
-READ_SCRIPTS = frozenset({"snapshot", "product", "lookup"})
+# Scripts that change no product view (they read, and reclaim lapsed holds, which a reader's
+# answer already reflects; the queue's write only its room), so the product reads this process
+# remembers stand.
+READ_SCRIPTS = frozenset({"snapshot", "product", "lookup", "queue", "room"})
 # Scripts that sell, and so read the pool's fence (KEYS[5]); the others take 4 keys.
 FENCED_SCRIPTS = frozenset({"commit", "restock"})
 
@@ -40,9 +42,10 @@ class PoolCalls:
         script: str,
         args: Sequence[str | int | bytes],
         reservation_id: str | None = None,
+        extra_keys: Sequence[str] = (),
     ) -> Any:
         """The script's reply; StorageUnavailable when Redis fails, InvalidRequest when the
-        script refused an argument."""
+        script refused an argument. `extra_keys` follow the pool's keys and the record's."""
         keys = self.pools.keys_of(pool)
         key_list: Sequence[str] = keys.shared
         if script not in READ_SCRIPTS:
@@ -51,6 +54,8 @@ class PoolCalls:
             key_list = (*key_list, keys.record(reservation_id))
             if script in FENCED_SCRIPTS:
                 key_list = (*key_list, keys.fence)
+        if extra_keys:
+            key_list = (*key_list, *extra_keys)
         try:
             reply = await self.scripts.run(script, key_list, [self._batch_arg, *args])
         except RedisError as exc:

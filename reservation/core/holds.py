@@ -18,8 +18,10 @@ from domain.reservations import Reservation
 from domain.rules import check_name
 from reservation.core.calls import PoolCalls
 from reservation.core.cart import CartInput, check_customer, normalize_cart
+from reservation.core.keys import KeySpace
 from reservation.core.pools import PoolDirectory
 from reservation.core.reservation_ids import new_reservation_id, pool_of_reservation
+from reservation.core.rooms import sku_of_token
 from reservation.core.soldout import SoldOutMemory
 from reservation.lua._pool import NoCounters, encode_cart
 from reservation.lua.commit import decode as decode_commit
@@ -40,6 +42,7 @@ class Holds:
         calls: PoolCalls,
         pools: PoolDirectory,
         sold_out: SoldOutMemory,
+        keys: KeySpace,
         *,
         hold_seconds: float = 600,
         retention_seconds: float = 3 * 24 * 3600,
@@ -49,6 +52,7 @@ class Holds:
         self.calls = calls
         self.pools = pools
         self.sold_out = sold_out
+        self.keys = keys
         self.hold_ms = int(hold_seconds * 1000)
         self.retention_ms = int(retention_seconds * 1000)
         # Refuse carts without a customer id that hold a SKU with a per-customer limit.
@@ -68,8 +72,12 @@ class Holds:
         customer_id: str | None = None,
         reservation_id: str | None = None,
         hold_seconds: float | None = None,
+        admission_token: str | None = None,
     ) -> ReserveOutcome:
         """Hold every line of the cart, or none. Idempotent by reservation id.
+
+        `admission_token`: what a SKU with a waiting room needs (core/rooms.py); one the hold
+        uses is used up, one a refusal meets is left as it was.
 
         Redis decides; the sold-out memory is the hold use case's to consult before this.
         A refusal for want of stock is remembered there, and units given back forget it."""
@@ -93,8 +101,16 @@ class Holds:
             b"1" if fresh else b"0",
             self._reserve_tail,
             self._cap_arg,
+            admission_token or "",
         ]
-        reply = await self.calls.run(pool, "reserve", args, reservation_id)
+        # The token's room keys (of the SKU it names, in this cart's pool); none for a text
+        # that is no token: the script answers admission_invalid if a room needs one.
+        token_sku = None if admission_token is None else sku_of_token(admission_token)
+        room: tuple[str, ...] = ()
+        if token_sku is not None:
+            room_keys = self.keys.room(pool, token_sku)
+            room = (room_keys.admissions, room_keys.live)
+        reply = await self.calls.run(pool, "reserve", args, reservation_id, extra_keys=room)
         outcome = decode_reserve(reply, reservation_id, pool, lines, customer)
         if isinstance(outcome, Held):
             return outcome

@@ -1,6 +1,7 @@
 """The stock core as the service opens it: one Redis client, one key space, and the parts that
-share them: `holds` (reserve to restock), `stock` (administration and reads) and `pools` (the
-pool directory), with the short memories this process keeps (`sold_out`, `reads`)."""
+share them: `holds` (reserve to restock), `stock` (administration and reads), `rooms` (the
+waiting rooms) and `pools` (the pool directory), with the short memories this process keeps
+(`sold_out`, `reads`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from reservation.core.holds import Holds
 from reservation.core.keys import KeySpace
 from reservation.core.pools import PoolDirectory
 from reservation.core.readcache import ReadCache
+from reservation.core.rooms import Rooms
 from reservation.core.soldout import SoldOutMemory
 from reservation.core.stock import Stock
 from reservation.lua.library import RedisClient, Scripts
@@ -46,9 +48,11 @@ class Inventory:
             self.calls,
             self.pools,
             self.sold_out,
+            self.keys,
             hold_seconds=hold_seconds,
             retention_seconds=retention_seconds,
             require_customer=require_customer,
             max_holds_per_customer=max_holds_per_customer,
         )
         self.stock = Stock(client, self.keys, self.calls, self.pools, self.sold_out, self.reads)
+        self.rooms = Rooms(self.calls, self.pools, self.keys)

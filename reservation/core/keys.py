@@ -28,6 +28,22 @@ class PoolKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class RoomKeys:
+    """The keys of one SKU's waiting room, under its pool's hash tag (reservation/lua/queue.lua
+    says what each holds): KEYS[4..7] of the queue and room scripts; `admissions` and `live`
+    are KEYS[5..6] of a reserve that carries one of its tokens."""
+
+    line: str
+    tickets: str
+    live: str
+    admissions: str
+
+    @property
+    def all(self) -> tuple[str, str, str, str]:
+        return (self.line, self.tickets, self.live, self.admissions)
+
+
+@dataclass(frozen=True, slots=True)
 class KeySpace:
     """Builds key names under one prefix (tests isolate themselves with their own)."""
 
@@ -41,6 +57,17 @@ class KeySpace:
             usage=f"{base}:usage",
             record_prefix=f"{base}:res:",
             fence=f"{base}:fence",
+        )
+
+    def room(self, pool: str, sku: str) -> RoomKeys:
+        """A SKU's waiting room in its pool; they expire a day after the room's last join or
+        admission (queue.lua)."""
+        base = f"{self.prefix}:{{{pool}}}:room:{sku}"
+        return RoomKeys(
+            line=f"{base}:line",
+            tickets=f"{base}:tickets",
+            live=f"{base}:live",
+            admissions=f"{base}:admissions",
         )
 
     @property

@@ -54,12 +54,14 @@ class Stock:
         entry: str | None = None,
         existing: bool = False,
         sale: str = "",
+        room: str = "",
     ) -> StockLevel:
         """Set stock on hand; refused below reserved + sold, or if the SKU is in another pool.
 
         `entry` is the SKU's catalog entry (opaque text) to keep beside its counters, so that
         reads of the catalog need nothing else; None keeps the one there is (and its sale
-        window: `sale`, lua/_pool.py's encode_sale, is written with the entry). `existing`: the
+        window and waiting room: `sale` and `room`, lua/_pool.py's encode_sale and encode_room,
+        are written with the entry). `existing`: the
         SKU was stocked before, so counters missing from Redis were lost (StorageUnavailable
         while they are rebuilt) rather than started again with nothing sold."""
         check_name(sku, "sku")
@@ -75,7 +77,8 @@ class Stock:
                     f"{sku} is stocked in pool {text(current)}", sku=sku, pool=text(current)
                 )
             limit: str | int = "" if keep_limit else (max_per_customer or 0)
-            args: list[str | int] = [sku, total, limit, entry or "", "1" if existing else "0", sale]
+            again = "1" if existing else "0"
+            args: list[str | int] = [sku, total, limit, entry or "", again, sale, room]
             level = decode_set_stock(await self.calls.run(pool, "set_stock", args), sku, pool)
             if isinstance(level, NoCounters):
                 raise self.pools.lost(sku)
@@ -97,11 +100,13 @@ class Stock:
         max_per_customer: int | None = None,
         entry: str | None = None,
         sale: str = "",
+        room: str = "",
     ) -> tuple[StockLevel | None, StockLevel]:
         """Rebuild a SKU's counters from the durable record (reconcile): before and after.
 
         `total` and `sold` are taken as given; `reserved` is recounted from the live holds.
-        The durable catalog decides the SKU's pool (and `entry` and `sale`, as in `set_stock`).
+        The durable catalog decides the SKU's pool (and `entry`, `sale` and `room`, as in
+        `set_stock`).
         """
         check_name(sku, "sku")
         check_name(pool, "pool")
@@ -114,7 +119,7 @@ class Stock:
             await self.client.sadd(self.keys.pools, pool)
         self.pools.learn(sku, pool)
         self.sold_out.forget([sku])
-        args: list[str | int] = [sku, total, sold, max_per_customer or 0, entry or "", sale]
+        args: list[str | int] = [sku, total, sold, max_per_customer or 0, entry or "", sale, room]
         return decode_restore(await self.calls.run(pool, "restore", args), sku, pool)
 
     @asynccontextmanager
@@ -173,15 +178,20 @@ class Stock:
         pool = self.pools.known(sku) or await self.pools.of_sku(sku)
         return decode_product(await self.calls.run(pool, "product", (sku, pool)))
 
-    async def keep_entry(self, sku: str, pool: str, entry: str, sale: str = "") -> None:
-        """Store a SKU's catalog entry (and sale window) beside its counters unless one is
-        there: a reader that fell back to MongoDB fills it, and never overwrites a newer one
-        written by a PUT."""
+    async def keep_entry(
+        self, sku: str, pool: str, entry: str, sale: str = "", room: str = ""
+    ) -> None:
+        """Store a SKU's catalog entry (and sale window and waiting room) beside its counters
+        unless one is there: a reader that fell back to MongoDB fills it, and never overwrites
+        a newer one written by a PUT."""
         stock = self.keys.pool(check_name(pool, "pool")).stock
         sku = check_name(sku, "sku")
         async with storage_errors():
-            if sale and await self.client.hget(stock, f"{sku}:product") is None:
-                await self.client.hsetnx(stock, f"{sku}:sale", sale)
+            if (sale or room) and await self.client.hget(stock, f"{sku}:product") is None:
+                if sale:
+                    await self.client.hsetnx(stock, f"{sku}:sale", sale)
+                if room:
+                    await self.client.hsetnx(stock, f"{sku}:room", room)
             await self.client.hsetnx(stock, f"{sku}:product", entry)
 
     async def expired_holds(self, pool: str) -> int:

@@ -5,7 +5,9 @@
 -- KEYS[1] stock   hash    "<sku>:total" | ":reserved" | ":sold" | ":limit" -> integer,
 --                         "<sku>:product" -> its catalog entry (JSON, written by set_stock and
 --                         restore, read by snapshot), "<sku>:sale" -> its sale window (see
---                         parse_sale; written with the entry; absent: none), ":expired" ->
+--                         parse_sale; written with the entry; absent: none), "<sku>:room" ->
+--                         its waiting room (see parse_room; written with the entry; absent:
+--                         none; the room's own keys are queue.lua's), ":expired" ->
 --                         holds of the pool that lapsed, ever, and ":next" -> no hold of
 --                         `holds` lapses before this time (ms; absent: not known), so a
 --                         script that finds it in the future skips the range query of reclaim
@@ -247,11 +249,12 @@ local function next_due() return tonumber(call('HGET', stock_key, NEXT)) end
 local function reclaim_due(now) return reclaim(now, next_due()) end
 
 -- Per SKU of `skus`: {total, reserved, sold, limit}, or false when it is not in this pool;
--- and NEXT (nil: unknown), by the same first HMGET; `with_sale`: the sale window too (5th).
+-- and NEXT (nil: unknown), by the same first HMGET; `with_gates`: the sale window (5th) and
+-- the waiting room (6th) too, as their text or false.
 -- One HMGET per CHUNK fields (a cart's SKUs take one; a pool of thousands of SKUs, several).
-local function counters(skus, with_sale)
+local function counters(skus, with_gates)
   local found, due = {}, nil
-  local width = with_sale and 5 or 4
+  local width = with_gates and 6 or 4
   local step = floor(CHUNK / width)
   for first = 1, max(#skus, 1), step do
     local last = min(first + step - 1, #skus)
@@ -260,7 +263,7 @@ local function counters(skus, with_sale)
       local sku, n = skus[i], #fields
       fields[n + 1], fields[n + 2] = sku .. ':total', sku .. ':reserved'
       fields[n + 3], fields[n + 4] = sku .. ':sold', sku .. ':limit'
-      if with_sale then fields[n + 5] = sku .. ':sale' end
+      if with_gates then fields[n + 5], fields[n + 6] = sku .. ':sale', sku .. ':room' end
     end
     if first == 1 then fields[#fields + 1] = NEXT end
     local values = call('HMGET', stock_key, unpack(fields))
@@ -270,7 +273,8 @@ local function counters(skus, with_sale)
       if values[at + 1] then
         found[skus[i]] = {tonumber(values[at + 1]), tonumber(values[at + 2]) or 0,
                           tonumber(values[at + 3]) or 0, tonumber(values[at + 4]) or 0,
-                          with_sale and values[at + 5] or false}
+                          with_gates and values[at + 5] or false,
+                          with_gates and values[at + 6] or false}
       else
         found[skus[i]] = false
       end
@@ -310,17 +314,46 @@ local function on_sale(sale, now)
   return not sale or ((not sale[1] or now >= sale[1]) and (not sale[2] or now < sale[2]))
 end
 
--- Keep a SKU's catalog entry and sale window (text; '': none) beside its counters; an empty
--- entry keeps both as they are. Whether the SKU is on sale at `now`.
-local function keep_entry(sku, entry, sale_text, now)
+-- A waiting room "<admit_per_second>|<max_active>|<admission_seconds>", each a whole number
+-- from 1 -> {admit_per_second, max_active, admission_ms}; nil for any other text. Remembered.
+local MAX_ROOM = 1e9
+local parse_room = remembered(function(text)
+  if not is_text(text) then return nil end
+  local r, m, a = match(text, '^(%d+)|(%d+)|(%d+)$')
+  r, m, a = whole(r, MAX_ROOM), whole(m, MAX_ROOM), whole(a, MAX_ROOM)
+  if not r or not m or not a or r < 1 or m < 1 or a < 1 then return nil end
+  return {r, m, a * 1000}
+end)
+
+-- Keep a SKU's catalog entry, sale window and waiting room (texts; '': none) beside its
+-- counters; an empty entry keeps all three as they are. Whether the SKU is on sale at `now`.
+local function keep_entry(sku, entry, sale_text, room_text, now)
   if entry ~= '' then
     call('HSET', stock_key, sku .. ':product', entry)
     if sale_text == '' then call('HDEL', stock_key, sku .. ':sale')
     else call('HSET', stock_key, sku .. ':sale', sale_text) end
+    if room_text == '' then call('HDEL', stock_key, sku .. ':room')
+    else call('HSET', stock_key, sku .. ':room', room_text) end
   else
     sale_text = call('HGET', stock_key, sku .. ':sale') or ''
   end
   return on_sale(sale_text ~= '' and parse_sale(sale_text) or nil, now)
+end
+
+-- An admission of a waiting room (queue.lua admits, reserve uses, room reads):
+-- "<ticket>|<admitted ms>|<expires ms>|<used ms>|<reservation id>|<customer>", the last two
+-- and used '' until a hold used it, customer '' for an anonymous buyer.
+local function decode_admission(raw)
+  local ticket, admitted, expires, used, reservation, customer =
+    match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  if not ticket then return nil end
+  return {ticket = ticket, admitted = admitted, expires = tonumber(expires) or 0,
+          expires_text = expires, used = used, reservation = reservation, customer = customer}
+end
+
+local function encode_admission(a)
+  return a.ticket .. '|' .. a.admitted .. '|' .. a.expires_text .. '|' .. a.used .. '|'
+    .. a.reservation .. '|' .. a.customer
 end
 
 -- A record: its times stay the text they were read as (created_at is never computed with, and

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import errors
-from domain.products import utc_text
+from domain.products import WaitingRoom, utc_text
 from domain.reservations import (
     CartLine,
     Reservation,
@@ -119,3 +119,20 @@ def decode_sale(value: Any) -> tuple[datetime | None, datetime | None]:
     raw = "" if value is None else text(value)
     starts, ends, *_ = [*raw.split("|"), "", ""]
     return optional_ms(starts), optional_ms(ends)
+
+
+def encode_room(room: WaitingRoom | None) -> str:
+    """The scripts' waiting room (parse_room in _pool.lua): "<admit_per_second>|<max_active>|
+    <admission_seconds>"; '' for none."""
+    if room is None:
+        return ""
+    return f"{room.admit_per_second}|{room.max_active}|{room.admission_seconds}"
+
+
+def decode_room(value: Any) -> WaitingRoom | None:
+    """A waiting room as the scripts keep it (None or '': none)."""
+    raw = "" if value is None else text(value)
+    if not raw:
+        return None
+    admit_per_second, max_active, admission_seconds = (int(part) for part in raw.split("|"))
+    return WaitingRoom(admit_per_second, max_active, admission_seconds)

@@ -34,6 +34,8 @@ SCRIPT_NAMES = (
     "restore",
     "restock",
     "settle_paid",
+    "queue",
+    "room",
 )
 # Scripts of their own, that use none of the helpers (the rate limiter: one key, no pool).
 STANDALONE_NAMES = ("rate_limit",)

@@ -1,10 +1,13 @@
 -- reserve: hold every line of a cart, or nothing.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
+-- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record; with an admission
+-- token, KEYS[5] and KEYS[6] the `admissions` and `live` keys of the waiting room of the SKU
+-- the token names (queue.lua; absent: the token is not one the service made).
 -- ARGV[2] reservation id, ARGV[3] hold length (ms), ARGV[4] record retention after the hold (ms),
 -- ARGV[5] customer id ('' for none), ARGV[6] cart "sku=qty,..." (a SKU twice is summed),
 -- ARGV[7] '1' when the id is freshly made (it cannot exist yet: a refusal skips that lookup),
 -- ARGV[8] '1' to refuse a cart without a customer id that holds a SKU with a limit,
--- ARGV[9] the most live holds one customer id may have in this pool (0: no cap; to 10^12).
+-- ARGV[9] the most live holds one customer id may have in this pool (0: no cap; to 10^12),
+-- ARGV[10] the admission token ('' for none; "<sku>.<random>", made by queue.lua).
 -- A SKU's limit bounds every reservation; with a customer id, also what that customer holds or
 -- bought of it. The cap counts the customer's live holds (held or awaiting payment, not paid):
 -- a hold that is released, lapses or is paid for frees its place.
@@ -16,9 +19,16 @@
 --      | {'insufficient', sku, requested, available, windowed ('1': the SKU's sale has an end,
 --        so a process must not remember it as sold out past that end)}
 --      | {'customer_limit', sku, limit, already} | {'customer_required', sku}
---      | {'hold_cap', cap, held} | {'bad_request', reason}
+--      | {'hold_cap', cap, held} | {'admission_required', sku} | {'admission_invalid', sku}
+--      | {'admission_used', sku} | {'bad_request', reason}
 -- A SKU is on sale inside its window (`<sku>:sale`, by Redis TIME), read by the same HMGET as
 -- its counters; the window is checked here only: a commit of a hold made inside it is honoured.
+-- A SKU with a waiting room (`<sku>:room`, by the same HMGET) is held only with an admission
+-- token of that SKU's room, the buyer's own, live and unused; it is checked before any stock,
+-- and a hold marks it used (its `admissions` entry takes the time and the reservation id, and
+-- it leaves `live`, freeing its place); a refusal leaves it as it was. A token is one SKU's:
+-- a second SKU with a room in the cart answers admission_required. Without a room, the gate
+-- costs nothing but the HMGET's field.
 -- A refusal costs TIME and one HMGET (counters and `:next`; with a customer id, one more of
 -- their usage); a hold adds SET, one HSET of the counters (and `:next` when this hold lapses
 -- first), ZADD, and with a customer id one HSET of their usage. Lapsed holds are reclaimed
@@ -32,6 +42,7 @@ local items = parse_items(ARGV[6])
 local fresh = ARGV[7] == '1'
 local require_customer = ARGV[8] == '1'
 local hold_cap = whole(ARGV[9], MAX_UNITS)
+local token = ARGV[10] or ''
 
 if not items then return {'bad_request', 'cart'} end
 if not hold_ms or hold_ms < 1 or not retention_ms or retention_ms < 0 then
@@ -40,6 +51,7 @@ end
 if not is_id(id) then return {'bad_request', 'id'} end
 if not is_text(customer) then return {'bad_request', 'customer'} end
 if not hold_cap then return {'bad_request', 'hold_cap'} end
+if not is_text(token) then return {'bad_request', 'admission_token'} end
 
 local now = now_ms()
 local skus = skus_of(items)
@@ -58,21 +70,54 @@ if customer ~= '' then
   for i, field in ipairs(usage_fields) do used[field] = tonumber(values[i]) or 0 end
 end
 
--- Check everything before writing anything.
+-- The admission `token` for `sku` (a SKU with a room): nil when it may hold, else the refusal.
+-- `admission` keeps the token's entry, to be marked used by the hold.
+local admission
+local function admission_refusal(sku)
+  if token == '' then return {'admission_required', sku} end
+  local token_sku = match(token, '^(.*)%.[^.]*$')
+  if token_sku ~= sku then
+    local other = token_sku and c[token_sku]
+    -- The token is for another SKU of this cart that has a room: this one has none of its own.
+    if other and other[6] then return {'admission_required', sku} end
+    return {'admission_invalid', sku}
+  end
+  if not KEYS[6] then return {'admission_invalid', sku} end
+  local raw = call('HGET', KEYS[5], token)
+  local a = raw and decode_admission(raw)
+  if not a or a.customer ~= customer then return {'admission_invalid', sku} end
+  if a.used ~= '' then return {'admission_used', sku} end
+  if a.expires <= now then return {'admission_invalid', sku} end
+  admission = a
+  return nil
+end
+
+-- Check everything before writing anything: what each SKU is and whether it may be held now
+-- (its sale window, its waiting room), then the units.
 local function refusal()
   for _, item in ipairs(items) do
-    local sku, qty = item[1], item[2]
+    local sku = item[1]
     local s = c[sku]
     if not s then return {'unknown_sku', sku} end
     local sale = s[5] and parse_sale(s[5])
     if not on_sale(sale, now) then
       return {'not_on_sale', sku, sale[1] and int(sale[1]) or '', sale[2] and int(sale[2]) or ''}
     end
+    if s[6] then
+      local refused = admission_refusal(sku)
+      if refused then return refused end
+    end
+  end
+  for _, item in ipairs(items) do
+    local sku, qty = item[1], item[2]
+    local s = c[sku]
     local limit = s[4]
     if limit > 0 and customer == '' and require_customer then return {'customer_required', sku} end
     local available = s[1] - s[2] - s[3]
     if qty > available then
-      return {'insufficient', sku, qty, math.max(available, 0), sale and sale[2] and '1' or '0'}
+      local sale = s[5] and parse_sale(s[5])
+      local windowed = sale and sale[2]
+      return {'insufficient', sku, qty, math.max(available, 0), windowed and '1' or '0'}
     end
     local already = used[sku .. '|' .. customer] or 0
     if limit > 0 and already + qty > limit then return {'customer_limit', sku, limit, already} end
@@ -133,4 +178,9 @@ if customer ~= '' then
   call('HSET', usage_key, unpack(usage))
 end
 call('ZADD', holds_key, record.expires_text, hold_member(id, record.items, customer))
+if admission then
+  admission.used, admission.reservation = record.created_text, id
+  call('HSET', KEYS[5], token, encode_admission(admission))
+  call('ZREM', KEYS[6], token)
+end
 return {'held', record.expires_text, record.created_text}

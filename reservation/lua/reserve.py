@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from domain import errors
 from domain.outcomes import (
+    AdmissionRefused,
     CustomerRequired,
     Held,
     NotOnSale,
@@ -16,6 +17,12 @@ from domain.outcomes import (
 )
 from domain.reservations import CartLine, Reservation, ReservationStatus, from_epoch_ms
 from reservation.lua._pool import NoCounters, optional_ms, reservation, text
+
+ADMISSION_REFUSALS: dict[str, Literal["required", "invalid", "used"]] = {
+    "admission_required": "required",
+    "admission_invalid": "invalid",
+    "admission_used": "used",
+}
 
 
 def decode(
@@ -64,4 +71,6 @@ def _refusal(outcome: str, reply: Any) -> ReserveOutcome | NoCounters:
         return OverHoldCap(int(cap), int(held))
     if outcome == "unknown_sku":
         return NoCounters(text(reply[1]))
+    if outcome in ADMISSION_REFUSALS:
+        return AdmissionRefused(text(reply[1]), ADMISSION_REFUSALS[outcome])
     raise errors.InvalidRequest(f"refused by the reserve script: {text(reply[1])}")

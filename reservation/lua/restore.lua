@@ -3,7 +3,8 @@
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2] sku, ARGV[3] total, ARGV[4] sold, ARGV[5] per-customer limit (0: none),
 -- ARGV[6] the catalog entry to keep beside the counters (JSON; '': keep as is),
--- ARGV[7] the sale window (see parse_sale; '': none), written with the entry.
+-- ARGV[7] the sale window (see parse_sale; '': none), ARGV[8] the waiting room (see
+-- parse_room; '': none), both written with the entry.
 -- Reply: {total, reserved, sold, limit before (total -1 when the SKU was missing),
 --         total, reserved, sold, limit after, on_sale after ('1'/'0', by TIME)}
 --      | {'bad_request', argument}
@@ -12,9 +13,10 @@ local total, sold = whole(ARGV[3], MAX_UNITS), whole(ARGV[4], MAX_UNITS)
 local limit = whole(ARGV[5], MAX_UNITS)
 if not is_name(sku) then return {'bad_request', 'sku'} end
 if not total or not sold or not limit then return {'bad_request', 'counters'} end
-local entry, sale_text = ARGV[6] or '', ARGV[7] or ''
+local entry, sale_text, room_text = ARGV[6] or '', ARGV[7] or '', ARGV[8] or ''
 if not is_text(entry) then return {'bad_request', 'entry'} end
 if sale_text ~= '' and not parse_sale(sale_text) then return {'bad_request', 'sale'} end
+if room_text ~= '' and not parse_room(room_text) then return {'bad_request', 'room'} end
 
 local now = now_ms()
 reclaim(now)
@@ -28,6 +30,6 @@ for _, member in ipairs(call('ZRANGE', holds_key, 0, -1)) do
 end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', reserved,
   sku .. ':sold', sold, sku .. ':limit', limit)
-local open = keep_entry(sku, entry, sale_text, now)
+local open = keep_entry(sku, entry, sale_text, room_text, now)
 return {before[1], before[2], before[3], before[4], total, reserved, sold, limit,
   open and '1' or '0'}

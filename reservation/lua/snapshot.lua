@@ -2,11 +2,12 @@
 -- reclaiming lapsed holds.
 -- KEYS: pool keys 1-3 (see _pool.lua).
 -- ARGV[2..] SKUs (none: every SKU of the pool).
--- Reply: flat {sku, total, reserved, sold, limit, product, sale, on_sale, ...}
+-- Reply: flat {sku, total, reserved, sold, limit, product, sale, room, on_sale, ...}
 --      | {'bad_request', argument};
 -- total is -1 for a SKU not in
 -- the pool (any text that is not a stocked SKU reads so); product is the catalog entry PUT
--- stored beside the counters (JSON), or false; sale its sale window text (false: none);
+-- stored beside the counters (JSON), or false; sale its sale window text and room its waiting
+-- room text (false: none);
 -- on_sale '1'/'0' by Redis TIME. Thousands of SKUs are read in chunks.
 local now = now_ms()
 reclaim_due(now)
@@ -23,18 +24,20 @@ end
 local reply = {}
 if #skus == 0 then return reply end
 local c = counters(skus)
-local products, sales = {}, {}
-local step = CHUNK / 2
+local products, sales, rooms = {}, {}, {}
+local step = CHUNK / 4
 for first = 1, #skus, step do
   local fields = {}
   for i = first, math.min(first + step - 1, #skus) do
     fields[#fields + 1] = skus[i] .. ':product'
     fields[#fields + 1] = skus[i] .. ':sale'
+    fields[#fields + 1] = skus[i] .. ':room'
   end
   local values = call('HMGET', stock_key, unpack(fields))
-  for i = 1, #fields / 2 do
-    products[first + i - 1] = values[2 * i - 1]
-    sales[first + i - 1] = values[2 * i]
+  for i = 1, #fields / 3 do
+    products[first + i - 1] = values[3 * i - 2]
+    sales[first + i - 1] = values[3 * i - 1]
+    rooms[first + i - 1] = values[3 * i]
   end
 end
 for i, sku in ipairs(skus) do
@@ -43,6 +46,7 @@ for i, sku in ipairs(skus) do
   for j = 1, 4 do reply[#reply + 1] = s[j] end
   reply[#reply + 1] = products[i]
   reply[#reply + 1] = sales[i]
+  reply[#reply + 1] = rooms[i]
   reply[#reply + 1] = on_sale(sales[i] and parse_sale(sales[i]) or nil, now) and '1' or '0'
 end
 return reply

@@ -5,19 +5,22 @@ from __future__ import annotations
 from typing import Any
 
 from domain.reservations import Listed
-from reservation.lua._pool import decode_sale, stock_level, text
+from reservation.lua._pool import decode_room, decode_sale, stock_level, text
 
-FIELDS = 8  # per SKU: sku, total, reserved, sold, limit, catalog entry, sale window, on_sale
+# per SKU: sku, total, reserved, sold, limit, catalog entry, sale window, waiting room, on_sale
+FIELDS = 9
 
 
 def decode(reply: Any, pool: str) -> list[Listed]:
-    """The flat {sku, total, reserved, sold, limit, entry, sale, on_sale, ...} as listed SKUs;
-    a SKU not in the pool (total -1) is left out."""
+    """The flat {sku, total, reserved, sold, limit, entry, sale, room, on_sale, ...} as listed
+    SKUs; a SKU not in the pool (total -1) is left out."""
     found = []
     for start in range(0, len(reply), FIELDS):
-        sku, total, reserved, sold, limit, entry, sale, on_sale = reply[start : start + FIELDS]
+        sku, total, reserved, sold, limit, entry, sale, room, on_sale = reply[
+            start : start + FIELDS
+        ]
         if int(total) >= 0:
             level = stock_level(text(sku), pool, (total, reserved, sold, limit), on_sale)
             entry_text = None if entry is None else text(entry)
-            found.append(Listed(level, entry_text, decode_sale(sale)))
+            found.append(Listed(level, entry_text, decode_sale(sale), decode_room(room)))
     return found

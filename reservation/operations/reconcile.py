@@ -12,7 +12,7 @@ from persistence.orders import OrderRepository
 from persistence.products import Product, ProductRepository
 from reservation.core.inventory import Inventory
 from reservation.settings import Settings
-from reservation.usecases.catalog import catalog_entry, sale_text
+from reservation.usecases.catalog import catalog_entry, room_text, sale_text
 
 FIELDS = ("total", "reserved", "sold", "max_per_customer")
 
@@ -113,6 +113,7 @@ async def _rebuild(
                 max_per_customer=product.max_per_customer,
                 entry=catalog_entry(product),
                 sale=sale_text(product),
+                room=room_text(product),
             )
         diffs.append(StockDiff(product.sku, product.pool, before, after))
     return diffs

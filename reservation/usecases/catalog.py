@@ -28,7 +28,7 @@ from domain.reservations import Listed, StockLevel
 from domain.rules import DEFAULT_POOL
 from persistence.products import Product, ProductRepository
 from reservation.core.inventory import Inventory
-from reservation.lua._pool import encode_sale
+from reservation.lua._pool import encode_room, encode_sale
 from reservation.payments.money import check_price
 
 # A PUT that adds a pool is seen by the list within this long (a new SKU of a known pool, and
@@ -59,6 +59,11 @@ def sale_text(product: Product) -> str:
     return encode_sale(product.sale_starts_at, product.sale_ends_at)
 
 
+def room_text(product: Product) -> str:
+    """The waiting room Redis keeps beside a product's counters (reserve and queue read it)."""
+    return encode_room(product.waiting_room)
+
+
 def _entry(raw: str | None) -> CatalogEntry | None:
     if raw is None:
         return None
@@ -78,6 +83,7 @@ def _stocked(sku: str, entry: CatalogEntry, listed: Listed) -> StockedProduct:
         level.pool,
         level.max_per_customer,
         *listed.sale,
+        listed.room,
     )
     return StockedProduct(sku, spec, level.reserved, level.sold, level.available, level.on_sale)
 
@@ -112,6 +118,7 @@ class Catalog:
             max_per_customer=spec.max_per_customer,
             sale_starts_at=starts,
             sale_ends_at=ends,
+            waiting_room=spec.waiting_room,
         )
         try:
             level = await self.inventory.stock.set_stock(
@@ -122,6 +129,7 @@ class Catalog:
                 entry=catalog_entry(product),
                 existing=previous is not None,
                 sale=sale_text(product),
+                room=room_text(product),
             )
         except errors.ReservationError:
             await self.products.restore(sku, previous)
@@ -201,7 +209,11 @@ class Catalog:
             item = listed.get(product.sku)
             if item is not None:
                 await self.inventory.stock.keep_entry(
-                    product.sku, product.pool, catalog_entry(product), sale_text(product)
+                    product.sku,
+                    product.pool,
+                    catalog_entry(product),
+                    sale_text(product),
+                    room_text(product),
                 )
             stocked.append(_recorded(product, None if item is None else item.level))
         return stocked

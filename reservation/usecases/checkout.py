@@ -38,6 +38,7 @@ class CheckoutRequest:
     customer_id: str | None = None
     customer_email: str | None = None
     caller: Caller = ANYONE
+    admission_token: str | None = None  # with `items` of a SKU whose waiting room is on
 
 
 def _context(reservation: Reservation) -> dict[str, object]:
@@ -143,6 +144,7 @@ class CheckoutService:
                     customer_id=request.customer_id,
                     caller=request.caller,
                     for_checkout=True,
+                    admission_token=request.admission_token,
                 )
             )
             return await self._session_for(held.reservation, None, request.customer_email)

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from domain import errors
 from domain.outcomes import (
+    AdmissionRefused,
     CustomerRequired,
     Held,
     NotOnSale,
@@ -47,7 +48,8 @@ from reservation.lua._pool import encode_cart
 from reservation.metrics import Metrics
 from reservation.usecases.limits import limit_client, limit_customer
 
-# The outcome label of each refusal (reservation_reservations_total{outcome}).
+# The outcome label of each refusal (reservation_reservations_total{outcome}); a waiting room's
+# (AdmissionRefused) is its error's code: admission_required, _invalid or _used.
 REFUSALS = {
     OutOfStock: "insufficient_stock",
     OverCustomerLimit: "customer_limit_exceeded",
@@ -65,7 +67,8 @@ class HoldRequest:
     verified customer the cart is held for when customer ids are verified. `client_address`:
     what the limit per client address counts; None when the caller counted it already (POST
     /v1/checkout, before its body was read). `for_checkout`: the first step of a checkout,
-    whose request is counted as a checkout, not here."""
+    whose request is counted as a checkout, not here. `admission_token`: what a SKU with a
+    waiting room needs to be held (core/rooms.py)."""
 
     items: CartInput
     customer_id: str | None = None
@@ -73,6 +76,7 @@ class HoldRequest:
     idempotency_key: str | None = None
     client_address: str | None = None
     for_checkout: bool = False
+    admission_token: str | None = None
 
 
 class Hold:
@@ -112,7 +116,10 @@ class Hold:
         started = time.perf_counter()
         reservation_id = None if key is None else await self._claim(key, lines, customer_id)
         outcome = await self.inventory.holds.reserve(
-            lines, customer_id=customer_id, reservation_id=reservation_id
+            lines,
+            customer_id=customer_id,
+            reservation_id=reservation_id,
+            admission_token=request.admission_token,
         )
         if not request.for_checkout:
             self.metrics.reserve_seconds.observe(time.perf_counter() - started)
@@ -121,6 +128,10 @@ class Hold:
             self.inventory.sold_out.forget(line.sku for line in lines)
             self._count(request, "held" if outcome.created else "repeated")
             return outcome
+        if isinstance(outcome, AdmissionRefused):
+            error = outcome.error()
+            self._count(request, error.code)
+            raise error
         self._count(request, REFUSALS[type(outcome)])
         raise outcome.error()
 
