@@ -18,6 +18,9 @@ nothing sooner. Then, by the status:
 Request names: `queue join` (201), `queue join: again` (200, the same ticket), `queue poll`
 (still waiting), `queue poll: admitted` / `: sold out` / `: expired`, `reserve (admitted)`,
 `reserve (admitted): sold out` (and the other refusals the contract promises),
+`reserve (admitted): admission lapsed` (`403 admission_invalid` for a token that had lapsed by
+the time the answer came: the buyer was too late, as the contract says; before its expiry
+the same answer is a failure),
 `reserve (admitted): token again` (refused as promised) and
 `reserve (admitted): token again: accepted` (a failure: a token made a second hold; the
 verifier also finds it in the room's admissions log). A `429` is waited out (its
@@ -129,9 +132,9 @@ class FairStart(Paying):
         token = str(state["admission_token"])
         expires = datetime.fromisoformat(str(state["admission_expires_at"])).timestamp()
         while True:
-            reservation_id, refusal = self.reserve_admitted(token, ADMITTED)
+            reservation_id, refusal = self.reserve_admitted(token, ADMITTED, expires)
             if reservation_id is not None:
-                self.token_again(token)
+                self.token_again(token, expires)
                 self.purchase(reservation_id)
                 return
             if refusal != "insufficient_stock":
@@ -141,14 +144,16 @@ class FairStart(Paying):
                 return  # the token runs out: the units went to others
             time.sleep(pause)
 
-    def token_again(self, token: str) -> None:
+    def token_again(self, token: str, expires: float) -> None:
         """The used token once more: must be refused (a 201 is a failure, and a hold the
         verifier finds without an admission)."""
-        self.reserve_admitted(token, TOKEN_AGAIN)
+        self.reserve_admitted(token, TOKEN_AGAIN, expires)
 
-    def reserve_admitted(self, token: str, name: str) -> tuple[str | None, str]:
-        """POST /v1/reservations with the admission token: the reservation id (None when
-        refused) and the refusal's error code ("" when held or failed)."""
+    def reserve_admitted(self, token: str, name: str, expires: float) -> tuple[str | None, str]:
+        """POST /v1/reservations with the admission token (which lapses at `expires`, epoch
+        seconds): the reservation id (None when refused) and the refusal's error code ("" when
+        held or failed). `403 admission_invalid` answered once the token has lapsed is the
+        contract's answer to a late buyer, named `…: admission lapsed`; before, a failure."""
         body = {
             "items": [{"sku": HOT_SKU, "quantity": 1}],
             "customer_id": self.customer_id,
@@ -169,6 +174,8 @@ class FairStart(Paying):
                 return reservation_id, ""
             expected = name == TOKEN_AGAIN and code == "admission_used"
             refusal = refusal_name(response, name)
+            if code == "admission_invalid" and time.time() >= expires:
+                refusal = f"{name}: admission lapsed"
             if expected or refusal is not None:
                 response.request_meta["name"] = name if expected else refusal
                 response.success()

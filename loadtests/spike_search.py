@@ -307,7 +307,7 @@ def add_room_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--room-seconds", type=int, default=None, help="default: --seconds")
     parser.add_argument("--admit-per-second", type=int, default=20)
     parser.add_argument("--max-active", type=int, default=100)
-    parser.add_argument("--admission-seconds", type=int, default=60)
+    parser.add_argument("--admission-seconds", type=int, default=120)
 
 
 def search(args: argparse.Namespace, start: int, run: Any, report: Any) -> Search:
