@@ -37,6 +37,7 @@ class RoomRung:
     locust_cpu_peak: float
     service_cpu: float
     machine_cpu: float
+    others_cpu: float  # the machine's CPU beyond this run's processes (other users' load)
     arrived_seconds: float  # from Locust's first user to its last (its history CSV)
 
 
@@ -86,6 +87,7 @@ def room_rung_of(buyers: int, stock: int, summary: dict[str, Any], report_dir: P
         locust_cpu_peak=float(cpu.get("locust peak %", 0.0)),
         service_cpu=float(cpu.get("service mean %", 0.0)),
         machine_cpu=float(cpu.get("machine mean %", 0.0)),
+        others_cpu=float(cpu.get("others mean %", 0.0)),
         arrived_seconds=arrived_seconds(report_dir, buyers),
     )
 
@@ -117,8 +119,8 @@ def room_table(args: argparse.Namespace, rungs: list[RoomRung]) -> list[str]:
         "| buyers | all arrived after s | absorbed | joins | join p99 ms | polls | poll p99 ms "
         "| requests/s "
         "| holds admitted | failed requests | paid / stock | verifier | Locust CPU mean / peak "
-        "| service CPU | machine CPU |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| service CPU | machine CPU | of it not this run |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r.buyers:,} | {r.arrived_seconds:g} | {'yes' if r.absorbed else '**no**'} | "
@@ -127,7 +129,7 @@ def room_table(args: argparse.Namespace, rungs: list[RoomRung]) -> list[str]:
         f"{r.requests_per_second:,.0f} | {r.admitted_holds:,} | {r.failed:,} | "
         f"{r.paid} / {r.stock} | {'green' if r.verifier else '**red**'} | "
         f"{r.locust_cpu:.0f} % / {r.locust_cpu_peak:.0f} % | {r.service_cpu:.0f} % | "
-        f"{r.machine_cpu:.0f} % |"
+        f"{r.machine_cpu:.0f} % | {r.others_cpu:.0f} % |"
         for r in rungs
     ]
     return lines

@@ -57,6 +57,7 @@ class Rung:
     locust_cpu_peak: float = 0.0
     service_cpu: float = 0.0
     machine_cpu: float = 0.0
+    others_cpu: float = 0.0  # the machine's CPU beyond this run's processes
     arrived_seconds: float = -1.0  # from Locust's first user to its last
 
 
@@ -80,6 +81,7 @@ def rung_of(buyers: int, stock: int, summary: dict[str, Any], report_dir: Path) 
         locust_cpu_peak=float(cpu.get("locust peak %", 0.0)),
         service_cpu=float(cpu.get("service mean %", 0.0)),
         machine_cpu=float(cpu.get("machine mean %", 0.0)),
+        others_cpu=float(cpu.get("others mean %", 0.0)),
         arrived_seconds=arrived_seconds(report_dir, buyers),
     )
 
@@ -155,8 +157,8 @@ def off_section(args: argparse.Namespace, off: Search) -> list[str]:
         "| buyers | all arrived after s | absorbed | reserve attempts | attempts/s "
         "| reserve p99 ms "
         "| sold-out p99 ms | failed requests | paid / stock | verifier "
-        "| Locust CPU mean / peak | service CPU | machine CPU |",
-        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|",
+        "| Locust CPU mean / peak | service CPU | machine CPU | of it not this run |",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     lines += [
         f"| {r.buyers:,} | {r.arrived_seconds:g} | {'yes' if r.absorbed else '**no**'} | "
@@ -164,7 +166,7 @@ def off_section(args: argparse.Namespace, off: Search) -> list[str]:
         f"{r.attempts_per_second:,.0f} | {r.reserve_p99_ms:,.0f} | {r.sold_out_p99_ms:,.0f} | "
         f"{r.failed:,} | {r.paid} / {r.stock} | {'green' if r.verifier else '**red**'} | "
         f"{r.locust_cpu:.0f} % / {r.locust_cpu_peak:.0f} % | {r.service_cpu:.0f} % | "
-        f"{r.machine_cpu:.0f} % |"
+        f"{r.machine_cpu:.0f} % | {r.others_cpu:.0f} % |"
         for r in rungs
     ]
     absorbed = [rung for rung in rungs if rung.absorbed]
