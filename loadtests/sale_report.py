@@ -16,7 +16,6 @@ import httpx
 from loadtests.sale_locust import NameRow
 from loadtests.sale_stack import STRIPE_KEY, Stack
 
-
 CPU_LABELS = (
     ("locust", "Locust"),
     ("service", "the service (all its workers)"),
