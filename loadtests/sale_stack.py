@@ -66,16 +66,31 @@ class Stack:
         return process
 
     def stop(self) -> None:
-        """Stop every process, newest first: SIGTERM to its group, SIGKILL after 15 s."""
+        """Stop every process, newest first: SIGTERM to its group, SIGKILL after 15 s. The
+        whole group: a process that has exited may leave children of its own behind (Locust's
+        --processes workers outlive their master), and they go too."""
         for process in reversed(self.processes):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            try:
+            deadline = time.monotonic() + 15
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
