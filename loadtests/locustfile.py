@@ -49,6 +49,7 @@ from typing import Any
 from locust import LoadTestShape, argument_parser, between, events, runners, tag, task
 from locust.env import Environment
 
+from loadtests.locust_arrival import spawned, test_started
 from loadtests.locust_bots import Bots
 from loadtests.locust_options import add_options
 from loadtests.locust_products import HOT_SKU, create_products, shelves
@@ -78,6 +79,8 @@ argument_parser.default_args_dict = functools.cache(argument_parser.default_args
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(create_products)  # type: ignore[no-untyped-call]
 events.init.add_listener(choose_scenarios)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(test_started)  # type: ignore[no-untyped-call]
+events.spawning_complete.add_listener(spawned)  # type: ignore[no-untyped-call]
 
 
 __all__ = ["Bots", "FairStart"]  # Locust spawns the User classes it finds here: bots, fair-start

@@ -9,8 +9,8 @@ buyers each time, all arriving within --arrive-seconds, each retrying a sold-out
 1-3 s for up to --patience s. A spike is absorbed when the sale ends within the run (at most
 150 s) with every request answered, every webhook delivered and the verifier green: nothing
 oversold, every paid session one order, no hold left behind; and when it did arrive: Locust
-ran all its users within --arrive-seconds and 5 s more (the second of arrival jitter, and
-Locust's workers report their counts every 3 s). A spike Locust could not start in time is
+ran all its users within --arrive-seconds and 2 s more (the second of arrival jitter, and the
+ramp's last tick; loadtests/locust_arrival.py). A spike Locust could not start in time is
 "not absorbed (arrived late)": the load generator, not the service, was the limit. The
 search grows the spike until one is not absorbed; when the first is not, it shrinks it until
 one is. It writes search.md, search.json and search.png, and each sale's own report in a
@@ -103,6 +103,7 @@ def run_rung(args: argparse.Namespace, buyers: int) -> tuple[Rung, dict[str, Any
         *("--patience", str(args.patience), "--hold-seconds", str(args.hold_seconds)),
         *("--workers", str(args.workers), "--profile-seconds", str(args.profile_seconds)),
         *("--locust-processes", str(args.locust_processes)),
+        *("--locust-nice", str(args.locust_nice)),
         *("--report-dir", str(report_dir)),
     ]
     print(f"\n=== {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
@@ -290,6 +291,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--profile-seconds", type=float, default=10.0)
     parser.add_argument("--locust-processes", type=int, default=1, help="in every sale")
+    parser.add_argument(
+        "--locust-nice", type=int, default=10, help="Locust's niceness in every sale (0: none)"
+    )
     parser.add_argument("--report-dir", type=Path, default=DOCS)
     add_room_options(parser)
     args = parser.parse_args(argv)
