@@ -207,18 +207,8 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
             raise
     failures = sum(row.failures for row in rows if row.name != "Aggregated")
     chart(report_dir)
-    path = write_markdown(
-        report_dir,
-        command,
-        args,
-        rows,
-        totals,
-        rates,
-        stack.profile,
-        report,
-        undelivered,
-        stack.cpu,
-    )
+    markdown = (rows, totals, rates, stack.profile, report, undelivered, stack.cpu)
+    path = write_markdown(report_dir, command, args, *markdown)
     ok = passed and failures == 0 and undelivered == 0 and locust_code == 0
     summary = {
         "command": command,
