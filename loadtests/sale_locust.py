@@ -70,10 +70,24 @@ class CpuWatch(threading.Thread):
         self.join()
 
     def shares(self) -> dict[str, float]:
-        """`<name> mean %` and `<name> peak %` (of one core) over the samples."""
+        """`<name> mean %` and `<name> peak %` (of one core) over the samples. A second in
+        which a process of a tree exited reads as a drop of that tree's total: such a second
+        counts as 0, not as negative, so the mean undercounts it by at most that second."""
         found: dict[str, float] = {}
         if len(self.samples) < 2:
             return found
+        pairs = list(zip(self.samples, self.samples[1:], strict=False))
+        span = self.samples[-1][0] - self.samples[0][0]
+        for name in self.samples[0][1]:
+            spent = [max(b[name] - a[name], 0.0) for (_, a), (_, b) in pairs]
+            rates = [
+                100 * s / (tb - ta) for s, ((ta, _), (tb, _)) in zip(spent, pairs, strict=True)
+            ]
+            found[f"{name} mean %"] = 100 * sum(spent) / span
+            found[f"{name} peak %"] = max(rates)
+        if "run mean %" in found:
+            found["others mean %"] = found["machine mean %"] - found["run mean %"]
+        return found
         pairs = list(zip(self.samples, self.samples[1:], strict=False))
         for name in self.samples[0][1]:
             rates = [100 * (b[name] - a[name]) / (tb - ta) for (ta, a), (tb, b) in pairs]

@@ -107,7 +107,9 @@ def run_rung(args: argparse.Namespace, buyers: int) -> tuple[Rung, dict[str, Any
         *("--report-dir", str(report_dir)),
     ]
     print(f"\n=== {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
-    run_flash_sale.main(argv)
+    (report_dir / "flash-sale.json").unlink(missing_ok=True)  # no stale summary is read
+    if run_flash_sale.main(argv) == 130:
+        raise KeyboardInterrupt  # the sale was interrupted (SIGTERM, Ctrl-C): so is the search
     summary: dict[str, Any] = json.loads((report_dir / "flash-sale.json").read_text())
     return rung_of(buyers, args.stock, summary, report_dir, args.arrive_seconds), summary
 
@@ -347,7 +349,15 @@ def search(args: argparse.Namespace, start: int, run: Any, report: Any) -> Searc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+    try:
+        return search_all(parse_args(argv), argv)
+    except KeyboardInterrupt:
+        print("interrupted: the search stopped with the sale it was running", file=sys.stderr)
+        return 130
+
+
+def search_all(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
+    """The searches --waiting-room asks for, and their report."""
     command = "python -m loadtests.spike_search " + shlex.join(
         sys.argv[1:] if argv is None else list(argv)
     )
