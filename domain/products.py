@@ -71,6 +71,9 @@ class StockedProduct:
     on_sale: bool = True  # inside its sale window now, by Redis's clock
 
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def utc_text(value: datetime) -> str:
     """A time as the API writes it: ISO 8601 in UTC with milliseconds and a `Z`."""
     return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -85,6 +88,9 @@ def sale_window(
     for name, at in (("sale_starts_at", starts_at), ("sale_ends_at", ends_at)):
         if at is not None and (not isinstance(at, datetime) or at.utcoffset() is None):
             raise errors.InvalidRequest(f"{name} must be a time with its offset", field=name)
+        if at is not None and at < EPOCH:
+            # Redis keeps the bounds as ms since the epoch, digits only.
+            raise errors.InvalidRequest(f"{name} must be after 1970-01-01", field=name)
         bounds.append(
             None
             if at is None

@@ -40,6 +40,7 @@ from redis.exceptions import ResponseError
 
 from domain import errors
 from domain.outcomes import (
+    AdmissionRefused,
     CustomerRequired,
     Held,
     NotExtended,
@@ -1062,9 +1063,12 @@ async def test_a_pool_of_thousands_of_skus_is_listed(stage: Stage) -> None:
 # that: whatever comes in is answered, or refused with a 4xx that changed nothing — never a
 # script error (503).
 
-REFUSALS = (OutOfStock, OverCustomerLimit, CustomerRequired, ReleaseRefused, NotExtended)
+REFUSALS = (
+    *(OutOfStock, OverCustomerLimit, CustomerRequired, ReleaseRefused, NotExtended),
+    AdmissionRefused,
+)
 any_text = st.one_of(hostile_text, st.text(max_size=80))
-stocked = st.sampled_from(["a", "b", "c"])
+stocked = st.sampled_from(["a", "b", "c", ROOMED])
 known = st.sampled_from([Ref("held"), Ref("paid"), Ref("released"), Ref("gone")])
 
 
@@ -1090,12 +1094,24 @@ http_reservation = http(
 http_stock = http(st.integers(0, 12), st.integers(-1, 10**13))
 http_limit = http(st.one_of(st.none(), st.integers(1, 6)), st.integers(-1, 10**7))
 http_pool = http(st.sampled_from([POOL, POOL, "other"]), st.one_of(name, any_text))
+http_token = http(st.one_of(st.none(), st.just(Ref("ann_token"))), any_text)
+http_ticket = http(st.sampled_from([Ref("ann_ticket"), Ref("bob_ticket")]), any_text)
 
 operations = st.one_of(
     st.tuples(
         st.just("holds.reserve"),
-        st.fixed_dictionaries({"items": http_cart, "customer_id": http_customer}),
+        st.fixed_dictionaries(
+            {"items": http_cart, "customer_id": http_customer, "admission_token": http_token}
+        ),
     ),
+    st.tuples(
+        st.just("rooms.join"),
+        st.fixed_dictionaries({"sku": http_sku, "customer_id": http_customer}),
+    ),
+    st.tuples(
+        st.just("rooms.poll"), st.fixed_dictionaries({"sku": http_sku, "ticket": http_ticket})
+    ),
+    st.tuples(st.just("rooms.state"), st.fixed_dictionaries({"sku": http_sku})),
     st.tuples(
         st.just("holds.release"), st.fixed_dictionaries({"reservation_id": http_reservation})
     ),
@@ -1139,7 +1155,7 @@ def lost_counters(stage: Stage, method: str, arguments: dict[str, Any]) -> bool:
     return (
         method == "holds.commit"
         and arguments["reservation_id"] not in [stage.ids[name] for name in REMEMBERED]
-        and any(sku not in ("a", "b", "c") for sku, _ in arguments["items"])
+        and any(sku not in ("a", "b", "c", ROOMED) for sku, _ in arguments["items"])
     )
 
 

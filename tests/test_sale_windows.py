@@ -185,6 +185,10 @@ IN_AN_HOUR = at(HOUR)
         {"sale_starts_at": "tomorrow"},
         {"sale_ends_at": "2026-11-26T16:00:00"},  # no offset
         {"sale_ends_at": 1764000000},
+        # Before the epoch: Redis keeps the bounds as ms since it (found by schemathesis
+        # through the queue's routes: the set_stock script refused it after the SKU's pool was
+        # recorded, and the SKU then read as counters Redis lost).
+        {"sale_starts_at": "0001-01-01T00:00:00Z"},
     ],
 )
 async def test_a_bad_window_is_a_4xx_and_changes_nothing(api: Api, window: dict[str, Any]) -> None:

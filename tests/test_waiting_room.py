@@ -9,11 +9,12 @@ import itertools
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from domain.outcomes import AdmissionRefused, Committed, Held, OutOfStock
+from domain.outcomes import AdmissionRefused, Committed, CommittedLate, Held, OutOfStock
 from domain.products import WaitingRoom
 from domain.reservations import CartLine
 from reservation.core.inventory import Inventory
 from reservation.lua._pool import encode_room, encode_sale, text
+from tests.conftest import age_hold
 
 ENTRY = '{"name":"Tee","price":1500,"currency":"eur"}'
 HOUR = timedelta(hours=1)
@@ -70,8 +71,11 @@ async def test_joins_before_the_start_are_shuffled_once_at_the_start(inventory: 
     crowd = 2000
     await roomed(inventory, "tee", 10, ONE, starts=at(HOUR))
     joins = await asyncio.gather(*(inventory.rooms.join("tee", f"buyer-{i}") for i in range(crowd)))
-    # Before the start: waiting, in order of arrival, nobody admitted.
+    # Before the start: waiting, in order of arrival, nobody admitted; told to come back at
+    # the start (at most a minute from now) and that the wait is the start's, then the line's.
     assert {join.status for join in joins} == {"waiting"}
+    assert {join.poll_after_ms for join in joins} == {60000}
+    assert min(join.estimated_wait_seconds for join in joins) > 3500
     arrival = {join.ticket: join.position for join in joins}
     assert sorted(arrival.values()) == list(range(1, crowd + 1))
 
@@ -101,8 +105,15 @@ async def test_after_the_start_the_line_is_in_order_of_arrival(inventory: Invent
     joins = [await inventory.rooms.join("tee", f"buyer-{i}") for i in range(6)]
     assert [join.status for join in joins] == ["admitted", *["waiting"] * 5]
     assert [join.position for join in joins] == [0, 1, 2, 3, 4, 5]
-    assert joins[1].estimated_wait_seconds == 1
-    assert joins[1].poll_after_ms == 1000
+    # poll_after_ms = clamp(1000 * position / (2 * admit_per_second), 1000, 60000), the wait
+    # ceil(position / admit_per_second).
+    assert [(join.poll_after_ms, join.estimated_wait_seconds) for join in joins[1:]] == [
+        (1000, 1),
+        (1000, 2),
+        (1500, 3),
+        (2000, 4),
+        (2500, 5),
+    ]
 
 
 # -- admission: the rate and max_active ----------------------------------------------------------
@@ -212,6 +223,20 @@ async def test_every_refusal_of_the_gate_leaves_stock_and_token_as_they_were(
         (True, held.reservation.id),
         (False, None),
     ]
+
+
+async def test_a_hold_made_with_an_admission_is_paid_late_like_any_other(
+    inventory: Inventory,
+) -> None:
+    await roomed(inventory, "tee", 5, WIDE)
+    token = await admitted(inventory, "tee", "ann")
+    held = await inventory.holds.reserve([("tee", 1)], customer_id="ann", admission_token=token)
+    assert isinstance(held, Held)
+    await age_hold(inventory.client, inventory.keys, held.reservation.id)
+    await roomed(inventory, "tee", 5, ONE)  # the room changed meanwhile: commit never asks it
+    late = await inventory.holds.commit(held.reservation.id, items=[("tee", 1)])
+    assert isinstance(late, CommittedLate)
+    assert (await inventory.stock.level("tee")).sold == 1
 
 
 async def test_one_token_across_fifty_concurrent_reserves_makes_one_hold(

@@ -183,6 +183,24 @@ async def test_waiting_tickets_answer_sold_out(api: Api) -> None:
     assert (polled["status"], polled["position"]) == ("sold_out", 1)
 
 
+async def test_the_sold_out_memory_only_ever_refuses_a_request_without_admission(
+    make_api: MakeApi,
+) -> None:
+    api = await make_api(sold_out_cache_seconds=3600.0)
+    assert (await api.put_product("tee", 1, waiting_room=ROOM)).status_code == 200
+    ann, bob = await admitted(api, "ann"), await admitted(api, "bob")
+    assert (await api.reserve(("tee", 1), customer_id="ann", admission_token=ann)).is_success
+    short = await api.reserve(("tee", 1), customer_id="bob", admission_token=bob)
+    assert (short.status_code, short.json()["error"]) == (409, "insufficient_stock")
+    # Remembered as sold out: refused from memory, with or without a token; nothing changes.
+    for fields in ({}, {"admission_token": bob}, {"admission_token": "tee." + "A" * 22}):
+        answer = await api.reserve(("tee", 1), customer_id="bob", **fields)
+        assert answer.status_code == 409, answer.text
+    assert (await api.http.get("/v1/products/tee")).json()["reserved"] == 1
+    state = await room(api)
+    assert (state["admitted"], state["used"]) == (2, 1)  # bob's token is still his to use
+
+
 # -- errors and bad input --------------------------------------------------------------------------
 
 

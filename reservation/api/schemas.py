@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import Meta, Struct
 
+from domain.queue import TicketStatus
 from domain.reservations import ReservationStatus
 from domain.rules import (
     ADMISSION_TOKEN_REGEX,
@@ -179,7 +180,7 @@ class TicketView(Struct, omit_defaults=True):
     """A ticket of a waiting room; the admission's two fields only while it is admitted."""
 
     ticket: str
-    status: Annotated[str, Meta(pattern="^(waiting|admitted|sold_out|expired)$")]
+    status: TicketStatus
     position: int  # 1-based among the tickets waiting; 0 once admitted or expired
     estimated_wait_seconds: int
     poll_after_ms: int  # ask again no sooner than this

@@ -252,6 +252,19 @@ local function reclaim_due(now) return reclaim(now, next_due()) end
 -- and NEXT (nil: unknown), by the same first HMGET; `with_gates`: the sale window (5th) and
 -- the waiting room (6th) too, as their text or false.
 -- One HMGET per CHUNK fields (a cart's SKUs take one; a pool of thousands of SKUs, several).
+-- A SKU's six field names, remembered for a name (a SKU is at most 64 characters; any text a
+-- direct caller sends is not kept): the hot SKUs' names are not made again on every call
+-- (joining strings is among the dearest small steps of a script).
+local function make_field_names(sku)
+  return {sku .. ':total', sku .. ':reserved', sku .. ':sold', sku .. ':limit', sku .. ':sale',
+    sku .. ':room'}
+end
+local remembered_field_names = remembered(make_field_names)
+local function field_names(sku)
+  if #sku <= 64 then return remembered_field_names(sku) end
+  return make_field_names(sku)
+end
+
 local function counters(skus, with_gates)
   local found, due = {}, nil
   local width = with_gates and 6 or 4
@@ -260,10 +273,8 @@ local function counters(skus, with_gates)
     local last = min(first + step - 1, #skus)
     local fields = {}
     for i = first, last do
-      local sku, n = skus[i], #fields
-      fields[n + 1], fields[n + 2] = sku .. ':total', sku .. ':reserved'
-      fields[n + 3], fields[n + 4] = sku .. ':sold', sku .. ':limit'
-      if with_gates then fields[n + 5], fields[n + 6] = sku .. ':sale', sku .. ':room' end
+      local names, n = field_names(skus[i]), #fields
+      for k = 1, width do fields[n + k] = names[k] end
     end
     if first == 1 then fields[#fields + 1] = NEXT end
     local values = call('HMGET', stock_key, unpack(fields))
