@@ -197,8 +197,8 @@ def _setting(args: argparse.Namespace) -> list[str]:
     return [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; Locust ({args.locust_processes} process(es), nice "
-        f"{args.locust_nice}), the service ({args.workers} workers), Redis, MongoDB and the "
-        "simulator all share it.",
+        f"{args.stack_nice + args.locust_nice}), the service ({args.workers} workers), Redis, "
+        f"MongoDB and the simulator (nice {args.stack_nice}) all share it.",
         "",
         f"Sizes: {args.users} users over {args.seconds} s (arriving within "
         f"{args.spike_seconds} s; a buyer tries for up to "

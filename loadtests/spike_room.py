@@ -124,7 +124,7 @@ def run_room_rung(args: argparse.Namespace, buyers: int) -> tuple[RoomRung, dict
         *("--patience", str(args.patience), "--hold-seconds", str(args.hold_seconds)),
         *("--workers", str(args.workers), "--profile-seconds", str(args.profile_seconds)),
         *("--locust-processes", str(args.locust_processes)),
-        *("--locust-nice", str(args.locust_nice)),
+        *("--locust-nice", str(args.locust_nice), "--stack-nice", str(args.stack_nice)),
         *("--report-dir", str(report_dir)),
     ]
     print(f"\n=== room on: {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)

@@ -103,7 +103,7 @@ def run_rung(args: argparse.Namespace, buyers: int) -> tuple[Rung, dict[str, Any
         *("--patience", str(args.patience), "--hold-seconds", str(args.hold_seconds)),
         *("--workers", str(args.workers), "--profile-seconds", str(args.profile_seconds)),
         *("--locust-processes", str(args.locust_processes)),
-        *("--locust-nice", str(args.locust_nice)),
+        *("--locust-nice", str(args.locust_nice), "--stack-nice", str(args.stack_nice)),
         *("--report-dir", str(report_dir)),
     ]
     print(f"\n=== {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
@@ -295,6 +295,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--locust-processes", type=int, default=1, help="in every sale")
     parser.add_argument(
         "--locust-nice", type=int, default=10, help="Locust's niceness in every sale (0: none)"
+    )
+    parser.add_argument(
+        "--stack-nice",
+        type=int,
+        default=0,
+        help="every sale's processes at this niceness, Locust's added to it (run_flash_sale's)",
     )
     parser.add_argument("--report-dir", type=Path, default=DOCS)
     add_room_options(parser)
