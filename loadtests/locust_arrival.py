@@ -37,7 +37,8 @@ def spawned(user_count: int, **_: Any) -> None:
     prefix = getattr(parsed, "csv_prefix", None)
     if not prefix or user_count < int(parsed.num_users or 0):
         return
-    path = Path(f"{prefix}_arrival.json")
-    if not path.exists():
+    if not STARTED.get("written"):  # the first time only, over any file of an earlier run
         seconds = time.monotonic() - STARTED["at"]
-        path.write_text(json.dumps({"users": user_count, "seconds": round(seconds, 2)}) + "\n")
+        found = {"users": user_count, "seconds": round(seconds, 2)}
+        Path(f"{prefix}_arrival.json").write_text(json.dumps(found) + "\n")
+        STARTED["written"] = True

@@ -107,7 +107,8 @@ def run_rung(args: argparse.Namespace, buyers: int) -> tuple[Rung, dict[str, Any
         *("--report-dir", str(report_dir)),
     ]
     print(f"\n=== {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
-    (report_dir / "flash-sale.json").unlink(missing_ok=True)  # no stale summary is read
+    for stale in ("flash-sale.json", "flash-sale_arrival.json"):  # none of an earlier run
+        (report_dir / stale).unlink(missing_ok=True)
     if run_flash_sale.main(argv) == 130:
         raise KeyboardInterrupt  # the sale was interrupted (SIGTERM, Ctrl-C): so is the search
     summary: dict[str, Any] = json.loads((report_dir / "flash-sale.json").read_text())
