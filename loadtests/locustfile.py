@@ -1,11 +1,14 @@
-"""A flash sale under Locust: a crowd, shoppers, buyers who pay, abandoners and browsers.
+"""A flash sale under Locust: a crowd, shoppers, buyers who pay, abandoners, browsers, bots and
+a fair-start crowd in a waiting room.
 
     locust -f loadtests/locustfile.py --host http://127.0.0.1:8000 --headless \\
         --users 2000 --run-time 60s --tags crowd buyers \\
         --sim-url http://127.0.0.1:12111 --admin-token TOKEN --stock 100
 
-Pick scenarios with Locust's tags (`--tags crowd shoppers buyers abandoners browsers bots`;
-none: all of them). Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from
+Pick scenarios with Locust's tags (`--tags crowd shoppers buyers abandoners browsers bots
+fair-start`; none: all of them). `fair-start` (loadtests/locust_room.py) waits in the hot SKU's
+waiting room: with `--admit-per-second N` (and `--max-active`, `--admission-seconds`) every SKU
+is created with a room, with `--start-in S` its sale starts S seconds after the test starts. Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from
 the options below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
 With `--admin-token` and `--stock`, the products are created at the start (a hot SKU and
 `--skus` others). Buyers pay through the Stripe simulator's programmatic endpoints
