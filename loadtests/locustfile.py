@@ -8,8 +8,9 @@ a fair-start crowd in a waiting room.
 Pick scenarios with Locust's tags (`--tags crowd shoppers buyers abandoners browsers bots
 fair-start`; none: all of them). `fair-start` (loadtests/locust_room.py) waits in the hot SKU's
 waiting room: with `--admit-per-second N` (and `--max-active`, `--admission-seconds`) every SKU
-is created with a room, with `--start-in S` its sale starts S seconds after the test starts. Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from
-the options below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
+is created with a room, with `--start-in S` its sale starts S seconds after the test starts.
+Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from the options
+below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
 With `--admin-token` and `--stock`, the products are created at the start (a hot SKU and
 `--skus` others). Buyers pay through the Stripe simulator's programmatic endpoints
 (`--sim-url`), as a buyer on the pay page would: paid, declined, delayed then paid, delayed
