@@ -69,6 +69,28 @@ def add_options(parser: Any) -> None:
         help="a new user waits up to this long (at random) before its first request: Locust "
         "spawns a second's worth of users at once, and they would otherwise all ask at once",
     )
+    add_room_options(parser)
+
+
+def add_room_options(parser: Any) -> None:
+    """The "waiting room" group: the room and sale start every SKU is created with."""
+    group = parser.add_argument_group("waiting room (the fair-start scenario)")
+    group.add_argument(
+        "--admit-per-second",
+        type=int,
+        default=0,
+        help="each SKU's waiting_room.admit_per_second (0: no waiting room)",
+    )
+    group.add_argument("--max-active", type=int, default=100, help="waiting_room.max_active")
+    group.add_argument(
+        "--admission-seconds", type=int, default=120, help="waiting_room.admission_seconds"
+    )
+    group.add_argument(
+        "--start-in",
+        type=float,
+        default=-1.0,
+        help="each SKU's sale_starts_at this many seconds after the test starts (< 0: none)",
+    )
 
 
 def customer_token_secret(parsed: Any) -> str:

@@ -1,8 +1,10 @@
 """The sale's products: the hot SKU and the others, spread over the pools, created once at the
-start of a Locust run when --admin-token and --stock say so."""
+start of a Locust run when --admin-token and --stock say so; with --admit-per-second each in a
+waiting room, with --start-in each opening that long after the test starts."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from locust.env import Environment
@@ -41,6 +43,7 @@ def create_products(environment: Environment, **_: Any) -> None:
     import httpx
 
     headers = {"Authorization": f"Bearer {parsed.admin_token}"}
+    room = waiting_room(parsed)
     with httpx.Client(base_url=environment.host or "", headers=headers, timeout=30) as http:
         for pool, skus in shelves(parsed).items():
             for sku in skus:
@@ -50,4 +53,20 @@ def create_products(environment: Environment, **_: Any) -> None:
                     body.update(name="The drop", price=4900, stock=parsed.hot_stock or parsed.stock)
                 elif parsed.limit:
                     body["max_per_customer"] = parsed.limit
-                http.put(f"/v1/products/{sku}", json=body).raise_for_status()
+                http.put(f"/v1/products/{sku}", json={**body, **room}).raise_for_status()
+
+
+def waiting_room(parsed: Any) -> dict[str, Any]:
+    """The room and sale start of every SKU (`--admit-per-second`, `--start-in`): the PUT's
+    `waiting_room` and `sale_starts_at`, or nothing without them."""
+    fields: dict[str, Any] = {}
+    if parsed.admit_per_second > 0:
+        fields["waiting_room"] = {
+            "admit_per_second": parsed.admit_per_second,
+            "max_active": parsed.max_active,
+            "admission_seconds": parsed.admission_seconds,
+        }
+    if parsed.start_in >= 0:
+        start = datetime.now(UTC) + timedelta(seconds=parsed.start_in)
+        fields["sale_starts_at"] = start.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return fields

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import shlex
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from loadtests.cpu import process_tree
+from loadtests.cpu import cpu_seconds, machine_cpu_seconds, process_tree
 from loadtests.pyspy import py_spy, record, summarize
 from loadtests.sale_stack import CLUSTER_MASTERS, Stack, cluster_pools
 
@@ -30,9 +32,71 @@ def run_locust(stack: Stack, args: argparse.Namespace, report_dir: Path) -> int:
     # timings still include any wait of its own to be scheduled.
     niced = ["nice", "-n", str(args.locust_nice)] if args.locust_nice else []
     locust = stack.start("locust", [*niced, *argv], GEVENT_RESOLVER="block")
+    # "run": this process and all it started (the stores, simulator, service, Locust); what
+    # the machine spent beyond it is other load on the machine.
+    roots = {"locust": locust.pid, "service": stack.processes[1].pid, "run": os.getpid()}
+    watch = CpuWatch(roots)
+    watch.start()
     if args.profile_seconds:
         stack.profile = profile_service(stack, args.profile_seconds, args.spike_seconds + 5)
-    return locust.wait()
+    code = locust.wait()
+    watch.stop()
+    stack.cpu = watch.shares()
+    return code
+
+
+class CpuWatch(threading.Thread):
+    """CPU of process trees (Locust, the service) and of the machine, sampled every second
+    while the sale runs: each one's mean and busiest second, in percent of one core."""
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        super().__init__(daemon=True)
+        self.roots = roots
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.done = threading.Event()
+
+    def sample(self) -> None:
+        found = {name: cpu_seconds(process_tree(pid)) for name, pid in self.roots.items()}
+        found["machine"] = machine_cpu_seconds()[0]
+        self.samples.append((time.monotonic(), found))
+
+    def run(self) -> None:
+        self.sample()
+        while not self.done.wait(1.0):
+            self.sample()
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+    def shares(self) -> dict[str, float]:
+        """`<name> mean %` and `<name> peak %` (of one core) over the samples. A second in
+        which a process of a tree exited reads as a drop of that tree's total: such a second
+        counts as 0, not as negative, so the mean undercounts it by at most that second."""
+        found: dict[str, float] = {}
+        if len(self.samples) < 2:
+            return found
+        pairs = list(zip(self.samples, self.samples[1:], strict=False))
+        span = self.samples[-1][0] - self.samples[0][0]
+        for name in self.samples[0][1]:
+            spent = [max(b[name] - a[name], 0.0) for (_, a), (_, b) in pairs]
+            rates = [
+                100 * s / (tb - ta) for s, ((ta, _), (tb, _)) in zip(spent, pairs, strict=True)
+            ]
+            found[f"{name} mean %"] = 100 * sum(spent) / span
+            found[f"{name} peak %"] = max(rates)
+        if "run mean %" in found:
+            found["others mean %"] = found["machine mean %"] - found["run mean %"]
+        return found
+        pairs = list(zip(self.samples, self.samples[1:], strict=False))
+        for name in self.samples[0][1]:
+            rates = [100 * (b[name] - a[name]) / (tb - ta) for (ta, a), (tb, b) in pairs]
+            (t0, first), (t1, last) = self.samples[0], self.samples[-1]
+            found[f"{name} mean %"] = 100 * (last[name] - first[name]) / (t1 - t0)
+            found[f"{name} peak %"] = max(rates)
+        if "run mean %" in found:
+            found["others mean %"] = found["machine mean %"] - found["run mean %"]
+        return found
 
 
 def locust_argv(stack: Stack, args: argparse.Namespace, report_dir: Path) -> list[str]:
@@ -55,6 +119,13 @@ def locust_argv(stack: Stack, args: argparse.Namespace, report_dir: Path) -> lis
         str(args.seconds if args.patience is None else args.patience),
         *("--tags", *args.tags),
     ]
+    if getattr(args, "waiting_room", False):
+        argv += [
+            *("--admit-per-second", str(args.admit_per_second)),
+            *("--max-active", str(args.max_active)),
+            *("--admission-seconds", str(args.admission_seconds)),
+            *("--start-in", str(args.start_in)),
+        ]
     if args.locust_processes > 1:
         argv += ["--processes", str(args.locust_processes)]
     if args.redis_cluster:

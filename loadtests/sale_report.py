@@ -16,6 +16,13 @@ import httpx
 from loadtests.sale_locust import NameRow
 from loadtests.sale_stack import STRIPE_KEY, Stack
 
+CPU_LABELS = (
+    ("locust", "Locust"),
+    ("service", "the service (all its workers)"),
+    ("run", "this run: the stores, simulator, service and Locust"),
+    ("machine", "the machine (2 cores: 200)"),
+)
+
 
 def sale_totals(stack: Stack) -> dict[str, int]:
     """Orders by status and the refunds made, read from the service and the simulator."""
@@ -135,6 +142,7 @@ def write_markdown(
     profile: list[tuple[str, float]],
     verifier: str,
     undelivered: int,
+    cpu: dict[str, float] | None = None,
 ) -> Path:
     """flash-sale.md: the command, the machine, the sizes, a row per request name, the sale's
     counts, the webhooks' rates, the profile and the verifier's report."""
@@ -160,6 +168,14 @@ def write_markdown(
         lines += ["", "Where one service worker's time went during the sale (py-spy):", ""]
         lines += ["| owner | share of samples |", "|---|---:|"]
         lines += [f"| {label} | {share:.1f} % |" for label, share in profile]
+    if cpu:
+        lines += ["", "| CPU over the sale, % of one core | mean | busiest second |"]
+        lines += ["|---|---:|---:|"]
+        lines += [
+            f"| {label} | {cpu[f'{name} mean %']:.0f} | {cpu.get(f'{name} peak %', 0.0):.0f} |"
+            for name, label in CPU_LABELS
+            if f"{name} mean %" in cpu
+        ]
     lines += [
         "",
         f"Events not delivered when the verifier ran: {undelivered}.",
@@ -181,8 +197,8 @@ def _setting(args: argparse.Namespace) -> list[str]:
     return [
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; Locust ({args.locust_processes} process(es), nice "
-        f"{args.locust_nice}), the service ({args.workers} workers), Redis, MongoDB and the "
-        "simulator all share it.",
+        f"{args.stack_nice + args.locust_nice}), the service ({args.workers} workers), Redis, "
+        f"MongoDB and the simulator (nice {args.stack_nice}) all share it.",
         "",
         f"Sizes: {args.users} users over {args.seconds} s (arriving within "
         f"{args.spike_seconds} s; a buyer tries for up to "

@@ -48,6 +48,7 @@ class Stack:
     admin_token: str = field(default_factory=lambda: secrets.token_urlsafe(24))
     customer_token_secret: str = field(default_factory=new_secret, repr=False)
     profile: list[tuple[str, float]] = field(default_factory=list)
+    cpu: dict[str, float] = field(default_factory=dict)  # loadtests.sale_locust.CpuWatch's
 
     def start(self, name: str, argv: Sequence[str], **env: str) -> subprocess.Popen[bytes]:
         """Start a process of the stack in a session of its own, its output in `name`.log."""
@@ -65,16 +66,31 @@ class Stack:
         return process
 
     def stop(self) -> None:
-        """Stop every process, newest first: SIGTERM to its group, SIGKILL after 15 s."""
+        """Stop every process, newest first: SIGTERM to its group, SIGKILL after 15 s. The
+        whole group: a process that has exited may leave children of its own behind (Locust's
+        --processes workers outlive their master), and they go too."""
         for process in reversed(self.processes):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGTERM)
-            try:
+            deadline = time.monotonic() + 15
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+            while _group_alive(process.pid) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether any process of the group is left."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager
@@ -253,10 +269,15 @@ def sweep(stack: Stack) -> str:
     return done.stdout.strip()
 
 
-def verify(stack: Stack, locust_stats: Path | None = None) -> tuple[bool, str]:
+def verify(
+    stack: Stack, locust_stats: Path | None = None, waiting_room: bool = False
+) -> tuple[bool, str]:
     """The invariant verifier (loadtests.verify) on the stack: passed, and its report; with
-    `locust_stats` (the sale's Locust stats CSV), its bots checked too."""
-    more = () if locust_stats is None else ("--locust-stats", str(locust_stats))
+    `locust_stats` (the sale's Locust stats CSV), its bots checked too; with `waiting_room`,
+    the rooms (from the service's admissions log, read at the stack's own URL)."""
+    more = [] if locust_stats is None else ["--locust-stats", str(locust_stats)]
+    if waiting_room:
+        more.append("--waiting-room")
     done = run_module(stack, "loadtests.verify", *more)
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 

@@ -2,7 +2,7 @@
 
     python -m loadtests.verify [--redis-url URL] [--mongodb-uri URI] [--mongodb-database NAME]
                                [--key-prefix PREFIX] [--stripe-api-base URL] [--restock-on-refund]
-                               [--merchant-refunds] [--locust-stats CSV]
+                               [--merchant-refunds] [--locust-stats CSV] [--waiting-room]
 
 Reads Redis, MongoDB and Stripe (the simulator, or Stripe's test mode) as the service sees them:
 every option defaults to the service's own environment variable (REDIS_URL, MONGODB_URI,
@@ -27,12 +27,15 @@ The invariants:
 - lapsed: no hold is past its expiry, and no session of a lapsed or released reservation is
   still open at Stripe;
 - bots (with `--locust-stats`, a sale's Locust stats CSV): every attempt of the `bots` scenario
-  was refused, and no checkout was made for a bot's id (loadtests/verify_bots.py).
+  was refused, and no checkout was made for a bot's id (loadtests/verify_bots.py);
+- rooms (with `--waiting-room`): no hold of a roomed SKU without an admission, no token used
+  twice, neither the admission rate nor `max_active` ever exceeded, from each room's admissions
+  log (admin `GET /v1/queue/{sku}` at PUBLIC_URL with RESERVATION_ADMIN_TOKEN;
+  loadtests/verify_room.py).
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from collections import Counter
@@ -47,6 +50,14 @@ from domain import errors
 from domain.reservations import ReservationStatus, StockLevel
 from domain.statuses import OrderStatus
 from loadtests.verify_bots import attempts, bot_findings, bot_rows
+from loadtests.verify_options import parse_args
+from loadtests.verify_room import (
+    TOKEN_AGAIN_ACCEPTED,
+    read_holds,
+    read_rooms,
+    room_findings,
+    room_summary,
+)
 from persistence.mongo import Database, connect, storage_errors
 from persistence.orders import Order, OrderRepository
 from reservation.core.inventory import Inventory
@@ -88,6 +99,7 @@ class World:
 class Report:
     violations: list[Violation]
     checked: dict[str, int]
+    notes: list[str] = field(default_factory=list)  # what was measured, a line each
 
     @property
     def passed(self) -> bool:
@@ -95,9 +107,10 @@ class Report:
 
     def text(self) -> str:
         counts = ", ".join(f"{n} {what}" for what, n in self.checked.items())
+        notes = [f"  {note}" for note in self.notes]
         if self.passed:
-            return f"verifier: every invariant holds ({counts})"
-        lines = [f"verifier: {len(self.violations)} broken invariant(s) ({counts})"]
+            return "\n".join([f"verifier: every invariant holds ({counts})", *notes])
+        lines = [f"verifier: {len(self.violations)} broken invariant(s) ({counts})", *notes]
         lines += [f"  {violation.line()}" for violation in self.violations]
         return "\n".join(lines)
 
@@ -319,57 +332,11 @@ async def _list_all(list_page: Any) -> list[dict[str, Any]]:
 # -- command line ------------------------------------------------------------------------------
 
 
-def parse_args(argv: Sequence[str] | None = None) -> tuple[Settings, bool, Path | None]:
-    """The settings to read with, whether the merchant's refunds are expected, and the Locust
-    stats whose bots are checked."""
-    base = Settings.from_env()
-    parser = argparse.ArgumentParser(prog="python -m loadtests.verify", description=__doc__)
-    parser.add_argument("--redis-url", default=base.redis_url)
-    parser.add_argument("--mongodb-uri", default=base.mongodb_uri)
-    parser.add_argument("--mongodb-database", default=base.mongodb_database)
-    parser.add_argument("--key-prefix", default=base.key_prefix)
-    parser.add_argument(
-        "--redis-cluster", action=argparse.BooleanOptionalAction, default=base.redis_cluster
-    )
-    parser.add_argument("--stripe-api-base", default=base.stripe_api_base)
-    parser.add_argument(
-        "--restock-on-refund",
-        action=argparse.BooleanOptionalAction,
-        default=base.restock_on_refund,
-        help="refunded orders count as sold unless refunds restock (as the service runs)",
-    )
-    parser.add_argument(
-        "--merchant-refunds",
-        action="store_true",
-        help="the merchant refunded payments too (as from the Dashboard): such refunds are "
-        "expected, and each must show on its order",
-    )
-    parser.add_argument(
-        "--locust-stats",
-        type=Path,
-        default=None,
-        help="a sale's Locust stats CSV: its bots' attempts must all have been refused",
-    )
-    args = parser.parse_args(argv)
-    if not args.redis_url or not args.mongodb_uri:
-        parser.error(
-            "Redis and MongoDB are needed: --redis-url/REDIS_URL, --mongodb-uri/MONGODB_URI"
-        )
-    settings = Settings(
-        redis_url=args.redis_url,
-        redis_cluster=args.redis_cluster,
-        mongodb_uri=args.mongodb_uri,
-        mongodb_database=args.mongodb_database,
-        key_prefix=args.key_prefix,
-        stripe_api_base=args.stripe_api_base,
-        stripe_secret_key=base.stripe_secret_key,
-        restock_on_refund=args.restock_on_refund,
-    )
-    return settings, args.merchant_refunds, args.locust_stats
-
-
 async def verify(
-    settings: Settings, merchant_refunds: bool = False, locust_stats: Path | None = None
+    settings: Settings,
+    merchant_refunds: bool = False,
+    locust_stats: Path | None = None,
+    waiting_room: bool = False,
 ) -> Report:
     client, http_client = stripe_client(settings)
     try:
@@ -382,12 +349,30 @@ async def verify(
         found = bot_findings(rows, world.sessions)
         report.violations += [Violation("bots", "the bots", line) for line in found]
         report.checked["bot attempts"] = attempts(rows)
+    if waiting_room:
+        await _rooms(settings, world, report, locust_stats)
     return report
 
 
+async def _rooms(settings: Settings, world: World, report: Report, stats: Path | None) -> None:
+    """The rooms' invariants (loadtests/verify_room.py) added to the report."""
+    rooms = read_rooms(settings.public_url, settings.admin_token or "")
+    named = {a.reservation_id for room in rooms for a in room.admissions if a.reservation_id}
+    holds = await read_holds(settings, {*world.checkouts, *world.statuses, *named})
+    for order in world.orders:
+        holds.setdefault(order.reservation_id, frozenset(line.sku for line in order.items))
+    again = sum(row.requests for row in bot_rows(stats, TOKEN_AGAIN_ACCEPTED)) if stats else 0
+    found = room_findings(rooms, holds, again)
+    report.violations += [Violation(f.invariant, f.subject, f.detail) for f in found]
+    report.checked["admissions"] = sum(len(room.admissions) for room in rooms)
+    report.notes += [room_summary(room) for room in rooms]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    settings, merchant_refunds, locust_stats = parse_args(argv)
-    report = asyncio.run(verify(settings, merchant_refunds, locust_stats))
+    settings, args = parse_args(argv, __doc__)
+    report = asyncio.run(
+        verify(settings, args.merchant_refunds, args.locust_stats, args.waiting_room)
+    )
     print(report.text())
     return 0 if report.passed else 1
 

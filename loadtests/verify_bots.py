@@ -31,15 +31,16 @@ class BotRow:
     requests: int
 
 
-def bot_rows(stats: Path) -> list[BotRow]:
-    """The bots' rows of Locust's stats CSV (none when Locust wrote none)."""
+def bot_rows(stats: Path, prefix: str = BOT) -> list[BotRow]:
+    """The bots' rows of Locust's stats CSV (none when Locust wrote none); with `prefix`, the
+    rows whose name starts with it instead."""
     if not stats.exists():
         return []
     with stats.open() as handle:
         return [
             BotRow(row["Name"], int(row["Request Count"]))
             for row in csv.DictReader(handle)
-            if row["Name"].startswith(BOT)
+            if row["Name"].startswith(prefix)
         ]
 
 
