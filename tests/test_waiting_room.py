@@ -121,6 +121,20 @@ async def test_after_the_start_the_line_is_in_order_of_arrival(inventory: Invent
     ]
 
 
+async def test_a_ticket_polls_at_most_half_an_admission_apart(inventory: Inventory) -> None:
+    """A waiting ticket is never told to come back later than half its admission's length, so
+    one admitted between two of its polls learns of it with at least half the time left."""
+    room = WaitingRoom(admit_per_second=1, max_active=1, admission_seconds=10)
+    await roomed(inventory, "tee", 10, room, starts=at(HOUR))
+    joins = [await inventory.rooms.join("tee", f"buyer-{i}") for i in range(3)]
+    assert {join.poll_after_ms for join in joins} == {5000}  # not the hour to the start
+    await roomed(inventory, "tee", 10, room, starts=at(-timedelta(seconds=1)))
+    polls = [await inventory.rooms.poll("tee", join.ticket) for join in joins]
+    waiting = [poll for poll in polls if poll.status == "waiting"]
+    assert waiting
+    assert all(1000 <= poll.poll_after_ms <= 5000 for poll in waiting)
+
+
 # -- admission: the rate and max_active ----------------------------------------------------------
 
 

@@ -28,7 +28,8 @@
 -- seconds sees at most admit_per_second * W + 1 admissions, and one call makes at most one.
 -- A waiting ticket answers sold_out while the SKU has nothing available, or its sale ended
 -- (the line moves again when units come back). poll_after_ms = clamp(ms to the start +
--- 1000 * position / (2 * admit_per_second), 1000, 60000); estimated_wait_seconds = seconds to
+-- 1000 * position / (2 * admit_per_second), 1000, min(60000, admission ms / 2));
+-- estimated_wait_seconds = seconds to
 -- the start + ceil(position / admit_per_second).
 -- Cost: TIME, HMGET of the stock (and reclaim when due), HMGET of the room's state, ZRANK for
 -- a waiting ticket or HGET of its admission; a join adds HINCRBY, ZADD, HSET; an admission
@@ -154,6 +155,9 @@ if status == 'admitted' then
 end
 local position = (call('ZRANK', line_key, ticket) or 0) + 1
 local to_start = (starts and now < starts) and starts - now or 0
-local poll_after = min(60000, max(1000, floor(to_start + 1000 * position / (2 * rate))))
+-- At most half an admission apart: a ticket admitted between two polls learns of it with at
+-- least half its time left.
+local most_apart = max(1000, min(60000, floor(admission_ms / 2)))
+local poll_after = min(most_apart, max(1000, floor(to_start + 1000 * position / (2 * rate))))
 local wait = math.ceil(to_start / 1000) + math.ceil(position / rate)
 return {outcome, ticket, sold_out and 'sold_out' or 'waiting', position, wait, poll_after, '', ''}
