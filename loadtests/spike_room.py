@@ -120,6 +120,17 @@ def run_room_rung(args: argparse.Namespace, buyers: int) -> tuple[RoomRung, dict
         *("--max-active", str(args.max_active)),
         *("--admission-seconds", str(args.admission_seconds)),
         *("--stock", str(args.stock), "--skus", "0", "--seconds", str(args.room_seconds)),
+    ]
+    print(f"\n=== room on: {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
+    summary = run_sale(args, argv, report_dir)
+    return room_rung_of(buyers, args.stock, summary, report_dir, args.arrive_seconds), summary
+
+
+def run_sale(args: argparse.Namespace, argv: list[str], report_dir: Path) -> dict[str, Any]:
+    """One sale of the search (its own `argv`, then what every rung shares) into `report_dir`,
+    no file of an earlier run read back: its summary."""
+    argv = [
+        *argv,
         *("--spike-seconds", str(args.arrive_seconds), "--leave-seconds", "0"),
         *("--patience", str(args.patience), "--hold-seconds", str(args.hold_seconds)),
         *("--workers", str(args.workers), "--profile-seconds", str(args.profile_seconds)),
@@ -127,13 +138,12 @@ def run_room_rung(args: argparse.Namespace, buyers: int) -> tuple[RoomRung, dict
         *("--locust-nice", str(args.locust_nice), "--stack-nice", str(args.stack_nice)),
         *("--report-dir", str(report_dir)),
     ]
-    print(f"\n=== room on: {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
-    for stale in ("flash-sale.json", "flash-sale_arrival.json"):  # none of an earlier run
+    for stale in ("flash-sale.json", "flash-sale_arrival.json"):
         (report_dir / stale).unlink(missing_ok=True)
     if run_flash_sale.main(argv) == 130:
         raise KeyboardInterrupt  # the sale was interrupted (SIGTERM, Ctrl-C): so is the search
     summary: dict[str, Any] = json.loads((report_dir / "flash-sale.json").read_text())
-    return room_rung_of(buyers, args.stock, summary, report_dir, args.arrive_seconds), summary
+    return summary
 
 
 def verdict(absorbed: bool, in_time: bool) -> str:

@@ -37,7 +37,14 @@ from pathlib import Path
 from typing import Any
 
 from loadtests import run_flash_sale
-from loadtests.spike_room import RoomRung, on_time, room_table, run_room_rung, verdict
+from loadtests.spike_room import (
+    RoomRung,
+    on_time,
+    room_table,
+    run_room_rung,
+    run_sale,
+    verdict,
+)
 
 DOCS = run_flash_sale.DOCS / "spike"
 RESERVE_NAMES = ("reserve", "reserve: sold out")
@@ -99,19 +106,9 @@ def run_rung(args: argparse.Namespace, buyers: int) -> tuple[Rung, dict[str, Any
     argv = [
         *("--users", str(buyers), "--buyers", str(buyers), "--tags", "buyers"),
         *("--stock", str(args.stock), "--skus", "0", "--seconds", str(args.seconds)),
-        *("--spike-seconds", str(args.arrive_seconds), "--leave-seconds", "0"),
-        *("--patience", str(args.patience), "--hold-seconds", str(args.hold_seconds)),
-        *("--workers", str(args.workers), "--profile-seconds", str(args.profile_seconds)),
-        *("--locust-processes", str(args.locust_processes)),
-        *("--locust-nice", str(args.locust_nice), "--stack-nice", str(args.stack_nice)),
-        *("--report-dir", str(report_dir)),
     ]
     print(f"\n=== {buyers:,} buyers within {args.arrive_seconds:g} s ===", flush=True)
-    for stale in ("flash-sale.json", "flash-sale_arrival.json"):  # none of an earlier run
-        (report_dir / stale).unlink(missing_ok=True)
-    if run_flash_sale.main(argv) == 130:
-        raise KeyboardInterrupt  # the sale was interrupted (SIGTERM, Ctrl-C): so is the search
-    summary: dict[str, Any] = json.loads((report_dir / "flash-sale.json").read_text())
+    summary = run_sale(args, argv, report_dir)
     return rung_of(buyers, args.stock, summary, report_dir, args.arrive_seconds), summary
 
 
