@@ -83,3 +83,13 @@ def stock_of(page: Page, sku: str) -> Locator:
 
 def hold_of(page: Page, name: str) -> Locator:
     return page.locator(".hold").filter(has_text=name)
+
+
+def wait_until(page: Page, done: Callable[[], bool], what: str) -> None:
+    """Wait (at most as long as an action) until `done()`, letting the page's events (routes,
+    requests) be handled meanwhile."""
+    for _ in range(WAIT_MS // 25):
+        if done():
+            return
+        page.wait_for_timeout(25)
+    assert done(), f"gave up waiting for {what}"

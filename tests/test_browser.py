@@ -16,11 +16,11 @@ from urllib.parse import parse_qs, urlparse
 import httpx
 import jwt
 import pytest
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, Route, expect
 
 from harness.customer_tokens import bearer, mint
 from tests.api import ADMIN, ADMIN_TOKEN
-from tests.browser import CHROMIUM, NewBuyer, card, hold_of, screenshot, stock_of
+from tests.browser import CHROMIUM, NewBuyer, card, hold_of, screenshot, stock_of, wait_until
 from tests.live import CUSTOMER_TOKEN_SECRET, LiveShop, MakeLiveShop
 from tests.stripe_fake import API_KEY
 
@@ -157,10 +157,24 @@ def test_two_buyers_race_for_the_last_unit(live_shop: LiveShop, new_buyer: NewBu
     for page in pages:
         page.goto("/")
         expect(stock_of(page, "last-one")).to_have_text("1 of 1 left")
-    # Both press Buy at once: each page submits its form and neither waits for its answer
-    # (a click would first wait for the button, which a refresh may have just disabled).
+    # Both press Buy at once. Each page's hold request is kept in the browser until both have
+    # been sent, then both go: the first to arrive could otherwise be answered, and streamed as
+    # sold out to the other page, before the other page's submit ran (its Buy already gone).
+    sent: list[Route] = []
+
+    def keep(route: Route) -> None:
+        if route.request.method == "POST":
+            sent.append(route)
+        else:
+            route.continue_()
+
+    for page in pages:
+        page.route("**/v1/reservations", keep)
     for page in pages:
         page.evaluate("""document.querySelector('li[data-sku="last-one"] form').requestSubmit()""")
+    wait_until(pages[0], lambda: len(sent) == len(pages), "both pages to send their hold")
+    for route in sent:
+        route.continue_()
     for page in pages:
         expect(card(page, "last-one").locator(".message")).to_have_text(
             re.compile("Held for you|Sold out")
