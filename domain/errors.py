@@ -37,7 +37,13 @@ ReservationError
  │                             waiting room; details: sku
  ├── TicketNotFound            no such ticket in the SKU's room      (404 ticket_not_found)
  ├── CustomerRequired          a limited SKU, no customer_id, and    (422 customer_required)
- │                             RESERVATION_REQUIRE_CUSTOMER is on
+ │                             RESERVATION_REQUIRE_CUSTOMER is on;
+ │                             an anonymous buyer joins a waitlist
+ ├── NotInLine                 no entry of the customer in the SKU's (404 not_in_line)
+ │                             waiting list; details: sku
+ ├── OnSale                    a waitlist joined while the SKU has   (409 on_sale)
+ │                             units to hold; details: sku, available
+ ├── WaitlistClosed            a waitlist an operator closed         (409 waitlist_closed)
  ├── AlreadyCommitted          release of a paid reservation         (409)
  ├── StockBelowCommitted       stock under reserved + sold           (409)
  ├── PoolConflict              a SKU already stocked in another pool (409)
@@ -201,6 +207,27 @@ class TicketNotFound(ReservationError):
 class CustomerRequired(ReservationError):
     code = "customer_required"
     status_code = 422
+
+
+class NotInLine(ReservationError):
+    """The customer has no entry in the SKU's waiting list."""
+
+    code = "not_in_line"
+    status_code = 404
+
+
+class OnSale(ReservationError):
+    """A waiting list is joined while the SKU is sold out: this one has units to hold now."""
+
+    code = "on_sale"
+    status_code = 409
+
+
+class WaitlistClosed(ReservationError):
+    """An operator closed the SKU's waiting list: nobody joins it until it is opened."""
+
+    code = "waitlist_closed"
+    status_code = 409
 
 
 class AlreadyCommitted(ReservationError):

@@ -69,6 +69,7 @@ class StockedProduct:
     sold: int
     available: int
     on_sale: bool = True  # inside its sale window now, by Redis's clock
+    waitlist: int = 0  # buyers in its waiting list's line
 
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

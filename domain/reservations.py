@@ -46,9 +46,14 @@ class StockLevel:
     sold: int
     max_per_customer: int | None
     on_sale: bool = True  # inside the SKU's sale window, by Redis's clock when read
+    waiting: int = 0  # buyers in the SKU's waiting list's line
 
     @property
     def available(self) -> int:
+        """What the public may hold now: nothing while someone waits in the SKU's line (the
+        units that came back and do not fit its head are kept for it)."""
+        if self.waiting > 0:
+            return 0
         return max(self.total - self.reserved - self.sold, 0)
 
 

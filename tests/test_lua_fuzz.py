@@ -306,6 +306,12 @@ ticket = Slot(
     st.one_of(st.sampled_from([Ref("ann_ticket"), Ref("bob_ticket")]), random_part), hostile_text
 )
 token_part = Slot(random_part, hostile_text)
+# The waiting list's (waitlist.lua): its modes, and the id an entry's offer will have.
+list_mode = Slot(st.sampled_from(["join", "read", "leave", "close", "open"]), hostile_text)
+offer_id = Slot(
+    random_part.map(lambda part: f"{POOL}.wl-{part}"),
+    st.one_of(st.sampled_from([f"{POOL}.wl-x", f"{POOL}.wl-{'A' * 21}|"]), hostile_text),
+)
 seed = Slot(
     st.sampled_from(["1", "12345", "2147483398"]),
     st.one_of(st.sampled_from(["0", "2147483563", *NUMBERS]), hostile_text),
@@ -497,10 +503,13 @@ def _product(reply: Any) -> str:
     assert set(view) == {
         *("sku", "name", "price", "currency", "pool", "stock", "reserved", "sold"),
         *("available", "max_per_customer", "sale_starts_at", "sale_ends_at", "on_sale"),
-        "waiting_room",
+        *("waiting_room", "waitlist"),
     }, view
     assert isinstance(view["on_sale"], bool), view
-    assert view["available"] + view["reserved"] + view["sold"] == view["stock"], view
+    assert view["waitlist"] >= 0, view
+    # While anyone waits in the SKU's line, nothing is available to the public.
+    public = view["stock"] - view["reserved"] - view["sold"] if view["waitlist"] == 0 else 0
+    assert view["available"] == public, view
     return "json"
 
 
@@ -530,8 +539,8 @@ def _snapshot(reply: Any) -> str:
     assert isinstance(reply, list), reply
     if len(reply) == 2:
         return shaped(bad_request=_bad_request)(reply)
-    assert len(reply) % 9 == 0, reply
-    for i in range(0, len(reply), 9):
+    assert len(reply) % 10 == 0, reply
+    for i in range(0, len(reply), 10):
         _text(reply[i])
         _count(reply[i + 1], least=-1)
         for value in reply[i + 2 : i + 5]:
@@ -539,6 +548,7 @@ def _snapshot(reply: Any) -> str:
         for value in reply[i + 5 : i + 8]:  # catalog entry, sale window, waiting room
             assert value is None or isinstance(value, bytes), reply
         assert reply[i + 8] in (b"0", b"1"), reply
+        _count(reply[i + 9])  # entries in the waiting list's line
     return "listed"
 
 
@@ -559,6 +569,37 @@ def _room(reply: list[Any]) -> None:  # {'ok', room, started, waiting, active, t
     assert reply[2] in (b"0", b"1"), reply
     _count(reply[3])
     _count(reply[4])
+
+
+def _counted(reply: list[Any]) -> None:  # {outcome, count}
+    assert len(reply) == 2, reply
+    _count(reply[1])
+
+
+def _limit_of(reply: list[Any]) -> None:  # {'customer_limit', limit, already}
+    assert len(reply) == 3, reply
+    _count(reply[1], least=1)
+    _count(reply[2])
+
+
+WAITER_STATUSES = ("waiting", "offered", "lapsed", "left", "bought")
+
+
+def _waiter(reply: list[Any]) -> None:  # {outcome, status, position, qty, offer, expires, joined}
+    assert len(reply) == 7, reply
+    status = _text(reply[1])
+    assert status in WAITER_STATUSES, reply
+    _count(reply[2], least=1 if status == "waiting" else 0)
+    _count(reply[3], least=1)
+    _count(reply[6])
+
+
+def _line(reply: list[Any]) -> None:  # {'ok', closed, in line, live offers, (who, qty, joined)...}
+    assert len(reply) >= 4, reply
+    assert (len(reply) - 4) % 3 == 0, reply
+    assert reply[1] in (b"0", b"1"), reply
+    _count(reply[2])
+    _count(reply[3])
 
 
 @dataclass(frozen=True)
@@ -672,6 +713,27 @@ SPECS = {
         shaped(ok=_room, unknown_sku=_just, no_room=_just, bad_request=_bad_request),
         frozenset({"ok", "unknown_sku", "no_room", "bad_request"}),
         room=True,
+    ),
+    "waitlist": Spec(
+        shaped(
+            **dict.fromkeys(("new", "again", "found", "left", "unchanged"), _waiter),
+            closed=_counted,
+            opened=_just,
+            unknown_sku=_just,
+            not_in_line=_just,
+            on_sale=_counted,
+            list_closed=_just,
+            customer_limit=_limit_of,
+            bad_request=_bad_request,
+        ),
+        frozenset(
+            {"again", "found", "unchanged", "unknown_sku", "not_in_line", "on_sale"}
+            | {"list_closed", "customer_limit", "bad_request"}
+        ),
+    ),
+    "waitlist_line": Spec(
+        shaped(ok=_line, unknown_sku=_just, bad_request=_bad_request),
+        frozenset({"ok", "unknown_sku", "bad_request"}),
     ),
 }
 
@@ -910,6 +972,22 @@ async def test_queue(stage: Stage, args: list[Any]) -> None:
 @example(args=["64", "d"])
 async def test_room(stage: Stage, args: list[Any]) -> None:
     await exercise(stage, "room", args)
+
+
+@FUZZ
+@given(args=argv(list_mode, sku, customer, count, hold, retention, offer_id))
+@example(args=[])
+@example(args=["64", "join", "a", "bob", "1", "600000", "0", f"{POOL}.wl-{'A' * 22}"])
+@example(args=["64", "close", "a"])
+async def test_waitlist(stage: Stage, args: list[Any]) -> None:
+    await exercise(stage, "waitlist", args)
+
+
+@FUZZ
+@given(args=argv(sku, count))
+@example(args=["64", "a", "10"])
+async def test_waitlist_line(stage: Stage, args: list[Any]) -> None:
+    await exercise(stage, "waitlist_line", args)
 
 
 @FUZZ

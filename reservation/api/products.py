@@ -48,6 +48,7 @@ def product_view(product: StockedProduct) -> ProductView:
         sold=product.sold,
         available=product.available,
         on_sale=product.on_sale,
+        waitlist=product.waitlist,
         **fields,
     )
 

@@ -136,6 +136,7 @@ class ProductView(Struct):
     sale_ends_at: str | None
     on_sale: bool  # inside the sale window now, by Redis's clock
     waiting_room: WaitingRoomView | None
+    waitlist: int  # buyers in the waiting list's line (while any, `available` is 0)
 
 
 class ProductList(Struct):

@@ -20,7 +20,7 @@ from reservation.lua.library import Scripts
 # answer already reflects; the queue's write only its room), so the product reads this process
 # remembers stand.
 READ_SCRIPTS = frozenset({"snapshot", "product", "lookup", "queue", "room"})
-# Scripts that sell, and so read the pool's fence (KEYS[5]); the others take 4 keys.
+# Scripts that sell, and so read the pool's fence (KEYS[8]); the others take 7 keys.
 FENCED_SCRIPTS = frozenset({"commit", "restock"})
 
 

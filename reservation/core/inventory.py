@@ -1,7 +1,7 @@
 """The stock core as the service opens it: one Redis client, one key space, and the parts that
 share them: `holds` (reserve to restock), `stock` (administration and reads), `rooms` (the
-waiting rooms) and `pools` (the pool directory), with the short memories this process keeps
-(`sold_out`, `reads`)."""
+waiting rooms), `waitlists` (the waiting lists) and `pools` (the pool directory), with the
+short memories this process keeps (`sold_out`, `reads`)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from reservation.core.readcache import ReadCache
 from reservation.core.rooms import Rooms
 from reservation.core.soldout import SoldOutMemory
 from reservation.core.stock import Stock
+from reservation.core.waitlist import Waitlists
 from reservation.lua.library import RedisClient, Scripts
 
 
@@ -32,6 +33,7 @@ class Inventory:
         read_cache_seconds: float = 0.0,
         require_customer: bool = False,
         max_holds_per_customer: int = 0,
+        offer_seconds: float = 600,
     ) -> None:
         if hold_seconds <= 0 or retention_seconds < 0 or reclaim_batch < 1:
             raise ValueError("hold_seconds > 0, retention_seconds >= 0, reclaim_batch >= 1")
@@ -56,3 +58,9 @@ class Inventory:
         )
         self.stock = Stock(client, self.keys, self.calls, self.pools, self.sold_out, self.reads)
         self.rooms = Rooms(self.calls, self.pools, self.keys)
+        self.waitlists = Waitlists(
+            self.calls,
+            self.pools,
+            offer_seconds=offer_seconds,
+            retention_seconds=retention_seconds,
+        )

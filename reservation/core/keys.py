@@ -14,14 +14,22 @@ class PoolKeys:
     stock: str
     holds: str
     usage: str
+    waitlist: str
+    line: str
+    outbox: str
     record_prefix: str
     fence: str
-    # KEYS[1..3] of every pool script, in the order the scripts expect (built once: every
-    # script call passes them).
-    shared: tuple[str, str, str] = field(init=False)
+    # KEYS[1..6] of every pool script, in the order the scripts expect (built once: every
+    # script call passes them): the stock, its holds and usage, and the waiting list's entries,
+    # its line and its outbox (every script that gives units back offers them to the line).
+    shared: tuple[str, str, str, str, str, str] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "shared", (self.stock, self.holds, self.usage))
+        object.__setattr__(
+            self,
+            "shared",
+            (self.stock, self.holds, self.usage, self.waitlist, self.line, self.outbox),
+        )
 
     def record(self, reservation_id: str) -> str:
         return self.record_prefix + reservation_id
@@ -30,8 +38,8 @@ class PoolKeys:
 @dataclass(frozen=True, slots=True)
 class RoomKeys:
     """The keys of one SKU's waiting room, under its pool's hash tag (reservation/lua/queue.lua
-    says what each holds): KEYS[4..7] of the queue and room scripts; `admissions` and `live`
-    are KEYS[5..6] of a reserve that carries one of its tokens."""
+    says what each holds): KEYS[7..10] of the queue and room scripts; `admissions` and `live`
+    are KEYS[8..9] of a reserve that carries one of its tokens."""
 
     line: str
     tickets: str
@@ -55,6 +63,9 @@ class KeySpace:
             stock=f"{base}:stock",
             holds=f"{base}:holds",
             usage=f"{base}:usage",
+            waitlist=f"{base}:waitlist",
+            line=f"{base}:line",
+            outbox=f"{base}:outbox",
             record_prefix=f"{base}:res:",
             fence=f"{base}:fence",
         )

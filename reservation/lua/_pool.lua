@@ -16,10 +16,26 @@
 --                         ":holds|<customer>" -> how many members of `holds` are that
 --                         customer's (live holds: held or awaiting payment), kept by every
 --                         script that adds or removes a member (no SKU holds ':')
--- KEYS[4] record  string  "<status>|<expires_at>|<created_at>|<late>|<items>|<customer>"
+-- KEYS[4] waitlist hash   the waiting list's entries: "<sku>|<customer>" -> their entry (see
+--                         decode_waiter), "@<offer id>" -> "<sku>|<customer>" while the offer
+--                         is live, "<sku>:seq" -> joins so far, "<sku>:closed" -> '1' while the
+--                         SKU's list is closed, "<sku>:offers" -> live offers, ":events" ->
+--                         events so far, ":offer_ms" / ":retention_ms" -> an offer's hold and
+--                         its record's retention (written by every join: the scripts that make
+--                         offers take no such argument)
+-- KEYS[5] line    zset    every SKU's line in one set, by text (scores all 0):
+--                         "<sku>|<12-digit seq>|<customer>", so a SKU's head is the first
+--                         member from "<sku>|" (no SKU holds '|'; '}' sorts after it)
+-- KEYS[6] outbox  list    the shop's events, oldest first (RPUSH; the relay moves them to
+--                         MongoDB): "<seq>|<ms>|<type>|<offer id>|<sku>|<qty>|<expires ms>|<customer>"
+--                         (reservation/lua/outbox_entry.py decodes it)
+-- KEYS[7] record  string  "<status>|<expires_at>|<created_at>|<late>|<items>|<customer>"
 --                         (scripts about one reservation only; it has a TTL)
--- KEYS[5] fence   string  present while `reconcile` rebuilds the pool: scripts that sell
+-- KEYS[8] fence   string  present while `reconcile` rebuilds the pool: scripts that sell
 --                         (commit, restock) refuse to change `sold` meanwhile
+-- The stock hash also keeps "<sku>:waiting" -> entries in the SKU's line (absent: none): read by
+-- reserve in the HMGET of its counters, since no unit of a SKU is sold to the public while
+-- someone waits for it.
 -- ARGV[1] reclaim batch: at most this many lapsed holds are given back per call.
 -- Items are "sku=qty,sku=qty"; SKUs never hold ',', '=', '|' or braces, ids never hold '|'.
 --
@@ -42,6 +58,10 @@
 -- every function (a library that loads may not read redis.call yet).
 local call, KEYS, ARGV
 local stock_key, holds_key, usage_key, reclaim_batch
+local waitlist_key, line_key, outbox_key
+-- The waiting list's hand-off (defined with the waiting list, below; reclaim and drop_hold
+-- call them): offer the units of some SKUs that came back, and end a hold that was an offer.
+local hand_off, offer_ended
 local CHUNK = 1000  -- arguments per call, well under Lua's unpack limit
 local MAX_UNITS = 1e12  -- a count of units (domain/rules.py MAX_STOCK)
 local MAX_MS = 1e15  -- a duration in ms; added to TIME it stays an exact integer
@@ -127,6 +147,8 @@ end
 local function begin(keys, args)
   start(keys, args)
   stock_key, holds_key, usage_key = keys[1], keys[2], keys[3]
+  waitlist_key, line_key, outbox_key = keys[4], keys[5], keys[6]
+  if not outbox_key then return {'bad_request', 'keys'} end
   reclaim_batch = whole(args[1], MAX_UNITS)
   if not reclaim_batch or reclaim_batch < 1 then return {'bad_request', 'reclaim_batch'} end
   return nil
@@ -226,16 +248,22 @@ local function reclaim(now, due)
   if due and due > now then return 0, due end
   local lapsed = call('ZRANGE', holds_key, '-inf', now, 'BYSCORE', 'LIMIT', 0, reclaim_batch)
   if #lapsed > 0 then
-    local deltas, usage = {}, {}
+    local deltas, usage, skus, seen = {}, {}, {}, {}
     for _, member in ipairs(lapsed) do
-      local _, items, customer = match(member, '^([^|]*)|([^|]*)|(.*)$')
-      add_counts(deltas, usage, parse_items(items) or {}, 'reserved', customer, -1)
+      local id, items, customer = match(member, '^([^|]*)|([^|]*)|(.*)$')
+      local cart = parse_items(items) or {}
+      add_counts(deltas, usage, cart, 'reserved', customer, -1)
       count_hold(usage, customer, -1)
+      offer_ended(id, now, 'lapsed')
+      for _, item in ipairs(cart) do
+        if not seen[item[1]] then seen[item[1]], skus[#skus + 1] = true, item[1] end
+      end
     end
     call_chunked('ZREM', holds_key, lapsed)
     deltas[EXPIRED] = #lapsed
     add_to_hash(stock_key, deltas, false)
     add_to_hash(usage_key, usage, true)
+    hand_off(skus, now)
   end
   local first = call('ZRANGE', holds_key, 0, 0, 'WITHSCORES')
   call('HSET', stock_key, NEXT, first[2] or NEVER)
@@ -250,14 +278,15 @@ local function reclaim_due(now) return reclaim(now, next_due()) end
 
 -- Per SKU of `skus`: {total, reserved, sold, limit}, or false when it is not in this pool;
 -- and NEXT (nil: unknown), by the same first HMGET; `with_gates`: the sale window (5th) and
--- the waiting room (6th) too, as their text or false.
+-- the waiting room (6th) too, as their text or false, and the entries in its waiting list's
+-- line (7th, 0 for none).
 -- One HMGET per CHUNK fields (a cart's SKUs take one; a pool of thousands of SKUs, several).
 -- A SKU's six field names, remembered for a name (a SKU is at most 64 characters; any text a
 -- direct caller sends is not kept): the hot SKUs' names are not made again on every call
 -- (joining strings is among the dearest small steps of a script).
 local function make_field_names(sku)
   return {sku .. ':total', sku .. ':reserved', sku .. ':sold', sku .. ':limit', sku .. ':sale',
-    sku .. ':room'}
+    sku .. ':room', sku .. ':waiting'}
 end
 local remembered_field_names = remembered(make_field_names)
 local function field_names(sku)
@@ -267,7 +296,7 @@ end
 
 local function counters(skus, with_gates)
   local found, due = {}, nil
-  local width = with_gates and 6 or 4
+  local width = with_gates and 7 or 4
   local step = floor(CHUNK / width)
   for first = 1, max(#skus, 1), step do
     local last = min(first + step - 1, #skus)
@@ -285,7 +314,8 @@ local function counters(skus, with_gates)
         found[skus[i]] = {tonumber(values[at + 1]), tonumber(values[at + 2]) or 0,
                           tonumber(values[at + 3]) or 0, tonumber(values[at + 4]) or 0,
                           with_gates and values[at + 5] or false,
-                          with_gates and values[at + 6] or false}
+                          with_gates and values[at + 6] or false,
+                          with_gates and tonumber(values[at + 7]) or 0}
       else
         found[skus[i]] = false
       end
@@ -403,8 +433,10 @@ end
 local function is_live(r) return r.status == 'held' or r.status == 'awaiting_payment' end
 
 -- Give a live reservation's hold up: its units go back unless they were sold (then `sold`
--- takes them: one HMGET and one HSET for both counters).
-local function drop_hold(id, r, give_back, sell)
+-- takes them: one HMGET and one HSET for both counters). A hold that was a waiting list's offer
+-- ends as `ending` ('lapsed', 'left': given back, 'bought'); units given back are offered to
+-- the lines of their SKUs first (see hand_off).
+local function drop_hold(id, r, give_back, sell, now, ending)
   local removed = call('ZREM', holds_key, hold_member(id, r.items, r.customer))
   local usage = {}
   if give_back or sell then
@@ -415,6 +447,10 @@ local function drop_hold(id, r, give_back, sell)
   end
   if removed == 1 then count_hold(usage, r.customer, -1) end
   add_to_hash(usage_key, usage, true)
+  if removed == 1 then
+    offer_ended(id, now, ending)
+    if give_back then hand_off(skus_of(parse_items(r.items)), now) end
+  end
 end
 
 -- The record as it stands now: a live status whose hold lapsed becomes expired (its units go
@@ -425,7 +461,7 @@ local function settle(id, record_key, r, now)
     local expiry = call('ZSCORE', holds_key, hold_member(id, r.items, r.customer))
     if not expiry or tonumber(expiry) <= now then
       if expiry then
-        drop_hold(id, r, true, false)
+        drop_hold(id, r, true, false, now, 'lapsed')
         call('HINCRBY', stock_key, EXPIRED, 1)
       end
       r.status = 'expired'
@@ -442,10 +478,146 @@ local function current_record(id, record_key, now)
   return r
 end
 
--- True while reconcile rebuilds this pool from MongoDB (see KEYS[5]).
-local function fenced() return call('EXISTS', KEYS[5]) == 1 end
+-- True while reconcile rebuilds this pool from MongoDB (see KEYS[8]).
+local function fenced() return call('EXISTS', KEYS[8]) == 1 end
 
 -- The reply shape of every script about one reservation (decoded once: _pool.py beside this).
 local function record_reply(outcome, r)
   return {outcome, r.status, r.items, r.customer, r.expires_text, r.created_text, r.late}
+end
+
+-- ---- the waiting list: units that come back go to the buyers in line first ----------------
+-- An entry of `waitlist` "<sku>|<customer>": "<status>|<seq>|<qty>|<joined ms>|<offer id>|<offer
+-- expires ms>", status waiting (in `line`), offered (its offer is a live hold), lapsed (the
+-- offer lapsed unbought), left (left the line, was removed, the list closed, or the offer was
+-- given back) or bought (the offer was paid for); seq the 12-digit place of its line member.
+-- The offer id is chosen by the join (the service's random token: a script has no randomness
+-- of its own), "<pool>.wl-<22 characters>", so an id that is no offer's is told apart without
+-- asking `waitlist` (ordinary ids carry 16 characters).
+local function decode_waiter(raw)
+  if not raw then return nil end
+  local status, seq, qty, joined, offer, expires =
+    match(raw, '^([^|]*)|([^|]*)|([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  if not status then return nil end
+  return {status = status, seq = seq, quantity = tonumber(qty) or 0, quantity_text = qty,
+          joined = joined, offer = offer, expires = expires}
+end
+
+local function encode_waiter(w)
+  return concat({w.status, w.seq, w.quantity_text, w.joined, w.offer, w.expires}, '|')
+end
+
+local function line_member(sku, w, customer) return sku .. '|' .. w.seq .. '|' .. customer end
+-- The bounds of a SKU's members in `line`, by text.
+local function line_first(sku) return '[' .. sku .. '|' end
+local function line_last(sku) return '(' .. sku .. '}' end
+
+-- 1 for the head of the SKU's line.
+local function line_position(sku, w, customer)
+  return call('ZLEXCOUNT', line_key, line_first(sku), '(' .. line_member(sku, w, customer)) + 1
+end
+
+local function is_offer_id(id)
+  local token = match(id, '%.(wl%-[%w_%-]*)$')
+  return token ~= nil and #token == 25
+end
+
+-- Add to "<sku>:waiting" (the line's length, beside the counters; absent when 0).
+local function count_waiting(sku, delta)
+  if call('HINCRBY', stock_key, sku .. ':waiting', delta) <= 0 then
+    call('HDEL', stock_key, sku .. ':waiting')
+  end
+end
+
+-- One event for the shop, appended to `outbox` (see KEYS[6]).
+local function tell_shop(kind, sku, w, customer, now)
+  local seq = call('HINCRBY', waitlist_key, ':events', 1)
+  call('RPUSH', outbox_key, concat({int(seq), int(now), kind, w.offer, sku, w.quantity_text,
+    w.expires, customer}, '|'))
+end
+
+-- A hold that left `holds` unsold or sold: if it was a live offer, its entry ends as `ending`
+-- (a lapse is told to the shop).
+offer_ended = function(id, now, ending)
+  if not is_offer_id(id) then return end
+  local owner = call('HGET', waitlist_key, '@' .. id)
+  if not owner then return end
+  local sku, customer = match(owner, '^([^|]*)|(.*)$')
+  local w = decode_waiter(call('HGET', waitlist_key, owner))
+  call('HDEL', waitlist_key, '@' .. id)
+  if call('HINCRBY', waitlist_key, sku .. ':offers', -1) <= 0 then
+    call('HDEL', waitlist_key, sku .. ':offers')
+  end
+  if not w or w.offer ~= id or w.status ~= 'offered' then return end
+  w.status = ending
+  call('HSET', waitlist_key, owner, encode_waiter(w))
+  if ending == 'lapsed' then tell_shop('offer_lapsed', sku, w, customer, now) end
+end
+
+-- The head's entry becomes an offer: a hold of its quantity for its customer, made here as a
+-- reserve would make it (record, member of `holds`, counters, usage, `:next`), told to the shop.
+local function make_offer(sku, head, w, customer, now, offer_ms, retention_ms)
+  local r = new_record('held', now, sku .. '=' .. w.quantity_text, customer)
+  set_expiry(r, now + offer_ms)
+  local record_key = match(stock_key, '^(.*):stock$') .. ':res:' .. w.offer
+  call('SET', record_key, encode_record(r), 'PX', int(offer_ms + retention_ms))
+  call('ZADD', holds_key, r.expires_text, hold_member(w.offer, r.items, customer))
+  local due = tonumber(call('HGET', stock_key, NEXT))
+  if due and r.expires_at < due then call('HSET', stock_key, NEXT, r.expires_text) end
+  call('HINCRBY', stock_key, sku .. ':reserved', w.quantity_text)
+  local usage = {[sku .. '|' .. customer] = w.quantity}
+  count_hold(usage, customer, 1)
+  add_to_hash(usage_key, usage, true)
+  call('ZREM', line_key, head)
+  count_waiting(sku, -1)
+  w.status, w.expires = 'offered', r.expires_text
+  call('HSET', waitlist_key, sku .. '|' .. customer, encode_waiter(w), '@' .. w.offer,
+    sku .. '|' .. customer)
+  call('HINCRBY', waitlist_key, sku .. ':offers', 1)
+  tell_shop('offer_created', sku, w, customer, now)
+end
+
+-- Offer a SKU's available units (its counters `s`) to its line, head first, while the head's
+-- quantity fits: a head that does not fit keeps its place and holds back the rest (strict
+-- order: a smaller request behind it never passes it).
+local function offer_units(sku, s, now, offer_ms, retention_ms)
+  local available = s[1] - s[2] - s[3]
+  while available > 0 do
+    local head = call('ZRANGE', line_key, line_first(sku), line_last(sku), 'BYLEX',
+      'LIMIT', 0, 1)[1]
+    if not head then
+      call('HDEL', stock_key, sku .. ':waiting')
+      return
+    end
+    local customer = match(head, '^[^|]*|[^|]*|(.*)$')
+    local w = decode_waiter(call('HGET', waitlist_key, sku .. '|' .. customer))
+    if not w or w.status ~= 'waiting' or line_member(sku, w, customer) ~= head then
+      call('ZREM', line_key, head)  -- a member with no entry waiting: never left so, dropped
+      count_waiting(sku, -1)
+    else
+      if w.quantity > available then return end
+      make_offer(sku, head, w, customer, now, offer_ms, retention_ms)
+      available = available - w.quantity
+    end
+  end
+end
+
+-- Units of these SKUs came back (or a line's head left): the SKUs with a line offer them.
+-- Costs one HMGET when no SKU has a line.
+hand_off = function(skus, now)
+  if #skus == 0 then return end
+  local fields = {}
+  for i, sku in ipairs(skus) do fields[i] = sku .. ':waiting' end
+  local waiting = call('HMGET', stock_key, unpack(fields))
+  local lined = {}
+  for i, sku in ipairs(skus) do
+    if tonumber(waiting[i]) then lined[#lined + 1] = sku end
+  end
+  if #lined == 0 then return end
+  local settings = call('HMGET', waitlist_key, ':offer_ms', ':retention_ms')
+  local offer_ms, retention_ms = tonumber(settings[1]) or 600000, tonumber(settings[2]) or 0
+  local c = counters(lined)
+  for _, sku in ipairs(lined) do
+    if c[sku] then offer_units(sku, c[sku], now, offer_ms, retention_ms) end
+  end
 end

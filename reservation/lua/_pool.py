@@ -88,11 +88,14 @@ def reservation(reply: Sequence[Any], reservation_id: str, pool: str) -> Reserva
     )
 
 
-def stock_level(sku: str, pool: str, counters: Iterable[Any], on_sale: Any = b"1") -> StockLevel:
-    """A SKU's {total, reserved, sold, limit} (limit 0: none), and whether it is on sale (a
-    script's '1'/'0'), as its stock level."""
+def stock_level(
+    sku: str, pool: str, counters: Iterable[Any], on_sale: Any = b"1", waiting: Any = None
+) -> StockLevel:
+    """A SKU's {total, reserved, sold, limit} (limit 0: none), whether it is on sale (a
+    script's '1'/'0') and the entries in its waiting list's line, as its stock level."""
     total, reserved, sold, limit = (int(value) for value in counters)
-    return StockLevel(sku, pool, total, reserved, sold, limit or None, text(on_sale) == "1")
+    on = text(on_sale) == "1"
+    return StockLevel(sku, pool, total, reserved, sold, limit or None, on, int(waiting or 0))
 
 
 def _ms(at: datetime | None) -> str:

@@ -3,13 +3,13 @@
 -- taken from available if every line has them (committed late), otherwise nothing changes
 -- and the reply says oversold so the caller refunds; the record remembers that (status
 -- released, late = FINAL), and every later commit of it answers oversold again.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record, KEYS[5] the fence.
+-- KEYS: pool keys 1-6 (see _pool.lua), KEYS[7] the reservation's record, KEYS[8] the fence.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms),
 -- ARGV[4] cart "sku=qty,..." to use when the record is gone ('' for none), ARGV[5] its customer.
 -- Reply: {'committed'|'committed_late'|'already_committed', <record fields as in reserve>}
 --      | {'oversold', sku, requested, available} | {'unknown_stock', sku} | {'fenced'}
 --      | {'not_found'} | {'bad_request', argument}
-local record_key = KEYS[4]
+local record_key = KEYS[7]
 local id = ARGV[2]
 local retention_ms = whole(ARGV[3], MAX_MS)
 if not is_id(id) then return {'bad_request', 'id'} end
@@ -25,7 +25,7 @@ if r then
   settle(id, record_key, r, now)
   if r.status == 'committed' then return record_reply('already_committed', r) end
   if is_live(r) then
-    drop_hold(id, r, false, true)
+    drop_hold(id, r, false, true, now, 'bought')
     r.status = 'committed'
     write_record(record_key, r, retention_ms)
     return record_reply('committed', r)

@@ -1,10 +1,10 @@
 -- extend: a delayed payment method is under way; held -> awaiting_payment with a longer hold.
 -- The hold never gets shorter; asking again only pushes it further out.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
+-- KEYS: pool keys 1-6 (see _pool.lua), KEYS[7] the reservation's record.
 -- ARGV[2] reservation id, ARGV[3] new hold length from now (ms), ARGV[4] record retention (ms).
 -- Reply: {'extended'|'not_held'|'already_committed', <record fields as in reserve>}
 --      | {'not_found'} | {'bad_request', argument}
-local record_key = KEYS[4]
+local record_key = KEYS[7]
 local id = ARGV[2]
 local hold_ms = whole(ARGV[3], MAX_MS)
 local retention_ms = whole(ARGV[4], MAX_MS)

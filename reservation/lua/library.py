@@ -36,6 +36,8 @@ SCRIPT_NAMES = (
     "settle_paid",
     "queue",
     "room",
+    "waitlist",
+    "waitlist_line",
 )
 # Scripts of their own, that use none of the helpers (the rate limiter: one key, no pool).
 STANDALONE_NAMES = ("rate_limit",)

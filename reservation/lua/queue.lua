@@ -1,14 +1,14 @@
 -- queue: join a SKU's waiting room, or poll a ticket of it. Either moves the room on first,
 -- lazily (no ticker): the fair start, expired admissions, the token bucket, one admission.
--- KEYS: pool keys 1-3 (see _pool.lua), then the room's (all under the pool's hash tag):
--- KEYS[4] line        zset  ticket -> its place: arrival order (1, 2, ...), the tickets that
+-- KEYS: pool keys 1-6 (see _pool.lua), then the room's (all under the pool's hash tag):
+-- KEYS[7] line        zset  ticket -> its place: arrival order (1, 2, ...), the tickets that
 --                           joined before the sale's start shuffled once at the start
--- KEYS[5] tickets     hash  ticket -> "<joined ms>|<status: waiting|admitted>|<token>|<customer>",
+-- KEYS[8] tickets     hash  ticket -> "<joined ms>|<status: waiting|admitted>|<token>|<customer>",
 --                           "@<customer>" -> their ticket, ":seq" -> arrivals so far,
 --                           ":bucket" -> "<level>|<ms>" (level in thousandths of an admission),
 --                           ":started" -> '1' once the fair start's shuffle is done
--- KEYS[6] live        zset  admission token -> its expiry (ms): admitted, not used, not expired
--- KEYS[7] admissions  hash  admission token -> its entry (see decode_admission): the log
+-- KEYS[9] live        zset  admission token -> its expiry (ms): admitted, not used, not expired
+-- KEYS[10] admissions  hash  admission token -> its entry (see decode_admission): the log
 -- ARGV[2] 'join' | 'poll', ARGV[3] sku, ARGV[4] join: the id of the ticket to make (if the
 -- customer has none); poll: the ticket asked about, ARGV[5] customer id ('' anonymous: every
 -- join is a new ticket), ARGV[6] the random part of the token an admission by this call gets,
@@ -47,7 +47,7 @@ if not is_text(customer) then return {'bad_request', 'customer'} end
 if not is_name(token_part) then return {'bad_request', 'token'} end
 if not seed1 or seed1 < 1 or not seed2 or seed2 < 1 then return {'bad_request', 'seed'} end
 if not idle_ms or idle_ms < 1 then return {'bad_request', 'idle'} end
-local line_key, tickets_key, live_key, admissions_key = KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+local line_key, tickets_key, live_key, admissions_key = KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 if not admissions_key then return {'bad_request', 'keys'} end
 
 local now = now_ms()
@@ -141,7 +141,7 @@ if started and not sold_out and on_sale(sale, now) then
 end
 
 if wrote then
-  for i = 4, 7 do call('PEXPIRE', KEYS[i], idle_ms) end
+  for i = 7, 10 do call('PEXPIRE', KEYS[i], idle_ms) end
 end
 
 -- The ticket's answer.

@@ -1,10 +1,10 @@
 -- release: give a live hold's units back. Released or expired already: no-op success
 -- (an expired one reads as released from then on).
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record.
+-- KEYS: pool keys 1-6 (see _pool.lua), KEYS[7] the reservation's record.
 -- ARGV[2] reservation id.
 -- Reply: {'released'|'unchanged'|'already_committed', <record fields as in reserve>}
 --      | {'not_found'} | {'bad_request', 'id'}
-local record_key = KEYS[4]
+local record_key = KEYS[7]
 local id = ARGV[2]
 if not is_id(id) then return {'bad_request', 'id'} end
 
@@ -20,7 +20,7 @@ if not is_live(r) then
   end
   return record_reply('unchanged', r)
 end
-drop_hold(id, r, true, false)
+drop_hold(id, r, true, false, now, 'left')
 r.status = 'released'
 set_expiry(r, now)
 write_record(record_key, r, nil)

@@ -1,6 +1,6 @@
 -- reserve: hold every line of a cart, or nothing.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record; with an admission
--- token, KEYS[5] and KEYS[6] the `admissions` and `live` keys of the waiting room of the SKU
+-- KEYS: pool keys 1-6 (see _pool.lua), KEYS[7] the reservation's record; with an admission
+-- token, KEYS[8] and KEYS[9] the `admissions` and `live` keys of the waiting room of the SKU
 -- the token names (queue.lua; absent: the token is not one the service made).
 -- ARGV[2] reservation id, ARGV[3] hold length (ms), ARGV[4] record retention after the hold (ms),
 -- ARGV[5] customer id ('' for none), ARGV[6] cart "sku=qty,..." (a SKU twice is summed),
@@ -33,7 +33,7 @@
 -- their usage); a hold adds SET, one HSET of the counters (and `:next` when this hold lapses
 -- first), ZADD, and with a customer id one HSET of their usage. Lapsed holds are reclaimed
 -- first only when `:next` says one may have lapsed.
-local record_key = KEYS[4]
+local record_key = KEYS[7]
 local id = ARGV[2]
 local hold_ms = whole(ARGV[3], MAX_MS)
 local retention_ms = whole(ARGV[4], MAX_MS)
@@ -82,8 +82,8 @@ local function admission_refusal(sku)
     if other and other[6] then return {'admission_required', sku} end
     return {'admission_invalid', sku}
   end
-  if not KEYS[6] then return {'admission_invalid', sku} end
-  local raw = call('HGET', KEYS[5], token)
+  if not KEYS[9] then return {'admission_invalid', sku} end
+  local raw = call('HGET', KEYS[8], token)
   local a = raw and decode_admission(raw)
   if not a or a.customer ~= customer then return {'admission_invalid', sku} end
   if a.used ~= '' then return {'admission_used', sku} end
@@ -113,7 +113,9 @@ local function refusal()
     local s = c[sku]
     local limit = s[4]
     if limit > 0 and customer == '' and require_customer then return {'customer_required', sku} end
-    local available = s[1] - s[2] - s[3]
+    -- Nothing is sold to the public while someone waits in the SKU's line (the units that came
+    -- back and did not fit its head are kept for it).
+    local available = s[7] > 0 and 0 or s[1] - s[2] - s[3]
     if qty > available then
       local sale = s[5] and parse_sale(s[5])
       local windowed = sale and sale[2]
@@ -180,7 +182,7 @@ end
 call('ZADD', holds_key, record.expires_text, hold_member(id, record.items, customer))
 if admission then
   admission.used, admission.reservation = record.created_text, id
-  call('HSET', KEYS[5], token, encode_admission(admission))
-  call('ZREM', KEYS[6], token)
+  call('HSET', KEYS[8], token, encode_admission(admission))
+  call('ZREM', KEYS[9], token)
 end
 return {'held', record.expires_text, record.created_text}

@@ -1,10 +1,10 @@
 -- restock: a paid reservation was refunded and its units go back on sale (sold -> available).
 -- Only a committed reservation restocks, once: it then reads as released.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4] the reservation's record, KEYS[5] the fence.
+-- KEYS: pool keys 1-6 (see _pool.lua), KEYS[7] the reservation's record, KEYS[8] the fence.
 -- ARGV[2] reservation id, ARGV[3] record retention (ms).
 -- Reply: {'restocked'|'unchanged', <record fields as in reserve>} | {'fenced'} | {'not_found'}
 --      | {'bad_request', argument}
-local record_key = KEYS[4]
+local record_key = KEYS[7]
 local retention_ms = whole(ARGV[3], MAX_MS)
 if not is_id(ARGV[2]) then return {'bad_request', 'id'} end
 if not retention_ms then return {'bad_request', 'retention'} end
@@ -25,6 +25,7 @@ end
 add_counts({}, usage, items, 'sold', r.customer, -1)
 add_to_hash(stock_key, deltas, false)
 add_to_hash(usage_key, usage, true)
+hand_off(skus_of(items), now)  -- the line of a SKU gets the units first
 -- Refunded is final: a late or repeated commit of this payment must never sell the units again.
 r.status, r.late = 'released', FINAL
 set_expiry(r, now)

@@ -1,6 +1,6 @@
 -- restore: rebuild one SKU's counters from the durable record (reconcile).
 -- `total` and `sold` come from MongoDB; `reserved` is recounted from the pool's live holds.
--- KEYS: pool keys 1-3 (see _pool.lua).
+-- KEYS: pool keys 1-6 (see _pool.lua).
 -- ARGV[2] sku, ARGV[3] total, ARGV[4] sold, ARGV[5] per-customer limit (0: none),
 -- ARGV[6] the catalog entry to keep beside the counters (JSON; '': keep as is),
 -- ARGV[7] the sale window (see parse_sale; '': none), ARGV[8] the waiting room (see
@@ -31,5 +31,7 @@ end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', reserved,
   sku .. ':sold', sold, sku .. ':limit', limit)
 local open = keep_entry(sku, entry, sale_text, room_text, now)
+hand_off({sku}, now)  -- units the recount freed go to the SKU's line first
+reserved = counters({sku})[sku][2]
 return {before[1], before[2], before[3], before[4], total, reserved, sold, limit,
   open and '1' or '0'}

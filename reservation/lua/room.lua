@@ -1,5 +1,5 @@
 -- room: a SKU's waiting room as its operators see it (GET /v1/queue/{sku}, admin): read only.
--- KEYS: pool keys 1-3 (see _pool.lua), KEYS[4..7] the room's line, tickets, live and
+-- KEYS: pool keys 1-6 (see _pool.lua), KEYS[7..10] the room's line, tickets, live and
 -- admissions (see queue.lua).
 -- ARGV[2] sku.
 -- Reply: {'ok', room (see parse_room), started ('1'/'0'), waiting, active, token, entry, token,
@@ -9,12 +9,12 @@
 -- Cost: TIME, HMGET, HGET, ZCARD, ZCOUNT, HGETALL of the admissions (one entry per admission).
 local sku = ARGV[2]
 if not is_name(sku) then return {'bad_request', 'sku'} end
-if not KEYS[7] then return {'bad_request', 'keys'} end
+if not KEYS[10] then return {'bad_request', 'keys'} end
 local v = call('HMGET', stock_key, sku .. ':total', sku .. ':room')
 if not v[1] then return {'unknown_sku'} end
 if not (v[2] and parse_room(v[2])) then return {'no_room'} end
 local now = now_ms()
-local reply = {'ok', v[2], call('HGET', KEYS[5], ':started') == '1' and '1' or '0',
-  call('ZCARD', KEYS[4]), call('ZCOUNT', KEYS[6], '(' .. int(now), '+inf')}
-for _, item in ipairs(call('HGETALL', KEYS[7])) do reply[#reply + 1] = item end
+local reply = {'ok', v[2], call('HGET', KEYS[8], ':started') == '1' and '1' or '0',
+  call('ZCARD', KEYS[7]), call('ZCOUNT', KEYS[9], '(' .. int(now), '+inf')}
+for _, item in ipairs(call('HGETALL', KEYS[10])) do reply[#reply + 1] = item end
 return reply

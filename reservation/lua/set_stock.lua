@@ -1,6 +1,6 @@
 -- set_stock: set a SKU's stock on hand (and its per-customer limit) in a pool.
 -- Refused when the new total is below what is held plus sold.
--- KEYS: pool keys 1-3 (see _pool.lua).
+-- KEYS: pool keys 1-6 (see _pool.lua).
 -- ARGV[2] sku, ARGV[3] total, ARGV[4] per-customer limit (0: none; '': keep as is),
 -- ARGV[5] the catalog entry to keep beside the counters (JSON; '': keep as is),
 -- ARGV[6] '1': the SKU must have counters already (it has sold before: counters that Redis
@@ -31,4 +31,7 @@ if limit == nil then limit = c[4] end
 call('HSET', stock_key, sku .. ':total', total, sku .. ':reserved', c[2],
   sku .. ':sold', c[3], sku .. ':limit', limit)
 local open = keep_entry(sku, entry, sale_text, room_text, now)
+-- More stock goes to the SKU's line first (its offers are holds: `reserved` grows).
+hand_off({sku}, now)
+c = counters({sku})[sku]
 return {'ok', total, c[2], c[3], limit, open and '1' or '0'}

@@ -1,8 +1,9 @@
 -- snapshot: counters and catalog entry of some SKUs of a pool, or of all of them, after
 -- reclaiming lapsed holds.
--- KEYS: pool keys 1-3 (see _pool.lua).
+-- KEYS: pool keys 1-6 (see _pool.lua).
 -- ARGV[2..] SKUs (none: every SKU of the pool).
--- Reply: flat {sku, total, reserved, sold, limit, product, sale, room, on_sale, ...}
+-- Reply: flat {sku, total, reserved, sold, limit, product, sale, room, on_sale, waiting, ...}
+--   (waiting: the entries in the SKU's waiting list's line, 0 for none)
 --      | {'bad_request', argument};
 -- total is -1 for a SKU not in
 -- the pool (any text that is not a stocked SKU reads so); product is the catalog entry PUT
@@ -25,6 +26,7 @@ local reply = {}
 if #skus == 0 then return reply end
 local c = counters(skus)
 local products, sales, rooms = {}, {}, {}
+local waiting = {}
 local step = CHUNK / 4
 for first = 1, #skus, step do
   local fields = {}
@@ -32,12 +34,14 @@ for first = 1, #skus, step do
     fields[#fields + 1] = skus[i] .. ':product'
     fields[#fields + 1] = skus[i] .. ':sale'
     fields[#fields + 1] = skus[i] .. ':room'
+    fields[#fields + 1] = skus[i] .. ':waiting'
   end
   local values = call('HMGET', stock_key, unpack(fields))
-  for i = 1, #fields / 3 do
-    products[first + i - 1] = values[3 * i - 2]
-    sales[first + i - 1] = values[3 * i - 1]
-    rooms[first + i - 1] = values[3 * i]
+  for i = 1, #fields / 4 do
+    products[first + i - 1] = values[4 * i - 3]
+    sales[first + i - 1] = values[4 * i - 2]
+    rooms[first + i - 1] = values[4 * i - 1]
+    waiting[first + i - 1] = tonumber(values[4 * i]) or 0
   end
 end
 for i, sku in ipairs(skus) do
@@ -48,5 +52,6 @@ for i, sku in ipairs(skus) do
   reply[#reply + 1] = sales[i]
   reply[#reply + 1] = rooms[i]
   reply[#reply + 1] = on_sale(sales[i] and parse_sale(sales[i]) or nil, now) and '1' or '0'
+  reply[#reply + 1] = waiting[i]
 end
 return reply

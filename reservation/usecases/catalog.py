@@ -85,7 +85,8 @@ def _stocked(sku: str, entry: CatalogEntry, listed: Listed) -> StockedProduct:
         *listed.sale,
         listed.room,
     )
-    return StockedProduct(sku, spec, level.reserved, level.sold, level.available, level.on_sale)
+    counts = (level.reserved, level.sold, level.available)
+    return StockedProduct(sku, spec, *counts, level.on_sale, level.waiting)
 
 
 def _recorded(product: Product, level: StockLevel | None) -> StockedProduct:
@@ -94,7 +95,9 @@ def _recorded(product: Product, level: StockLevel | None) -> StockedProduct:
     if level is None:
         return StockedProduct(product.sku, product.spec(), 0, 0, 0, on_sale=False)
     counts = (level.reserved, level.sold, level.available)
-    return StockedProduct(product.sku, product.spec(), *counts, on_sale=level.on_sale)
+    return StockedProduct(
+        product.sku, product.spec(), *counts, on_sale=level.on_sale, waitlist=level.waiting
+    )
 
 
 class Catalog:
