@@ -236,3 +236,41 @@ async def test_a_join_stays_within_the_per_customer_limit(inventory: Inventory) 
     with pytest.raises(errors.CustomerLimitExceeded):
         await inventory.waitlists.join("tee", "ann", 2)
     assert (await inventory.waitlists.join("tee", "ann", 1)).status == "waiting"
+
+
+async def test_a_restore_puts_a_lost_line_back_before_any_unit_goes_public(
+    inventory: Inventory,
+) -> None:
+    await sold_out(inventory, "tee", 2)
+    await inventory.waitlists.join("tee", "ann", 2)
+    await inventory.waitlists.join("tee", "bob", 1)
+    line = (await inventory.waitlists.line("tee")).line
+    pool = inventory.keys.pool("default")
+    # Redis loses the pool: counters, holds, the line (a restart with nothing on disk).
+    await inventory.client.delete(*pool.shared)
+    tail = inventory.waitlists.restore_args("default", line)
+    before, after = await inventory.stock.restore(
+        "tee", total=3, sold=0, entry=ENTRY, waitlist=tail
+    )
+    assert before is None
+    # Three units free (the holds were lost): ann's two and bob's one are offered at once.
+    assert (after.reserved, after.waiting, after.available) == (3, 0, 0)
+    assert (await inventory.waitlists.read("tee", "ann")).status == "offered"
+    assert (await inventory.waitlists.read("tee", "bob")).status == "offered"
+    # Restored again (a reconcile while Redis kept the line): nobody is put back twice.
+    await inventory.stock.restore("tee", total=3, sold=0, entry=ENTRY, waitlist=tail)
+    assert (await inventory.waitlists.line("tee")).waiting == 0
+
+
+async def test_a_restore_keeps_the_order_and_the_kept_units(inventory: Inventory) -> None:
+    await sold_out(inventory, "tee", 1)
+    for customer, quantity in (("ann", 2), ("bob", 1)):
+        await inventory.waitlists.join("tee", customer, quantity)
+    line = (await inventory.waitlists.line("tee")).line
+    await inventory.client.delete(*inventory.keys.pool("default").shared)
+    tail = inventory.waitlists.restore_args("default", line)
+    await inventory.stock.restore("tee", total=1, sold=0, entry=ENTRY, waitlist=tail)
+    ann = await inventory.waitlists.read("tee", "ann")
+    bob = await inventory.waitlists.read("tee", "bob")
+    assert (ann.status, ann.position, bob.position) == ("waiting", 1, 2)
+    assert isinstance(await inventory.holds.reserve([("tee", 1)], customer_id="x"), OutOfStock)

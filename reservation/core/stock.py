@@ -101,12 +101,14 @@ class Stock:
         entry: str | None = None,
         sale: str = "",
         room: str = "",
+        waitlist: Sequence[str] = (),
     ) -> tuple[StockLevel | None, StockLevel]:
         """Rebuild a SKU's counters from the durable record (reconcile): before and after.
 
         `total` and `sold` are taken as given; `reserved` is recounted from the live holds.
         The durable catalog decides the SKU's pool (and `entry`, `sale` and `room`, as in
-        `set_stock`).
+        `set_stock`). `waitlist`: the SKU's waiting list as MongoDB keeps it
+        (`Waitlists.restore_args`), put back in line in the same call where Redis lost it.
         """
         check_name(sku, "sku")
         check_name(pool, "pool")
@@ -120,6 +122,7 @@ class Stock:
         self.pools.learn(sku, pool)
         self.sold_out.forget([sku])
         args: list[str | int] = [sku, total, sold, max_per_customer or 0, entry or "", sale, room]
+        args += waitlist or ["", ""]
         return decode_restore(await self.calls.run(pool, "restore", args), sku, pool)
 
     @asynccontextmanager

@@ -7,10 +7,11 @@ operators)."""
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 
 from domain import errors
 from domain.rules import check_name
-from domain.waitlist import LineState, WaiterState
+from domain.waitlist import LineState, Waiter, WaiterState
 from reservation.core.calls import PoolCalls
 from reservation.core.cart import check_customer, check_quantity
 from reservation.core.pools import PoolDirectory
@@ -88,6 +89,16 @@ class Waitlists:
         if state == "unknown_sku":
             raise self._no_counters(sku)
         return state
+
+    def restore_args(self, pool: str, line: Sequence[Waiter]) -> list[str]:
+        """The tail of restore.lua's arguments: the offers' settings, then `line` (in join
+        order) to put back where Redis lost it (Stock.restore)."""
+        joins = [
+            f"{waiter.quantity}|{int(waiter.joined_at.timestamp() * 1000)}|"
+            f"{new_offer_id(pool)}|{check_customer(waiter.customer_id)}"
+            for waiter in line
+        ]
+        return [self._offer_ms, self._retention_ms, *joins]
 
     async def _entry(self, pool: str, sku: str, customer: str, args: list[str]) -> WaiterState:
         state = decode_waitlist(await self.calls.run(pool, "waitlist", args), sku, customer)
