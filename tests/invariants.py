@@ -15,13 +15,17 @@ HOLDS = ":holds|"  # usage field prefix: a customer's count of live holds (lua/_
 
 
 def assert_counts_hold(level: StockLevel) -> None:
-    """Nothing negative, and available + reserved + sold = total."""
+    """Nothing negative, and available + reserved + sold = total (available 0 while anyone
+    waits in the SKU's waiting list's line)."""
     assert level.total >= 0, level
     assert level.reserved >= 0, level
     assert level.sold >= 0, level
     assert (level.max_per_customer or 0) >= 0, level
     assert level.reserved + level.sold <= level.total, level
-    assert level.available + level.reserved + level.sold == level.total, level
+    if level.waiting:  # nothing public while anyone waits in the SKU's line
+        assert level.available == 0, level
+    else:
+        assert level.available + level.reserved + level.sold == level.total, level
 
 
 def _decoded(value: object) -> str:
