@@ -16,6 +16,9 @@ class PoolKeys:
     usage: str
     record_prefix: str
     fence: str
+    # List: the offers made and lapsed in the pool, oldest first, until the outbox relay
+    # moves them to MongoDB (domain/waitlist_events.py says each entry's text).
+    outbox: str
     # KEYS[1..3] of every pool script, in the order the scripts expect (built once: every
     # script call passes them).
     shared: tuple[str, str, str] = field(init=False)
@@ -57,6 +60,7 @@ class KeySpace:
             usage=f"{base}:usage",
             record_prefix=f"{base}:res:",
             fence=f"{base}:fence",
+            outbox=f"{base}:outbox",
         )
 
     def room(self, pool: str, sku: str) -> RoomKeys:
@@ -90,6 +94,12 @@ class KeySpace:
     def rebuild_lock(self) -> str:
         """String: the process rebuilding lost counters holds it (one at a time)."""
         return f"{self.prefix}:rebuild-lock"
+
+    @property
+    def outbox_lease(self) -> str:
+        """String: the process relaying and delivering the shop's webhooks holds it (one at a
+        time); it lapses on its own when that process dies (reservation/operations/outbox.py)."""
+        return f"{self.prefix}:outbox-lease"
 
     def idempotency(self, key_digest: str) -> str:
         """String: the reservation id an Idempotency-Key produced (24 hours)."""
