@@ -122,6 +122,10 @@ class ShopEventOutbox:
 
         await read_modify_replace(self.collection, {"event_id": event_id}, change)
 
+    async def pending(self) -> int:
+        async with storage_errors():
+            return await self.collection.count_documents({"state": PENDING})
+
     async def counts(self) -> OutboxCounts:
         """How many events wait, were delivered, are failing; when the oldest waiting happened."""
         count = self.collection.count_documents

@@ -29,7 +29,9 @@ class OutboxList:
     async def oldest(self, pool: str, count: int) -> list[bytes]:
         """The first `count` entries of the pool's list, as their raw text."""
         async with storage_errors():
-            found: list[bytes] = await self.client.lrange(self.keys.pool(pool).outbox, 0, count - 1)
+            found: list[bytes | str] = await self.client.lrange(
+                self.keys.pool(pool).outbox, 0, count - 1
+            )
         return [entry if isinstance(entry, bytes) else str(entry).encode() for entry in found]
 
     async def drop_oldest(self, pool: str, entries: list[bytes]) -> bool:
