@@ -131,9 +131,10 @@ class ShopOutbox:
                 self.metrics.outbox_relayed.labels("duplicate").inc()
         return new
 
-    async def deliver_due(self) -> tuple[int, int]:
-        """Send every customer's oldest pending event whose try is due; (delivered, failed)."""
-        due = await self.events.due(datetime.now(UTC), DELIVERY_BATCH)
+    async def deliver_due(self, now: datetime | None = None) -> tuple[int, int]:
+        """Send every customer's oldest pending event whose try is due (at `now`, default
+        the clock's); (delivered, failed)."""
+        due = await self.events.due(now or datetime.now(UTC), DELIVERY_BATCH)
         outcomes = await asyncio.gather(*(self.deliver(event) for event in due))
         delivered = sum(outcomes)
         return delivered, len(outcomes) - delivered
