@@ -43,7 +43,7 @@ def wait_until(check: Any, what: str) -> None:
 def test_a_worker_sigkilled_mid_delivery_loses_no_event(tmp_path: Path, mongodb_uri: str) -> None:
     hooks = ShopHooks(SECRET, hold_next=True)
     with serve(hooks.app()) as shop_url:
-        env = {
+        env: dict[str, Any] = {
             "RESERVATION_SHOP_WEBHOOK_URL": f"{shop_url}/hooks",
             "RESERVATION_SHOP_WEBHOOK_SECRET": SECRET,
             "RESERVATION_SHOP_WEBHOOK_TIMEOUT_SECONDS": "2",
@@ -89,6 +89,13 @@ def test_a_worker_sigkilled_mid_delivery_loses_no_event(tmp_path: Path, mongodb_
             assert hooks.arrived() == [event_id, event_id]  # the held try, then the one taken
             assert hooks.events[0]["data"]["customer_id"] == "alice"
             assert client.llen(KeySpace(first.prefix).pool(DEFAULT_POOL).outbox) == 0
+            assert second is not None
+            summary = httpx.get(f"{second.url}/v1/ops/summary", headers=ADMIN).json()
+            shown = summary["shop_webhooks"]
+            assert (shown["configured"], shown["pending"], shown["delivered"]) == (True, 0, 1)
+            assert shown["oldest_pending_seconds"] is None
+            metrics = httpx.get(f"{second.url}/metrics").text
+            assert 'reservation_shop_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
         finally:
             hooks.release.set()
             client.close()
