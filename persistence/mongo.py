@@ -53,6 +53,14 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The operations page reads the last events received.
         IndexModel([("received_at", ASCENDING)], name="received_at"),
     ],
+    "shop_events": [
+        IndexModel([("event_id", ASCENDING)], unique=True, name="event_id_unique"),
+        # The delivery's query: the pending events in the order they happened.
+        IndexModel(
+            [("state", ASCENDING), ("at_ms", ASCENDING), ("pool", ASCENDING), ("seq", ASCENDING)],
+            name="state_order",
+        ),
+    ],
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
@@ -19,6 +20,30 @@ class SettingsError(ValueError):
 
 
 Reader = Callable[[str, str], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Variable:
+    """One environment variable: the field it sets, how it is read, and what it means."""
+
+    name: str
+    field: str
+    read: Reader
+    meaning: str  # Markdown (backticks), one sentence or two
+    default: str | None = None  # how the default is told, when the field's value is not enough
+
+    def shown_default(self, value: object) -> str:
+        """The default as the README and `--help` tell it; `value` is the field's default."""
+        if self.default is not None:
+            return self.default
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        if isinstance(value, float) and value.is_integer():
+            return str(int(value))
+        if isinstance(value, str):
+            return f"`{value}`"
+        return str(value)
+
 
 FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True}
 FLAG_WORDS.update({"0": False, "false": False, "no": False, "off": False})

@@ -7,10 +7,8 @@ and `reservation serve --help` are written from it (reservation/settings.py).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from reservation.env_readers import (
-    Reader,
+    Variable,
     choice,
     count,
     count_or_off,
@@ -27,29 +25,9 @@ from reservation.env_readers import (
     text,
     url,
 )
+from reservation.env_waitlist import WAITLIST_VARIABLES
 
-
-@dataclass(frozen=True, slots=True)
-class Variable:
-    """One environment variable: the field it sets, how it is read, and what it means."""
-
-    name: str
-    field: str
-    read: Reader
-    meaning: str  # Markdown (backticks), one sentence or two
-    default: str | None = None  # how the default is told, when the field's value is not enough
-
-    def shown_default(self, value: object) -> str:
-        """The default as the README and `--help` tell it; `value` is the field's default."""
-        if self.default is not None:
-            return self.default
-        if isinstance(value, bool):
-            return "on" if value else "off"
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        if isinstance(value, str):
-            return f"`{value}`"
-        return str(value)
+__all__ = ["VARIABLES", "Variable"]
 
 
 VARIABLES: tuple[Variable, ...] = (
@@ -390,4 +368,5 @@ VARIABLES: tuple[Variable, ...] = (
         url,
         "where buyers reach the service (Stripe Checkout's return pages)",
     ),
+    *WAITLIST_VARIABLES,
 )

@@ -71,6 +71,7 @@ class Metrics:
         self.checkouts = Counter(
             "reservation_checkouts", "Checkout requests by outcome", ["outcome"], registry=r
         )
+        self._outbox_metrics(r)
         self.expired = Gauge(
             "reservation_expired_holds", "Holds that lapsed so far, per pool", ["pool"], registry=r
         )
@@ -100,6 +101,28 @@ class Metrics:
             "HTTP request latency",
             ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def _outbox_metrics(self, r: CollectorRegistry) -> None:
+        # The shop's webhooks (reservation/operations/outbox.py): entries moved from Redis to
+        # MongoDB (moved, duplicate, malformed), tries by outcome, events still to deliver.
+        self.outbox_relayed = Counter(
+            "reservation_outbox_relayed",
+            "Outbox entries moved from Redis to MongoDB, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.shop_deliveries = Counter(
+            "reservation_shop_webhook_deliveries",
+            "Shop webhook tries by outcome (delivered, failed)",
+            ["outcome"],
+            registry=r,
+        )
+        self.outbox_pending = Gauge(
+            "reservation_outbox_pending",
+            "Shop webhook events not delivered yet (as this process last saw, while it held"
+            " the outbox lease)",
             registry=r,
         )
 

@@ -5,8 +5,9 @@
 the embedded MongoDB when MONGODB_URI is unset, opens the Redis, MongoDB and Stripe clients,
 builds the repositories and the core's services, checks MongoDB's indexes, restores the SKUs
 Redis is missing (RESERVATION_RECONCILE_ON_START) and starts the background sweeper
-(RESERVATION_SWEEP_SECONDS); leaving it stops and closes all of that in the reverse order,
-the embedded MongoDB last, whatever ended the block.
+(RESERVATION_SWEEP_SECONDS), the recovery check and the shop's webhook outbox; leaving it
+stops and closes all of that in the reverse order, the embedded MongoDB last, whatever ended
+the block.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import stripe
 from redis.asyncio import ConnectionPool
 from redis.asyncio.retry import Retry
@@ -31,16 +33,19 @@ from persistence.checkouts import CheckoutRepository
 from persistence.events import StripeEventRepository
 from persistence.mongo import Database, connect, ensure_indexes
 from persistence.orders import OrderRepository
+from persistence.outbox import ShopEventOutbox
 from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
 from reservation.core.deliveries import SeenDeliveries
 from reservation.core.idempotency import IdempotencyKeys
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace
+from reservation.core.outbox import OutboxLease, OutboxList
 from reservation.core.ratelimit import RateLimit, RateLimiter
 from reservation.customers.tokens import CustomerTokens
 from reservation.lua.library import RedisClient
 from reservation.metrics import Metrics
+from reservation.operations import outbox
 from reservation.operations.recovery import Recovery, watch
 from reservation.operations.sweeper import run_periodically
 from reservation.payments.expiry import SessionExpiry
@@ -61,6 +66,7 @@ logger = logging.getLogger("reservation")
 # The names of the background tasks (asyncio.all_tasks() shows them).
 SWEEPER_TASK = "reservation.sweeper"
 RECOVERY_TASK = "reservation.recovery"
+OUTBOX_TASK = "reservation.outbox"
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ class Services:
     recovery: Recovery
     rate_limiter: RateLimiter
     customers: CustomerTokens
+    outbox: outbox.ShopOutbox
 
 
 def redis_client(settings: Settings) -> RedisClient:
@@ -129,6 +136,7 @@ def new_inventory(settings: Settings, redis: RedisClient) -> Inventory:
         read_cache_seconds=settings.read_cache_seconds,
         require_customer=settings.require_customer,
         max_holds_per_customer=settings.max_holds_per_customer,
+        offer_seconds=settings.offer_seconds,
     )
 
 
@@ -176,7 +184,9 @@ async def open_services(
         stack.push_async_callback(mongo.close)
         stripe_api, stripe_http = stripe_client(settings)
         stack.push_async_callback(stripe_http.close_async)
-        services = _build(settings, redis, mongo, db, stripe_api, metrics or Metrics())
+        shop_http = httpx.AsyncClient(timeout=settings.shop_webhook_timeout_seconds)
+        stack.push_async_callback(shop_http.aclose)
+        services = _build(settings, redis, mongo, db, stripe_api, metrics or Metrics(), shop_http)
         await _check_on_start(services)
         if settings.sweep_seconds > 0:
             sweeper = asyncio.create_task(
@@ -188,6 +198,12 @@ async def open_services(
                 watch(services.recovery, settings.rebuild_check_seconds), name=RECOVERY_TASK
             )
             stack.push_async_callback(_stop, watcher)
+        if settings.outbox_interval_seconds > 0:
+            relay = asyncio.create_task(
+                outbox.run_periodically(services.outbox, settings.outbox_interval_seconds),
+                name=OUTBOX_TASK,
+            )
+            stack.push_async_callback(_stop, relay)
         yield services
 
 
@@ -198,6 +214,7 @@ def _build(
     db: Database,
     stripe_api: stripe.StripeClient,
     metrics: Metrics,
+    shop_http: httpx.AsyncClient,
 ) -> Services:
     inventory = new_inventory(settings, redis)
     products = ProductRepository(db)
@@ -248,6 +265,26 @@ def _build(
         recovery=recovery,
         rate_limiter=rate_limiter,
         customers=CustomerTokens(settings),
+        outbox=new_outbox(settings, inventory, db, metrics, shop_http),
+    )
+
+
+def new_outbox(
+    settings: Settings,
+    inventory: Inventory,
+    db: Database,
+    metrics: Metrics,
+    shop_http: httpx.AsyncClient,
+) -> outbox.ShopOutbox:
+    """The relay of the pools' outbox lists to MongoDB and the delivery to the shop."""
+    return outbox.ShopOutbox(
+        settings=settings,
+        entries=OutboxList(inventory.client, inventory.keys),
+        lease=OutboxLease(inventory.client, inventory.keys, settings.outbox_lease_seconds),
+        events=ShopEventOutbox(db),
+        pools=inventory.pools,
+        metrics=metrics,
+        http=shop_http,
     )
 
 

@@ -113,6 +113,14 @@ class Settings:
     customer_token_audience: str = "reservation"
     customer_token_issuer: str | None = None
     customer_token_leeway_seconds: float = 30.0
+    # The waiting list (reservation/env_waitlist.py): how long an offer is held; where the shop
+    # receives its webhooks, the secret they are signed with, how long one delivery may take,
+    # and how often the outbox moves and sends them (0: off).
+    offer_seconds: int = 600
+    shop_webhook_url: str | None = None
+    shop_webhook_secret: str | None = field(default=None, repr=False)
+    shop_webhook_timeout_seconds: float = 10.0
+    outbox_interval_seconds: float = 1.0
     # Log lines: "text" for people, "json" for one JSON object per line (reservation/logs.py).
     log_format: str = "text"
 
@@ -140,6 +148,17 @@ class Settings:
                 "set at most one of RESERVATION_CUSTOMER_TOKEN_SECRET,"
                 " RESERVATION_CUSTOMER_TOKEN_PUBLIC_KEY and RESERVATION_CUSTOMER_JWKS_URL"
             )
+        if self.shop_webhook_url and not self.shop_webhook_secret:
+            raise SettingsError(
+                "RESERVATION_SHOP_WEBHOOK_URL is set but RESERVATION_SHOP_WEBHOOK_SECRET is not:"
+                " the shop's webhooks are always signed"
+            )
+
+    @property
+    def outbox_lease_seconds(self) -> float:
+        """How long the outbox's lease lasts unrenewed: a step (one delivery's timeout at
+        most) and the next interval fit in it twice over."""
+        return 2 * (self.shop_webhook_timeout_seconds + self.outbox_interval_seconds)
 
     def _customer_keys(self) -> tuple[str | None, ...]:
         return (self.customer_token_secret, self.customer_token_public_key, self.customer_jwks_url)

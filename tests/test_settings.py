@@ -80,6 +80,11 @@ EVERY_VARIABLE = {
     "STRIPE_TIMEOUT_SECONDS": "3",
     "STRIPE_MAX_ATTEMPTS": "5",
     "PUBLIC_URL": "https://shop.example/",
+    "RESERVATION_OFFER_SECONDS": "120",
+    "RESERVATION_SHOP_WEBHOOK_URL": "https://shop.example/hooks/reservation",
+    "RESERVATION_SHOP_WEBHOOK_SECRET": "shop-webhook-secret-0123456789abcdef",
+    "RESERVATION_SHOP_WEBHOOK_TIMEOUT_SECONDS": "3",
+    "RESERVATION_OUTBOX_INTERVAL_SECONDS": "0",
 }
 
 
@@ -223,6 +228,13 @@ def test_an_unknown_flag_value_is_an_error_naming_the_variable(value: str) -> No
         ("RESERVATION_PRODUCT_CACHE_CONTROL", "max-age=1\r\nSet-Cookie: x=1"),
         ("RESERVATION_PRODUCT_CACHE_CONTROL", "max-age=1,\tpublic"),
         ("RESERVATION_PRODUCT_CACHE_CONTROL", "max-age=é"),
+        ("RESERVATION_OFFER_SECONDS", "0"),
+        ("RESERVATION_OFFER_SECONDS", "1.5"),
+        ("RESERVATION_SHOP_WEBHOOK_URL", "shop.example/hooks"),
+        ("RESERVATION_SHOP_WEBHOOK_URL", "ftp://shop.example/hooks"),
+        ("RESERVATION_SHOP_WEBHOOK_SECRET", "short"),
+        ("RESERVATION_SHOP_WEBHOOK_TIMEOUT_SECONDS", "0"),
+        ("RESERVATION_OUTBOX_INTERVAL_SECONDS", "-1"),
     ],
 )
 def test_bad_values_are_refused_naming_the_variable(name: str, value: str) -> None:
@@ -302,3 +314,28 @@ def test_one_key_of_customer_tokens_at_most_and_the_secret_never_shown() -> None
     )
     assert answer.exit_code == 2
     assert "at most one of RESERVATION_CUSTOMER_TOKEN_SECRET" in answer.output
+
+
+def test_a_shop_webhook_url_without_its_secret_is_refused_at_start() -> None:
+    url = {"RESERVATION_SHOP_WEBHOOK_URL": "https://shop.example/hooks"}
+    with pytest.raises(SettingsError, match="RESERVATION_SHOP_WEBHOOK_SECRET is not"):
+        Settings.from_env(url).check()
+    answer = CliRunner().invoke(main, ["serve"], env=url)
+    assert answer.exit_code == 2
+    assert "RESERVATION_SHOP_WEBHOOK_SECRET is not" in answer.output
+    bad = CliRunner().invoke(main, ["serve"], env={"RESERVATION_SHOP_WEBHOOK_URL": "shop/hooks"})
+    assert bad.exit_code == 2
+    assert "RESERVATION_SHOP_WEBHOOK_URL must be an http:// or https:// URL" in bad.output
+
+
+def test_the_shop_webhook_secret_is_never_shown() -> None:
+    secret = "shop-webhook-secret-0123456789abcdef"
+    settings = Settings.from_env(
+        {
+            "RESERVATION_SHOP_WEBHOOK_URL": "https://shop.example/h",
+            "RESERVATION_SHOP_WEBHOOK_SECRET": secret,
+        }
+    )
+    settings.check()
+    assert settings.shop_webhook_secret == secret
+    assert secret not in repr(settings)

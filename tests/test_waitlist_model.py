@@ -68,7 +68,9 @@ class Model:
             self.entries[(sku, customer)] = "offered"
             offered.append(customer)
             # Its id is learnt from the service (the machine reads the entry).
-            self.holds[f"pending:{sku}:{customer}"] = Hold(sku, quantity, customer, "held", customer)
+            self.holds[f"pending:{sku}:{customer}"] = Hold(
+                sku, quantity, customer, "held", customer
+            )
         return offered
 
 

@@ -30,6 +30,7 @@ from reservation.api.schemas import (
     OpsSummary,
     OrdersSummary,
     RatesSummary,
+    ShopWebhooksSummary,
     SkuSummary,
     WebhooksSummary,
 )
@@ -120,6 +121,20 @@ def _webhooks(
     )
 
 
+async def shop_webhooks_summary(state: Services) -> ShopWebhooksSummary:
+    counts = await state.outbox.events.counts()
+    oldest = counts.oldest_pending_ms
+    return ShopWebhooksSummary(
+        configured=state.settings.shop_webhook_url is not None,
+        pending=counts.pending,
+        failing=counts.failing,
+        delivered=counts.delivered,
+        oldest_pending_seconds=(
+            None if oldest is None else round(max(time.time() - oldest / 1000, 0.0), 1)
+        ),
+    )
+
+
 def gate_summary(state: Services) -> GateSummary:
     gate = state.gate
     concurrency = state.settings.stripe_concurrency
@@ -152,12 +167,13 @@ def rates_summary(state: Services) -> RatesSummary:
 async def ops_summary(request: Request) -> Response:
     state = services(request)
     require_admin(request, state.settings.admin_token)
-    products, holds, recent_orders, by_status, webhooks = await asyncio.gather(
+    products, holds, recent_orders, by_status, webhooks, shop_webhooks = await asyncio.gather(
         state.catalog.list(),
         lapsing_holds(state.inventory, LAPSING_HOLDS),
         state.orders.list(limit=RECENT_ORDERS),
         state.orders.count_by_status(),
         webhooks_summary(state),
+        shop_webhooks_summary(state),
     )
     summary = OpsSummary(
         generated_at=utc_text(datetime.now(UTC)),
@@ -180,6 +196,7 @@ async def ops_summary(request: Request) -> Response:
             by_status=by_status, recent=[order_view(order) for order in recent_orders]
         ),
         webhooks=webhooks,
+        shop_webhooks=shop_webhooks,
         stripe_gate=gate_summary(state),
         rates=rates_summary(state),
         customer_ids_verified=state.settings.verifies_customers,

@@ -354,6 +354,14 @@ class RatesSummary(Struct):
     sales: list[int]  # payments committed per step, oldest first
 
 
+class ShopWebhooksSummary(Struct):
+    configured: bool  # RESERVATION_SHOP_WEBHOOK_URL set
+    pending: int
+    failing: int  # pending, and at least one try failed
+    delivered: int
+    oldest_pending_seconds: float | None  # since the oldest pending event happened
+
+
 class OpsSummary(Struct):
     """GET /v1/ops/summary: the operations page's data. Counters, holds, orders and webhook
     events are read from Redis and MongoDB (every process sees the same); the Stripe gate and
@@ -365,6 +373,7 @@ class OpsSummary(Struct):
     holds: HoldsSummary
     orders: OrdersSummary
     webhooks: WebhooksSummary
+    shop_webhooks: ShopWebhooksSummary
     stripe_gate: GateSummary
     rates: RatesSummary
     # False: no key of customer tokens is configured, so customer ids are whatever clients send.

@@ -16,6 +16,8 @@ class PoolKeys:
     usage: str
     waitlist: str
     line: str
+    # List: the offers made and lapsed in the pool, oldest first, until the outbox relay
+    # moves them to MongoDB (domain/waitlist_events.py says each entry's text).
     outbox: str
     record_prefix: str
     fence: str
@@ -101,6 +103,12 @@ class KeySpace:
     def rebuild_lock(self) -> str:
         """String: the process rebuilding lost counters holds it (one at a time)."""
         return f"{self.prefix}:rebuild-lock"
+
+    @property
+    def outbox_lease(self) -> str:
+        """String: the process relaying and delivering the shop's webhooks holds it (one at a
+        time); it lapses on its own when that process dies (reservation/operations/outbox.py)."""
+        return f"{self.prefix}:outbox-lease"
 
     def idempotency(self, key_digest: str) -> str:
         """String: the reservation id an Idempotency-Key produced (24 hours)."""

@@ -39,8 +39,9 @@ SCRIPT_NAMES = (
     "waitlist",
     "waitlist_line",
 )
-# Scripts of their own, that use none of the helpers (the rate limiter: one key, no pool).
-STANDALONE_NAMES = ("rate_limit",)
+# Scripts of their own, that use none of the helpers (the rate limiter: one key, no pool; the
+# outbox relay's trim: one list).
+STANDALONE_NAMES = ("rate_limit", "outbox_trim")
 POOL_PRELUDE = "_pool"
 VERSION_PLACEHOLDER = "{version}"
 # What Redis (and fakeredis) answer to FCALL of a function no library defines.

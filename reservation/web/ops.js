@@ -133,6 +133,14 @@
       ["handling, median / max", `${seconds(hooks.handling_p50)} / ${seconds(hooks.handling_max)}`, "handling"],
       ["last received", hooks.last_received_at ? time(hooks.last_received_at) : "never", "last"],
     ]);
+    const outbox = summary.shop_webhooks;
+    facts("outbox", [
+      ["sent to", outbox.configured ? "the shop's URL" : "nowhere (RESERVATION_SHOP_WEBHOOK_URL unset): kept", "configured"],
+      ["pending", outbox.pending, "pending"],
+      ["oldest pending", outbox.oldest_pending_seconds === null ? "none" : `${seconds(outbox.oldest_pending_seconds)} old`, "oldest"],
+      ["failing now (retried with backoff)", outbox.failing, "failing"],
+      ["delivered", outbox.delivered, "delivered"],
+    ]);
     facts("gate", [
       ["configured", gate.configured ? "yes" : "no (STRIPE_SECRET_KEY unset)", "configured"],
       ["calls in flight", `${gate.in_flight} of ${gate.concurrency}`, "in_flight"],

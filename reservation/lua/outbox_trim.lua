@@ -1,0 +1,13 @@
+-- outbox_trim: drop the first `count` entries of a pool's outbox list, once they are in
+-- MongoDB, only if the list still starts with the entry the relay read first; another relay
+-- (one whose lease lapsed meanwhile) that trimmed them already makes this a no-op, so no
+-- entry that was never moved is dropped. Every entry carries its pool's own seq: no entry
+-- is ever equal to another.
+-- Not a pool script: no prelude; its one key is the pool's (hash tag) outbox.
+-- KEYS[1] outbox  list  "<seq>|<at ms>|<type>|<reservation id>|<sku>|<qty>|<expires ms>|<customer>"
+-- ARGV[1] count (entries, 1 to 10^6), ARGV[2] the first entry read (its exact text)
+-- Reply: 1 trimmed | 0 the list no longer starts with that entry (nothing written)
+local count = tonumber(ARGV[1])
+if redis.call('LINDEX', KEYS[1], 0) ~= ARGV[2] then return 0 end
+redis.call('LTRIM', KEYS[1], count, -1)
+return 1
