@@ -330,7 +330,9 @@
   // Products come by their streams; the page reads them itself only for those without one.
   async function refresh(all) {
     const shown = [...cards.keys()];
-    const products = all || !shown.length || feed.polling(shown) ? refreshProducts() : null;
+    // A first read is fresh (no-cache): the streams then tell only of changes of
+    // `available`, so a list the browser kept (up to its max-age old) would stay as it was.
+    const products = all || !shown.length || feed.polling(shown) ? refreshProducts(all) : null;
     await Promise.all([products, held.sync()]);
     held.render();
   }
