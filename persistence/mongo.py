@@ -53,6 +53,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         # The operations page reads the last events received.
         IndexModel([("received_at", ASCENDING)], name="received_at"),
     ],
+    # One document per join, by its `_id` (persistence/waitlist.py); a rebuild reads a SKU's.
+    "waitlist_joins": [IndexModel([("sku", ASCENDING)], name="sku")],
 }
 
 

@@ -33,6 +33,7 @@ from persistence.mongo import Database, connect, ensure_indexes
 from persistence.orders import OrderRepository
 from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
+from persistence.waitlist import WaitlistJoins
 from reservation.core.deliveries import SeenDeliveries
 from reservation.core.idempotency import IdempotencyKeys
 from reservation.core.inventory import Inventory
@@ -54,6 +55,7 @@ from reservation.usecases.catalog import Catalog
 from reservation.usecases.checkout import CheckoutService
 from reservation.usecases.hold import Hold
 from reservation.usecases.payment_events import PaymentEvents
+from reservation.usecases.waitlist import Waitlist
 from reservation.usecases.webhooks import StripeWebhooks
 
 logger = logging.getLogger("reservation")
@@ -88,6 +90,7 @@ class Services:
     recovery: Recovery
     rate_limiter: RateLimiter
     customers: CustomerTokens
+    waitlist: Waitlist
 
 
 def redis_client(settings: Settings) -> RedisClient:
@@ -248,6 +251,7 @@ def _build(
         recovery=recovery,
         rate_limiter=rate_limiter,
         customers=CustomerTokens(settings),
+        waitlist=Waitlist(inventory, WaitlistJoins(db), rate_limiter, metrics),
     )
 
 
