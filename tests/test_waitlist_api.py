@@ -169,7 +169,7 @@ async def test_a_released_unit_is_offered_checked_out_and_paid(
     api = shop.api
     [crowd] = await sold_out(api)
     ann = bearer(mint("ann")) if tokens else {}
-    body = {} if tokens else {"customer_id": "ann"}
+    body: dict[str, Any] = {} if tokens else {"customer_id": "ann"}
     assert (await join(api, headers=ann, **body)).status_code == 201
     assert (
         await join(api, customer_id="bob", headers=bearer(mint("bob")) if tokens else None)
