@@ -122,6 +122,19 @@ class ShopEventOutbox:
 
         await read_modify_replace(self.collection, {"event_id": event_id}, change)
 
+    async def lapsed_offers(self, skus: set[str]) -> dict[tuple[str, str], int]:
+        """(sku, customer) -> when their latest offer of one of `skus` lapsed (ms), from the
+        events moved here (a rebuild of the waiting lists leaves those joins out)."""
+        lapsed: dict[tuple[str, str], int] = {}
+        async with storage_errors():
+            cursor = self.collection.find({"type": "waitlist.offer_lapsed"}, {"_id": False})
+            async for document in cursor:
+                sku = document["body"]["data"]["sku"]
+                if sku in skus:
+                    key = (sku, document["customer_id"])
+                    lapsed[key] = max(lapsed.get(key, 0), document["at_ms"])
+        return lapsed
+
     async def pending(self) -> int:
         async with storage_errors():
             return await self.collection.count_documents({"state": PENDING})

@@ -232,6 +232,7 @@ def reconcile_command(dry_run: bool) -> None:
             services.orders,
             dry_run=dry_run,
             sold_statuses=sold_statuses(settings),
+            waitlists=services.recovery.waitlists,
         )
         return format_diff(diffs)
 

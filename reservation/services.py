@@ -49,6 +49,7 @@ from reservation.metrics import Metrics
 from reservation.operations import outbox
 from reservation.operations.recovery import Recovery, watch
 from reservation.operations.sweeper import run_periodically
+from reservation.operations.waitlist_rebuild import WaitlistRecords
 from reservation.payments.expiry import SessionExpiry
 from reservation.payments.gate import StripeGate, stripe_client
 from reservation.payments.session_maker import SessionMaker
@@ -226,7 +227,10 @@ def _build(
     events = StripeEventRepository(db)
     gate = StripeGate.from_settings(settings)
     expiry = SessionExpiry(checkouts, stripe_api, gate)
-    recovery = Recovery(settings, inventory, products, orders)
+    joins = WaitlistJoins(db)
+    recovery = Recovery(
+        settings, inventory, products, orders, WaitlistRecords(joins, ShopEventOutbox(db))
+    )
     idempotency = IdempotencyKeys(redis, inventory.keys)
     rate_limiter = new_rate_limiter(settings, redis)
     hold = Hold(
@@ -269,7 +273,7 @@ def _build(
         rate_limiter=rate_limiter,
         customers=CustomerTokens(settings),
         outbox=new_outbox(settings, inventory, db, metrics, shop_http),
-        waitlist=Waitlist(inventory, WaitlistJoins(db), rate_limiter, metrics),
+        waitlist=Waitlist(inventory, joins, rate_limiter, metrics),
     )
 
 

@@ -22,12 +22,19 @@ from reservation.lua.waitlist_line import decode as decode_line
 # randomness of its own), 128 bits, and told apart from an ordinary id (16 characters) by the
 # scripts without a lookup.
 OFFER_RANDOM_BYTES = 16
+OFFER_TOKEN_LENGTH = 25  # "wl-" and 22 characters of URL-safe base64
 # How many entries of a line its operators see, from the head.
 LINE_SHOWN = 100
 
 
 def new_offer_id(pool: str) -> str:
     return f"{pool}.wl-{secrets.token_urlsafe(OFFER_RANDOM_BYTES)}"
+
+
+def is_offer_id(reservation_id: str) -> bool:
+    """Whether a reservation id is a waiting list's offer's (as _pool.lua's is_offer_id)."""
+    token = reservation_id.rpartition(".")[2]
+    return token.startswith("wl-") and len(token) == OFFER_TOKEN_LENGTH
 
 
 class Waitlists:

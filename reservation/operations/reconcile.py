@@ -8,9 +8,11 @@ from dataclasses import dataclass
 
 from domain.reservations import StockLevel
 from domain.statuses import OrderStatus
+from domain.waitlist import Waiter
 from persistence.orders import OrderRepository
 from persistence.products import Product, ProductRepository
 from reservation.core.inventory import Inventory
+from reservation.operations.waitlist_rebuild import WaitlistRecords, lines_to_restore
 from reservation.settings import Settings
 from reservation.usecases.catalog import catalog_entry, room_text, sale_text
 
@@ -56,12 +58,14 @@ async def reconcile(
     dry_run: bool = False,
     only_missing: bool = False,
     sold_statuses: Iterable[OrderStatus] = (OrderStatus.PAID,),
+    waitlists: WaitlistRecords | None = None,
 ) -> list[StockDiff]:
     """Set each catalog SKU's counters from MongoDB; holds stay as Redis has them.
 
     `dry_run` predicts the result without writing; `only_missing` touches only SKUs Redis
     does not have (the app's start-up check). `sold_statuses` may add `refunded` when refunds
-    do not put units back in stock.
+    do not put units back in stock. `waitlists`: the joins of the waiting lists, put back in
+    line where Redis lost them (operations/waitlist_rebuild.py).
     """
     catalog = await products.list()
     statuses = tuple(sold_statuses)
@@ -75,7 +79,9 @@ async def reconcile(
             return []
     # No payment may change `sold` between reading MongoDB and writing Redis.
     async with inventory.stock.fenced(pools):
-        return await _rebuild(inventory, orders, catalog, dry_run, only_missing, statuses)
+        return await _rebuild(
+            inventory, orders, catalog, dry_run, only_missing, statuses, waitlists
+        )
 
 
 async def _rebuild(
@@ -85,10 +91,14 @@ async def _rebuild(
     dry_run: bool,
     only_missing: bool,
     statuses: tuple[OrderStatus, ...],
+    waitlists: WaitlistRecords | None = None,
 ) -> list[StockDiff]:
     current = await _current_levels(inventory, catalog)
     touched = {p.sku for p in catalog if not only_missing or p.sku not in current}
     sold = await _sold_and_settled(inventory, orders, statuses, touched, settle=not dry_run)
+    lines: dict[str, list[Waiter]] = {}
+    if waitlists is not None and not dry_run:
+        lines = await lines_to_restore(waitlists, orders, touched)
     diffs = []
     for product in catalog:
         before = current.get(product.sku)
@@ -114,6 +124,7 @@ async def _rebuild(
                 entry=catalog_entry(product),
                 sale=sale_text(product),
                 room=room_text(product),
+                waitlist=inventory.waitlists.restore_args(product.pool, lines.get(product.sku, ())),
             )
         diffs.append(StockDiff(product.sku, product.pool, before, after))
     return diffs

@@ -12,7 +12,9 @@ exists in MongoDB refuses to start its counters from zero.
 The rebuild is `reconcile` of the SKUs Redis is missing: under each pool's fence (no payment
 may move `sold` meanwhile), `total` from the catalog and `sold` from paid orders; the holds
 Redis lost are gone, so their units are on sale again, and a session of a lost hold that then
-pays takes the late-payment path (committed if units are free, else refunded once). One
+pays takes the late-payment path (committed if units are free, else refunded once). The
+waiting lists come back from MongoDB's joins in the same call as each SKU's counters, so the
+units go to the line first (operations/waitlist_rebuild.py). One
 process rebuilds at a time (a lock key in Redis); the others wait for the marker.
 """
 
@@ -31,6 +33,7 @@ from reservation.core.inventory import Inventory
 from reservation.core.redis_errors import storage_unavailable
 from reservation.operations.background import every
 from reservation.operations.reconcile import reconcile, sold_statuses
+from reservation.operations.waitlist_rebuild import WaitlistRecords
 from reservation.settings import Settings
 
 logger = logging.getLogger("reservation.recovery")
@@ -45,11 +48,13 @@ class Recovery:
         inventory: Inventory,
         products: ProductRepository,
         orders: OrderRepository,
+        waitlists: WaitlistRecords | None = None,
     ) -> None:
         self.settings = settings
         self.inventory = inventory
         self.products = products
         self.orders = orders
+        self.waitlists = waitlists
         self._running: asyncio.Task[int] | None = None
         self.rebuilds = 0  # rebuilds this process ran that restored something
 
@@ -98,6 +103,7 @@ class Recovery:
                 self.orders,
                 only_missing=True,
                 sold_statuses=sold_statuses(self.settings),
+                waitlists=self.waitlists,
             )
             await self.inventory.pools.mark_built()
         finally:
