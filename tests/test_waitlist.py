@@ -35,7 +35,7 @@ async def sold_out(inventory: Inventory, sku: str, total: int) -> list[str]:
 async def events(inventory: Inventory, pool: str = "default") -> list[tuple[str, ...]]:
     """The shop's events the scripts left: (type, offer id, sku, quantity, customer)."""
     raw = await inventory.client.lrange(inventory.keys.pool(pool).outbox, 0, -1)
-    found = []
+    found: list[tuple[str, ...]] = []
     for entry in raw:
         _, _, kind, offer, sku, quantity, _, customer = text(entry).split("|", 7)
         found.append((kind, offer, sku, quantity, customer))
