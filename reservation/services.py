@@ -228,16 +228,12 @@ def _build(
     gate = StripeGate.from_settings(settings)
     expiry = SessionExpiry(checkouts, stripe_api, gate)
     joins = WaitlistJoins(db)
-    recovery = Recovery(
-        settings, inventory, products, orders, WaitlistRecords(joins, ShopEventOutbox(db))
-    )
+    recovery = new_recovery(settings, inventory, products, orders, db, joins)
     idempotency = IdempotencyKeys(redis, inventory.keys)
     rate_limiter = new_rate_limiter(settings, redis)
     hold = Hold(
         inventory=inventory, idempotency=idempotency, rate_limiter=rate_limiter, metrics=metrics
     )
-    if settings.rebuild_check_seconds > 0:
-        inventory.pools.on_lost = recovery.notice_loss
     return Services(
         settings=settings,
         redis=redis,
@@ -275,6 +271,23 @@ def _build(
         outbox=new_outbox(settings, inventory, db, metrics, shop_http),
         waitlist=Waitlist(inventory, joins, rate_limiter, metrics),
     )
+
+
+def new_recovery(
+    settings: Settings,
+    inventory: Inventory,
+    products: ProductRepository,
+    orders: OrderRepository,
+    db: Database,
+    joins: WaitlistJoins,
+) -> Recovery:
+    """The self-rebuild of what Redis lost (counters and waiting lists) from MongoDB, started
+    by any request that finds counters missing when the periodic check is on."""
+    records = WaitlistRecords(joins, ShopEventOutbox(db))
+    recovery = Recovery(settings, inventory, products, orders, records)
+    if settings.rebuild_check_seconds > 0:
+        inventory.pools.on_lost = recovery.notice_loss
+    return recovery
 
 
 def new_outbox(
