@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import fakeredis
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import Bundle, invariant, rule
 from redis.asyncio import Redis
 
 from domain import errors
@@ -30,9 +27,9 @@ from domain.outcomes import (
 )
 from domain.reservations import CartLine
 from reservation.core.inventory import Inventory
-from reservation.core.keys import KeySpace
-from tests.conftest import REDIS_URL, age_hold
+from tests.conftest import age_hold
 from tests.invariants import assert_counts_hold, assert_hold_counts_hold
+from tests.machines import RedisMachine
 
 T = TypeVar("T")
 SKUS = ("red", "green", "blue")
@@ -83,17 +80,13 @@ carts = st.lists(st.tuples(st.sampled_from(SKUS), st.integers(1, 4)), min_size=1
 customers = st.sampled_from([None, *CUSTOMERS])
 
 
-class InventoryMachine(RuleBasedStateMachine):
+class InventoryMachine(RedisMachine):
     reservations = Bundle("reservations")
 
-    def make_client(self) -> Redis:
-        return Redis.from_url(REDIS_URL)
+    prefix = "model"
 
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.client = self.make_client()
-        self.keys = KeySpace(f"model-{uuid.uuid4().hex[:12]}")
         self.inventory = Inventory(
             self.client, keys=self.keys, reclaim_batch=1000, max_holds_per_customer=HOLD_CAP
         )
@@ -101,21 +94,6 @@ class InventoryMachine(RuleBasedStateMachine):
         for sku in SKUS:
             self.run(self.inventory.stock.set_stock(sku, 6, max_per_customer=LIMITS[sku]))
             self.model.total[sku] = 6
-
-    def run(self, awaitable: Awaitable[T]) -> T:
-        async def resolve() -> T:
-            return await awaitable
-
-        return self.loop.run_until_complete(resolve())
-
-    def teardown(self) -> None:
-        async def clean() -> None:
-            async for key in self.client.scan_iter(match=self.keys.pattern()):
-                await self.client.delete(key)
-            await self.client.aclose()
-
-        self.run(clean())
-        self.loop.close()
 
     @rule(target=reservations, cart=carts, customer=customers)
     def reserve(self, cart: list[tuple[str, int]], customer: str | None) -> str:

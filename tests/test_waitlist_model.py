@@ -6,24 +6,21 @@ the line is not empty, a unit never offered to two customers."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
 import fakeredis
 from hypothesis import settings
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import Bundle, invariant, rule
 from redis.asyncio import Redis
 
 from domain import errors
 from domain.outcomes import Committed, CommittedLate, Held, OutOfStock, Oversold, Released
 from reservation.core.inventory import Inventory
-from reservation.core.keys import KeySpace
-from tests.conftest import REDIS_URL, age_hold
+from tests.conftest import age_hold
 from tests.invariants import assert_counts_hold, assert_hold_counts_hold
+from tests.machines import RedisMachine
 
 T = TypeVar("T")
 SKUS = ("red", "blue")
@@ -74,37 +71,18 @@ class Model:
         return offered
 
 
-class WaitlistMachine(RuleBasedStateMachine):
+class WaitlistMachine(RedisMachine):
     holds = Bundle("holds")
 
-    def make_client(self) -> Redis:
-        return Redis.from_url(REDIS_URL)
+    prefix = "wlmodel"
 
     def __init__(self) -> None:
         super().__init__()
-        self.loop = asyncio.new_event_loop()
-        self.client = self.make_client()
-        self.keys = KeySpace(f"wlmodel-{uuid.uuid4().hex[:12]}")
         self.inventory = Inventory(self.client, keys=self.keys, reclaim_batch=1000)
         self.model = Model()
         for sku in SKUS:
             self.run(self.inventory.stock.set_stock(sku, 3))
             self.model.total[sku] = 3
-
-    def run(self, awaitable: Awaitable[T]) -> T:
-        async def resolve() -> T:
-            return await awaitable
-
-        return self.loop.run_until_complete(resolve())
-
-    def teardown(self) -> None:
-        async def clean() -> None:
-            async for key in self.client.scan_iter(match=self.keys.pattern()):
-                await self.client.delete(key)
-            await self.client.aclose()
-
-        self.run(clean())
-        self.loop.close()
 
     def offers_made(self, sku: str) -> None:
         """Units came back: the model's offers, matched to the ids the service gave them."""

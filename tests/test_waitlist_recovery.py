@@ -7,9 +7,6 @@ A redis-server of the test's own (restarted empty), the HTTP app in-process, rea
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from domain.statuses import OrderStatus
@@ -18,19 +15,10 @@ from harness.servers import RedisServer
 from persistence.orders import Order, OrderLine
 from tests.api import Api, MakeApi
 from tests.conftest import age_hold
-from tests.test_recovery import eventually, product
+from tests.test_recovery import eventually, own_redis, product
 
 pytestmark = pytest.mark.skipif(servers.REDIS_SERVER is None, reason="needs redis-server")
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    redis = RedisServer(tmp_path / "redis")
-    redis.start()
-    try:
-        yield redis
-    finally:
-        redis.stop()
+__all__ = ["own_redis"]  # the fixture, a redis-server of the test's own
 
 
 async def join(api: Api, customer: str) -> None:
