@@ -14,6 +14,7 @@ from persistence.mongo import (
     Database,
     Document,
     as_utc,
+    find_event,
     storage_errors,
     utc_now,
 )
@@ -118,12 +119,6 @@ class StripeEventRepository:
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         """The stored event (without MongoDB's _id), or None."""
-        async with storage_errors():
-            document = await self.collection.find_one({"event_id": event_id}, {"_id": False})
-        if document is None:
-            return None
-        document.pop("revision", None)
-        for name in ("received_at", "processed_at", "failed_at"):
-            if isinstance(document.get(name), datetime):
-                document[name] = as_utc(document[name])
-        return document
+        return await find_event(
+            self.collection, event_id, ("received_at", "processed_at", "failed_at")
+        )

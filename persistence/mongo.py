@@ -131,3 +131,19 @@ def stored_time(value: datetime) -> datetime:
 def as_utc(value: datetime) -> datetime:
     """A datetime read from MongoDB, in datetime.UTC."""
     return value.astimezone(UTC)
+
+
+async def find_event(collection: Any, event_id: str, times: tuple[str, ...]) -> Document | None:
+    """The document of an event by its `event_id` (without MongoDB's _id and its revision), its
+    `times` in datetime.UTC; None when there is none."""
+    async with storage_errors():
+        document: Document | None = await collection.find_one(
+            {"event_id": event_id}, {"_id": False}
+        )
+    if document is None:
+        return None
+    document.pop("revision", None)
+    for name in times:
+        if isinstance(document.get(name), datetime):
+            document[name] = as_utc(document[name])
+    return document

@@ -11,7 +11,7 @@ from typing import Any
 from pymongo.errors import DuplicateKeyError
 
 from domain.waitlist_events import OutboxEntry, shop_event
-from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
+from persistence.mongo import Database, Document, as_utc, find_event, storage_errors, utc_now
 from persistence.revisions import Write, read_modify_replace, revised
 
 PENDING = "pending"
@@ -151,15 +151,9 @@ class ShopEventOutbox:
 
     async def get(self, event_id: str) -> dict[str, Any] | None:
         """The stored event (without MongoDB's _id and revision), or None."""
-        async with storage_errors():
-            document = await self.collection.find_one({"event_id": event_id}, {"_id": False})
-        if document is None:
-            return None
-        document.pop("revision", None)
-        for name in ("next_attempt_at", "created_at", "delivered_at"):
-            if isinstance(document.get(name), datetime):
-                document[name] = as_utc(document[name])
-        return document
+        return await find_event(
+            self.collection, event_id, ("next_attempt_at", "created_at", "delivered_at")
+        )
 
 
 def _event(document: Document) -> ShopEvent:

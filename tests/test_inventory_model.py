@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import fakeredis
 from hypothesis import settings
@@ -31,7 +30,6 @@ from tests.conftest import age_hold
 from tests.invariants import assert_counts_hold, assert_hold_counts_hold
 from tests.machines import RedisMachine
 
-T = TypeVar("T")
 SKUS = ("red", "green", "blue")
 LIMITS = {"red": 4, "green": 0, "blue": 0}
 LIVE = ("held", "awaiting_payment")

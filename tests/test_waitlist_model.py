@@ -7,7 +7,6 @@ the line is not empty, a unit never offered to two customers."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TypeVar
 
 import fakeredis
 from hypothesis import settings
@@ -22,7 +21,6 @@ from tests.conftest import age_hold
 from tests.invariants import assert_counts_hold, assert_hold_counts_hold
 from tests.machines import RedisMachine
 
-T = TypeVar("T")
 SKUS = ("red", "blue")
 CUSTOMERS = ("ann", "bob", "cy", "dee")
 LIVE = ("held", "awaiting_payment")
