@@ -10,6 +10,10 @@ gives the longest answer during the fault and the time to recover.
 Drills:
 - `redis-lost`: Redis killed, down for a few seconds, restarted *empty*. Requests answer 503
   meanwhile; the service notices and rebuilds its counters from MongoDB by itself.
+- `redis-lost-waitlist`: as `redis-lost`, with buyers in a SKU's waiting list, two of them
+  offered units: the service rebuilds the line from MongoDB's joins in join order, the two whose
+  offers were lost with their holds back at their places, and offers the freed units to the
+  line's head before any public buyer gets one (loadtests/drills/waitlist_lost.py).
 - `redis-restart`: Redis restarted with its data (AOF), then FUNCTION FLUSH: no request fails.
 - `mongodb-stopped`: MongoDB stopped for a few seconds while webhooks arrive: they answer 5xx,
   the simulator delivers them again, reserves keep working; every paid session ends with

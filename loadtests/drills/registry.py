@@ -8,6 +8,7 @@ from loadtests.drills.clock_skew import clock_skewed, skewed
 from loadtests.drills.drill import Drill
 from loadtests.drills.store_faults import mongodb_stopped, redis_lost, redis_restart
 from loadtests.drills.stripe_failing import PHASE_SECONDS, STRIPE_BOUND, stripe_failing
+from loadtests.drills.waitlist_lost import redis_lost_with_a_line
 from loadtests.drills.worker_killed import KILL_EVERY, KILLS, workers_killed
 
 
@@ -33,6 +34,13 @@ DRILLS = {
         "Redis killed, 3 s down, restarted empty",
         (),
         redis_lost,
+        is_503,
+    ),
+    "redis-lost-waitlist": Drill(
+        "redis-lost-waitlist",
+        "Redis killed with 38 buyers in a waiting list (2 offered), 3 s down, restarted empty",
+        (),
+        redis_lost_with_a_line,
         is_503,
     ),
     "redis-restart": Drill(

@@ -11,7 +11,7 @@ import redis
 from loadtests.drills.target import Target, Timings, first_answer_after
 
 
-def _outage(
+def outage(
     stop: Callable[[], None], start: Callable[[], object], seconds: float
 ) -> tuple[float, float]:
     """Stop a store, keep it down `seconds`, start it again: when it went down and came back."""
@@ -25,7 +25,7 @@ def _outage(
 def redis_lost(target: Target) -> Timings:
     """Kill Redis, keep it down 3 s, start it again empty; (fault start, end, recovered)."""
     redis_server = target.stores.redis
-    began, back = _outage(redis_server.stop, redis_server.start, 3)
+    began, back = outage(redis_server.stop, redis_server.start, 3)
     return began, back, first_answer_after(target.probe, back, ok=(201, 409))
 
 
@@ -46,7 +46,7 @@ def redis_restart(target: Target) -> Timings:
 def mongodb_stopped(target: Target) -> Timings:
     """Stop MongoDB for 5 s while webhooks arrive, then start it again (same data)."""
     mongo = target.stores.mongo
-    began, back = _outage(mongo.stop, mongo.start, 5)
+    began, back = outage(mongo.stop, mongo.start, 5)
     # What must not stop is the hold: every probe answer during the fault was a hold or a
     # sold-out answer (recovery 0), else the drill did not hold.
     during = target.probe.during(began, back)
