@@ -591,7 +591,8 @@ def _waiter(reply: list[Any]) -> None:  # {outcome, status, position, qty, offer
     assert status in WAITER_STATUSES, reply
     _count(reply[2], least=1 if status == "waiting" else 0)
     _count(reply[3], least=1)
-    _count(reply[6])
+    assert isinstance(reply[6], int), reply  # joined: ms of Redis TIME
+    assert reply[6] > 0, reply
 
 
 def _line(reply: list[Any]) -> None:  # {'ok', closed, in line, live offers, (who, qty, joined)...}
@@ -723,12 +724,13 @@ SPECS = {
             not_in_line=_just,
             on_sale=_counted,
             list_closed=_just,
+            not_on_sale=_not_on_sale,
             customer_limit=_limit_of,
             bad_request=_bad_request,
         ),
         frozenset(
             {"again", "found", "unchanged", "unknown_sku", "not_in_line", "on_sale"}
-            | {"list_closed", "customer_limit", "bad_request"}
+            | {"list_closed", "not_on_sale", "customer_limit", "bad_request"}
         ),
     ),
     "waitlist_line": Spec(
@@ -1017,6 +1019,48 @@ async def rate_entries(client: RedisClient, log: str) -> dict[str, int]:
     """The rate log: member -> its time (ms)."""
     entries: list[Any] = await client.zrange(log, 0, -1, withscores=True)
     return {_text(member): int(at) for member, at in entries}
+
+
+# outbox_trim's count and the entry the relay read first (ENTRIES below: its list).
+OUTBOX_ENTRIES = [f"{n}|1|offer_created|{POOL}.wl-{'A' * 22}|a|1|2|c{n}" for n in (1, 2, 3)]
+trim_count = Slot(st.sampled_from(["1", "2", "3", "4", "1000000"]), hostile_text)
+first_entry = Slot(st.sampled_from([*OUTBOX_ENTRIES, ""]), hostile_text)
+
+
+@FUZZ
+@given(args=arguments(trim_count, first_entry))
+@example(args=[])
+@example(args=["inf", OUTBOX_ENTRIES[0]])
+@example(args=["2", OUTBOX_ENTRIES[0]])
+@example(args=["2", OUTBOX_ENTRIES[1]])
+async def test_outbox_trim(stage: Stage, args: list[Any]) -> None:
+    """A refusal ({'bad_request', ...}) or 0 changes nothing; 1 drops exactly the first `count`
+    entries, and only when the list started with the entry given."""
+    client, outbox = stage.client, stage.pool.outbox
+    try:
+        await client.rpush(outbox, *OUTBOX_ENTRIES)
+        before = await snapshot(client, stage.keys)
+        try:
+            reply = await stage.standalone.run("outbox_trim", [outbox], args)
+        except ResponseError as exc:
+            pytest.fail(f"outbox_trim {args!r}: a script error: {exc}")
+        after = await snapshot(client, stage.keys)
+        if isinstance(reply, list):
+            _bad_request(reply)
+            event(f"bad_request {_text(reply[1])}")
+            assert unchanged(before, after), f"outbox_trim {args!r} refused and wrote"
+            return
+        event(f"trimmed {reply}")
+        if reply == 0:
+            assert args[1] != OUTBOX_ENTRIES[0], args
+            assert unchanged(before, after), f"outbox_trim {args!r} answered 0 and wrote"
+            return
+        assert reply == 1, reply
+        assert args[1] == OUTBOX_ENTRIES[0], args
+        left = [_text(entry) for entry in await client.lrange(outbox, 0, -1)]
+        assert left == OUTBOX_ENTRIES[int(args[0]) :], (args, left)
+    finally:
+        await put_back(stage)
 
 
 @FUZZ

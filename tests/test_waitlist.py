@@ -5,13 +5,15 @@ The HTTP API is tests/test_waitlist_api.py."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 
 from domain import errors
 from domain.outcomes import Committed, Held, OutOfStock
 from domain.reservations import CartLine
 from reservation.core.inventory import Inventory
-from reservation.lua._pool import text
+from reservation.lua._pool import encode_sale, text
 from tests.conftest import age_hold
 
 ENTRY = '{"name":"Tee","price":1500,"currency":"eur"}'
@@ -274,3 +276,20 @@ async def test_a_restore_keeps_the_order_and_the_kept_units(inventory: Inventory
     bob = await inventory.waitlists.read("tee", "bob")
     assert (ann.status, ann.position, bob.position) == ("waiting", 1, 2)
     assert isinstance(await inventory.holds.reserve([("tee", 1)], customer_id="x"), OutOfStock)
+
+
+async def test_a_list_waits_for_a_sale_that_is_on(inventory: Inventory) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    ids = await sold_out(inventory, "tee", 1)
+    await inventory.waitlists.join("tee", "ann", 1)
+    # The sale ends: units that come back are not offered any more; nobody joins.
+    window = encode_sale(now - timedelta(hours=2), now - timedelta(hours=1))
+    await inventory.stock.set_stock("tee", 1, entry=ENTRY, sale=window)
+    await inventory.holds.release(ids[0])
+    assert (await inventory.waitlists.read("tee", "ann")).status == "waiting"
+    with pytest.raises(errors.NotOnSale):
+        await inventory.waitlists.join("tee", "bob", 1)
+    # The end moved later (a PUT): the next units that come back go to the line again.
+    window = encode_sale(now - timedelta(hours=2), now + timedelta(hours=1))
+    await inventory.stock.set_stock("tee", 1, entry=ENTRY, sale=window)
+    assert (await inventory.waitlists.read("tee", "ann")).status == "offered"

@@ -602,16 +602,21 @@ local function offer_units(sku, s, now, offer_ms, retention_ms)
   end
 end
 
--- Units of these SKUs came back (or a line's head left): the SKUs with a line offer them.
+-- Units of these SKUs came back (or a line's head left): the SKUs with a line offer them,
+-- unless their sale has ended (a line waits for a sale that is on; a PUT may move the end).
 -- Costs one HMGET when no SKU has a line.
 hand_off = function(skus, now)
   if #skus == 0 then return end
   local fields = {}
-  for i, sku in ipairs(skus) do fields[i] = sku .. ':waiting' end
-  local waiting = call('HMGET', stock_key, unpack(fields))
+  for i, sku in ipairs(skus) do
+    fields[2 * i - 1], fields[2 * i] = sku .. ':waiting', sku .. ':sale'
+  end
+  local found = call('HMGET', stock_key, unpack(fields))
   local lined = {}
   for i, sku in ipairs(skus) do
-    if tonumber(waiting[i]) then lined[#lined + 1] = sku end
+    local sale = found[2 * i] and parse_sale(found[2 * i])
+    local ended = sale and sale[2] and now >= sale[2]
+    if tonumber(found[2 * i - 1]) and not ended then lined[#lined + 1] = sku end
   end
   if #lined == 0 then return end
   local settings = call('HMGET', waitlist_key, ':offer_ms', ':retention_ms')

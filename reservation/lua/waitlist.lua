@@ -12,9 +12,10 @@
 --        joined (ms)}
 --      | {'closed', entries that left} (close) | {'opened'} (open)
 --      | {'unknown_sku'} | {'not_in_line'} | {'on_sale', available} | {'list_closed'}
+--      | {'not_on_sale', sku, starts_ms, ends_ms} ('' for an open side)
 --      | {'customer_limit', limit, already} | {'bad_request', argument}
 -- Join: the same customer joins once (while waiting or offered: 'again', the same place); a
--- SKU with units the public may hold answers on_sale; the quantity with what the customer holds
+-- SKU outside its sale window answers not_on_sale; one with units the public may hold, on_sale; the quantity with what the customer holds
 -- or bought of the SKU stays within its per-customer limit.
 local mode, sku, customer = ARGV[2], ARGV[3], ARGV[4] or ''
 local MODES = {join = true, read = true, leave = true, close = true, open = true}
@@ -26,12 +27,10 @@ if by_customer and (not is_text(customer) or customer == '') then
 end
 
 local now = now_ms()
-local v = call('HMGET', stock_key, sku .. ':total', sku .. ':reserved', sku .. ':sold',
-  sku .. ':limit', sku .. ':waiting', NEXT)
-if reclaim(now, tonumber(v[6])) > 0 then
-  v = call('HMGET', stock_key, sku .. ':total', sku .. ':reserved', sku .. ':sold',
-    sku .. ':limit', sku .. ':waiting')
-end
+local fields = {sku .. ':total', sku .. ':reserved', sku .. ':sold', sku .. ':limit',
+  sku .. ':waiting', sku .. ':sale', NEXT}
+local v = call('HMGET', stock_key, unpack(fields))
+if reclaim(now, tonumber(v[7])) > 0 then v = call('HMGET', stock_key, unpack(fields)) end
 if not v[1] then return {'unknown_sku'} end
 
 if mode == 'close' then
@@ -87,6 +86,11 @@ if not is_text(offer) or not is_offer_id(offer) or find(offer, '|', 1, true) the
 end
 if w and (w.status == 'waiting' or w.status == 'offered') then return reply('again') end
 if call('HGET', waitlist_key, sku .. ':closed') then return {'list_closed'} end
+-- A list waits for units of a sale that is on: not before its start, nor after its end.
+local sale = v[6] and parse_sale(v[6])
+if not on_sale(sale, now) then
+  return {'not_on_sale', sku, sale[1] and int(sale[1]) or '', sale[2] and int(sale[2]) or ''}
+end
 local total, reserved, sold = tonumber(v[1]), tonumber(v[2]) or 0, tonumber(v[3]) or 0
 local limit, waiting = tonumber(v[4]) or 0, tonumber(v[5]) or 0
 if waiting == 0 and total - reserved - sold > 0 then

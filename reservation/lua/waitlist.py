@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any, Literal, cast
 
 from domain import errors
+from domain.outcomes import NotOnSale
 from domain.reservations import from_epoch_ms
 from domain.waitlist import Offer, WaiterState, WaiterStatus
-from reservation.lua._pool import text
+from reservation.lua._pool import optional_ms, text
 
 ENTRY_OUTCOMES = frozenset({"new", "again", "found", "left", "unchanged"})
 
@@ -29,6 +30,9 @@ def decode(reply: Any, sku: str, customer_id: str) -> WaiterState | int | Litera
         raise errors.OnSale(
             f"{sku} has units to hold now: reserve it instead", sku=sku, available=int(reply[1])
         )
+    if outcome == "not_on_sale":
+        _, _, starts, ends = reply
+        raise NotOnSale(sku, optional_ms(starts), optional_ms(ends)).error()
     if outcome == "list_closed":
         raise errors.WaitlistClosed(f"the waiting list of {sku} is closed", sku=sku)
     if outcome == "customer_limit":
