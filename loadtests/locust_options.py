@@ -69,12 +69,16 @@ def add_options(parser: Any) -> None:
         help="a new user waits up to this long (at random) before its first request: Locust "
         "spawns a second's worth of users at once, and they would otherwise all ask at once",
     )
-    group.add_argument(
+    add_room_options(parser)
+
+
+def add_waitlist_options(parser: Any) -> None:
+    """The "waiting list" group (another init_command_line_parser listener)."""
+    parser.add_argument_group("waiting list (the waitlist scenario)").add_argument(
         "--offer-mix",
         default="buy=60,give_back=20,lapse=20",
         help="what waiters do with an offer, as name=weight (buy, give_back, lapse)",
     )
-    add_room_options(parser)
 
 
 def add_room_options(parser: Any) -> None:

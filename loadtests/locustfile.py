@@ -58,7 +58,7 @@ from locust.env import Environment
 
 from loadtests.locust_arrival import spawned, test_started
 from loadtests.locust_bots import Bots
-from loadtests.locust_options import add_options
+from loadtests.locust_options import add_options, add_waitlist_options
 from loadtests.locust_products import HOT_SKU, create_products, shelves
 from loadtests.locust_room import FairStart
 from loadtests.locust_sale import Paying, SaleUser
@@ -88,6 +88,7 @@ argument_parser.default_args_dict = functools.cache(argument_parser.default_args
 
 # Locust's listener decorators are untyped; registering by call keeps these functions typed.
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+events.init_command_line_parser.add_listener(add_waitlist_options)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(create_products)  # type: ignore[no-untyped-call]
 events.init.add_listener(choose_scenarios)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(test_started)  # type: ignore[no-untyped-call]

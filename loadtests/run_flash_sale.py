@@ -219,20 +219,16 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
                     env = start_receiver(stack, args) if args.waitlist else {}
                     start_stack(stack, args, redis_url, mongodb_uri, service_env=env)
                     locust_code = run_locust(stack, args, report_dir)
-                    if args.waitlist:
-                        print("waiting lists closed:", close_lines(stack), flush=True)
+                    close_lines(stack, args.waitlist)
                     # Every hold (and offer) made during the sale lapses (or was paid) before
                     # the final sweep, so none can lapse between the sweep and the verifier.
                     time.sleep(max(args.hold_seconds, args.waitlist * args.offer_seconds) + 1)
                     drain(stack)
                     print("sweep:", sweep(stack), flush=True)
-                    undelivered = drain(stack)
-                    if args.waitlist:
-                        undelivered += wait_delivered(stack)
+                    undelivered = drain(stack) + wait_delivered(stack, args.waitlist)
                     record = record_path(stack) if args.waitlist else None
-                    passed, report = verify(
-                        stack, report_dir / "flash-sale_stats.csv", args.waiting_room, record
-                    )
+                    stats = report_dir / "flash-sale_stats.csv"
+                    passed, report = verify(stack, stats, args.waiting_room, record)
                     rows = locust_rows(report_dir)
                     totals = sale_totals(stack)
                     rates = webhook_rates(stack)

@@ -343,11 +343,10 @@ def waitlist_summary(lines: Lines) -> str:
     public = sum(1 for h in lines.holds if not is_offer(h.reservation_id))
     duplicates = sum(1 for _, first in lines.received if not first)
     return (
-        f"waiting lists: {len(lines.joins)} joins, {len(offers)} offers "
-        f"({ended['committed']} bought, "
-        f"{sum(1 for e in lines.events if e.kind == LAPSED)} lapsed, "
-        f"{ended['released']} given back or unpaid, "
-        f"{ended['held'] + ended['awaiting_payment']} live); {public} public holds; "
-        f"{len(lines.events)} shop events, {len(lines.received) - duplicates} received "
-        f"(+{duplicates} redelivered)"
+        f"waiting lists: {len(lines.joins)} joins, {len(offers)} offers (their holds: "
+        f"{ended['committed']} bought, {ended['expired']} lapsed, {ended['released']} given back"
+        f" or unpaid, {ended['held'] + ended['awaiting_payment']} live; "
+        f"{sum(1 for e in lines.events if e.kind == LAPSED)} lapse events); "
+        f"{public} public holds; {len(lines.events)} shop events, "
+        f"{len(lines.received) - duplicates} received (+{duplicates} redelivered)"
     )

@@ -58,9 +58,12 @@ def record_path(stack: Stack) -> Path:
     return stack.workdir / RECORD
 
 
-def close_lines(stack: Stack) -> dict[str, int]:
-    """The operator closes every SKU's waiting list (the sale is over): nobody is left waiting,
-    so no lapse goes on handing units to buyers who have gone. SKU -> entries removed."""
+def close_lines(stack: Stack, waitlist: bool = True) -> dict[str, int]:
+    """With `waitlist`, the operator closes every SKU's waiting list (the sale is over): nobody
+    is left waiting, so no lapse goes on handing units to buyers who have gone. SKU -> entries
+    removed (printed)."""
+    if not waitlist:
+        return {}
     headers = {"Authorization": f"Bearer {stack.admin_token}"}
     removed: dict[str, int] = {}
     with httpx.Client(base_url=stack.service_url, headers=headers, timeout=60) as http:
@@ -70,6 +73,7 @@ def close_lines(stack: Stack) -> dict[str, int]:
             answer = http.post(f"/v1/waitlist/{product['sku']}/close")
             answer.raise_for_status()
             removed[str(product["sku"])] = int(answer.json()["removed"])
+    print("waiting lists closed:", removed, flush=True)
     return removed
 
 
@@ -92,8 +96,11 @@ def undelivered(stack: Stack) -> int:
         mongo.close()
 
 
-def wait_delivered(stack: Stack, timeout: float = 120.0) -> int:
-    """Wait (up to `timeout`) until every shop event was delivered; how many were not."""
+def wait_delivered(stack: Stack, waitlist: bool = True, timeout: float = 120.0) -> int:
+    """With `waitlist`, wait (up to `timeout`) until every shop event was delivered; how many
+    were not."""
+    if not waitlist:
+        return 0
     deadline = time.monotonic() + timeout
     while True:
         left = undelivered(stack)

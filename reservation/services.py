@@ -220,8 +220,7 @@ def _build(
     shop_http: httpx.AsyncClient,
 ) -> Services:
     inventory = new_inventory(settings, redis)
-    products = ProductRepository(db)
-    orders = OrderRepository(db)
+    products, orders = ProductRepository(db), OrderRepository(db)
     checkouts = CheckoutRepository(db)
     events = StripeEventRepository(db)
     gate = StripeGate.from_settings(settings)
