@@ -160,7 +160,7 @@ def _order(sku: str, line: list[Join], offers: list[ShopEvent]) -> list[LineFind
             )
             continue
         for ahead in line[:index]:
-            if _waiting_at(ahead, first.get(ahead.customer_id), offer.at_ms):
+            if _waiting_at(ahead, first.get(ahead.customer_id), offer):
                 found.append(
                     LineFinding(
                         "wl-order",
@@ -173,11 +173,14 @@ def _order(sku: str, line: list[Join], offers: list[ShopEvent]) -> list[LineFind
     return found
 
 
-def _waiting_at(join: Join, offer: ShopEvent | None, at_ms: int) -> bool:
-    """Whether the entry was surely in line at `at_ms` (joined before, not offered nor left
-    by then)."""
-    until = _left_line(join, offer)
-    return join.joined_ms < at_ms and until >= at_ms
+def _waiting_at(join: Join, offered: ShopEvent | None, offer: ShopEvent) -> bool:
+    """Whether the entry was surely in line when `offer` was made: joined in an earlier
+    millisecond, not offered before it (by the events' order: one script may make several
+    offers in one millisecond, head first), not left by then."""
+    if offered is not None and offered.order < offer.order:
+        return False
+    left = FOREVER if join.left_ms is None else join.left_ms
+    return join.joined_ms < offer.at_ms <= left
 
 
 def _left_line(join: Join, offer: ShopEvent | None) -> int:

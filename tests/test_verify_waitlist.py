@@ -217,3 +217,22 @@ def test_the_receiver_records_each_valid_delivery(tmp_path: Path) -> None:
     ]
     assert hooks.taken_ids() == ["evt_1"]
     assert read_record(tmp_path / "none.jsonl") == []
+
+
+def test_offers_made_in_one_millisecond_are_judged_by_their_order() -> None:
+    lines = clean_sale()
+    # Two units came back at once at 8 s: bob's offer and carol's, in that order, one script.
+    lines.events[1] = event(CREATED, 2, "bob", 8_000, 2)
+    lines.events[3] = event(CREATED, 3, "carol", 8_000, 3)
+    lines.events[2] = event(LAPSED, 2, "bob", 14_000, 4)
+    lines.holds[1] = hold("default.p2", "pub2", 0, "released")
+    lines.holds[4] = hold(offer_id(3), "carol", 8_000, "released", lasts=6_000)
+    lines.received = [(e.event_id, True) for e in sorted(lines.events, key=lambda e: e.order)]
+    assert waitlist_findings(lines) == []
+    # The same millisecond, carol's first: she passed bob.
+    lines.events[1] = event(CREATED, 2, "bob", 8_000, 3)
+    lines.events[3] = event(CREATED, 3, "carol", 8_000, 2)
+    lines.received = [(e.event_id, True) for e in sorted(lines.events, key=lambda e: e.order)]
+    found = waitlist_findings(lines)
+    assert [f.invariant for f in found] == ["wl-order"]
+    assert "to carol (place 3) while bob (place 2) waited ahead" in found[0].detail
