@@ -72,6 +72,15 @@ def add_options(parser: Any) -> None:
     add_room_options(parser)
 
 
+def add_waitlist_options(parser: Any) -> None:
+    """The "waiting list" group (another init_command_line_parser listener)."""
+    parser.add_argument_group("waiting list (the waitlist scenario)").add_argument(
+        "--offer-mix",
+        default="buy=60,give_back=20,lapse=20",
+        help="what waiters do with an offer, as name=weight (buy, give_back, lapse)",
+    )
+
+
 def add_room_options(parser: Any) -> None:
     """The "waiting room" group: the room and sale start every SKU is created with."""
     group = parser.add_argument_group("waiting room (the fair-start scenario)")

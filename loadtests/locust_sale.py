@@ -88,25 +88,32 @@ class SaleUser(FastHttpUser):
     def reserve(self, lines: list[tuple[str, int]], customer_id: str | None = None) -> str | None:
         """POST /v1/reservations; the reservation id, or None when refused as the contract
         says (reported under the refusal's own name)."""
+        return self.reserve_as(lines, customer_id, "reserve")[0]
+
+    def reserve_as(
+        self, lines: list[tuple[str, int]], customer_id: str | None, name: str
+    ) -> tuple[str | None, str]:
+        """POST /v1/reservations named `name`: the reservation id (None when refused) and the
+        refusal's error code ("" when held or failed); a refusal is named `<name>: <refusal>`."""
         body: dict[str, Any] = {"items": [{"sku": s, "quantity": q} for s, q in lines]}
         headers = {"Idempotency-Key": str(uuid.uuid4())}
         if customer_id:
             body["customer_id"] = customer_id
             headers.update(self.authorization())
         with self.client.post(
-            "/v1/reservations", json=body, headers=headers, name="reserve", catch_response=True
+            "/v1/reservations", json=body, headers=headers, name=name, catch_response=True
         ) as response:
             if response.status_code == 201:
                 reservation_id = str(response.json()["id"])
                 remember_hold(reservation_id)
-                return reservation_id
-            refusal = refusal_name(response, "reserve")
+                return reservation_id, ""
+            refusal = refusal_name(response, name)
             if refusal is None:
                 response.failure(answered(response))
-                return None
+                return None, ""
             response.request_meta["name"] = refusal
             response.success()
-            return None
+            return None, str(response.json().get("error"))
 
 
 def answered(response: Any) -> str:
@@ -147,21 +154,21 @@ class Paying(SaleUser):
             self.pay(session, outcome)
             self.await_final(reservation_id, session, outcome)
 
-    def checkout(self, reservation_id: str) -> str | None:
+    def checkout(self, reservation_id: str, name: str = "checkout") -> str | None:
         with self.client.post(
             "/v1/checkout",
             json={"reservation_id": reservation_id},
             headers=self.authorization(),
-            name="checkout",
+            name=name,
             catch_response=True,
         ) as response:
             if response.status_code == 201:
                 return str(response.json()["checkout_session_id"])
             if response.status_code == 409:  # the hold lapsed meanwhile
-                response.request_meta["name"] = "checkout: hold lapsed"
+                response.request_meta["name"] = f"{name}: hold lapsed"
                 response.success()
                 return None
-            refusal = refusal_name(response, "checkout")
+            refusal = refusal_name(response, name)
             if refusal is not None:
                 response.request_meta["name"] = refusal
                 response.success()

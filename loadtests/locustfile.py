@@ -6,9 +6,12 @@ a fair-start crowd in a waiting room.
         --sim-url http://127.0.0.1:12111 --admin-token TOKEN --stock 100
 
 Pick scenarios with Locust's tags (`--tags crowd shoppers buyers abandoners browsers bots
-fair-start`; none: all of them). `fair-start` (loadtests/locust_room.py) waits in the hot SKU's
-waiting room: with `--admit-per-second N` (and `--max-active`, `--admission-seconds`) every SKU
-is created with a room, with `--start-in S` its sale starts S seconds after the test starts.
+fair-start waitlist`; none: all of them). `waitlist` (loadtests/locust_waitlist.py): a first
+wave of `--hot-stock` buyers sells the hot SKU out, waiters join its waiting list and take their
+offers (`--offer-mix`), a public crowd keeps asking. `fair-start` (loadtests/locust_room.py)
+waits in the hot SKU's waiting room: with `--admit-per-second N` (and `--max-active`,
+`--admission-seconds`) every SKU is created with a room, with `--start-in S` its sale starts
+S seconds after the test starts.
 Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from the options
 below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
 With `--admin-token` and `--stock`, the products are created at the start (a hot SKU and
@@ -55,10 +58,11 @@ from locust.env import Environment
 
 from loadtests.locust_arrival import spawned, test_started
 from loadtests.locust_bots import Bots
-from loadtests.locust_options import add_options
+from loadtests.locust_options import add_options, add_waitlist_options
 from loadtests.locust_products import HOT_SKU, create_products, shelves
 from loadtests.locust_room import FairStart
 from loadtests.locust_sale import Paying, SaleUser
+from loadtests.locust_waitlist import Waiters, WaitlistCrowd, WaitlistFirst
 
 
 def choose_scenarios(environment: Environment, **_: Any) -> None:
@@ -66,8 +70,11 @@ def choose_scenarios(environment: Environment, **_: Any) -> None:
     task to run); `--buyers B` makes exactly B of the users buyers."""
     environment._filter_tasks_by_tags()
     environment.user_classes[:] = [cls for cls in environment.user_classes if cls.tasks]
-    if environment.parsed_options is not None and environment.parsed_options.buyers:
-        Buyers.fixed_count = environment.parsed_options.buyers
+    parsed = environment.parsed_options
+    if parsed is not None and parsed.buyers:
+        Buyers.fixed_count = parsed.buyers
+    if parsed is not None and "waitlist" in (parsed.tags or []):
+        WaitlistFirst.fixed_count = parsed.hot_stock or parsed.stock or 1
 
 
 # With --processes, the master counts a worker that missed 3 heartbeats (1 s apart) as gone,
@@ -81,13 +88,15 @@ argument_parser.default_args_dict = functools.cache(argument_parser.default_args
 
 # Locust's listener decorators are untyped; registering by call keeps these functions typed.
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
+events.init_command_line_parser.add_listener(add_waitlist_options)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(create_products)  # type: ignore[no-untyped-call]
 events.init.add_listener(choose_scenarios)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(test_started)  # type: ignore[no-untyped-call]
 events.spawning_complete.add_listener(spawned)  # type: ignore[no-untyped-call]
 
 
-__all__ = ["Bots", "FairStart"]  # Locust spawns the User classes it finds here: bots, fair-start
+# Locust spawns the User classes it finds here: bots, fair-start, the waiting list's three.
+__all__ = ["Bots", "FairStart", "Waiters", "WaitlistCrowd", "WaitlistFirst"]
 
 
 class Crowd(SaleUser):

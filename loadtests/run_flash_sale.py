@@ -3,7 +3,7 @@
     python -m loadtests.run_flash_sale [--users N] [--seconds S] [--stock K] [--skus M]
         [--workers W] [--hold-seconds H] [--buyers B] [--spike-seconds R] [--report-dir DIR]
         [--waiting-room [--admit-per-second N] [--max-active N] [--admission-seconds N]
-         [--start-in SECONDS]]
+         [--start-in SECONDS]] [--waitlist [--offer-seconds N]]
 
 Starts the stack on free loopback ports: Redis (REDIS_URL, else a `redis-server` of its own),
 MongoDB (MONGODB_URI, else nx-27017), the Stripe simulator with delivery chaos on (a share of
@@ -24,6 +24,14 @@ crowd's arrival window, --spike-seconds, and the second of arrival jitter after 
 whole crowd joins before the start); the scenarios default to `fair-start` (the crowd waits in
 the room, polls as told, buys when admitted), `browsers` and `bots`, and the verifier checks the
 room too from its admissions log (loadtests/verify_room.py).
+
+With --waitlist the scenario is `waitlist` (loadtests/locust_waitlist.py): a first wave of
+--stock buyers sells the hot SKU out, waiters join its waiting list and take, give back or let
+lapse the offers the returning units become (RESERVATION_OFFER_SECONDS --offer-seconds), a
+public crowd keeps asking. The service's shop webhooks go to a receiver of the run's
+(loadtests/shop_receiver.py); once Locust is done the operator closes the lines, every hold and
+offer lapses, every event is delivered, and the verifier checks the lines too
+(loadtests/verify_waitlist.py) against what the receiver got.
 
 Exits 0 only when the verifier passes and no request failed unexpectedly; every process it
 started is stopped on the way out, Ctrl-C and SIGTERM included.
@@ -48,10 +56,12 @@ from typing import Any
 from loadtests.sale_locust import locust_rows, run_locust
 from loadtests.sale_report import chart, sale_totals, webhook_rates, write_markdown
 from loadtests.sale_stack import ROOT, Stack, drain, start_stack, stores, sweep, verify
+from loadtests.waitlist_stack import close_lines, record_path, start_receiver, wait_delivered
 
 DOCS = ROOT / "docs" / "benchmarks"
 SALE_TAGS = ["buyers", "abandoners", "browsers", "bots"]
 ROOM_TAGS = ["fair-start", "browsers", "bots"]
+WAITLIST_TAGS = ["waitlist"]
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -64,6 +74,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.tags is None:
         args.tags = ROOM_TAGS if args.waiting_room else SALE_TAGS
+        args.tags = WAITLIST_TAGS if args.waitlist else args.tags
+    if args.waitlist and args.offer_seconds < 1:
+        parser.error("--offer-seconds >= 1")
     if args.start_in is None:
         args.start_in = args.spike_seconds + 1.0
     if min(args.admit_per_second, args.max_active, args.admission_seconds) < 1:
@@ -182,6 +195,14 @@ def add_room_options(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="the sale starts this long after Locust starts (default: --spike-seconds + 1)",
     )
+    parser.add_argument(
+        "--waitlist",
+        action="store_true",
+        help="the waitlist scenario: the hot SKU sells out, buyers line up for what comes back",
+    )
+    parser.add_argument(
+        "--offer-seconds", type=int, default=6, help="RESERVATION_OFFER_SECONDS of --waitlist"
+    )
 
 
 def rehearse(args: argparse.Namespace, command: str) -> int:
@@ -195,17 +216,19 @@ def rehearse(args: argparse.Namespace, command: str) -> int:
         try:
             with stores(stack, args.redis_cluster) as (redis_url, mongodb_uri):
                 try:
-                    start_stack(stack, args, redis_url, mongodb_uri)
+                    env = start_receiver(stack, args) if args.waitlist else {}
+                    start_stack(stack, args, redis_url, mongodb_uri, service_env=env)
                     locust_code = run_locust(stack, args, report_dir)
-                    # Every hold made during the sale lapses (or was paid) before the final
-                    # sweep, so none can lapse between the sweep and the verifier.
-                    time.sleep(args.hold_seconds + 1)
+                    close_lines(stack, args.waitlist)
+                    # Every hold (and offer) made during the sale lapses (or was paid) before
+                    # the final sweep, so none can lapse between the sweep and the verifier.
+                    time.sleep(max(args.hold_seconds, args.waitlist * args.offer_seconds) + 1)
                     drain(stack)
                     print("sweep:", sweep(stack), flush=True)
-                    undelivered = drain(stack)
-                    passed, report = verify(
-                        stack, report_dir / "flash-sale_stats.csv", args.waiting_room
-                    )
+                    undelivered = drain(stack) + wait_delivered(stack, args.waitlist)
+                    record = record_path(stack) if args.waitlist else None
+                    stats = report_dir / "flash-sale_stats.csv"
+                    passed, report = verify(stack, stats, args.waiting_room, record)
                     rows = locust_rows(report_dir)
                     totals = sale_totals(stack)
                     rates = webhook_rates(stack)

@@ -270,14 +270,20 @@ def sweep(stack: Stack) -> str:
 
 
 def verify(
-    stack: Stack, locust_stats: Path | None = None, waiting_room: bool = False
+    stack: Stack,
+    locust_stats: Path | None = None,
+    waiting_room: bool = False,
+    shop_events: Path | None = None,
 ) -> tuple[bool, str]:
     """The invariant verifier (loadtests.verify) on the stack: passed, and its report; with
     `locust_stats` (the sale's Locust stats CSV), its bots checked too; with `waiting_room`,
-    the rooms (from the service's admissions log, read at the stack's own URL)."""
+    the rooms (from the service's admissions log, read at the stack's own URL); with
+    `shop_events` (the shop receiver's record), the waiting lists."""
     more = [] if locust_stats is None else ["--locust-stats", str(locust_stats)]
     if waiting_room:
         more.append("--waiting-room")
+    if shop_events is not None:
+        more += ["--waitlist", "--shop-events", str(shop_events)]
     done = run_module(stack, "loadtests.verify", *more)
     return done.returncode == 0, (done.stdout + done.stderr).strip()
 

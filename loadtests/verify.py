@@ -3,6 +3,7 @@
     python -m loadtests.verify [--redis-url URL] [--mongodb-uri URI] [--mongodb-database NAME]
                                [--key-prefix PREFIX] [--stripe-api-base URL] [--restock-on-refund]
                                [--merchant-refunds] [--locust-stats CSV] [--waiting-room]
+                               [--waitlist --shop-events FILE]
 
 Reads Redis, MongoDB and Stripe (the simulator, or Stripe's test mode) as the service sees them:
 every option defaults to the service's own environment variable (REDIS_URL, MONGODB_URI,
@@ -31,7 +32,10 @@ The invariants:
 - rooms (with `--waiting-room`): no hold of a roomed SKU without an admission, no token used
   twice, neither the admission rate nor `max_active` ever exceeded, from each room's admissions
   log (admin `GET /v1/queue/{sku}` at PUBLIC_URL with RESERVATION_ADMIN_TOKEN;
-  loadtests/verify_room.py).
+  loadtests/verify_room.py);
+- waiting lists (with `--waitlist`): offers in line order, no public hold while a line waited,
+  no unit offered twice, every offer event received by the shop (`--shop-events`, the
+  receiver's record; loadtests/verify_waitlist.py).
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ from loadtests.verify_room import (
     room_findings,
     room_summary,
 )
+from loadtests.verify_waitlist_read import waitlist_check
 from persistence.mongo import Database, connect, storage_errors
 from persistence.orders import Order, OrderRepository
 from reservation.core.inventory import Inventory
@@ -337,6 +342,7 @@ async def verify(
     merchant_refunds: bool = False,
     locust_stats: Path | None = None,
     waiting_room: bool = False,
+    shop_events: Path | None = None,
 ) -> Report:
     client, http_client = stripe_client(settings)
     try:
@@ -351,6 +357,11 @@ async def verify(
         report.checked["bot attempts"] = attempts(rows)
     if waiting_room:
         await _rooms(settings, world, report, locust_stats)
+    if shop_events is not None:
+        lines, joins, summary = await waitlist_check(settings, shop_events)
+        report.violations += [Violation(f.invariant, f.subject, f.detail) for f in lines]
+        report.checked["waitlist joins"] = joins
+        report.notes.append(summary)
     return report
 
 
@@ -371,7 +382,13 @@ async def _rooms(settings: Settings, world: World, report: Report, stats: Path |
 def main(argv: Sequence[str] | None = None) -> int:
     settings, args = parse_args(argv, __doc__)
     report = asyncio.run(
-        verify(settings, args.merchant_refunds, args.locust_stats, args.waiting_room)
+        verify(
+            settings,
+            args.merchant_refunds,
+            args.locust_stats,
+            args.waiting_room,
+            args.shop_events if args.waitlist else None,
+        )
     )
     print(report.text())
     return 0 if report.passed else 1

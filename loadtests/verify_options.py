@@ -49,7 +49,10 @@ def parse_args(
         help="check every SKU's waiting room from its admissions log (read at PUBLIC_URL with"
         " RESERVATION_ADMIN_TOKEN)",
     )
+    add_waitlist_options(parser)
     args = parser.parse_args(argv)
+    if args.waitlist and args.shop_events is None:
+        parser.error("--waitlist needs --shop-events FILE")
     if not args.redis_url or not args.mongodb_uri:
         parser.error(
             "Redis and MongoDB are needed: --redis-url/REDIS_URL, --mongodb-uri/MONGODB_URI"
@@ -67,3 +70,18 @@ def parse_args(
         admin_token=base.admin_token,
     )
     return settings, args
+
+
+def add_waitlist_options(parser: argparse.ArgumentParser) -> None:
+    """--waitlist and the shop receiver's record it reads."""
+    parser.add_argument(
+        "--waitlist",
+        action="store_true",
+        help="check the waiting lists (loadtests/verify_waitlist.py); needs --shop-events",
+    )
+    parser.add_argument(
+        "--shop-events",
+        type=Path,
+        default=None,
+        help="the shop receiver's record (loadtests/shop_receiver.py): what the shop got",
+    )

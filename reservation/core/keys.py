@@ -36,6 +36,11 @@ class PoolKeys:
     def record(self, reservation_id: str) -> str:
         return self.record_prefix + reservation_id
 
+    @property
+    def records(self) -> str:
+        """A SCAN pattern matching every reservation record of the pool (the verifier's)."""
+        return self.record_prefix + "*"
+
 
 @dataclass(frozen=True, slots=True)
 class RoomKeys:
