@@ -65,6 +65,7 @@ async def make_api(mongodb_uri: str, keyspace: KeySpace) -> AsyncIterator[MakeAp
         hold_seconds=600,
         sweep_seconds=0,  # tests sweep when they choose (the service's default is every 30 s)
         rebuild_check_seconds=0,  # and rebuild lost counters when they choose (test_recovery)
+        outbox_interval_seconds=0,  # and move the shop's events when they choose (test_outbox)
         # Every request of these tests comes from one address (ASGITransport's 127.0.0.1),
         # many with one customer id, and a bad request is counted too: the rate limits are
         # tested on their own (tests/test_ratelimit.py). The hold cap stays at its default.

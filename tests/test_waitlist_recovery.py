@@ -43,9 +43,7 @@ def offer_of(body: dict[str, object]) -> str:
 async def test_the_line_comes_back_from_mongodb_and_gets_the_units_first(
     own_redis: RedisServer, make_api: MakeApi
 ) -> None:
-    api = await make_api(
-        redis_url=own_redis.url, rebuild_check_seconds=0.1, outbox_interval_seconds=0
-    )
+    api = await make_api(redis_url=own_redis.url, rebuild_check_seconds=0.1)
     inventory = api.services.inventory
     assert (await api.put_product("tee", 2)).status_code == 200
     crowd = [(await api.reserve(("tee", 1), customer_id=f"c{n}")).json()["id"] for n in range(2)]
