@@ -61,6 +61,8 @@ INDEXES: dict[str, list[IndexModel]] = {
             name="state_order",
         ),
     ],
+    # One document per join, by its `_id` (persistence/waitlist.py); a rebuild reads a SKU's.
+    "waitlist_joins": [IndexModel([("sku", ASCENDING)], name="sku")],
 }
 
 

@@ -75,6 +75,14 @@ class Metrics:
         self.expired = Gauge(
             "reservation_expired_holds", "Holds that lapsed so far, per pool", ["pool"], registry=r
         )
+        # Waiting-list joins Redis made that MongoDB did not record (or mark left): the
+        # buyer's answer stands (Redis decided), the copy a rebuild reads is behind.
+        self.waitlist_record_failures = Counter(
+            "reservation_waitlist_record_failures",
+            "Waiting-list joins or leaves MongoDB failed to record, by operation",
+            ["operation"],
+            registry=r,
+        )
         self.reserve_seconds = Histogram(
             "reservation_reserve_seconds",
             "Time of one reserve against Redis",

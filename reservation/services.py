@@ -36,6 +36,7 @@ from persistence.orders import OrderRepository
 from persistence.outbox import ShopEventOutbox
 from persistence.products import ProductRepository
 from persistence.refunds import PendingRefunds
+from persistence.waitlist import WaitlistJoins
 from reservation.core.deliveries import SeenDeliveries
 from reservation.core.idempotency import IdempotencyKeys
 from reservation.core.inventory import Inventory
@@ -59,6 +60,7 @@ from reservation.usecases.catalog import Catalog
 from reservation.usecases.checkout import CheckoutService
 from reservation.usecases.hold import Hold
 from reservation.usecases.payment_events import PaymentEvents
+from reservation.usecases.waitlist import Waitlist
 from reservation.usecases.webhooks import StripeWebhooks
 
 logger = logging.getLogger("reservation")
@@ -95,6 +97,7 @@ class Services:
     rate_limiter: RateLimiter
     customers: CustomerTokens
     outbox: outbox.ShopOutbox
+    waitlist: Waitlist
 
 
 def redis_client(settings: Settings) -> RedisClient:
@@ -266,6 +269,7 @@ def _build(
         rate_limiter=rate_limiter,
         customers=CustomerTokens(settings),
         outbox=new_outbox(settings, inventory, db, metrics, shop_http),
+        waitlist=Waitlist(inventory, WaitlistJoins(db), rate_limiter, metrics),
     )
 
 

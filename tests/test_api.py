@@ -41,6 +41,7 @@ async def test_put_and_get_products(api: Api) -> None:
         "sale_ends_at": None,
         "on_sale": True,
         "waiting_room": None,
+        "waitlist": 0,
     }
     assert put.json() == view
     assert (await api.http.get("/v1/products/tee")).json() == view
@@ -479,6 +480,7 @@ async def test_product_reads_make_no_mongodb_call(make_api: MakeApi, tmp_path: P
             "sale_ends_at": None,
             "on_sale": True,
             "waiting_room": None,
+            "waitlist": 0,
         }
         listed = (await api.http.get("/v1/products")).json()["data"]
         assert [p["sku"] for p in listed] == [f"sku-{n:02d}" for n in range(20)]

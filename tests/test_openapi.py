@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
@@ -13,7 +13,8 @@ from domain import errors
 from domain.reservations import ReservationStatus
 from domain.rules import NAME_PATTERN
 from domain.statuses import OrderStatus
-from reservation.api.openapi import Answer, Operation, openapi_document
+from domain.waitlist import WaiterStatus
+from reservation.api.openapi import CONVERTOR, Answer, Operation, openapi_document
 from reservation.api.ops import healthz
 from reservation.app import create_app
 from reservation.core.cart import CUSTOMER_PATTERN
@@ -35,7 +36,8 @@ async def served_document() -> tuple[set[tuple[str, str]], dict[str, Any]]:
         if not route.include_in_schema:
             continue  # the storefront's and /ops's pages and files (reservation/api/pages.py)
         for method in (route.methods or set()) - IMPLICIT:
-            routed.add((method, route.path))
+            # "{customer_id:path}" is documented as "{customer_id}" (the convertor is Starlette's).
+            routed.add((method, CONVERTOR.sub(r"{\1}", route.path)))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         response = await client.get("/openapi.json")
@@ -54,7 +56,7 @@ async def test_every_route_is_in_the_document_and_nothing_else() -> None:
         for method in operations
     }
     assert documented == routed
-    assert len(routed) == 20
+    assert len(routed) == 26
     operation_ids = [
         operation["operationId"]
         for operations in document["paths"].values()
@@ -146,6 +148,7 @@ async def test_error_answers_name_the_codes_of_the_error_tree() -> None:
     assert limited == [
         ("post", "/v1/reservations"),
         ("post", "/v1/queue/{sku}"),
+        ("post", "/v1/waitlist/{sku}"),
         ("post", "/v1/checkout"),
     ]
     assert reserve["429"] == ["rate_limited"]
@@ -166,6 +169,7 @@ async def test_every_json_body_is_declared_and_may_answer_415() -> None:
         ("put", "/v1/products/{sku}"),
         ("post", "/v1/reservations"),
         ("post", "/v1/queue/{sku}"),
+        ("post", "/v1/waitlist/{sku}"),
         ("post", "/v1/checkout"),
         ("post", "/v1/webhooks/stripe"),
     ]
@@ -207,3 +211,26 @@ async def test_the_event_stream_is_described_as_one() -> None:
     }
     headers = [p["name"] for p in events["parameters"] if p["in"] == "header"]
     assert headers == ["Last-Event-ID"]
+
+
+async def test_the_waiting_list_routes_are_described() -> None:
+    _, document = await served_document()
+    paths = document["paths"]
+    entry = paths["/v1/waitlist/{sku}/{customer_id}"]
+    assert entry["get"]["security"] == [{}, {"customerToken": []}, {"adminToken": []}]
+    left = entry["delete"]["responses"]["204"]
+    assert left == {"description": "left, or no longer waiting"}  # No Content: no body
+    assert error_codes(entry["get"])["404"] == ["unknown_sku", "not_in_line"]
+    assert error_codes(entry["delete"])["403"] == ["customer_mismatch"]
+    join = paths["/v1/waitlist/{sku}"]["post"]
+    assert error_codes(join)["409"] == ["on_sale", "waitlist_closed", "customer_limit_exceeded"]
+    assert error_codes(join)["422"] == ["invalid_request", "customer_required"]
+    for admin in (
+        paths["/v1/waitlist/{sku}"]["get"],
+        paths["/v1/waitlist/{sku}/close"]["post"],
+        paths["/v1/waitlist/{sku}/open"]["post"],
+    ):
+        assert admin["security"] == [{"adminToken": []}]
+        assert error_codes(admin)["401"] == ["unauthorized"]
+    status = document["components"]["schemas"]["WaitlistEntryView"]["properties"]["status"]
+    assert sorted(status["enum"]) == sorted(get_args(WaiterStatus))

@@ -17,3 +17,12 @@ def require_admin(request: Request, token: str | None) -> None:
         given.strip().encode(), token.encode()
     ):
         raise errors.Unauthorized("a valid admin bearer token is required")
+
+
+def is_admin(request: Request, token: str | None) -> bool:
+    """Whether the request carries the admin bearer token (never, when none is configured)."""
+    try:
+        require_admin(request, token)
+    except errors.Unauthorized:
+        return False
+    return True

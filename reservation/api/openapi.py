@@ -9,6 +9,7 @@ validates with. docs/api.md says the same in prose.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -23,6 +24,9 @@ from reservation import __version__
 from reservation.api.schemas import ErrorBody
 
 REF = "#/components/schemas/"
+# A path parameter's Starlette convertor ("{customer_id:path}"): the document names the
+# parameter alone.
+CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -64,6 +68,7 @@ class Operation(Route):
         errors: Sequence[type[ReservationError]] = (),
         admin: bool = False,
         customer: bool = False,
+        or_admin: bool = False,
     ) -> None:
         super().__init__(path, endpoint, methods=[method])
         self.method = method.upper()
@@ -77,8 +82,11 @@ class Operation(Route):
             (Unauthorized, *errors) if admin else tuple(errors)
         )
         self.admin = admin
-        # A buyer's route: it takes a customer token (reservation/customers/), optional.
+        # A buyer's route: it takes a customer token (reservation/customers/), optional;
+        # `or_admin`: the admin token too, for anybody's (the admin's is tried first).
         self.customer = customer
+        self.or_admin = or_admin
+        self.document_path = CONVERTOR.sub(r"{\1}", path)
         declared = {p.name for p in parameters if p.where == "path"}
         if declared != set(self.param_convertors):
             raise ValueError(f"{method} {path}: path parameters {sorted(declared)} declared")
@@ -110,7 +118,7 @@ def openapi_document(routes: Iterable[BaseRoute]) -> dict[str, Any]:
     schema_of = dict(zip(unique, described, strict=True))
     paths: dict[str, dict[str, Any]] = {}
     for op in ops:
-        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op, schema_of)
+        paths.setdefault(op.document_path, {})[op.method.lower()] = _operation(op, schema_of)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -142,6 +150,8 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
         operation["security"] = [{"adminToken": []}]
     if op.customer:
         operation["security"] = [{}, {"customerToken": []}]  # anonymous, or a customer
+        if op.or_admin:
+            operation["security"].append({"adminToken": []})
     if op.parameters:
         operation["parameters"] = [_parameter(p, schema_of[p.schema]) for p in op.parameters]
     if op.body is not None:
@@ -151,12 +161,10 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
         }
     answer = op.answer
     content_schema = schema_of[answer.body] if answer.body is not None else _untyped(answer)
-    responses: dict[str, Any] = {
-        str(answer.status): {
-            "description": answer.description,
-            "content": {answer.media_type: {"schema": content_schema}},
-        }
-    }
+    success: dict[str, Any] = {"description": answer.description}
+    if answer.status != 204:  # No Content
+        success["content"] = {answer.media_type: {"schema": content_schema}}
+    responses: dict[str, Any] = {str(answer.status): success}
     for status, codes in _codes_by_status(op.errors).items():
         responses[str(status)] = _error_answer(status, codes)
     operation["responses"] = responses

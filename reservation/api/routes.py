@@ -84,6 +84,7 @@ from reservation.api.schemas import (
     TicketView,
     WebhookAnswer,
 )
+from reservation.api.waitlist_routes import WAITLIST
 
 SKU = Parameter("sku", "path", Name)
 RESERVATION = Parameter(
@@ -224,6 +225,8 @@ ROUTES = [
         answer=Answer(200, "the room", RoomView),
         errors=(InvalidRequest, UnknownSku, NoWaitingRoom, *STORAGE),
     ),
+    # The waiting lists' (reservation/api/waitlist_routes.py).
+    *WAITLIST,
     Operation(
         "GET",
         "/v1/reservations/{reservation_id}",
