@@ -221,8 +221,7 @@ def _build(
 ) -> Services:
     inventory = new_inventory(settings, redis)
     products = ProductRepository(db)
-    orders = OrderRepository(db)
-    checkouts = CheckoutRepository(db)
+    orders, checkouts = OrderRepository(db), CheckoutRepository(db)
     events = StripeEventRepository(db)
     gate = StripeGate.from_settings(settings)
     expiry = SessionExpiry(checkouts, stripe_api, gate)

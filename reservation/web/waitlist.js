@@ -92,7 +92,8 @@ window.Waitlist = (() => {
       const offer = offerOf(entry, joined.has(sku) ? shop.offers.get(sku) : null);
       const now = serverNow();
       const live = offer && offer.status === "offered" && Date.parse(offer.expires_at) > now;
-      const soldOut = view.available <= 0;
+      const ended = Boolean(view.sale_ends_at) && Date.parse(view.sale_ends_at) <= now;
+      const soldOut = view.available <= 0 && !ended;
       const status = live ? "offered" : entry ? entry.status : offer && offer.status === "lapsed" ? "lapsed" : "";
       node.dataset.status = status;
       node.hidden = !soldOut && !status;
