@@ -40,8 +40,8 @@ import httpx
 from harness import servers
 from harness.customer_tokens import SECRET_VARIABLE, new_secret
 from harness.demo_catalog import DEMO_PRODUCTS, SeedError, seed
-from harness.shop_offers import HOOKS_PATH, HOOKS_SECRET_VARIABLE
 from harness.servers import free_port, log_tail, stop_process, wait_for_http
+from harness.shop_offers import HOOKS_PATH, HOOKS_SECRET_VARIABLE
 from reservation.settings import Settings
 from reservation.stores.embedded import EmbeddedMongo, NotInstalled, require_embedded_redis
 
