@@ -5,8 +5,8 @@ own on a free loopback port, else the embedded fakeredis inside the service; MON
 else nx-27017 with its files in the data directory, so orders survive a restart), starts the
 Stripe simulator, `reservation serve` and the shop's backend (harness/shop_front.py) as child
 processes wired to each other (the API base, the webhook URL and its secret, PUBLIC_URL, the
-admin token and the customer tokens' secret agree on every side), seeds a few products when the
-catalog is empty, prints where to look, and waits.
+admin token, the customer tokens' secret, and the shop webhooks' URL and secret, agree on every
+side), seeds a few products when the catalog is empty, prints where to look, and waits.
 
 Visitors reach the shop's backend on --port: it hands out customer tokens (a visitor types a
 name in the storefront) and passes everything else to the service, which listens on a port of

@@ -1,4 +1,5 @@
-"""The demo's shop backend: a name in, a customer token out; and the storefront's origin.
+"""The demo's shop backend: a name in, a customer token out; the waiting list's webhooks in
+and the buyer's offers out (harness/shop_offers.py); and the storefront's origin.
 
 A real shop mints its buyers' tokens from its own login. The demo has no login: a visitor types
 a name in the storefront, and `POST /shop/token` signs that name (as a customer id) into a
