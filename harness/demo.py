@@ -5,8 +5,8 @@ own on a free loopback port, else the embedded fakeredis inside the service; MON
 else nx-27017 with its files in the data directory, so orders survive a restart), starts the
 Stripe simulator, `reservation serve` and the shop's backend (harness/shop_front.py) as child
 processes wired to each other (the API base, the webhook URL and its secret, PUBLIC_URL, the
-admin token and the customer tokens' secret agree on every side), seeds a few products when the
-catalog is empty, prints where to look, and waits.
+admin token, the customer tokens' secret, and the shop webhooks' URL and secret, agree on every
+side), seeds a few products when the catalog is empty, prints where to look, and waits.
 
 Visitors reach the shop's backend on --port: it hands out customer tokens (a visitor types a
 name in the storefront) and passes everything else to the service, which listens on a port of
@@ -41,12 +41,17 @@ from harness import servers
 from harness.customer_tokens import SECRET_VARIABLE, new_secret
 from harness.demo_catalog import DEMO_PRODUCTS, SeedError, seed
 from harness.servers import free_port, log_tail, stop_process, wait_for_http
+from harness.shop_offers import HOOKS_PATH, HOOKS_SECRET_VARIABLE
 from reservation.settings import Settings
 from reservation.stores.embedded import EmbeddedMongo, NotInstalled, require_embedded_redis
 
-# Short holds, so a visitor sees units come back; a sweeper often enough to see it happen.
-# Either is kept when its variable is set.
-DEMO_DEFAULTS = {"RESERVATION_HOLD_SECONDS": "120", "RESERVATION_SWEEP_SECONDS": "5"}
+# Short holds and offers, so a visitor sees units come back and go down a waiting list; a
+# sweeper often enough to see it happen. Each is kept when its variable is set.
+DEMO_DEFAULTS = {
+    "RESERVATION_HOLD_SECONDS": "120",
+    "RESERVATION_SWEEP_SECONDS": "5",
+    "RESERVATION_OFFER_SECONDS": "120",
+}
 # The simulator takes any key; the service needs one to talk to "Stripe".
 DEMO_STRIPE_KEY = "sk_test_reservation_demo"
 START_SECONDS = 60.0
@@ -90,6 +95,7 @@ class Wiring:
     admin_token: str
     session_secret: str
     customer_token_secret: str = field(repr=False)
+    shop_webhook_secret: str = field(repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +200,7 @@ class Demo:
         if stopped():
             return None
         try:
-            seeded = seed(wiring.service_url, wiring.admin_token)
+            seeded = seed(wiring.service_url, wiring.admin_token, wiring.customer_token_secret)
         except SeedError as exc:
             raise DemoError(str(exc)) from None
         return Running(
@@ -222,6 +228,9 @@ class Demo:
             # Sessions of an earlier run are still known by their records in MongoDB.
             session_secret=",".join(self.settings.session_secrets) or secrets.token_urlsafe(32),
             customer_token_secret=self.environ.get(SECRET_VARIABLE, "").strip() or new_secret(),
+            # The service signs the waiting list's webhooks to the demo's shop with it; only
+            # the two processes' environments hold it (never printed).
+            shop_webhook_secret=secrets.token_urlsafe(32),
         )
 
     def simulator_arguments(self, wiring: Wiring) -> list[str]:
@@ -265,6 +274,10 @@ class Demo:
                 "RESERVATION_ADMIN_TOKEN": wiring.admin_token,
                 "RESERVATION_DATA_DIR": str(data_dir),
                 SECRET_VARIABLE: wiring.customer_token_secret,
+                # The waiting list's offers go to the demo's own shop backend, which tells the
+                # storefront (harness/shop_offers.py); it reads the secret from this environment.
+                "RESERVATION_SHOP_WEBHOOK_URL": f"{wiring.url}{HOOKS_PATH}",
+                HOOKS_SECRET_VARIABLE: wiring.shop_webhook_secret,
                 # The shop backend in front (harness/shop_front.py) drops the addresses a
                 # visitor claims and writes the one it saw: each visitor counts as itself
                 # against the limit per address, not all as the backend's loopback address.

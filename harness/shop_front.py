@@ -1,4 +1,5 @@
-"""The demo's shop backend: a name in, a customer token out; and the storefront's origin.
+"""The demo's shop backend: a name in, a customer token out; the waiting list's webhooks in
+and the buyer's offers out (harness/shop_offers.py); and the storefront's origin.
 
 A real shop mints its buyers' tokens from its own login. The demo has no login: a visitor types
 a name in the storefront, and `POST /shop/token` signs that name (as a customer id) into a
@@ -35,6 +36,8 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from harness.customer_tokens import AUDIENCE, LIFETIME_SECONDS, SECRET_VARIABLE, mint
+from harness.shop_hooks import ShopHooks
+from harness.shop_offers import HOOKS_SECRET_VARIABLE, ShopOffers
 
 MAX_NAME = 40
 # Headers about one hop, not the message: never passed on (RFC 9110 7.6.1), and the
@@ -70,8 +73,10 @@ def refused(status: int, error: str, message: str) -> JSONResponse:
 
 
 async def about(request: Request) -> JSONResponse:
-    """What the storefront asks to know whether a shop backend is there."""
-    return JSONResponse({"tokens": True, "audience": AUDIENCE}, headers=NO_STORE)
+    """What the storefront asks to know whether a shop backend is there, and whether it hears
+    of the waiting list's offers (`GET /shop/offers`)."""
+    offers = request.app.state.offers.hooks is not None
+    return JSONResponse({"tokens": True, "audience": AUDIENCE, "offers": offers}, headers=NO_STORE)
 
 
 async def token(request: Request) -> JSONResponse:
@@ -147,8 +152,14 @@ class Relayed(StreamingResponse):
             await self.answer.aclose()
 
 
-def app(secret: str, upstream: str, transport: httpx.AsyncBaseTransport | None = None) -> Starlette:
-    """The shop backend: /shop and /shop/token here, everything else at `upstream` (through
+def app(
+    secret: str,
+    upstream: str,
+    transport: httpx.AsyncBaseTransport | None = None,
+    hooks: ShopHooks | None = None,
+) -> Starlette:
+    """The shop backend: /shop, /shop/token, /shop/offers and (with `hooks`, the receiver of
+    the service's webhooks) /shop/hooks here, everything else at `upstream` (through
     `transport`, for the tests; default: the network)."""
 
     @contextlib.asynccontextmanager
@@ -164,19 +175,23 @@ def app(secret: str, upstream: str, transport: httpx.AsyncBaseTransport | None =
             yield
 
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    offers = ShopOffers(secret, hooks)
     routes = [
         Route("/shop", about, methods=["GET"]),
         Route("/shop/token", token, methods=["POST"]),
+        *offers.routes(),
         Route("/{path:path}", forward, methods=methods),
     ]
     application = Starlette(routes=routes, lifespan=lifespan)
     application.state.secret = secret
+    application.state.offers = offers
     return application
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Serve the shop backend; the secret comes from the environment, never the command line
-    (which every user of the machine can read)."""
+    """Serve the shop backend; the secrets come from the environment, never the command line
+    (which every user of the machine can read): the customer tokens', and the shop webhooks'
+    (RESERVATION_SHOP_WEBHOOK_SECRET; unset: no /shop/hooks)."""
     parser = argparse.ArgumentParser(prog="python -m harness.shop_front", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -185,8 +200,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     secret = os.environ.get(SECRET_VARIABLE, "")
     if len(secret) < 32:
         parser.error(f"{SECRET_VARIABLE} must hold the service's secret (32 characters or more)")
+    hooks_secret = os.environ.get(HOOKS_SECRET_VARIABLE, "")
+    hooks = ShopHooks(hooks_secret) if hooks_secret else None
     uvicorn.run(
-        app(secret, args.upstream),
+        app(secret, args.upstream, hooks=hooks),
         host=args.host,
         port=args.port,
         proxy_headers=False,  # the visitor's own address, whatever headers it sends

@@ -24,6 +24,7 @@ import redis
 
 from harness.customer_tokens import SECRET_VARIABLE
 from harness.servers import free_port, stop_process, wait_for_http
+from harness.shop_offers import HOOKS_PATH, HOOKS_SECRET_VARIABLE
 from reservation.core.keys import KeySpace
 from tests.api import ADMIN
 from tests.conftest import REDIS_URL, age_hold_call
@@ -32,6 +33,7 @@ from tests.stripe_fake import API_KEY
 
 WEBHOOK_SECRET = "whsec_live_test"
 CUSTOMER_TOKEN_SECRET = "customer-token-secret-of-the-live-tests-0123456789"
+SHOP_WEBHOOK_SECRET = "shop-webhook-secret-of-the-live-tests-0123456789"
 START_SECONDS = 30.0
 
 
@@ -91,13 +93,19 @@ def start_live_shop(
 ) -> LiveShop:
     """Start both processes (at once), stopped and cleaned up by `stack`. `named`: the demo's
     shop backend (harness/shop_front.py) in front of the service, as `reservation demo` runs
-    it, handing out customer tokens signed with CUSTOMER_TOKEN_SECRET; the shop's URL is its."""
+    it, handing out customer tokens signed with CUSTOMER_TOKEN_SECRET and receiving the
+    waiting list's webhooks signed with SHOP_WEBHOOK_SECRET; the shop's URL is its."""
     port, sim_port = free_port(), free_port()
     url, sim_url = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{sim_port}"
     service_url = url
     if named:
         url = f"http://127.0.0.1:{free_port()}"
-        env = {SECRET_VARIABLE: CUSTOMER_TOKEN_SECRET, **env}
+        env = {
+            SECRET_VARIABLE: CUSTOMER_TOKEN_SECRET,
+            "RESERVATION_SHOP_WEBHOOK_URL": f"{url}{HOOKS_PATH}",
+            HOOKS_SECRET_VARIABLE: SHOP_WEBHOOK_SECRET,
+            **env,
+        }
     workdir.mkdir(parents=True, exist_ok=True)
     sim_log = workdir / "stripe-sim.log"
     with sim_log.open("wb") as output:
@@ -135,7 +143,11 @@ def start_shop_front(stack: ExitStack, workdir: Path, url: str, service_url: str
     with log.open("wb") as output:
         front = subprocess.Popen(
             [sys.executable, "-m", "harness.shop_front", "--port", port, "--upstream", service_url],
-            env={**os.environ, SECRET_VARIABLE: CUSTOMER_TOKEN_SECRET},
+            env={
+                **os.environ,
+                SECRET_VARIABLE: CUSTOMER_TOKEN_SECRET,
+                HOOKS_SECRET_VARIABLE: SHOP_WEBHOOK_SECRET,
+            },
             stdout=output,
             stderr=subprocess.STDOUT,
         )

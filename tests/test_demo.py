@@ -183,6 +183,46 @@ def _product(running: RunningDemo, sku: str) -> dict[str, Any]:
     return product
 
 
+def _waitlist_reaches_the_shop(running: RunningDemo) -> None:
+    """The waiting-list product is sold out (its unit held by the simulated early bird); a
+    buyer joins its list; one more unit is offered to them, and the service's signed webhook
+    reaches the demo's shop backend, which tells that buyer (GET /shop/offers)."""
+    vinyl = _product(running, "last-vinyl")
+    assert (vinyl["stock"], vinyl["reserved"], vinyl["available"]) == (1, 1, 0)
+    customer_id, bearer = _token(running, "Wanda Waiter")
+    with httpx.Client(base_url=running.url, timeout=10, headers=bearer) as client:
+        joined = client.post("/v1/waitlist/last-vinyl", json={"quantity": 1})
+        assert joined.status_code == 201, joined.text
+        body = {"name": "Last test-pressing vinyl (waiting list)", "price": 4500}
+        more = {**body, "currency": "eur", "stock": 2, "max_per_customer": 1}
+        put = client.put("/v1/products/last-vinyl", json=more, headers=running.admin)
+        assert put.status_code == 200, put.text
+        entry = client.get(f"/v1/waitlist/last-vinyl/{customer_id}").json()
+        assert entry["status"] == "offered", entry
+        deadline = time.monotonic() + 30
+        while not (offers := client.get("/shop/offers").json()["offers"]):
+            assert time.monotonic() < deadline, "the shop's webhook did not reach the shop"
+            time.sleep(0.1)
+    assert [(offer["reservation_id"], offer["status"]) for offer in offers] == [
+        (entry["offer"]["reservation_id"], "offered")
+    ]
+
+
+def _shop_webhook_secret_is_not_printed(running: RunningDemo, tmp_path: Path) -> None:
+    """The service and the shop backend share a generated secret for the shop's webhooks,
+    through their environments alone: not in the demo's output nor in any log."""
+    [serve] = [p for p in running.descendants() if " serve " in " ".join(p.cmdline()) + " "]
+    [shop] = [p for p in running.descendants() if "harness.shop_front" in " ".join(p.cmdline())]
+    secret = serve.environ()["RESERVATION_SHOP_WEBHOOK_SECRET"]
+    assert len(secret) >= 32
+    assert shop.environ()["RESERVATION_SHOP_WEBHOOK_SECRET"] == secret
+    assert secret not in "\n".join(running.lines)
+    logs = sorted((tmp_path / ".reservation" / "logs").glob("*.log"))
+    assert {log.name for log in logs} >= {"serve.log", "shop.log"}
+    for log in logs:
+        assert secret not in log.read_text(errors="replace"), log
+
+
 def test_the_demo_sells_stops_cleanly_and_keeps_its_orders(tmp_path: Path) -> None:
     port = free_port()
     with demo(tmp_path, port) as running:
@@ -204,6 +244,7 @@ def test_the_demo_sells_stops_cleanly_and_keeps_its_orders(tmp_path: Path) -> No
         limits = {product["sku"]: product["max_per_customer"] for product in listed}
         assert limits == {
             "hoodie": None,
+            "last-vinyl": 1,
             "launch-jacket": 1,
             "signed-poster": 2,
             "sneaker-drop": 1,
@@ -216,6 +257,8 @@ def test_the_demo_sells_stops_cleanly_and_keeps_its_orders(tmp_path: Path) -> No
             "admission_seconds": 120,
         }
         assert launch["sale_starts_at"] is not None
+        _waitlist_reaches_the_shop(running)
+        _shop_webhook_secret_is_not_printed(running, tmp_path)
         refused = httpx.get(f"{running.url}/v1/ops/summary", timeout=10)
         assert refused.status_code == 401
         ops = httpx.get(f"{running.url}/v1/ops/summary", headers=running.admin, timeout=10)

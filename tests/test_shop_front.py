@@ -52,7 +52,11 @@ def test_a_name_stands_for_a_customer_id() -> None:
 
 async def test_the_token_names_the_customer_for_15_minutes() -> None:
     async with client() as http:
-        assert (await http.get("/shop")).json() == {"tokens": True, "audience": AUDIENCE}
+        assert (await http.get("/shop")).json() == {
+            "tokens": True,
+            "audience": AUDIENCE,
+            "offers": False,
+        }
         answer = await http.post("/shop/token", json={"name": " Ada Lovelace "})
     assert answer.status_code == 200, answer.text
     assert answer.headers["cache-control"] == "no-store"

@@ -1,6 +1,7 @@
 // The operations page: GET /v1/ops/summary every two seconds with the admin token the owner
-// typed (kept in sessionStorage), drawn as tables, tiles and a hand-made SVG chart; and the
-// line of every SKU with a waiting room (GET /v1/queue/{sku}).
+// typed (kept in sessionStorage), drawn as tables, tiles and a hand-made SVG chart; the line
+// of every SKU with a waiting room (GET /v1/queue/{sku}); and the waiting lists (GET
+// /v1/waitlist/{sku}) of the SKUs with anyone in line, sold out, or with offers out when last read.
 "use strict";
 
 (() => {
@@ -218,10 +219,8 @@
   }
 
   // Each roomed SKU's line (admin GET /v1/queue/{sku}); the rooms are in the product views.
-  async function lines(headers) {
-    const listed = await api("GET", "/v1/products");
-    if (!listed.ok) return;
-    const roomed = listed.body.data.filter((product) => product.waiting_room);
+  async function lines(headers, products) {
+    const roomed = products.filter((product) => product.waiting_room);
     const answers = await Promise.all(roomed.map((product) =>
       api("GET", `/v1/queue/${encodeURIComponent(product.sku)}`, undefined, headers)));
     const rows = answers.filter((answer) => answer.ok).map(({ body }) => {
@@ -236,6 +235,35 @@
     fill("lines", rows);
   }
 
+  // The waiting lists (admin GET /v1/waitlist/{sku}) worth a read: a product view says who is in
+  // line (`waitlist`) and whether it is sold out; offers out are seen in the lists read, so a
+  // list keeps being read while it has any.
+  const offering = new Set();
+  async function waitlists(headers, products) {
+    const listed = products.filter((p) => p.waitlist > 0 || p.available <= 0 || offering.has(p.sku));
+    const answers = await Promise.all(listed.map((product) =>
+      api("GET", `/v1/waitlist/${encodeURIComponent(product.sku)}`, undefined, headers, "no-cache")));
+    const shown = answers.filter((answer) => answer.ok).map(({ body }) => body);
+    offering.clear();
+    for (const list of shown) if (list.offers > 0) offering.add(list.sku);
+    const rows = shown.filter((list) => list.waiting > 0 || list.offers > 0 || list.closed).map((list) => {
+      const count = (field) => el("td", { class: "n", "data-field": field }, String(list[field]));
+      const head = list.line.length ? `${list.line[0].customer_id} (${list.line[0].quantity})` : "–";
+      return el("tr", { "data-sku": list.sku },
+        el("th", { scope: "row" }, list.sku), count("waiting"), count("offers"),
+        el("td", { "data-field": "head" }, head),
+        el("td", { "data-field": "closed" }, list.closed ? "closed" : "open"));
+    });
+    document.getElementById("waitlists").hidden = rows.length === 0;
+    fill("waitlist-lines", rows);
+  }
+
+  async function queues(headers) {
+    const listed = await api("GET", "/v1/products", undefined, undefined, "no-cache");
+    if (!listed.ok) return;
+    await Promise.all([lines(headers, listed.body.data), waitlists(headers, listed.body.data)]);
+  }
+
   async function load(first) {
     window.clearTimeout(timer);
     const secret = token();
@@ -244,7 +272,7 @@
       return;
     }
     const headers = { Authorization: `Bearer ${secret}` };
-    const [answer] = await Promise.all([api("GET", "/v1/ops/summary", undefined, headers), lines(headers)]);
+    const [answer] = await Promise.all([api("GET", "/v1/ops/summary", undefined, headers), queues(headers)]);
     if (answer.status === 401) {
       sessionStorage.removeItem(KEY);
       showLogin("That token was refused.");

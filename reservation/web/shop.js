@@ -1,10 +1,11 @@
 // The storefront: live availability (stock.js), the countdown to a sale's start, the waiting
-// room's line (line.js), Buy (a hold), the holds' countdowns and Pay (holds.js).
+// room's line (line.js), Buy (a hold), the holds' countdowns and Pay (holds.js), and a sold-out
+// product's waiting list (waitlist.js).
 "use strict";
 
 (() => {
   const { api, money, el, newKey, customerId, buyer, holds, serverNow, formatLeft, describeItems } = window.Shop;
-  const { Sale, Line, StockFeed, Holds } = window;
+  const { Sale, Line, StockFeed, Holds, Waitlist } = window;
   const REFRESH_MS = 2000; // holds are read again this often; products too, without streams
   const TICK_MS = 250;
   const CONFIRM_MS = 500; // how often a page asks whether a sale it saw start has opened
@@ -81,8 +82,10 @@
       if (card.action === "join") join(sku);
       else if (card.action === "buy") buy(sku, Number(nodes.select.value));
     });
+    nodes.waitlist = Waitlist.attach(sku, { named: () => named(cards.get(sku)), announce });
     nodes.card = el("li", { class: "product", "data-sku": sku },
-      nodes.name, nodes.price, nodes.when, nodes.stock, nodes.meter, nodes.limit, nodes.line, form, nodes.message);
+      nodes.name, nodes.price, nodes.when, nodes.stock, nodes.meter, nodes.limit, nodes.line, form,
+      nodes.waitlist.node, nodes.message);
     return nodes;
   }
 
@@ -113,6 +116,7 @@
     }
     nodes.select.disabled = soldOut;
     if (view.waiting_room && !card.line) card.line = followLine(view.sku);
+    nodes.waitlist.update(view);
     tickCard(card);
   }
 
@@ -138,6 +142,7 @@
     if (ticket && ticket.status === "admitted" && !ticket.used && Date.parse(ticket.admission_expires_at) <= now) {
       rereadTicket(card);
     }
+    nodes.waitlist.tick();
   }
 
   // The start passed by this page's clock; the service's (Redis's) decides. A streamed
@@ -344,12 +349,18 @@
 
   who("form").addEventListener("submit", async (event) => {
     await signIn(event);
-    for (const card of cards.values()) if (card.line) card.line.read(); // the buyer's own tickets
+    for (const card of cards.values()) { // the buyer's own tickets and waiting lists
+      if (card.line) card.line.read();
+      card.nodes.waitlist.read();
+    }
   });
   who("change").addEventListener("click", () => {
     buyer.forget();
     showWho();
-    for (const card of cards.values()) if (card.line) card.line.read();
+    for (const card of cards.values()) {
+      if (card.line) card.line.read();
+      card.nodes.waitlist.read();
+    }
     who("name").focus();
   });
   buyer.offered().then((offered) => {
