@@ -58,15 +58,17 @@ redis.register_function('bench_floor_incr', function(keys, args)
 end)
 redis.register_function('bench_reserve_commands', function(keys, args)
   redis.call('TIME')
-  redis.call('HMGET', keys[1], 'hot:total', 'hot:reserved', 'hot:sold', 'hot:limit', ':next')
-  redis.call('SET', keys[4], args[6], 'PX', args[4], 'NX', 'GET')
+  redis.call('HMGET', keys[1], 'hot:total', 'hot:reserved', 'hot:sold', 'hot:limit', 'hot:sale',
+    'hot:room', 'hot:waiting', ':next')
+  redis.call('SET', keys[#keys], args[6], 'PX', args[4], 'NX', 'GET')
   redis.call('HINCRBY', keys[1], 'hot:reserved', '1')
   redis.call('ZADD', keys[2], args[3], args[2])
   return {'held', args[3], args[3]}
 end)
 redis.register_function('bench_sold_out_commands', function(keys, args)
   redis.call('TIME')
-  redis.call('HMGET', keys[1], 'gone:total', 'gone:reserved', 'gone:sold', 'gone:limit', ':next')
+  redis.call('HMGET', keys[1], 'gone:total', 'gone:reserved', 'gone:sold', 'gone:limit',
+    'gone:sale', 'gone:room', 'gone:waiting', ':next')
   return {'insufficient', 'gone', 1, 0}
 end)
 """
@@ -261,7 +263,7 @@ async def one_round(client: Redis, prefix: str, baseline: str | None, calls: int
             keys = [*commands.shared, record]
             args = ["64", f"default.{i:016d}|hot=1|", "1795770127334", "259800000", ""]
             args += ["held|1795770127334|1795769527334|0|hot=1|", "1", "0", "0"]
-            return client.fcall("bench_reserve_commands", 4, *keys, *args)
+            return client.fcall("bench_reserve_commands", len(keys), *keys, *args)
 
         costs.append(
             await phase(
@@ -272,7 +274,7 @@ async def one_round(client: Redis, prefix: str, baseline: str | None, calls: int
         def sold_out_commands(i: int) -> Awaitable[object]:
             keys = [*commands.shared, commands.record(f"default.{i:016d}")]
             args = ["64", f"default.{i:016d}", "600000", "259200000", "", "gone=1", "1", "0"]
-            return client.fcall("bench_sold_out_commands", 4, *keys, *args, "0")
+            return client.fcall("bench_sold_out_commands", len(keys), *keys, *args, "0")
 
         costs.append(
             await phase(
