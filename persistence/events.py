@@ -6,8 +6,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from persistence.mongo import (
     IS_NULL,
     NOT_NULL,
@@ -15,6 +13,7 @@ from persistence.mongo import (
     Document,
     as_utc,
     find_event,
+    insert_new,
     storage_errors,
     utc_now,
 )
@@ -61,12 +60,7 @@ class StripeEventRepository:
             "exception": None,
             "failed_at": None,
         }
-        async with storage_errors():
-            try:
-                await self.collection.insert_one(revised(document))
-            except DuplicateKeyError:
-                return False
-        return True
+        return await insert_new(self.collection, revised(document))
 
     async def mark_processed(self, event_id: str, outcome: str) -> None:
         """Note that the event's handler ran, and what it did (no-op for an unknown event).

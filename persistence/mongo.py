@@ -15,7 +15,7 @@ from typing import Any
 
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from domain.errors import StorageUnavailable
 
@@ -147,3 +147,14 @@ async def find_event(collection: Any, event_id: str, times: tuple[str, ...]) -> 
         if isinstance(document.get(name), datetime):
             document[name] = as_utc(document[name])
     return document
+
+
+async def insert_new(collection: Any, document: Document) -> bool:
+    """Insert a document: True if new, False if one with its unique key was there already (a
+    duplicate is "already have it")."""
+    async with storage_errors():
+        try:
+            await collection.insert_one(document)
+        except DuplicateKeyError:
+            return False
+    return True

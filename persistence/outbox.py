@@ -8,10 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pymongo.errors import DuplicateKeyError
-
 from domain.waitlist_events import OutboxEntry, shop_event
-from persistence.mongo import Database, Document, as_utc, find_event, storage_errors, utc_now
+from persistence.mongo import (
+    Database,
+    Document,
+    as_utc,
+    find_event,
+    insert_new,
+    storage_errors,
+    utc_now,
+)
 from persistence.revisions import Write, read_modify_replace, revised
 
 PENDING = "pending"
@@ -67,12 +73,7 @@ class ShopEventOutbox:
             "created_at": now,
             "delivered_at": None,
         }
-        async with storage_errors():
-            try:
-                await self.collection.insert_one(revised(document))
-            except DuplicateKeyError:
-                return False
-        return True
+        return await insert_new(self.collection, revised(document))
 
     async def due(self, now: datetime, limit: int) -> list[ShopEvent]:
         """Up to `limit` events to send now, at most one per customer: each customer's oldest

@@ -67,6 +67,18 @@ async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 10) 
         await asyncio.sleep(0.05)
 
 
+async def rebuilt(api: Api) -> None:
+    """Wait until the service rebuilt what Redis lost (its marker is back)."""
+
+    async def marked() -> bool:
+        try:
+            return not await api.services.recovery.lost()
+        except Exception:  # Redis still starting
+            return False
+
+    await eventually(marked)
+
+
 async def sell(api: Api, sku: str, session: str) -> str:
     """One unit held, paid and committed as the webhook does: the order first, then Redis."""
     held = await api.reserve((sku, 1))
@@ -120,14 +132,7 @@ async def test_redis_restarted_empty_is_rebuilt_without_an_operator(
     assert (await api.http.get("/readyz")).status_code == 503
 
     own_redis.restart()
-
-    async def rebuilt() -> bool:
-        try:
-            return not await api.services.recovery.lost()
-        except Exception:  # Redis still starting
-            return False
-
-    await eventually(rebuilt)
+    await rebuilt(api)
     # The paid unit stays sold; the lost hold's unit is on sale again.
     tee = await product(api, "tee")
     assert (tee["sold"], tee["reserved"], tee["available"]) == (1, 0, 4)

@@ -15,7 +15,7 @@ from harness.servers import RedisServer
 from persistence.orders import Order, OrderLine
 from tests.api import Api, MakeApi
 from tests.conftest import age_hold
-from tests.test_recovery import eventually, own_redis, product
+from tests.test_recovery import own_redis, product, rebuilt
 
 pytestmark = pytest.mark.skipif(servers.REDIS_SERVER is None, reason="needs redis-server")
 __all__ = ["own_redis"]  # the fixture, a redis-server of the test's own
@@ -77,14 +77,7 @@ async def test_the_line_comes_back_from_mongodb_and_gets_the_units_first(
     ]
 
     own_redis.restart()  # empty: counters, the crowd's other hold and the line are lost
-
-    async def rebuilt() -> bool:
-        try:
-            return not await api.services.recovery.lost()
-        except Exception:  # Redis still starting
-            return False
-
-    await eventually(rebuilt)
+    await rebuilt(api)
     # tee: 2 in stock, bob's sold; the crowd's hold was lost, so one unit is free: cy, first
     # of those still waiting, is offered it; dee waits; ann (lapsed), bob (bought) and eve
     # (left) are not put back.

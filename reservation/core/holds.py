@@ -117,17 +117,8 @@ class Holds:
         if isinstance(outcome, OutOfStock):
             self.sold_out.remember(outcome)
         elif isinstance(outcome, NoCounters):
-            raise self._no_counters(outcome.sku)
+            raise self.pools.no_counters(outcome.sku)
         return outcome
-
-    def _no_counters(self, sku: str) -> errors.ReservationError:
-        """The SKU had a pool and now has no counters: Redis lost them (a rebuild may even
-        have put them back since). The service answers 503 and rebuilds; the client's retry
-        is served. Without recovery, the SKU is reported unknown."""
-        self.pools.forget()
-        if self.pools.on_lost is not None:
-            return self.pools.lost(sku)
-        return errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
 
     async def release(self, reservation_id: str) -> ReleaseOutcome:
         """Give a live hold back. Idempotent; refused once the reservation is committed."""

@@ -117,6 +117,15 @@ class PoolDirectory:
                 return text(found)
         raise errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
 
+    def no_counters(self, sku: str) -> errors.ReservationError:
+        """A script found no counters for a SKU this process knew the pool of: Redis lost
+        them (a rebuild may even have put them back since). With recovery, the service answers
+        503 and rebuilds, and the client's retry is served; without, the SKU is unknown."""
+        self.forget()
+        if self.on_lost is not None:
+            return self.lost(sku)
+        return errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
+
     def lost(self, sku: str) -> errors.StorageUnavailable:
         """Redis has no counters for a SKU that has them in MongoDB: it lost them. With
         `on_lost` set a rebuild starts (and the caller answers 503 until it is done)."""

@@ -75,7 +75,7 @@ class Rooms:
         reply = await self.calls.run(pool, "room", [sku], extra_keys=room_keys.all)
         state = decode_room(reply, sku)
         if state == "unknown_sku":
-            raise self._no_counters(sku)
+            raise self.pools.no_counters(sku)
         return state
 
     def room_keys(self, pool: str, sku: str) -> RoomKeys:
@@ -95,12 +95,5 @@ class Rooms:
         reply = await self.calls.run(pool, "queue", args, extra_keys=self.room_keys(pool, sku).all)
         state = decode_queue(reply, sku)
         if state == "unknown_sku":
-            raise self._no_counters(sku)
+            raise self.pools.no_counters(sku)
         return state
-
-    def _no_counters(self, sku: str) -> errors.ReservationError:
-        """As for a reserve (core/holds.py): the SKU had a pool and Redis has no counters."""
-        self.pools.forget()
-        if self.pools.on_lost is not None:
-            return self.pools.lost(sku)
-        return errors.UnknownSku(f"unknown SKU {sku}", sku=sku)

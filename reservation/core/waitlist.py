@@ -94,7 +94,7 @@ class Waitlists:
         pool = await self.pools.of_sku(sku)
         state = decode_line(await self.calls.run(pool, "waitlist_line", [sku, str(shown)]), sku)
         if state == "unknown_sku":
-            raise self._no_counters(sku)
+            raise self.pools.no_counters(sku)
         return state
 
     def restore_args(self, pool: str, line: Sequence[Waiter]) -> list[str]:
@@ -110,7 +110,7 @@ class Waitlists:
     async def _entry(self, pool: str, sku: str, customer: str, args: list[str]) -> WaiterState:
         state = decode_waitlist(await self.calls.run(pool, "waitlist", args), sku, customer)
         if state == "unknown_sku":
-            raise self._no_counters(sku)
+            raise self.pools.no_counters(sku)
         if not isinstance(state, WaiterState):
             raise ValueError(f"waitlist.lua answered {state!r} to {args[0]}")
         return state
@@ -119,7 +119,7 @@ class Waitlists:
         pool = await self.pools.of_sku(sku)
         state = decode_waitlist(await self.calls.run(pool, "waitlist", [mode, sku]), sku, "")
         if state == "unknown_sku":
-            raise self._no_counters(sku)
+            raise self.pools.no_counters(sku)
         if not isinstance(state, int):
             raise ValueError(f"waitlist.lua answered {state!r} to {mode}")
         return state
@@ -134,10 +134,3 @@ class Waitlists:
                 field="customer_id",
             )
         return customer
-
-    def _no_counters(self, sku: str) -> errors.ReservationError:
-        """As for a reserve (core/holds.py): the SKU had a pool and Redis has no counters."""
-        self.pools.forget()
-        if self.pools.on_lost is not None:
-            return self.pools.lost(sku)
-        return errors.UnknownSku(f"unknown SKU {sku}", sku=sku)
