@@ -74,12 +74,19 @@ def with_inventory(settings: Settings, action: Callable[[Inventory], Awaitable[T
 def with_services(settings: Settings, action: Callable[[Services], Awaitable[T]]) -> T:
     """Open the service as `serve` does (reservation/services.py), run one action, close it.
 
-    A command is not the service: it starts no background sweeper and restores nothing at
-    start (reconcile and sweep do that work themselves, when asked).
+    A command is not the service: it starts no background sweeper, rebuild check or outbox
+    relay, and restores nothing at start (reconcile and sweep do that work themselves, when
+    asked).
     """
     from reservation.services import open_services
 
-    once = replace(settings, sweep_seconds=0, reconcile_on_start=False, rebuild_check_seconds=0)
+    once = replace(
+        settings,
+        sweep_seconds=0,
+        reconcile_on_start=False,
+        rebuild_check_seconds=0,
+        outbox_interval_seconds=0,
+    )
 
     async def run() -> T:
         async with open_services(once) as services:
