@@ -19,6 +19,7 @@ from domain.errors import PaymentProviderUnavailable
 from reservation.payments.gate import StripeGate, stripe_client
 from reservation.services import redis_client
 from reservation.settings import Settings
+from tests.stripe_fake import aclose_client
 
 
 async def _call(gate: StripeGate, client: stripe.StripeClient) -> bool:
@@ -39,7 +40,7 @@ async def run(calls: int) -> dict[str, int]:
         await asyncio.to_thread(sys.stdin.readline)
         answered = await asyncio.gather(*(_call(gate, client) for _ in range(calls)))
     finally:
-        await http_client.close_async()
+        await aclose_client(http_client)
         await redis.aclose()
     return {"answered": sum(answered), "refused": calls - sum(answered)}
 

@@ -113,8 +113,9 @@ async def test_a_spent_shared_rate_makes_another_gate_wait(
 
     def gate() -> StripeGate:
         shared = SharedRate(redis, keyspace.stripe_rate, 0.01)
-        options = {"concurrency": 4, "rate_per_second": 100.0, "max_attempts": 1}
-        return StripeGate(timeout_seconds=0.5, shared=shared, **options)  # type: ignore[arg-type]
+        return StripeGate(
+            concurrency=4, rate_per_second=100, timeout_seconds=0.5, max_attempts=1, shared=shared
+        )
 
     first, second = gate(), gate()
     try:
