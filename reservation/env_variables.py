@@ -348,7 +348,9 @@ VARIABLES: tuple[Variable, ...] = (
         "STRIPE_RATE_PER_SECOND",
         "stripe_rate_per_second",
         per_second,
-        "Stripe calls one process makes per second (test mode allows about 25)",
+        "Stripe calls all processes together make per second (the account's limit; test mode"
+        " allows about 25): shared through Redis by every process of one"
+        " `RESERVATION_KEY_PREFIX`; while Redis does not answer, each process keeps to it alone",
     ),
     Variable(
         "STRIPE_TIMEOUT_SECONDS",

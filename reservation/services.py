@@ -225,7 +225,7 @@ def _build(
     orders = OrderRepository(db)
     checkouts = CheckoutRepository(db)
     events = StripeEventRepository(db)
-    gate = StripeGate.from_settings(settings)
+    gate = StripeGate.from_settings(settings, redis)
     expiry = SessionExpiry(checkouts, stripe_api, gate)
     joins = WaitlistJoins(db)
     recovery = new_recovery(settings, inventory, products, orders, db, joins)

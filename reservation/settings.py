@@ -74,7 +74,8 @@ class Settings:
     # Cache-Control of the product reads (GET /v1/products[/{sku}]), so that a CDN can answer
     # the crowd's polling; "" sends none.
     product_cache_control: str = "public, max-age=1"
-    # Stripe gate: concurrent calls, calls per second, and the longest a buyer waits.
+    # Stripe gate: concurrent calls (per process), calls per second (every process together,
+    # shared in Redis), and the longest a buyer waits.
     stripe_concurrency: int = 16
     stripe_rate_per_second: float = 25.0
     stripe_timeout_seconds: float = 10.0

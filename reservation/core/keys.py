@@ -125,6 +125,12 @@ class KeySpace:
         or customer id is stored, and no brace in a customer id makes a cluster hash tag."""
         return f"{self.prefix}:rate:{scope}:{subject_digest}"
 
+    @property
+    def stripe_rate(self) -> str:
+        """Sorted set: the Stripe calls every process made in the last window of the shared
+        Stripe rate (STRIPE_RATE_PER_SECOND; reservation.payments.gate), one member per call."""
+        return f"{self.prefix}:stripe-rate"
+
     def webhook_delivery(self, timestamp: int, body_digest: str) -> str:
         """String: a webhook delivery received (its signed timestamp and the SHA-256 of its
         body, which together determine its signature), kept while that timestamp is within the

@@ -116,3 +116,36 @@ class RateLimiter:
                 limit=limit.requests,
                 window_seconds=limit.window_seconds,
             )
+
+
+def shared_rate(rate_per_second: float) -> RateLimit:
+    """A rate in calls per second as the sliding log takes it: a whole number of calls in a
+    window of whole ms with the same ratio (25/s: 25 in 1 s; 2.5/s: 2 in 0.8 s; 0.5/s: 1 in
+    2 s), so bursts stay within about one second's share, like a leaky bucket of 1 s."""
+    requests = min(max(1, math.floor(rate_per_second)), MAX_REQUESTS)
+    window_ms = max(1, round(1000 * requests / rate_per_second))
+    return RateLimit(requests, window_ms / 1000)
+
+
+class SharedRate:
+    """One rate for every process that names the same key: e.g. the Stripe account's
+    (reservation/payments/gate.py). A call is admitted when fewer than the limit were admitted
+    in the window before it, by Redis's clock; else it learns how long to wait."""
+
+    def __init__(self, client: RedisClient, key: str, rate_per_second: float) -> None:
+        self.key = key
+        self.limit = shared_rate(rate_per_second)
+        self.scripts = Scripts.register(client, STANDALONE_NAMES)
+
+    async def admit(self) -> Admitted | Limited:
+        """Admit (and count) one call, or say how long until one more fits; a refusal counts
+        nothing. Redis failing raises StorageUnavailable (the caller decides what to do)."""
+        args = [self.limit.requests, self.limit.window_ms]
+        try:
+            reply = await self.scripts.run("rate_limit", [self.key], args)
+        except RedisError as exc:
+            raise storage_unavailable(exc) from exc
+        argument = refused_argument(reply)
+        if argument is not None:  # pragma: no cover - shared_rate() builds what the script takes
+            raise errors.ReservationError(f"the shared rate's {argument} was refused")
+        return decode_rate_limit(reply)

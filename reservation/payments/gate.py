@@ -1,7 +1,9 @@
 """Stripe: the client, and the one bounded gate every Stripe call goes through.
 
-The gate bounds concurrency (a semaphore) and rate (aiolimiter's leaky bucket), and the whole
-wait of a caller (asyncio.timeout over queueing, attempts and backoff). Network errors and 5xx
+The gate bounds concurrency per process (a semaphore), the rate of the whole Stripe account (a
+sliding log in Redis that every process shares: core/ratelimit.py's SharedRate; this process's
+own leaky bucket, aiolimiter, while Redis does not answer), and the whole wait of a caller
+(asyncio.timeout over queueing, attempts and backoff). Network errors and 5xx
 are retried by the stripe library itself (max_network_retries, jittered exponential backoff);
 429 is not retried by the library, so the gate retries it, honouring Retry-After. When the
 bound is reached the caller gets PaymentProviderUnavailable (503 with Retry-After).
@@ -13,19 +15,27 @@ import asyncio
 import logging
 import math
 import random
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 import stripe
 from aiolimiter import AsyncLimiter
 
-from domain.errors import PaymentProviderUnavailable
+from domain.errors import PaymentProviderUnavailable, StorageUnavailable
+from domain.outcomes import Admitted
+from reservation.core.keys import KeySpace
+from reservation.core.ratelimit import SharedRate
+from reservation.lua.library import RedisClient
 from reservation.settings import Settings
 
 T = TypeVar("T")
 logger = logging.getLogger("reservation.payments")
 BACKOFF_SECONDS = 0.25
 MAX_BACKOFF_SECONDS = 2.0
+# After Redis failed to admit a call, this process paces its calls alone for this long before
+# asking Redis again (so a Redis that hangs does not cost every call its timeout).
+SHARED_RETRY_SECONDS = 1.0
 
 
 def stripe_client(settings: Settings) -> tuple[stripe.StripeClient, stripe.HTTPXClient]:
@@ -52,21 +62,31 @@ class StripeGate:
         timeout_seconds: float,
         max_attempts: int,
         configured: bool = True,
+        shared: SharedRate | None = None,
     ) -> None:
         self.semaphore = asyncio.Semaphore(concurrency)
+        # The rate of every process together, in Redis; this process's own limiter paces it
+        # alone when there is no shared rate, or while Redis does not answer.
+        self.shared = shared
         self.limiter = AsyncLimiter(rate_per_second, 1.0)
+        self.shared_down_until = 0.0
+        self.limited_until = 0.0
         self.timeout_seconds = timeout_seconds
         self.max_attempts = max(max_attempts, 1)
         self.configured = configured
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> StripeGate:
+    def from_settings(cls, settings: Settings, redis: RedisClient | None = None) -> StripeGate:
+        """The gate of STRIPE_*; with `redis`, its rate is shared by every process."""
+        rate = settings.stripe_rate_per_second
+        key = KeySpace(settings.key_prefix).stripe_rate
         return cls(
             concurrency=settings.stripe_concurrency,
             rate_per_second=settings.stripe_rate_per_second,
             timeout_seconds=settings.stripe_timeout_seconds,
             max_attempts=settings.stripe_max_attempts,
             configured=settings.stripe_secret_key is not None,
+            shared=None if redis is None else SharedRate(redis, key, rate),
         )
 
     @property
@@ -107,7 +127,31 @@ class StripeGate:
     @property
     def saturated(self) -> bool:
         """Every concurrent slot is taken or the rate is spent: a new call has to queue."""
-        return self.semaphore.locked() or not self.limiter.has_capacity()
+        rate_spent = time.monotonic() < self.limited_until or not self.limiter.has_capacity()
+        return self.semaphore.locked() or rate_spent
+
+    async def _admitted(self, extra: Mapping[str, object]) -> None:
+        """Wait until the rate admits one more call: the shared rate in Redis (waiting as long
+        as it says), or this process's own limiter when Redis does not answer."""
+        while self.shared is not None and time.monotonic() >= self.shared_down_until:
+            try:
+                outcome = await self.shared.admit()
+            except StorageUnavailable as exc:
+                self.shared_down_until = time.monotonic() + SHARED_RETRY_SECONDS
+                logger.warning(
+                    "the shared Stripe rate is unavailable (%s): this process paces its calls"
+                    " alone for %g s",
+                    exc,
+                    SHARED_RETRY_SECONDS,
+                    extra={**extra, "reason": str(exc)},
+                )
+                break
+            if isinstance(outcome, Admitted):
+                return
+            wait = outcome.retry_after_ms / 1000
+            self.limited_until = max(self.limited_until, time.monotonic() + wait)
+            await asyncio.sleep(wait)
+        await self.limiter.acquire()
 
     def _unavailable(
         self, why: str, extra: Mapping[str, object], *, sent: bool = True
@@ -126,7 +170,8 @@ class StripeGate:
         """The operation, retried on 429; `sent` gets an entry once a request may have left."""
         for attempt in range(1, self.max_attempts + 1):
             try:
-                async with self.semaphore, self.limiter:
+                async with self.semaphore:
+                    await self._admitted(extra)
                     sent.append(True)
                     return await operation()
             except stripe.RateLimitError as exc:
