@@ -62,6 +62,11 @@ async def metrics(request: Request) -> Response:
             state.metrics.expired.labels(pool).set(await state.inventory.stock.expired_holds(pool))
     except ReservationError:
         pass  # Redis down: serve what this process knows; /readyz reports the outage
+    try:
+        failed = await state.webhooks.payments.failed_refunds.count_failed()
+        state.metrics.refunds_failed.set(failed)
+    except ReservationError:
+        pass  # MongoDB down: the last count stands
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 
