@@ -12,10 +12,11 @@ import contextlib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING, ReturnDocument
+from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
 from persistence.mongo import Database, Document, as_utc, storage_errors, utc_now
+from persistence.revisions import Write, read_modify_replace
 
 FAILED, REFUNDED, SETTLED = "failed", "refunded", "settled"
 
@@ -79,7 +80,8 @@ MAX_BACKOFF_SECONDS = 3600.0
 
 
 class FailedRefunds:
-    """The `failed_refunds` collection, one document per Checkout Session."""
+    """The `failed_refunds` collection, one document per Checkout Session; every write is a
+    whole-document replace (persistence/revisions.py)."""
 
     def __init__(self, db: Database) -> None:
         self.collection = db["failed_refunds"]
@@ -90,33 +92,36 @@ class FailedRefunds:
         """Record one more refusal (the first creates the record): Stripe's error, and the next
         try after a doubling backoff."""
         now = utc_now()
-        async with storage_errors():
-            before = await self.collection.find_one_and_update(
-                {"checkout_session_id": session_id},
-                {
-                    "$set": {
-                        "payment_intent": payment_intent,
-                        "code": code,
-                        "message": message,
-                        "last_failed_at": now,
-                        "state": FAILED,
-                    },
-                    "$inc": {"attempts": 1},
-                    "$setOnInsert": {"first_failed_at": now},
-                },
-                upsert=True,
-                return_document=ReturnDocument.AFTER,
-            )
-            assert before is not None  # upserted
-            attempts = int(before["attempts"])
-            due = now + backoff(attempts, base)
-            after = await self.collection.find_one_and_update(
-                {"checkout_session_id": session_id},
-                {"$set": {"next_attempt_at": due}},
-                return_document=ReturnDocument.AFTER,
-            )
-        assert after is not None  # found above; failed refunds are never deleted
-        return _failed(after)
+
+        def change(current: Document | None) -> Write[FailedRefund]:
+            attempts = 1 if current is None else int(current["attempts"]) + 1
+            document: Document = {
+                "checkout_session_id": session_id,
+                "payment_intent": payment_intent,
+                "code": code,
+                "message": message,
+                "attempts": attempts,
+                "first_failed_at": now if current is None else current["first_failed_at"],
+                "last_failed_at": now,
+                "next_attempt_at": now + backoff(attempts, base),
+                "state": FAILED,
+                "settled_note": None,
+            }
+            return Write(document, _failed(document))
+
+        key = {"checkout_session_id": session_id}
+        return await read_modify_replace(self.collection, key, change)
+
+    async def close(self, session_id: str, state: str, note: str | None = None) -> None:
+        """The refund went through (`refunded`) or an admin settled it (`settled`)."""
+
+        def change(current: Document | None) -> Write[None]:
+            if current is None:
+                return Write(None, None)
+            return Write({**current, "state": state, "settled_note": note}, None)
+
+        key = {"checkout_session_id": session_id}
+        await read_modify_replace(self.collection, key, change)
 
     async def get(self, session_id: str) -> FailedRefund | None:
         async with storage_errors():
@@ -146,11 +151,3 @@ class FailedRefunds:
     async def count_failed(self) -> int:
         async with storage_errors():
             return int(await self.collection.count_documents({"state": FAILED}))
-
-    async def close(self, session_id: str, state: str, note: str | None = None) -> None:
-        """The refund went through (`refunded`) or an admin settled it (`settled`)."""
-        async with storage_errors():
-            await self.collection.update_one(
-                {"checkout_session_id": session_id},
-                {"$set": {"state": state, "settled_note": note, "closed_at": utc_now()}},
-            )
