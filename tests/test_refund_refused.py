@@ -213,7 +213,8 @@ async def test_an_admin_settles_a_refused_refund_by_hand(shop: Shop) -> None:
 async def test_a_dashboard_refund_of_a_refused_one_closes_it(shop: Shop) -> None:
     session_id = await refused(shop)
     order = await shop.api.services.orders.get(session_id)
-    assert order is not None and order.payment_intent is not None
+    assert order is not None
+    assert order.payment_intent is not None
     shop.sim.clear_faults()
     refunded = shop.sim.refund_event(order.payment_intent)  # the merchant, in the Dashboard
     answer = await shop.deliver(refunded)
