@@ -35,8 +35,9 @@ SessionHandler = Callable[["PaymentEvents", dict[str, Any], SessionCart], Awaita
 REGISTRY: dict[str, Handler] = {}
 SESSION_REGISTRY: dict[str, SessionHandler] = {}
 LIVE_CHECKOUT = (CheckoutStatus.OPEN, CheckoutStatus.EXPIRING)
-# Stripe's answers that no retry of the same request changes (400/404, 402, 403); 401 (a key
-# problem) and 429/5xx are the gate's PaymentProviderUnavailable, answered 503 and redelivered.
+# Stripe's answers about the payment that no retry of the same request changes (400/404, 402,
+# 403). 429/5xx are the gate's PaymentProviderUnavailable (503); 401, a key problem of this
+# service, not of the payment, fails the webhook (500) and Stripe redelivers until it is fixed.
 REFUSED_FOR_GOOD = (stripe.InvalidRequestError, stripe.CardError, stripe.PermissionError)
 # An oversold order whose refund is not done: a redelivered payment changes nothing.
 REFUND_OPEN = (OrderStatus.REFUND_FAILED, OrderStatus.REFUND_SETTLED)
