@@ -118,7 +118,8 @@ class FailedRefunds:
         def change(current: Document | None) -> Write[None]:
             if current is None:
                 return Write(None, None)
-            return Write({**current, "state": state, "settled_note": note}, None)
+            kept = current.get("settled_note") if note is None else note
+            return Write({**current, "state": state, "settled_note": kept}, None)
 
         key = {"checkout_session_id": session_id}
         await read_modify_replace(self.collection, key, change)
