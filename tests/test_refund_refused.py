@@ -223,3 +223,37 @@ async def test_a_dashboard_refund_of_a_refused_one_closes_it(shop: Shop) -> None
     assert await order_status(shop, session_id) == "refunded_oversold"
     assert await failed_list(shop) == []
     assert await counts(shop) == (3, 0, 2)  # never sold: nothing restocked
+
+
+async def test_a_settled_refund_refunded_later_keeps_its_note(shop: Shop) -> None:
+    session_id = await refused(shop)
+    note = "customer agreed to wait for the dispute"
+    path = f"/v1/refunds/{session_id}/settle"
+    assert (await shop.http.post(path, headers=ADMIN, json={"note": note})).status_code == 200
+    order = await shop.api.services.orders.get(session_id)
+    assert order is not None
+    assert order.payment_intent is not None
+    shop.sim.clear_faults()
+    refunded = shop.sim.refund_event(order.payment_intent)
+    assert (await shop.deliver(refunded)).status_code == 200
+    assert await order_status(shop, session_id) == "refunded_oversold"
+    stored = await shop.api.services.webhooks.payments.failed_refunds.get(session_id)
+    assert stored is not None
+    assert (stored.state, stored.settled_note) == ("refunded", note)
+
+
+async def test_stripe_down_during_a_retry_leaves_the_refund_due(shop: Shop) -> None:
+    session_id = await refused(shop)
+    shop.sim.clear_faults()
+    shop.sim.fault("/v1/refunds", mode="500", count=None)  # Stripe unavailable, not refusing
+    await make_due(shop, session_id)
+    assert (await sweep(shop.api.services)).refunds_retried == 1
+    (failed,) = await failed_list(shop)
+    assert (failed["attempts"], failed["code"], failed["state"]) == (1, "charge_disputed", "failed")
+    retried = await shop.http.post(f"/v1/refunds/{session_id}/retry", headers=ADMIN)
+    assert (retried.status_code, retried.json()["error"]) == (503, "payment_provider_unavailable")
+    assert await order_status(shop, session_id) == "refund_failed"
+    assert shop.sim.state.refunds == {}
+    shop.sim.clear_faults()
+    assert (await sweep(shop.api.services)).refunds_retried == 1  # still due: tried again
+    assert await order_status(shop, session_id) == "refunded_oversold"
