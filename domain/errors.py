@@ -323,3 +323,10 @@ class PaymentProviderRefused(ReservationError):
 
     code = "payment_provider_refused"
     status_code = 502
+
+
+class RefundNotFailed(ReservationError):
+    """The refund is not (or no longer) refused: done already, or settled by hand."""
+
+    code = "refund_not_failed"
+    status_code = 409

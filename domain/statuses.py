@@ -14,6 +14,10 @@ class OrderStatus(StrEnum):
     PAID = "paid"
     AWAITING_PAYMENT = "awaiting_payment"
     PAYMENT_FAILED = "payment_failed"
+    # An oversold payment whose refund Stripe refused for good (persistence/refunds.py keeps
+    # Stripe's error); the sweeper retries it for a bounded time, an admin retries or settles it.
+    REFUND_FAILED = "refund_failed"
+    REFUND_SETTLED = "refund_settled"  # an admin settled it by hand (outside this service)
     REFUNDED = "refunded"
     REFUNDED_OVERSOLD = "refunded_oversold"
 

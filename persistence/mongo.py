@@ -39,6 +39,13 @@ INDEXES: dict[str, list[IndexModel]] = {
     "pending_refunds": [
         IndexModel([("payment_intent", ASCENDING)], unique=True, name="payment_intent_unique")
     ],
+    # Refunds Stripe refused for good (persistence/refunds.py): the sweeper reads the due ones.
+    "failed_refunds": [
+        IndexModel(
+            [("checkout_session_id", ASCENDING)], unique=True, name="checkout_session_id_unique"
+        ),
+        IndexModel([("state", ASCENDING), ("next_attempt_at", ASCENDING)], name="state_due"),
+    ],
     "checkout_sessions": [
         IndexModel([("reservation_id", ASCENDING)], unique=True, name="reservation_id_unique"),
         IndexModel([("session_id", ASCENDING)], unique=True, name="session_id_unique"),

@@ -103,9 +103,12 @@ STATUS_RANK = {
     OrderStatus.AWAITING_PAYMENT: 0,
     OrderStatus.PAYMENT_FAILED: 1,
     OrderStatus.PAID: 2,
-    OrderStatus.REFUNDED: 3,
+    # An oversold payment whose refund Stripe refused: a redelivered payment keeps it so.
+    OrderStatus.REFUND_FAILED: 3,
+    OrderStatus.REFUND_SETTLED: 4,
+    OrderStatus.REFUNDED: 5,
     # Our own refund of a payment we could not serve: its charge.refunded must not relabel it.
-    OrderStatus.REFUNDED_OVERSOLD: 4,
+    OrderStatus.REFUNDED_OVERSOLD: 6,
 }
 
 

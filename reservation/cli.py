@@ -311,5 +311,6 @@ def sweep() -> None:
     report = with_services(settings, sweep_once)
     click.echo(
         f"{report.reclaimed_holds} holds reclaimed, {report.expired_sessions} sessions expired,"
-        f" {report.recovered_sessions} unrecorded sessions recovered"
+        f" {report.recovered_sessions} unrecorded sessions recovered,"
+        f" {report.refunds_retried} refused refunds tried again"
     )

@@ -85,6 +85,21 @@ VARIABLES: tuple[Variable, ...] = (
         "background sweeper interval (0: off, e.g. to run `reservation sweep` from cron)",
     ),
     Variable(
+        "RESERVATION_REFUND_RETRY_SECONDS",
+        "refund_retry_seconds",
+        seconds,
+        "after Stripe refuses an oversold payment's refund, the sweeper tries again after this"
+        " long, doubling each time up to an hour",
+    ),
+    Variable(
+        "RESERVATION_REFUND_RETRY_WINDOW_SECONDS",
+        "refund_retry_window_seconds",
+        seconds,
+        "how long after the first refusal the sweeper keeps retrying a refused refund; then it"
+        " waits for an admin (POST /v1/refunds/{checkout_session_id}/retry or /settle)",
+        "86400 (1 day)",
+    ),
+    Variable(
         "RESERVATION_RECONCILE_ON_START",
         "reconcile_on_start",
         flag,

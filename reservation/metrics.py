@@ -72,6 +72,7 @@ class Metrics:
             "reservation_checkouts", "Checkout requests by outcome", ["outcome"], registry=r
         )
         self._outbox_metrics(r)
+        self._refund_metrics(r)
         self.expired = Gauge(
             "reservation_expired_holds", "Holds that lapsed so far, per pool", ["pool"], registry=r
         )
@@ -109,6 +110,21 @@ class Metrics:
             "HTTP request latency",
             ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def _refund_metrics(self, r: CollectorRegistry) -> None:
+        # Oversold payments' refunds Stripe refused for good (usecases/payment_events.py), by
+        # Stripe's error code; and those still refused, read from MongoDB when scraped.
+        self.refunds_refused = Counter(
+            "reservation_refunds_refused",
+            "Refunds of oversold payments Stripe refused for good, by Stripe's error code",
+            ["code"],
+            registry=r,
+        )
+        self.refunds_failed = Gauge(
+            "reservation_refunds_failed",
+            "Oversold payments whose refund is still refused (neither refunded nor settled)",
             registry=r,
         )
 

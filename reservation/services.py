@@ -35,7 +35,7 @@ from persistence.mongo import Database, connect, ensure_indexes
 from persistence.orders import OrderRepository
 from persistence.outbox import ShopEventOutbox
 from persistence.products import ProductRepository
-from persistence.refunds import PendingRefunds
+from persistence.refunds import FailedRefunds, PendingRefunds
 from persistence.waitlist import WaitlistJoins
 from reservation.core.deliveries import SeenDeliveries
 from reservation.core.idempotency import IdempotencyKeys
@@ -328,8 +328,10 @@ def new_webhooks(
         orders=orders,
         checkouts=checkouts,
         pending_refunds=PendingRefunds(db),
+        failed_refunds=FailedRefunds(db),
         stripe=stripe_api,
         gate=gate,
+        metrics=metrics,
     )
     return StripeWebhooks(
         settings=settings,

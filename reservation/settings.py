@@ -85,6 +85,10 @@ class Settings:
     # Background sweeper interval; 0 turns it off. It expires the Checkout Sessions of lapsed
     # or released reservations, so a service that takes payments runs it by default.
     sweep_seconds: float = 30.0
+    # A refund Stripe refused for good: the sweeper tries again after this, doubling up to an
+    # hour, for as long as the window lasts since the first refusal; then an admin decides.
+    refund_retry_seconds: float = 60.0
+    refund_retry_window_seconds: float = 24 * 3600
     # How long this process answers "sold out" for a SKU without asking Redis again.
     sold_out_cache_seconds: float = 0.1
     # How long this process reuses a product read (GET /v1/products[/{sku}]) another process

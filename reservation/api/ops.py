@@ -62,6 +62,12 @@ async def metrics(request: Request) -> Response:
             state.metrics.expired.labels(pool).set(await state.inventory.stock.expired_holds(pool))
     except ReservationError:
         pass  # Redis down: serve what this process knows; /readyz reports the outage
+    try:
+        failed_refunds = state.webhooks.payments.failed_refunds
+        failed = await asyncio.wait_for(failed_refunds.count_failed(), PROBE_SECONDS)
+        state.metrics.refunds_failed.set(failed)
+    except (ReservationError, TimeoutError):
+        pass  # MongoDB down: the last count stands
     return Response(state.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -61,6 +61,7 @@ from reservation.api import (
 )
 from reservation.api.openapi import Answer, Operation, Parameter
 from reservation.api.pages import PAGES
+from reservation.api.refunds import REFUNDS
 from reservation.api.schemas import (
     CheckoutIn,
     CheckoutStateView,
@@ -315,6 +316,7 @@ ROUTES = [
         answer=Answer(200, "the order", OrderView),
         errors=(NotFound, *STORAGE),
     ),
+    *REFUNDS,
     Operation(
         "GET",
         "/v1/ops/summary",

@@ -2,7 +2,8 @@
 reservations that lapsed while their session was still open (so nobody pays for a hold that is
 gone). Correctness never depends on it: every script reclaims lapsed holds by itself.
 It also records the sessions of checkouts that never recorded them (their process died between
-Stripe and MongoDB), first, so the same pass expires those whose hold is gone.
+Stripe and MongoDB), first, so the same pass expires those whose hold is gone; and asks Stripe
+again for the oversold refunds it refused whose next try is due (within the retry window).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from reservation.core.inventory import Inventory
 from reservation.operations.background import every
 from reservation.payments.expiry import SessionExpiry
 from reservation.usecases.checkout import CheckoutService
+from reservation.usecases.webhooks import StripeWebhooks
 
 logger = logging.getLogger("reservation.sweeper")
 LAPSED = (ReservationStatus.EXPIRED, ReservationStatus.RELEASED)
@@ -35,6 +37,8 @@ class SweepTargets(Protocol):
     def expiry(self) -> SessionExpiry: ...
     @property
     def checkout(self) -> CheckoutService: ...
+    @property
+    def webhooks(self) -> StripeWebhooks: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +46,7 @@ class SweepReport:
     reclaimed_holds: int
     expired_sessions: int
     recovered_sessions: int = 0
+    refunds_retried: int = 0
 
 
 async def sweep(services: SweepTargets) -> SweepReport:
@@ -54,7 +59,26 @@ async def sweep(services: SweepTargets) -> SweepReport:
     for checkout in await services.checkouts.list_open():
         if await _expire_if_lapsed(services, checkout):
             expired += 1
-    return SweepReport(reclaimed, expired, recovered)
+    return SweepReport(reclaimed, expired, recovered, await retry_refunds(services))
+
+
+async def retry_refunds(services: SweepTargets) -> int:
+    """Try again each refused refund that is due: how many were tried. Stripe unavailable
+    (503) leaves one for the next pass; refused again, it is due again later (backoff)."""
+    payments = services.webhooks.payments
+    due = await payments.failed_refunds.due(services.webhooks.settings.refund_retry_window_seconds)
+    for failed in due:
+        try:
+            outcome = await payments.retry_refund(failed)
+        except errors.PaymentProviderUnavailable:
+            continue  # logged by the gate; still due on the next pass
+        logger.info(
+            "sweep: refused refund of session %s tried again: %s",
+            failed.checkout_session_id,
+            outcome,
+            extra={"session_id": failed.checkout_session_id, "outcome": outcome},
+        )
+    return len(due)
 
 
 async def _expire_if_lapsed(services: SweepTargets, checkout: Checkout) -> bool:

@@ -15,14 +15,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import stripe
+from stripe import StripeError
 
 from domain import errors
 from domain.outcomes import CommittedLate, Oversold
 from domain.statuses import CheckoutStatus, OrderStatus
 from persistence.checkouts import CheckoutRepository
 from persistence.orders import Order, OrderLine, OrderRepository
-from persistence.refunds import PendingRefunds
+from persistence.refunds import REFUNDED, SETTLED, FailedRefund, FailedRefunds, PendingRefunds
 from reservation.core.inventory import Inventory
+from reservation.metrics import Metrics
 from reservation.payments.events import email_of, payment_intent_of, session_context, text_of
 from reservation.payments.gate import StripeGate
 from reservation.payments.session_metadata import SessionCart
@@ -33,6 +35,12 @@ SessionHandler = Callable[["PaymentEvents", dict[str, Any], SessionCart], Awaita
 REGISTRY: dict[str, Handler] = {}
 SESSION_REGISTRY: dict[str, SessionHandler] = {}
 LIVE_CHECKOUT = (CheckoutStatus.OPEN, CheckoutStatus.EXPIRING)
+# Stripe's answers about the payment that no retry of the same request changes (400/404, 402,
+# 403). 429/5xx are the gate's PaymentProviderUnavailable (503); 401, a key problem of this
+# service, not of the payment, fails the webhook (500) and Stripe redelivers until it is fixed.
+REFUSED_FOR_GOOD = (stripe.InvalidRequestError, stripe.CardError, stripe.PermissionError)
+# An oversold order whose refund is not done: a redelivered payment changes nothing.
+REFUND_OPEN = (OrderStatus.REFUND_FAILED, OrderStatus.REFUND_SETTLED)
 
 logger = logging.getLogger("reservation.webhooks")
 
@@ -72,8 +80,10 @@ class PaymentEvents:
     orders: OrderRepository
     checkouts: CheckoutRepository
     pending_refunds: PendingRefunds
+    failed_refunds: FailedRefunds
     stripe: stripe.StripeClient
     gate: StripeGate
+    metrics: Metrics
 
     async def record_order(
         self, session: dict[str, Any], cart: SessionCart, status: OrderStatus
@@ -99,7 +109,7 @@ class PaymentEvents:
         # The status ladder never moves a refunded order back to paid: what comes back says
         # whether this payment was refunded already (then nothing may be committed again).
         recorded = await self.record_order(session, cart, OrderStatus.PAID)
-        if recorded.status in (OrderStatus.REFUNDED_OVERSOLD, OrderStatus.REFUNDED):
+        if recorded.status in (OrderStatus.REFUNDED_OVERSOLD, OrderStatus.REFUNDED, *REFUND_OPEN):
             return recorded.status.value
         outcome = await self.inventory.holds.commit(
             cart.reservation_id,
@@ -108,9 +118,7 @@ class PaymentEvents:
         )
         await self.checkouts.move(session["id"], CheckoutStatus.COMPLETE, only_from=LIVE_CHECKOUT)
         if isinstance(outcome, Oversold):
-            await self.refund(session)
-            await self.record_order(session, cart, OrderStatus.REFUNDED_OVERSOLD)
-            return "refunded_oversold"
+            return await self.refund_oversold(session, cart)
         payment_intent = payment_intent_of(session)
         if payment_intent is not None and await self.pending_refunds.exists(payment_intent):
             # Its refund was delivered first: the order is born refunded.
@@ -141,7 +149,72 @@ class PaymentEvents:
             },
         )
 
-    async def refund(self, session: dict[str, Any]) -> None:
+    async def refund_oversold(self, session: dict[str, Any], cart: SessionCart) -> str:
+        """Refund a payment nothing was left for; a refund Stripe refuses for good is recorded
+        (refund_failed, Stripe's error kept) and the event acknowledged: the sweeper retries it
+        with backoff, an admin retries or settles it (POST /v1/refunds/...)."""
+        try:
+            await self.refund(session)
+        except REFUSED_FOR_GOOD as exc:
+            await self.refund_refused(session["id"], payment_intent_of(session) or "", exc)
+            await self.record_order(session, cart, OrderStatus.REFUND_FAILED)
+            return "refund_failed"
+        await self.record_order(session, cart, OrderStatus.REFUNDED_OVERSOLD)
+        return "refunded_oversold"
+
+    async def refund_refused(
+        self, session_id: str, payment_intent: str, exc: StripeError
+    ) -> FailedRefund:
+        code = exc.code if isinstance(exc.code, str) else None
+        message = exc.user_message if isinstance(exc.user_message, str) else str(exc)
+        failed = await self.failed_refunds.refused(
+            session_id, payment_intent, code, message, self.settings.refund_retry_seconds
+        )
+        self.metrics.refunds_refused.labels(code or "none").inc()
+        logger.error(
+            "Stripe refused the refund of oversold session %s (try %d): %s %s; next try at %s",
+            session_id,
+            failed.attempts,
+            code,
+            message,
+            failed.next_attempt_at.isoformat(),
+            extra={
+                "session_id": session_id,
+                "payment_intent": payment_intent,
+                "stripe_code": code,
+                "attempts": failed.attempts,
+            },
+        )
+        return failed
+
+    async def retry_refund(self, failed: FailedRefund) -> str:
+        """Ask Stripe again for a refused refund: `refunded_oversold` when done, `refund_failed`
+        when refused again (recorded, next try later). A retry is a new request: Stripe keeps a
+        refused answer under its Idempotency-Key, and a refund made twice is refused as
+        charge_already_refunded (then it is done)."""
+        session_id = failed.checkout_session_id
+        session = {"id": session_id, "payment_intent": failed.payment_intent}
+        key = f"{refund_key(session_id)}-retry-{failed.attempts}"
+        try:
+            await self.refund(session, key)
+        except REFUSED_FOR_GOOD as exc:
+            await self.refund_refused(session_id, failed.payment_intent, exc)
+            return OrderStatus.REFUND_FAILED.value
+        await self.refund_closed(session_id, OrderStatus.REFUNDED_OVERSOLD)
+        return OrderStatus.REFUNDED_OVERSOLD.value
+
+    async def refund_closed(
+        self, session_id: str, status: OrderStatus, note: str | None = None
+    ) -> Order | None:
+        """The order's refund is done (refunded_oversold) or settled by hand (refund_settled)."""
+        order = await self.orders.get(session_id)
+        if order is not None:
+            order = await self.orders.upsert(replace(order, status=status))
+        state = SETTLED if status is OrderStatus.REFUND_SETTLED else REFUNDED
+        await self.failed_refunds.close(session_id, state, note)
+        return order
+
+    async def refund(self, session: dict[str, Any], key: str | None = None) -> None:
         payment_intent = payment_intent_of(session)
         context = session_context(session)
         if payment_intent is None:
@@ -150,7 +223,7 @@ class PaymentEvents:
             )
             return
         try:
-            refund_id = await self._refund(session, payment_intent)
+            refund_id = await self._refund(session, payment_intent, key)
         except stripe.InvalidRequestError as exc:
             if exc.code != "charge_already_refunded":
                 raise
@@ -177,7 +250,7 @@ class PaymentEvents:
             for refund in refunds.data
         )
 
-    async def _refund(self, session: dict[str, Any], payment_intent: str) -> str:
+    async def _refund(self, session: dict[str, Any], payment_intent: str, key: str | None) -> str:
         refund = await self.gate.call(
             lambda: self.stripe.v1.refunds.create_async(
                 {
@@ -185,7 +258,7 @@ class PaymentEvents:
                     "reason": "requested_by_customer",
                     "metadata": {"reason": "oversold", "checkout_session_id": session["id"]},
                 },
-                {"idempotency_key": refund_key(session["id"])},
+                {"idempotency_key": key or refund_key(session["id"])},
             ),
             action="refund",
             context=session_context(session),
@@ -258,6 +331,11 @@ async def charge_refunded(h: PaymentEvents, charge: dict[str, Any]) -> str:
             return "refund_pending"
     if order.status is OrderStatus.REFUNDED_OVERSOLD:
         return "refunded_oversold"  # our own refund of a unit we could not sell
+    if order.status in REFUND_OPEN:
+        # A payment we could not serve, whose refund Stripe had refused: refunded now (a retry,
+        # or by hand from the Dashboard). Its units were never sold: nothing to restock.
+        await h.refund_closed(order.checkout_session_id, OrderStatus.REFUNDED_OVERSOLD)
+        return "refunded_oversold"
     if await h.refunded_as_oversold(payment_intent):
         # Our own refund too, come before its payment's handler said so on the order (or that
         # handler's process died in between; found by the worker-killed drill). Read as a

@@ -35,6 +35,8 @@ OUTCOMES = {
     "committed": "paid, units sold",
     "committed_late": "paid after the hold lapsed, units sold late",
     "refunded_oversold": "paid but no units left, payment refunded",
+    "refund_failed": "paid but no units left, Stripe refused the refund: kept for retries",
+    "refund_settled": "paid but no units left, its refused refund settled by hand",
     "refunded": "refund recorded on the order",
     "refund_pending": "refund kept until its order is recorded",
     "awaiting_payment": "completed, hold kept for a delayed payment",
@@ -47,7 +49,11 @@ OUTCOMES = {
     "duplicate": "already processed, nothing done",
     "ignored": "an event type this service does not handle",
 }
-LOUD = {"committed_late": logging.WARNING, "refunded_oversold": logging.WARNING}
+LOUD = {
+    "committed_late": logging.WARNING,
+    "refunded_oversold": logging.WARNING,
+    "refund_failed": logging.ERROR,
+}
 
 
 async def _ignored() -> str:

@@ -105,6 +105,9 @@
     const hooks = summary.webhooks;
     document.getElementById("t-failed").textContent = hooks.failing;
     document.getElementById("tile-failed").classList.toggle("bad", hooks.failing > 0);
+    const refused = counts.refund_failed || 0;
+    document.getElementById("t-refunds").textContent = refused;
+    document.getElementById("tile-refunds").classList.toggle("bad", refused > 0);
     const gate = summary.stripe_gate;
     document.getElementById("t-gate").textContent = `${gate.in_flight}/${gate.concurrency}`;
 
@@ -258,6 +261,19 @@
     fill("waitlist-lines", rows);
   }
 
+  // The refunds Stripe refused for good (admin GET /v1/refunds/failed): each needs a person once
+  // the sweeper's retries run out.
+  async function refunds(headers) {
+    const answer = await api("GET", "/v1/refunds/failed", undefined, headers, "no-cache");
+    if (!answer.ok) return;
+    const rows = answer.body.data.map((refund) => el("tr", { "data-session": refund.checkout_session_id },
+      el("th", { scope: "row" }, refund.checkout_session_id),
+      cell(`${refund.code || "–"}: ${refund.message}`), cell(refund.attempts, true),
+      cell(time(refund.next_attempt_at)), cell(time(refund.retries_until))));
+    document.getElementById("refunds").hidden = rows.length === 0;
+    fill("refused", rows);
+  }
+
   async function queues(headers) {
     const listed = await api("GET", "/v1/products", undefined, undefined, "no-cache");
     if (!listed.ok) return;
@@ -272,7 +288,8 @@
       return;
     }
     const headers = { Authorization: `Bearer ${secret}` };
-    const [answer] = await Promise.all([api("GET", "/v1/ops/summary", undefined, headers), queues(headers)]);
+    const [answer] = await Promise.all([
+      api("GET", "/v1/ops/summary", undefined, headers), queues(headers), refunds(headers)]);
     if (answer.status === 401) {
       sessionStorage.removeItem(KEY);
       showLogin("That token was refused.");
