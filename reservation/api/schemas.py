@@ -391,9 +391,12 @@ class Health(Struct):
 
 
 class Readiness(Struct):
+    """`degraded`: MongoDB does not answer; reserves and product reads still work."""
+
     status: str
     redis: str
     mongodb: str
+    degraded: bool
 
 
 encoder = msgspec.json.Encoder()
