@@ -391,12 +391,10 @@ class Health(Struct):
 
 
 class Readiness(Struct):
-    """`degraded`: MongoDB does not answer; reserves and product reads still work."""
-
     status: str
     redis: str
     mongodb: str
-    degraded: bool
+    degraded: bool  # MongoDB does not answer (reserves and product reads still work)
 
 
 encoder = msgspec.json.Encoder()
