@@ -57,6 +57,8 @@ ReservationError
  ├── TooManyInFlight           one client address has its share of   (429, Retry-After)
  │                             a process's requests in flight
  ├── StorageUnavailable        Redis or MongoDB did not answer       (503, Retry-After)
+ ├── ScriptFailed              a Redis script raised an error: a     (500 internal_error; the
+ │                             bug, not an outage                     script's message is logged)
  ├── ServerBusy                a process has its most requests in    (503 server_busy, Retry-After)
  │                             flight, or its most request body
  │                             bytes in memory, or its most event
@@ -248,6 +250,20 @@ class PoolConflict(ReservationError):
 class StorageUnavailable(ReservationError):
     code = "storage_unavailable"
     status_code = 503
+
+
+class ScriptFailed(ReservationError):
+    """Redis ran a script of the library and it raised an error (a Lua error, a command the
+    script called wrongly): a bug of the service, not an outage, so no retry helps. The
+    answer says nothing of it; `script_message` (Redis's words) is for the log."""
+
+    code = "internal_error"
+    status_code = 500
+
+    def __init__(self, script: str, script_message: str) -> None:
+        super().__init__("the server failed to answer this request")
+        self.script = script
+        self.script_message = script_message
 
 
 class ReservationNotHeld(ReservationError):

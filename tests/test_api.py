@@ -247,7 +247,7 @@ async def test_health_readiness_metrics_openapi(api: Api, make_api: MakeApi) -> 
     assert (await api.http.get("/healthz")).json() == {"status": "ok"}
     ready = await api.http.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json() == {"status": "ready", "redis": "ok", "mongodb": "ok"}
+    assert ready.json() == {"status": "ready", "redis": "ok", "mongodb": "ok", "degraded": False}
     await api.put_product("tee", 1)
     await api.reserve(("tee", 1))
     await api.reserve(("tee", 1))
@@ -298,7 +298,9 @@ async def test_start_restores_skus_missing_from_redis(api: Api, make_api: MakeAp
     assert (await restarted.reserve(("tee", 1))).status_code == 201
 
 
-async def test_mongodb_down_is_503(make_api: MakeApi, tmp_path: Path) -> None:
+async def test_mongodb_down_is_503_for_its_routes_and_ready_degraded(
+    make_api: MakeApi, tmp_path: Path
+) -> None:
     server = MongoServer(tmp_path)
     uri = server.start()
     try:
@@ -314,10 +316,25 @@ async def test_mongodb_down_is_503(make_api: MakeApi, tmp_path: Path) -> None:
         # Product reads are served from Redis: the crowd does not notice.
         assert (await api.http.get("/v1/products/tee")).json()["stock"] == 3
         assert [p["sku"] for p in (await api.http.get("/v1/products")).json()["data"]] == ["tee"]
+        # Readiness follows the hot path (Redis): MongoDB down is degraded, not unready (a
+        # load balancer keeps the instance while reserves still work).
         ready = await api.http.get("/readyz")
-        assert ready.json()["details"] == {"redis": "ok", "mongodb": "down"}
+        assert ready.status_code == 200
+        assert ready.json() == {
+            "status": "ready",
+            "redis": "ok",
+            "mongodb": "down",
+            "degraded": True,
+        }
+        assert (await api.reserve(("tee", 1))).status_code == 201
+        assert (await api.http.get("/healthz")).status_code == 200
         server.start()
         assert (await api.http.get("/v1/products/tee")).json()["stock"] == 3
+        async with asyncio.timeout(60):  # until the driver finds MongoDB again
+            while True:
+                if not (await api.http.get("/readyz")).json()["degraded"]:
+                    break
+                await asyncio.sleep(0.1)
     finally:
         server.stop()
 

@@ -6,7 +6,7 @@ reservation.core.keys builds — with arguments valid, at their bounds and hosti
 fractional, huge and non-numeric numbers, malformed carts, separators and unicode inside names
 and ids, very long strings, too few and too many arguments. Whatever comes in:
 
-1. no script error (a ResponseError, which the service would answer as a 503), and the reply
+1. no script error (ScriptFailed, which the service would answer as a 500), and the reply
    is one of the script's documented replies;
 2. a refusal leaves every key of the test as it was (DUMP of each, and no TTL set again);
 3. the stock invariants hold afterwards (tests/invariants.py), `reserved` is what the live
@@ -826,7 +826,7 @@ async def exercise(stage: Stage, script: str, drawn: list[Any], fenced: bool = F
         before = await snapshot(stage.client, stage.keys)
         try:
             reply = await stage.scripts.run(script, keys, args)
-        except ResponseError as exc:
+        except (ResponseError, errors.ScriptFailed) as exc:
             pytest.fail(f"{script} {args!r}: a script error: {exc}")
         outcome = spec.check(reply)
         event(f"{outcome} {reply[1] if outcome == 'bad_request' else ''}")
@@ -1042,7 +1042,7 @@ async def test_outbox_trim(stage: Stage, args: list[Any]) -> None:
         before = await snapshot(client, stage.keys)
         try:
             reply = await stage.standalone.run("outbox_trim", [outbox], args)
-        except ResponseError as exc:
+        except (ResponseError, errors.ScriptFailed) as exc:
             pytest.fail(f"outbox_trim {args!r}: a script error: {exc}")
         after = await snapshot(client, stage.keys)
         if isinstance(reply, list):
@@ -1093,7 +1093,7 @@ async def test_rate_limit(stage: Stage, args: list[Any]) -> None:
         start = await redis_ms(client)
         try:
             reply = await stage.standalone.run("rate_limit", [log], args)
-        except ResponseError as exc:
+        except (ResponseError, errors.ScriptFailed) as exc:
             pytest.fail(f"rate_limit {args!r}: a script error: {exc}")
         end = await redis_ms(client)
         outcome = _rate_reply(reply)

@@ -129,7 +129,12 @@ async def test_redis_restarted_empty_is_rebuilt_without_an_operator(
     assert down.status_code == 503
     assert down.json()["error"] == "storage_unavailable"
     assert down.headers["Retry-After"] == "1"
-    assert (await api.http.get("/readyz")).status_code == 503
+    # Readiness follows Redis, which the hot path needs: 503 (MongoDB answers); alive still.
+    unready = await api.http.get("/readyz")
+    assert unready.status_code == 503
+    assert unready.json()["error"] == "storage_unavailable"
+    assert unready.json()["details"] == {"redis": "down", "mongodb": "ok"}
+    assert (await api.http.get("/healthz")).status_code == 200
 
     own_redis.restart()
     await rebuilt(api)

@@ -15,6 +15,7 @@ from domain.errors import (
     PaymentProviderUnavailable,
     RateLimited,
     ReservationError,
+    ScriptFailed,
 )
 from reservation.api.bodies import json_response
 from reservation.api.schemas import ErrorBody
@@ -76,6 +77,23 @@ def error_answer(exc: ReservationError) -> Response:
 
 async def on_reservation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ReservationError)
+    if isinstance(exc, ScriptFailed):
+        # A bug, not an outage: Redis's words (and the traceback) go to the log, only
+        # `internal_error` to the client.
+        logger.error(
+            "the %s script failed on %s %s: %s",
+            exc.script,
+            request.method,
+            request.url.path,
+            exc.script_message,
+            exc_info=exc,
+            extra={
+                "method": request.method,
+                "path": request.url.path,
+                "outcome": "internal_error",
+                "script": exc.script,
+            },
+        )
     return error_answer(exc)
 
 

@@ -338,8 +338,8 @@ ROUTES = [
         "GET",
         "/readyz",
         ops.readyz,
-        "Redis and MongoDB answer",
-        answer=Answer(200, "ready", Readiness),
+        "Redis answers (MongoDB down: still ready, degraded)",
+        answer=Answer(200, "ready (degraded: MongoDB does not answer)", Readiness),
         errors=STORAGE,
     ),
     Operation(

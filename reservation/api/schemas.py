@@ -394,6 +394,7 @@ class Readiness(Struct):
     status: str
     redis: str
     mongodb: str
+    degraded: bool  # MongoDB does not answer (reserves and product reads still work)
 
 
 encoder = msgspec.json.Encoder()

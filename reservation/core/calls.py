@@ -44,8 +44,9 @@ class PoolCalls:
         reservation_id: str | None = None,
         extra_keys: Sequence[str] = (),
     ) -> Any:
-        """The script's reply; StorageUnavailable when Redis fails, InvalidRequest when the
-        script refused an argument. `extra_keys` follow the pool's keys and the record's."""
+        """The script's reply; StorageUnavailable when Redis fails, ScriptFailed when the
+        script raised an error (a bug, from Scripts.run), InvalidRequest when the script
+        refused an argument. `extra_keys` follow the pool's keys and the record's."""
         keys = self.pools.keys_of(pool)
         key_list: Sequence[str] = keys.shared
         if script not in READ_SCRIPTS:

@@ -1,5 +1,6 @@
 """Redis failures as the core's error: StorageUnavailable (503, retry), raised from the
-driver's error so the log keeps both."""
+driver's error so the log keeps both. A script that raised an error is not one of them: the
+library's Scripts.run raises ScriptFailed (500, a bug) before any of these sees it."""
 
 from __future__ import annotations
 

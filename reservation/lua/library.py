@@ -19,6 +19,8 @@ from typing import Any
 from redis.asyncio import Redis, RedisCluster
 from redis.exceptions import ResponseError
 
+from domain import errors
+
 RedisClient = Redis | RedisCluster
 # The pool scripts: each runs on the keys of one pool, with the shared helpers of _pool.lua.
 SCRIPT_NAMES = (
@@ -83,8 +85,27 @@ def library() -> Library:
     return Library(code, version)
 
 
+# Error codes (the reply's first word) of a Redis that cannot run the call now: an outage
+# or a failover, for which a retry is the answer (StorageUnavailable), not a script's bug.
+# redis-py raises most of them as subclasses of ResponseError; these are the ones it does
+# not, or did not before 8 (whose messages start with the code).
+OUTAGE_CODES = frozenset(
+    {"BUSY", "MISCONF", "NOREPLICAS", "LOADING", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN"}
+)
+
+
 def is_missing_function(exc: ResponseError) -> bool:
     return MISSING_FUNCTION in str(exc)
+
+
+def is_script_error(exc: ResponseError) -> bool:
+    """Whether Redis ran the function and it raised an error (a Lua error, a command called
+    wrongly, an error reply it returned): a plain ResponseError, not one redis-py names as an
+    outage (OOM, READONLY, cluster moves and failovers), nor "Function not found"."""
+    if type(exc) is not ResponseError or is_missing_function(exc):
+        return False
+    code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
+    return code not in OUTAGE_CODES
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,11 +133,18 @@ class Scripts:
         await self.client.function_load(self.code, replace=True)
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[str | int | bytes]) -> Any:
+        """The reply of script `name`. ScriptFailed when the script raised an error (a bug:
+        500, not a retry); any other Redis failure leaves as redis-py raised it."""
         function = self.functions[name]
         try:
+            try:
+                return await self.client.fcall(function, len(keys), *keys, *args)
+            except ResponseError as exc:
+                if not is_missing_function(exc):
+                    raise
+            await self.load()
             return await self.client.fcall(function, len(keys), *keys, *args)
         except ResponseError as exc:
-            if not is_missing_function(exc):
-                raise
-        await self.load()
-        return await self.client.fcall(function, len(keys), *keys, *args)
+            if is_script_error(exc):
+                raise errors.ScriptFailed(name, str(exc)) from exc
+            raise

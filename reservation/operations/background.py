@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
-from domain.errors import ReservationError
+from domain.errors import ReservationError, ScriptFailed
 
 
 async def every(
@@ -34,6 +34,8 @@ async def every(
     while True:
         try:
             await step()
+        except ScriptFailed as exc:  # a bug, not a store's outage: never quieted
+            logger.error("%s failed: %s", what, exc.script_message, exc_info=exc)
         except ReservationError as exc:
             if exc.message != failing:
                 logger.warning("%s failed: %s (not repeated while it lasts)", what, exc.message)
