@@ -39,6 +39,17 @@ def add_options(parser: Any) -> None:
         help="comma-separated pools the other SKUs are spread over (none: all in the hot SKU's)",
     )
     group.add_argument("--hot-pool", default="", help="the hot SKU's pool (none: default)")
+    group.add_argument(
+        "--hot-sku",
+        default="",
+        help="without --admin-token and --stock: the catalog's hot SKU (none: the scarcest)",
+    )
+    group.add_argument(
+        "--other-skus",
+        default="",
+        help="without --admin-token and --stock: the catalog's other SKUs, comma-separated "
+        "(none: every other product on sale without a waiting room)",
+    )
     group.add_argument("--sim-url", default="http://127.0.0.1:12111", help="Stripe simulator")
     group.add_argument("--admin-token", default="", help="creates products; buyers poll orders")
     group.add_argument(
