@@ -11,13 +11,14 @@ what was chosen; the scenarios read it."""
 from __future__ import annotations
 
 import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
-from loadtests.locust_catalog import CATALOG, HOT_SKU, existing
+from loadtests.locust_catalog import CATALOG, HOT_SKU, CatalogError, existing
 from loadtests.locust_options import options
 
 __all__ = ["CATALOG", "HOT_SKU", "choose_products", "create_products", "shelves"]
@@ -59,7 +60,15 @@ def choose_products(environment: Environment, **_: Any) -> None:
     with httpx.Client(base_url=environment.host or "", timeout=30) as http:
         answer = http.get("/v1/products")
         answer.raise_for_status()
-    CATALOG.hot, CATALOG.shelves = existing(answer.json()["data"], parsed)
+    try:
+        CATALOG.hot, CATALOG.shelves = existing(answer.json()["data"], parsed)
+    except CatalogError as error:  # stop at once, saying why, rather than a crowd of 404s
+        log.error("%s", error)
+        environment.process_exit_code = 2
+        if environment.runner is not None:
+            # A greenlet (Locust patches threading): quit once the start has returned.
+            threading.Thread(target=environment.runner.quit).start()
+        return
     log.info("targeting the catalog: hot %s, shelves %s", CATALOG.hot, CATALOG.shelves)
 
 

@@ -15,7 +15,11 @@ S seconds after the test starts.
 Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from the options
 below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
 With `--admin-token` and `--stock`, the products are created at the start (a hot SKU and
-`--skus` others). Buyers pay through the Stripe simulator's programmatic endpoints
+`--skus` others). Without them the scenarios target the catalog the service has (read from
+`GET /v1/products` at the start: `--hot-sku`, default the scarcest product on sale without a
+waiting room; `--other-skus`, default the other products on sale without one), so
+`locust -f loadtests/locustfile.py --host URL --tags crowd browsers` runs against any
+deployment or the demo. Buyers pay through the Stripe simulator's programmatic endpoints
 (`--sim-url`), as a buyer on the pay page would: paid, declined, delayed then paid, delayed
 then failed, or cancelled, in the `--payment-mix` shares.
 

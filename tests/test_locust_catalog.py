@@ -63,27 +63,35 @@ def test_a_sku_the_catalog_lacks_or_an_empty_catalog_is_refused_by_name() -> Non
         chosen([])
 
 
+def locust(url: str, csv_prefix: Path) -> subprocess.CompletedProcess[str]:
+    """The README's plain line, headless for 4 s, with the shoppers too (carts across SKUs)."""
+    return subprocess.run(
+        [
+            *(str(LOCUST), "-f", "loadtests/locustfile.py", "--host", url, "--headless"),
+            *("--users", "4", "--spawn-rate", "4", "--run-time", "4s"),
+            *("--tags", "crowd", "browsers", "shoppers", "--csv", str(csv_prefix)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 def test_plain_locust_line_targets_the_running_catalog(tmp_path: Path, mongodb_uri: str) -> None:
     server = start_server(tmp_path, mongodb_uri)
     try:
+        empty = locust(server.url, tmp_path / "empty")
+        assert empty.returncode == 2, empty.stderr[-3000:]
+        assert "the service has no products" in empty.stderr
+        assert "unknown_sku" not in empty.stderr
         admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
         for sku, stock in (("tee", 50), ("cap", 3)):
             body = {"name": sku, "price": 1500, "currency": "eur", "stock": stock}
-            httpx.put(
-                f"{server.url}/v1/products/{sku}", json=body, headers=admin
-            ).raise_for_status()
-        done = subprocess.run(
-            [
-                *(str(LOCUST), "-f", "loadtests/locustfile.py", "--host", server.url, "--headless"),
-                *("--users", "4", "--spawn-rate", "4", "--run-time", "4s"),
-                *("--tags", "crowd", "browsers", "shoppers", "--csv", str(tmp_path / "run")),
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+            url = f"{server.url}/v1/products/{sku}"
+            httpx.put(url, json=body, headers=admin).raise_for_status()
+        done = locust(server.url, tmp_path / "run")
         assert done.returncode == 0, done.stderr[-3000:]
         with (tmp_path / "run_stats.csv").open() as stats:
             rows = {row["Name"]: row for row in csv.DictReader(stats)}
