@@ -32,7 +32,10 @@ def existing(products: list[dict[str, Any]], parsed: Any) -> tuple[str, dict[str
     if unknown := [sku for sku in named if sku not in by_sku]:
         raise CatalogError(f"not in the service's catalog: {', '.join(unknown)}")
     open_ = [p for p in products if p["on_sale"] and not p["waiting_room"]]
-    hot = parsed.hot_sku or _scarcest(open_ or products)
+    roomed = [p for p in products if p["waiting_room"]]
+    # fair-start queues in the hot SKU's waiting room: a product with one, if any.
+    fair_start = "fair-start" in (getattr(parsed, "tags", None) or [])
+    hot = parsed.hot_sku or _scarcest((roomed if fair_start else []) or open_ or products)
     others = _names(parsed.other_skus) or [str(p["sku"]) for p in open_]
     found: dict[str, list[str]] = {str(by_sku[hot]["pool"]): [hot]}
     for sku in others:

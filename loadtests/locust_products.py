@@ -4,7 +4,8 @@ waiting room, with --start-in each opening that long after the test starts.
 
 Without them the scenarios target the catalog the service already has (a deployment, the demo):
 every runner reads `GET /v1/products` at the start and takes `--hot-sku` (default: the scarcest
-product on sale with no waiting room and nobody in its waiting list) and `--other-skus`
+product on sale with no waiting room and nobody in its waiting list; for fair-start, the
+scarcest behind a waiting room) and `--other-skus`
 (default: the other products on sale without a room), grouped by their pools. `CATALOG` holds
 what was chosen; the scenarios read it."""
 

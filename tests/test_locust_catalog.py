@@ -37,14 +37,21 @@ DEMO = [
 ]
 
 
-def chosen(products: list[dict[str, Any]], hot: str = "", others: str = "") -> Any:
-    return existing(products, SimpleNamespace(hot_sku=hot, other_skus=others))
+def chosen(
+    products: list[dict[str, Any]], hot: str = "", others: str = "", tags: tuple[str, ...] = ()
+) -> Any:
+    return existing(products, SimpleNamespace(hot_sku=hot, other_skus=others, tags=list(tags)))
 
 
 def test_the_scarcest_product_on_sale_is_the_hot_one() -> None:
     hot, shelves = chosen(DEMO)
     assert hot == "sneaker-drop"  # not the sold-out one with a line, not the one in a room
     assert shelves == {"default": ["sneaker-drop", "hoodie", "last-vinyl", "signed-poster"]}
+
+
+def test_fair_start_queues_for_a_product_behind_a_waiting_room() -> None:
+    hot, _ = chosen(DEMO, tags=("fair-start", "browsers"))
+    assert hot == "launch-jacket"
 
 
 def test_skus_named_on_the_command_line_are_taken_as_named() -> None:
