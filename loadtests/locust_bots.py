@@ -37,7 +37,7 @@ from locust import FastHttpUser, between, tag, task
 
 from harness.customer_tokens import AUDIENCE, LIFETIME_SECONDS, bearer, mint, new_secret
 from loadtests.locust_options import customer_token_secret
-from loadtests.locust_products import HOT_SKU
+from loadtests.locust_products import CATALOG
 from loadtests.verify_bots import ACCEPTED, BOT, BOT_ID_PREFIX, NOT_REFUSED
 
 FORWARDED_FOR = "X-Forwarded-For"
@@ -146,7 +146,7 @@ class Bots(FastHttpUser):
     def hold(
         self, what: str, customer_id: str, headers: dict[str, str], expected: tuple[int, ...]
     ) -> None:
-        body = {"items": [{"sku": HOT_SKU, "quantity": 1}], "customer_id": customer_id}
+        body = {"items": [{"sku": CATALOG.hot, "quantity": 1}], "customer_id": customer_id}
         headers = {**headers, "Idempotency-Key": str(uuid.uuid4())}
         if getattr(self.environment.parsed_options, "admit_per_second", 0) > 0:
             expected += (403,)  # behind a waiting room a bot has no admission: 403 as well

@@ -70,6 +70,23 @@ def add_options(parser: Any) -> None:
         "spawns a second's worth of users at once, and they would otherwise all ask at once",
     )
     add_room_options(parser)
+    add_catalog_options(parser)
+
+
+def add_catalog_options(parser: Any) -> None:
+    """The "existing catalog" group: the SKUs targeted when the run creates none."""
+    group = parser.add_argument_group("existing catalog (without --admin-token and --stock)")
+    group.add_argument(
+        "--hot-sku",
+        default="",
+        help="the catalog's hot SKU (none: the scarcest product on sale)",
+    )
+    group.add_argument(
+        "--other-skus",
+        default="",
+        help="the catalog's other SKUs, comma-separated "
+        "(none: every other product on sale without a waiting room)",
+    )
 
 
 def add_waitlist_options(parser: Any) -> None:

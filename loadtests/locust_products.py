@@ -1,18 +1,30 @@
 """The sale's products: the hot SKU and the others, spread over the pools, created once at the
 start of a Locust run when --admin-token and --stock say so; with --admit-per-second each in a
-waiting room, with --start-in each opening that long after the test starts."""
+waiting room, with --start-in each opening that long after the test starts.
+
+Without them the scenarios target the catalog the service already has (a deployment, the demo):
+every runner reads `GET /v1/products` at the start and takes `--hot-sku` (default: the scarcest
+product on sale with no waiting room and nobody in its waiting list; for fair-start, the
+scarcest behind a waiting room) and `--other-skus`
+(default: the other products on sale without a room), grouped by their pools. `CATALOG` holds
+what was chosen; the scenarios read it."""
 
 from __future__ import annotations
 
+import logging
+import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from locust.env import Environment
 from locust.runners import WorkerRunner
 
+from loadtests.locust_catalog import CATALOG, HOT_SKU, CatalogError, existing
 from loadtests.locust_options import options
 
-HOT_SKU = "hot"
+__all__ = ["CATALOG", "HOT_SKU", "choose_products", "create_products", "shelves"]
+
+log = logging.getLogger(__name__)
 
 
 def sku_names(count: int) -> list[str]:
@@ -35,11 +47,35 @@ def shelves(parsed: Any) -> dict[str, list[str]]:
     return found
 
 
-def create_products(environment: Environment, **_: Any) -> None:
-    """PUT the sale's products once (not on distributed workers), when asked to."""
+def choose_products(environment: Environment, **_: Any) -> None:
+    """A test_start listener: with --admin-token and --stock the sale's products (put once, not
+    on distributed workers), else the running service's catalog, as `CATALOG`."""
     parsed = options(environment)
-    if isinstance(environment.runner, WorkerRunner) or not parsed.stock or not parsed.admin_token:
+    if parsed.stock and parsed.admin_token:
+        CATALOG.hot, CATALOG.shelves = HOT_SKU, shelves(parsed)
+        if not isinstance(environment.runner, WorkerRunner):
+            create_products(environment)
         return
+    import httpx
+
+    with httpx.Client(base_url=environment.host or "", timeout=30) as http:
+        answer = http.get("/v1/products")
+        answer.raise_for_status()
+    try:
+        CATALOG.hot, CATALOG.shelves = existing(answer.json()["data"], parsed)
+    except CatalogError as error:  # stop at once, saying why, rather than a crowd of 404s
+        log.error("%s", error)
+        environment.process_exit_code = 2
+        if environment.runner is not None:
+            # A greenlet (Locust patches threading): quit once the start has returned.
+            threading.Thread(target=environment.runner.quit).start()
+        return
+    log.info("targeting the catalog: hot %s, shelves %s", CATALOG.hot, CATALOG.shelves)
+
+
+def create_products(environment: Environment) -> None:
+    """PUT the sale's products: the hot SKU and --skus others, --stock units each."""
+    parsed = options(environment)
     import httpx
 
     headers = {"Authorization": f"Bearer {parsed.admin_token}"}

@@ -37,7 +37,7 @@ from typing import Any
 from locust import between, tag, task
 
 from loadtests.locust_bots import remember_hold
-from loadtests.locust_products import HOT_SKU
+from loadtests.locust_products import CATALOG
 from loadtests.locust_sale import Paying, answered, refusal_name
 
 ADMITTED = "reserve (admitted)"
@@ -83,7 +83,7 @@ class FairStart(Paying):
         """POST /v1/queue/{sku} as this customer: the ticket's state, or None on a failure."""
         while True:
             with self.client.post(
-                f"/v1/queue/{HOT_SKU}",
+                f"/v1/queue/{CATALOG.hot}",
                 json={"customer_id": self.customer_id},
                 headers=self.authorization(),
                 name="queue join",
@@ -102,7 +102,7 @@ class FairStart(Paying):
         """GET /v1/queue/{sku}/{ticket}: the ticket's state, or None on a failure."""
         while True:
             with self.client.get(
-                f"/v1/queue/{HOT_SKU}/{ticket}",
+                f"/v1/queue/{CATALOG.hot}/{ticket}",
                 headers=self.authorization(),
                 name="queue poll",
                 catch_response=True,
@@ -155,7 +155,7 @@ class FairStart(Paying):
         held or failed). `403 admission_invalid` answered once the token has lapsed is the
         contract's answer to a late buyer, named `…: admission lapsed`; before, a failure."""
         body = {
-            "items": [{"sku": HOT_SKU, "quantity": 1}],
+            "items": [{"sku": CATALOG.hot, "quantity": 1}],
             "customer_id": self.customer_id,
             "admission_token": token,
         }

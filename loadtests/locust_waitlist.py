@@ -32,7 +32,7 @@ from typing import Any
 
 from locust import between, tag, task
 
-from loadtests.locust_products import HOT_SKU
+from loadtests.locust_products import CATALOG
 from loadtests.locust_sale import Paying, answered
 
 OUTCOMES = ("buy", "give_back", "lapse")
@@ -86,7 +86,7 @@ class WaitlistUser(Paying):
     def hold(self, name: str) -> tuple[str | None, str]:
         """One unit of the hot SKU for this customer: its reservation id (None when refused,
         with the refusal's error code)."""
-        return self.reserve_named([(HOT_SKU, 1)], name)
+        return self.reserve_named([(CATALOG.hot, 1)], name)
 
     def reserve_named(self, lines: list[tuple[str, int]], name: str) -> tuple[str | None, str]:
         while True:
@@ -144,7 +144,7 @@ class Waiters(WaitlistUser):
     def sold_out(self) -> bool:
         """The product view says nothing is available to the public now."""
         with self.client.get(
-            f"/v1/products/{HOT_SKU}", name="waitlist product", catch_response=True
+            f"/v1/products/{CATALOG.hot}", name="waitlist product", catch_response=True
         ) as response:
             if response.status_code != 200:
                 response.failure(answered(response))
@@ -156,7 +156,7 @@ class Waiters(WaitlistUser):
         body = {"quantity": 1, "customer_id": self.customer_id}
         while True:
             with self.client.post(
-                f"/v1/waitlist/{HOT_SKU}",
+                f"/v1/waitlist/{CATALOG.hot}",
                 json=body,
                 headers=self.authorization(),
                 name="waitlist join",
@@ -205,7 +205,7 @@ class Waiters(WaitlistUser):
         """GET /v1/waitlist/{sku}/{customer}: the entry, or None on a failure."""
         while True:
             with self.client.get(
-                f"/v1/waitlist/{HOT_SKU}/{self.customer_id}",
+                f"/v1/waitlist/{CATALOG.hot}/{self.customer_id}",
                 headers=self.authorization(),
                 name="waitlist poll",
                 catch_response=True,

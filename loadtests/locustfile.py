@@ -15,7 +15,11 @@ S seconds after the test starts.
 Sizes come from Locust's own `--users`, `--spawn-rate` and `--run-time` and from the options
 below (`--skus`, `--stock`, `--hot-share`, `--payment-mix`, `--spike-seconds` ...).
 With `--admin-token` and `--stock`, the products are created at the start (a hot SKU and
-`--skus` others). Buyers pay through the Stripe simulator's programmatic endpoints
+`--skus` others). Without them the scenarios target the catalog the service has (read from
+`GET /v1/products` at the start: `--hot-sku`, default the scarcest product on sale without a
+waiting room; `--other-skus`, default the other products on sale without one), so
+`locust -f loadtests/locustfile.py --host URL --tags crowd browsers` runs against any
+deployment or the demo. Buyers pay through the Stripe simulator's programmatic endpoints
 (`--sim-url`), as a buyer on the pay page would: paid, declined, delayed then paid, delayed
 then failed, or cancelled, in the `--payment-mix` shares.
 
@@ -59,7 +63,7 @@ from locust.env import Environment
 from loadtests.locust_arrival import spawned, test_started
 from loadtests.locust_bots import Bots
 from loadtests.locust_options import add_options, add_waitlist_options
-from loadtests.locust_products import HOT_SKU, create_products, shelves
+from loadtests.locust_products import CATALOG, choose_products
 from loadtests.locust_room import FairStart
 from loadtests.locust_sale import Paying, SaleUser
 from loadtests.locust_waitlist import Waiters, WaitlistCrowd, WaitlistFirst
@@ -89,7 +93,7 @@ argument_parser.default_args_dict = functools.cache(argument_parser.default_args
 # Locust's listener decorators are untyped; registering by call keeps these functions typed.
 events.init_command_line_parser.add_listener(add_options)  # type: ignore[no-untyped-call]
 events.init_command_line_parser.add_listener(add_waitlist_options)  # type: ignore[no-untyped-call]
-events.test_start.add_listener(create_products)  # type: ignore[no-untyped-call]
+events.test_start.add_listener(choose_products)  # type: ignore[no-untyped-call]
 events.init.add_listener(choose_scenarios)  # type: ignore[no-untyped-call]
 events.test_start.add_listener(test_started)  # type: ignore[no-untyped-call]
 events.spawning_complete.add_listener(spawned)  # type: ignore[no-untyped-call]
@@ -108,7 +112,7 @@ class Crowd(SaleUser):
     @tag("crowd")
     @task
     def grab(self) -> None:
-        self.reserve([(HOT_SKU, 1)], self.customer_id)
+        self.reserve([(CATALOG.hot, 1)], self.customer_id)
 
 
 class Shoppers(SaleUser):
@@ -120,14 +124,15 @@ class Shoppers(SaleUser):
     @task
     def cart(self) -> None:
         # A cart holds SKUs of one pool (a cart spanning pools is refused by design).
-        pools = list(shelves(self.parsed).values())
+        pools = list(CATALOG.shelves.values())
         hot = len(pools) == 1 or random.random() < self.parsed.hot_share
-        shelf = next(skus for skus in pools if HOT_SKU in skus) if hot else random.choice(pools)
-        others = [sku for sku in shelf if sku != HOT_SKU]
+        hot_sku = CATALOG.hot
+        shelf = next(skus for skus in pools if hot_sku in skus) if hot else random.choice(pools)
+        others = [sku for sku in shelf if sku != hot_sku]
         lines: dict[str, int] = {}
         for _ in range(random.randint(1, 3)):
-            pick_hot = HOT_SKU in shelf and (not others or random.random() < self.parsed.hot_share)
-            sku = HOT_SKU if pick_hot else random.choice(others)
+            pick_hot = hot_sku in shelf and (not others or random.random() < self.parsed.hot_share)
+            sku = hot_sku if pick_hot else random.choice(others)
             lines[sku] = lines.get(sku, 0) + random.choice((1, 1, 1, 2, 3))
         self.reserve(sorted(lines.items()), self.customer_id)
 
@@ -141,7 +146,7 @@ class Abandoners(SaleUser):
     @task
     def hold_and_leave(self) -> None:
         if not self.gone:
-            self.reserve([(HOT_SKU, 1)], self.customer_id)
+            self.reserve([(CATALOG.hot, 1)], self.customer_id)
         self.leave()
 
 
@@ -154,7 +159,7 @@ class Browsers(SaleUser):
     @tag("browsers")
     @task(3)
     def product(self) -> None:
-        self.client.get(f"/v1/products/{HOT_SKU}", name="product")
+        self.client.get(f"/v1/products/{CATALOG.hot}", name="product")
 
     @tag("browsers")
     @task
@@ -177,7 +182,7 @@ class Buyers(Paying):
         if time.monotonic() - self.arrived > self.parsed.patience:
             self.leave()  # gave up: the drop sold out for good
             return
-        reservation_id = self.reserve([(HOT_SKU, 1)], self.customer_id)
+        reservation_id = self.reserve([(CATALOG.hot, 1)], self.customer_id)
         if reservation_id is None:
             return  # sold out for now: units come back from declines, cancels and abandons
         self.purchase(reservation_id)

@@ -13,6 +13,12 @@ from stripesim.settings import SimSettings
 @click.command("stripe-sim")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=12111, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--public-url",
+    default=None,
+    help="Where buyers' browsers reach the simulator, for the pay pages' URLs"
+    " (default: http://HOST:PORT; behind a container's port mapping, the mapped address).",
+)
 @click.option("--webhook-url", default=None, help="Deliver signed events here.")
 @click.option("--webhook-secret", default=None, help="Sign them with this whsec_ secret.")
 @click.option(
@@ -54,6 +60,7 @@ from stripesim.settings import SimSettings
 def stripe_sim(
     host: str,
     port: int,
+    public_url: str | None,
     webhook_url: str | None,
     webhook_secret: str | None,
     duplicate_share: float,
@@ -68,7 +75,7 @@ def stripe_sim(
         settings = SimSettings(
             webhook_url=webhook_url,
             webhook_secret=webhook_secret,
-            public_url=f"http://{host}:{port}",
+            public_url=(public_url or f"http://{host}:{port}").rstrip("/"),
             duplicate_share=duplicate_share,
             delivery_delay_seconds=delivery_delay,
             latency_seconds=(latency_ms[0] / 1000, latency_ms[1] / 1000),
