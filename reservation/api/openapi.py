@@ -49,6 +49,8 @@ class Answer:
     description: str
     body: Any = None
     media_type: str = "application/json"
+    # Other success statuses with the same body (a join answered again: 200 beside 201).
+    also: tuple[int, ...] = ()
 
 
 class Operation(Route):
@@ -164,7 +166,7 @@ def _operation(op: Operation, schema_of: dict[Any, Any]) -> dict[str, Any]:
     success: dict[str, Any] = {"description": answer.description}
     if answer.status != 204:  # No Content
         success["content"] = {answer.media_type: {"schema": content_schema}}
-    responses: dict[str, Any] = {str(answer.status): success}
+    responses: dict[str, Any] = {str(status): success for status in (answer.status, *answer.also)}
     for status, codes in _codes_by_status(op.errors).items():
         responses[str(status)] = _error_answer(status, codes)
     operation["responses"] = responses

@@ -202,7 +202,7 @@ ROUTES = [
         parameters=[SKU],
         body=QueueIn,
         body_required=False,
-        answer=Answer(201, "the ticket", TicketView),
+        answer=Answer(201, "the ticket", TicketView, also=(200,)),
         errors=(*CUSTOMER, *BODY, UnknownSku, NoWaitingRoom, *LIMITED, *STORAGE),
         customer=True,
     ),

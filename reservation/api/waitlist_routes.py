@@ -52,7 +52,7 @@ WAITLIST = [
         "Join a sold-out SKU's waiting list (201), or find your entry again (200)",
         parameters=[SKU],
         body=WaitlistIn,
-        answer=Answer(201, "the entry", WaitlistEntryView),
+        answer=Answer(201, "the entry", WaitlistEntryView, also=(200,)),
         errors=(
             *CUSTOMER,
             *BODY,
