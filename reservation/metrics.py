@@ -120,6 +120,17 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self._process_gauges(r)
+        self.request_seconds = Histogram(
+            "reservation_http_request_seconds",
+            "HTTP request latency",
+            ["method", "route", "status"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+
+    def _process_gauges(self, r: CollectorRegistry) -> None:
+        # With several workers, what each holds adds up over the live ones (livesum).
         # Read when scraped: the app points it at its body budget (reservation/app.py).
         self.body_bytes = Gauge(
             "reservation_request_body_bytes",
@@ -139,13 +150,6 @@ class Metrics:
             "Product reads the stock feed's readers made so far (one per watched SKU per tick)",
             registry=r,
             multiprocess_mode="sum",  # a worker that exited made its reads too
-        )
-        self.request_seconds = Histogram(
-            "reservation_http_request_seconds",
-            "HTTP request latency",
-            ["method", "route", "status"],
-            buckets=LATENCY_BUCKETS,
-            registry=r,
         )
 
     def _outbox_metrics(self, r: CollectorRegistry) -> None:
