@@ -16,13 +16,20 @@ import psutil
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.test_cli import READY, Serving, Stores, serving, stores, terminate
+from tests.test_cli import READY, TEE, Serving, Stores, serving, stores, terminate
 
 __all__ = ["stores"]  # the fixture, shared with the command line's tests
 
 COUNT = "reservation_http_request_seconds_count"
 # Generous guards against a server that hangs, never measures of speed.
 DEADLINE_SECONDS = 120.0
+
+
+def gauge(server: Serving, name: str) -> float:
+    answer = httpx.get(f"{server.url}/metrics")
+    assert answer.status_code == 200
+    families = text_string_to_metric_families(answer.text)
+    return sum(s.value for f in families for s in f.samples if s.name == name)
 
 
 def healthz_answers(families: object) -> float:
@@ -119,5 +126,28 @@ def test_a_worker_that_died_leaves_its_counts_and_takes_its_live_gauges(
         assert per_worker(shared)[dead] > 0
         for _ in range(20):
             assert scraped(server) == made
+        assert terminate(server) == 0
+    assert list(temp.iterdir()) == []
+
+
+async def test_a_stream_one_worker_holds_open_shows_in_every_scrape(
+    tmp_path: Path, stores: Stores
+) -> None:
+    await stores.catalog.put("tee", TEE)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    streams = "reservation_event_streams"
+    with serving(tmp_path, "--workers", "2", TMPDIR=str(temp), **stores.env) as server:
+        server.until(READY)
+        with httpx.stream("GET", f"{server.url}/v1/products/tee/events") as stream:
+            assert stream.status_code == 200
+            lines = stream.iter_lines()
+            assert next(line for line in lines if line.startswith("event:")) == "event: stock"
+            # Its worker copies the count to its file (at once when it answers the scrape,
+            # else within a second): then any worker's scrape counts it, the other's too.
+            wait_for(lambda: gauge(server, streams) == 1, "one stream open")
+            for _ in range(20):  # fresh connections, shared out between the workers
+                assert gauge(server, streams) == 1
+        wait_for(lambda: gauge(server, streams) == 0, "the stream closed")
         assert terminate(server) == 0
     assert list(temp.iterdir()) == []
