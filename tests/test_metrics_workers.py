@@ -7,15 +7,18 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import psutil
+import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
+from reservation.server.worker_metrics import MULTIPROC_DIR, ExitedWorkers, shared_metrics
 from tests.test_cli import READY, TEE, Serving, Stores, serving, stores, terminate
 
 __all__ = ["stores"]  # the fixture, shared with the command line's tests
@@ -151,3 +154,40 @@ async def test_a_stream_one_worker_holds_open_shows_in_every_scrape(
         wait_for(lambda: gauge(server, streams) == 0, "the stream closed")
         assert terminate(server) == 0
     assert list(temp.iterdir()) == []
+
+
+def test_serve_owns_the_directory_fresh_for_several_workers_none_for_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setenv(MULTIPROC_DIR, "/somewhere/an/operator/set")
+    with shared_metrics(1) as path:
+        assert path is None
+        assert MULTIPROC_DIR not in os.environ  # one worker: nothing written to disk
+    monkeypatch.setenv(MULTIPROC_DIR, "/somewhere/an/operator/set")
+    with shared_metrics(3) as path:
+        assert path is not None
+        assert os.environ[MULTIPROC_DIR] == path
+        assert Path(path).parent == tmp_path
+        assert list(Path(path).iterdir()) == []  # fresh
+        (Path(path) / "counter_1.db").write_bytes(b"")
+    assert list(tmp_path.iterdir()) == []  # removed, what the workers wrote with it
+    assert MULTIPROC_DIR not in os.environ
+
+
+def test_workers_gone_since_the_last_look_lose_their_live_gauges(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(MULTIPROC_DIR, str(tmp_path))
+    names = ("gauge_livesum_{}.db", "gauge_liveall_{}.db", "gauge_sum_{}.db", "counter_{}.db")
+    for pid in (11, 12, 13):
+        for name in names:
+            (tmp_path / name.format(pid)).write_bytes(b"")
+    exited = ExitedWorkers()
+    assert exited.look({11, 12}) == set()
+    assert exited.look({12, 13}) == {11}  # 11 replaced by 13
+    left = {path.name for path in tmp_path.iterdir()}
+    assert "gauge_livesum_11.db" not in left
+    assert "gauge_liveall_11.db" not in left
+    assert {"gauge_sum_11.db", "counter_11.db", "gauge_livesum_12.db"} <= left
+    assert exited.look({12, 13}) == set()
