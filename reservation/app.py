@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -30,7 +32,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     metrics = Metrics()
     # One per process: every request's body draws from it (reservation/api/bodies.py).
     bodies = BodyBudget(settings.max_body_bytes_in_flight)
-    metrics.body_bytes.set_function(lambda: bodies.held)
+    metrics.read_when_scraped(metrics.body_bytes, lambda: bodies.held)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -49,12 +51,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 product_reader(services), stock_frame, max_streams=settings.max_streams
             )
             app.state.stock_feed = feed
-            metrics.event_streams.set_function(lambda: feed.streams)
-            metrics.stock_feed_reads.set_function(lambda: feed.reads)
+            metrics.read_when_scraped(metrics.event_streams, lambda: feed.streams)
+            metrics.read_when_scraped(metrics.stock_feed_reads, lambda: feed.reads)
+            # Several workers: this worker's gauges copied to its file for the others' scrapes.
+            refresher = asyncio.create_task(metrics.keep_fresh())
             tune_after_startup()
             try:
                 yield
             finally:
+                refresher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await refresher
                 await feed.close()
 
     app = Starlette(

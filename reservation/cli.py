@@ -20,6 +20,7 @@ from reservation import __version__, logs
 from reservation.core.inventory import Inventory
 from reservation.env_readers import SettingsError
 from reservation.server.serving import StopSignals, run_uvicorn
+from reservation.server.worker_metrics import shared_metrics
 from reservation.settings import Settings
 from reservation.settings import help_text as variables_help
 from reservation.stores.embedded import EmbeddedMongo, NotInstalled, require_embedded_redis
@@ -288,6 +289,8 @@ def serve_until_stopped(settings: Settings, host: str, port: int, workers: int) 
             )
         if stop.received is not None:
             return
+        # Several workers: one directory of metrics for all, fresh now, removed at exit.
+        stack.enter_context(shared_metrics(workers))
         run_uvicorn(
             host,
             port,

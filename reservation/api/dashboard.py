@@ -1,8 +1,9 @@
 """GET /v1/ops/summary (admin): everything the operations page at /ops shows, in one answer.
 
 Counters, holds, orders and webhook events come from Redis and MongoDB, so every process
-answers the same; the Stripe gate and the per-second rates are the answering process's own
-(like /metrics).
+answers the same; the Stripe gate's counts of answers come from the metrics (every worker of
+the serve, like /metrics); the rest of the gate and the per-second rates are the answering
+process's own.
 """
 
 from __future__ import annotations

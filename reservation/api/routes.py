@@ -346,7 +346,7 @@ ROUTES = [
         "GET",
         "/metrics",
         ops.metrics,
-        "Prometheus metrics of this process",
+        "Prometheus metrics of every worker of this serve",
         answer=Answer(200, "Prometheus text format", media_type="text/plain"),
     ),
     Operation(

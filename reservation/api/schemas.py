@@ -344,7 +344,7 @@ class GateSummary(Struct):
     in_flight: int
     saturated: bool
     checkouts_unavailable: int  # checkouts answered 503 payment_provider_unavailable
-    answers_503: int  # every 503 this process answered
+    answers_503: int  # every 503 the serve's workers answered (reservation/metrics.py)
 
 
 class RatesSummary(Struct):

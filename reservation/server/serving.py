@@ -13,6 +13,7 @@ import uvicorn
 from uvicorn.config import LOGGING_CONFIG, STARTUP_FAILURE
 from uvicorn.supervisors.multiprocess import Multiprocess
 
+from reservation.server.worker_metrics import ExitedWorkers
 from reservation.settings import Settings
 
 
@@ -69,11 +70,14 @@ class ReadyMultiprocess(Multiprocess):
         super().__init__(config, sockets)
         self.ready: Callable[[], None] | None = ready
         self.stop = stop
+        self.exited = ExitedWorkers()
 
     def keep_subprocess_alive(self) -> None:
         if self.stop.received is not None:
             self.should_exit.set()  # a signal came before the supervisor listened for them
         super().keep_subprocess_alive()
+        # A worker replaced (it died) or let go (SIGTTOU): its live gauges leave the scrape.
+        self.exited.look({process.pid for process in self.processes if process.pid is not None})
         if self.ready is None or self.should_exit.is_set():
             return
         # A worker answers the supervisor's health check with whether its server has started
