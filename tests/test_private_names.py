@@ -4,8 +4,11 @@ one that vanished or changed when a new version is let in."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib
+import importlib.util
 import inspect
+from pathlib import Path
 
 import pytest
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -21,6 +24,17 @@ PRIVATE_NAMES = [
     ),
     # reservation/server/: the ASGI application type of that method's signature.
     ("uvicorn._types", "ASGI3Application", None),
+    # reservation/server/deadlines.py: the status lines and the closing header uvicorn writes,
+    # a cycle's type and the server's state (the slow-client deadlines answer as uvicorn does).
+    ("uvicorn.protocols.http.httptools_impl", "STATUS_LINE", None),
+    ("uvicorn.protocols.http.httptools_impl", "RequestResponseCycle", None),
+    ("uvicorn.protocols.http.flow_control", "CLOSE_HEADER", None),
+    ("uvicorn.server", "ServerState", None),
+    ("uvicorn.config", "STARTUP_FAILURE", None),
+    # reservation/server/serving.py: the supervisor's per-tick check, extended.
+    ("uvicorn.supervisors.multiprocess", "Multiprocess.keep_subprocess_alive", ["self"]),
+    # reservation/stores/cluster.py: where redis-py's cluster client finds a command's slot.
+    ("redis.asyncio.cluster", "RedisCluster._determine_slot", ["self", "command", "args"]),
 ]
 
 
@@ -41,3 +55,23 @@ def test_the_protocol_still_starts_requests_through_it() -> None:
     """uvicorn calls the method from its request handling (else the override admits nothing)."""
     source = inspect.getsource(HttpToolsProtocol)
     assert source.count("self._start_asgi_task(") >= 2  # a request at once, a pipelined one
+
+
+def test_the_private_attributes_used_are_still_set() -> None:
+    """Attributes set on instances: redis-py's connection's stream writer
+    (reservation/stores/packing.py writes packed commands to it) and asyncio's semaphore
+    count (reservation/api/dashboard.py reads the Stripe gate's free places)."""
+    from redis.asyncio.connection import Connection
+
+    assert hasattr(Connection(), "_writer"), "redis.asyncio.connection.Connection._writer is gone"
+    assert hasattr(asyncio.Semaphore(1), "_value"), "asyncio.Semaphore._value is gone"
+
+
+def test_locust_still_filters_tasks_by_tags() -> None:
+    """loadtests/locustfile.py calls Environment._filter_tasks_by_tags(); read from locust's
+    source, since importing locust in pytest patches the process (gevent)."""
+    spec = importlib.util.find_spec("locust")  # found, not imported (locust.env would be)
+    assert spec is not None
+    assert spec.origin is not None
+    source = (Path(spec.origin).parent / "env.py").read_text(encoding="utf-8")
+    assert "def _filter_tasks_by_tags(self)" in source, "locust's task filter is gone"
