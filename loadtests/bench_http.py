@@ -23,9 +23,11 @@ ports (--cases picks some of them):
   the service's httptools protocol, 1 worker, no access log);
 - floor_post: the same floor route receiving the reserve's POST and body (read whole before the
   GET): the floor of a request that carries a body, reported beside the targets;
-- reserve_2_workers: reserve against `reservation serve --workers 2`.
+- reserve_2_workers: reserve against `reservation serve --workers 2`;
+- reserve_redis_py_packing: reserve against the same server on redis-py's own packing and send
+  (loadtests/unpacked_serve.py), to tell whether reservation/stores/packing.py pays.
 
-After every window the server's own count of answers (/metrics, 1 worker) and the SKU's
+After every window the server's own count of answers (/metrics, every worker) and the SKU's
 `reserved` counter (GET /v1/products/{sku}) are compared with what wrk saw. When a target is
 missed, the reserve case and the floor are profiled with py-spy (`--native`) while wrk drives
 them, and the samples are summed by owner (uvicorn, starlette, redis-py, our code, syscalls,

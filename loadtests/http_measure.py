@@ -219,7 +219,7 @@ async def run_cases(run: Run) -> list[Row]:
     cases = selected(run)
     stocked = False
     for _ in range(run.args.rounds):
-        for kind in ("app", "floor", "app2"):
+        for kind in ("app", "floor", "app2", "app_unpacked"):
             if not any(case.server == kind for case in cases):
                 continue
             async with run.serving(kind) as server:

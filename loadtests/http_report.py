@@ -111,8 +111,9 @@ def markdown(
         "## Correctness",
         "",
         "wrk counts the answers it read; the server counts the answers it sent (its /metrics"
-        " `reservation_http_request_seconds_count` by status, one worker only: metrics are per"
-        " process) and the SKU's `reserved` counter (GET /v1/products/{sku}) moves once per hold."
+        " `reservation_http_request_seconds_count` by status, for every worker: prometheus"
+        "_client's multiprocess mode) and the SKU's `reserved` counter (GET /v1/products/{sku})"
+        " moves once per hold."
         " A reserve is consistent when the server's 201s equal the counter's move and wrk saw"
         " at most as many fewer as it had connections (requests in flight when wrk closed its"
         " connections: answered by the server, never read by wrk).",
@@ -246,6 +247,9 @@ def _store_items() -> list[str]:
     return [
         "reserve_2_workers: the reserve case against `reservation serve --workers 2` (uvicorn's"
         " supervisor and 2 worker processes, one listening socket).",
+        "reserve_redis_py_packing: the reserve case against `python -m loadtests.unpacked_serve"
+        " serve`, the same server on redis-py's own asyncio connections (packing in Python, the"
+        " write through asyncio.wait_for) instead of reservation/stores/packing.py's.",
         f"MongoDB: {mongo} Only start-up and the PUTs touch it; no case reads it.",
         "After the run every server is stopped (SIGTERM, then SIGKILL of anything left in its"
         " session), the Redis keys of the run prefix are deleted (SCAN + UNLINK) and the MongoDB"

@@ -24,7 +24,7 @@ class Tally:
     expected_status: int
     client_2xx: int
     client_non_2xx: int
-    server_statuses: dict[str, int] | None  # None: more than one worker (per-process metrics)
+    server_statuses: dict[str, int] | None  # None: a server without /metrics (the floor)
     reserved_delta: int | None
     connections: int
     uncounted: str = ""  # why the server did not count its answers
@@ -74,7 +74,7 @@ async def reserved(http: httpx.AsyncClient, sku: str) -> int:
 
 
 async def answered(http: httpx.AsyncClient, route: str) -> Counter[str]:
-    """Answers per status the server's /metrics counted under `route` (one process)."""
+    """Answers per status the server's /metrics counted under `route` (all its workers)."""
     response = await http.get("/metrics")
     response.raise_for_status()
     counts: Counter[str] = Counter()

@@ -259,3 +259,31 @@ def test_dockerfile_runs_the_service_alone_as_a_user() -> None:
             assert {n for n in names if not n.startswith("PYTHON")} <= known
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert {".git", ".venv"} <= set(ignored)
+
+
+def requirement_floors(requirements: list[str]) -> dict[str, str]:
+    """name -> the version after `>=`, for every requirement that has a floor."""
+    floors: dict[str, str] = {}
+    for requirement in requirements:
+        name = requirement.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip()
+        for clause in requirement.split(";")[0].split(","):
+            if ">=" in clause:
+                floors[name.lower()] = clause.split(">=")[1].strip()
+    return floors
+
+
+def test_the_floors_file_pins_every_floor_the_service_and_demo_declare() -> None:
+    """constraints-floors.txt (the floors CI job) pins exactly each runtime and demo floor of
+    pyproject.toml: a floor raised in one place and not the other fails here."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    declared = requirement_floors(
+        [*project["dependencies"], *project["optional-dependencies"]["demo"]]
+    )
+    pinned: dict[str, str] = {}
+    for line in (ROOT / "constraints-floors.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, version = line.split("==")
+            pinned[name.strip().lower()] = version.strip()
+    assert pinned == {name: declared[name] for name in pinned}, "a pin is not its floor"
+    missing = sorted(set(declared) - set(pinned))
+    assert not missing, f"floors not pinned in constraints-floors.txt: {missing}"

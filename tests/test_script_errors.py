@@ -99,8 +99,12 @@ async def test_scripts_run_raises_script_failed_with_redis_words(broken_function
 
 def reply(code: str, words: str) -> ResponseError:
     """The error redis-py raises for Redis's reply `code words` when it maps no class to the
-    code (the words without the code since 8, with it before)."""
-    return ResponseError(words, status_code=code)
+    code: since redis-py 8 the words without the code, which is `status_code`; before 8 the
+    words with the code in front (the floors CI job runs the tests on redis-py 6)."""
+    try:
+        return ResponseError(words, status_code=code)  # type: ignore[call-arg,unused-ignore]
+    except TypeError:
+        return ResponseError(f"{code} {words}")
 
 
 @pytest.mark.parametrize(
