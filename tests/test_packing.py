@@ -35,7 +35,9 @@ ARGUMENTS: list[tuple[Any, ...]] = [
 @pytest.mark.parametrize("args", ARGUMENTS)
 def test_the_same_bytes_as_redis_py(args: tuple[Any, ...]) -> None:
     ours = b"".join(PackedConnection().pack_command(*args))
-    theirs = b"".join(bytes(part) for part in Connection().pack_command(*args))
+    # A bytearray or memoryview is sent as its bytes (redis-py 8 packs it so; 6 refuses it).
+    plain = [bytes(a) if isinstance(a, bytearray | memoryview) else a for a in args]
+    theirs = b"".join(bytes(part) for part in Connection().pack_command(*plain))
     assert ours == theirs
 
 
