@@ -4,6 +4,7 @@ process. Redis down: each process paces its calls alone, as before."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -15,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import stripe
 from redis.asyncio import Redis
 
 from domain.errors import PaymentProviderUnavailable
@@ -149,3 +151,29 @@ async def test_redis_down_the_gate_paces_its_calls_alone(
     assert len(stripe_sim.requests("GET", SESSIONS)) == 3
     assert gate.shared_down_until > 0
     assert any("shared Stripe rate is unavailable" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_gate_counts_the_calls_inside_it() -> None:
+    """The operations page's `in_flight`: the calls holding a place of the gate now, counted
+    by the gate (not read from the semaphore's private count), and none once they ended."""
+    gate = StripeGate(concurrency=4, rate_per_second=1000, timeout_seconds=30, max_attempts=1)
+    inside = asyncio.Event()
+    leave = asyncio.Event()
+
+    async def operation() -> str:
+        inside.set()
+        await leave.wait()
+        return "done"
+
+    async def failing() -> str:
+        raise stripe.APIConnectionError("no answer")
+
+    call = asyncio.create_task(gate.call(operation))
+    await asyncio.wait_for(inside.wait(), 30)
+    assert gate.in_flight == 1
+    leave.set()
+    assert await call == "done"
+    assert gate.in_flight == 0
+    with pytest.raises(PaymentProviderUnavailable):
+        await gate.call(failing)
+    assert gate.in_flight == 0

@@ -139,8 +139,7 @@ async def shop_webhooks_summary(state: Services) -> ShopWebhooksSummary:
 def gate_summary(state: Services) -> GateSummary:
     gate = state.gate
     concurrency = state.settings.stripe_concurrency
-    # asyncio.Semaphore keeps its free slots in `_value` (no public reader).
-    in_flight = max(concurrency - gate.semaphore._value, 0)
+    in_flight = gate.in_flight
     metrics = state.metrics
     return GateSummary(
         configured=gate.configured,

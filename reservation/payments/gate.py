@@ -65,6 +65,7 @@ class StripeGate:
         shared: SharedRate | None = None,
     ) -> None:
         self.semaphore = asyncio.Semaphore(concurrency)
+        self.in_flight = 0  # calls inside the semaphore now (the operations page shows them)
         # The rate of every process together, in Redis; this process's own limiter paces it
         # alone when there is no shared rate, or while Redis does not answer.
         self.shared = shared
@@ -171,9 +172,13 @@ class StripeGate:
         for attempt in range(1, self.max_attempts + 1):
             try:
                 async with self.semaphore:
-                    await self._admitted(extra)
-                    sent.append(True)
-                    return await operation()
+                    self.in_flight += 1
+                    try:
+                        await self._admitted(extra)
+                        sent.append(True)
+                        return await operation()
+                    finally:
+                        self.in_flight -= 1
             except stripe.RateLimitError as exc:
                 if attempt == self.max_attempts:
                     raise
