@@ -34,18 +34,17 @@ only when the operator closes the lines after the sale.
 
 from __future__ import annotations
 
-import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-OFFER_ID = re.compile(r"^.+\.wl-[A-Za-z0-9_-]{22}$")
+from reservation.core.waitlist import is_offer_id
+
 CREATED, LAPSED = "offer_created", "offer_lapsed"
 FOREVER = 2**62
 
-
-def is_offer(reservation_id: str) -> bool:
-    return OFFER_ID.match(reservation_id) is not None
+# Whether a reservation is an offer: the service's own test of its ids (one definition).
+is_offer = is_offer_id
 
 
 @dataclass(frozen=True, slots=True)
