@@ -71,6 +71,7 @@ from loadtests.http_report import machine_notes, report, server_log_notes
 from loadtests.http_targets import missed
 from loadtests.http_tokens import verification_costs
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
+from loadtests.packing_cost import packing_cost
 from loadtests.reporting import add_json_option
 from loadtests.wrk_driver import WRK_THREADS, wrk_version
 from reservation.server.open_files import raise_open_files_limit
@@ -147,11 +148,12 @@ async def bench(
             info = {**await machine_info(client), **tool_versions(use_wrk)}
             await client.set(floor_key(run.prefix), "1")
             rows = await run_cases(run)
+            cost = await packing_cost(args.redis_url)
             if args.profile and missed(rows, args.connections):
                 found = await profiles(run)
         finally:
             drop_database(mongodb_uri, run.database)
-    run.notes += machine_notes(rows) + server_log_notes(run.logs) + [token_note()]
+    run.notes += machine_notes(rows) + server_log_notes(run.logs) + [token_note(), cost.note()]
     report(rows, run, info, found)
     return 0
 

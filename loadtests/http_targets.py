@@ -111,14 +111,6 @@ def checks(rows: Sequence[Row], connections: int) -> list[Check]:
             ratio(rps(two), rps(reserve)),
             lambda x: x >= 1.6,
         ),
-        # reservation/stores/packing.py copies redis-py's send path to pack with hiredis and
-        # bound the write without a task: kept only while it measurably pays (issue 27).
-        Check(
-            "reserve on packing.py / on redis-py's own packing",
-            "≥ 1.03",
-            ratio(rps(reserve), rps(speed(rows, "reserve_redis_py_packing"))),
-            lambda x: x >= 1.03,
-        ),
         Check(
             f"reserve at {CROWD:,} connections / at {connections}",
             "≥ 0.8",
