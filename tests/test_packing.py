@@ -94,3 +94,14 @@ async def test_a_write_that_cannot_finish_times_out_and_closes(tmp_path: Path) -
         os.kill(server.process.pid, signal.SIGCONT)
         await connection.disconnect()
         server.stop()
+
+
+async def test_bench_http_measures_both_connection_classes() -> None:
+    """bench_http's note: the same calls through packing.py and through redis-py's own."""
+    from loadtests.packing_cost import packing_cost
+
+    cost = await packing_cost(REDIS_URL, rounds=1, calls=320)
+    assert cost.packed_us > 0
+    assert cost.redis_py_us > 0
+    assert "packing.py" in cost.note()
+    assert "redis-py's own connection" in cost.note()
