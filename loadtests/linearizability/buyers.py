@@ -34,9 +34,12 @@ WEIGHTS = {
     "checkout": 10,
     "pay": 10,
 }
-PAY_OUTCOMES = ("paid", "failed", "expired")
-PAY_WEIGHTS = (5, 2, 3)
-SIM_PATHS = {"paid": "complete", "failed": "fail_payment", "expired": "expire"}
+# Paid (checkout.session.completed) or the session expired (checkout.session.expired: the
+# hold is released). A declined card (payment_intent.payment_failed) changes nothing - the
+# buyer may try another card in the same session - so it is not asked for.
+PAY_OUTCOMES = ("paid", "expired")
+PAY_WEIGHTS = (6, 4)
+SIM_PATHS = {"paid": "complete", "expired": "expire"}
 
 
 @dataclass
@@ -198,7 +201,7 @@ class Buyer:
         )
         if outcome == "paid" and asked:
             self.recording.sell(own.items)
-        if outcome != "failed" or not asked:
-            # Its webhook is on its way: this client does no more with it (a release racing
-            # its own payment's delivery is Stripe's word against the client's).
-            del self.held[reservation]
+        # Its webhook is on its way (or the session is no longer open): this client does no
+        # more with it (a release racing its own payment's delivery is Stripe's word against
+        # the client's).
+        del self.held[reservation]

@@ -2,9 +2,10 @@
 stock (so buyers contend and are refused often), per-customer limits that bite, the hold cap,
 and the windows within which the service may answer from a process's memory.
 
-`initial.json` beside a history is this, as JSON:
-`{"pools": {pool: {sku: {"total": n, "limit": m or null}}}, "hold_cap": n,
-"soldout_window": s, "read_window": s}`.
+`initial.json` beside a history is this, in the checker's form (loadtests/linearizability/
+initial.py: the products as PUT, the hold cap), with the memories' periods the service ran
+with: `{"hold_cap": n, "products": [{"sku", "pool", "stock", "max_per_customer"}, ...],
+"sold_out_cache_seconds": s, "read_cache_seconds": s}`.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ DEFAULT_POOLS: dict[str, dict[str, tuple[int, int | None]]] = {
     "lin-b": {"b1": (3, None), "b2": (6, 3)},
 }
 HOLD_CAP = 3  # RESERVATION_MAX_HOLDS_PER_CUSTOMER: live holds per customer in a pool
-# The service's defaults, set explicitly so that the checker is told what the service ran with.
+# The service's defaults (the periods of the sold-out memory and of the product read cache),
+# set explicitly: the checker's windows are made from them (staleness.py).
 SOLDOUT_WINDOW = 0.1  # RESERVATION_SOLD_OUT_CACHE_SECONDS
 READ_WINDOW = 0.1  # RESERVATION_READ_CACHE_SECONDS
 
@@ -63,29 +65,28 @@ class Catalog:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "pools": {
-                pool: {sku: {"total": p.total, "limit": p.limit} for sku, p in skus.items()}
-                for pool, skus in self.pools.items()
-            },
             "hold_cap": self.hold_cap,
-            "soldout_window": self.soldout_window,
-            "read_window": self.read_window,
+            "products": [
+                {"sku": sku, "pool": pool, "stock": p.total, "max_per_customer": p.limit}
+                for pool, skus in self.pools.items()
+                for sku, p in skus.items()
+            ],
+            "sold_out_cache_seconds": self.soldout_window,
+            "read_cache_seconds": self.read_window,
         }
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Catalog:
-        pools = {
-            str(pool): {
-                str(sku): Product(int(p["total"]), None if p["limit"] is None else int(p["limit"]))
-                for sku, p in skus.items()
-            }
-            for pool, skus in data["pools"].items()
-        }
+        pools: dict[str, dict[str, Product]] = {}
+        for item in data["products"]:
+            limit = item.get("max_per_customer")
+            product = Product(int(item["stock"]), None if limit is None else int(limit))
+            pools.setdefault(str(item["pool"]), {})[str(item["sku"])] = product
         return cls(
             pools=pools,
             hold_cap=int(data["hold_cap"]),
-            soldout_window=float(data["soldout_window"]),
-            read_window=float(data["read_window"]),
+            soldout_window=float(data.get("sold_out_cache_seconds", SOLDOUT_WINDOW)),
+            read_window=float(data.get("read_cache_seconds", READ_WINDOW)),
         )
 
     def write(self, path: Path) -> None:
