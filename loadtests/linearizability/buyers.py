@@ -61,6 +61,9 @@ class Buyer:
     http: httpx.AsyncClient
     sim: httpx.AsyncClient
     held: dict[str, Own] = field(default_factory=dict)
+    # Reservations it released, paid for or gave up on: a retry of their key, which answers
+    # them again (held while their payment's webhook is on its way), does not take them back.
+    done: set[str] = field(default_factory=set)
     keys: list[tuple[str, str, list[list[Any]], str | None]] = field(default_factory=list)
 
     async def act(self) -> None:
@@ -112,7 +115,8 @@ class Buyer:
         if answer.status == 201 and answer.body.get("status") == "held":
             reservation = str(answer.body["id"])
             self.recording.learn(reservation, customer)
-            self.held.setdefault(reservation, Own(pool, items))
+            if reservation not in self.done:
+                self.held.setdefault(reservation, Own(pool, items))
 
     async def release(self) -> None:
         reservation = self.rng.choice(sorted(self.held))
@@ -130,7 +134,7 @@ class Buyer:
             release_result,
         )
         if answer.status in (200, 404, 409):
-            del self.held[reservation]  # released, paid, or gone: nothing more to do with it
+            self._done(reservation)  # released, paid, or gone: nothing more to do with it
 
     async def read_reservation(self) -> None:
         reservation = self.rng.choice(self.recording.known)
@@ -181,7 +185,7 @@ class Buyer:
         if answer.status == 201:
             own.session = str(answer.body["checkout_session_id"])
         elif answer.status in (404, 409):
-            del self.held[reservation]
+            self._done(reservation)
 
     async def pay(self) -> None:
         """Ask the simulator to pay (or fail the payment, or expire the session) of a held
@@ -204,4 +208,8 @@ class Buyer:
         # Its webhook is on its way (or the session is no longer open): this client does no
         # more with it (a release racing its own payment's delivery is Stripe's word against
         # the client's).
+        self._done(reservation)
+
+    def _done(self, reservation: str) -> None:
         del self.held[reservation]
+        self.done.add(reservation)

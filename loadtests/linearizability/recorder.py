@@ -30,6 +30,7 @@ from loadtests.linearizability.recording import Recording
 from loadtests.sale_stack import ROOT, Stack, drain, start_stack
 
 HOLD_SECONDS = 600
+EVERY_KIND_SECONDS = 60.0
 HISTORY = "history.jsonl"
 INITIAL = "initial.json"
 
@@ -46,6 +47,8 @@ class RunOptions:
     seed: int = 1
     timeout: float = 5.0  # a call not answered by then is unknown
     pause: float = 0.01  # the most a client waits between two calls
+    # Go on past `seconds` (60 s at most) until every kind of call was made at least once.
+    every_kind: bool = False
     root: Path = ROOT
     catalog: Catalog = field(default_factory=Catalog)
 
@@ -137,6 +140,12 @@ def _stack_args(options: RunOptions) -> argparse.Namespace:
 async def _clients(stack: Stack, recording: Recording, options: RunOptions) -> None:
     """`options.clients` buyers, each one call at a time, until the run's time is up."""
     until = time.monotonic() + options.seconds
+    last = until + (EVERY_KIND_SECONDS if options.every_kind else 0.0)
+
+    def going() -> bool:
+        now = time.monotonic()
+        return now < until or (now < last and not recording.covers_every_kind())
+
     timeout = httpx.Timeout(options.timeout)
     async with (
         httpx.AsyncClient(base_url=stack.service_url, timeout=timeout) as http,
@@ -146,7 +155,7 @@ async def _clients(stack: Stack, recording: Recording, options: RunOptions) -> N
         async def client(process: int) -> None:
             rng = random.Random(options.seed * 100_003 + process)
             buyer = Buyer(process, rng, recording, http, sim)
-            while time.monotonic() < until:
+            while going():
                 await buyer.act()
                 await asyncio.sleep(rng.uniform(0, options.pause))
 

@@ -14,7 +14,7 @@ from typing import Any
 from harness.customer_tokens import bearer, mint
 from loadtests.linearizability.answers import Answer
 from loadtests.linearizability.catalog import Catalog
-from loadtests.linearizability.history import Operation, Outcome
+from loadtests.linearizability.history import KINDS, Operation, Outcome
 
 # Added to a delivery's answer time once moved to the monotonic clock: the two clocks are read
 # a moment apart, and a completion noted late is safe (the checker may place the effect
@@ -77,7 +77,7 @@ class Recording:
                 invoked=invoked,
                 completed=answer.completed,
                 outcome=answer.outcome,
-                result=result(answer) if answer.outcome is not Outcome.FAIL else {},
+                result=result(answer) if answer.outcome is not Outcome.FAIL else _refusal(answer),
             )
         )
         return answer
@@ -105,6 +105,7 @@ class Recording:
                 invoked=invoked,
                 completed=answer.completed if outcome is Outcome.FAIL else None,
                 outcome=outcome,
+                result=_refusal(answer),
             )
         )
         return False
@@ -142,6 +143,11 @@ class Recording:
         self.payments.clear()
         return undelivered
 
+    def covers_every_kind(self) -> bool:
+        """Whether every kind of call was made at least once (a payment: asked for)."""
+        kinds = {op.kind for op in self.operations} | ({"pay"} if self.payments else set())
+        return kinds >= set(KINDS)
+
     def learn(self, reservation: str, customer: str | None) -> None:
         if reservation not in self.owners:
             self.known.append(reservation)
@@ -171,3 +177,9 @@ class Recording:
 
     def history(self) -> list[Operation]:
         return sorted(self.operations, key=lambda op: (op.invoked, op.id))
+
+
+def _refusal(answer: Answer) -> dict[str, Any]:
+    """What refused a call known not to have happened (nothing for the checker to explain;
+    kept for whoever reads the history)."""
+    return {"status": answer.status, "error": answer.error}
