@@ -1,0 +1,144 @@
+"""The linearizability check of a recorded history: `check(...)` -> a `Verdict` per pool.
+
+Each pool is checked on its own (history.by_pool): carts never cross pools, so a pool's
+operations touch only its own state, and a history is linearizable exactly when each pool's
+part is (Herlihy and Wing's locality). A finer partition, per SKU, would not be sound: a cart
+of two SKUs is one operation on both, all or nothing.
+
+Answers that may be stale by design (the sold-out memory's refusals, cached product reads:
+model.stale_window) have their invocation moved back by their window before the search; the
+windows are parameters, so a run can check that a memory that never lapses is caught (a
+window of the designed length) while the designed one passes.
+
+Verdicts: `ok` (every answer explained by one order), `fail` (none explains them; the window
+where the search got stuck deepest is printed), `unknown` (the pool's time budget was spent).
+The history's verdict is `fail` if any pool failed, else `unknown` if any was unknown, else
+`ok`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loadtests.linearizability.explain import Window, window
+from loadtests.linearizability.history import Operation, by_pool
+from loadtests.linearizability.initial import Initial
+from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.search import search, searched
+from loadtests.linearizability.staleness import (
+    DEFAULT_READ_WINDOW,
+    DEFAULT_SOLDOUT_WINDOW,
+    stale_window,
+)
+
+DEFAULT_BUDGET_SECONDS = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class PoolVerdict:
+    pool: str
+    verdict: str  # "ok", "fail", "unknown"
+    operations: int  # in the partition, failed ones included
+    searched: int  # answered, and unknown ones that may change state
+    explored: int  # configurations the search cached
+    seconds: float
+    window: Window | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "verdict": self.verdict,
+            "operations": self.operations,
+            "searched": self.searched,
+            "explored": self.explored,
+            "seconds": round(self.seconds, 3),
+            "window": None if self.window is None else self.window.to_json(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    verdict: str
+    soldout_window: float
+    read_window: float
+    budget_seconds: float
+    pools: tuple[PoolVerdict, ...] = field(default_factory=tuple)
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == "ok"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "verdict": self.verdict,
+            "soldout_window": self.soldout_window,
+            "read_window": self.read_window,
+            "budget_seconds": self.budget_seconds,
+            "pools": [pool.to_json() for pool in self.pools],
+        }
+
+    def text(self) -> str:
+        lines = [
+            f"linearizability: {self.verdict} (sold-out window {self.soldout_window:.2f} s, "
+            f"read window {self.read_window:.2f} s, budget {self.budget_seconds:.0f} s per pool)"
+        ]
+        for pool in self.pools:
+            lines.append(
+                f"  {pool.pool}: {pool.verdict}, {pool.operations} operations "
+                f"({pool.searched} searched), {pool.explored} configurations, {pool.seconds:.2f} s"
+            )
+        lines += [pool.window.text() for pool in self.pools if pool.window is not None]
+        return "\n".join(lines)
+
+
+def check(
+    operations: Iterable[Operation],
+    *,
+    initial: Initial,
+    soldout_window: float = DEFAULT_SOLDOUT_WINDOW,
+    read_window: float = DEFAULT_READ_WINDOW,
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+) -> Verdict:
+    """Check every pool of the history from the products `initial` set up."""
+    if soldout_window < 0 or read_window < 0 or budget_seconds <= 0:
+        raise ValueError("windows must be >= 0 and the budget > 0")
+    known_pools = set(initial.pools())
+    pools = []
+    for pool, ops in by_pool(operations):
+        if pool not in known_pools:
+            raise ValueError(f"pool {pool!r} has operations but no products set up")
+        model = PoolModel(initial.pool(pool), initial.hold_cap)
+        pools.append(check_pool(model, pool, ops, soldout_window, read_window, budget_seconds))
+    verdicts = {pool.verdict for pool in pools}
+    overall = "fail" if "fail" in verdicts else "unknown" if "unknown" in verdicts else "ok"
+    return Verdict(overall, soldout_window, read_window, budget_seconds, tuple(pools))
+
+
+def check_pool(
+    model: PoolModel,
+    pool: str,
+    operations: list[Operation],
+    soldout_window: float,
+    read_window: float,
+    budget_seconds: float,
+) -> PoolVerdict:
+    """One partition: the search, and the window when it fails."""
+    started = time.monotonic()
+    ops = searched(operations)
+    windows = {op.id: stale_window(op, soldout_window, read_window) for op in ops}
+    ops.sort(key=lambda op: (op.invoked - windows[op.id], op.id))
+    calls = [op.invoked - windows[op.id] for op in ops]
+    found = search(model, ops, calls, budget_seconds)
+    shown = window(model, pool, found, windows) if found.verdict == "fail" else None
+    return PoolVerdict(
+        pool,
+        found.verdict,
+        len(operations),
+        len(ops),
+        found.explored,
+        time.monotonic() - started,
+        shown,
+    )

@@ -1,0 +1,156 @@
+"""What to print when a partition is not linearizable: the shortest window the search found.
+
+The search's deepest point (search.Stuck) is where an answered operation returned before any
+order of what came before it could explain it. The window is what overlapped it there: the
+operations still pending at that point (invoked, or inside their stale window, before it
+returned; it among them), their answers, and the already placed operations that overlapped it,
+for context. For each state the search stood in there (a few, when several orders led to the
+same depth), the model says why each pending answer cannot come next: those states are the
+ones that could not explain them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from loadtests.linearizability.history import Operation
+from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.search import Search, Stuck
+
+CONTEXT = 8  # placed operations shown before the pending ones
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    op: int  # the operation's id in the history
+    process: int
+    kind: str
+    invoked: float
+    completed: float | None
+    window: float  # how far back its answer may see (stale reads, the sold-out memory)
+    args: str
+    answer: str
+    placed: bool  # linearized before the point where the search got stuck
+    blocking: bool  # the operation whose return stopped the search
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "process": self.process,
+            "kind": self.kind,
+            "invoked": self.invoked,
+            "completed": self.completed,
+            "window": self.window,
+            "args": self.args,
+            "answer": self.answer,
+            "placed": self.placed,
+            "blocking": self.blocking,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Unexplained:
+    """One model state at the stuck point, and why each pending answer cannot come next."""
+
+    state: str
+    reasons: tuple[tuple[int, str], ...]  # (operation id, why not; '' when it may come next)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"state": self.state, "reasons": [list(item) for item in self.reasons]}
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    pool: str
+    placed: int  # answered operations linearized at the stuck point
+    answered: int  # answered operations in the partition
+    rows: tuple[Row, ...]
+    states: tuple[Unexplained, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "pool": self.pool,
+            "placed": self.placed,
+            "answered": self.answered,
+            "rows": [row.to_json() for row in self.rows],
+            "states": [state.to_json() for state in self.states],
+        }
+
+    def text(self) -> str:
+        lines = [
+            f"pool {self.pool}: not linearizable; stuck after {self.placed} of "
+            f"{self.answered} answered operations. The window:",
+            f"  {'op':>6} {'proc':>4}  {'kind':<16} {'invoked':>10} {'completed':>10} "
+            f"{'stale':>5}  args -> answer",
+        ]
+        for row in self.rows:
+            mark = "*" if row.blocking else ("=" if row.placed else " ")
+            done = "never" if row.completed is None else f"{row.completed:.3f}"
+            lines.append(
+                f"{mark} {row.op:>6} {row.process:>4}  {row.kind:<16} {row.invoked:>10.3f} "
+                f"{done:>10} {row.window:>5.2f}  {row.args} -> {row.answer}"
+            )
+        lines.append("  (* returned before any order could explain it; = already placed)")
+        for number, unexplained in enumerate(self.states, start=1):
+            lines.append(f"  model state {number}: {unexplained.state}")
+            for op, reason in unexplained.reasons:
+                lines.append(f"    op {op}: {reason or 'may come next (a dead end further on)'}")
+        return "\n".join(lines)
+
+
+def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, float]) -> Window:
+    """The readable window of a failed (or budget-spent) search's deepest point."""
+    stuck = found.stuck
+    if stuck is None:
+        raise ValueError("the search has no stuck point")
+    ops = found.operations
+    rows = [_row(ops[k], windows, placed=True, blocking=False) for k in _context(found, stuck)]
+    rows += [
+        _row(ops[k], windows, placed=False, blocking=k == stuck.blocking) for k in stuck.pending
+    ]
+    ids = [str(ops[k].args.get("id") or ops[k].result.get("id") or "") for k in stuck.pending]
+    states = tuple(
+        Unexplained(
+            model.describe(state, [i for i in ids if i]),
+            tuple((ops[k].id, model.reason(state, ops[k])) for k in stuck.pending),
+        )
+        for state in stuck.states
+    )
+    answered = sum(op.completed is not None and op.outcome.value == "ok" for op in ops)
+    return Window(pool, stuck.depth, answered, tuple(rows), states)
+
+
+def _context(found: Search, stuck: Stuck) -> list[int]:
+    """Placed operations that overlapped the blocking one, latest last, at most CONTEXT."""
+    blocking = found.operations[stuck.blocking]
+    start, end = found.calls[stuck.blocking], blocking.completed
+    overlapping = [
+        k
+        for k in stuck.done
+        if (found.operations[k].completed or start) >= start
+        and (end is None or found.calls[k] <= end)
+    ]
+    overlapping.sort(key=lambda k: found.calls[k])
+    return overlapping[-CONTEXT:]
+
+
+def _row(op: Operation, windows: Mapping[int, float], *, placed: bool, blocking: bool) -> Row:
+    result = {k: v for k, v in op.result.items() if v not in (None, {}, [])}
+    status = result.pop("status", "?")
+    answer = f"{op.outcome.value} {status} " + json.dumps(result, sort_keys=True)
+    args = json.dumps({k: v for k, v in op.args.items() if v is not None}, sort_keys=True)
+    return Row(
+        op.id,
+        op.process,
+        op.kind,
+        op.invoked,
+        op.completed,
+        windows.get(op.id, 0.0),
+        args,
+        answer,
+        placed,
+        blocking,
+    )
