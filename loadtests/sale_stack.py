@@ -57,14 +57,15 @@ class Stack:
         """Start a process of the stack in a session of its own, its output in `name`.log."""
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
-        process = subprocess.Popen(
-            list(argv),
-            env={**self.env, **env},
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            cwd=self.root,
-            start_new_session=True,  # its own process group: stopped with all its children
-        )
+        with log.open("wb") as output:  # the child writes to its own copy of the file
+            process = subprocess.Popen(
+                list(argv),
+                env={**self.env, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,  # its own process group: stopped with all its children
+            )
         self.processes.append(process)
         return process
 

@@ -60,9 +60,7 @@ def test_a_short_recording_is_a_well_formed_history_that_checks_linearizable(
     paid = [op for op in answered if op.kind == "pay"]
     assert all(op.result == {"status": 200, "error": None} for op in paid)
 
-    verdict = check(
-        operations, initial=initial.read(run.initial), budget_seconds=BUDGET_SECONDS
-    )
+    verdict = check(operations, initial=initial.read(run.initial), budget_seconds=BUDGET_SECONDS)
     assert verdict.verdict == "ok", verdict.text()
 
 
