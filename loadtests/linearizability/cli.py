@@ -81,10 +81,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     checking.add_argument("--budget", type=float, default=BUDGET_SECONDS, help="s per pool")
     checking.add_argument("--soldout-window", type=float, help="default: the checker's")
     checking.add_argument("--read-window", type=float, help="default: the checker's")
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["ci", *argv])
-    return args
+    if not argv or argv[0] not in (*commands.choices, "-h", "--help"):
+        argv = ["ci", *argv]  # the default command, with its options
+    return parser.parse_args(argv)
 
 
 def _run_options(parser: argparse.ArgumentParser, seconds: float) -> None:
