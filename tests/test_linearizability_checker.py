@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
-from loadtests.linearizability.checker import Verdict, check
+from loadtests.linearizability import history
+from loadtests.linearizability import initial as initial_record
+from loadtests.linearizability.checker import Verdict, check, main
 from loadtests.linearizability.history import Operation
 from loadtests.linearizability.initial import Initial
 from loadtests.linearizability.synthetic import Shape, synthetic
@@ -216,3 +219,20 @@ def test_a_pool_without_products_set_up_is_refused() -> None:
     with pytest.raises(ValueError, match="elsewhere"):
         check([*s.ops, stray], initial=initial({"a": 1}), **WINDOWS)
     assert POOL == "p"
+
+
+def test_the_command_checks_a_recorded_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = Script()
+    s.hold((0.0, 1.0), [["a", 1]], "p.r1", process=1)
+    s.hold((0.1, 0.9), [["a", 1]], "p.r2", process=2)
+    history.write(tmp_path / "history.jsonl", s.ops)
+    initial_record.write(tmp_path / "initial.json", initial({"a": 1}))
+    files = [str(tmp_path / "history.jsonl"), str(tmp_path / "initial.json")]
+    assert main([*files, "--json", str(tmp_path / "verdict.json")]) == 1
+    assert "not linearizable" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "verdict.json").read_text())
+    assert [row["op"] for row in saved["pools"][0]["window"]["rows"]] == [0, 1]
+    initial_record.write(tmp_path / "initial.json", initial({"a": 2}))
+    assert main(files) == 0

@@ -79,9 +79,11 @@ def _answered(op: Operation, status: int, error: str | None, **fields: Any) -> b
 def _show(op: Operation) -> str:
     result = op.result
     shown = [str(result.get("status")), str(result.get("error") or "")]
-    for name in ("id", "state", "session", "available", "details"):
-        if result.get(name) not in (None, {}):
-            shown.append(f"{name}={result[name]}")
+    shown += [
+        f"{name}={value}"
+        for name, value in result.items()
+        if name not in ("status", "error") and value not in (None, {}, [])
+    ]
     return " ".join(part for part in shown if part)
 
 

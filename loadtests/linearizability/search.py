@@ -38,16 +38,18 @@ from loadtests.linearizability.state import State
 
 READS = ("read_product", "read_reservation")
 KEPT_STATES = 3  # distinct states kept for the explanation at the deepest point
+LAST = 6  # operations linearized last, kept for the explanation
 
 
 @dataclass(frozen=True, slots=True)
 class Stuck:
-    """The deepest point the search reached: `done` linearized, the first return entry whose
+    """The deepest point the search reached: `depth` answers linearized (`last` the latest
+    of them, in the order taken), the first return entry whose
     operation (`blocking`) no order could reach, with the operations still pending before it,
     and the states the search stood in there."""
 
     depth: int
-    done: tuple[int, ...]  # indexes into the searched operations, linearized
+    last: tuple[int, ...]  # indexes into the searched operations
     blocking: int
     pending: tuple[int, ...]  # not linearized, invoked (window included) before blocking returned
     states: tuple[State, ...]
@@ -176,7 +178,7 @@ def search(
             entry, phase = entries.next[0], 1  # now the unknown ones that may have happened
             continue
         else:
-            _note_stuck(best, entries, entry, depth, linearized, state)
+            _note_stuck(best, entries, entry, depth, stack, state)
         while True:  # back to the last choice that has alternatives
             if not stack:
                 return Search("fail", ops, tuple(calls), len(cache), _last(best))
@@ -193,7 +195,12 @@ def search(
 
 
 def _note_stuck(
-    best: list[Stuck], entries: _List, entry: int, depth: int, linearized: int, state: State
+    best: list[Stuck],
+    entries: _List,
+    entry: int,
+    depth: int,
+    stack: Sequence[tuple[int, State, int, tuple[State, ...], bool, int]],
+    state: State,
 ) -> None:
     """Keep the deepest point where a return entry stopped the search (and a few states)."""
     if best and depth < best[-1].depth:
@@ -202,13 +209,13 @@ def _note_stuck(
     if best and depth == best[-1].depth and best[-1].blocking == blocking:
         kept = best[-1]
         if len(kept.states) < KEPT_STATES and state not in kept.states:
-            best[-1] = Stuck(depth, kept.done, blocking, kept.pending, (*kept.states, state))
+            best[-1] = Stuck(depth, kept.last, blocking, kept.pending, (*kept.states, state))
         return
     if best and depth == best[-1].depth:
         return
-    done = tuple(k for k in range(linearized.bit_length()) if linearized >> k & 1)
+    last = tuple(entries.op[taken[0]] for taken in stack[-LAST:])
     pending = tuple(entries.calls_before(entry))
-    best[:] = [Stuck(depth, done, blocking, pending, (state,))]
+    best[:] = [Stuck(depth, last, blocking, pending, (state,))]
 
 
 def _last(best: list[Stuck]) -> Stuck | None:
