@@ -14,7 +14,7 @@ from loadtests.linearizability import initial as initial_record
 from loadtests.linearizability.checker import Verdict, check, main
 from loadtests.linearizability.history import Operation
 from loadtests.linearizability.initial import Initial
-from loadtests.linearizability.synthetic import Shape, synthetic
+from loadtests.linearizability.synthetic import FAULTS, Shape, synthetic
 from tests.lin_histories import POOL, Script, initial
 
 WINDOWS = {"soldout_window": 0.3, "read_window": 0.2, "budget_seconds": 30.0}
@@ -199,6 +199,31 @@ def test_histories_made_by_the_model_always_pass(seed: int) -> None:
         operations, initial=setup, soldout_window=0.0, read_window=0.02, budget_seconds=30
     )
     assert verdict.verdict == "ok", verdict.text()
+
+
+BLOCKED_BY = {
+    "oversell": {"reserve", "read_product"},  # a hold the stock could not give, or a read of it
+    "memory": {"reserve"},  # a refusal while units were free, beyond the window
+    "double_release": {"read_product", "reserve", "read_reservation"},  # more back than held
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_planted_fault_is_caught_in_a_long_history(fault: str, seed: int) -> None:
+    shape = Shape(operations=1200, pools=2, clients=8, fault=fault)
+    setup, operations = synthetic(shape, seed)
+    verdict = check(operations, initial=setup, **WINDOWS)
+    assert verdict.verdict == "fail"
+    windows = [pool.window for pool in verdict.pools if pool.window is not None]
+    assert windows
+    for window in windows:
+        (stopped,) = [row for row in window.rows if row.blocking]
+        assert stopped.kind in BLOCKED_BY[fault]
+        assert len(window.rows) < 40  # a window, not the history
+    assert shape.fault is not None
+    clean = check(synthetic(Shape(operations=1200, pools=2), seed)[1], initial=setup, **WINDOWS)
+    assert clean.verdict == "ok"
 
 
 def test_two_thousand_operations_are_checked(capsys: pytest.CaptureFixture[str]) -> None:

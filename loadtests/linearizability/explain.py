@@ -7,6 +7,8 @@ returned; it among them) and their answers, after the last few operations placed
 point, in the order the search placed them (what led to the states shown). For each state the
 search stood in there (a few, when several orders led to the same depth), the model says why
 each pending answer cannot come next: those states are the ones that could not explain them.
+Pending operations of unknown outcome are shown when one of those states could take them (an
+unknown operation has no answer to explain: the search may take it or leave it out).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.linearizability.history import Operation
+from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.model import PoolModel
 from loadtests.linearizability.search import Search
 
@@ -108,21 +110,27 @@ def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, flo
     if stuck is None:
         raise ValueError("the search has no stuck point")
     ops = found.operations
-    rows = [_row(ops[k], windows, placed=True, blocking=False) for k in stuck.last]
-    rows += [
-        _row(ops[k], windows, placed=False, blocking=k == stuck.blocking) for k in stuck.pending
+    # Unknown operations pending there are shown when one of the states could take them.
+    pending = [
+        k
+        for k in stuck.pending
+        if ops[k].outcome is Outcome.OK
+        or any(model.successors(state, ops[k]) for state in stuck.states)
     ]
-    named = (*stuck.last, *stuck.pending)
+    rows = [_row(ops[k], windows, placed=True, blocking=False) for k in stuck.last]
+    rows += [_row(ops[k], windows, placed=False, blocking=k == stuck.blocking) for k in pending]
+    named = (*stuck.last, *pending)
     ids = [str(ops[k].args.get("id") or ops[k].result.get("id") or "") for k in named]
+    answered = [k for k in pending if ops[k].outcome is Outcome.OK]
     states = tuple(
         Unexplained(
             model.describe(state, [i for i in ids if i]),
-            tuple((ops[k].id, model.reason(state, ops[k])) for k in stuck.pending),
+            tuple((ops[k].id, model.reason(state, ops[k])) for k in answered),
         )
         for state in stuck.states
     )
-    answered = sum(op.completed is not None and op.outcome.value == "ok" for op in ops)
-    return Window(pool, stuck.depth, answered, tuple(rows), states)
+    total = sum(op.outcome is Outcome.OK for op in ops)
+    return Window(pool, stuck.depth, total, tuple(rows), states)
 
 
 def _row(op: Operation, windows: Mapping[int, float], *, placed: bool, blocking: bool) -> Row:
