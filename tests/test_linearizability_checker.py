@@ -211,7 +211,7 @@ BLOCKED_BY = {
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("fault", FAULTS)
 def test_a_planted_fault_is_caught_in_a_long_history(fault: str, seed: int) -> None:
-    shape = Shape(operations=1200, pools=2, clients=8, fault=fault)
+    shape = Shape(operations=800, pools=2, clients=8, fault=fault)
     setup, operations = synthetic(shape, seed)
     verdict = check(operations, initial=setup, **WINDOWS)
     assert verdict.verdict == "fail"
@@ -222,7 +222,7 @@ def test_a_planted_fault_is_caught_in_a_long_history(fault: str, seed: int) -> N
         assert stopped.kind in BLOCKED_BY[fault]
         assert len(window.rows) < 40  # a window, not the history
     assert shape.fault is not None
-    clean = check(synthetic(Shape(operations=1200, pools=2), seed)[1], initial=setup, **WINDOWS)
+    clean = check(synthetic(Shape(operations=800, pools=2), seed)[1], initial=setup, **WINDOWS)
     assert clean.verdict == "ok"
 
 

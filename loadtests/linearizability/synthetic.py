@@ -18,10 +18,10 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from loadtests.linearizability.carts import cart
 from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.initial import Initial, Product
 from loadtests.linearizability.model import PoolModel
-from loadtests.linearizability.staleness import cart
 from loadtests.linearizability.state import SHOWN, State
 
 # Bugs to plant, one at a time (issue 28): a reserve that checks and holds in two steps (it
