@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import pytest
 
-from loadtests.linearizability.checker import Verdict, check
+from loadtests.linearizability import history
+from loadtests.linearizability import initial as initial_record
+from loadtests.linearizability.checker import Verdict, check, main
 from loadtests.linearizability.history import Operation
 from loadtests.linearizability.initial import Initial
-from loadtests.linearizability.synthetic import Shape, synthetic
+from loadtests.linearizability.synthetic import FAULTS, Shape, synthetic
 from tests.lin_histories import POOL, Script, initial
 
 WINDOWS = {"soldout_window": 0.3, "read_window": 0.2, "budget_seconds": 30.0}
@@ -198,6 +201,31 @@ def test_histories_made_by_the_model_always_pass(seed: int) -> None:
     assert verdict.verdict == "ok", verdict.text()
 
 
+BLOCKED_BY = {
+    "oversell": {"reserve", "read_product"},  # a hold the stock could not give, or a read of it
+    "memory": {"reserve"},  # a refusal while units were free, beyond the window
+    "double_release": {"read_product", "reserve", "read_reservation"},  # more back than held
+}
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("fault", FAULTS)
+def test_a_planted_fault_is_caught_in_a_long_history(fault: str, seed: int) -> None:
+    shape = Shape(operations=800, pools=2, clients=8, fault=fault)
+    setup, operations = synthetic(shape, seed)
+    verdict = check(operations, initial=setup, **WINDOWS)
+    assert verdict.verdict == "fail"
+    windows = [pool.window for pool in verdict.pools if pool.window is not None]
+    assert windows
+    for window in windows:
+        (stopped,) = [row for row in window.rows if row.blocking]
+        assert stopped.kind in BLOCKED_BY[fault]
+        assert len(window.rows) < 40  # a window, not the history
+    assert shape.fault is not None
+    clean = check(synthetic(Shape(operations=800, pools=2), seed)[1], initial=setup, **WINDOWS)
+    assert clean.verdict == "ok"
+
+
 def test_two_thousand_operations_are_checked(capsys: pytest.CaptureFixture[str]) -> None:
     setup, operations = synthetic(Shape(operations=2000, pools=4, clients=8), 7)
     started = time.monotonic()
@@ -216,3 +244,20 @@ def test_a_pool_without_products_set_up_is_refused() -> None:
     with pytest.raises(ValueError, match="elsewhere"):
         check([*s.ops, stray], initial=initial({"a": 1}), **WINDOWS)
     assert POOL == "p"
+
+
+def test_the_command_checks_a_recorded_history(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = Script()
+    s.hold((0.0, 1.0), [["a", 1]], "p.r1", process=1)
+    s.hold((0.1, 0.9), [["a", 1]], "p.r2", process=2)
+    history.write(tmp_path / "history.jsonl", s.ops)
+    initial_record.write(tmp_path / "initial.json", initial({"a": 1}))
+    files = [str(tmp_path / "history.jsonl"), str(tmp_path / "initial.json")]
+    assert main([*files, "--json", str(tmp_path / "verdict.json")]) == 1
+    assert "not linearizable" in capsys.readouterr().out
+    saved = json.loads((tmp_path / "verdict.json").read_text())
+    assert [row["op"] for row in saved["pools"][0]["window"]["rows"]] == [0, 1]
+    initial_record.write(tmp_path / "initial.json", initial({"a": 2}))
+    assert main(files) == 0

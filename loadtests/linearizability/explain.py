@@ -3,10 +3,12 @@
 The search's deepest point (search.Stuck) is where an answered operation returned before any
 order of what came before it could explain it. The window is what overlapped it there: the
 operations still pending at that point (invoked, or inside their stale window, before it
-returned; it among them), their answers, and the already placed operations that overlapped it,
-for context. For each state the search stood in there (a few, when several orders led to the
-same depth), the model says why each pending answer cannot come next: those states are the
-ones that could not explain them.
+returned; it among them) and their answers, after the last few operations placed before that
+point, in the order the search placed them (what led to the states shown). For each state the
+search stood in there (a few, when several orders led to the same depth), the model says why
+each pending answer cannot come next: those states are the ones that could not explain them.
+Pending operations of unknown outcome are shown when one of those states could take them (an
+unknown operation has no answer to explain: the search may take it or leave it out).
 """
 
 from __future__ import annotations
@@ -16,11 +18,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from loadtests.linearizability.history import Operation
+from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.model import PoolModel
-from loadtests.linearizability.search import Search, Stuck
-
-CONTEXT = 8  # placed operations shown before the pending ones
+from loadtests.linearizability.search import Search
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,10 @@ class Window:
                 f"{mark} {row.op:>6} {row.process:>4}  {row.kind:<16} {row.invoked:>10.3f} "
                 f"{done:>10} {row.window:>5.2f}  {row.args} -> {row.answer}"
             )
-        lines.append("  (* returned before any order could explain it; = already placed)")
+        lines.append(
+            "  (= placed before the stuck point, in that order; * returned before any order of"
+            " what came before could explain it; the rest were pending with it)"
+        )
         for number, unexplained in enumerate(self.states, start=1):
             lines.append(f"  model state {number}: {unexplained.state}")
             for op, reason in unexplained.reasons:
@@ -107,34 +110,27 @@ def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, flo
     if stuck is None:
         raise ValueError("the search has no stuck point")
     ops = found.operations
-    rows = [_row(ops[k], windows, placed=True, blocking=False) for k in _context(found, stuck)]
-    rows += [
-        _row(ops[k], windows, placed=False, blocking=k == stuck.blocking) for k in stuck.pending
+    # Unknown operations pending there are shown when one of the states could take them.
+    pending = [
+        k
+        for k in stuck.pending
+        if ops[k].outcome is Outcome.OK
+        or any(model.successors(state, ops[k]) for state in stuck.states)
     ]
-    ids = [str(ops[k].args.get("id") or ops[k].result.get("id") or "") for k in stuck.pending]
+    rows = [_row(ops[k], windows, placed=True, blocking=False) for k in stuck.last]
+    rows += [_row(ops[k], windows, placed=False, blocking=k == stuck.blocking) for k in pending]
+    named = (*stuck.last, *pending)
+    ids = [str(ops[k].args.get("id") or ops[k].result.get("id") or "") for k in named]
+    answered = [k for k in pending if ops[k].outcome is Outcome.OK]
     states = tuple(
         Unexplained(
             model.describe(state, [i for i in ids if i]),
-            tuple((ops[k].id, model.reason(state, ops[k])) for k in stuck.pending),
+            tuple((ops[k].id, model.reason(state, ops[k])) for k in answered),
         )
         for state in stuck.states
     )
-    answered = sum(op.completed is not None and op.outcome.value == "ok" for op in ops)
-    return Window(pool, stuck.depth, answered, tuple(rows), states)
-
-
-def _context(found: Search, stuck: Stuck) -> list[int]:
-    """Placed operations that overlapped the blocking one, latest last, at most CONTEXT."""
-    blocking = found.operations[stuck.blocking]
-    start, end = found.calls[stuck.blocking], blocking.completed
-    overlapping = [
-        k
-        for k in stuck.done
-        if (found.operations[k].completed or start) >= start
-        and (end is None or found.calls[k] <= end)
-    ]
-    overlapping.sort(key=lambda k: found.calls[k])
-    return overlapping[-CONTEXT:]
+    total = sum(op.outcome is Outcome.OK for op in ops)
+    return Window(pool, stuck.depth, total, tuple(rows), states)
 
 
 def _row(op: Operation, windows: Mapping[int, float], *, placed: bool, blocking: bool) -> Row:

@@ -23,8 +23,9 @@ What is modelled (docs/api.md; reservation/lua/reserve.lua, release.lua, commit.
 - release: held -> released (units back); released -> 200 again, nothing back twice;
   committed -> 409 already_committed.
 - checkout: held -> 201 with a new session (still held); asked again -> the same session,
-  whatever the status; not held and no session -> 409 reservation_not_held; 502
-  payment_provider_refused releases the hold.
+  whatever the status; not held and no session -> 409 reservation_not_held (which may have
+  recorded a session nobody saw: a release that ran while the session was being made, see
+  usecases/checkout.py _released_meanwhile); 502 payment_provider_refused releases the hold.
 - pay (the webhook of one Stripe event): paid: held -> committed (reserved to sold);
   committed stays; released -> committed late when every line's units are free now, else
   refused for good (reads `released`; every later payment refused too); failed / expired:
@@ -42,9 +43,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from loadtests.linearizability.carts import Request, cart, read_request
 from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.initial import DEFAULT_HOLD_CAP, Product
-from loadtests.linearizability.staleness import cart, is_memory_refusal
 from loadtests.linearizability.state import (
     COMMITTED,
     HELD,
@@ -79,9 +80,11 @@ def _answered(op: Operation, status: int, error: str | None, **fields: Any) -> b
 def _show(op: Operation) -> str:
     result = op.result
     shown = [str(result.get("status")), str(result.get("error") or "")]
-    for name in ("id", "state", "session", "available", "details"):
-        if result.get(name) not in (None, {}):
-            shown.append(f"{name}={result[name]}")
+    shown += [
+        f"{name}={value}"
+        for name, value in result.items()
+        if name not in ("status", "error") and value not in (None, {}, [])
+    ]
     return " ".join(part for part in shown if part)
 
 
@@ -101,6 +104,7 @@ class PoolModel:
         self.total = tuple(product.stock for product in self.products)
         self.limit = tuple(product.max_per_customer or 0 for product in self.products)
         self.hold_cap = hold_cap
+        self._requests: dict[int, tuple[Operation, Request]] = {}
 
     def initial(self) -> State:
         return State.empty(len(self.skus))
@@ -157,32 +161,41 @@ class PoolModel:
             holds={customer: 1} if customer else None,
         )
 
+    def request(self, op: Operation) -> Request:
+        """The reserve's arguments, read once per operation (the search asks about the same
+        operation in many states)."""
+        kept = self._requests.get(id(op))
+        if kept is not None and kept[0] is op:
+            return kept[1]
+        request = read_request(op, self.index)
+        self._requests[id(op)] = (op, request)  # the operation kept: its id is not reused
+        return request
+
     def _reserve(self, state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
-        items = cart(op.args.get("items") or ())
-        customer = op.args.get("customer_id") or None
-        key = op.args.get("key") or None
+        r = self.request(op)
         known = op.outcome is Outcome.OK
-        if any(sku not in self.index for sku, _ in items):
+        if r.unknown_sku:
             if not known or _answered(op, 404, "unknown_sku"):
                 return (state,) if known else NONE
             return _note(notes, op, "404 unknown_sku")
-        bound = state.keys.get((customer, key)) if key else None
+        bound = state.keys.get((r.customer, r.key)) if r.key else None
         if bound is not None:
             return self._existing(state, op, bound, notes) if known else NONE
-        refused = self.refusal(state, items, customer)
-        rid = str(op.result.get("id") or f"?{op.id}")
-        if not known:
-            return (self.hold(state, rid, items, customer, key),) if refused is None else NONE
-        if is_memory_refusal(op):
-            sku = (op.result.get("details") or {}).get("sku")
-            if sku in dict(items) and self.available(state, sku) == 0:
+        if known and r.memory:
+            sku = r.memory_sku
+            if sku is not None and self.available(state, sku) == 0:
                 return (state,)
-            free = self.available(state, sku) if sku in self.index else "?"
+            free = self.available(state, sku) if sku is not None else "not in the cart"
             return _note(notes, op, f"no refusal of {sku} ({free} available)")
+        refused = self.refusal(state, r.items, r.customer)
+        if not known:
+            if refused is None:
+                return (self.hold(state, r.rid, r.items, r.customer, r.key),)
+            return NONE
         if refused is None:
-            if _answered(op, 201, None, state=HELD) and rid not in state.reservations:
-                return (self.hold(state, rid, items, customer, key),)
-            return _note(notes, op, f"201 held (a new reservation) for {_cart_text(items)}")
+            if _answered(op, 201, None, state=HELD) and r.rid not in state.reservations:
+                return (self.hold(state, r.rid, r.items, r.customer, r.key),)
+            return _note(notes, op, f"201 held (a new reservation) for {_cart_text(r.items)}")
         code, details = refused
         if _answered(op, 409, code, details=details):
             return (state,)
@@ -298,7 +311,11 @@ class PoolModel:
                 return (self.give_back(state, rid),)
             return _note(notes, op, "201 with a new session")
         if _answered(op, 409, "reservation_not_held"):
-            return (state,)
+            # Released while its session was being made: the session is recorded (and expired
+            # at Stripe), and a later checkout of it answers that session.
+            if reservation.status != RELEASED:
+                return (state,)
+            return (state, state.changed(put={rid: _with_session(reservation, UNKNOWN_SESSION)}))
         return _note(notes, op, f"409 reservation_not_held ({rid} is {SHOWN[reservation.status]})")
 
     def _read_reservation(self, state: State, op: Operation, notes: Notes) -> tuple[State, ...]:

@@ -31,6 +31,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from loadtests.linearizability.entries import Entries
 from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.model import PoolModel
 from loadtests.linearizability.staleness import is_pure
@@ -38,16 +39,18 @@ from loadtests.linearizability.state import State
 
 READS = ("read_product", "read_reservation")
 KEPT_STATES = 3  # distinct states kept for the explanation at the deepest point
+LAST = 6  # operations linearized last, kept for the explanation
 
 
 @dataclass(frozen=True, slots=True)
 class Stuck:
-    """The deepest point the search reached: `done` linearized, the first return entry whose
+    """The deepest point the search reached: `depth` answers linearized (`last` the latest
+    of them, in the order taken), the first return entry whose
     operation (`blocking`) no order could reach, with the operations still pending before it,
     and the states the search stood in there."""
 
     depth: int
-    done: tuple[int, ...]  # indexes into the searched operations, linearized
+    last: tuple[int, ...]  # indexes into the searched operations
     blocking: int
     pending: tuple[int, ...]  # not linearized, invoked (window included) before blocking returned
     states: tuple[State, ...]
@@ -71,47 +74,103 @@ def searched(operations: Sequence[Operation]) -> list[Operation]:
     ]
 
 
-class _List:
-    """Call and return entries, 1..2n, between a head (0) and a tail (2n + 1)."""
+class _Seen:
+    """The configurations reached: (linearized set, state), Lowe's memoisation, with the pure
+    answers (reads, refusals) kept apart. A configuration whose effectful set and state were
+    reached before with a superset of its pure answers taken is cut: whatever completes it
+    completes that one too (leave out the pure answers that one took already), so it failed,
+    or is the one being searched. Each (effectful set, state) keeps an antichain of the pure
+    sets reached with it."""
 
-    def __init__(self, calls: Sequence[float], returns: Sequence[float]) -> None:
-        n = len(calls)
-        times = [(calls[k], 0, k) for k in range(n)] + [(returns[k], 1, k) for k in range(n)]
-        times.sort()
-        self.op = [-1] * (2 * n + 2)
-        self.is_call = [False] * (2 * n + 2)
-        self.match = [0] * (2 * n + 2)
-        call_entry = [0] * n
-        for position, (_, kind, k) in enumerate(times, start=1):
-            self.op[position], self.is_call[position] = k, kind == 0
-            if kind == 0:
-                call_entry[k] = position
-            else:
-                self.match[call_entry[k]] = position
-        self.next = [*range(1, 2 * n + 2), 2 * n + 1]
-        self.prev = [0, *range(0, 2 * n + 1)]
-        self.tail = 2 * n + 1
+    def __init__(self) -> None:
+        self.pure: dict[tuple[int, State], list[int]] = {}
+        self.size = 0
 
-    def lift(self, entry: int) -> None:
-        nxt, prv = self.next, self.prev
-        for e in (entry, self.match[entry]):
-            nxt[prv[e]] = nxt[e]
-            prv[nxt[e]] = prv[e]
+    def visit(self, core: int, light: int, state: State) -> bool:
+        """False if this configuration is cut; else it is recorded."""
+        kept = self.pure.get((core, state))
+        if kept is None:
+            self.pure[(core, state)] = [light]
+        else:
+            if any(not light & ~done for done in kept):
+                return False
+            kept[:] = [done for done in kept if done & ~light]
+            kept.append(light)
+        self.size += 1
+        return True
 
-    def unlift(self, entry: int) -> None:
-        nxt, prv = self.next, self.prev
-        for e in (self.match[entry], entry):
-            nxt[prv[e]] = e
-            prv[nxt[e]] = e
 
-    def calls_before(self, entry: int) -> list[int]:
-        """The operations whose call entries remain before `entry`."""
-        found, e = [], self.next[0]
-        while e != entry and e != self.tail:
-            if self.is_call[e]:
-                found.append(self.op[e])
-            e = self.next[e]
+# One choice on the stack: its call entry, the state before it, the choice taken and the
+# choices, whether it was forced (no alternative to search), and the pass it was taken in.
+Choice = tuple[int, State, int, tuple[State, ...], bool, int]
+
+
+class _Walk:
+    """One search: its list, its cache, where it stands."""
+
+    def __init__(self, model: PoolModel, ops: tuple[Operation, ...], calls: Sequence[float]):
+        self.model, self.ops = model, ops
+        self.known = [op.outcome is Outcome.OK for op in ops]
+        self.pure = [is_pure(op) for op in ops]
+        returns = [
+            op.completed if op.completed is not None and ok else math.inf
+            for op, ok in zip(ops, self.known, strict=True)
+        ]
+        self.entries = Entries(calls, returns)
+        self.seen = _Seen()
+        self.stack: list[Choice] = []
+        self.state = model.initial()
+        self.core = self.light = self.depth = 0  # effectful and pure sets taken; answers taken
+        self.remaining = sum(self.known)
+        self.best: list[Stuck] = []
+        self.memo_state: State | None = None
+        self.memo: dict[int, tuple[State, ...]] = {}
+
+    def choices(self, k: int) -> tuple[State, ...]:
+        """What operation k may lead to from the current state (remembered for that state)."""
+        if self.memo_state is not self.state:
+            self.memo_state, self.memo = self.state, {}
+        found = self.memo.get(k)
+        if found is None:
+            found = self.memo[k] = self.model.successors(self.state, self.ops[k])
         return found
+
+    def take(
+        self, entry: int, choices: tuple[State, ...], first: int, forced: bool, phase: int
+    ) -> bool:
+        """Linearize `entry`'s operation by its first choice, from `first`, not reached yet."""
+        k = self.entries.op[entry]
+        bit = 1 << k
+        core, light = (
+            (self.core, self.light | bit) if self.pure[k] else (self.core | bit, self.light)
+        )
+        for choice in range(first, len(choices)):
+            after = choices[choice]
+            if not self.seen.visit(core, light, after):
+                continue
+            self.stack.append((entry, self.state, choice, choices, forced, phase))
+            self.state, self.core, self.light = after, core, light
+            self.entries.lift(entry)
+            self.remaining -= self.known[k]
+            self.depth += self.known[k]
+            return True
+        return False
+
+    def back(self) -> tuple[int, tuple[State, ...], int, int] | None:
+        """Undo choices to the last that has alternatives: (entry, choices, next, pass)."""
+        while self.stack:
+            entry, self.state, choice, choices, forced, phase = self.stack.pop()
+            k = self.entries.op[entry]
+            if self.pure[k]:
+                self.light &= ~(1 << k)
+            else:
+                self.core &= ~(1 << k)
+            self.entries.unlift(entry)
+            self.remaining += self.known[k]
+            self.depth -= self.known[k]
+            if not forced:
+                return entry, choices, choice + 1, phase
+        return None
 
 
 def search(
@@ -119,54 +178,27 @@ def search(
 ) -> Search:
     """Linearize `operations` (call times given: invocation less the stale window)."""
     ops = tuple(operations)
-    known = [op.outcome is Outcome.OK for op in ops]
-    pure = [is_pure(op) for op in ops]
-    returns = [
-        op.completed if op.completed is not None and ok else math.inf
-        for op, ok in zip(ops, known, strict=True)
-    ]
-    entries = _List(calls, returns)
+    walk = _Walk(model, ops, calls)
+    entries = walk.entries
     deadline = time.monotonic() + budget
-    cache: set[tuple[int, State]] = set()
-    # (call entry, state before, choice taken, the choices, whether it was forced, phase)
-    stack: list[tuple[int, State, int, tuple[State, ...], bool, int]] = []
-    state, linearized, depth = model.initial(), 0, 0
-    remaining = sum(known)
-    best: list[Stuck] = []
-    entry, phase = entries.next[0], 0
+    entry, phase, steps = entries.next[0], 0, 0
     resume: tuple[tuple[State, ...], int] | None = None
-    steps = 0
-    while remaining:
+    while walk.remaining:
         steps += 1
         if not steps & 255 and time.monotonic() > deadline:
-            return Search("unknown", ops, tuple(calls), len(cache), _last(best))
+            return Search("unknown", ops, tuple(calls), walk.seen.size, _last(walk.best))
         if entries.is_call[entry]:
             k = entries.op[entry]
-            if known[k] == phase:  # answered ones in phase 0, unknown ones in phase 1
+            if walk.known[k] == phase:  # answered ones in pass 0, unknown ones in pass 1
                 entry = entries.next[entry]
                 continue
-            if resume is None:
-                choices, first = model.successors(state, ops[k]), 0
-            else:
-                (choices, first), resume = resume, None
+            choices, first = resume or (walk.choices(k), 0)
+            resume = None
             # An answer that never changes anything, taken as soon as it can be, is never a
             # worse choice than taking it later: no alternative of it is searched.
-            forced = pure[k] and len(choices) == 1
-            bit = 1 << k
-            moved = False
-            for choice in range(first, len(choices)):
-                after = choices[choice]
-                if (linearized | bit, after) in cache:
-                    continue
-                cache.add((linearized | bit, after))
-                stack.append((entry, state, choice, choices, forced, phase))
-                state, linearized = after, linearized | bit
-                entries.lift(entry)
-                remaining -= known[k]
-                depth += known[k]
-                entry, phase, moved = entries.next[0], 0, True
-                break
-            if moved:
+            forced = walk.pure[k] and len(choices) == 1
+            if walk.take(entry, choices, first, forced, phase):
+                entry, phase = entries.next[0], 0
                 continue
             if not forced:
                 entry = entries.next[entry]
@@ -176,24 +208,22 @@ def search(
             entry, phase = entries.next[0], 1  # now the unknown ones that may have happened
             continue
         else:
-            _note_stuck(best, entries, entry, depth, linearized, state)
-        while True:  # back to the last choice that has alternatives
-            if not stack:
-                return Search("fail", ops, tuple(calls), len(cache), _last(best))
-            entry, state, choice, choices, forced, phase = stack.pop()
-            k = entries.op[entry]
-            linearized &= ~(1 << k)
-            entries.unlift(entry)
-            remaining += known[k]
-            depth -= known[k]
-            if not forced:
-                break
-        resume = (choices, choice + 1)
-    return Search("ok", ops, tuple(calls), len(cache), None)
+            _note_stuck(walk.best, entries, entry, walk.depth, walk.stack, walk.state)
+        undone = walk.back()
+        if undone is None:
+            return Search("fail", ops, tuple(calls), walk.seen.size, _last(walk.best))
+        entry, choices, first, phase = undone
+        resume = (choices, first)
+    return Search("ok", ops, tuple(calls), walk.seen.size, None)
 
 
 def _note_stuck(
-    best: list[Stuck], entries: _List, entry: int, depth: int, linearized: int, state: State
+    best: list[Stuck],
+    entries: Entries,
+    entry: int,
+    depth: int,
+    stack: Sequence[Choice],
+    state: State,
 ) -> None:
     """Keep the deepest point where a return entry stopped the search (and a few states)."""
     if best and depth < best[-1].depth:
@@ -202,13 +232,13 @@ def _note_stuck(
     if best and depth == best[-1].depth and best[-1].blocking == blocking:
         kept = best[-1]
         if len(kept.states) < KEPT_STATES and state not in kept.states:
-            best[-1] = Stuck(depth, kept.done, blocking, kept.pending, (*kept.states, state))
+            best[-1] = Stuck(depth, kept.last, blocking, kept.pending, (*kept.states, state))
         return
     if best and depth == best[-1].depth:
         return
-    done = tuple(k for k in range(linearized.bit_length()) if linearized >> k & 1)
+    last = tuple(entries.op[taken[0]] for taken in stack[-LAST:])
     pending = tuple(entries.calls_before(entry))
-    best[:] = [Stuck(depth, done, blocking, pending, (state,))]
+    best[:] = [Stuck(depth, last, blocking, pending, (state,))]
 
 
 def _last(best: list[Stuck]) -> Stuck | None:

@@ -18,12 +18,16 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
+from loadtests.linearizability.carts import cart
 from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.initial import Initial, Product
 from loadtests.linearizability.model import PoolModel
-from loadtests.linearizability.staleness import cart
 from loadtests.linearizability.state import SHOWN, State
 
+# Bugs to plant, one at a time (issue 28): a reserve that checks and holds in two steps (it
+# holds units another hold took meanwhile), a sold-out memory that never lapses (per process:
+# clients of even and odd numbers), a release that gives the units back twice.
+FAULTS = ("oversell", "memory", "double_release")
 KINDS = ("reserve", "release", "checkout", "pay", "read_product", "read_reservation")
 WEIGHTS = (40, 12, 12, 10, 16, 10)
 
@@ -40,6 +44,7 @@ class Shape:
     unknown: float = 0.02  # share of calls whose outcome is unknown
     longest: float = 0.03  # seconds a call lasts at most
     stale: float = 0.0  # how far back a product read may see
+    fault: str | None = None  # one of FAULTS, planted in the service the model stands for
 
 
 class _Pool:
@@ -52,6 +57,7 @@ class _Pool:
         self.sessions: dict[str, str] = {}
         self.keys: dict[str, tuple[list[list[Any]], str | None]] = {}
         self.made = 0
+        self.remembered: dict[int, set[str]] = {0: set(), 1: set()}  # "memory": per process
 
 
 def synthetic(shape: Shape, seed: int) -> tuple[Initial, list[Operation]]:
@@ -84,7 +90,7 @@ def synthetic(shape: Shape, seed: int) -> tuple[Initial, list[Operation]]:
         op = Operation(
             len(operations), client, pool_name, kind, args, invoked, completed, Outcome.OK
         )
-        operations.append(_answer(rng, pool, op, shape.unknown))
+        operations.append(_answer(rng, pool, op, shape))
     return initial, operations
 
 
@@ -111,7 +117,7 @@ def _request(rng: random.Random, pool: _Pool, kind: str, shape: Shape) -> dict[s
     return {"id": rid, "session": None, "outcome": "paid"} if kind == "pay" else {"id": rid}
 
 
-def _answer(rng: random.Random, pool: _Pool, op: Operation, unknown: float) -> Operation:
+def _answer(rng: random.Random, pool: _Pool, op: Operation, shape: Shape) -> Operation:
     """`op` with the model's answer, the model's state moved on (or an unknown outcome)."""
     candidates = _candidates(pool, op)
     for result in candidates:
@@ -121,19 +127,52 @@ def _answer(rng: random.Random, pool: _Pool, op: Operation, unknown: float) -> O
             break
     else:
         raise AssertionError(f"the model explains no answer to {op}")
-    if rng.random() < unknown:
+    if rng.random() < shape.unknown:
         lost = replace(op, completed=None, outcome=Outcome.UNKNOWN)
         effects = pool.model.successors(pool.state, lost)
         if effects and rng.random() < 0.5:
             pool.state = rng.choice(effects)
         return lost
-    pool.state = after[0]
+    reached = after[0]
+    if shape.fault is not None:
+        result, reached = _planted(shape.fault, rng, pool, op, result, reached)
+        answered = replace(op, result=result)
+    pool.state = reached
     rid = result.get("id")
     if op.kind == "reserve" and rid and rid not in pool.ids:
         pool.ids.append(str(rid))
     if op.kind == "checkout" and result.get("session"):
         pool.sessions[str(op.args["id"])] = str(result["session"])
     return answered
+
+
+def _planted(
+    fault: str, rng: random.Random, pool: _Pool, op: Operation, result: dict[str, Any], after: State
+) -> tuple[dict[str, Any], State]:
+    """The answer and the state of a service with `fault`, where it differs from the model."""
+    model, state = pool.model, pool.state
+    items = cart(op.args.get("items") or ())
+    customer, key = op.args.get("customer_id"), op.args.get("key")
+    if fault == "oversell" and result.get("error") == "insufficient_stock" and rng.random() < 0.3:
+        pool.made += 1
+        rid = f"{op.pool}.r{pool.made}"
+        held: dict[str, Any] = {"status": 201, "error": None, "id": rid, "state": "held"}
+        return held, model.hold(state, rid, items, customer, key)
+    if fault == "memory" and op.kind == "reserve" and (customer, key) not in state.keys:
+        memory = pool.remembered[op.process % 2]
+        details = result.get("details") or {}
+        if result.get("error") == "insufficient_stock" and details.get("available") == 0:
+            memory.add(str(details["sku"]))
+        for sku, qty in items:
+            if sku in memory:
+                details = {"sku": sku, "requested": qty, "available": 0}
+                return {"status": 409, "error": "insufficient_stock", "details": details}, state
+    if fault == "double_release" and op.kind == "release" and after != state:
+        reserved = list(after.reserved)
+        for sku, qty in state.reservations[str(op.args["id"])].items:
+            reserved[model.index[sku]] -= qty
+        return result, after.changed(reserved=tuple(reserved))
+    return result, after
 
 
 def _candidates(pool: _Pool, op: Operation) -> list[dict[str, Any]]:
