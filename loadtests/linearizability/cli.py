@@ -2,7 +2,7 @@
 
 - `ci` (the default): a clean run, runs under faults, and a run of each planted bug, each
   recorded on a stack of its own and checked; non-zero unless every clean and faulted run is
-  linearizable and every planted bug is found. `--seconds 150 --faults all` is the long run
+  linearizable and every planted bug is found. `--seconds 120 --faults all` is the long run
   docs/reliability.md reports.
 - `record`: one run (`--fault NAME`), its history and initial.json in `--report-dir`;
   `--check` checks it too.
