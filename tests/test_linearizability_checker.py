@@ -96,6 +96,17 @@ def test_a_checkout_and_a_payment_sell_the_units() -> None:
     assert verdict_of(s, initial({"a": 3})).verdict == "ok"
 
 
+def test_a_checkout_racing_a_release_may_have_recorded_its_session() -> None:
+    s = Script()
+    s.hold((0.0, 0.1), [["a", 1]], "p.r1")
+    s.checkout((0.2, 0.6), "p.r1", None, 409, "reservation_not_held")
+    s.release((0.3, 0.4), "p.r1")
+    s.checkout((1.0, 1.1), "p.r1", "cs_1")  # the session the refused checkout recorded
+    assert verdict_of(s, initial({"a": 1})).verdict == "ok"
+    s.checkout((1.2, 1.3), "p.r1", "cs_2")
+    assert verdict_of(s, initial({"a": 1})).verdict == "fail"
+
+
 def test_a_memory_refusal_within_the_window_passes() -> None:
     s = Script()
     s.hold((0.0, 0.1), [["a", 1]], "p.r1")

@@ -37,7 +37,7 @@ from loadtests.linearizability import initial as initial_record
 from loadtests.linearizability.explain import Window, window
 from loadtests.linearizability.history import Operation, by_pool
 from loadtests.linearizability.initial import Initial
-from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.model import PoolModel, raced_checkouts
 from loadtests.linearizability.search import search, searched
 from loadtests.linearizability.staleness import (
     DEFAULT_READ_WINDOW,
@@ -121,7 +121,7 @@ def check(
     for pool, ops in by_pool(operations):
         if pool not in known_pools:
             raise ValueError(f"pool {pool!r} has operations but no products set up")
-        model = PoolModel(initial.pool(pool), initial.hold_cap)
+        model = PoolModel(initial.pool(pool), initial.hold_cap, raced_checkouts(ops))
         pools.append(check_pool(model, pool, ops, soldout_window, read_window, budget_seconds))
     verdicts = {pool.verdict for pool in pools}
     overall = "fail" if "fail" in verdicts else "unknown" if "unknown" in verdicts else "ok"

@@ -97,13 +97,21 @@ def _note(notes: Notes, op: Operation, expected: str) -> tuple[State, ...]:
 class PoolModel:
     """The rules of one pool, its products fixed; states are `State`s."""
 
-    def __init__(self, products: Iterable[Product], hold_cap: int = DEFAULT_HOLD_CAP) -> None:
+    def __init__(
+        self,
+        products: Iterable[Product],
+        hold_cap: int = DEFAULT_HOLD_CAP,
+        raced: frozenset[str] | None = None,
+    ) -> None:
+        """`raced`: the reservations whose refused checkout may have recorded a session that
+        matters (see `raced_checkouts`); None: any."""
         self.products = tuple(products)
         self.skus = tuple(product.sku for product in self.products)
         self.index = {sku: i for i, sku in enumerate(self.skus)}
         self.total = tuple(product.stock for product in self.products)
         self.limit = tuple(product.max_per_customer or 0 for product in self.products)
         self.hold_cap = hold_cap
+        self.raced = raced
         self._requests: dict[int, tuple[Operation, Request]] = {}
 
     def initial(self) -> State:
@@ -313,7 +321,7 @@ class PoolModel:
         if _answered(op, 409, "reservation_not_held"):
             # Released while its session was being made: the session is recorded (and expired
             # at Stripe), and a later checkout of it answers that session.
-            if reservation.status != RELEASED:
+            if reservation.status != RELEASED or (self.raced is not None and rid not in self.raced):
                 return (state,)
             return (state, state.changed(put={rid: _with_session(reservation, UNKNOWN_SESSION)}))
         return _note(notes, op, f"409 reservation_not_held ({rid} is {SHOWN[reservation.status]})")
@@ -361,6 +369,20 @@ class PoolModel:
                 extra = f" session {reservation.session}" if reservation.session else ""
                 parts.append(f"{rid}: {reservation.status} {_cart_text(reservation.items)}{extra}")
         return "; ".join(parts)
+
+
+def raced_checkouts(operations: Iterable[Operation]) -> frozenset[str]:
+    """The reservations checked out both with a `409 reservation_not_held` and with a session:
+    only there can a session recorded by the refused checkout be seen (a later checkout answers
+    it; a payment needs a session someone saw), so only there is that choice searched."""
+    refused, made = set(), set()
+    for op in operations:
+        if op.kind == "checkout" and op.outcome is Outcome.OK:
+            if op.result.get("error") == "reservation_not_held":
+                refused.add(str(op.args.get("id")))
+            elif op.result.get("status") == 201:
+                made.add(str(op.args.get("id")))
+    return frozenset(refused & made)
 
 
 def _absent(state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
