@@ -183,9 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         read_window=options.read_window,
         budget_seconds=options.budget,
     )
-    print(verdict.text())
     if options.json is not None:
         options.json.write_text(json.dumps(verdict.to_json(), indent=1) + "\n", "utf-8")
+    print(verdict.text())
     return EXIT[verdict.verdict]
 
 

@@ -110,13 +110,22 @@ def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, flo
     if stuck is None:
         raise ValueError("the search has no stuck point")
     ops = found.operations
-    # Unknown operations pending there are shown when one of the states could take them.
-    pending = [
-        k
-        for k in stuck.pending
-        if ops[k].outcome is Outcome.OK
-        or any(model.successors(state, ops[k]) for state in stuck.states)
-    ]
+    # Pending there: what was invoked before the blocking operation returned (a stale
+    # answer's window aside: one invoked later was not concurrent with it), unknown ones
+    # when one of the states could take them; in invocation order.
+    end = ops[stuck.blocking].completed or 0.0
+    pending = sorted(
+        (
+            k
+            for k in stuck.pending
+            if ops[k].invoked <= end
+            and (
+                ops[k].outcome is Outcome.OK
+                or any(model.successors(state, ops[k]) for state in stuck.states)
+            )
+        ),
+        key=lambda k: (ops[k].invoked, ops[k].id),
+    )
     rows = [_row(ops[k], windows, placed=True, blocking=False) for k in stuck.last]
     rows += [_row(ops[k], windows, placed=False, blocking=k == stuck.blocking) for k in pending]
     named = (*stuck.last, *pending)
