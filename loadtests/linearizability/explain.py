@@ -14,13 +14,14 @@ unknown operation has no answer to explain: the search may take it or leave it o
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from loadtests.linearizability.history import Operation, Outcome
-from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.model import PoolModel, cart_text
 from loadtests.linearizability.search import Search
+from loadtests.linearizability.state import State
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +134,7 @@ def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, flo
     answered = [k for k in pending if ops[k].outcome is Outcome.OK]
     states = tuple(
         Unexplained(
-            model.describe(state, [i for i in ids if i]),
+            describe(model, state, [i for i in ids if i]),
             tuple((ops[k].id, model.reason(state, ops[k])) for k in answered),
         )
         for state in stuck.states
@@ -159,3 +160,20 @@ def _row(op: Operation, windows: Mapping[int, float], *, placed: bool, blocking:
         placed,
         blocking,
     )
+
+
+def describe(model: PoolModel, state: State, ids: Iterable[str] = ()) -> str:
+    """The counters, and the reservations named (as the model has them)."""
+    parts = [
+        f"{sku}: reserved {state.reserved[i]} sold {state.sold[i]} "
+        f"available {model.available(state, sku)} of {model.total[i]}"
+        for i, sku in enumerate(model.skus)
+    ]
+    for rid in dict.fromkeys(ids):
+        reservation = state.reservations.get(rid)
+        if reservation is None:
+            parts.append(f"{rid}: none")
+        else:
+            extra = f" session {reservation.session}" if reservation.session else ""
+            parts.append(f"{rid}: {reservation.status} {cart_text(reservation.items)}{extra}")
+    return "; ".join(parts)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from loadtests.linearizability.entries import Entries
 from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.quick import quick_test
 from loadtests.linearizability.staleness import is_pure
 from loadtests.linearizability.state import State
 
@@ -127,6 +128,7 @@ class _Walk:
         self.model, self.ops = model, ops
         self.known = [op.outcome is Outcome.OK for op in ops]
         self.pure = [is_pure(op) for op in ops]
+        self.quick = [quick_test(model, op) for op in ops]
         returns = [
             op.completed if op.completed is not None and ok else math.inf
             for op, ok in zip(ops, self.known, strict=True)
@@ -147,7 +149,12 @@ class _Walk:
             self.memo_state, self.memo = self.state, {}
         found = self.memo.get(k)
         if found is None:
-            found = self.memo[k] = self.model.successors(self.state, self.ops[k])
+            test = self.quick[k]
+            if test is None:
+                found = self.model.successors(self.state, self.ops[k])
+            else:
+                found = (self.state,) if test(self.state) else ()
+            self.memo[k] = found
         return found
 
     def take(
@@ -198,6 +205,7 @@ def search(
     deadline = time.monotonic() + budget
     entry, phase, steps = entries.next[0], 0, 0
     resume: tuple[tuple[State, ...], int] | None = None
+    clean = True  # no entry of this pass was cut by the cache so far
     while walk.remaining:
         steps += 1
         if not steps & 255 and time.monotonic() > deadline:
@@ -212,15 +220,20 @@ def search(
             # An answer that never changes anything, taken as soon as it can be, is never a
             # worse choice than taking it later: no alternative of it is searched.
             forced = walk.pure[k] and len(choices) == 1
+            before = entries.prev[entry]
             if walk.take(entry, choices, first, forced, phase):
-                entry, phase = entries.next[0], 0
+                # The state is the same after a pure answer: the entries before it, tried in
+                # it already, need no second look, unless the cache cut one of them.
+                entry = entries.next[before] if forced and clean else entries.next[0]
+                phase, clean = 0, True
                 continue
+            clean = clean and len(choices) <= first
             if not forced:
                 entry = entries.next[entry]
                 continue
             # Taking it now was searched already, and failed: so does this configuration.
         elif phase == 0:
-            entry, phase = entries.next[0], 1  # now the unknown ones that may have happened
+            entry, phase, clean = entries.next[0], 1, True  # now the unknown ones
             continue
         else:
             _note_stuck(walk.best, entries, entry, walk.depth, walk.stack, walk.state)
@@ -228,7 +241,7 @@ def search(
         if undone is None:
             return Search("fail", ops, tuple(calls), walk.seen.size, _last(walk.best))
         entry, choices, first, phase = undone
-        resume = (choices, first)
+        resume, clean = (choices, first), False
     return Search("ok", ops, tuple(calls), walk.seen.size, None)
 
 
