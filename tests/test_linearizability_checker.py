@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from loadtests.linearizability import history
+from loadtests.linearizability import explain, history
 from loadtests.linearizability import initial as initial_record
 from loadtests.linearizability.checker import Verdict, check, main
 from loadtests.linearizability.history import Operation
 from loadtests.linearizability.initial import Initial
+from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.search import search
 from loadtests.linearizability.synthetic import FAULTS, Shape, synthetic
 from tests.lin_histories import POOL, Script, initial
 
@@ -272,3 +275,27 @@ def test_the_command_checks_a_recorded_history(
     assert [row["op"] for row in saved["pools"][0]["window"]["rows"]] == [0, 1]
     initial_record.write(tmp_path / "initial.json", initial({"a": 2}))
     assert main(files) == 0
+
+
+def test_a_spent_budget_is_unknown_never_a_guess() -> None:
+    setup, operations = synthetic(Shape(operations=2000, pools=1, clients=8), 3)
+    verdict = check(
+        operations, initial=setup, soldout_window=0.3, read_window=0.2, budget_seconds=1e-9
+    )
+    assert verdict.verdict == "unknown"
+    assert [pool.verdict for pool in verdict.pools] == ["unknown"]
+    json.dumps(verdict.to_json())
+
+
+def test_the_deepest_point_of_a_spent_budget_is_a_hint_not_a_proof() -> None:
+    s = Script()
+    s.hold((0.0, 1.0), [["a", 1]], "p.r1", process=1)
+    s.hold((0.1, 0.9), [["a", 1]], "p.r2", process=2)
+    setup = initial({"a": 1})
+    model = PoolModel(setup.pool(POOL), setup.hold_cap)
+    found = search(model, s.ops, [op.invoked for op in s.ops], 30.0)
+    assert found.verdict == "fail"
+    hint = explain.window(model, POOL, replace(found, verdict="unknown"), {})
+    assert not hint.proven
+    assert "undecided (budget spent; not a proof)" in hint.text()
+    assert explain.window(model, POOL, found, {}).proven

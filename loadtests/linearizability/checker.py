@@ -151,7 +151,8 @@ def check_pool(
     finally:
         if collecting:
             gc.enable()
-    shown = window(model, pool, found, windows) if found.verdict == "fail" else None
+    # A failure's window; for a budget spent, the deepest point so far (a hint, marked so).
+    shown = None if found.stuck is None else window(model, pool, found, windows)
     return PoolVerdict(
         pool,
         found.verdict,

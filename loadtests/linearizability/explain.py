@@ -70,10 +70,12 @@ class Window:
     answered: int  # answered operations in the partition
     rows: tuple[Row, ...]
     states: tuple[Unexplained, ...]
+    proven: bool = True  # False: the budget ran out; the deepest point so far, as a hint
 
     def to_json(self) -> dict[str, Any]:
         return {
             "pool": self.pool,
+            "proven": self.proven,
             "placed": self.placed,
             "answered": self.answered,
             "rows": [row.to_json() for row in self.rows],
@@ -81,8 +83,9 @@ class Window:
         }
 
     def text(self) -> str:
+        verdict = "not linearizable" if self.proven else "undecided (budget spent; not a proof)"
         lines = [
-            f"pool {self.pool}: not linearizable; stuck after {self.placed} of "
+            f"pool {self.pool}: {verdict}; stuck after {self.placed} of "
             f"{self.answered} answered operations. The window:",
             f"  {'op':>6} {'proc':>4}  {'kind':<16} {'invoked':>10} {'completed':>10} "
             f"{'stale':>5}  args -> answer",
@@ -140,7 +143,7 @@ def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, flo
         for state in stuck.states
     )
     total = sum(op.outcome is Outcome.OK for op in ops)
-    return Window(pool, stuck.depth, total, tuple(rows), states)
+    return Window(pool, stuck.depth, total, tuple(rows), states, found.verdict == "fail")
 
 
 def _row(op: Operation, windows: Mapping[int, float], *, placed: bool, blocking: bool) -> Row:
