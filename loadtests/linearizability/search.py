@@ -215,13 +215,16 @@ def search(
             if walk.known[k] == phase:  # answered ones in pass 0, unknown ones in pass 1
                 entry = entries.next[entry]
                 continue
-            choices, first = resume or (walk.choices(k), 0)
-            resume = None
+            if resume is None:
+                found = walk.memo.get(k) if walk.memo_state is walk.state else None
+                choices, first = found if found is not None else walk.choices(k), 0
+            else:
+                (choices, first), resume = resume, None
             # An answer that never changes anything, taken as soon as it can be, is never a
             # worse choice than taking it later: no alternative of it is searched.
             forced = walk.pure[k] and len(choices) == 1
             before = entries.prev[entry]
-            if walk.take(entry, choices, first, forced, phase):
+            if len(choices) > first and walk.take(entry, choices, first, forced, phase):
                 # The state is the same after a pure answer: the entries before it, tried in
                 # it already, need no second look, unless the cache cut one of them.
                 entry = entries.next[before] if forced and clean else entries.next[0]
