@@ -3,21 +3,24 @@
 Each pool is checked on its own (history.by_pool): carts never cross pools, so a pool's
 operations touch only its own state, and a history is linearizable exactly when each pool's
 part is (Herlihy and Wing's locality). A finer partition, per SKU, would not be sound: a cart
-of two SKUs is one operation on both, all or nothing.
+of two SKUs is one operation on both, all or nothing, and a customer's limit and hold cap tie
+their SKUs together.
 
 Answers that may be stale by design (the sold-out memory's refusals, cached product reads:
-model.stale_window) have their invocation moved back by their window before the search; the
+staleness.stale_window) have their invocation moved back by their window before the search; the
 windows are parameters, so a run can check that a memory that never lapses is caught (a
 window of the designed length) while the designed one passes.
 
 Verdicts: `ok` (every answer explained by one order), `fail` (none explains them; the window
-where the search got stuck deepest is printed), `unknown` (the pool's time budget was spent).
+where the search got stuck deepest is printed), `unknown` (the pool's time budget was spent;
+the deepest point reached so far is printed as a hint, marked undecided).
 The history's verdict is `fail` if any pool failed, else `unknown` if any was unknown, else
 `ok`.
 
     python -m loadtests.linearizability.checker history.jsonl initial.json [--json verdict.json]
 
-exits 0 (ok), 1 (fail) or 2 (unknown), printing the verdict and any window.
+exits 0 (ok), 1 (fail) or 2 (unknown), printing the verdict and any window. The initial
+record is initial.py's (the products the recorder set up, and the hold cap).
 """
 
 from __future__ import annotations
