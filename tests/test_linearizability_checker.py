@@ -7,6 +7,7 @@ import json
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
@@ -20,11 +21,26 @@ from loadtests.linearizability.search import search
 from loadtests.linearizability.synthetic import FAULTS, Shape, synthetic
 from tests.lin_histories import POOL, Script, initial
 
-WINDOWS = {"soldout_window": 0.3, "read_window": 0.2, "budget_seconds": 30.0}
+
+class Windows(TypedDict):
+    soldout_window: float
+    read_window: float
+    budget_seconds: float
 
 
-def verdict_of(script: Script, setup: Initial, **options: float) -> Verdict:
-    verdict = check(script.ops, initial=setup, **{**WINDOWS, **options})
+WINDOWS: Windows = {"soldout_window": 0.3, "read_window": 0.2, "budget_seconds": 30.0}
+
+
+def verdict_of(
+    script: Script, setup: Initial, *, soldout_window: float = 0.3, read_window: float = 0.2
+) -> Verdict:
+    verdict = check(
+        script.ops,
+        initial=setup,
+        soldout_window=soldout_window,
+        read_window=read_window,
+        budget_seconds=WINDOWS["budget_seconds"],
+    )
     json.dumps(verdict.to_json())  # a report can keep it as it is
     return verdict
 
@@ -299,3 +315,13 @@ def test_the_deepest_point_of_a_spent_budget_is_a_hint_not_a_proof() -> None:
     assert not hint.proven
     assert "undecided (budget spent; not a proof)" in hint.text()
     assert explain.window(model, POOL, found, {}).proven
+
+
+def test_pools_checked_in_processes_of_their_own_give_the_same_verdict() -> None:
+    setup, operations = synthetic(Shape(operations=800, pools=4, fault="oversell"), 2)
+    alone = check(operations, initial=setup, **WINDOWS)
+    together = check(operations, initial=setup, **WINDOWS, workers=2)
+    assert alone.verdict == together.verdict == "fail"
+    assert [pool.to_json()["window"] for pool in alone.pools] == [
+        pool.to_json()["window"] for pool in together.pools
+    ]

@@ -31,6 +31,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,17 +116,24 @@ def check(
     soldout_window: float = DEFAULT_SOLDOUT_WINDOW,
     read_window: float = DEFAULT_READ_WINDOW,
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    workers: int = 1,
 ) -> Verdict:
-    """Check every pool of the history from the products `initial` set up."""
-    if soldout_window < 0 or read_window < 0 or budget_seconds <= 0:
-        raise ValueError("windows must be >= 0 and the budget > 0")
+    """Check every pool of the history from the products `initial` set up; `workers` > 1
+    checks that many pools at once, each in a process of its own (pools share nothing)."""
+    if soldout_window < 0 or read_window < 0 or budget_seconds <= 0 or workers < 1:
+        raise ValueError("windows must be >= 0, the budget > 0 and the workers >= 1")
     known_pools = set(initial.pools())
-    pools = []
+    jobs = []
     for pool, ops in by_pool(operations):
         if pool not in known_pools:
             raise ValueError(f"pool {pool!r} has operations but no products set up")
         model = PoolModel(initial.pool(pool), initial.hold_cap, raced_checkouts(ops))
-        pools.append(check_pool(model, pool, ops, soldout_window, read_window, budget_seconds))
+        jobs.append((model, pool, ops, soldout_window, read_window, budget_seconds))
+    if workers == 1 or len(jobs) < 2:
+        pools = [check_pool(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as executor:
+            pools = list(executor.map(check_pool, *zip(*jobs, strict=True)))
     verdicts = {pool.verdict for pool in pools}
     overall = "fail" if "fail" in verdicts else "unknown" if "unknown" in verdicts else "ok"
     return Verdict(overall, soldout_window, read_window, budget_seconds, tuple(pools))
@@ -178,6 +186,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--soldout-window", type=float, default=DEFAULT_SOLDOUT_WINDOW)
     parser.add_argument("--read-window", type=float, default=DEFAULT_READ_WINDOW)
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_SECONDS)
+    parser.add_argument("--workers", type=int, default=1, help="pools checked at once")
     parser.add_argument("--json", type=Path, help="write the verdict here as JSON")
     options = parser.parse_args(argv)
     verdict = check(
@@ -186,6 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         soldout_window=options.soldout_window,
         read_window=options.read_window,
         budget_seconds=options.budget,
+        workers=options.workers,
     )
     if options.json is not None:
         options.json.write_text(json.dumps(verdict.to_json(), indent=1) + "\n", "utf-8")
