@@ -31,6 +31,10 @@ What is modelled (docs/api.md; reservation/lua/reserve.lua, release.lua, commit.
   refused for good (reads `released`; every later payment refused too); failed / expired:
   held -> released, others stay.
 - read_reservation: the status (and lines); read_product: stock, reserved, sold, available.
+- A reserve of unknown outcome that held names its reservation `?<operation id>` (nobody saw
+  its id) until a retry under its key answers with the id. A release answered
+  `409 already_committed` while Stripe said the buyer had paid is explained by that payment's
+  webhook coming first: the payment was invoked before the release answered.
 
 Holds never lapse in the model: the recorder's runs hold for far longer than they last, so an
 `expired` answer is unexplained here and says the run broke that assumption.
@@ -104,7 +108,7 @@ class PoolModel:
         raced: frozenset[str] | None = None,
     ) -> None:
         """`raced`: the reservations whose refused checkout may have recorded a session that
-        matters (see `raced_checkouts`); None: any."""
+        matters (see checker.raced_checkouts); None: any."""
         self.products = tuple(products)
         self.skus = tuple(product.sku for product in self.products)
         self.index = {sku: i for i, sku in enumerate(self.skus)}
@@ -353,20 +357,6 @@ class PoolModel:
         if answered(op, 200, None, **counts):
             return (state,)
         return _note(notes, op, "200 " + " ".join(f"{k}={v}" for k, v in counts.items()))
-
-
-def raced_checkouts(operations: Iterable[Operation]) -> frozenset[str]:
-    """The reservations checked out both with a `409 reservation_not_held` and with a session:
-    only there can a session recorded by the refused checkout be seen (a later checkout answers
-    it; a payment needs a session someone saw), so only there is that choice searched."""
-    refused, made = set(), set()
-    for op in operations:
-        if op.kind == "checkout" and op.outcome is Outcome.OK:
-            if op.result.get("error") == "reservation_not_held":
-                refused.add(str(op.args.get("id")))
-            elif op.result.get("status") == 201:
-                made.add(str(op.args.get("id")))
-    return frozenset(refused & made)
 
 
 def _absent(state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
