@@ -325,3 +325,21 @@ def test_pools_checked_in_processes_of_their_own_give_the_same_verdict() -> None
     assert [pool.to_json()["window"] for pool in alone.pools] == [
         pool.to_json()["window"] for pool in together.pools
     ]
+
+
+def test_a_release_refused_as_paid_before_the_webhook_commits() -> None:
+    """usecases: the release asks Stripe to expire the session, Stripe says the buyer paid:
+    409 already_committed, and a read before the webhook still sees the hold."""
+    s = Script()
+    s.hold((0.0, 0.1), [["a", 1]], "p.r1")
+    s.checkout((0.2, 0.3), "p.r1", "cs_1")
+    s.pay((0.4, 2.0), "p.r1", "cs_1")
+    s.release((0.5, 0.6), "p.r1", 409, "already_committed")
+    s.reservation((0.7, 0.8), "p.r1", "held", [["a", 1]])
+    s.reservation((2.1, 2.2), "p.r1", "committed", [["a", 1]])
+    assert verdict_of(s, initial({"a": 1})).verdict == "ok"
+    unpaid = Script()
+    unpaid.hold((0.0, 0.1), [["a", 1]], "p.r1")
+    unpaid.checkout((0.2, 0.3), "p.r1", "cs_1")
+    unpaid.release((0.5, 0.6), "p.r1", 409, "already_committed")  # nobody paid
+    assert verdict_of(unpaid, initial({"a": 1})).verdict == "fail"

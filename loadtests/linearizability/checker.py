@@ -127,7 +127,12 @@ def check(
     for pool, ops in by_pool(operations):
         if pool not in known_pools:
             raise ValueError(f"pool {pool!r} has operations but no products set up")
-        model = PoolModel(initial.pool(pool), initial.hold_cap, raced_checkouts(ops))
+        paid = frozenset(
+            str(op.args.get("id"))
+            for op in ops
+            if op.kind == "pay" and op.args.get("outcome") == "paid"
+        )
+        model = PoolModel(initial.pool(pool), initial.hold_cap, raced_checkouts(ops), paid)
         jobs.append((model, pool, ops, soldout_window, read_window, budget_seconds))
     if workers == 1 or len(jobs) < 2:
         pools = [check_pool(*job) for job in jobs]

@@ -33,8 +33,10 @@ What is modelled (docs/api.md; reservation/lua/reserve.lua, release.lua, commit.
 - read_reservation: the status (and lines); read_product: stock, reserved, sold, available.
 - A reserve of unknown outcome that held names its reservation `?<operation id>` (nobody saw
   its id) until a retry under its key answers with the id. A release answered
-  `409 already_committed` while Stripe said the buyer had paid is explained by that payment's
-  webhook coming first: the payment was invoked before the release answered.
+  `409 already_committed` while Stripe said the buyer had paid (the release asks Stripe to
+  expire the session first) changes nothing: the webhook commits later, so a read between
+  may still see `held`. It is explained for a held reservation with a session whose payment
+  the history asked for.
 
 Holds never lapse in the model: the recorder's runs hold for far longer than they last, so an
 `expired` answer is unexplained here and says the run broke that assumption.
@@ -106,9 +108,11 @@ class PoolModel:
         products: Iterable[Product],
         hold_cap: int = DEFAULT_HOLD_CAP,
         raced: frozenset[str] | None = None,
+        paid: frozenset[str] | None = None,
     ) -> None:
         """`raced`: the reservations whose refused checkout may have recorded a session that
-        matters (see checker.raced_checkouts); None: any."""
+        matters (see checker.raced_checkouts); `paid`: the reservations a payment was asked
+        for; None: any."""
         self.products = tuple(products)
         self.skus = tuple(product.sku for product in self.products)
         self.index = {sku: i for i, sku in enumerate(self.skus)}
@@ -116,6 +120,7 @@ class PoolModel:
         self.limit = tuple(product.max_per_customer or 0 for product in self.products)
         self.hold_cap = hold_cap
         self.raced = raced
+        self.paid = paid
         self._requests: dict[int, tuple[Operation, Request]] = {}
 
     def initial(self) -> State:
@@ -260,7 +265,13 @@ class PoolModel:
             return _note(notes, op, f"409 already_committed ({rid} is committed)")
         if answered(op, 200, None, state=RELEASED):
             return (self.give_back(state, rid),) if reservation.status == HELD else (state,)
+        if reservation.status == HELD and self._paid_at_stripe(rid, reservation):
+            return (state,)  # Stripe said paid: its webhook commits it, maybe after a read
         return _note(notes, op, f"200 released ({rid} is {SHOWN[reservation.status]})")
+
+    def _paid_at_stripe(self, rid: str, reservation: Reservation) -> bool:
+        """A session, and a payment of it asked for (`paid`; None: any): Stripe may say paid."""
+        return reservation.session is not None and (self.paid is None or rid in self.paid)
 
     def _pay(self, state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
         rid = str(op.args.get("id"))
