@@ -5,23 +5,42 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 
-from loadtests.linearizability import history
+from loadtests.linearizability import explain, history
 from loadtests.linearizability import initial as initial_record
 from loadtests.linearizability.checker import Verdict, check, main
 from loadtests.linearizability.history import Operation
 from loadtests.linearizability.initial import Initial
+from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.search import search
 from loadtests.linearizability.synthetic import FAULTS, Shape, synthetic
 from tests.lin_histories import POOL, Script, initial
 
-WINDOWS = {"soldout_window": 0.3, "read_window": 0.2, "budget_seconds": 30.0}
+
+class Windows(TypedDict):
+    soldout_window: float
+    read_window: float
+    budget_seconds: float
 
 
-def verdict_of(script: Script, setup: Initial, **options: float) -> Verdict:
-    verdict = check(script.ops, initial=setup, **{**WINDOWS, **options})
+WINDOWS: Windows = {"soldout_window": 0.3, "read_window": 0.2, "budget_seconds": 30.0}
+
+
+def verdict_of(
+    script: Script, setup: Initial, *, soldout_window: float = 0.3, read_window: float = 0.2
+) -> Verdict:
+    verdict = check(
+        script.ops,
+        initial=setup,
+        soldout_window=soldout_window,
+        read_window=read_window,
+        budget_seconds=WINDOWS["budget_seconds"],
+    )
     json.dumps(verdict.to_json())  # a report can keep it as it is
     return verdict
 
@@ -94,6 +113,17 @@ def test_a_checkout_and_a_payment_sell_the_units() -> None:
     s.product((1.0, 1.1), "a", 3, 0, 2)
     s.checkout((1.2, 1.3), "p.r1", "cs_1")  # the same session, whatever the status
     assert verdict_of(s, initial({"a": 3})).verdict == "ok"
+
+
+def test_a_checkout_racing_a_release_may_have_recorded_its_session() -> None:
+    s = Script()
+    s.hold((0.0, 0.1), [["a", 1]], "p.r1")
+    s.checkout((0.2, 0.6), "p.r1", None, 409, "reservation_not_held")
+    s.release((0.3, 0.4), "p.r1")
+    s.checkout((1.0, 1.1), "p.r1", "cs_1")  # the session the refused checkout recorded
+    assert verdict_of(s, initial({"a": 1})).verdict == "ok"
+    s.checkout((1.2, 1.3), "p.r1", "cs_2")
+    assert verdict_of(s, initial({"a": 1})).verdict == "fail"
 
 
 def test_a_memory_refusal_within_the_window_passes() -> None:
@@ -261,3 +291,55 @@ def test_the_command_checks_a_recorded_history(
     assert [row["op"] for row in saved["pools"][0]["window"]["rows"]] == [0, 1]
     initial_record.write(tmp_path / "initial.json", initial({"a": 2}))
     assert main(files) == 0
+
+
+def test_a_spent_budget_is_unknown_never_a_guess() -> None:
+    setup, operations = synthetic(Shape(operations=2000, pools=1, clients=8), 3)
+    verdict = check(
+        operations, initial=setup, soldout_window=0.3, read_window=0.2, budget_seconds=1e-9
+    )
+    assert verdict.verdict == "unknown"
+    assert [pool.verdict for pool in verdict.pools] == ["unknown"]
+    json.dumps(verdict.to_json())
+
+
+def test_the_deepest_point_of_a_spent_budget_is_a_hint_not_a_proof() -> None:
+    s = Script()
+    s.hold((0.0, 1.0), [["a", 1]], "p.r1", process=1)
+    s.hold((0.1, 0.9), [["a", 1]], "p.r2", process=2)
+    setup = initial({"a": 1})
+    model = PoolModel(setup.pool(POOL), setup.hold_cap)
+    found = search(model, s.ops, [op.invoked for op in s.ops], 30.0)
+    assert found.verdict == "fail"
+    hint = explain.window(model, POOL, replace(found, verdict="unknown"), {})
+    assert not hint.proven
+    assert "undecided (budget spent; not a proof)" in hint.text()
+    assert explain.window(model, POOL, found, {}).proven
+
+
+def test_pools_checked_in_processes_of_their_own_give_the_same_verdict() -> None:
+    setup, operations = synthetic(Shape(operations=800, pools=4, fault="oversell"), 2)
+    alone = check(operations, initial=setup, **WINDOWS)
+    together = check(operations, initial=setup, **WINDOWS, workers=2)
+    assert alone.verdict == together.verdict == "fail"
+    assert [pool.to_json()["window"] for pool in alone.pools] == [
+        pool.to_json()["window"] for pool in together.pools
+    ]
+
+
+def test_a_release_refused_as_paid_before_the_webhook_commits() -> None:
+    """usecases: the release asks Stripe to expire the session, Stripe says the buyer paid:
+    409 already_committed, and a read before the webhook still sees the hold."""
+    s = Script()
+    s.hold((0.0, 0.1), [["a", 1]], "p.r1")
+    s.checkout((0.2, 0.3), "p.r1", "cs_1")
+    s.pay((0.4, 2.0), "p.r1", "cs_1")
+    s.release((0.5, 0.6), "p.r1", 409, "already_committed")
+    s.reservation((0.7, 0.8), "p.r1", "held", [["a", 1]])
+    s.reservation((2.1, 2.2), "p.r1", "committed", [["a", 1]])
+    assert verdict_of(s, initial({"a": 1})).verdict == "ok"
+    unpaid = Script()
+    unpaid.hold((0.0, 0.1), [["a", 1]], "p.r1")
+    unpaid.checkout((0.2, 0.3), "p.r1", "cs_1")
+    unpaid.release((0.5, 0.6), "p.r1", 409, "already_committed")  # nobody paid
+    assert verdict_of(unpaid, initial({"a": 1})).verdict == "fail"

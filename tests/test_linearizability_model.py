@@ -12,8 +12,10 @@ from loadtests.linearizability import initial as initial_record
 from loadtests.linearizability.history import Operation
 from loadtests.linearizability.initial import Initial, Product
 from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.quick import quick_test
 from loadtests.linearizability.staleness import is_pure, stale_window
 from loadtests.linearizability.state import State
+from loadtests.linearizability.synthetic import Shape, synthetic
 from tests.lin_histories import Script, initial
 
 AT = (0.0, 0.1)
@@ -245,3 +247,23 @@ def test_the_initial_record_round_trips_through_json(tmp_path: Path) -> None:
     assert setup.pools() == ["p", "q"]
     with pytest.raises(ValueError, match="twice"):
         Initial.of([Product("a", "p", 1), Product("a", "q", 1)])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_quick_tests_agree_with_the_model(seed: int) -> None:
+    """quick.py's tests of reads and memory refusals give what the model's path gives, in
+    every state a synthetic history passes through."""
+    shape = Shape(operations=300, pools=1, clients=4, stock=3, unknown=0.0)
+    setup, operations = synthetic(shape, seed)
+    model = PoolModel(setup.pool("p0"), setup.hold_cap)
+    tested = [(op, quick_test(model, op)) for op in operations]
+    assert any(test is not None for _, test in tested)
+    states = [model.initial()]
+    for op in operations:
+        after = model.step(states[-1], op)
+        if after is not None:
+            states.append(after)
+    for op, test in tested:
+        if test is not None:
+            for state in states[::7]:
+                assert test(state) == bool(model.successors(state, op)), op

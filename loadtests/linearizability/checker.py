@@ -3,21 +3,24 @@
 Each pool is checked on its own (history.by_pool): carts never cross pools, so a pool's
 operations touch only its own state, and a history is linearizable exactly when each pool's
 part is (Herlihy and Wing's locality). A finer partition, per SKU, would not be sound: a cart
-of two SKUs is one operation on both, all or nothing.
+of two SKUs is one operation on both, all or nothing, and a customer's limit and hold cap tie
+their SKUs together.
 
 Answers that may be stale by design (the sold-out memory's refusals, cached product reads:
-model.stale_window) have their invocation moved back by their window before the search; the
+staleness.stale_window) have their invocation moved back by their window before the search; the
 windows are parameters, so a run can check that a memory that never lapses is caught (a
 window of the designed length) while the designed one passes.
 
 Verdicts: `ok` (every answer explained by one order), `fail` (none explains them; the window
-where the search got stuck deepest is printed), `unknown` (the pool's time budget was spent).
+where the search got stuck deepest is printed), `unknown` (the pool's time budget was spent;
+the deepest point reached so far is printed as a hint, marked undecided).
 The history's verdict is `fail` if any pool failed, else `unknown` if any was unknown, else
 `ok`.
 
     python -m loadtests.linearizability.checker history.jsonl initial.json [--json verdict.json]
 
-exits 0 (ok), 1 (fail) or 2 (unknown), printing the verdict and any window.
+exits 0 (ok), 1 (fail) or 2 (unknown), printing the verdict and any window. The initial
+record is initial.py's (the products the recorder set up, and the hold cap).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,7 +39,7 @@ from typing import Any
 from loadtests.linearizability import history
 from loadtests.linearizability import initial as initial_record
 from loadtests.linearizability.explain import Window, window
-from loadtests.linearizability.history import Operation, by_pool
+from loadtests.linearizability.history import Operation, Outcome, by_pool
 from loadtests.linearizability.initial import Initial
 from loadtests.linearizability.model import PoolModel
 from loadtests.linearizability.search import search, searched
@@ -112,20 +116,46 @@ def check(
     soldout_window: float = DEFAULT_SOLDOUT_WINDOW,
     read_window: float = DEFAULT_READ_WINDOW,
     budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    workers: int = 1,
 ) -> Verdict:
-    """Check every pool of the history from the products `initial` set up."""
-    if soldout_window < 0 or read_window < 0 or budget_seconds <= 0:
-        raise ValueError("windows must be >= 0 and the budget > 0")
+    """Check every pool of the history from the products `initial` set up; `workers` > 1
+    checks that many pools at once, each in a process of its own (pools share nothing)."""
+    if soldout_window < 0 or read_window < 0 or budget_seconds <= 0 or workers < 1:
+        raise ValueError("windows must be >= 0, the budget > 0 and the workers >= 1")
     known_pools = set(initial.pools())
-    pools = []
+    jobs = []
     for pool, ops in by_pool(operations):
         if pool not in known_pools:
             raise ValueError(f"pool {pool!r} has operations but no products set up")
-        model = PoolModel(initial.pool(pool), initial.hold_cap)
-        pools.append(check_pool(model, pool, ops, soldout_window, read_window, budget_seconds))
+        paid = frozenset(
+            str(op.args.get("id"))
+            for op in ops
+            if op.kind == "pay" and op.args.get("outcome") == "paid"
+        )
+        model = PoolModel(initial.pool(pool), initial.hold_cap, raced_checkouts(ops), paid)
+        jobs.append((model, pool, ops, soldout_window, read_window, budget_seconds))
+    if workers == 1 or len(jobs) < 2:
+        pools = [check_pool(*job) for job in jobs]
+    else:
+        with ProcessPoolExecutor(min(workers, len(jobs))) as executor:
+            pools = list(executor.map(check_pool, *zip(*jobs, strict=True)))
     verdicts = {pool.verdict for pool in pools}
     overall = "fail" if "fail" in verdicts else "unknown" if "unknown" in verdicts else "ok"
     return Verdict(overall, soldout_window, read_window, budget_seconds, tuple(pools))
+
+
+def raced_checkouts(operations: Iterable[Operation]) -> frozenset[str]:
+    """The reservations checked out both with a `409 reservation_not_held` and with a session:
+    only there can a session recorded by the refused checkout be seen (a later checkout answers
+    it; a payment needs a session someone saw), so only there is that choice searched."""
+    refused, made = set(), set()
+    for op in operations:
+        if op.kind == "checkout" and op.outcome is Outcome.OK:
+            if op.result.get("error") == "reservation_not_held":
+                refused.add(str(op.args.get("id")))
+            elif op.result.get("status") == 201:
+                made.add(str(op.args.get("id")))
+    return frozenset(refused & made)
 
 
 def check_pool(
@@ -151,7 +181,8 @@ def check_pool(
     finally:
         if collecting:
             gc.enable()
-    shown = window(model, pool, found, windows) if found.verdict == "fail" else None
+    # A failure's window; for a budget spent, the deepest point so far (a hint, marked so).
+    shown = None if found.stuck is None else window(model, pool, found, windows)
     return PoolVerdict(
         pool,
         found.verdict,
@@ -174,6 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--soldout-window", type=float, default=DEFAULT_SOLDOUT_WINDOW)
     parser.add_argument("--read-window", type=float, default=DEFAULT_READ_WINDOW)
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_SECONDS)
+    parser.add_argument("--workers", type=int, default=1, help="pools checked at once")
     parser.add_argument("--json", type=Path, help="write the verdict here as JSON")
     options = parser.parse_args(argv)
     verdict = check(
@@ -182,10 +214,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         soldout_window=options.soldout_window,
         read_window=options.read_window,
         budget_seconds=options.budget,
+        workers=options.workers,
     )
-    print(verdict.text())
     if options.json is not None:
         options.json.write_text(json.dumps(verdict.to_json(), indent=1) + "\n", "utf-8")
+    print(verdict.text())
     return EXIT[verdict.verdict]
 
 

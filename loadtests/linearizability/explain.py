@@ -14,13 +14,14 @@ unknown operation has no answer to explain: the search may take it or leave it o
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from loadtests.linearizability.history import Operation, Outcome
-from loadtests.linearizability.model import PoolModel
+from loadtests.linearizability.model import PoolModel, cart_text
 from loadtests.linearizability.search import Search
+from loadtests.linearizability.state import State
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +70,12 @@ class Window:
     answered: int  # answered operations in the partition
     rows: tuple[Row, ...]
     states: tuple[Unexplained, ...]
+    proven: bool = True  # False: the budget ran out; the deepest point so far, as a hint
 
     def to_json(self) -> dict[str, Any]:
         return {
             "pool": self.pool,
+            "proven": self.proven,
             "placed": self.placed,
             "answered": self.answered,
             "rows": [row.to_json() for row in self.rows],
@@ -80,8 +83,9 @@ class Window:
         }
 
     def text(self) -> str:
+        verdict = "not linearizable" if self.proven else "undecided (budget spent; not a proof)"
         lines = [
-            f"pool {self.pool}: not linearizable; stuck after {self.placed} of "
+            f"pool {self.pool}: {verdict}; stuck after {self.placed} of "
             f"{self.answered} answered operations. The window:",
             f"  {'op':>6} {'proc':>4}  {'kind':<16} {'invoked':>10} {'completed':>10} "
             f"{'stale':>5}  args -> answer",
@@ -110,13 +114,22 @@ def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, flo
     if stuck is None:
         raise ValueError("the search has no stuck point")
     ops = found.operations
-    # Unknown operations pending there are shown when one of the states could take them.
-    pending = [
-        k
-        for k in stuck.pending
-        if ops[k].outcome is Outcome.OK
-        or any(model.successors(state, ops[k]) for state in stuck.states)
-    ]
+    # Pending there: what was invoked before the blocking operation returned (a stale
+    # answer's window aside: one invoked later was not concurrent with it), unknown ones
+    # when one of the states could take them; in invocation order.
+    end = ops[stuck.blocking].completed or 0.0
+    pending = sorted(
+        (
+            k
+            for k in stuck.pending
+            if ops[k].invoked <= end
+            and (
+                ops[k].outcome is Outcome.OK
+                or any(model.successors(state, ops[k]) for state in stuck.states)
+            )
+        ),
+        key=lambda k: (ops[k].invoked, ops[k].id),
+    )
     rows = [_row(ops[k], windows, placed=True, blocking=False) for k in stuck.last]
     rows += [_row(ops[k], windows, placed=False, blocking=k == stuck.blocking) for k in pending]
     named = (*stuck.last, *pending)
@@ -124,13 +137,13 @@ def window(model: PoolModel, pool: str, found: Search, windows: Mapping[int, flo
     answered = [k for k in pending if ops[k].outcome is Outcome.OK]
     states = tuple(
         Unexplained(
-            model.describe(state, [i for i in ids if i]),
+            describe(model, state, [i for i in ids if i]),
             tuple((ops[k].id, model.reason(state, ops[k])) for k in answered),
         )
         for state in stuck.states
     )
     total = sum(op.outcome is Outcome.OK for op in ops)
-    return Window(pool, stuck.depth, total, tuple(rows), states)
+    return Window(pool, stuck.depth, total, tuple(rows), states, found.verdict == "fail")
 
 
 def _row(op: Operation, windows: Mapping[int, float], *, placed: bool, blocking: bool) -> Row:
@@ -150,3 +163,20 @@ def _row(op: Operation, windows: Mapping[int, float], *, placed: bool, blocking:
         placed,
         blocking,
     )
+
+
+def describe(model: PoolModel, state: State, ids: Iterable[str] = ()) -> str:
+    """The counters, and the reservations named (as the model has them)."""
+    parts = [
+        f"{sku}: reserved {state.reserved[i]} sold {state.sold[i]} "
+        f"available {model.available(state, sku)} of {model.total[i]}"
+        for i, sku in enumerate(model.skus)
+    ]
+    for rid in dict.fromkeys(ids):
+        reservation = state.reservations.get(rid)
+        if reservation is None:
+            parts.append(f"{rid}: none")
+        else:
+            extra = f" session {reservation.session}" if reservation.session else ""
+            parts.append(f"{rid}: {reservation.status} {cart_text(reservation.items)}{extra}")
+    return "; ".join(parts)

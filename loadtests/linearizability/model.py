@@ -31,6 +31,12 @@ What is modelled (docs/api.md; reservation/lua/reserve.lua, release.lua, commit.
   refused for good (reads `released`; every later payment refused too); failed / expired:
   held -> released, others stay.
 - read_reservation: the status (and lines); read_product: stock, reserved, sold, available.
+- A reserve of unknown outcome that held names its reservation `?<operation id>` (nobody saw
+  its id) until a retry under its key answers with the id. A release answered
+  `409 already_committed` while Stripe said the buyer had paid (the release asks Stripe to
+  expire the session first) changes nothing: the webhook commits later, so a read between
+  may still see `held`. It is explained for a held reservation with a session whose payment
+  the history asked for.
 
 Holds never lapse in the model: the recorder's runs hold for far longer than they last, so an
 `expired` answer is unexplained here and says the run broke that assumption.
@@ -62,7 +68,7 @@ Notes = list[str] | None  # where a reason for "cannot be explained" is written,
 NONE: tuple[State, ...] = ()
 
 
-def _answered(op: Operation, status: int, error: str | None, **fields: Any) -> bool:
+def answered(op: Operation, status: int, error: str | None, **fields: Any) -> bool:
     """Whether the answer is this one; fields the recorder did not write are not compared."""
     result = op.result
     if result.get("status") != status or result.get("error") != error:
@@ -97,13 +103,24 @@ def _note(notes: Notes, op: Operation, expected: str) -> tuple[State, ...]:
 class PoolModel:
     """The rules of one pool, its products fixed; states are `State`s."""
 
-    def __init__(self, products: Iterable[Product], hold_cap: int = DEFAULT_HOLD_CAP) -> None:
+    def __init__(
+        self,
+        products: Iterable[Product],
+        hold_cap: int = DEFAULT_HOLD_CAP,
+        raced: frozenset[str] | None = None,
+        paid: frozenset[str] | None = None,
+    ) -> None:
+        """`raced`: the reservations whose refused checkout may have recorded a session that
+        matters (see checker.raced_checkouts); `paid`: the reservations a payment was asked
+        for; None: any."""
         self.products = tuple(products)
         self.skus = tuple(product.sku for product in self.products)
         self.index = {sku: i for i, sku in enumerate(self.skus)}
         self.total = tuple(product.stock for product in self.products)
         self.limit = tuple(product.max_per_customer or 0 for product in self.products)
         self.hold_cap = hold_cap
+        self.raced = raced
+        self.paid = paid
         self._requests: dict[int, tuple[Operation, Request]] = {}
 
     def initial(self) -> State:
@@ -175,7 +192,7 @@ class PoolModel:
         r = self.request(op)
         known = op.outcome is Outcome.OK
         if r.unknown_sku:
-            if not known or _answered(op, 404, "unknown_sku"):
+            if not known or answered(op, 404, "unknown_sku"):
                 return (state,) if known else NONE
             return _note(notes, op, "404 unknown_sku")
         bound = state.keys.get((r.customer, r.key)) if r.key else None
@@ -193,23 +210,23 @@ class PoolModel:
                 return (self.hold(state, r.rid, r.items, r.customer, r.key),)
             return NONE
         if refused is None:
-            if _answered(op, 201, None, state=HELD) and r.rid not in state.reservations:
+            if answered(op, 201, None, state=HELD) and r.rid not in state.reservations:
                 return (self.hold(state, r.rid, r.items, r.customer, r.key),)
-            return _note(notes, op, f"201 held (a new reservation) for {_cart_text(r.items)}")
+            return _note(notes, op, f"201 held (a new reservation) for {cart_text(r.items)}")
         code, details = refused
-        if _answered(op, 409, code, details=details):
+        if answered(op, 409, code, details=details):
             return (state,)
         return _note(notes, op, f"409 {code} {details}")
 
     def _existing(self, state: State, op: Operation, rid: str, notes: Notes) -> tuple[State, ...]:
         """A key that stands for reservation `rid`: 201 with it as it is now, nothing held."""
         reservation = state.reservations[rid]
-        answered = str(op.result.get("id"))
-        same = rid == answered or (rid.startswith("?") and answered not in state.reservations)
-        if same and _answered(op, 201, None, state=SHOWN[reservation.status]):
-            if rid == answered:
+        given = str(op.result.get("id"))
+        same = rid == given or (rid.startswith("?") and given not in state.reservations)
+        if same and answered(op, 201, None, state=SHOWN[reservation.status]):
+            if rid == given:
                 return (state,)
-            return (self._rename(state, rid, answered),)
+            return (self._rename(state, rid, given),)
         return _note(notes, op, f"201 {rid} {SHOWN[reservation.status]} (its key's reservation)")
 
     def _rename(self, state: State, placeholder: str, rid: str) -> State:
@@ -243,12 +260,18 @@ class PoolModel:
         if not known:
             return (self.give_back(state, rid),) if reservation.status == HELD else NONE
         if reservation.status == COMMITTED:
-            if _answered(op, 409, "already_committed"):
+            if answered(op, 409, "already_committed"):
                 return (state,)
             return _note(notes, op, f"409 already_committed ({rid} is committed)")
-        if _answered(op, 200, None, state=RELEASED):
+        if answered(op, 200, None, state=RELEASED):
             return (self.give_back(state, rid),) if reservation.status == HELD else (state,)
+        if reservation.status == HELD and self._paid_at_stripe(rid, reservation):
+            return (state,)  # Stripe said paid: its webhook commits it, maybe after a read
         return _note(notes, op, f"200 released ({rid} is {SHOWN[reservation.status]})")
+
+    def _paid_at_stripe(self, rid: str, reservation: Reservation) -> bool:
+        """A session, and a payment of it asked for (`paid`; None: any): Stripe may say paid."""
+        return reservation.session is not None and (self.paid is None or rid in self.paid)
 
     def _pay(self, state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
         rid = str(op.args.get("id"))
@@ -301,19 +324,19 @@ class PoolModel:
             made = state.changed(put={rid: _with_session(reservation, UNKNOWN_SESSION)})
             return (made, self.give_back(state, rid))
         if reservation.session not in (None, UNKNOWN_SESSION):
-            if _answered(op, 201, None, session=reservation.session):
+            if answered(op, 201, None, session=reservation.session):
                 return (state,)
             return _note(notes, op, f"201 with its session {reservation.session}")
         if reservation.status == HELD or reservation.session == UNKNOWN_SESSION:
-            if _answered(op, 201, None) and session:
+            if answered(op, 201, None) and session:
                 return (state.changed(put={rid: _with_session(reservation, str(session))}),)
-            if reservation.session is None and _answered(op, 502, "payment_provider_refused"):
+            if reservation.session is None and answered(op, 502, "payment_provider_refused"):
                 return (self.give_back(state, rid),)
             return _note(notes, op, "201 with a new session")
-        if _answered(op, 409, "reservation_not_held"):
+        if answered(op, 409, "reservation_not_held"):
             # Released while its session was being made: the session is recorded (and expired
             # at Stripe), and a later checkout of it answers that session.
-            if reservation.status != RELEASED:
+            if reservation.status != RELEASED or (self.raced is not None and rid not in self.raced):
                 return (state,)
             return (state, state.changed(put={rid: _with_session(reservation, UNKNOWN_SESSION)}))
         return _note(notes, op, f"409 reservation_not_held ({rid} is {SHOWN[reservation.status]})")
@@ -321,20 +344,20 @@ class PoolModel:
     def _read_reservation(self, state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
         reservation = state.reservations.get(str(op.args.get("id")))
         if reservation is None:
-            if _answered(op, 404, "not_found"):
+            if answered(op, 404, "not_found"):
                 return (state,)
             return _note(notes, op, "404 not_found")
         status = SHOWN[reservation.status]
         lines = op.result.get("items")
         same_lines = lines is None or sorted(cart(lines)) == sorted(reservation.items)
-        if _answered(op, 200, None, state=status) and same_lines:
+        if answered(op, 200, None, state=status) and same_lines:
             return (state,)
-        return _note(notes, op, f"200 {status} {_cart_text(reservation.items)}")
+        return _note(notes, op, f"200 {status} {cart_text(reservation.items)}")
 
     def _read_product(self, state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
         sku = str(op.args.get("sku"))
         if sku not in self.index:
-            return (state,) if _answered(op, 404, "unknown_sku") else _note(notes, op, "404")
+            return (state,) if answered(op, 404, "unknown_sku") else _note(notes, op, "404")
         i = self.index[sku]
         counts = {
             "stock": self.total[i],
@@ -342,32 +365,16 @@ class PoolModel:
             "sold": state.sold[i],
             "available": self.available(state, sku),
         }
-        if _answered(op, 200, None, **counts):
+        if answered(op, 200, None, **counts):
             return (state,)
         return _note(notes, op, "200 " + " ".join(f"{k}={v}" for k, v in counts.items()))
-
-    def describe(self, state: State, ids: Iterable[str] = ()) -> str:
-        """The counters, and the reservations named (as the model has them)."""
-        parts = [
-            f"{sku}: reserved {state.reserved[i]} sold {state.sold[i]} "
-            f"available {self.available(state, sku)} of {self.total[i]}"
-            for i, sku in enumerate(self.skus)
-        ]
-        for rid in dict.fromkeys(ids):
-            reservation = state.reservations.get(rid)
-            if reservation is None:
-                parts.append(f"{rid}: none")
-            else:
-                extra = f" session {reservation.session}" if reservation.session else ""
-                parts.append(f"{rid}: {reservation.status} {_cart_text(reservation.items)}{extra}")
-        return "; ".join(parts)
 
 
 def _absent(state: State, op: Operation, notes: Notes) -> tuple[State, ...]:
     """An operation on a reservation the model does not have: 404, and no effect."""
     if op.outcome is not Outcome.OK:
         return NONE
-    return (state,) if _answered(op, 404, "not_found") else _note(notes, op, "404 not_found")
+    return (state,) if answered(op, 404, "not_found") else _note(notes, op, "404 not_found")
 
 
 def _with_status(reservation: Reservation, status: str) -> Reservation:
@@ -378,7 +385,7 @@ def _with_session(reservation: Reservation, session: str) -> Reservation:
     return Reservation(reservation.status, reservation.items, reservation.customer, session)
 
 
-def _cart_text(items: Items) -> str:
+def cart_text(items: Items) -> str:
     return ",".join(f"{sku}x{qty}" for sku, qty in items)
 
 

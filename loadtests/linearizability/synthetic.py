@@ -6,7 +6,9 @@ read cache may), and the model, applied in the order of those moments, gives its
 a history is linearizable by construction, whatever the interleaving, so the checker must
 pass it. Some calls end `unknown`: their answer is dropped, and they took effect or did not.
 
-    python -m loadtests.linearizability.synthetic --operations 2000  # prints how long a check takes
+    python -m loadtests.linearizability.synthetic --operations 2000 [--fault memory]
+
+prints the verdict and how long the check took.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from loadtests.linearizability.carts import cart
+from loadtests.linearizability.checker import check
 from loadtests.linearizability.history import Operation, Outcome
 from loadtests.linearizability.initial import Initial, Product
 from loadtests.linearizability.model import PoolModel
@@ -61,7 +64,9 @@ class _Pool:
 
 
 def synthetic(shape: Shape, seed: int) -> tuple[Initial, list[Operation]]:
-    """A linearizable history of `shape`, the same for the same seed."""
+    """A history of `shape` (linearizable unless a fault is planted), the same for a seed."""
+    if shape.fault is not None and shape.fault not in FAULTS:
+        raise ValueError(f"no fault {shape.fault!r}: one of {', '.join(FAULTS)}")
     rng = random.Random(seed)
     products = [
         Product(f"p{p}-s{s}", f"p{p}", shape.stock, shape.limit)
@@ -220,19 +225,23 @@ def _candidates(pool: _Pool, op: Operation) -> list[dict[str, Any]]:
 
 
 def main() -> None:
-    """Time the check of a synthetic history (it must pass)."""
-    from loadtests.linearizability.checker import check
-
+    """Time the check of a synthetic history (it must pass, or fail with a fault planted)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--operations", type=int, default=2000)
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--pools", type=int, default=4)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--fault", choices=FAULTS, help="plant this fault (the check must fail)")
     options = parser.parse_args()
-    shape = Shape(operations=options.operations, clients=options.clients, pools=options.pools)
+    shape = Shape(
+        operations=options.operations,
+        clients=options.clients,
+        pools=options.pools,
+        fault=options.fault,
+    )
     initial, operations = synthetic(shape, options.seed)
     started = time.monotonic()
-    verdict = check(operations, initial=initial, soldout_window=0.0, read_window=0.0)
+    verdict = check(operations, initial=initial)  # the default windows
     print(verdict.text())
     print(f"checked {len(operations)} operations in {time.monotonic() - started:.2f} s")
 
