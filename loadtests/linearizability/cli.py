@@ -137,16 +137,14 @@ def record_command(args: argparse.Namespace) -> int:
 
 
 def check_command(args: argparse.Namespace) -> int:
-    windows = {
-        name: value
-        for name, value in (
-            ("soldout_window", args.soldout_window),
-            ("read_window", args.read_window),
-        )
-        if value is not None
-    }
     initial_path = args.initial or args.history.parent / INITIAL
-    verdict, seconds = check_files(args.history, initial_path, args.budget, **windows)
+    verdict, seconds = check_files(
+        args.history,
+        initial_path,
+        args.budget,
+        soldout_window=args.soldout_window,
+        read_window=args.read_window,
+    )
     print(verdict.text())
     print(f"checked in {seconds:.1f} s")
     return 0 if verdict.ok else 1

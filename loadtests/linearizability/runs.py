@@ -18,6 +18,8 @@ from loadtests.linearizability.faults import FAULTS, NO_FAULT
 from loadtests.linearizability.plant import BUGS, planted
 from loadtests.linearizability.recorder import RunOptions, RunResult, record
 
+CHECK_WORKERS = 2  # the runs' two pools, each checked in a process of its own
+
 
 @dataclass(frozen=True)
 class Checked:
@@ -54,14 +56,27 @@ class Checked:
 
 
 def check_files(
-    history_path: Path, initial_path: Path, budget_seconds: float, **windows: float
+    history_path: Path,
+    initial_path: Path,
+    budget_seconds: float,
+    *,
+    soldout_window: float | None = None,
+    read_window: float | None = None,
+    workers: int = CHECK_WORKERS,
 ) -> tuple[Verdict, float]:
-    """The checker's verdict on a written history, and the seconds it took."""
+    """The checker's verdict on a written history (its windows unless given), and the seconds
+    it took; `workers` pools checked at once."""
+    windows = {
+        name: value
+        for name, value in (("soldout_window", soldout_window), ("read_window", read_window))
+        if value is not None
+    }
     started = time.monotonic()
     verdict = check(
         history.read(history_path),
         initial=initial.read(initial_path),
         budget_seconds=budget_seconds,
+        workers=workers,
         **windows,
     )
     return verdict, time.monotonic() - started
