@@ -49,19 +49,23 @@ class Stack:
     customer_token_secret: str = field(default_factory=new_secret, repr=False)
     profile: list[tuple[str, float]] = field(default_factory=list)
     cpu: dict[str, float] = field(default_factory=dict)  # loadtests.sale_locust.CpuWatch's
+    # The tree the processes run from (their working directory: `python -m` imports from it
+    # first); another copy of the project (a planted bug, loadtests/linearizability/plant.py).
+    root: Path = ROOT
 
     def start(self, name: str, argv: Sequence[str], **env: str) -> subprocess.Popen[bytes]:
         """Start a process of the stack in a session of its own, its output in `name`.log."""
         log = self.workdir / f"{name}.log"
         self.logs[name] = log
-        process = subprocess.Popen(
-            list(argv),
-            env={**self.env, **env},
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
-            start_new_session=True,  # its own process group: stopped with all its children
-        )
+        with log.open("wb") as output:  # the child writes to its own copy of the file
+            process = subprocess.Popen(
+                list(argv),
+                env={**self.env, **env},
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                cwd=self.root,
+                start_new_session=True,  # its own process group: stopped with all its children
+            )
         self.processes.append(process)
         return process
 
@@ -296,5 +300,5 @@ def run_module(stack: Stack, module: str, *argv: str) -> subprocess.CompletedPro
         capture_output=True,
         text=True,
         check=False,
-        cwd=ROOT,
+        cwd=stack.root,
     )

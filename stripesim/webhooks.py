@@ -111,7 +111,8 @@ class WebhookSender:
             "status": None,
             "error": None,
             "ok": False,
-            "time": time.time(),
+            "time": time.time(),  # when the attempt was sent
+            "answered": None,  # when its answer (or its failure) came
         }
         try:
             response = await self.http.post(self.url, content=body, headers=headers)
@@ -120,6 +121,7 @@ class WebhookSender:
         else:
             entry["status"] = response.status_code
             entry["ok"] = response.is_success
+        entry["answered"] = time.time()
         if not entry["ok"]:
             logger.info("delivering %s (attempt %d) failed: %s", event["id"], attempt, entry)
         self.record(entry)

@@ -72,3 +72,15 @@ def test_a_run_of_some_drills_replaces_their_rows_and_keeps_the_others(docs: Pat
 def test_the_first_report_has_this_runs_rows_alone(docs: Path) -> None:
     write_report([ROW])
     assert list(rows(docs)) == ["redis-lost"]
+
+
+def test_the_report_keeps_the_sections_other_tools_wrote(docs: Path) -> None:
+    write_report([ROW])
+    with (docs / "reliability.md").open("a") as report_file:
+        report_file.write("\n## Linearizability\n\nkept as it was\n")
+    write_report([replace(ROW, load="61 req/s")])
+    text = (docs / "reliability.md").read_text()
+    assert text.startswith("# Reliability drills\n")
+    assert "| 61 req/s |" in text
+    assert text.endswith("\n## Linearizability\n\nkept as it was\n")
+    assert text.count("## Linearizability") == 1

@@ -43,3 +43,43 @@ def test_a_cart_is_refused_for_any_line_remembered() -> None:
     off = SoldOutMemory(0)
     off.remember(OutOfStock("a", 1, 0))
     assert off.refusal((CartLine("a", 1),)) is None
+
+
+def test_a_refusal_never_rests_on_an_answer_older_than_two_periods() -> None:
+    now = [100.0]
+    memory = SoldOutMemory(0.1, clock=lambda: now[0])
+    cart = (CartLine("a", 1),)
+    refused = OutOfStock("a", 1, 0)
+    memory.remember(refused)  # Redis said 0 left at 100.0
+    # Nobody asked about "a" for a while: the next request asks Redis, and the crowd behind it
+    # is not refused on the answer of 100.0, which is too old by now.
+    now[0] = 100.35
+    assert memory.refusal(cart) is None
+    assert memory.refusal(cart) is None
+    # Re-checked soon enough, the crowd is refused until two periods after Redis's answer.
+    memory.remember(refused)  # at 100.35
+    now[0] = 100.46
+    assert memory.refusal(cart) is None  # lapsed: this one asks
+    now[0] = 100.52
+    assert memory.refusal(cart) == refused  # refused meanwhile, on the answer of 100.35
+    now[0] = 100.56
+    # Two periods after the answer, and the re-check has not answered: everybody asks.
+    assert memory.refusal(cart) is None
+    assert memory.refusal(cart) is None
+
+
+def test_a_cart_re_checking_another_line_does_not_stretch_a_lines_memory() -> None:
+    now = [100.0]
+    memory = SoldOutMemory(0.1, clock=lambda: now[0])
+    memory.remember(OutOfStock("b", 1, 0))  # at 100.0
+    now[0] = 100.15
+    # A cart of "b" and "c": "b" lapsed, so this request asks Redis (which refuses "c").
+    assert memory.refusal((CartLine("b", 1), CartLine("c", 1))) is None
+    memory.remember(OutOfStock("c", 1, 0))
+    now[0] = 100.19
+    assert memory.refusal((CartLine("b", 1),)) == OutOfStock("b", 1, 0)
+    now[0] = 100.22
+    # Nobody heard about "b" since 100.0: two periods on, a cart of "b" asks Redis.
+    assert memory.refusal((CartLine("b", 1),)) is None
+    assert memory.refusal((CartLine("b", 1),)) is None
+    assert memory.refusal((CartLine("c", 1),)) == OutOfStock("c", 1, 0)

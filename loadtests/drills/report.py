@@ -28,11 +28,22 @@ def write_report(outcomes: Sequence[Outcome]) -> Path:
         *_problems(outcomes),
     ]
     path = DOCS / "reliability.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text("\n".join(lines) + "\n" + _kept_sections(path))
     (DOCS / "reliability.json").write_text(
         json.dumps([asdict(o) for o in outcomes], indent=2) + "\n"
     )
     return path
+
+
+def _kept_sections(path: Path) -> str:
+    """What the report's last version has from its first `## ` heading on: sections other
+    tools write (the linearizability checks, loadtests/linearizability), which the drills'
+    report never does, kept as they were."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    at = text.find("\n## ")
+    return "" if at < 0 else text[at:]
 
 
 def _with_earlier_rows(outcomes: Sequence[Outcome]) -> list[Outcome]:
