@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 from redis.crc import key_slot
 
 from harness.customer_tokens import SECRET_VARIABLE, new_secret
@@ -302,3 +303,18 @@ def run_module(stack: Stack, module: str, *argv: str) -> subprocess.CompletedPro
         check=False,
         cwd=stack.root,
     )
+
+
+SERVICE = 1  # the index of `reservation serve` in a Stack's processes (after the simulator)
+
+
+def service_workers(stack: Stack) -> list[psutil.Process]:
+    """The worker processes of the stack's `reservation serve` (uvicorn's supervisor spawns
+    them): what the drills and the linearizability runs SIGKILL."""
+    supervisor = psutil.Process(stack.processes[SERVICE].pid)
+    found = []
+    for child in supervisor.children():
+        with contextlib.suppress(psutil.Error):
+            if "spawn_main" in " ".join(child.cmdline()):
+                found.append(child)
+    return found

@@ -14,24 +14,13 @@ import httpx
 import psutil
 
 from loadtests.drills.target import Target, Timings
+from loadtests.sale_stack import service_workers
 
-SERVICE = 1  # the index of `reservation serve` in the Stack's processes (after the simulator)
 KILLS = 3
 KILL_EVERY = 4.0
 BURST = 15  # oversold sessions paid at once before each kill
 BURST_SKU = "burst"
 CHECKOUTS = 8  # checkouts made just before each kill
-
-
-def _workers(target: Target) -> list[psutil.Process]:
-    """The service's worker processes (uvicorn's supervisor spawns them)."""
-    supervisor = psutil.Process(target.stack.processes[SERVICE].pid)
-    found = []
-    for child in supervisor.children():
-        with contextlib.suppress(psutil.Error):
-            if "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
-    return found
 
 
 def _clients(worker: psutil.Process, port: int) -> int:
@@ -82,14 +71,14 @@ def workers_killed(target: Target) -> Timings:
             # The worker with the most open client connections: the simulator's deliveries
             # come over a few kept-alive connections, which the kernel may have given one.
             port = int(target.stack.service_url.rsplit(":", 1)[1])
-            victim = max(_workers(target), key=lambda worker: _clients(worker, port))
+            victim = max(service_workers(target.stack), key=lambda worker: _clients(worker, port))
             victim.send_signal(signal.SIGKILL)
             killed.add(victim.pid)
             target.cut_checkouts += sum(1 for answer in answers if answer.result() is None)
     last = time.monotonic()
     deadline = last + 60
     while time.monotonic() < deadline:
-        fresh = [w for w in _workers(target) if w.pid not in killed]
+        fresh = [w for w in service_workers(target.stack) if w.pid not in killed]
         if len(fresh) >= target.workers and all(
             _serving(w, target.stores.redis.port) for w in fresh
         ):

@@ -10,21 +10,18 @@ of the operations explains. docs/reliability.md says what the checks assert acro
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
-import psutil
 import redis
 
 from loadtests.drills.store_faults import outage
 from loadtests.drills.target import Stores
-from loadtests.sale_stack import Stack
+from loadtests.sale_stack import Stack, service_workers
 
-SERVICE = 1  # `reservation serve` among the Stack's processes (after the simulator)
 # Stripe's deliveries as the sale rehearsals make them (some twice, delayed, so reordered);
 # webhook-chaos makes them much worse. Retried over minutes, as Stripe would: an outage of the
 # service's stores must not lose an event.
@@ -59,17 +56,6 @@ def redis_restart(stores: Stores, stack: Stack) -> str:
     return "Redis restarted with its data (AOF), then FUNCTION FLUSH"
 
 
-def _workers(stack: Stack) -> list[psutil.Process]:
-    """The service's worker processes (children of uvicorn's supervisor)."""
-    supervisor = psutil.Process(stack.processes[SERVICE].pid)
-    found = []
-    for child in supervisor.children():
-        with contextlib.suppress(psutil.Error):
-            if "spawn_main" in " ".join(child.cmdline()):
-                found.append(child)
-    return found
-
-
 def worker_killed(stack_stores: Stores, stack: Stack, kills: int = 3, every: float = 3.0) -> str:
     """SIGKILL one of the 2 API workers, `kills` times, `every` seconds apart: the calls it was
     answering are cut off (unknown), the supervisor starts a new one."""
@@ -77,7 +63,7 @@ def worker_killed(stack_stores: Stores, stack: Stack, kills: int = 3, every: flo
     for round_ in range(kills):
         if round_:
             time.sleep(every)
-        workers = _workers(stack)
+        workers = service_workers(stack)
         if workers:
             workers[round_ % len(workers)].send_signal(signal.SIGKILL)
             killed += 1
