@@ -62,6 +62,7 @@ async def _round(url: str, connection_class: type[AbstractConnection], calls: in
         return (time.process_time() - started) / calls * 1e6
     finally:
         await client.aclose()
+        await pool.aclose()  # a pool given to the client is not closed with it
 
 
 async def packing_cost(url: str, rounds: int = 5, calls: int = 20_000) -> PackingCost:
