@@ -224,7 +224,12 @@ async def test_the_waiting_list_routes_are_described() -> None:
     assert error_codes(entry["get"])["404"] == ["unknown_sku", "not_in_line"]
     assert error_codes(entry["delete"])["403"] == ["customer_mismatch"]
     join = paths["/v1/waitlist/{sku}"]["post"]
-    assert error_codes(join)["409"] == ["on_sale", "waitlist_closed", "customer_limit_exceeded"]
+    assert error_codes(join)["409"] == [
+        "on_sale",
+        "not_on_sale",
+        "waitlist_closed",
+        "customer_limit_exceeded",
+    ]
     assert error_codes(join)["422"] == ["invalid_request", "customer_required"]
     for admin in (
         paths["/v1/waitlist/{sku}"]["get"],

@@ -141,6 +141,24 @@ async def test_a_sku_on_sale_is_bought_not_waited_for(api: Api) -> None:
     assert await joins_of(api, "ann") == []
 
 
+async def test_a_sku_outside_its_sale_window_is_not_waited_for(api: Api) -> None:
+    # Found by schemathesis: the answer the script gives was missing from the route's schema.
+    put = await api.put_product("tee", 0, sale_starts_at="2999-01-01T00:00:00Z")
+    assert put.status_code == 200, put.text
+    answer = await join(api, customer_id="ann")
+    assert (answer.status_code, answer.json()["error"]) == (409, "not_on_sale")
+    assert answer.json()["details"] == {
+        "sku": "tee",
+        "starts_at": "2999-01-01T00:00:00.000Z",
+        "ends_at": None,
+    }
+    assert (await line(api))["waiting"] == 0
+    assert await joins_of(api, "ann") == []
+    spec = (await api.http.get("/openapi.json")).json()
+    conflict = spec["paths"]["/v1/waitlist/{sku}"]["post"]["responses"]["409"]
+    assert "not_on_sale" in str(conflict)
+
+
 async def test_a_join_within_the_per_customer_limit(api: Api) -> None:
     await sold_out(api, stock=2, max_per_customer=2)
     over = await join(api, 3, customer_id="ann")
