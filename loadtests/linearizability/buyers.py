@@ -81,7 +81,7 @@ class Buyer:
     def _cart(self) -> tuple[str, list[list[Any]]]:
         """A pool and a cart in it: mostly one line of 1 or 2 units, sometimes two SKUs."""
         catalog = self.recording.catalog
-        pool = self.rng.choice(sorted(catalog.pools))
+        pool = self.rng.choice(catalog.crowd)
         skus = sorted(catalog.pools[pool])
         if len(skus) > 1 and self.rng.random() < 0.3:
             return pool, [[sku, 1] for sku in sorted(self.rng.sample(skus, 2))]
@@ -154,7 +154,7 @@ class Buyer:
 
     async def read_product(self) -> None:
         catalog = self.recording.catalog
-        pool = self.rng.choice(sorted(catalog.pools))
+        pool = self.rng.choice(catalog.crowd)
         sku = self.rng.choice(sorted(catalog.pools[pool]))
         await self.recording.record(
             self.process,

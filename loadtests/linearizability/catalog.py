@@ -5,7 +5,8 @@ and the windows within which the service may answer from a process's memory.
 `initial.json` beside a history is this, in the checker's form (loadtests/linearizability/
 initial.py: the products as PUT, the hold cap), with the memories' periods the service ran
 with: `{"hold_cap": n, "products": [{"sku", "pool", "stock", "max_per_customer"}, ...],
-"sold_out_cache_seconds": s, "read_cache_seconds": s}`.
+"sold_out_cache_seconds": s, "read_cache_seconds": s,
+"comeback_pools": [pool, ...]}` (the late buyers' pools, comeback.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,14 @@ import httpx
 DEFAULT_POOLS: dict[str, dict[str, tuple[int, int | None]]] = {
     "lin-a": {"a1": (4, 2), "a2": (3, None), "a3": (5, 2)},
     "lin-b": {"b1": (3, None), "b2": (6, 3)},
+}
+# The late buyers' pools (comeback.py): one SKU each, which the crowd never asks for; several
+# at once, each in its own pool (checked apart), for more of their cycles in a run.
+COMEBACK_POOLS = ("lin-c1", "lin-c2", "lin-c3")
+COMEBACK_STOCK = 8  # late buyers a cycle: each may meet the worker that remembers
+ALL_POOLS: dict[str, dict[str, tuple[int, int | None]]] = {
+    **DEFAULT_POOLS,
+    **{pool: {f"c{n}": (COMEBACK_STOCK, None)} for n, pool in enumerate(COMEBACK_POOLS, 1)},
 }
 HOLD_CAP = 3  # RESERVATION_MAX_HOLDS_PER_CUSTOMER: live holds per customer in a pool
 # The service's defaults (the periods of the sold-out memory and of the product read cache),
@@ -45,12 +54,18 @@ class Catalog:
     pools: Mapping[str, Mapping[str, Product]] = field(
         default_factory=lambda: {
             pool: {sku: Product(*spec) for sku, spec in skus.items()}
-            for pool, skus in DEFAULT_POOLS.items()
+            for pool, skus in ALL_POOLS.items()
         }
     )
+    comeback: tuple[str, ...] = COMEBACK_POOLS  # the late buyers' pools
     hold_cap: int = HOLD_CAP
     soldout_window: float = SOLDOUT_WINDOW
     read_window: float = READ_WINDOW
+
+    @property
+    def crowd(self) -> list[str]:
+        """The pools the crowd buys from (all but the late buyers'), sorted."""
+        return sorted(pool for pool in self.pools if pool not in self.comeback)
 
     def pool_of(self, sku: str) -> str:
         return next(pool for pool, skus in self.pools.items() if sku in skus)
@@ -73,6 +88,7 @@ class Catalog:
             ],
             "sold_out_cache_seconds": self.soldout_window,
             "read_cache_seconds": self.read_window,
+            "comeback_pools": list(self.comeback),
         }
 
     @classmethod
@@ -84,6 +100,7 @@ class Catalog:
             pools.setdefault(str(item["pool"]), {})[str(item["sku"])] = product
         return cls(
             pools=pools,
+            comeback=tuple(data.get("comeback_pools", ())),
             hold_cap=int(data["hold_cap"]),
             soldout_window=float(data.get("sold_out_cache_seconds", SOLDOUT_WINDOW)),
             read_window=float(data.get("read_cache_seconds", READ_WINDOW)),

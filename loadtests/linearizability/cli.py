@@ -90,6 +90,9 @@ def _run_options(parser: argparse.ArgumentParser, seconds: float) -> None:
     parser.add_argument("--seconds", type=float, default=seconds, help="of each recording")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--rate", type=float, default=200.0, help="the crowd's calls per second (0: no pacing)"
+    )
     parser.add_argument("--budget", type=float, default=BUDGET_SECONDS, help="s per pool")
     parser.add_argument(
         "--report-dir", type=Path, default=None, help="histories here (default: a temp dir)"
@@ -99,7 +102,11 @@ def _run_options(parser: argparse.ArgumentParser, seconds: float) -> None:
 def _options(args: argparse.Namespace) -> RunOptions:
     report_dir = args.report_dir or Path(tempfile.mkdtemp(prefix="linearizability-"))
     return RunOptions(
-        report_dir=report_dir, seconds=args.seconds, clients=args.clients, seed=args.seed
+        report_dir=report_dir,
+        seconds=args.seconds,
+        clients=args.clients,
+        seed=args.seed,
+        rate=args.rate,
     )
 
 

@@ -1,9 +1,10 @@
 """A recorded run: a stack of its own (loadtests/sale_stack.py: a redis-server, an nx-27017,
 the Stripe simulator with delivery chaos, `reservation serve --workers 2`, on free loopback
 ports), the catalog PUT, concurrent clients (loadtests/linearizability/buyers.py) each making
-one call at a time for a while, a fault injected meanwhile (faults.py), then every webhook
-drained; the history and the catalog it starts from are written to the report directory
-(`history.jsonl`, `initial.json`).
+one call at a time for a while, and the late buyers, each in a pool of its own (comeback.py),
+a fault injected meanwhile (faults.py), then every webhook drained; the history and the
+catalog it starts from are written to the report directory (`history.jsonl`,
+`initial.json`).
 
 Holds last 600 s, so none lapses during a run: the checks need no clock. The sold-out memory
 and the product read cache keep their defaults (0.1 s), so the windows are exercised."""
@@ -25,6 +26,7 @@ from loadtests.drills.target import Stores, own_stores
 from loadtests.linearizability import history
 from loadtests.linearizability.buyers import Buyer
 from loadtests.linearizability.catalog import Catalog, put_products
+from loadtests.linearizability.comeback import LateBuyer
 from loadtests.linearizability.faults import DELIVERY, NO_FAULT, Fault
 from loadtests.linearizability.recording import Recording
 from loadtests.sale_stack import ROOT, Stack, drain, start_stack
@@ -46,7 +48,10 @@ class RunOptions:
     fault_at: float | None = None  # seconds into the run; None: a quarter of it
     seed: int = 1
     timeout: float = 5.0  # a call not answered by then is unknown
-    pause: float = 0.01  # the most a client waits between two calls
+    # The crowd's calls per second, all clients together (each client paces its own share,
+    # give or take half): the same history length on a quick machine as on a slow one, so
+    # the check's time does not grow with the machine's speed. 0: as fast as they answer.
+    rate: float = 200.0
     # Go on past `seconds` (60 s at most) until every kind of call was made at least once.
     every_kind: bool = False
     root: Path = ROOT
@@ -147,19 +152,34 @@ async def _clients(stack: Stack, recording: Recording, options: RunOptions) -> N
         return now < until or (now < last and not recording.covers_every_kind())
 
     timeout = httpx.Timeout(options.timeout)
+    interval = options.clients / options.rate if options.rate else 0.0
     async with (
         httpx.AsyncClient(base_url=stack.service_url, timeout=timeout) as http,
         httpx.AsyncClient(base_url=stack.sim_url, timeout=timeout) as sim,
+        # The late buyer's: no connection kept, so each call's worker is the kernel's pick.
+        httpx.AsyncClient(
+            base_url=stack.service_url,
+            timeout=timeout,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as fresh,
     ):
 
         async def client(process: int) -> None:
             rng = random.Random(options.seed * 100_003 + process)
             buyer = Buyer(process, rng, recording, http, sim)
             while going():
+                started = time.monotonic()
                 await buyer.act()
-                await asyncio.sleep(rng.uniform(0, options.pause))
+                wait = started + interval * rng.uniform(0.5, 1.5) - time.monotonic()
+                await asyncio.sleep(max(wait, 0.0))
 
-        await asyncio.gather(*(client(process) for process in range(options.clients)))
+        clients = [client(process) for process in range(options.clients)]
+        catalog = options.catalog
+        for n, pool in enumerate(catalog.comeback):
+            (sku,) = catalog.pools[pool]
+            late = LateBuyer(options.clients + n, pool, sku, recording, fresh)
+            clients.append(late.run(lambda: time.monotonic() < until))
+        await asyncio.gather(*clients)
 
 
 def _keep_logs(stack: Stack, report_dir: Path) -> None:

@@ -14,15 +14,10 @@ before invoked - window came before that state, whatever began after completed c
 It does not hide a memory that never lapses or a read older than the window: those find no
 such moment.
 
-Where the window does not hold (a designed answer the check may call stale): the memory's
-bound is two periods only while each service process is asked about the SKU at least once per
-period. After a quiet spell in one process, the first request for the SKU re-arms the memory
-for one more period from then while it asks Redis, and the others are refused meanwhile from
-the answer before the spell. If that request's answer shows units (a hold forgets the SKU, but
-a `customer_limit_exceeded` or `hold_cap_reached` of it, which reserve.lua gives only once the
-units are there, forgets nothing), those refusals go on for the whole period. A recorder that
-keeps every SKU asked about by every process several times per period does not meet this; a
-window of the spell's length would, at the price of hiding shorter stale memories.
+The memory's bound holds however the SKU is asked about: a refusal never rests on a Redis
+answer more than two periods old (`SoldOutMemory._heard`; after a quiet spell the memory has
+forgotten the SKU and the next requests ask Redis). The late buyer (comeback.py) asks after
+such a spell on purpose, each cycle.
 
 A `409 insufficient_stock` with `available` 0 may be the memory's or Redis's; the memory's
 condition (no unit of that SKU free at some moment) covers Redis's (none free then, in its
