@@ -113,8 +113,9 @@ class LateBuyer:
         )
         if answer.status != 201 or answer.body.get("status") != "held":
             return None
+        # Not among the recording's known reservations: the crowd reads those, and its reads
+        # would make this pool's calls concurrent.
         reservation = str(answer.body["id"])
-        self.recording.learn(reservation, None)
         self.held.append(reservation)
         return reservation
 
