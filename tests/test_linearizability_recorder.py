@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from loadtests.linearizability import history, initial
-from loadtests.linearizability.checker import check
+from loadtests.linearizability.checker import Verdict, check
 from loadtests.linearizability.history import KINDS, Operation, Outcome
 from loadtests.linearizability.plant import BUGS, PlantFailed, apply, copy_tree, planted
 from loadtests.linearizability.recorder import RunOptions, record
@@ -73,29 +73,27 @@ def test_a_short_recording_is_a_well_formed_history_that_checks_linearizable(
     assert verdict.verdict == "ok", verdict.text()
 
 
-def test_a_release_that_gives_the_units_back_twice_is_caught(tmp_path: Path) -> None:
-    tree = planted(BUGS["c"], tmp_path / "tree")
-    run = record(RunOptions(report_dir=tmp_path / "run", seconds=4, clients=6, root=tree))
-
-    verdict = check(
+def _planted_run(tmp_path: Path, letter: str, seconds: float, clients: int) -> Verdict:
+    """A recording of a copy of the tree with bug `letter` planted, checked."""
+    tree = planted(BUGS[letter], tmp_path / "tree")
+    options = RunOptions(report_dir=tmp_path / "run", seconds=seconds, clients=clients, root=tree)
+    run = record(options)
+    return check(
         history.read(run.history),
         initial=initial.read(run.initial),
         budget_seconds=BUDGET_SECONDS,
     )
+
+
+def test_a_release_that_gives_the_units_back_twice_is_caught(tmp_path: Path) -> None:
+    verdict = _planted_run(tmp_path, "c", seconds=4, clients=6)
     assert verdict.verdict == "fail", verdict.text()
     assert "not linearizable" in verdict.text()
 
 
 def test_a_sold_out_memory_that_never_lapses_is_caught_by_the_late_buyer(tmp_path: Path) -> None:
-    tree = planted(BUGS["b"], tmp_path / "tree")
     # About 30 cycles of the late buyers in 6 s; each finds the bug about every other time.
-    run = record(RunOptions(report_dir=tmp_path / "run", seconds=6, clients=2, root=tree))
-
-    verdict = check(
-        history.read(run.history),
-        initial=initial.read(run.initial),
-        budget_seconds=BUDGET_SECONDS,
-    )
+    verdict = _planted_run(tmp_path, "b", seconds=6, clients=2)
     late = [pool.verdict for pool in verdict.pools if pool.pool.startswith("lin-c")]
     assert "fail" in late, verdict.text()
     assert "the service answered 409 insufficient_stock" in verdict.text()
