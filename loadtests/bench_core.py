@@ -61,7 +61,6 @@ from loadtests.core_strategies import (
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
 from loadtests.reporting import add_json_option, fmt
 from loadtests.script_costs import measure as measure_script_costs
-from reservation.stores.packing import connection_class
 
 DEFAULT_CONCURRENCY = (1, 10, 100, 500)
 DEFAULT_POSTGRES_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -92,12 +91,8 @@ async def bench(args: argparse.Namespace) -> int:
     concurrency: list[int] = args.concurrency
     notes: list[str] = []
     rows: list[Row] = []
-    # The service's connections (commands packed by hiredis: reservation/packing.py), for
-    # every Redis strategy alike.
-    options = {
-        "max_connections": max(concurrency) + 16,
-        "connection_class": connection_class(args.redis_url),
-    }
+    # redis-py's connections, as the service's, for every Redis strategy alike.
+    options = {"max_connections": max(concurrency) + 16}
     async with redis_for_run(args.redis_url, f"bench-core-{run}", **options) as client:
         strategies = make_strategies(args.strategies, client, args.postgres_dsn, run)
         try:

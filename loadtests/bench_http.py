@@ -23,9 +23,7 @@ ports (--cases picks some of them):
   the service's httptools protocol, 1 worker, no access log);
 - floor_post: the same floor route receiving the reserve's POST and body (read whole before the
   GET): the floor of a request that carries a body, reported beside the targets;
-- reserve_2_workers: reserve against `reservation serve --workers 2`;
-- reserve_redis_py_packing: reserve against the same server on redis-py's own packing and send
-  (loadtests/unpacked_serve.py), to tell whether reservation/stores/packing.py pays.
+- reserve_2_workers: reserve against `reservation serve --workers 2`.
 
 After every window the server's own count of answers (/metrics, every worker) and the SKU's
 `reserved` counter (GET /v1/products/{sku}) are compared with what wrk saw. When a target is
@@ -71,7 +69,6 @@ from loadtests.http_report import machine_notes, report, server_log_notes
 from loadtests.http_targets import missed
 from loadtests.http_tokens import verification_costs
 from loadtests.machine import DEFAULT_REDIS_URL, machine_info, run_loop
-from loadtests.packing_cost import packing_cost
 from loadtests.reporting import add_json_option
 from loadtests.wrk_driver import WRK_THREADS, wrk_version
 from reservation.server.open_files import raise_open_files_limit
@@ -148,12 +145,11 @@ async def bench(
             info = {**await machine_info(client), **tool_versions(use_wrk)}
             await client.set(floor_key(run.prefix), "1")
             rows = await run_cases(run)
-            cost = await packing_cost(args.redis_url)
             if args.profile and missed(rows, args.connections):
                 found = await profiles(run)
         finally:
             drop_database(mongodb_uri, run.database)
-    run.notes += machine_notes(rows) + server_log_notes(run.logs) + [token_note(), cost.note()]
+    run.notes += machine_notes(rows) + server_log_notes(run.logs) + [token_note()]
     report(rows, run, info, found)
     return 0
 

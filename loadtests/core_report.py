@@ -165,9 +165,8 @@ def method_items(pool_sizes: dict[int, int]) -> list[str]:
         " every strategy starts from the same stock. Each buyer (an asyncio task) holds 1 unit,"
         " records the latency, and repeats until the window ends; holds/s is holds divided by"
         " the time until the last buyer finished.",
-        "- One `redis.asyncio` client for every Redis strategy, its connection pool larger than N,"
-        " with the service's connection class (commands packed by hiredis:"
-        " reservation/packing.py).",
+        "- One `redis.asyncio` client for every Redis strategy, its connection pool larger than N"
+        " (redis-py's connections, as the service's).",
         "- lua: `Inventory.holds.reserve([('hot', 1)])`, one FCALL of the reserve function."
         " floor: a one-command script (`INCR`) on the same client: the round-trip floor, it"
         " sells nothing, so it has no oversold figure.",

@@ -9,8 +9,8 @@ second write per answer the service does not, and the ratio would credit the app
 difference of the server. It imports only what the app and the server need, so its process
 holds what a bare Starlette app holds (the benchmark's own tools — httpx, pymongo, matplotlib
 — would double its heap), and it applies the service's garbage-collector settings after
-start-up, and its Redis connections pack commands with hiredis like the service's
-(reservation.stores.packing), so the floor and the service differ only in the code a request runs.
+start-up, and its Redis connections are redis-py's, like the service's, so the floor and the
+service differ only in the code a request runs.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from reservation.server.limits import ClientLimits
 from reservation.server.open_files import raise_open_files_limit
 from reservation.server.protocol import ServiceConfig
 from reservation.settings import Settings
-from reservation.stores.packing import connection_class
 
 FLOOR_PATH = "/floor"
 DEFAULT_PREFIX = "bench-http"
@@ -49,7 +48,7 @@ async def floor_lifespan(app: Starlette) -> AsyncIterator[None]:
     url = os.environ.get("REDIS_URL", DEFAULT_REDIS_URL)
     # The service's connection class (commands packed by hiredis), so that the floor and the
     # service differ in the code a request runs, not in how redis-py packs a command.
-    client = Redis.from_url(url, max_connections=1024, connection_class=connection_class(url))
+    client = Redis.from_url(url, max_connections=1024)
     app.state.redis = client
     app.state.key = floor_key(os.environ.get("RESERVATION_KEY_PREFIX", DEFAULT_PREFIX))
     tune_after_startup()

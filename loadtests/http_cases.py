@@ -28,7 +28,7 @@ UNCOUNTED = {"floor": "n/a (no /metrics)"}
 class Case:
     name: str
     # "app" (1 worker), "app2" (2 workers: /metrics answers for both, prometheus_client's
-    # multiprocess mode), "app_unpacked" (1 worker on redis-py's own packing) or "floor".
+    # multiprocess mode) or "floor".
     server: str
     method: str
     path: str
@@ -75,16 +75,6 @@ CASES = (
     Case("floor", "floor", "GET", FLOOR_PATH, 200),
     Case("floor_post", "floor", "POST", FLOOR_PATH, 200, RESERVE_BODY),
     Case("reserve_2_workers", "app2", "POST", "/v1/reservations", 201, RESERVE_BODY, SKU),
-    # The reserve on redis-py's own packing and send: does reservation/stores/packing.py pay?
-    Case(
-        "reserve_redis_py_packing",
-        "app_unpacked",
-        "POST",
-        "/v1/reservations",
-        201,
-        RESERVE_BODY,
-        SKU,
-    ),
 )
 
 

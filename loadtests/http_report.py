@@ -216,8 +216,8 @@ def _floor_items() -> list[str]:
     """The floor app, and its POST twin, that every case is compared against."""
     return [
         "floor: `loadtests.floor:floor_app`, a bare Starlette app with one route doing one"
-        " Redis GET (redis.asyncio, a plain pool of up to 1024 connections, with the service's"
-        " connection class: commands packed by hiredis, reservation.stores.packing) and"
+        " Redis GET (redis.asyncio, a plain pool of up to 1024 connections, redis-py's"
+        " connections as the service's) and"
         " answering a small JSONResponse; no middleware, no body, no validation; the same"
         " garbage-collector settings as the service after start-up (gc.freeze, young"
         f" generation threshold {GC_YOUNG_THRESHOLD:,}, reservation.server.gctuning); served by"
@@ -247,9 +247,6 @@ def _store_items() -> list[str]:
     return [
         "reserve_2_workers: the reserve case against `reservation serve --workers 2` (uvicorn's"
         " supervisor and 2 worker processes, one listening socket).",
-        "reserve_redis_py_packing: the reserve case against `python -m loadtests.unpacked_serve"
-        " serve`, the same server on redis-py's own asyncio connections (packing in Python, the"
-        " write through asyncio.wait_for) instead of reservation/stores/packing.py's.",
         f"MongoDB: {mongo} Only start-up and the PUTs touch it; no case reads it.",
         "After the run every server is stopped (SIGTERM, then SIGKILL of anything left in its"
         " session), the Redis keys of the run prefix are deleted (SCAN + UNLINK) and the MongoDB"

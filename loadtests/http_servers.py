@@ -28,13 +28,10 @@ class Server:
 
 
 def server_command(kind: str) -> tuple[list[str], str]:
-    """The command line of a kind of server ("app", "app2": 2 workers, "app_unpacked":
-    redis-py's own packing, "floor"), without
-    its port, and the path that answers 200 once it is ready."""
+    """The command line of a kind of server ("app", "app2": 2 workers, "floor"), without its
+    port, and the path that answers 200 once it is ready."""
     if kind == "floor":
         return [sys.executable, "-m", "loadtests.floor"], FLOOR_PATH
-    if kind == "app_unpacked":  # redis-py's own packing and send (loadtests/unpacked_serve.py)
-        return [sys.executable, "-m", "loadtests.unpacked_serve", "serve"], "/readyz"
     workers = "2" if kind == "app2" else "1"
     return [sys.executable, "-m", "reservation", "serve", "--workers", workers], "/readyz"
 

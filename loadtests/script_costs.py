@@ -45,7 +45,6 @@ from loadtests.baseline_scripts import inventory_for
 from loadtests.cleanup import delete_matching
 from reservation.core.inventory import Inventory
 from reservation.core.keys import KeySpace
-from reservation.stores.packing import connection_class
 
 CONCURRENCY = 10
 ROUNDS = 3  # each phase's quickest of this many rounds is kept
@@ -220,7 +219,7 @@ async def memory_per_hold_everywhere(baseline: str | None, holds: int) -> list[M
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as workdir:
         server = RedisServer(Path(workdir))
         server.start()
-        client = Redis.from_url(server.url, connection_class=connection_class(server.url))
+        client = Redis.from_url(server.url)
         try:
             for version in ["now", *([baseline] if baseline else [])]:
                 for customer in (False, True):

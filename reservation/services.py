@@ -56,7 +56,6 @@ from reservation.payments.session_maker import SessionMaker
 from reservation.settings import Settings
 from reservation.stores.connection_queue import QueuedCluster, QueuedRedis
 from reservation.stores.embedded import EmbeddedMongo, embedded_redis
-from reservation.stores.packing import connection_class
 from reservation.usecases.catalog import Catalog
 from reservation.usecases.checkout import CheckoutService
 from reservation.usecases.hold import Hold
@@ -120,8 +119,6 @@ def redis_client(settings: Settings) -> RedisClient:
     pool = ConnectionPool.from_url(
         settings.redis_url,
         max_connections=settings.redis_pool_size,
-        # Commands packed by hiredis, not in Python (reservation/packing.py).
-        connection_class=connection_class(settings.redis_url),
         # A pooled connection that died with a restarted Redis is opened again and the
         # command sent again (every script is idempotent by its ids); a timeout is not.
         retry=Retry(ExponentialBackoff(cap=0.2, base=0.02), 2, (ConnectionError,)),

@@ -56,14 +56,6 @@ def test_the_protocol_still_starts_requests_through_it() -> None:
     assert source.count("self._start_asgi_task(") >= 2  # a request at once, a pipelined one
 
 
-def test_the_private_attributes_used_are_still_set() -> None:
-    """Attributes set on instances: redis-py's connection's stream writer
-    (reservation/stores/packing.py writes packed commands to it)."""
-    from redis.asyncio.connection import Connection
-
-    assert hasattr(Connection(), "_writer"), "redis.asyncio.connection.Connection._writer is gone"
-
-
 def test_locust_still_filters_tasks_by_tags() -> None:
     """loadtests/locustfile.py calls Environment._filter_tasks_by_tags(); read from locust's
     source, since importing locust in pytest patches the process (gevent)."""
