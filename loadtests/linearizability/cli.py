@@ -91,7 +91,10 @@ def _run_options(parser: argparse.ArgumentParser, seconds: float) -> None:
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--rate", type=float, default=200.0, help="the crowd's calls per second (0: no pacing)"
+        "--rate",
+        type=float,
+        default=RunOptions.rate,
+        help="the crowd's calls per second (0: no pacing)",
     )
     parser.add_argument("--budget", type=float, default=BUDGET_SECONDS, help="s per pool")
     parser.add_argument(

@@ -33,7 +33,7 @@ from loadtests.linearizability.answers import (
     reserve_result,
 )
 from loadtests.linearizability.recording import Recording
-from loadtests.linearizability.staleness import MARGIN_SECONDS
+from loadtests.linearizability.staleness import soldout_window
 
 # Refusals while every unit is held: that a worker other than the release's is not among
 # those that answered them is unlikely, even with the kernel's choice of worker uneven.
@@ -54,10 +54,9 @@ class LateBuyer:
 
     @property
     def quiet(self) -> float:
-        """How long the crowd stays away: past the checker's window (staleness.py: two periods
-        of the memory, the most the designed one lasts after Redis's answer, and one more for
-        the answer's way back), by a margin."""
-        return 2 * self.recording.catalog.soldout_window + MARGIN_SECONDS + 0.05
+        """How long the crowd stays away: past the checker's window for the service's memory
+        (staleness.py), by a margin."""
+        return soldout_window(self.recording.catalog.soldout_window) + 0.05
 
     async def run(self, going: Callable[[], bool]) -> None:
         while going():

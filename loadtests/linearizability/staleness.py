@@ -34,7 +34,15 @@ from loadtests.linearizability.history import Operation, Outcome
 SOLD_OUT_SECONDS = 0.1  # RESERVATION_SOLD_OUT_CACHE_SECONDS
 READ_CACHE_SECONDS = 0.1  # RESERVATION_READ_CACHE_SECONDS
 MARGIN_SECONDS = 0.1  # a Redis reply's way back to the process that remembers it
-DEFAULT_SOLDOUT_WINDOW = 2 * SOLD_OUT_SECONDS + MARGIN_SECONDS
+
+
+def soldout_window(period: float) -> float:
+    """How far back a sold-out memory of `period` may answer from: two periods (it re-arms
+    once while one request asks Redis again) and the margin for the reply's way back."""
+    return 2 * period + MARGIN_SECONDS
+
+
+DEFAULT_SOLDOUT_WINDOW = soldout_window(SOLD_OUT_SECONDS)
 DEFAULT_READ_WINDOW = READ_CACHE_SECONDS + MARGIN_SECONDS
 
 
